@@ -1,0 +1,405 @@
+/* quarrel.h - the public API of libquarrel, an LLM inference engine for GGUF models.
+ *
+ * Conventions: every function that can fail returns a qr_status (or NULL) and leaves a message
+ * for qr_last_error() (thread-local). Each _create/_load/_open has its _free. Handles are
+ * opaque. Strings are UTF-8. Token ids are int32_t.
+ */
+#ifndef QUARREL_H
+#define QUARREL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                     */
+
+typedef enum qr_status {
+    QR_OK = 0,
+    QR_ERR_INVALID_ARG,  /* a caller passed a bad value (flag, parameter, request field) */
+    QR_ERR_IO,           /* open/read/write/mmap failed */
+    QR_ERR_FORMAT,       /* malformed input file or data */
+    QR_ERR_UNSUPPORTED,  /* valid but not supported (GGUF v1, unknown arch or tensor type) */
+    QR_ERR_NOMEM,        /* allocation failed */
+    QR_ERR_CONTEXT_FULL, /* tokens do not fit the context */
+    QR_ERR_NUMERIC,      /* NaN/inf logits, all candidates filtered, ... */
+    QR_ERR_BUFFER_SMALL, /* the output buffer is too small; the needed size is reported */
+    QR_ERR_CANCELLED,    /* stopped by a callback */
+    QR_ERR_TEMPLATE,     /* a chat template failed to render */
+} qr_status;
+
+/* The message of the last error on this thread ("" if none). */
+const char *qr_last_error(void);
+/* A short name of a status ("ok", "invalid argument", ...). */
+const char *qr_status_name(qr_status status);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tensor types (numbered as ggml numbers them, so GGUF files carry these values)             */
+
+typedef enum qr_type {
+    QR_TYPE_F32 = 0,
+    QR_TYPE_F16 = 1,
+    QR_TYPE_Q4_0 = 2,
+    QR_TYPE_Q4_1 = 3,
+    QR_TYPE_Q5_0 = 6,
+    QR_TYPE_Q5_1 = 7,
+    QR_TYPE_Q8_0 = 8,
+    QR_TYPE_Q8_1 = 9,
+    QR_TYPE_Q2_K = 10,
+    QR_TYPE_Q3_K = 11,
+    QR_TYPE_Q4_K = 12,
+    QR_TYPE_Q5_K = 13,
+    QR_TYPE_Q6_K = 14,
+    QR_TYPE_Q8_K = 15,
+    QR_TYPE_BF16 = 30,
+    QR_TYPE_COUNT = 40, /* upper bound on ggml type ids, for tables */
+} qr_type;
+
+/* Name ("q4_K"), or NULL for an id Quarrel does not know. */
+const char *qr_type_name(int type);
+/* Parse a type name, case-insensitive ("Q4_K", "f16"); -1 if unknown. */
+int qr_type_from_name(const char *name);
+/* Elements per block and bytes per block; 0 for an unknown type. */
+int64_t qr_type_block_size(int type);
+size_t qr_type_block_bytes(int type);
+/* Bytes of a row of n elements (n a multiple of the block size), 0 if not representable. */
+size_t qr_type_row_bytes(int type, int64_t n);
+/* Dequantize n elements (a multiple of the block size) of a tensor of this type. */
+qr_status qr_dequantize(int type, const void *src, float *dst, int64_t n);
+/* Quantize n elements (a multiple of the block size) into dst (qr_type_row_bytes(type, n)). */
+qr_status qr_quantize(int type, const float *src, void *dst, int64_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* GGUF files                                                                                 */
+
+typedef enum qr_gguf_type {
+    QR_GGUF_UINT8 = 0,
+    QR_GGUF_INT8 = 1,
+    QR_GGUF_UINT16 = 2,
+    QR_GGUF_INT16 = 3,
+    QR_GGUF_UINT32 = 4,
+    QR_GGUF_INT32 = 5,
+    QR_GGUF_FLOAT32 = 6,
+    QR_GGUF_BOOL = 7,
+    QR_GGUF_STRING = 8,
+    QR_GGUF_ARRAY = 9,
+    QR_GGUF_UINT64 = 10,
+    QR_GGUF_INT64 = 11,
+    QR_GGUF_FLOAT64 = 12,
+} qr_gguf_type;
+
+/* A parsed metadata value. Strings are NUL-terminated copies (len excludes the NUL).
+ * Arrays of numbers point at the raw little-endian values inside the file (possibly
+ * unaligned: read them with qr_gguf_arr_*); arrays of strings and of arrays have items[]. */
+typedef struct qr_gguf_value {
+    qr_gguf_type type;
+    union {
+        uint64_t u64; /* every unsigned integer type */
+        int64_t i64;  /* every signed integer type */
+        double f64;   /* FLOAT32 and FLOAT64 */
+        bool b;
+        struct {
+            const char *ptr;
+            uint64_t len;
+        } str;
+        struct {
+            qr_gguf_type type;
+            uint64_t n;
+            const void *data;                  /* numeric and bool element arrays */
+            const struct qr_gguf_value *items; /* string and array element arrays */
+        } arr;
+    };
+} qr_gguf_value;
+
+typedef struct qr_gguf_tensor {
+    const char *name;
+    int type; /* qr_type */
+    uint32_t n_dims;
+    int64_t ne[4];   /* ne[0] is the fastest-varying (row length); unused dims are 1 */
+    uint64_t offset; /* from the start of the data section */
+    size_t nbytes;
+    const void *data; /* inside the mapping */
+} qr_gguf_tensor;
+
+typedef struct qr_gguf qr_gguf;
+
+/* Map a file read-only (MAP_PRIVATE) and parse it. */
+qr_status qr_gguf_open(const char *path, qr_gguf **out);
+/* Parse a GGUF image in memory; the caller keeps data alive and unchanged until free. */
+qr_status qr_gguf_open_memory(const void *data, size_t size, qr_gguf **out);
+void qr_gguf_free(qr_gguf *gguf);
+
+uint32_t qr_gguf_version(const qr_gguf *gguf);
+size_t qr_gguf_alignment(const qr_gguf *gguf);
+size_t qr_gguf_data_offset(const qr_gguf *gguf);
+size_t qr_gguf_file_size(const qr_gguf *gguf);
+
+int64_t qr_gguf_n_kv(const qr_gguf *gguf);
+const char *qr_gguf_key(const qr_gguf *gguf, int64_t i);
+const qr_gguf_value *qr_gguf_value_at(const qr_gguf *gguf, int64_t i);
+int64_t qr_gguf_find_key(const qr_gguf *gguf, const char *key); /* -1 if absent */
+/* Typed lookups: NULL/false when absent or of another type (integers convert if in range). */
+const char *qr_gguf_get_str(const qr_gguf *gguf, const char *key);
+bool qr_gguf_get_u32(const qr_gguf *gguf, const char *key, uint32_t *out);
+bool qr_gguf_get_i64(const qr_gguf *gguf, const char *key, int64_t *out);
+bool qr_gguf_get_f32(const qr_gguf *gguf, const char *key, float *out);
+bool qr_gguf_get_bool(const qr_gguf *gguf, const char *key, bool *out);
+const qr_gguf_value *qr_gguf_get_arr(const qr_gguf *gguf, const char *key);
+/* Element j of a numeric/bool array, converted. */
+int64_t qr_gguf_arr_i64(const qr_gguf_value *arr, uint64_t j);
+double qr_gguf_arr_f64(const qr_gguf_value *arr, uint64_t j);
+/* Size in bytes of one element of a scalar type (0 for STRING/ARRAY). */
+size_t qr_gguf_type_size(qr_gguf_type type);
+const char *qr_gguf_type_name(qr_gguf_type type);
+
+int64_t qr_gguf_n_tensors(const qr_gguf *gguf);
+const qr_gguf_tensor *qr_gguf_tensor_at(const qr_gguf *gguf, int64_t i);
+const qr_gguf_tensor *qr_gguf_find_tensor(const qr_gguf *gguf, const char *name);
+
+/* Writer: collect KVs and tensors, then write a GGUF v3 file (data aligned to
+ * general.alignment, default 32). Tensor data pointers must stay valid until write. */
+typedef struct qr_gguf_writer qr_gguf_writer;
+qr_gguf_writer *qr_gguf_writer_create(void);
+void qr_gguf_writer_free(qr_gguf_writer *w);
+/* Set a key (replacing an earlier one of the same name) to a copy of value. */
+qr_status qr_gguf_writer_set(qr_gguf_writer *w, const char *key, const qr_gguf_value *value);
+qr_status qr_gguf_writer_set_str(qr_gguf_writer *w, const char *key, const char *s);
+qr_status qr_gguf_writer_set_u32(qr_gguf_writer *w, const char *key, uint32_t v);
+qr_status qr_gguf_writer_set_f32(qr_gguf_writer *w, const char *key, float v);
+qr_status qr_gguf_writer_set_bool(qr_gguf_writer *w, const char *key, bool v);
+qr_status qr_gguf_writer_add_tensor(qr_gguf_writer *w, const char *name, int type, uint32_t n_dims,
+                                    const int64_t *ne, const void *data, size_t nbytes);
+qr_status qr_gguf_writer_write(qr_gguf_writer *w, const char *path);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Quantizing a model file                                                                    */
+
+typedef struct qr_quantize_params {
+    int n_threads;
+    bool verbose; /* per-tensor lines on stderr */
+} qr_quantize_params;
+
+/* ftype: a tensor type name ("Q8_0", "Q4_K", "F16", ...) or a mix ("Q4_K_M", "Q5_K_M",
+ * "Q3_K_M", "Q2_K"). */
+qr_status qr_quantize_file(const char *in_path, const char *out_path, const char *ftype,
+                           const qr_quantize_params *params);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Models                                                                                     */
+
+typedef int32_t qr_token;
+typedef struct qr_model qr_model;
+
+typedef struct qr_model_params {
+    bool vocab_only; /* load only the tokenizer (vocabulary-only GGUF files) */
+} qr_model_params;
+
+qr_model_params qr_model_default_params(void);
+
+/* Resolve a model name (path, $QUARREL_MODELS, ollama store; NULL means the default
+ * stories260K) into a file path. The error message lists the places looked at. */
+qr_status qr_model_resolve(const char *name, const char *default_dir, char *path, size_t path_size);
+qr_status qr_model_load(const char *path, const qr_model_params *params, qr_model **out);
+void qr_model_free(qr_model *model);
+
+const char *qr_model_arch(const qr_model *model);
+const qr_gguf *qr_model_gguf(const qr_model *model);
+int32_t qr_model_n_vocab(const qr_model *model);
+int32_t qr_model_n_ctx_train(const qr_model *model);
+int32_t qr_model_n_embd(const qr_model *model);
+int32_t qr_model_n_layer(const qr_model *model);
+uint64_t qr_model_size_bytes(const qr_model *model);
+uint64_t qr_model_n_params(const qr_model *model);
+/* The tokenizer.chat_template string, or NULL. */
+const char *qr_model_chat_template(const qr_model *model);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tokenizer                                                                                  */
+
+/* Tokenize text[0..len). add_special: BOS/EOS as the vocabulary asks. parse_special: text
+ * like "<|im_start|>" becomes the special token. On QR_ERR_BUFFER_SMALL *n_tokens is the
+ * number needed. */
+qr_status qr_tokenize(const qr_model *model, const char *text, size_t len, bool add_special,
+                      bool parse_special, qr_token *tokens, int32_t n_max, int32_t *n_tokens);
+/* The bytes of one token (not NUL-terminated); returns the length, or -(needed) if len is too
+ * small. special: render control tokens ("</s>") instead of nothing. */
+int32_t qr_token_to_piece(const qr_model *model, qr_token token, char *buf, int32_t len,
+                          bool special);
+/* Detokenize a sequence with llama.cpp's rules (leading space after BOS removed for SPM);
+ * returns the length, or -(needed). */
+int32_t qr_detokenize(const qr_model *model, const qr_token *tokens, int32_t n_tokens, char *buf,
+                      int32_t len, bool remove_special, bool unparse_special);
+const char *qr_token_text(const qr_model *model, qr_token token); /* vocabulary string */
+qr_token qr_token_bos(const qr_model *model); /* -1 if none */
+qr_token qr_token_eos(const qr_model *model);
+bool qr_token_is_eog(const qr_model *model, qr_token token);     /* EOS, EOT, ... */
+bool qr_token_is_control(const qr_model *model, qr_token token);
+bool qr_vocab_add_bos(const qr_model *model);
+
+/* Streaming-safe text output: feed token bytes as they come, get back only complete UTF-8
+ * characters. */
+typedef struct qr_utf8_stream {
+    char pending[4];
+    int n_pending;
+} qr_utf8_stream;
+/* Appends the complete characters of pending+in to out (capacity >= n + 4); returns bytes
+ * written. Invalid sequences come out as U+FFFD. */
+size_t qr_utf8_stream_push(qr_utf8_stream *s, const char *in, size_t n, char *out);
+/* Flush what is left (an incomplete tail becomes U+FFFD). */
+size_t qr_utf8_stream_flush(qr_utf8_stream *s, char *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Contexts, batches, evaluation                                                              */
+
+typedef struct qr_context qr_context;
+
+typedef enum qr_kv_type { QR_KV_F16 = 0, QR_KV_F32 = 1 } qr_kv_type;
+
+/* Debug hook: called with every named intermediate of the forward pass (names as llama.cpp's
+ * graph: "attn_norm-3", "Qcur-0.rope", "result_output", ...), data as [n_tokens][ne0] f32. */
+typedef void (*qr_debug_fn)(const char *name, const float *data, int64_t ne0, int64_t n_tokens,
+                            void *user);
+
+typedef struct qr_context_params {
+    int32_t n_ctx;     /* total KV cells (0: the model's training context, capped at 4096) */
+    int32_t n_batch;   /* most tokens evaluated at once (0: 512) */
+    int32_t n_threads; /* 0: number of online CPUs */
+    int32_t n_seq_max; /* independent sequences (server slots) sharing the cache (0: 1) */
+    qr_kv_type kv_type;
+    qr_debug_fn debug_fn;
+    void *debug_user;
+} qr_context_params;
+
+qr_context_params qr_context_default_params(void);
+qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr_context **out);
+void qr_context_free(qr_context *ctx);
+int32_t qr_context_n_ctx(const qr_context *ctx);
+const qr_model *qr_context_model(const qr_context *ctx);
+
+/* A batch of tokens to evaluate, each with its position, sequence and whether its logits are
+ * wanted. */
+typedef struct qr_batch {
+    int32_t n_tokens;
+    qr_token *token;
+    int32_t *pos;
+    int32_t *seq_id;
+    int8_t *logits;
+} qr_batch;
+
+qr_status qr_batch_init(qr_batch *batch, int32_t n_max);
+void qr_batch_free(qr_batch *batch);
+/* Append one token. */
+void qr_batch_add(qr_batch *batch, qr_token token, int32_t pos, int32_t seq_id, bool logits);
+
+/* Evaluate a batch (split into n_batch pieces internally). Positions of a sequence must
+ * continue its cache. */
+qr_status qr_decode(qr_context *ctx, const qr_batch *batch);
+/* Logits of the i-th token of the last batch that asked for them (i = -1: the last one). */
+const float *qr_get_logits(qr_context *ctx, int32_t i);
+
+/* KV cache: forget positions [p0, p1) of a sequence (p1 = -1: to the end), all sequences when
+ * seq_id = -1. */
+qr_status qr_kv_remove(qr_context *ctx, int32_t seq_id, int32_t p0, int32_t p1);
+void qr_kv_clear(qr_context *ctx);
+int32_t qr_kv_seq_pos_max(const qr_context *ctx, int32_t seq_id); /* -1 if empty */
+int32_t qr_kv_used_cells(const qr_context *ctx);
+
+/* Timings accumulated since creation or the last reset. */
+typedef struct qr_timings {
+    int64_t n_prompt_tokens, n_gen_tokens;
+    double prompt_seconds, gen_seconds;
+} qr_timings;
+qr_timings qr_context_timings(const qr_context *ctx);
+void qr_context_reset_timings(qr_context *ctx);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sampling                                                                                   */
+
+typedef struct qr_logit_bias {
+    qr_token token;
+    float bias; /* -INFINITY bans the token */
+} qr_logit_bias;
+
+typedef struct qr_sampler_params {
+    uint64_t seed;          /* QR_SEED_RANDOM: pick one (read it back with qr_sampler_seed) */
+    float temp;             /* <= 0: greedy */
+    int32_t top_k;          /* <= 0: off */
+    float top_p;            /* 1: off */
+    float min_p;            /* 0: off */
+    float typical_p;        /* 1: off */
+    float repeat_penalty;   /* 1: off */
+    int32_t repeat_last_n;  /* tokens of history the penalties look at (-1: all) */
+    float presence_penalty; /* 0: off */
+    float frequency_penalty;
+    float dynatemp_range; /* 0: off; temperature ranges over temp +- range */
+    float dynatemp_exp;
+    int32_t mirostat; /* 0 off, 2 = mirostat v2 */
+    float mirostat_tau;
+    float mirostat_eta;
+    bool quality; /* the --quality preset */
+    int32_t n_logit_bias;
+    const qr_logit_bias *logit_bias;
+    int32_t n_probs; /* top alternatives reported with each token (0: none) */
+} qr_sampler_params;
+
+#define QR_SEED_RANDOM UINT64_MAX
+#define QR_MAX_TOP_LOGPROBS 20
+
+typedef struct qr_token_logprobs {
+    float logprob; /* of the chosen token, under the distribution before sampling filters */
+    int32_t n_top;
+    qr_token top_ids[QR_MAX_TOP_LOGPROBS];
+    float top_logprobs[QR_MAX_TOP_LOGPROBS];
+} qr_token_logprobs;
+
+typedef struct qr_sampler qr_sampler;
+
+qr_sampler_params qr_sampler_default_params(void);
+qr_status qr_sampler_create(const qr_sampler_params *params, int32_t n_vocab, qr_sampler **out);
+void qr_sampler_free(qr_sampler *s);
+uint64_t qr_sampler_seed(const qr_sampler *s);
+/* Pick the next token from n_vocab logits; logprobs may be NULL. */
+qr_status qr_sampler_sample(qr_sampler *s, const float *logits, qr_token *out,
+                            qr_token_logprobs *logprobs);
+/* Record a token in the history (penalties); sample() does this for its own picks, call it
+ * for prompt tokens. */
+void qr_sampler_accept(qr_sampler *s, qr_token token);
+void qr_sampler_reset(qr_sampler *s);
+
+/* Stop strings matched across token boundaries: feed generated text; text that might be the
+ * start of a stop string is held back. */
+typedef struct qr_stop_matcher qr_stop_matcher;
+qr_status qr_stop_matcher_create(const char *const *stops, int n_stops, qr_stop_matcher **out);
+void qr_stop_matcher_free(qr_stop_matcher *m);
+/* Feed text; *emit/*n_emit is what may be printed now (valid until the next call). Returns
+ * true once a stop string has been matched (the stop string itself is never emitted). */
+bool qr_stop_matcher_push(qr_stop_matcher *m, const char *text, size_t n, const char **emit,
+                          size_t *n_emit);
+/* At the end of generation: the held-back text. */
+void qr_stop_matcher_flush(qr_stop_matcher *m, const char **emit, size_t *n_emit);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Chat templates                                                                             */
+
+typedef struct qr_chat_message {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+} qr_chat_message;
+
+/* Render a conversation. tmpl is a Jinja template source or a built-in family name
+ * ("chatml", "llama2", "llama3", "zephyr", "phi3", "gemma", ...); NULL = chatml.
+ * *out is malloc'd (caller frees). */
+qr_status qr_chat_apply_template(const char *tmpl, const qr_chat_message *messages,
+                                 size_t n_messages, bool add_generation_prompt,
+                                 const char *bos_token, const char *eos_token, char **out);
+/* The built-in family a template source is recognised as (NULL if none). */
+const char *qr_chat_detect_family(const char *tmpl);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QUARREL_H */

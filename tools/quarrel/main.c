@@ -1,0 +1,44 @@
+/* main.c - `quarrel <command> [args]`: dispatch to the subcommands. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"run", cmd_run, "generate text from a prompt"},
+    {"inspect", cmd_inspect, "show a GGUF file's metadata and tensors"},
+    {"tokenize", cmd_tokenize, "show the tokens of a text"},
+    {"quantize", cmd_quantize, "convert a GGUF model to another tensor type or mix"},
+};
+
+int cli_fail(const char *what) {
+    fprintf(stderr, "quarrel: %s: %s\n", what, qr_last_error());
+    return 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: quarrel <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`quarrel <command> --help` for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return cmd_run(argc, argv); /* a bare `quarrel` tells a story */
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    if (argv[1][0] == '-') return cmd_run(argc, argv); /* `quarrel -p ...` means run */
+    fprintf(stderr, "quarrel: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
