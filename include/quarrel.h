@@ -238,7 +238,7 @@ qr_token qr_token_bos(const qr_model *model); /* -1 if none */
 qr_token qr_token_eos(const qr_model *model);
 bool qr_token_is_eog(const qr_model *model, qr_token token);     /* EOS, EOT, ... */
 bool qr_token_is_control(const qr_model *model, qr_token token);
-bool qr_vocab_add_bos(const qr_model *model);
+bool qr_model_adds_bos(const qr_model *model); /* the vocabulary wants a BOS first */
 
 /* Streaming-safe text output: feed token bytes as they come, get back only complete UTF-8
  * characters. */
@@ -375,7 +375,7 @@ void qr_sampler_reset(qr_sampler *s);
 typedef struct qr_stop_matcher qr_stop_matcher;
 qr_status qr_stop_matcher_create(const char *const *stops, int n_stops, qr_stop_matcher **out);
 void qr_stop_matcher_free(qr_stop_matcher *m);
-/* Feed text; *emit/*n_emit is what may be printed now (valid until the next call). Returns
+/* Feed text; *emit and *n_emit give what may be printed now (valid until the next call). Returns
  * true once a stop string has been matched (the stop string itself is never emitted). */
 bool qr_stop_matcher_push(qr_stop_matcher *m, const char *text, size_t n, const char **emit,
                           size_t *n_emit);

@@ -22,7 +22,14 @@ void qr_error_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    size_t n = strlen(prefix);
+    if (n + 2 >= sizeof last_error) n = sizeof last_error - 3;
+    memcpy(last_error, prefix, n);
+    memcpy(last_error + n, ": ", 2);
+    size_t m = strlen(old);
+    if (n + 2 + m >= sizeof last_error) m = sizeof last_error - n - 3;
+    memcpy(last_error + n + 2, old, m);
+    last_error[n + 2 + m] = '\0';
 }
 
 void qr_error_clear(void) {

@@ -1,0 +1,19 @@
+/* matmul.h - matrix products of weights (any tensor type) with activations. Activations are
+ * first converted to the weight type's vec_dot_type (as ggml does: Q8_0 for q4_0/q5_0/q8_0,
+ * Q8_1 for q4_1/q5_1, Q8_K for k-quants, F16 for f16, ...), then each output is one vec_dot. */
+#ifndef QR_MATMUL_H
+#define QR_MATMUL_H
+
+#include "util/util.h"
+
+/* Bytes needed to hold n_tokens rows of n_cols activations converted for weight type `type`. */
+size_t qr_act_bytes(int type, int64_t n_cols, int64_t n_tokens);
+/* Convert n_tokens rows of n_cols floats (row stride n_cols) for weights of `type`. Returns the
+ * stride in bytes of a converted row. */
+size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens, void *out);
+
+/* y[t * y_stride + r] = dot(w row r, activation row t) for r in [r0, r1), t in [0, n_tokens). */
+void qr_matmul_rows(int type, const void *w, size_t w_row_bytes, int64_t n_cols, const void *act, size_t act_stride,
+                    int64_t n_tokens, float *y, int64_t y_stride, int64_t r0, int64_t r1);
+
+#endif

@@ -1,0 +1,265 @@
+/* forward.c - the transformer forward pass of llama and qwen2 over a batch of tokens,
+ * readable top to bottom like llama2.c's run.c; the arithmetic follows llama.cpp's graph
+ * (llm_build_llama / llm_build_qwen2) so the logits match it:
+ *   x = embd(token)
+ *   per layer: h = rmsnorm(x) * attn_norm; q,k,v = Wq h (+bq), Wk h (+bk), Wv h (+bv);
+ *              rope(q, k); cache k, v; x += Wo attention(q, K, V)
+ *              h = rmsnorm(x) * ffn_norm; x += Wdown (silu(Wgate h) * Wup h)
+ *   logits = Wout (rmsnorm(x) * output_norm)
+ * Matrix products go through kernels/matmul, split over the context's threads by rows. */
+#include "kernels/matmul.h"
+#include "runtime/context.h"
+#include "tensor/tensor.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* ---- debug hook ---- */
+
+static void dump(const qr_context *ctx, const char *name, int layer, const float *data, int64_t ne0, int32_t n) {
+    if (!ctx->params.debug_fn) return;
+    char full[64];
+    if (layer >= 0) {
+        /* "Qcur-3.rope": the layer goes before any ".suffix" */
+        const char *dot = strchr(name, '.');
+        int base = dot ? (int)(dot - name) : (int)strlen(name);
+        snprintf(full, sizeof full, "%.*s-%d%s", base, name, layer, dot ? dot : "");
+    } else {
+        snprintf(full, sizeof full, "%s", name);
+    }
+    ctx->params.debug_fn(full, data, ne0, n, ctx->params.debug_user);
+}
+
+/* ---- parallel matrix product ---- */
+
+typedef struct matmul_task {
+    const qr_weight *w;
+    const void *act;
+    size_t act_stride;
+    int32_t n_tokens;
+    float *y;
+} matmul_task;
+
+static void matmul_worker(void *arg, int ith, int nth) {
+    const matmul_task *t = arg;
+    int64_t rows = t->w->n_rows;
+    int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
+    qr_matmul_rows(t->w->type, t->w->data, t->w->row_bytes, t->w->n_cols, t->act, t->act_stride, t->n_tokens, t->y,
+                   rows, r0, r1);
+}
+
+/* y[n][w.n_rows] = x[n][w.n_cols] W^T */
+static void matmul(qr_context *ctx, const qr_weight *w, const float *x, int32_t n, float *y) {
+    matmul_task t = {.w = w, .act = ctx->act_q, .n_tokens = n, .y = y};
+    t.act_stride = qr_act_convert(w->type, x, w->n_cols, n, ctx->act_q);
+    qr_pool_run(ctx->pool, matmul_worker, &t);
+}
+
+static void add_bias(const qr_weight *b, float *y, int64_t dim, int32_t n) {
+    if (!b->data) return;
+    const float *bias = b->data;
+    for (int32_t t = 0; t < n; t++)
+        for (int64_t i = 0; i < dim; i++) y[t * dim + i] += bias[i];
+}
+
+/* ---- elementwise ops ---- */
+
+/* out = x / sqrt(mean(x^2) + eps) * weight, as ggml_rms_norm followed by ggml_mul */
+static void rmsnorm(float *out, const float *x, const qr_weight *weight, int64_t dim, float eps, int32_t n) {
+    const float *w = weight->data;
+    for (int32_t t = 0; t < n; t++) {
+        const float *xt = x + t * dim;
+        double sum = 0.0; /* ggml sums in ggml_float (double) */
+        for (int64_t i = 0; i < dim; i++) sum += (double)(xt[i] * xt[i]);
+        float mean = (float)(sum / (double)dim);
+        float scale = 1.0f / sqrtf(mean + eps);
+        for (int64_t i = 0; i < dim; i++) out[t * dim + i] = (xt[i] * scale) * w[i];
+    }
+}
+
+/* Rotary embedding of n_heads heads of head_dim in place (ggml_rope_ext, no YaRN scaling):
+ * pair i of the first n_rot dimensions turns by pos * base^(-2i/n_rot) / freq_factor[i].
+ * NORM pairs adjacent dims (2i, 2i+1); NEOX pairs (i, i + n_rot/2). */
+static void rope(const qr_model *m, float *v, int32_t n_heads, int32_t pos) {
+    const qr_hparams *hp = &m->hp;
+    const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->n_rot);
+    const float *freq_factors = m->rope_freqs.data;
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *x = v + (int64_t)h * hp->head_dim;
+        float theta = (float)pos * hp->rope_freq_scale;
+        for (int32_t i = 0; i < hp->n_rot / 2; i++) {
+            float th = freq_factors ? theta / freq_factors[i] : theta;
+            float c = cosf(th), s = sinf(th);
+            int32_t a = hp->rope_type == QR_ROPE_NEOX ? i : 2 * i;
+            int32_t b = hp->rope_type == QR_ROPE_NEOX ? i + hp->n_rot / 2 : 2 * i + 1;
+            float x0 = x[a], x1 = x[b];
+            x[a] = x0 * c - x1 * s;
+            x[b] = x0 * s + x1 * c;
+            theta *= theta_scale;
+        }
+    }
+}
+
+/* ---- KV cache ---- */
+
+static void kv_store(qr_context *ctx, void *cache, int64_t cell, const float *src, int64_t dim) {
+    if (ctx->params.kv_type == QR_KV_F32) {
+        memcpy((float *)cache + cell * dim, src, (size_t)dim * sizeof(float));
+    } else {
+        uint16_t *dst = (uint16_t *)cache + cell * dim;
+        for (int64_t i = 0; i < dim; i++) dst[i] = qr_fp32_to_fp16(src[i]);
+    }
+}
+
+static inline float kv_load(const qr_context *ctx, const void *cache, int64_t idx) {
+    return ctx->params.kv_type == QR_KV_F32 ? ((const float *)cache)[idx]
+                                            : qr_fp16_to_fp32(((const uint16_t *)cache)[idx]);
+}
+
+/* With an F16 cache llama.cpp's products K.q and V.p convert q and p to f16 first. */
+static inline float kv_round(const qr_context *ctx, float x) {
+    return ctx->params.kv_type == QR_KV_F32 ? x : qr_fp16_to_fp32(qr_fp32_to_fp16(x));
+}
+
+/* ---- attention ---- */
+
+typedef struct attn_task {
+    qr_context *ctx;
+    int layer;
+    const int32_t *pos, *seq;
+    int32_t n_tokens;
+} attn_task;
+
+/* One (token, head): softmax(q.K / sqrt(hd) + causal mask) . V over the cells of its sequence. */
+static void attend(qr_context *ctx, int layer, int32_t t, int32_t h, int32_t pos, int32_t seq, float *scores) {
+    const qr_hparams *hp = &ctx->model->hp;
+    const int64_t hd = hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hd;
+    const int32_t kv_h = h / (hp->n_head / hp->n_head_kv);
+    const float *q = ctx->q + (int64_t)t * hp->n_head * hd + (int64_t)h * hd;
+    float *out = ctx->att_out + (int64_t)t * hp->n_head * hd + (int64_t)h * hd;
+    const void *kc = ctx->k_cache[layer], *vc = ctx->v_cache[layer];
+    const int64_t base = (int64_t)seq * ctx->n_ctx_seq;
+    const float scale = 1.0f / sqrtf((float)hd);
+    int32_t first = 0;
+    if (hp->sliding_window > 0 && pos >= hp->sliding_window) first = pos - hp->sliding_window + 1;
+
+    float qr[512];
+    for (int64_t i = 0; i < hd; i++) qr[i] = kv_round(ctx, q[i]);
+    float max = -INFINITY;
+    for (int32_t p = first; p <= pos; p++) {
+        int64_t off = (base + p) * kv_dim + (int64_t)kv_h * hd;
+        float s = 0.0f;
+        for (int64_t i = 0; i < hd; i++) s += qr[i] * kv_load(ctx, kc, off + i);
+        s *= scale;
+        scores[p] = s;
+        if (s > max) max = s;
+    }
+    double sum = 0.0;
+    for (int32_t p = first; p <= pos; p++) {
+        float e = expf(scores[p] - max);
+        scores[p] = e;
+        sum += (double)e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < hd; i++) out[i] = 0.0f;
+    for (int32_t p = first; p <= pos; p++) {
+        float w = kv_round(ctx, scores[p] * inv);
+        int64_t off = (base + p) * kv_dim + (int64_t)kv_h * hd;
+        for (int64_t i = 0; i < hd; i++) out[i] += w * kv_load(ctx, vc, off + i);
+    }
+}
+
+static void attn_worker(void *arg, int ith, int nth) {
+    const attn_task *a = arg;
+    const int32_t n_head = a->ctx->model->hp.n_head;
+    const int64_t total = (int64_t)a->n_tokens * n_head;
+    float *scores = a->ctx->scores + (int64_t)ith * a->ctx->n_ctx_seq;
+    for (int64_t j = total * ith / nth; j < total * (ith + 1) / nth; j++) {
+        int32_t t = (int32_t)(j / n_head), h = (int32_t)(j % n_head);
+        attend(a->ctx, a->layer, t, h, a->pos[t], a->seq[t], scores);
+    }
+}
+
+/* ---- the pass ---- */
+
+qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos, const int32_t *seq, int32_t n,
+                     const int8_t *want_logits, float *out) {
+    const qr_model *m = ctx->model;
+    const qr_hparams *hp = &m->hp;
+    const int64_t d = hp->n_embd, hd = hp->head_dim;
+    const int64_t q_dim = (int64_t)hp->n_head * hd, kv_dim = (int64_t)hp->n_head_kv * hd;
+    float *x = ctx->x, *xb = ctx->xb;
+
+    /* token embeddings: rows of token_embd, dequantized */
+    const qr_type_traits *embd_tr = qr_type_traits_get(m->tok_embd.type);
+    for (int32_t t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
+            return qr_error(QR_ERR_INVALID_ARG, "token id %d out of range (vocabulary has %d)", tokens[t], hp->n_vocab);
+        embd_tr->to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes, x + t * d, d);
+    }
+    dump(ctx, "embd", -1, x, d, n);
+
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const qr_layer *L = &m->layers[l];
+
+        /* attention */
+        rmsnorm(xb, x, &L->attn_norm, d, hp->norm_eps, n);
+        dump(ctx, "attn_norm", l, xb, d, n);
+        matmul(ctx, &L->wq, xb, n, ctx->q);
+        add_bias(&L->bq, ctx->q, q_dim, n);
+        dump(ctx, "Qcur.mul_mat", l, ctx->q, q_dim, n);
+        matmul(ctx, &L->wk, xb, n, ctx->k);
+        add_bias(&L->bk, ctx->k, kv_dim, n);
+        dump(ctx, "Kcur.mul_mat", l, ctx->k, kv_dim, n);
+        matmul(ctx, &L->wv, xb, n, ctx->v);
+        add_bias(&L->bv, ctx->v, kv_dim, n);
+        dump(ctx, "Vcur", l, ctx->v, kv_dim, n);
+        for (int32_t t = 0; t < n; t++) {
+            rope(m, ctx->q + t * q_dim, hp->n_head, pos[t]);
+            rope(m, ctx->k + t * kv_dim, hp->n_head_kv, pos[t]);
+            int64_t cell = (int64_t)seq[t] * ctx->n_ctx_seq + pos[t];
+            kv_store(ctx, ctx->k_cache[l], cell, ctx->k + t * kv_dim, kv_dim);
+            kv_store(ctx, ctx->v_cache[l], cell, ctx->v + t * kv_dim, kv_dim);
+        }
+        dump(ctx, "Qcur.rope", l, ctx->q, q_dim, n);
+        dump(ctx, "Kcur.rope", l, ctx->k, kv_dim, n);
+        attn_task at = {.ctx = ctx, .layer = l, .pos = pos, .seq = seq, .n_tokens = n};
+        qr_pool_run(ctx->pool, attn_worker, &at);
+        dump(ctx, "kqv_out", l, ctx->att_out, q_dim, n);
+        matmul(ctx, &L->wo, ctx->att_out, n, xb);
+        dump(ctx, "attn_out", l, xb, d, n);
+        for (int64_t i = 0; i < n * d; i++) x[i] += xb[i];
+        dump(ctx, "ffn_inp", l, x, d, n);
+
+        /* feed-forward (SwiGLU) */
+        rmsnorm(xb, x, &L->ffn_norm, d, hp->norm_eps, n);
+        dump(ctx, "ffn_norm", l, xb, d, n);
+        matmul(ctx, &L->ffn_gate, xb, n, ctx->hb);
+        dump(ctx, "ffn_gate", l, ctx->hb, hp->n_ff, n);
+        matmul(ctx, &L->ffn_up, xb, n, ctx->hb2);
+        dump(ctx, "ffn_up", l, ctx->hb2, hp->n_ff, n);
+        for (int64_t i = 0; i < (int64_t)n * hp->n_ff; i++) {
+            float g = ctx->hb[i];
+            ctx->hb[i] = g / (1.0f + expf(-g)) * ctx->hb2[i];
+        }
+        dump(ctx, "ffn_swiglu", l, ctx->hb, hp->n_ff, n);
+        matmul(ctx, &L->ffn_down, ctx->hb, n, xb);
+        dump(ctx, "ffn_out", l, xb, d, n);
+        for (int64_t i = 0; i < n * d; i++) x[i] += xb[i];
+        dump(ctx, "l_out", l, x, d, n);
+    }
+
+    /* output head, only for the tokens whose logits are wanted */
+    int32_t n_out = 0;
+    for (int32_t t = 0; t < n; t++) {
+        if (!want_logits[t]) continue;
+        if (n_out != t) memcpy(x + n_out * d, x + t * d, (size_t)d * sizeof(float));
+        n_out++;
+    }
+    if (n_out == 0) return QR_OK;
+    rmsnorm(xb, x, &m->output_norm, d, hp->norm_eps, n_out);
+    dump(ctx, "result_norm", -1, xb, d, n_out);
+    matmul(ctx, &m->output, xb, n_out, out);
+    dump(ctx, "result_output", -1, out, hp->n_vocab, n_out);
+    return QR_OK;
+}

@@ -1,0 +1,242 @@
+/* load.c - opening a model: hyperparameters from GGUF keys (with the defaults llama.cpp uses
+ * for absent keys), weights bound in place on the read-only mapping with their shapes and
+ * types checked, and the vocabulary. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+qr_model_params qr_model_default_params(void) {
+    return (qr_model_params){.vocab_only = false};
+}
+
+static qr_status key_i32(const qr_model *m, const char *suffix, bool required, int32_t def, int32_t *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
+    int64_t v;
+    if (qr_gguf_find_key(m->gguf, key) < 0) {
+        if (required) return qr_error(QR_ERR_FORMAT, "missing metadata key '%s'", key);
+        *out = def;
+        return QR_OK;
+    }
+    if (!qr_gguf_get_i64(m->gguf, key, &v) || v < 0 || v > INT32_MAX)
+        return qr_error(QR_ERR_FORMAT, "metadata key '%s' is not a non-negative 32-bit integer", key);
+    *out = (int32_t)v;
+    return QR_OK;
+}
+
+static qr_status key_f32(const qr_model *m, const char *suffix, float def, float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
+    if (qr_gguf_find_key(m->gguf, key) < 0) {
+        *out = def;
+        return QR_OK;
+    }
+    if (!qr_gguf_get_f32(m->gguf, key, out) || !isfinite(*out))
+        return qr_error(QR_ERR_FORMAT, "metadata key '%s' is not a finite float", key);
+    return QR_OK;
+}
+
+static qr_status load_hparams(qr_model *m) {
+    qr_hparams *hp = &m->hp;
+    qr_status st;
+    if ((st = key_i32(m, "embedding_length", true, 0, &hp->n_embd)) ||
+        (st = key_i32(m, "block_count", true, 0, &hp->n_layer)) ||
+        (st = key_i32(m, "attention.head_count", true, 0, &hp->n_head)) ||
+        (st = key_i32(m, "attention.head_count_kv", false, hp->n_head, &hp->n_head_kv)) ||
+        (st = key_i32(m, "feed_forward_length", true, 0, &hp->n_ff)) ||
+        (st = key_i32(m, "context_length", false, 2048, &hp->n_ctx_train)) ||
+        (st = key_i32(m, "attention.sliding_window", false, 0, &hp->sliding_window)))
+        return st;
+    if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 || hp->n_ff <= 0)
+        return qr_error(QR_ERR_FORMAT, "%s: embedding_length, block_count, head counts and feed_forward_length "
+                                       "must be positive", m->arch_name);
+    if (hp->n_head % hp->n_head_kv)
+        return qr_error(QR_ERR_FORMAT, "%s.attention.head_count %d is not a multiple of head_count_kv %d",
+                        m->arch_name, hp->n_head, hp->n_head_kv);
+    if ((st = key_i32(m, "attention.key_length", false, hp->n_embd / hp->n_head, &hp->head_dim))) return st;
+    if ((st = key_i32(m, "rope.dimension_count", false, hp->head_dim, &hp->n_rot))) return st;
+    if (hp->head_dim <= 0 || hp->head_dim > 512)
+        return qr_error(QR_ERR_UNSUPPORTED, "%s: head size %d is not supported (1 to 512)", m->arch_name, hp->head_dim);
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return qr_error(QR_ERR_FORMAT, "%s: rope.dimension_count %d does not fit head size %d", m->arch_name,
+                        hp->n_rot, hp->head_dim);
+    float eps;
+    if ((st = key_f32(m, "attention.layer_norm_rms_epsilon", 1e-5f, &eps))) return st;
+    hp->norm_eps = eps;
+    if ((st = key_f32(m, "rope.freq_base", 10000.0f, &hp->rope_freq_base))) return st;
+    float scale_linear;
+    if ((st = key_f32(m, "rope.scale_linear", 1.0f, &scale_linear))) return st;
+    if (scale_linear <= 0) return qr_error(QR_ERR_FORMAT, "%s.rope.scale_linear must be positive", m->arch_name);
+    hp->rope_freq_scale = 1.0f / scale_linear;
+    hp->rope_type = m->arch == QR_ARCH_QWEN2 ? QR_ROPE_NEOX : QR_ROPE_NORM;
+    return QR_OK;
+}
+
+/* Bind tensor `name` with the expected shape [n_rows][n_cols] (n_rows = 0: a vector). */
+static qr_status bind(qr_model *m, qr_weight *w, const char *name, int64_t n_cols, int64_t n_rows, bool required) {
+    const qr_gguf_tensor *t = qr_gguf_find_tensor(m->gguf, name);
+    memset(w, 0, sizeof *w);
+    if (!t) return required ? qr_error(QR_ERR_FORMAT, "missing tensor '%s'", name) : QR_OK;
+    int64_t want_rows = n_rows ? n_rows : 1;
+    if (t->ne[0] != n_cols || t->ne[1] != want_rows || t->ne[2] != 1 || t->ne[3] != 1)
+        return qr_error(QR_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+                        (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                        (long long)n_cols, (long long)want_rows);
+    if (!n_rows && t->type != QR_TYPE_F32)
+        return qr_error(QR_ERR_UNSUPPORTED, "tensor '%s' is %s; norm weights and biases must be f32", name,
+                        qr_type_name(t->type));
+    w->data = t->data;
+    w->type = t->type;
+    w->n_cols = n_cols;
+    w->n_rows = want_rows;
+    w->row_bytes = qr_type_row_bytes(t->type, n_cols);
+    m->n_params += (uint64_t)(n_cols * want_rows);
+    m->weight_bytes += t->nbytes;
+    return QR_OK;
+}
+
+static qr_status load_weights(qr_model *m) {
+    const qr_hparams *hp = &m->hp;
+    int64_t d = hp->n_embd, q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    qr_status st;
+    if ((st = bind(m, &m->tok_embd, "token_embd.weight", d, hp->n_vocab, true))) return st;
+    if ((st = bind(m, &m->output_norm, "output_norm.weight", d, 0, true))) return st;
+    if ((st = bind(m, &m->output, "output.weight", d, hp->n_vocab, false))) return st;
+    if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
+    if ((st = bind(m, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 0, false))) return st;
+    m->layers = qr_calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return QR_ERR_NOMEM;
+    bool bias = m->arch == QR_ARCH_QWEN2;
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        qr_layer *L = &m->layers[l];
+        char name[96];
+#define BIND(field, tname, cols, rows, req)                                                                            \
+    do {                                                                                                               \
+        snprintf(name, sizeof name, "blk.%d." tname, (int)l);                                                         \
+        if ((st = bind(m, &L->field, name, cols, rows, req))) return st;                                               \
+    } while (0)
+        BIND(attn_norm, "attn_norm.weight", d, 0, true);
+        BIND(wq, "attn_q.weight", d, q_dim, true);
+        BIND(wk, "attn_k.weight", d, kv_dim, true);
+        BIND(wv, "attn_v.weight", d, kv_dim, true);
+        BIND(wo, "attn_output.weight", q_dim, d, true);
+        BIND(bq, "attn_q.bias", q_dim, 0, bias);
+        BIND(bk, "attn_k.bias", kv_dim, 0, bias);
+        BIND(bv, "attn_v.bias", kv_dim, 0, bias);
+        BIND(ffn_norm, "ffn_norm.weight", d, 0, true);
+        BIND(ffn_gate, "ffn_gate.weight", d, hp->n_ff, true);
+        BIND(ffn_up, "ffn_up.weight", d, hp->n_ff, true);
+        BIND(ffn_down, "ffn_down.weight", hp->n_ff, d, true);
+#undef BIND
+    }
+    return QR_OK;
+}
+
+qr_status qr_model_load(const char *path, const qr_model_params *params, qr_model **out) {
+    *out = NULL;
+    qr_model_params defaults = qr_model_default_params();
+    if (!params) params = &defaults;
+    qr_model *m = qr_calloc(1, sizeof *m);
+    if (!m) return QR_ERR_NOMEM;
+    m->vocab_only = params->vocab_only;
+    qr_status st = qr_gguf_open(path, &m->gguf);
+    if (st) goto fail;
+    if ((st = qr_vocab_load(m->gguf, &m->vocab))) {
+        qr_error_prefix("%s: tokenizer", path);
+        goto fail;
+    }
+    m->hp.n_vocab = qr_vocab_n_tokens(m->vocab);
+    const char *arch = qr_gguf_get_str(m->gguf, "general.architecture");
+    if (!arch) arch = "";
+    snprintf(m->arch_name, sizeof m->arch_name, "%s", arch);
+    if (!params->vocab_only) {
+        if (!strcmp(arch, "llama"))
+            m->arch = QR_ARCH_LLAMA;
+        else if (!strcmp(arch, "qwen2"))
+            m->arch = QR_ARCH_QWEN2;
+        else {
+            st = qr_error(QR_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2 are)", path,
+                          *arch ? arch : "(general.architecture missing)");
+            goto fail;
+        }
+        if ((st = load_hparams(m)) || (st = load_weights(m))) {
+            qr_error_prefix("%s", path);
+            goto fail;
+        }
+    }
+    *out = m;
+    return QR_OK;
+fail:
+    qr_model_free(m);
+    return st;
+}
+
+void qr_model_free(qr_model *m) {
+    if (!m) return;
+    qr_vocab_free(m->vocab);
+    free(m->layers);
+    qr_gguf_free(m->gguf);
+    free(m);
+}
+
+const char *qr_model_arch(const qr_model *m) {
+    return m->arch_name;
+}
+const qr_gguf *qr_model_gguf(const qr_model *m) {
+    return m->gguf;
+}
+int32_t qr_model_n_vocab(const qr_model *m) {
+    return m->hp.n_vocab;
+}
+int32_t qr_model_n_ctx_train(const qr_model *m) {
+    return m->hp.n_ctx_train;
+}
+int32_t qr_model_n_embd(const qr_model *m) {
+    return m->hp.n_embd;
+}
+int32_t qr_model_n_layer(const qr_model *m) {
+    return m->hp.n_layer;
+}
+uint64_t qr_model_size_bytes(const qr_model *m) {
+    return m->weight_bytes;
+}
+uint64_t qr_model_n_params(const qr_model *m) {
+    return m->n_params;
+}
+const char *qr_model_chat_template(const qr_model *m) {
+    return qr_gguf_get_str(m->gguf, "tokenizer.chat_template");
+}
+
+/* ---- the tokenizer, through the model ---- */
+
+qr_status qr_tokenize(const qr_model *m, const char *text, size_t len, bool add_special, bool parse_special,
+                      qr_token *tokens, int32_t n_max, int32_t *n_tokens) {
+    return qr_vocab_tokenize(m->vocab, text, len, add_special, parse_special, tokens, n_max, n_tokens);
+}
+int32_t qr_token_to_piece(const qr_model *m, qr_token t, char *buf, int32_t len, bool special) {
+    return qr_vocab_token_to_piece(m->vocab, t, buf, len, special);
+}
+int32_t qr_detokenize(const qr_model *m, const qr_token *tokens, int32_t n, char *buf, int32_t len,
+                      bool remove_special, bool unparse_special) {
+    return qr_vocab_detokenize(m->vocab, tokens, n, buf, len, remove_special, unparse_special);
+}
+const char *qr_token_text(const qr_model *m, qr_token t) {
+    return qr_vocab_token_text(m->vocab, t);
+}
+qr_token qr_token_bos(const qr_model *m) {
+    return qr_vocab_bos(m->vocab);
+}
+qr_token qr_token_eos(const qr_model *m) {
+    return qr_vocab_eos(m->vocab);
+}
+bool qr_token_is_eog(const qr_model *m, qr_token t) {
+    return qr_vocab_is_eog(m->vocab, t);
+}
+bool qr_token_is_control(const qr_model *m, qr_token t) {
+    return qr_vocab_is_control(m->vocab, t);
+}
+bool qr_model_adds_bos(const qr_model *m) {
+    return qr_vocab_add_bos(m->vocab);
+}

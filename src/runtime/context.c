@@ -1,0 +1,282 @@
+/* context.c - contexts: creating the KV cache, pool and scratch once; qr_decode splitting a
+ * batch into n_batch pieces after checking every token's sequence and position; logits and KV
+ * bookkeeping. */
+#include "runtime/context.h"
+#include "kernels/matmul.h"
+
+#include <stdlib.h>
+
+qr_context_params qr_context_default_params(void) {
+    return (qr_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .n_seq_max = 1, .kv_type = QR_KV_F16};
+}
+
+static size_t max_size(size_t a, size_t b) {
+    return a > b ? a : b;
+}
+
+qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr_context **out) {
+    *out = NULL;
+    if (model->vocab_only)
+        return qr_error(QR_ERR_INVALID_ARG, "the model was loaded vocabulary-only; it cannot be evaluated");
+    qr_context_params p = params ? *params : qr_context_default_params();
+    const qr_hparams *hp = &model->hp;
+    if (p.n_ctx < 0 || p.n_batch < 0 || p.n_threads < 0 || p.n_seq_max < 0)
+        return qr_error(QR_ERR_INVALID_ARG, "context parameters must not be negative");
+    if (p.n_ctx == 0) p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (p.n_batch == 0) p.n_batch = 512;
+    if (p.n_threads == 0) p.n_threads = qr_cpu_count();
+    if (p.n_seq_max == 0) p.n_seq_max = 1;
+    if (p.n_threads > 512) return qr_error(QR_ERR_INVALID_ARG, "too many threads (%d)", p.n_threads);
+    if (p.kv_type != QR_KV_F16 && p.kv_type != QR_KV_F32) return qr_error(QR_ERR_INVALID_ARG, "unknown KV type");
+    if (p.n_ctx < p.n_seq_max)
+        return qr_error(QR_ERR_INVALID_ARG, "context of %d cells cannot hold %d sequences", p.n_ctx, p.n_seq_max);
+    if (p.n_ctx > (1 << 24)) return qr_error(QR_ERR_INVALID_ARG, "context size %d is too large", p.n_ctx);
+
+    qr_context *ctx = qr_calloc(1, sizeof *ctx);
+    if (!ctx) return QR_ERR_NOMEM;
+    ctx->model = model;
+    ctx->params = p;
+    ctx->n_seq = p.n_seq_max;
+    ctx->n_ctx_seq = p.n_ctx / p.n_seq_max;
+    ctx->n_ctx = ctx->n_ctx_seq * ctx->n_seq;
+    ctx->n_batch = p.n_batch;
+    qr_status st = qr_pool_create(p.n_threads, &ctx->pool);
+    if (st) goto fail;
+
+    const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim, q_dim = (int64_t)hp->n_head * hp->head_dim;
+    ctx->kv_elem_bytes = p.kv_type == QR_KV_F32 ? 4 : 2;
+    ctx->k_cache = qr_calloc((size_t)hp->n_layer, sizeof(void *));
+    ctx->v_cache = qr_calloc((size_t)hp->n_layer, sizeof(void *));
+    ctx->seq_len = qr_calloc((size_t)ctx->n_seq, sizeof(int32_t));
+    if (!ctx->k_cache || !ctx->v_cache || !ctx->seq_len) goto nomem;
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        ctx->k_cache[l] = qr_calloc((size_t)ctx->n_ctx * (size_t)kv_dim, ctx->kv_elem_bytes);
+        ctx->v_cache[l] = qr_calloc((size_t)ctx->n_ctx * (size_t)kv_dim, ctx->kv_elem_bytes);
+        if (!ctx->k_cache[l] || !ctx->v_cache[l]) goto nomem;
+    }
+
+    const size_t nb = (size_t)p.n_batch;
+    const size_t d = (size_t)hp->n_embd, ff = (size_t)hp->n_ff;
+    ctx->x = qr_malloc(nb * d * sizeof(float));
+    ctx->xb = qr_malloc(nb * max_size(d, (size_t)q_dim) * sizeof(float));
+    ctx->q = qr_malloc(nb * (size_t)q_dim * sizeof(float));
+    ctx->k = qr_malloc(nb * (size_t)kv_dim * sizeof(float));
+    ctx->v = qr_malloc(nb * (size_t)kv_dim * sizeof(float));
+    ctx->att_out = qr_malloc(nb * (size_t)q_dim * sizeof(float));
+    ctx->hb = qr_malloc(nb * ff * sizeof(float));
+    ctx->hb2 = qr_malloc(nb * ff * sizeof(float));
+    ctx->scores = qr_malloc((size_t)p.n_threads * (size_t)ctx->n_ctx_seq * sizeof(float));
+    /* the largest converted activation: any weight's input (n_embd, q_dim or n_ff columns) */
+    size_t act = 0;
+    const qr_weight *ws[] = {&model->output};
+    act = max_size(act, qr_act_bytes(ws[0]->type, d, (int64_t)nb));
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const qr_layer *L = &model->layers[l];
+        const qr_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (size_t i = 0; i < sizeof lw / sizeof lw[0]; i++)
+            act = max_size(act, qr_act_bytes(lw[i]->type, lw[i]->n_cols, (int64_t)nb));
+    }
+    ctx->act_q_bytes = act;
+    ctx->act_q = qr_malloc(act);
+    if (!ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att_out || !ctx->hb || !ctx->hb2 ||
+        !ctx->scores || !ctx->act_q)
+        goto nomem;
+    *out = ctx;
+    return QR_OK;
+nomem:
+    st = qr_error(QR_ERR_NOMEM, "out of memory creating a context of %d cells", p.n_ctx);
+fail:
+    qr_context_free(ctx);
+    return st;
+}
+
+void qr_context_free(qr_context *ctx) {
+    if (!ctx) return;
+    qr_pool_free(ctx->pool);
+    if (ctx->k_cache)
+        for (int32_t l = 0; l < ctx->model->hp.n_layer; l++) free(ctx->k_cache[l]);
+    if (ctx->v_cache)
+        for (int32_t l = 0; l < ctx->model->hp.n_layer; l++) free(ctx->v_cache[l]);
+    free(ctx->k_cache);
+    free(ctx->v_cache);
+    free(ctx->seq_len);
+    free(ctx->x);
+    free(ctx->xb);
+    free(ctx->q);
+    free(ctx->k);
+    free(ctx->v);
+    free(ctx->att_out);
+    free(ctx->hb);
+    free(ctx->hb2);
+    free(ctx->scores);
+    free(ctx->act_q);
+    free(ctx->logits);
+    free(ctx->logits_row);
+    free(ctx);
+}
+
+int32_t qr_context_n_ctx(const qr_context *ctx) {
+    return ctx->n_ctx_seq;
+}
+const qr_model *qr_context_model(const qr_context *ctx) {
+    return ctx->model;
+}
+
+/* ---- batches ---- */
+
+qr_status qr_batch_init(qr_batch *b, int32_t n_max) {
+    memset(b, 0, sizeof *b);
+    if (n_max <= 0) return qr_error(QR_ERR_INVALID_ARG, "batch size must be positive");
+    b->token = qr_malloc((size_t)n_max * sizeof *b->token);
+    b->pos = qr_malloc((size_t)n_max * sizeof *b->pos);
+    b->seq_id = qr_malloc((size_t)n_max * sizeof *b->seq_id);
+    b->logits = qr_malloc((size_t)n_max * sizeof *b->logits);
+    if (!b->token || !b->pos || !b->seq_id || !b->logits) {
+        qr_batch_free(b);
+        return QR_ERR_NOMEM;
+    }
+    return QR_OK;
+}
+
+void qr_batch_free(qr_batch *b) {
+    free(b->token);
+    free(b->pos);
+    free(b->seq_id);
+    free(b->logits);
+    memset(b, 0, sizeof *b);
+}
+
+void qr_batch_add(qr_batch *b, qr_token token, int32_t pos, int32_t seq_id, bool logits) {
+    b->token[b->n_tokens] = token;
+    b->pos[b->n_tokens] = pos;
+    b->seq_id[b->n_tokens] = seq_id;
+    b->logits[b->n_tokens] = logits;
+    b->n_tokens++;
+}
+
+/* Every token of a batch: a known sequence, the next position of it, room in its cells. */
+static qr_status check_batch(const qr_context *ctx, const qr_batch *b) {
+    int32_t *next = qr_malloc((size_t)ctx->n_seq * sizeof *next);
+    if (!next) return QR_ERR_NOMEM;
+    memcpy(next, ctx->seq_len, (size_t)ctx->n_seq * sizeof *next);
+    qr_status st = QR_OK;
+    for (int32_t i = 0; i < b->n_tokens && !st; i++) {
+        int32_t s = b->seq_id[i], p = b->pos[i];
+        if (s < 0 || s >= ctx->n_seq)
+            st = qr_error(QR_ERR_INVALID_ARG, "batch token %d: sequence %d out of range (context has %d)", i, s,
+                          ctx->n_seq);
+        else if (p >= ctx->n_ctx_seq)
+            st = qr_error(QR_ERR_CONTEXT_FULL,
+                          "context full: position %d of sequence %d does not fit the context of %d tokens", p, s,
+                          ctx->n_ctx_seq);
+        else if (p != next[s])
+            st = qr_error(QR_ERR_INVALID_ARG, "batch token %d: position %d of sequence %d, expected %d", i, p, s,
+                          next[s]);
+        else if (b->token[i] < 0 || b->token[i] >= ctx->model->hp.n_vocab)
+            st = qr_error(QR_ERR_INVALID_ARG, "batch token %d: id %d out of range (vocabulary has %d)", i,
+                          b->token[i], ctx->model->hp.n_vocab);
+        else
+            next[s]++;
+    }
+    free(next);
+    return st;
+}
+
+qr_status qr_decode(qr_context *ctx, const qr_batch *b) {
+    if (b->n_tokens <= 0) return qr_error(QR_ERR_INVALID_ARG, "empty batch");
+    qr_status st = check_batch(ctx, b);
+    if (st) return st;
+    int32_t n_out = 0;
+    for (int32_t i = 0; i < b->n_tokens; i++) n_out += b->logits[i] != 0;
+    const int64_t n_vocab = ctx->model->hp.n_vocab;
+    if (n_out > ctx->cap_logits) {
+        float *l = realloc(ctx->logits, (size_t)n_out * (size_t)n_vocab * sizeof(float));
+        if (!l) return qr_error(QR_ERR_NOMEM, "out of memory for %d rows of logits", n_out);
+        ctx->logits = l;
+        ctx->cap_logits = n_out;
+    }
+    if (b->n_tokens > ctx->cap_batch_index) {
+        int32_t *r = realloc(ctx->logits_row, (size_t)b->n_tokens * sizeof *r);
+        if (!r) return qr_error(QR_ERR_NOMEM, "out of memory");
+        ctx->logits_row = r;
+        ctx->cap_batch_index = b->n_tokens;
+    }
+    int32_t row = 0;
+    for (int32_t i = 0; i < b->n_tokens; i++) ctx->logits_row[i] = b->logits[i] ? row++ : -1;
+    ctx->n_logits = n_out;
+
+    double t0 = qr_time_now();
+    int32_t done_rows = 0;
+    for (int32_t i0 = 0; i0 < b->n_tokens; i0 += ctx->n_batch) {
+        int32_t n = b->n_tokens - i0 < ctx->n_batch ? b->n_tokens - i0 : ctx->n_batch;
+        st = qr_forward(ctx, b->token + i0, b->pos + i0, b->seq_id + i0, n, b->logits + i0,
+                        ctx->logits + (size_t)done_rows * (size_t)n_vocab);
+        if (st) return st;
+        for (int32_t i = i0; i < i0 + n; i++) {
+            ctx->seq_len[b->seq_id[i]] = b->pos[i] + 1;
+            done_rows += b->logits[i] != 0;
+        }
+    }
+    double dt = qr_time_now() - t0;
+    if (b->n_tokens == 1) {
+        ctx->timings.n_gen_tokens++;
+        ctx->timings.gen_seconds += dt;
+    } else {
+        ctx->timings.n_prompt_tokens += b->n_tokens;
+        ctx->timings.prompt_seconds += dt;
+    }
+    return QR_OK;
+}
+
+const float *qr_get_logits(qr_context *ctx, int32_t i) {
+    if (ctx->n_logits == 0) {
+        qr_error(QR_ERR_INVALID_ARG, "no logits: the last batch asked for none");
+        return NULL;
+    }
+    int32_t row;
+    if (i < 0)
+        row = ctx->n_logits - 1;
+    else if (i < ctx->cap_batch_index && ctx->logits_row[i] >= 0)
+        row = ctx->logits_row[i];
+    else {
+        qr_error(QR_ERR_INVALID_ARG, "no logits for batch token %d", i);
+        return NULL;
+    }
+    return ctx->logits + (size_t)row * (size_t)ctx->model->hp.n_vocab;
+}
+
+qr_status qr_kv_remove(qr_context *ctx, int32_t seq_id, int32_t p0, int32_t p1) {
+    if (seq_id < -1 || seq_id >= ctx->n_seq) return qr_error(QR_ERR_INVALID_ARG, "sequence %d out of range", seq_id);
+    if (p0 < 0) p0 = 0;
+    for (int32_t s = 0; s < ctx->n_seq; s++) {
+        if (seq_id != -1 && s != seq_id) continue;
+        if (p1 >= 0 && p1 < ctx->seq_len[s] && p0 < p1)
+            return qr_error(QR_ERR_UNSUPPORTED, "removing positions [%d, %d) from the middle of sequence %d", p0, p1,
+                            s);
+        if (p0 < ctx->seq_len[s]) ctx->seq_len[s] = p0;
+    }
+    return QR_OK;
+}
+
+void qr_kv_clear(qr_context *ctx) {
+    memset(ctx->seq_len, 0, (size_t)ctx->n_seq * sizeof *ctx->seq_len);
+}
+
+int32_t qr_kv_seq_pos_max(const qr_context *ctx, int32_t seq_id) {
+    if (seq_id < 0 || seq_id >= ctx->n_seq) return -1;
+    return ctx->seq_len[seq_id] - 1;
+}
+
+int32_t qr_kv_used_cells(const qr_context *ctx) {
+    int32_t n = 0;
+    for (int32_t s = 0; s < ctx->n_seq; s++) n += ctx->seq_len[s];
+    return n;
+}
+
+qr_timings qr_context_timings(const qr_context *ctx) {
+    return ctx->timings;
+}
+
+void qr_context_reset_timings(qr_context *ctx) {
+    memset(&ctx->timings, 0, sizeof ctx->timings);
+}

@@ -1,0 +1,43 @@
+/* context.h - a context: the KV cache, the thread pool and the scratch buffers of one model
+ * being evaluated. Sequences (server slots) own equal, fixed ranges of KV cells. */
+#ifndef QR_CONTEXT_H
+#define QR_CONTEXT_H
+
+#include "model/model.h"
+#include "runtime/threadpool.h"
+
+struct qr_context {
+    qr_model *model;
+    qr_context_params params;
+    qr_pool *pool;
+    int32_t n_ctx;     /* cells in all */
+    int32_t n_seq;     /* sequences */
+    int32_t n_ctx_seq; /* cells per sequence: seq s uses cells [s*n_ctx_seq, (s+1)*n_ctx_seq) */
+    int32_t n_batch;
+
+    /* KV cache: per layer, [n_ctx][n_head_kv * head_dim] of f16 or f32 */
+    void **k_cache, **v_cache;
+    size_t kv_elem_bytes;
+    int32_t *seq_len; /* per sequence: positions 0..seq_len-1 are filled */
+
+    /* scratch for n_batch tokens, allocated once */
+    float *x, *xb, *q, *k, *v, *att_out, *hb, *hb2;
+    void *act_q;         /* activations converted to a weight's vec_dot type */
+    size_t act_q_bytes;
+    float *scores;       /* per thread: n_ctx_seq attention scores */
+
+    /* logits of the last batch: one row per token that asked for them */
+    float *logits;
+    int32_t n_logits, cap_logits;
+    int32_t *logits_row; /* batch index -> logits row, -1 if none */
+    int32_t cap_batch_index;
+
+    qr_timings timings;
+};
+
+/* Evaluate n tokens (n <= n_batch) whose cells are already validated; writes the logits rows of
+ * the tokens with want_logits[i] into out (row after row). */
+qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos, const int32_t *seq, int32_t n,
+                     const int8_t *want_logits, float *out);
+
+#endif

@@ -1,0 +1,366 @@
+/* cmd_run.c - `quarrel run`: load a model, evaluate the prompt in batches, sample and stream
+ * the continuation, then a timing line on stderr. --json prints one object per generated token
+ * with its top-10 logits so a run can be checked against a reference. */
+#include "cli.h"
+#include "options.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOP_N 10
+
+typedef struct run_opts {
+    const char *model;
+    const char *prompt;
+    const char *prompt_file;
+    int32_t n_predict;
+    int32_t n_ctx, n_batch, n_threads;
+    bool json, ignore_eos, special, no_bos;
+    qr_kv_type kv_type;
+    const char *dump_name, *dump_dir;
+    qr_sampler_params sp;
+    const char *stops[16];
+    int n_stops;
+    qr_logit_bias biases[64];
+} run_opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: quarrel run [-m MODEL] [-p PROMPT | -f FILE] [-n N] [options]\n"
+            "  -m, --model NAME      GGUF path or model name (default: stories260K)\n"
+            "  -p, --prompt TEXT     prompt (default: \"Once upon a time\")\n"
+            "  -f, --file FILE       read the prompt from a file\n"
+            "  -n, --n-predict N     tokens to generate (default 256; -1: until the context is full)\n"
+            "  -c, --ctx-size N      context size (default: the model's, at most 4096)\n"
+            "  -b, --batch-size N    prompt tokens evaluated at once (default 512)\n"
+            "  -t, --threads N       threads (default: all CPUs)\n"
+            "  --kv-type f16|f32     KV cache type (default f16)\n"
+            "  --json                one JSON object per generated token, with the top-10 logits\n"
+            "  --ignore-eos          keep generating after an end-of-generation token\n"
+            "  --special             print control tokens\n"
+            "  --no-bos              do not add the vocabulary's BOS token\n"
+            "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n");
+    sampler_options_usage(f);
+}
+
+static int parse(int argc, char **argv, run_opts *o) {
+    o->n_predict = 256;
+    o->sp = qr_sampler_default_params();
+    o->kv_type = QR_KV_F16;
+    int n_bias = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, 16, o->biases, &n_bias, 64);
+        if (used < 0) return 2;
+        if (used > 0) {
+            i += used - 1;
+            continue;
+        }
+#define NEED()                                                                                                         \
+    do {                                                                                                               \
+        if (!v) {                                                                                                      \
+            fprintf(stderr, "quarrel run: %s needs a value\n", a);                                                    \
+            return 2;                                                                                                  \
+        }                                                                                                              \
+        i++;                                                                                                           \
+    } while (0)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            NEED();
+            o->model = v;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            NEED();
+            o->prompt = v;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            NEED();
+            o->prompt_file = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            NEED();
+            if (parse_int(a, v, -1, INT32_MAX, &o->n_predict)) return 2;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            NEED();
+            if (parse_int(a, v, 0, 1 << 24, &o->n_ctx)) return 2;
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+            NEED();
+            if (parse_int(a, v, 1, 1 << 16, &o->n_batch)) return 2;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            NEED();
+            if (parse_int(a, v, 1, 512, &o->n_threads)) return 2;
+        } else if (!strcmp(a, "--kv-type")) {
+            NEED();
+            if (!strcmp(v, "f16"))
+                o->kv_type = QR_KV_F16;
+            else if (!strcmp(v, "f32"))
+                o->kv_type = QR_KV_F32;
+            else {
+                fprintf(stderr, "quarrel run: --kv-type must be f16 or f32, not '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--dump")) {
+            NEED();
+            o->dump_name = v;
+        } else if (!strcmp(a, "--dump-dir")) {
+            NEED();
+            o->dump_dir = v;
+        } else if (!strcmp(a, "--json")) {
+            o->json = true;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            o->ignore_eos = true;
+        } else if (!strcmp(a, "--special")) {
+            o->special = true;
+        } else if (!strcmp(a, "--no-bos")) {
+            o->no_bos = true;
+        } else {
+            fprintf(stderr, "quarrel run: unknown option '%s' (see quarrel run --help)\n", a);
+            return 2;
+        }
+#undef NEED
+    }
+    o->sp.n_logit_bias = n_bias;
+    o->sp.logit_bias = o->biases;
+    if (o->prompt && o->prompt_file) {
+        fprintf(stderr, "quarrel run: give either -p or -f, not both\n");
+        return 2;
+    }
+    if (o->dump_name && !o->dump_dir) o->dump_dir = ".";
+    if (o->json && o->sp.n_probs < TOP_N) o->sp.n_probs = TOP_N;
+    return 0;
+}
+
+/* ---- --dump: append the named intermediate's rows to DIR/NAME.f32 ---- */
+
+typedef struct dump_state {
+    const char *name, *dir;
+    bool failed;
+} dump_state;
+
+static void dump_fn(const char *name, const float *data, int64_t ne0, int64_t n_tokens, void *user) {
+    dump_state *d = user;
+    if (strcmp(name, d->name) != 0 || d->failed) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.f32", d->dir, name);
+    FILE *f = fopen(path, "ab");
+    if (!f || fwrite(data, sizeof(float), (size_t)(ne0 * n_tokens), f) != (size_t)(ne0 * n_tokens)) {
+        fprintf(stderr, "quarrel run: cannot write %s: %s\n", path, strerror(errno));
+        d->failed = true;
+    }
+    if (f) fclose(f);
+}
+
+/* ---- output ---- */
+
+static void print_json_token(const qr_model *model, qr_token id, const float *logits, const qr_token_logprobs *lp) {
+    char piece[256];
+    int32_t n = qr_token_to_piece(model, id, piece, sizeof piece, true);
+    if (n < 0) n = 0;
+    int32_t n_vocab = qr_model_n_vocab(model);
+    /* the 10 highest raw logits, highest first */
+    qr_token top[TOP_N];
+    int n_top = 0;
+    for (qr_token t = 0; t < n_vocab; t++) {
+        if (n_top < TOP_N || logits[t] > logits[top[n_top - 1]]) {
+            int j = n_top < TOP_N ? n_top++ : TOP_N - 1;
+            while (j > 0 && logits[top[j - 1]] < logits[t]) {
+                top[j] = top[j - 1];
+                j--;
+            }
+            top[j] = t;
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", id);
+    char *text = malloc((size_t)n + 1);
+    memcpy(text, piece, (size_t)n);
+    text[n] = '\0';
+    cJSON_AddStringToObject(o, "text", text);
+    free(text);
+    cJSON *arr = cJSON_AddArrayToObject(o, "top");
+    for (int i = 0; i < n_top; i++) {
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber(top[i]));
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber(logits[top[i]]));
+        cJSON_AddItemToArray(arr, pair);
+    }
+    if (lp) {
+        cJSON_AddNumberToObject(o, "logprob", lp->logprob);
+        cJSON *tl = cJSON_AddArrayToObject(o, "top_logprobs");
+        for (int i = 0; i < lp->n_top; i++) {
+            cJSON *pair = cJSON_CreateArray();
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber(lp->top_ids[i]));
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber(lp->top_logprobs[i]));
+            cJSON_AddItemToArray(tl, pair);
+        }
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) puts(s);
+    free(s);
+    cJSON_Delete(o);
+    fflush(stdout);
+}
+
+static void emit(const char *s, size_t n) {
+    fwrite(s, 1, n, stdout);
+    fflush(stdout);
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts o = {0};
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc;
+
+    char path[4096];
+    if (qr_model_resolve(o.model, QR_MODELS_DIR, path, sizeof path) != QR_OK) return cli_fail("model");
+    char *file_prompt = NULL;
+    size_t prompt_len;
+    const char *prompt;
+    if (o.prompt_file) {
+        if (read_file(o.prompt_file, &file_prompt, &prompt_len)) return 1;
+        prompt = file_prompt;
+    } else {
+        prompt = o.prompt ? o.prompt : "Once upon a time";
+        prompt_len = strlen(prompt);
+    }
+
+    qr_model *model = NULL;
+    qr_context *ctx = NULL;
+    qr_sampler *sampler = NULL;
+    qr_stop_matcher *stop = NULL;
+    qr_token *tokens = NULL;
+    qr_batch batch = {0};
+    rc = 1;
+    if (qr_model_load(path, NULL, &model) != QR_OK) {
+        cli_fail("loading model");
+        goto done;
+    }
+    qr_context_params cp = qr_context_default_params();
+    cp.n_ctx = o.n_ctx;
+    if (o.n_batch) cp.n_batch = o.n_batch;
+    cp.n_threads = o.n_threads;
+    cp.kv_type = o.kv_type;
+    dump_state ds = {.name = o.dump_name, .dir = o.dump_dir};
+    if (o.dump_name) {
+        cp.debug_fn = dump_fn;
+        cp.debug_user = &ds;
+    }
+    if (qr_context_create(model, &cp, &ctx) != QR_OK) {
+        cli_fail("creating context");
+        goto done;
+    }
+    const int32_t n_ctx = qr_context_n_ctx(ctx);
+
+    int32_t n_prompt = 0;
+    qr_status st = qr_tokenize(model, prompt, prompt_len, !o.no_bos, false, NULL, 0, &n_prompt);
+    if (st != QR_OK && st != QR_ERR_BUFFER_SMALL) {
+        cli_fail("tokenizing the prompt");
+        goto done;
+    }
+    tokens = malloc(((size_t)n_prompt + 1) * sizeof *tokens);
+    if (!tokens || qr_tokenize(model, prompt, prompt_len, !o.no_bos, false, tokens, n_prompt, &n_prompt) != QR_OK) {
+        cli_fail("tokenizing the prompt");
+        goto done;
+    }
+    if (n_prompt == 0) {
+        fprintf(stderr, "quarrel run: the prompt is empty (and the model adds no BOS token)\n");
+        goto done;
+    }
+    if (n_prompt >= n_ctx) {
+        fprintf(stderr, "quarrel run: the prompt is %d tokens but the context holds %d; use a larger -c or a "
+                        "shorter prompt\n", n_prompt, n_ctx);
+        goto done;
+    }
+
+    if (qr_sampler_create(&o.sp, qr_model_n_vocab(model), &sampler) != QR_OK) {
+        cli_fail("sampler");
+        goto done;
+    }
+    if (o.sp.seed == QR_SEED_RANDOM) fprintf(stderr, "seed: %llu\n", (unsigned long long)qr_sampler_seed(sampler));
+    if (qr_stop_matcher_create(o.stops, o.n_stops, &stop) != QR_OK) {
+        cli_fail("stop strings");
+        goto done;
+    }
+    for (int32_t i = 0; i < n_prompt; i++) qr_sampler_accept(sampler, tokens[i]);
+
+    if (qr_batch_init(&batch, n_prompt) != QR_OK) {
+        cli_fail("batch");
+        goto done;
+    }
+    for (int32_t i = 0; i < n_prompt; i++) qr_batch_add(&batch, tokens[i], i, 0, i == n_prompt - 1);
+    if (!o.json) {
+        /* echo the prompt, as llama-cli does */
+        emit(prompt, prompt_len);
+    }
+    if (qr_decode(ctx, &batch) != QR_OK) {
+        cli_fail("evaluating the prompt");
+        goto done;
+    }
+
+    qr_utf8_stream utf8 = {0};
+    char out[1024];
+    int32_t pos = n_prompt, n_gen = 0;
+    bool stopped = false;
+    while (o.n_predict < 0 || n_gen < o.n_predict) {
+        const float *logits = qr_get_logits(ctx, -1);
+        qr_token id;
+        qr_token_logprobs lp;
+        if (qr_sampler_sample(sampler, logits, &id, o.json ? &lp : NULL) != QR_OK) {
+            cli_fail("sampling");
+            goto done;
+        }
+        n_gen++;
+        if (o.json) print_json_token(model, id, logits, &lp);
+        bool eog = qr_token_is_eog(model, id);
+        if (!o.json) {
+            char piece[256];
+            int32_t n = qr_token_to_piece(model, id, piece, sizeof piece, o.special);
+            if (n > 0) {
+                size_t m = qr_utf8_stream_push(&utf8, piece, (size_t)n, out);
+                const char *e;
+                size_t ne;
+                stopped = qr_stop_matcher_push(stop, out, m, &e, &ne);
+                emit(e, ne);
+            }
+        }
+        if (stopped || (eog && !o.ignore_eos)) break;
+        if (pos >= n_ctx) {
+            fprintf(stderr, "\nquarrel run: context full (%d tokens); stopping\n", n_ctx);
+            break;
+        }
+        batch.n_tokens = 0;
+        qr_batch_add(&batch, id, pos++, 0, true);
+        if (qr_decode(ctx, &batch) != QR_OK) {
+            cli_fail("evaluating");
+            goto done;
+        }
+    }
+    if (!o.json && !stopped) {
+        size_t m = qr_utf8_stream_flush(&utf8, out);
+        const char *e;
+        size_t ne;
+        qr_stop_matcher_push(stop, out, m, &e, &ne);
+        emit(e, ne);
+        qr_stop_matcher_flush(stop, &e, &ne);
+        emit(e, ne);
+    }
+    if (!o.json) emit("\n", 1);
+    qr_timings t = qr_context_timings(ctx);
+    fprintf(stderr, "prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s\n",
+            (long long)t.n_prompt_tokens, t.prompt_seconds > 0 ? (double)t.n_prompt_tokens / t.prompt_seconds : 0.0,
+            (long long)t.n_gen_tokens, t.gen_seconds > 0 ? (double)t.n_gen_tokens / t.gen_seconds : 0.0);
+    rc = ds.failed ? 1 : 0;
+done:
+    qr_batch_free(&batch);
+    qr_stop_matcher_free(stop);
+    qr_sampler_free(sampler);
+    qr_context_free(ctx);
+    qr_model_free(model);
+    free(tokens);
+    free(file_prompt);
+    return rc;
+}

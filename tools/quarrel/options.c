@@ -1,0 +1,192 @@
+/* options.c - shared option parsing for the CLI. */
+#include "options.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int parse_int(const char *flag, const char *v, int64_t lo, int64_t hi, int32_t *out) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "quarrel: %s expects an integer from %lld to %lld, got '%s'\n", flag, (long long)lo,
+                (long long)hi, v);
+        return 1;
+    }
+    *out = (int32_t)x;
+    return 0;
+}
+
+int parse_float(const char *flag, const char *v, double lo, double hi, float *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "quarrel: %s expects a number from %g to %g, got '%s'\n", flag, lo, hi, v);
+        return 1;
+    }
+    *out = (float)x;
+    return 0;
+}
+
+int read_file(const char *path, char **out, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "quarrel: cannot open '%s': %s\n", path, strerror(errno));
+        return 1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) break;
+        if (n + 1 >= cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (!buf || err) {
+        fprintf(stderr, "quarrel: cannot read '%s'\n", path);
+        free(buf);
+        return 1;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+void sampler_options_usage(FILE *f) {
+    fprintf(f, "sampling (llama.cpp's names):\n"
+               "  --temp T              temperature (default 0.8; 0 = greedy)\n"
+               "  --top-k K             keep the K most likely tokens (default 40; 0 = off)\n"
+               "  --top-p P             nucleus sampling (default 0.95; 1 = off)\n"
+               "  --min-p P             drop tokens below P x the top probability (default 0.05)\n"
+               "  --typical P           locally typical sampling (default 1 = off)\n"
+               "  --repeat-penalty X    penalise repeated tokens (default 1 = off)\n"
+               "  --repeat-last-n N     tokens of history the penalties see (default 64; -1 = all)\n"
+               "  --presence-penalty X  --frequency-penalty X   (default 0 = off)\n"
+               "  --mirostat N          0 = off, 2 = mirostat v2\n"
+               "  --mirostat-lr ETA     --mirostat-ent TAU\n"
+               "  --dynatemp-range R    --dynatemp-exp E   entropy-adaptive temperature\n"
+               "  --logit-bias ID(+|-)BIAS   e.g. 15043+1 or 15043-inf (repeatable)\n"
+               "  --quality             a preset: adaptive temperature and frequency-weighted penalties\n"
+               "  --seed N              random seed (default: random, printed)\n"
+               "  --stop TEXT           stop at this text (repeatable; not printed)\n");
+}
+
+static int parse_bias(const char *v, qr_logit_bias *b) {
+    char *end;
+    errno = 0;
+    long id = strtol(v, &end, 10);
+    if (errno || end == v || id < 0 || id > INT32_MAX || (*end != '+' && *end != '-')) return 1;
+    const char *num = end;
+    if (!strcmp(num + 1, "inf") || !strcmp(num + 1, "infinity")) {
+        b->bias = *num == '-' ? -INFINITY : INFINITY;
+    } else {
+        char *e2;
+        double x = strtod(num, &e2);
+        if (e2 == num || *e2 || !isfinite(x)) return 1;
+        b->bias = (float)x;
+    }
+    b->token = (qr_token)id;
+    return 0;
+}
+
+int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const char **stops, int *n_stops,
+                   int max_stops, qr_logit_bias *biases, int *n_biases, int max_biases) {
+    static const struct {
+        const char *flag;
+        size_t off;
+        double lo, hi;
+    } floats[] = {
+        {"--temp", offsetof(qr_sampler_params, temp), -1e9, 1e9},
+        {"--top-p", offsetof(qr_sampler_params, top_p), 0, 1},
+        {"--min-p", offsetof(qr_sampler_params, min_p), 0, 1},
+        {"--typical", offsetof(qr_sampler_params, typical_p), 0, 1},
+        {"--repeat-penalty", offsetof(qr_sampler_params, repeat_penalty), 0, 1e9},
+        {"--presence-penalty", offsetof(qr_sampler_params, presence_penalty), -1e9, 1e9},
+        {"--frequency-penalty", offsetof(qr_sampler_params, frequency_penalty), -1e9, 1e9},
+        {"--mirostat-lr", offsetof(qr_sampler_params, mirostat_eta), 0, 1e9},
+        {"--mirostat-ent", offsetof(qr_sampler_params, mirostat_tau), 0, 1e9},
+        {"--dynatemp-range", offsetof(qr_sampler_params, dynatemp_range), 0, 1e9},
+        {"--dynatemp-exp", offsetof(qr_sampler_params, dynatemp_exp), 0, 1e9},
+    };
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+        if (strcmp(a, floats[i].flag)) continue;
+        if (!v) {
+            fprintf(stderr, "quarrel: %s needs a value\n", a);
+            return -1;
+        }
+        return parse_float(a, v, floats[i].lo, floats[i].hi, (float *)((char *)sp + floats[i].off)) ? -1 : 2;
+    }
+    bool is_int = !strcmp(a, "--top-k") || !strcmp(a, "--repeat-last-n") || !strcmp(a, "--mirostat");
+    if (is_int || !strcmp(a, "--seed") || !strcmp(a, "--logit-bias") || !strcmp(a, "--stop")) {
+        if (!v) {
+            fprintf(stderr, "quarrel: %s needs a value\n", a);
+            return -1;
+        }
+    }
+    if (!strcmp(a, "--top-k")) return parse_int(a, v, 0, INT32_MAX, &sp->top_k) ? -1 : 2;
+    if (!strcmp(a, "--repeat-last-n")) return parse_int(a, v, -1, INT32_MAX, &sp->repeat_last_n) ? -1 : 2;
+    if (!strcmp(a, "--mirostat")) {
+        if (parse_int(a, v, 0, 2, &sp->mirostat)) return -1;
+        if (sp->mirostat == 1) {
+            fprintf(stderr, "quarrel: --mirostat 1 is not supported; use 2 (mirostat v2)\n");
+            return -1;
+        }
+        return 2;
+    }
+    if (!strcmp(a, "--seed")) {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(v, &end, 10);
+        if (errno || end == v || *end || v[0] == '-' || s == QR_SEED_RANDOM) {
+            fprintf(stderr, "quarrel: --seed expects a non-negative integer below 2^64-1, got '%s'\n", v);
+            return -1;
+        }
+        sp->seed = s;
+        return 2;
+    }
+    if (!strcmp(a, "--logit-bias")) {
+        if (*n_biases >= max_biases) {
+            fprintf(stderr, "quarrel: at most %d --logit-bias options\n", max_biases);
+            return -1;
+        }
+        if (parse_bias(v, &biases[*n_biases])) {
+            fprintf(stderr, "quarrel: --logit-bias expects TOKEN_ID+BIAS or TOKEN_ID-BIAS (e.g. 15043+1.5, 2-inf), "
+                            "got '%s'\n", v);
+            return -1;
+        }
+        (*n_biases)++;
+        return 2;
+    }
+    if (!strcmp(a, "--stop")) {
+        if (*n_stops >= max_stops) {
+            fprintf(stderr, "quarrel: at most %d --stop strings\n", max_stops);
+            return -1;
+        }
+        if (!*v) {
+            fprintf(stderr, "quarrel: --stop needs a non-empty string\n");
+            return -1;
+        }
+        stops[(*n_stops)++] = v;
+        return 2;
+    }
+    if (!strcmp(a, "--quality")) {
+        sp->quality = true;
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,23 @@
+/* options.h - option parsing shared by the subcommands: numbers with range checks, files, and
+ * the sampler flags (llama.cpp's names). */
+#ifndef QR_CLI_OPTIONS_H
+#define QR_CLI_OPTIONS_H
+
+#include "quarrel.h"
+
+#include <stdio.h>
+
+/* Parse an integer/float option value in [lo, hi]; prints an error naming the flag and returns
+ * non-zero when the value is not one. */
+int parse_int(const char *flag, const char *v, int64_t lo, int64_t hi, int32_t *out);
+int parse_float(const char *flag, const char *v, double lo, double hi, float *out);
+/* Read a whole file (NUL-terminated, *len without the NUL); prints an error on failure. */
+int read_file(const char *path, char **out, size_t *len);
+
+/* If `flag` is a sampler option, apply it (value v) and return how many argv entries it used
+ * (1 or 2); 0 if it is not one; -1 after printing an error. */
+int sampler_option(const char *flag, const char *v, qr_sampler_params *sp, const char **stops, int *n_stops,
+                   int max_stops, qr_logit_bias *biases, int *n_biases, int max_biases);
+void sampler_options_usage(FILE *f);
+
+#endif
