@@ -399,6 +399,112 @@ qr_status qr_chat_apply_template(const char *tmpl, const qr_chat_message *messag
 /* The built-in family a template source is recognised as (NULL if none). */
 const char *qr_chat_detect_family(const char *tmpl);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Evaluation: perplexity, KL divergence, multiple choice                                     */
+
+/* Tokenize a perplexity text as llama-perplexity reads it: one trailing '\n' dropped, BOS if
+ * the vocabulary adds it, special tokens not parsed. *tokens is malloc'd (caller frees). */
+qr_status qr_eval_tokenize(const qr_model *model, const char *text, size_t len, qr_token **tokens,
+                           int32_t *n_tokens);
+
+/* One finished chunk, for progress reports. */
+typedef struct qr_ppl_chunk {
+    int32_t chunk;      /* from 0 */
+    int32_t n_chunk;    /* chunks in the whole run */
+    int32_t n_scored;   /* positions scored in this chunk (n_ctx - 1 - n_ctx/2) */
+    double nll_sum;     /* sum of -ln p(next token) over them */
+    double ppl_running; /* exp(mean NLL) over chunks 0..chunk */
+    double kld_sum;     /* with kl_base: sum of the KL divergences over them */
+} qr_ppl_chunk;
+
+typedef void (*qr_ppl_progress_fn)(const qr_ppl_chunk *chunk, void *user);
+
+typedef struct qr_ppl_params {
+    int32_t n_ctx;     /* tokens per chunk (0: 512; with kl_base, 0 or the file's) */
+    int32_t n_batch;   /* tokens per decode (0: 512); n_batch / n_ctx chunks go together */
+    int32_t n_threads; /* 0: all CPUs */
+    int32_t n_chunks;  /* evaluate at most this many chunks (0: all) */
+    /* Write the log-probabilities of every scored position to this file (format below). */
+    const char *save_logits;
+    /* Compare with a file written by save_logits: its tokens are evaluated (the tokens argument
+     * is ignored) and the KL divergence from its distributions is reported. */
+    const char *kl_base;
+    qr_ppl_progress_fn progress; /* called after each chunk (may be NULL) */
+    void *progress_user;
+} qr_ppl_params;
+
+/* The log-probabilities file (all little-endian):
+ *   char magic[8] = "QRLOGPRB"; uint32 version = 1; uint32 n_vocab; uint32 n_ctx;
+ *   uint32 n_chunk; int32 tokens[n_chunk * n_ctx] (the text's tokens, before BOS substitution);
+ *   then for each chunk, for each scored position p = n_ctx/2 .. n_ctx-2:
+ *   float32 log_softmax[n_vocab] of the logits at p (they predict token p+1).
+ * Uncompressed: n_chunk * (n_ctx - 1 - n_ctx/2) * n_vocab * 4 bytes of log-probabilities. */
+#define QR_LOGPROB_MAGIC "QRLOGPRB"
+#define QR_LOGPROB_VERSION 1
+
+typedef struct qr_ppl_result {
+    int32_t n_ctx, n_chunk;
+    int64_t n_tokens; /* tokens of the text (or of the kl_base file) */
+    int64_t n_scored; /* positions scored */
+    double mean_nll, ppl;
+    double ppl_uncertainty; /* PPL * sqrt(var(NLL) / (N - 1)), llama-perplexity's estimate */
+    double seconds;         /* wall time of decoding and scoring */
+    /* With kl_base (llama-perplexity --kl-divergence's statistics): */
+    bool has_kld;
+    double base_ppl, ln_ppl_ratio, ppl_ratio; /* ratio: PPL(this model) / PPL(base) */
+    double kld_mean, kld_uncertainty, kld_median, kld_p90, kld_p95, kld_p99, kld_max;
+    double same_top; /* fraction of positions whose most likely token is the base's */
+} qr_ppl_result;
+
+/* llama-perplexity's method: chunks of n_ctx tokens, each from an empty cache, the first token
+ * replaced by BOS when the vocabulary adds one; the logits at positions n_ctx/2 .. n_ctx-2 are
+ * scored against the next token. Needs at least 2 * n_ctx tokens. */
+qr_status qr_perplexity(qr_model *model, const qr_token *tokens, int32_t n_tokens,
+                        const qr_ppl_params *params, qr_ppl_result *out);
+
+/* Multiple choice. A task file has one JSON object a line:
+ *   {"context": "...", "choices": ["...", ...], "answer": INDEX}
+ * (blank lines are skipped). A choice follows its context after one space, unless the context
+ * is empty or ends in whitespace or the choice starts with whitespace. */
+typedef struct qr_mc_task {
+    char *context;
+    char **choices;
+    int32_t n_choices;
+    int32_t answer;
+    int32_t line; /* 1-based line in the file */
+} qr_mc_task;
+
+/* Parse a task file's text; errors name the line. Free with qr_mc_tasks_free. */
+qr_status qr_mc_parse(const char *text, size_t len, qr_mc_task **tasks, int32_t *n_tasks);
+void qr_mc_tasks_free(qr_mc_task *tasks, int32_t n_tasks);
+
+/* Log-likelihood of a choice given its context: the sum of ln p over the tokens of
+ * tokenize(BOS? + context + sep + choice) past its common prefix with tokenize(BOS? + context),
+ * each predicted from the tokens before it (the first token of a text without BOS is not
+ * scored); *n_tokens is how many. Clears sequence 0 of ctx and uses it. */
+qr_status qr_mc_score_choice(qr_context *ctx, const char *context, const char *choice,
+                             double *logprob, int32_t *n_tokens);
+
+typedef struct qr_mc_result {
+    int32_t n_tasks;
+    int32_t n_correct_norm;              /* best mean log-likelihood per token is the answer */
+    int32_t n_correct;                   /* best total log-likelihood is the answer */
+    double acc_norm, acc_norm_lo, acc_norm_hi; /* accuracy and its Wilson 95% interval */
+    double acc, acc_lo, acc_hi;
+} qr_mc_result;
+
+/* Called after each task with each choice's total log-likelihood and token count.
+ * qr_mc_evaluate clears sequence 0 of ctx, uses it, and reuses the cached context of a task
+ * across its choices. */
+typedef void (*qr_mc_progress_fn)(int32_t index, const qr_mc_task *task, const double *logprob,
+                                  const int32_t *n_tokens, void *user);
+
+qr_status qr_mc_evaluate(qr_context *ctx, const qr_mc_task *tasks, int32_t n_tasks,
+                         qr_mc_progress_fn progress, void *user, qr_mc_result *out);
+
+/* Wilson score interval of k successes in n trials at normal quantile z (1.96: 95%). */
+void qr_wilson_interval(int64_t k, int64_t n, double z, double *lo, double *hi);
+
 #ifdef __cplusplus
 }
 #endif

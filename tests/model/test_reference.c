@@ -1,0 +1,199 @@
+/* test_reference.c - Quarrel's logits against llama.cpp's (../shared/reference/<model>.json),
+ * the acceptance rules of ../shared/reference/README.md:
+ *   1. prompt tokens identical;
+ *   2. teacher-forced: at every prompt position and every step, each of the reference's top-10
+ *      logits within tolerance.abs_logit;
+ *   3. the full logits at the last prompt position (<model>.case<i>.logits0.f32) within it;
+ *   4. free-running greedy ids equal up to the first step whose reference gap12 <= abs_logit.
+ * Run with the default F16 KV cache, two threads, and the prompt in one batch; then once more
+ * token by token (batch of 1) for the first case, which must agree as well. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <math.h>
+
+#include "quarrel.h"
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+typedef struct stats {
+    double max_diff;
+    int n_checked;
+} stats;
+
+/* Every [id, logit] of the reference top list against our logits. */
+static void check_top(const cJSON *top, const float *logits, double tol, const char *where, stats *s) {
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, top) {
+        int id = cJSON_GetArrayItem(pair, 0)->valueint;
+        double ref = cJSON_GetArrayItem(pair, 1)->valuedouble;
+        double d = fabs((double)logits[id] - ref);
+        if (d > s->max_diff) s->max_diff = d;
+        s->n_checked++;
+        if (!(d <= tol)) fail_msg("%s: token %d logit %.5f, llama.cpp %.5f (diff %.4f > %.4f)", where, id, logits[id], ref, d, tol);
+    }
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void run_model(const char *name, int n_batch) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/reference/%s.json", QR_SHARED_DIR, name);
+    char *text = slurp(path, NULL);
+    cJSON *ref = cJSON_Parse(text);
+    free(text);
+    assert_non_null(ref);
+    double tol = cJSON_GetObjectItem(cJSON_GetObjectItem(ref, "tolerance"), "abs_logit")->valuedouble;
+
+    snprintf(path, sizeof path, "%s/models/%s.gguf", QR_SHARED_DIR, name);
+    qr_model *model;
+    if (qr_model_load(path, NULL, &model) != QR_OK) fail_msg("%s", qr_last_error());
+    const int n_vocab = qr_model_n_vocab(model);
+    qr_context_params cp = qr_context_default_params();
+    cp.n_ctx = 512;
+    cp.n_threads = 2;
+    cp.n_batch = n_batch;
+    qr_context *ctx;
+    if (qr_context_create(model, &cp, &ctx) != QR_OK) fail_msg("%s", qr_last_error());
+
+    const cJSON *cases = cJSON_GetObjectItem(ref, "cases");
+    int n_cases = cJSON_GetArraySize(cases);
+    if (n_batch == 1) n_cases = 1; /* the token-by-token run: first case only */
+    stats s = {0};
+    for (int c = 0; c < n_cases; c++) {
+        const cJSON *cs = cJSON_GetArrayItem(cases, c);
+        const char *prompt = cJSON_GetObjectItem(cs, "prompt")->valuestring;
+        const cJSON *ptoks = cJSON_GetObjectItem(cs, "prompt_tokens");
+        int n_prompt = cJSON_GetArraySize(ptoks);
+
+        /* 1. prompt tokens */
+        qr_token toks[512];
+        int32_t n_tok = 0;
+        if (qr_tokenize(model, prompt, strlen(prompt), true, false, toks, 512, &n_tok) != QR_OK)
+            fail_msg("%s", qr_last_error());
+        assert_int_equal(n_tok, n_prompt);
+        for (int i = 0; i < n_prompt; i++) assert_int_equal(toks[i], cJSON_GetArrayItem(ptoks, i)->valueint);
+
+        /* 2a. teacher-forced over the prompt: logits at every position */
+        qr_kv_clear(ctx);
+        qr_batch b;
+        assert_int_equal(qr_batch_init(&b, 512), QR_OK);
+        for (int i = 0; i < n_prompt; i++) qr_batch_add(&b, toks[i], i, 0, true);
+        if (qr_decode(ctx, &b) != QR_OK) fail_msg("%s", qr_last_error());
+        const cJSON *pt;
+        cJSON_ArrayForEach(pt, cJSON_GetObjectItem(cs, "prompt_top")) {
+            int pos = cJSON_GetObjectItem(pt, "pos")->valueint;
+            char where[128];
+            snprintf(where, sizeof where, "%s case %d prompt pos %d", name, c, pos);
+            check_top(cJSON_GetObjectItem(pt, "top"), qr_get_logits(ctx, pos), tol, where, &s);
+        }
+
+        /* 3. full logits at the last prompt position */
+        snprintf(path, sizeof path, "%s/reference/%s.case%d.logits0.f32", QR_SHARED_DIR, name, c);
+        size_t len;
+        float *l0 = (float *)slurp(path, &len);
+        assert_int_equal(len, (size_t)n_vocab * sizeof(float));
+        const float *last = qr_get_logits(ctx, -1);
+        for (int i = 0; i < n_vocab; i++) {
+            double d = fabs((double)last[i] - (double)l0[i]);
+            if (!(d <= tol)) fail_msg("%s case %d logits0[%d]: %.5f vs llama.cpp %.5f", name, c, i, last[i], l0[i]);
+        }
+        free(l0);
+
+        /* 2b. teacher-forced steps: feed each step's input id */
+        const cJSON *steps = cJSON_GetObjectItem(cs, "steps");
+        int n_steps = cJSON_GetArraySize(steps);
+        for (int k = 0; k < n_steps; k++) {
+            const cJSON *st = cJSON_GetArrayItem(steps, k);
+            int pos = cJSON_GetObjectItem(st, "pos")->valueint;
+            if (k > 0) {
+                b.n_tokens = 0;
+                qr_batch_add(&b, cJSON_GetObjectItem(st, "input_id")->valueint, pos, 0, true);
+                if (qr_decode(ctx, &b) != QR_OK) fail_msg("%s", qr_last_error());
+            } else {
+                assert_int_equal(pos, n_prompt - 1);
+            }
+            char where[128];
+            snprintf(where, sizeof where, "%s case %d step %d (pos %d)", name, c, k, pos);
+            check_top(cJSON_GetObjectItem(st, "top"), qr_get_logits(ctx, -1), tol, where, &s);
+        }
+
+        /* 4. free-running greedy up to the first near-tie */
+        qr_kv_clear(ctx);
+        b.n_tokens = 0;
+        for (int i = 0; i < n_prompt; i++) qr_batch_add(&b, toks[i], i, 0, i == n_prompt - 1);
+        if (qr_decode(ctx, &b) != QR_OK) fail_msg("%s", qr_last_error());
+        const cJSON *greedy = cJSON_GetObjectItem(cs, "greedy_ids");
+        int n_greedy = cJSON_GetArraySize(greedy), n_strict = 0;
+        for (int k = 0; k < n_greedy && k < n_steps; k++) {
+            double gap = cJSON_GetObjectItem(cJSON_GetArrayItem(steps, k), "gap12")->valuedouble;
+            if (gap <= tol) break;
+            int id = argmax(qr_get_logits(ctx, -1), n_vocab);
+            if (id != cJSON_GetArrayItem(greedy, k)->valueint)
+                fail_msg("%s case %d greedy step %d: %d, llama.cpp %d", name, c, k, id,
+                         cJSON_GetArrayItem(greedy, k)->valueint);
+            n_strict++;
+            b.n_tokens = 0;
+            qr_batch_add(&b, id, n_prompt + k, 0, true);
+            if (qr_decode(ctx, &b) != QR_OK) fail_msg("%s", qr_last_error());
+        }
+        print_message("%s case %d: greedy identical for the %d strict steps of %d\n", name, c, n_strict, n_greedy);
+        qr_batch_free(&b);
+    }
+    print_message("%s (batch %d): %d logits checked, max |diff| %.5f (tolerance %.4f)\n", name, n_batch, s.n_checked,
+                  s.max_diff, tol);
+    qr_context_free(ctx);
+    qr_model_free(model);
+    cJSON_Delete(ref);
+}
+
+static void test_stories260K(void **state) {
+    (void)state;
+    run_model("stories260K", 512);
+}
+static void test_stories260K_token_by_token(void **state) {
+    (void)state;
+    run_model("stories260K", 1);
+}
+static void test_smol135(void **state) {
+    (void)state;
+    run_model("smol135-q4_k_m", 512);
+}
+static void test_qwen2_tiny(void **state) {
+    (void)state;
+    run_model("qwen2-tiny-q8_0", 512);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stories260K),
+        cmocka_unit_test(test_stories260K_token_by_token),
+        cmocka_unit_test(test_smol135),
+        cmocka_unit_test(test_qwen2_tiny),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
