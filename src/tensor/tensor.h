@@ -1,0 +1,81 @@
+/* tensor.h - one traits table per tensor type: block geometry, conversion to and from f32,
+ * and the scalar reference dot product against the type's activation format (vec_dot_type),
+ * as ggml's type_traits / type_traits_cpu. */
+#ifndef QR_TENSOR_H
+#define QR_TENSOR_H
+
+#include "quarrel.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*qr_to_float_fn)(const void *src, float *dst, int64_t n);
+typedef void (*qr_from_float_fn)(const float *src, void *dst, int64_t n);
+/* dot product of n elements: x is a row of this type (weights), y a row of vec_dot_type */
+typedef void (*qr_vec_dot_fn)(int64_t n, float *out, const void *x, const void *y);
+
+typedef struct qr_type_traits {
+    const char *name;   /* ggml's name: "f32", "q4_K", ... */
+    int64_t block_size; /* elements per block */
+    size_t block_bytes;
+    bool is_quantized;
+    qr_to_float_fn to_float;
+    qr_from_float_fn from_float; /* reference quantizer; NULL where Quarrel has none yet */
+    qr_vec_dot_fn vec_dot;       /* scalar reference dot product; NULL for activation-only types */
+    int vec_dot_type;            /* what activations are converted to before vec_dot */
+} qr_type_traits;
+
+/* NULL if Quarrel does not know the type. */
+const qr_type_traits *qr_type_traits_get(int type);
+
+/* Conversions and dot products, by type (dequant.c, quant_act.c, vec_dot.c). */
+void qr_dequant_f16(const void *src, float *dst, int64_t n);
+void qr_dequant_bf16(const void *src, float *dst, int64_t n);
+void qr_dequant_q4_0(const void *src, float *dst, int64_t n);
+void qr_dequant_q4_1(const void *src, float *dst, int64_t n);
+void qr_dequant_q5_0(const void *src, float *dst, int64_t n);
+void qr_dequant_q5_1(const void *src, float *dst, int64_t n);
+void qr_dequant_q8_0(const void *src, float *dst, int64_t n);
+void qr_dequant_q2_K(const void *src, float *dst, int64_t n);
+void qr_dequant_q3_K(const void *src, float *dst, int64_t n);
+void qr_dequant_q4_K(const void *src, float *dst, int64_t n);
+void qr_dequant_q5_K(const void *src, float *dst, int64_t n);
+void qr_dequant_q6_K(const void *src, float *dst, int64_t n);
+void qr_dequant_q8_K(const void *src, float *dst, int64_t n);
+
+void qr_quant_f16(const float *src, void *dst, int64_t n);
+void qr_quant_bf16(const float *src, void *dst, int64_t n);
+void qr_quant_q8_0(const float *src, void *dst, int64_t n);
+void qr_quant_q8_1(const float *src, void *dst, int64_t n);
+void qr_quant_q8_K(const float *src, void *dst, int64_t n);
+
+void qr_vec_dot_f32(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_f16(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_bf16(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q4_0(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q4_1(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q5_0(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q5_1(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q8_0(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q2_K(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q3_K(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q4_K(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q5_K(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_q6_K(int64_t n, float *out, const void *x, const void *y);
+
+/* A k-quant super-block unpacked: 256 integer values and per-16 scales and mins, so that
+ * element i = (d * scale[i/16]) * q[i] - (dmin * min[i/16]). Shared by dequantisation and the
+ * reference dot products. */
+typedef struct qr_kblock {
+    float d, dmin;
+    int8_t q[256];
+    int16_t scale[16], min[16];
+} qr_kblock;
+void qr_unpack_q2_K(const void *block, qr_kblock *out);
+void qr_unpack_q3_K(const void *block, qr_kblock *out);
+void qr_unpack_q4_K(const void *block, qr_kblock *out);
+void qr_unpack_q5_K(const void *block, qr_kblock *out);
+void qr_unpack_q6_K(const void *block, qr_kblock *out);
+
+#endif
