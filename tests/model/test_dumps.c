@@ -98,7 +98,7 @@ static void compare_dumps(const char *model_name, double bound) {
             if (!strcmp(cap->items[i].name, name)) ours = &cap->items[i];
         if (!ours) continue; /* an op Quarrel fuses or does not name (norm-L.1, kq-L, ...) */
         snprintf(path, sizeof path, "%s/reference/%s.dump/%s", QR_SHARED_DIR, model_name, fname);
-        int64_t n;
+        int64_t n = 0;
         float *ref = read_f32(path, &n);
         assert_non_null(ref);
         if (n != ours->n) fail_msg("%s: %lld values, llama.cpp has %lld", name, (long long)ours->n, (long long)n);
