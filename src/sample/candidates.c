@@ -1,0 +1,144 @@
+/* candidates.c - the candidate list shared by the stages: gathering it from the dense logits
+ * (all of them, or only the top k by a heap scan), softmax and sorting. */
+#include "sample/sample_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+void qr_cand_gather_all(qr_sample_state *st) {
+    if (st->gathered) return;
+    size_t m = 0;
+    for (int32_t i = 0; i < st->n_vocab; i++) {
+        float l = st->logits[i];
+        if (l == -INFINITY) continue; /* banned by logit bias */
+        st->data[m].id = i;
+        st->data[m].logit = l;
+        st->data[m].p = 0.0f;
+        m++;
+    }
+    st->size = m;
+    st->sorted = false;
+    st->gathered = true;
+}
+
+/* min-heap on .logit */
+static void sift_down(qr_candidate *h, int32_t n, int32_t i) {
+    qr_candidate v = h[i];
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && h[c + 1].logit < h[c].logit) c++;
+        if (h[c].logit >= v.logit) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = v;
+}
+
+/* Replace the heap minimum by (id, v) and return the new minimum. */
+static inline float heap_replace(qr_candidate *h, int32_t n, int32_t id, float v) {
+    h[0].id = id;
+    h[0].logit = v;
+    sift_down(h, n, 0);
+    return h[0].logit;
+}
+
+int32_t qr_select_top(const float *x, int32_t len, int32_t n, qr_candidate *out) {
+    if (n > len) n = len;
+    if (n <= 0) return 0;
+    for (int32_t i = 0; i < n; i++) {
+        out[i].id = i;
+        out[i].logit = x[i];
+        out[i].p = 0.0f;
+    }
+    for (int32_t i = n / 2 - 1; i >= 0; i--)
+        sift_down(out, n, i);
+    float thr = out[0].logit;
+    int32_t i = n;
+#ifdef __SSE2__
+    /* Most blocks hold nothing above the current n-th best: test 16 at a time. */
+    for (; i + 16 <= len; i += 16) {
+        __m128 t = _mm_set1_ps(thr);
+        __m128 gt = _mm_or_ps(_mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(x + i), t),
+                                        _mm_cmpgt_ps(_mm_loadu_ps(x + i + 4), t)),
+                              _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(x + i + 8), t),
+                                        _mm_cmpgt_ps(_mm_loadu_ps(x + i + 12), t)));
+        if (!_mm_movemask_ps(gt)) continue;
+        for (int32_t j = i; j < i + 16; j++)
+            if (x[j] > thr) thr = heap_replace(out, n, j, x[j]);
+    }
+#endif
+    for (; i < len; i++)
+        if (x[i] > thr) thr = heap_replace(out, n, i, x[i]);
+    /* heap sort: popping minima to the back leaves the array in descending order */
+    for (int32_t m = n - 1; m > 0; m--) {
+        qr_candidate tmp = out[0];
+        out[0] = out[m];
+        out[m] = tmp;
+        sift_down(out, m, 0);
+    }
+    return n;
+}
+
+void qr_cand_gather_top_k(qr_sample_state *st, int32_t k) {
+    if (st->gathered || k >= st->n_vocab) { /* nothing to cut: top-k is a no-op */
+        qr_cand_gather_all(st);
+        return;
+    }
+    int32_t m = qr_select_top(st->logits, st->n_vocab, k, st->data);
+    while (m > 0 && st->data[m - 1].logit == -INFINITY) /* banned tokens sort last */
+        m--;
+    st->size = (size_t)m;
+    st->sorted = true;
+    st->gathered = true;
+}
+
+void qr_cand_softmax(qr_sample_state *st) {
+    if (st->size == 0) return;
+    float max_l = st->data[0].logit;
+    if (!st->sorted)
+        for (size_t i = 1; i < st->size; i++)
+            if (st->data[i].logit > max_l) max_l = st->data[i].logit;
+    float sum = 0.0f;
+    for (size_t i = 0; i < st->size; i++) {
+        float p = expf(st->data[i].logit - max_l);
+        st->data[i].p = p;
+        sum += p;
+    }
+    for (size_t i = 0; i < st->size; i++)
+        st->data[i].p /= sum;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    float x = ((const qr_candidate *)a)->logit, y = ((const qr_candidate *)b)->logit;
+    return (x < y) - (x > y);
+}
+
+void qr_cand_sort(qr_sample_state *st) {
+    if (st->sorted) return;
+    qsort(st->data, st->size, sizeof *st->data, cmp_desc);
+    st->sorted = true;
+}
+
+size_t qr_cand_draw(qr_sample_state *st) {
+    qr_cand_softmax(st);
+    double sum = 0.0;
+    for (size_t i = 0; i < st->size; i++)
+        sum += st->data[i].p;
+    double target = qr_rng_uniform(st->rng) * sum, run = 0.0;
+    for (size_t i = 0; i < st->size; i++) {
+        run += st->data[i].p;
+        if (run > target) return i;
+    }
+    return st->size - 1; /* not reached: run ends at sum > target */
+}
+
+qr_status qr_cand_check_nonempty(const qr_sample_state *st) {
+    if (st->gathered && st->size == 0)
+        return qr_error(QR_ERR_NUMERIC, "sampling: no candidate token left (every logit is -inf "
+                                        "after logit bias: all tokens are banned)");
+    return QR_OK;
+}

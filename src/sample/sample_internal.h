@@ -1,0 +1,98 @@
+/* sample_internal.h - the sampler chain's inner interface: the per-token working state, the
+ * stage vtable every sampler implements (one file per sampler), the PRNG and shared helpers.
+ *
+ * A token is picked in two phases. While state->gathered is false the state holds the dense
+ * logits (indexed by token id, a private copy of the caller's): logit bias and penalties edit
+ * single entries of it, which costs nothing per vocabulary entry. The first stage that needs a
+ * candidate list gathers one: top-k selects its k best straight from the dense array (no sort
+ * of the vocabulary), any other stage takes every token whose logit is not -inf. From then on
+ * stages work on the candidate list {id, logit, p}, as llama.cpp's llama_token_data_array. */
+#ifndef QR_SAMPLE_INTERNAL_H
+#define QR_SAMPLE_INTERNAL_H
+
+#include "util/util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- PRNG: xoshiro256** seeded through splitmix64 (Blackman & Vigna) ---- */
+typedef struct qr_rng {
+    uint64_t s[4];
+} qr_rng;
+void qr_rng_seed(qr_rng *r, uint64_t seed);
+uint64_t qr_rng_next(qr_rng *r);
+/* Uniform in [0, 1) with 53 random bits. */
+double qr_rng_uniform(qr_rng *r);
+/* A seed from /dev/urandom, or from the clock if that cannot be read; never QR_SEED_RANDOM. */
+uint64_t qr_rng_random_seed(void);
+
+/* ---- candidates and the per-token state ---- */
+typedef struct qr_candidate {
+    int32_t id;
+    float logit;
+    float p;
+} qr_candidate;
+
+typedef struct qr_sample_state {
+    float *logits; /* dense, n_vocab entries, valid while !gathered */
+    int32_t n_vocab;
+    bool gathered;
+    qr_candidate *data; /* capacity n_vocab */
+    size_t size;
+    bool sorted;      /* data is in descending logit order */
+    int32_t selected; /* index into data chosen by the final stage, -1 before */
+    qr_rng *rng;
+} qr_sample_state;
+
+/* Gather every token whose logit is not -inf into the candidate list (no-op once gathered). */
+void qr_cand_gather_all(qr_sample_state *st);
+/* Keep the k best of the dense logits (k >= 1), sorted descending; -inf entries dropped. */
+void qr_cand_gather_top_k(qr_sample_state *st, int32_t k);
+/* p = softmax(logit) over the candidates (max-subtracted, float, as llama.cpp's softmax). */
+void qr_cand_softmax(qr_sample_state *st);
+/* Normalised softmax into p, then one draw from it (double running sum against u * sum, so a
+ * token whose p underflowed to 0 is never picked); returns the chosen index. size >= 1. */
+size_t qr_cand_draw(qr_sample_state *st);
+/* QR_ERR_NUMERIC "no candidate left" when the list is empty (every token banned). */
+qr_status qr_cand_check_nonempty(const qr_sample_state *st);
+/* Sort the candidates by descending logit (no-op if already sorted). */
+void qr_cand_sort(qr_sample_state *st);
+/* Select the n largest values of x[0..len) into out[0..n) as {index, value, 0}, descending;
+ * returns how many (min(n, len)). A linear scan against a size-n min-heap: no sort of the
+ * whole array. x must hold no NaN. */
+int32_t qr_select_top(const float *x, int32_t len, int32_t n, qr_candidate *out);
+
+/* ---- the stage interface ---- */
+typedef struct qr_stage qr_stage;
+typedef struct qr_stage_vtable {
+    const char *name;
+    /* Edit the state: dense logits or candidates. Fails only on numeric trouble. */
+    qr_status (*apply)(qr_stage *self, qr_sample_state *st);
+    void (*accept)(qr_stage *self, qr_token token); /* may be NULL */
+    void (*reset)(qr_stage *self);                  /* may be NULL */
+} qr_stage_vtable;
+
+struct qr_stage {
+    const qr_stage_vtable *vt;
+    void (*free_fn)(qr_stage *self); /* NULL: free(self) */
+};
+
+/* Constructors (NULL on allocation failure, with qr_error set). Parameters are validated by
+ * qr_sampler_create before these are called. */
+qr_stage *qr_stage_logit_bias(const qr_logit_bias *bias, int32_t n_bias);
+qr_stage *qr_stage_penalties(int32_t n_vocab, int32_t last_n, float repeat, float freq,
+                             float present);
+qr_stage *qr_stage_top_k(int32_t k);
+qr_stage *qr_stage_typical(float p);
+qr_stage *qr_stage_top_p(float p);
+qr_stage *qr_stage_min_p(float p);
+qr_stage *qr_stage_temperature(float temp, float dyn_range, float dyn_exp);
+qr_stage *qr_stage_dist(void);
+qr_stage *qr_stage_mirostat_v2(float tau, float eta);
+void qr_stage_free(qr_stage *s);
+
+/* Mirostat v2's current mu (for tests). */
+float qr_stage_mirostat_mu(const qr_stage *s);
+
+#endif

@@ -1,0 +1,310 @@
+/* sampler.c - the public sampler: parameters, the chain built from them in llama.cpp's common
+ * order (common/sampling.cpp), the per-token loop and the log-probabilities.
+ *
+ * Chain: logit bias, penalties, [top-k, typical, top-p, min-p, temperature (+dynatemp), dist]
+ * or, with mirostat 2, [temperature, mirostat v2]. DRY and XTC are not implemented. Greedy
+ * (temp <= 0) without typical sampling skips the truncation stages: each of them keeps the
+ * highest-logit token, so the pick is the same and costs one scan.
+ *
+ * Log-probabilities come from the full softmax over the whole vocabulary of the logits after
+ * logit bias and before every other stage (penalties, truncation, temperature), as OpenAI's
+ * logprobs report the model's distribution rather than the sampler's. */
+#include "sample/sample_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#define MAX_STAGES 10
+
+/* The --quality preset (see the "Sampler" section of bench/README.md): entropy-adaptive
+ * temperature 0.7 +- 0.3 (exponent 1), top-p 0.95, min-p 0.05, and a frequency-weighted
+ * penalty 0.1 per occurrence over the last 256 tokens instead of the multiplicative repeat
+ * penalty (which punishes a token seen once as hard as one seen ten times). top_k, typical_p,
+ * the seed, logit bias and n_probs are kept from the caller's parameters. */
+static void apply_quality_preset(qr_sampler_params *p) {
+    p->temp = 0.7f;
+    p->dynatemp_range = 0.3f;
+    p->dynatemp_exp = 1.0f;
+    p->top_p = 0.95f;
+    p->min_p = 0.05f;
+    p->repeat_penalty = 1.0f;
+    p->frequency_penalty = 0.1f;
+    p->presence_penalty = 0.0f;
+    p->repeat_last_n = 256;
+}
+
+struct qr_sampler {
+    qr_sampler_params params; /* effective (after the preset); logit_bias not owned */
+    int32_t n_vocab;
+    uint64_t seed;
+    qr_rng rng;
+    qr_stage *stages[MAX_STAGES];
+    int n_stages;
+    int n_before_logprobs; /* stages that run before the log-probabilities are taken */
+    float *work;           /* dense logits, n_vocab */
+    float *lp_work;        /* copy for the chosen token's log-probability, n_vocab */
+    qr_candidate *cand;    /* n_vocab */
+};
+
+qr_sampler_params qr_sampler_default_params(void) {
+    qr_sampler_params p;
+    memset(&p, 0, sizeof p);
+    p.seed = QR_SEED_RANDOM;
+    p.temp = 0.8f;
+    p.top_k = 40;
+    p.top_p = 0.95f;
+    p.min_p = 0.05f;
+    p.typical_p = 1.0f;
+    p.repeat_penalty = 1.0f;
+    p.repeat_last_n = 64;
+    p.presence_penalty = 0.0f;
+    p.frequency_penalty = 0.0f;
+    p.dynatemp_range = 0.0f;
+    p.dynatemp_exp = 1.0f;
+    p.mirostat = 0;
+    p.mirostat_tau = 5.0f;
+    p.mirostat_eta = 0.1f;
+    p.quality = false;
+    p.n_logit_bias = 0;
+    p.logit_bias = NULL;
+    p.n_probs = 0;
+    return p;
+}
+
+#define BAD(cond, ...)                                                                             \
+    do {                                                                                           \
+        if (cond) return qr_error(QR_ERR_INVALID_ARG, "sampler: " __VA_ARGS__);                    \
+    } while (0)
+
+static qr_status validate(const qr_sampler_params *p, int32_t n_vocab) {
+    BAD(n_vocab <= 0, "n_vocab must be positive (got %d)", (int)n_vocab);
+    BAD(isnan(p->temp) || isinf(p->temp), "temp must be finite (got %g)", (double)p->temp);
+    BAD(!(p->top_p > 0.0f && p->top_p <= 1.0f), "top_p must be in (0, 1] (got %g)",
+        (double)p->top_p);
+    BAD(!(p->min_p >= 0.0f && p->min_p <= 1.0f), "min_p must be in [0, 1] (got %g)",
+        (double)p->min_p);
+    BAD(!(p->typical_p > 0.0f && p->typical_p <= 1.0f), "typical_p must be in (0, 1] (got %g)",
+        (double)p->typical_p);
+    BAD(!(p->repeat_penalty > 0.0f) || isinf(p->repeat_penalty),
+        "repeat_penalty must be positive and finite (got %g)", (double)p->repeat_penalty);
+    BAD(p->repeat_last_n < -1, "repeat_last_n must be -1 (all), 0 (off) or positive (got %d)",
+        (int)p->repeat_last_n);
+    BAD(!isfinite(p->presence_penalty), "presence_penalty must be finite (got %g)",
+        (double)p->presence_penalty);
+    BAD(!isfinite(p->frequency_penalty), "frequency_penalty must be finite (got %g)",
+        (double)p->frequency_penalty);
+    BAD(!(p->dynatemp_range >= 0.0f) || isinf(p->dynatemp_range),
+        "dynatemp_range must be finite and >= 0 (got %g)", (double)p->dynatemp_range);
+    BAD(!(p->dynatemp_exp >= 0.0f) || isinf(p->dynatemp_exp),
+        "dynatemp_exp must be finite and >= 0 (got %g)", (double)p->dynatemp_exp);
+    BAD(p->mirostat != 0 && p->mirostat != 2,
+        "mirostat must be 0 (off) or 2 (mirostat v2; v1 is not implemented) (got %d)",
+        (int)p->mirostat);
+    BAD(!(p->mirostat_tau >= 0.0f) || isinf(p->mirostat_tau),
+        "mirostat_tau must be finite and >= 0 (got %g)", (double)p->mirostat_tau);
+    BAD(!(p->mirostat_eta >= 0.0f) || isinf(p->mirostat_eta),
+        "mirostat_eta must be finite and >= 0 (got %g)", (double)p->mirostat_eta);
+    BAD(p->quality && p->mirostat != 0, "the quality preset cannot be combined with mirostat");
+    BAD(p->n_probs < 0 || p->n_probs > QR_MAX_TOP_LOGPROBS, "n_probs must be in [0, %d] (got %d)",
+        QR_MAX_TOP_LOGPROBS, (int)p->n_probs);
+    BAD(p->n_logit_bias < 0, "n_logit_bias must be >= 0 (got %d)", (int)p->n_logit_bias);
+    BAD(p->n_logit_bias > 0 && !p->logit_bias, "logit_bias is NULL but n_logit_bias is %d",
+        (int)p->n_logit_bias);
+    for (int32_t i = 0; i < p->n_logit_bias; i++) {
+        const qr_logit_bias *b = &p->logit_bias[i];
+        BAD(b->token < 0 || b->token >= n_vocab,
+            "logit_bias[%d]: token %d is outside the vocabulary [0, %d)", (int)i, (int)b->token,
+            (int)n_vocab);
+        BAD(isnan(b->bias) || b->bias == INFINITY,
+            "logit_bias[%d] for token %d must be finite or -inf (got %g)", (int)i, (int)b->token,
+            (double)b->bias);
+    }
+    return QR_OK;
+}
+
+static qr_status add(qr_sampler *s, qr_stage *st) {
+    if (!st) return QR_ERR_NOMEM; /* the constructor has set the message */
+    s->stages[s->n_stages++] = st;
+    return QR_OK;
+}
+
+static qr_status build_chain(qr_sampler *s) {
+    const qr_sampler_params *p = &s->params;
+    if (p->n_logit_bias > 0 && add(s, qr_stage_logit_bias(p->logit_bias, p->n_logit_bias)))
+        return QR_ERR_NOMEM;
+    s->n_before_logprobs = s->n_stages;
+    bool penalties =
+        p->repeat_last_n != 0 &&
+        (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
+    if (penalties && add(s, qr_stage_penalties(s->n_vocab, p->repeat_last_n, p->repeat_penalty,
+                                               p->frequency_penalty, p->presence_penalty)))
+        return QR_ERR_NOMEM;
+    if (p->mirostat == 2) {
+        if (add(s, qr_stage_temperature(p->temp, 0.0f, 1.0f))) return QR_ERR_NOMEM;
+        return add(s, qr_stage_mirostat_v2(p->mirostat_tau, p->mirostat_eta));
+    }
+    bool greedy = p->temp <= 0.0f;
+    if (!greedy || p->typical_p < 1.0f) { /* greedy: see the file comment */
+        if (p->top_k > 0 && add(s, qr_stage_top_k(p->top_k))) return QR_ERR_NOMEM;
+        if (p->typical_p < 1.0f && add(s, qr_stage_typical(p->typical_p))) return QR_ERR_NOMEM;
+        if (p->top_p < 1.0f && add(s, qr_stage_top_p(p->top_p))) return QR_ERR_NOMEM;
+        if (p->min_p > 0.0f && add(s, qr_stage_min_p(p->min_p))) return QR_ERR_NOMEM;
+    }
+    if (add(s, qr_stage_temperature(p->temp, p->dynatemp_range, p->dynatemp_exp)))
+        return QR_ERR_NOMEM;
+    return add(s, qr_stage_dist());
+}
+
+void qr_stage_free(qr_stage *s) {
+    if (!s) return;
+    if (s->free_fn)
+        s->free_fn(s);
+    else
+        free(s);
+}
+
+qr_status qr_sampler_create(const qr_sampler_params *params, int32_t n_vocab, qr_sampler **out) {
+    if (!out) return qr_error(QR_ERR_INVALID_ARG, "qr_sampler_create: out is NULL");
+    *out = NULL;
+    if (!params) return qr_error(QR_ERR_INVALID_ARG, "qr_sampler_create: params is NULL");
+    qr_status st = validate(params, n_vocab);
+    if (st != QR_OK) return st;
+    qr_sampler *s = qr_calloc(1, sizeof *s);
+    if (!s) return QR_ERR_NOMEM;
+    s->params = *params;
+    if (s->params.quality) apply_quality_preset(&s->params);
+    s->n_vocab = n_vocab;
+    s->seed = params->seed == QR_SEED_RANDOM ? qr_rng_random_seed() : params->seed;
+    qr_rng_seed(&s->rng, s->seed);
+    s->work = qr_malloc((size_t)n_vocab * sizeof *s->work);
+    s->lp_work = s->work ? qr_malloc((size_t)n_vocab * sizeof *s->lp_work) : NULL;
+    s->cand = s->lp_work ? qr_malloc((size_t)n_vocab * sizeof *s->cand) : NULL;
+    if (!s->cand || build_chain(s) != QR_OK) {
+        qr_sampler_free(s);
+        return QR_ERR_NOMEM;
+    }
+    *out = s;
+    return QR_OK;
+}
+
+void qr_sampler_free(qr_sampler *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n_stages; i++)
+        qr_stage_free(s->stages[i]);
+    free(s->work);
+    free(s->lp_work);
+    free(s->cand);
+    free(s);
+}
+
+uint64_t qr_sampler_seed(const qr_sampler *s) {
+    return s ? s->seed : 0;
+}
+
+/* Copy the logits into dst; false if any is NaN or infinite (all exponent bits set). */
+static bool copy_finite(float *dst, const float *src, int32_t n) {
+    int32_t i = 0;
+    uint32_t bad = 0;
+#ifdef __SSE2__
+    const __m128i expo = _mm_set1_epi32(0x7f800000);
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 4 <= n; i += 4) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(src + i));
+        _mm_storeu_si128((__m128i *)(dst + i), v);
+        acc = _mm_or_si128(acc, _mm_cmpeq_epi32(_mm_and_si128(v, expo), expo));
+    }
+    bad = (uint32_t)_mm_movemask_epi8(acc);
+#endif
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], 4);
+        dst[i] = src[i];
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad == 0;
+}
+
+static qr_status bad_logit(const float *logits, int32_t n) {
+    for (int32_t i = 0; i < n; i++)
+        if (!isfinite(logits[i]))
+            return qr_error(QR_ERR_NUMERIC,
+                            "sampling: the model's logit for token %d is %s (the forward pass "
+                            "produced a non-finite value)",
+                            (int)i,
+                            isnan(logits[i]) ? "NaN"
+                            : logits[i] > 0  ? "+inf"
+                                             : "-inf");
+    return qr_error(QR_ERR_NUMERIC, "sampling: non-finite logit");
+}
+
+/* Log-probabilities of the top n_probs tokens from the whole-vocabulary softmax of s->work;
+ * returns the log-sum-exp and keeps a copy of s->work for the chosen token's. */
+static float top_logprobs(qr_sampler *s, qr_token_logprobs *lp) {
+    const float *x = s->work;
+    float max_l = -INFINITY;
+    for (int32_t i = 0; i < s->n_vocab; i++)
+        if (x[i] > max_l) max_l = x[i];
+    double sum = 0.0;
+    if (max_l != -INFINITY)
+        for (int32_t i = 0; i < s->n_vocab; i++)
+            sum += expf(x[i] - max_l);
+    /* log-sum-exp; logprob(i) = x[i] - lse, -inf for banned tokens */
+    float lse = max_l + (float)log(sum);
+    qr_candidate top[QR_MAX_TOP_LOGPROBS];
+    int32_t n = qr_select_top(x, s->n_vocab, s->params.n_probs, top);
+    lp->n_top = 0;
+    for (int32_t i = 0; i < n && top[i].logit != -INFINITY; i++) {
+        lp->top_ids[i] = top[i].id;
+        lp->top_logprobs[i] = top[i].logit - lse;
+        lp->n_top = i + 1;
+    }
+    memcpy(s->lp_work, x, (size_t)s->n_vocab * sizeof *x);
+    return lse;
+}
+
+qr_status qr_sampler_sample(qr_sampler *s, const float *logits, qr_token *out,
+                            qr_token_logprobs *logprobs) {
+    if (!s || !logits || !out)
+        return qr_error(QR_ERR_INVALID_ARG, "qr_sampler_sample: %s is NULL",
+                        !s        ? "sampler"
+                        : !logits ? "logits"
+                                  : "out");
+    if (!copy_finite(s->work, logits, s->n_vocab)) return bad_logit(logits, s->n_vocab);
+    qr_sample_state st = {.logits = s->work,
+                          .n_vocab = s->n_vocab,
+                          .gathered = false,
+                          .data = s->cand,
+                          .size = 0,
+                          .sorted = false,
+                          .selected = -1,
+                          .rng = &s->rng};
+    float lse = 0.0f;
+    for (int i = 0; i < s->n_stages; i++) {
+        if (i == s->n_before_logprobs && logprobs) lse = top_logprobs(s, logprobs);
+        qr_status rc = s->stages[i]->vt->apply(s->stages[i], &st);
+        if (rc != QR_OK) return rc;
+    }
+    if (st.selected < 0 || (size_t)st.selected >= st.size) /* the chain always ends in a draw */
+        return qr_error(QR_ERR_NUMERIC, "sampling: no token was selected");
+    qr_token tok = st.data[st.selected].id;
+    if (logprobs) logprobs->logprob = s->lp_work[tok] - lse;
+    qr_sampler_accept(s, tok);
+    *out = tok;
+    return QR_OK;
+}
+
+void qr_sampler_accept(qr_sampler *s, qr_token token) {
+    if (!s) return;
+    for (int i = 0; i < s->n_stages; i++)
+        if (s->stages[i]->vt->accept) s->stages[i]->vt->accept(s->stages[i], token);
+}
+
+void qr_sampler_reset(qr_sampler *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n_stages; i++)
+        if (s->stages[i]->vt->reset) s->stages[i]->vt->reset(s->stages[i]);
+    qr_rng_seed(&s->rng, s->seed);
+}
