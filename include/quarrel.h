@@ -246,8 +246,8 @@ typedef struct qr_utf8_stream {
     char pending[4];
     int n_pending;
 } qr_utf8_stream;
-/* Appends the complete characters of pending+in to out (capacity >= n + 4); returns bytes
- * written. Invalid sequences come out as U+FFFD. */
+/* Appends the complete characters of pending+in to out (capacity >= 3 * n + 9: each invalid
+ * byte becomes the 3-byte U+FFFD); returns bytes written. */
 size_t qr_utf8_stream_push(qr_utf8_stream *s, const char *in, size_t n, char *out);
 /* Flush what is left (an incomplete tail becomes U+FFFD). */
 size_t qr_utf8_stream_flush(qr_utf8_stream *s, char *out);
@@ -400,6 +400,35 @@ qr_status qr_chat_apply_template(const char *tmpl, const qr_chat_message *messag
 const char *qr_chat_detect_family(const char *tmpl);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Server                                                                                     */
+
+/* An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models,
+ * /health, /metrics, /tokenize, /detokenize. */
+typedef struct qr_server_params {
+    const char *model_path;  /* a GGUF file (resolve names with qr_model_resolve first) */
+    const char *model_alias; /* the id /v1/models reports (NULL: the file name without .gguf) */
+    const char *host;        /* numeric IPv4/IPv6 address or "localhost" (NULL: 127.0.0.1) */
+    int port;                /* 0: any free port (reported through on_listening) */
+    int32_t n_parallel;      /* slots decoded together (0: 1) */
+    int32_t n_ctx;           /* KV cells shared by all slots (0: the model's, at most 4096) */
+    int32_t n_threads;       /* 0: all CPUs */
+    int32_t max_queue;       /* requests waiting for a slot before 429 (0: 64) */
+    size_t max_body_bytes;   /* larger request bodies get 413 (0: 1 MiB) */
+    const char *api_key;     /* non-NULL: every /v1/ route, /tokenize, /detokenize, /metrics need
+                                "Authorization: Bearer <api_key>" */
+    /* Called once the socket listens (before the model is loaded; /health says 503 until it
+     * is), with the port bound. */
+    void (*on_listening)(const char *host, int port, void *user);
+    void *user;
+    /* The server returns QR_OK once *stop becomes non-zero (set it from a signal handler). */
+    const volatile int *stop;
+} qr_server_params;
+
+qr_server_params qr_server_default_params(void);
+/* Listen, load the model, serve until *stop; QR_ERR_IO if the address cannot be bound. */
+qr_status qr_server_run(const qr_server_params *params);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Evaluation: perplexity, KL divergence, multiple choice                                     */
 
 /* Tokenize a perplexity text as llama-perplexity reads it: one trailing '\n' dropped, BOS if
@@ -504,6 +533,19 @@ qr_status qr_mc_evaluate(qr_context *ctx, const qr_mc_task *tasks, int32_t n_tas
 
 /* Wilson score interval of k successes in n trials at normal quantile z (1.96: 95%). */
 void qr_wilson_interval(int64_t k, int64_t n, double z, double *lo, double *hi);
+
+/* ------------------------------------------------------------------------------------------ */
+/* System information for benchmarks (src/runtime/sysinfo.c)                                  */
+
+/* Peak resident set size of this process so far, in bytes (getrusage's ru_maxrss); 0 if the
+ * system does not say. Mapped model pages count once touched. */
+uint64_t qr_peak_rss_bytes(void);
+
+/* Streaming read bandwidth: n_threads threads each read their share of a buffer of `bytes`
+ * bytes (allocated and touched here, then freed), `passes` times; *gb_per_s is the best pass
+ * in 1e9 bytes per second. The buffer counts toward this process's peak RSS: measure in a
+ * child process if that matters. */
+qr_status qr_measure_read_bandwidth(size_t bytes, int n_threads, int passes, double *gb_per_s);
 
 #ifdef __cplusplus
 }
