@@ -49,6 +49,17 @@ void qr_quant_bf16(const float *src, void *dst, int64_t n);
 void qr_quant_q8_0(const float *src, void *dst, int64_t n);
 void qr_quant_q8_1(const float *src, void *dst, int64_t n);
 void qr_quant_q8_K(const float *src, void *dst, int64_t n);
+/* weight quantizers, byte-exact with ggml's quantize_row_*_ref (quantize_legacy.c,
+ * quantize_k.c) */
+void qr_quant_q4_0(const float *src, void *dst, int64_t n);
+void qr_quant_q4_1(const float *src, void *dst, int64_t n);
+void qr_quant_q5_0(const float *src, void *dst, int64_t n);
+void qr_quant_q5_1(const float *src, void *dst, int64_t n);
+void qr_quant_q2_K(const float *src, void *dst, int64_t n);
+void qr_quant_q3_K(const float *src, void *dst, int64_t n);
+void qr_quant_q4_K(const float *src, void *dst, int64_t n);
+void qr_quant_q5_K(const float *src, void *dst, int64_t n);
+void qr_quant_q6_K(const float *src, void *dst, int64_t n);
 
 void qr_vec_dot_f32(int64_t n, float *out, const void *x, const void *y);
 void qr_vec_dot_f16(int64_t n, float *out, const void *x, const void *y);

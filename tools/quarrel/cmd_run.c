@@ -302,7 +302,7 @@ int cmd_run(int argc, char **argv) {
     }
 
     qr_utf8_stream utf8 = {0};
-    char out[1024];
+    char out[3 * 256 + 9]; /* qr_utf8_stream_push's bound for a 256-byte piece */
     int32_t pos = n_prompt, n_gen = 0;
     bool stopped = false;
     while (o.n_predict < 0 || n_gen < o.n_predict) {
@@ -317,15 +317,22 @@ int cmd_run(int argc, char **argv) {
         if (o.json) print_json_token(model, id, logits, &lp);
         bool eog = qr_token_is_eog(model, id);
         if (!o.json) {
-            char piece[256];
-            int32_t n = qr_token_to_piece(model, id, piece, sizeof piece, o.special);
-            if (n > 0) {
-                size_t m = qr_utf8_stream_push(&utf8, piece, (size_t)n, out);
+            char small[256], *piece = small;
+            int32_t n = qr_token_to_piece(model, id, small, sizeof small, o.special);
+            if (n < 0) { /* a longer token: fetch it whole */
+                piece = malloc((size_t)-n);
+                n = piece ? qr_token_to_piece(model, id, piece, -n, o.special) : 0;
+            }
+            /* through the UTF-8 stream and the stop matcher, 256 bytes at a time */
+            for (int32_t off = 0; off < n && !stopped; off += 256) {
+                size_t chunk = (size_t)(n - off < 256 ? n - off : 256);
+                size_t m = qr_utf8_stream_push(&utf8, piece + off, chunk, out);
                 const char *e;
                 size_t ne;
                 stopped = qr_stop_matcher_push(stop, out, m, &e, &ne);
                 emit(e, ne);
             }
+            if (piece != small) free(piece);
         }
         if (stopped || (eog && !o.ignore_eos)) break;
         if (pos >= n_ctx) {

@@ -1,0 +1,120 @@
+/* quantize_legacy.c - f32 to the 32-element legacy types q4_0, q4_1, q5_0, q5_1, following
+ * ggml's reference quantizers (quantize_row_q4_0_ref ... q5_1_ref) step for step, so that the
+ * bytes equal llama-quantize's (without an importance matrix):
+ *   q4_0/q5_0: d = (signed value of largest magnitude) / -8 (-16); q = trunc(x/d + 8.5 (16.5))
+ *   q4_1/q5_1: d = (max - min) / 15 (31), m = min;    q = trunc((x - min)/d + 0.5)
+ */
+#include "tensor/blocks.h"
+#include "tensor/tensor.h"
+#include "util/util.h"
+
+#include <float.h>
+#include <math.h>
+
+/* The element of largest magnitude, with its sign (the first one on ties). */
+static float signed_absmax(const float *x, int n) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < n; j++) {
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    return max;
+}
+
+static void min_max(const float *x, int n, float *min, float *max) {
+    *min = FLT_MAX;
+    *max = -FLT_MAX;
+    for (int j = 0; j < n; j++) {
+        if (x[j] < *min) *min = x[j];
+        if (x[j] > *max) *max = x[j];
+    }
+}
+
+/* ggml truncates toward zero after adding the offset (+ 0.5 rounds); the result is clamped to
+ * 4 or 5 bits except for q5_1, which ggml leaves unclamped (its range cannot exceed 31.5).
+ * Products are kept in their own variables so no compiler fuses them with the offset. */
+static inline uint8_t trunc_clamp(float v, int qmax) {
+    int q = (int)v;
+    return (uint8_t)(q < qmax ? q : qmax);
+}
+
+void qr_quant_q4_0(const float *src, void *dst, int64_t n) {
+    block_q4_0 *y = dst;
+    for (int64_t i = 0; i < n / QK4_0; i++) {
+        const float *x = src + i * QK4_0;
+        const float d = signed_absmax(x, QK4_0) / -8;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qr_fp32_to_fp16(d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            const float v0 = x[j] * id, v1 = x[j + QK4_0 / 2] * id;
+            const uint8_t lo = trunc_clamp(v0 + 8.5f, 15), hi = trunc_clamp(v1 + 8.5f, 15);
+            y[i].qs[j] = (uint8_t)(lo | hi << 4);
+        }
+    }
+}
+
+void qr_quant_q4_1(const float *src, void *dst, int64_t n) {
+    block_q4_1 *y = dst;
+    for (int64_t i = 0; i < n / QK4_1; i++) {
+        const float *x = src + i * QK4_1;
+        float min, max;
+        min_max(x, QK4_1, &min, &max);
+        const float d = (max - min) / 15;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qr_fp32_to_fp16(d);
+        y[i].m = qr_fp32_to_fp16(min);
+        for (int j = 0; j < QK4_1 / 2; j++) {
+            const float v0 = (x[j] - min) * id, v1 = (x[j + QK4_1 / 2] - min) * id;
+            const uint8_t lo = trunc_clamp(v0 + 0.5f, 15), hi = trunc_clamp(v1 + 0.5f, 15);
+            y[i].qs[j] = (uint8_t)(lo | hi << 4);
+        }
+    }
+}
+
+/* 5-bit values: low nibbles in qs, fifth bits in qh (bit j for element j). */
+static void pack_5bit(const uint8_t q[32], uint8_t qs[16], uint8_t qh[4]) {
+    uint32_t h = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
+        h |= (uint32_t)(q[j] >> 4 & 1) << j;
+        h |= (uint32_t)(q[j + 16] >> 4 & 1) << (j + 16);
+    }
+    memcpy(qh, &h, 4);
+}
+
+void qr_quant_q5_0(const float *src, void *dst, int64_t n) {
+    block_q5_0 *y = dst;
+    for (int64_t i = 0; i < n / QK5_0; i++) {
+        const float *x = src + i * QK5_0;
+        const float d = signed_absmax(x, QK5_0) / -16;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qr_fp32_to_fp16(d);
+        uint8_t q[QK5_0];
+        for (int j = 0; j < QK5_0; j++) {
+            const float v = x[j] * id;
+            q[j] = trunc_clamp(v + 16.5f, 31);
+        }
+        pack_5bit(q, y[i].qs, y[i].qh);
+    }
+}
+
+void qr_quant_q5_1(const float *src, void *dst, int64_t n) {
+    block_q5_1 *y = dst;
+    for (int64_t i = 0; i < n / QK5_1; i++) {
+        const float *x = src + i * QK5_1;
+        float min, max;
+        min_max(x, QK5_1, &min, &max);
+        const float d = (max - min) / 31;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qr_fp32_to_fp16(d);
+        y[i].m = qr_fp32_to_fp16(min);
+        uint8_t q[QK5_1];
+        for (int j = 0; j < QK5_1; j++) {
+            const float v = (x[j] - min) * id;
+            q[j] = (uint8_t)(int)(v + 0.5f);
+        }
+        pack_5bit(q, y[i].qs, y[i].qh);
+    }
+}
