@@ -1,32 +1,67 @@
-/* matmul.c - the portable matrix product over the traits table's vec_dot (the scalar
- * reference); SIMD variants plug in here. */
+/* matmul.c - matrix products through the kernel set chosen for this CPU (kernels.h). */
 #include "kernels/matmul.h"
+#include "kernels/kernels.h"
+#include "tensor/blocks.h"
 #include "tensor/tensor.h"
+
+/* Activation rows per pass: 64 rows of the widest converted activation (q8_K of a few thousand
+ * columns) stay in the 1 MiB L2 while each weight row is dotted with all of them. */
+#define TOKEN_BLOCK 64
+/* Products below this many multiply-adds run on one thread: handing them to another costs
+ * more than it saves (a few microseconds of wake-up against a few microseconds of work). */
+#define MIN_PARALLEL_MACS (256 * 1024)
+/* Rows per chunk are a multiple of this (whole tiles, whole cache lines of y). */
+#define ROW_ALIGN 16
 
 static int act_type(int type) {
     return qr_type_traits_get(type)->vec_dot_type;
 }
 
+/* bytes of one converted row: the vec_dot_type row, plus the float scales of q8_0 rows */
+static size_t act_stride(int type, int64_t n_cols) {
+    const int at = act_type(type);
+    if (at == QR_TYPE_Q8_0) return (qr_act_q8_0_scales_offset(n_cols) + (size_t)(n_cols / QK8_0) * 4 + 31) & ~(size_t)31;
+    return qr_type_row_bytes(at, n_cols);
+}
+
 size_t qr_act_bytes(int type, int64_t n_cols, int64_t n_tokens) {
-    return qr_type_row_bytes(act_type(type), n_cols) * (size_t)n_tokens;
+    return act_stride(type, n_cols) * (size_t)n_tokens;
 }
 
 size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens, void *out) {
-    int at = act_type(type);
-    size_t stride = qr_type_row_bytes(at, n_cols);
+    const int at = act_type(type);
+    const size_t stride = act_stride(type, n_cols);
     const qr_type_traits *tr = qr_type_traits_get(at);
-    for (int64_t t = 0; t < n_tokens; t++)
-        tr->from_float(x + t * n_cols, (char *)out + (size_t)t * stride, n_cols);
+    for (int64_t t = 0; t < n_tokens; t++) {
+        char *row = (char *)out + (size_t)t * stride;
+        tr->from_float(x + t * n_cols, row, n_cols);
+        if (at == QR_TYPE_Q8_0) {
+            const block_q8_0 *b = (const block_q8_0 *)row;
+            float *d = (float *)(row + qr_act_q8_0_scales_offset(n_cols));
+            for (int64_t i = 0; i < n_cols / QK8_0; i++) d[i] = qr_fp16_to_fp32(b[i].d);
+        }
+    }
     return stride;
 }
 
 void qr_matmul_rows(int type, const void *w, size_t w_row_bytes, int64_t n_cols, const void *act, size_t act_stride,
                     int64_t n_tokens, float *y, int64_t y_stride, int64_t r0, int64_t r1) {
-    qr_vec_dot_fn dot = qr_type_traits_get(type)->vec_dot;
-    /* a few rows at a time against every token: each weight row is read from memory once */
-    for (int64_t r = r0; r < r1; r++) {
-        const char *wr = (const char *)w + (size_t)r * w_row_bytes;
-        for (int64_t t = 0; t < n_tokens; t++)
-            dot(n_cols, &y[t * y_stride + r], wr, (const char *)act + (size_t)t * act_stride);
+    qr_gemm_fn gemm = qr_kernels_best()->gemm[type];
+    const char *wr = (const char *)w + (size_t)r0 * w_row_bytes;
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += TOKEN_BLOCK) {
+        int64_t nt = n_tokens - t0 < TOKEN_BLOCK ? n_tokens - t0 : TOKEN_BLOCK;
+        gemm(n_cols, wr, w_row_bytes, (const char *)act + (size_t)t0 * act_stride, act_stride, y + t0 * y_stride + r0,
+             y_stride, r1 - r0, nt);
     }
+}
+
+int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, int n_threads) {
+    const int64_t macs = n_rows * n_cols * n_tokens;
+    if (n_threads <= 1 || macs < MIN_PARALLEL_MACS) return n_rows;
+    /* 4 chunks per thread: a thread that got less of the CPU takes fewer of them */
+    int64_t rows = n_rows / (4 * (int64_t)n_threads);
+    const int64_t min_rows = MIN_PARALLEL_MACS / 4 / (n_cols * n_tokens) + 1;
+    if (rows < min_rows) rows = min_rows;
+    rows = (rows + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+    return rows < n_rows ? rows : n_rows;
 }

@@ -1,6 +1,8 @@
 /* matmul.h - matrix products of weights (any tensor type) with activations. Activations are
  * first converted to the weight type's vec_dot_type (as ggml does: Q8_0 for q4_0/q5_0/q8_0,
- * Q8_1 for q4_1/q5_1, Q8_K for k-quants, F16 for f16, ...), then each output is one vec_dot. */
+ * Q8_1 for q4_1/q5_1, Q8_K for k-quants, F16 for f16, ...), then the products run in the
+ * fastest kernel set of this CPU (kernels.h), tiled so that a block of activation rows stays in
+ * cache while the weight rows stream past it. */
 #ifndef QR_MATMUL_H
 #define QR_MATMUL_H
 
@@ -15,5 +17,10 @@ size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens
 /* y[t * y_stride + r] = dot(w row r, activation row t) for r in [r0, r1), t in [0, n_tokens). */
 void qr_matmul_rows(int type, const void *w, size_t w_row_bytes, int64_t n_cols, const void *act, size_t act_stride,
                     int64_t n_tokens, float *y, int64_t y_stride, int64_t r0, int64_t r1);
+
+/* How many rows one parallel chunk of an n_rows x n_cols by n_tokens product should take on
+ * n_threads threads: all of them (one chunk, no thread hand-off) when the product is too small
+ * to be worth splitting, else enough chunks for every thread to take several. */
+int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, int n_threads);
 
 #endif

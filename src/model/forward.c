@@ -7,6 +7,7 @@
  *              h = rmsnorm(x) * ffn_norm; x += Wdown (silu(Wgate h) * Wup h)
  *   logits = Wout (rmsnorm(x) * output_norm)
  * Matrix products go through kernels/matmul, split over the context's threads by rows. */
+#include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "runtime/context.h"
 #include "tensor/tensor.h"
@@ -37,22 +38,25 @@ typedef struct matmul_task {
     const void *act;
     size_t act_stride;
     int32_t n_tokens;
+    int64_t chunk_rows;
     float *y;
 } matmul_task;
 
-static void matmul_worker(void *arg, int ith, int nth) {
+static void matmul_worker(void *arg, int64_t chunk, int ith) {
+    (void)ith;
     const matmul_task *t = arg;
     int64_t rows = t->w->n_rows;
-    int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
+    int64_t r0 = chunk * t->chunk_rows, r1 = r0 + t->chunk_rows < rows ? r0 + t->chunk_rows : rows;
     qr_matmul_rows(t->w->type, t->w->data, t->w->row_bytes, t->w->n_cols, t->act, t->act_stride, t->n_tokens, t->y,
                    rows, r0, r1);
 }
 
-/* y[n][w.n_rows] = x[n][w.n_cols] W^T */
+/* y[n][w.n_rows] = x[n][w.n_cols] W^T; small products stay on this thread */
 static void matmul(qr_context *ctx, const qr_weight *w, const float *x, int32_t n, float *y) {
     matmul_task t = {.w = w, .act = ctx->act_q, .n_tokens = n, .y = y};
     t.act_stride = qr_act_convert(w->type, x, w->n_cols, n, ctx->act_q);
-    qr_pool_run(ctx->pool, matmul_worker, &t);
+    t.chunk_rows = qr_matmul_chunk_rows(w->n_rows, w->n_cols, n, qr_pool_size(ctx->pool));
+    qr_pool_run(ctx->pool, matmul_worker, &t, (w->n_rows + t.chunk_rows - 1) / t.chunk_rows);
 }
 
 static void add_bias(const qr_weight *b, float *y, int64_t dim, int32_t n) {
@@ -111,14 +115,24 @@ static void kv_store(qr_context *ctx, void *cache, int64_t cell, const float *sr
     }
 }
 
-static inline float kv_load(const qr_context *ctx, const void *cache, int64_t idx) {
-    return ctx->params.kv_type == QR_KV_F32 ? ((const float *)cache)[idx]
-                                            : qr_fp16_to_fp32(((const uint16_t *)cache)[idx]);
-}
-
 /* With an F16 cache llama.cpp's products K.q and V.p convert q and p to f16 first. */
 static inline float kv_round(const qr_context *ctx, float x) {
     return ctx->params.kv_type == QR_KV_F32 ? x : qr_fp16_to_fp32(qr_fp32_to_fp16(x));
+}
+
+/* q . (cache row at element offset off) and out += w * (cache row), in the cache's type */
+static inline float kv_dot(const qr_context *ctx, const qr_kernels *kn, const void *cache, int64_t off, const float *q,
+                           int64_t n) {
+    return ctx->params.kv_type == QR_KV_F32 ? kn->dot_f32(n, q, (const float *)cache + off)
+                                            : kn->dot_f16(n, q, (const uint16_t *)cache + off);
+}
+
+static inline void kv_axpy(const qr_context *ctx, const qr_kernels *kn, const void *cache, int64_t off, float w,
+                           float *out, int64_t n) {
+    if (ctx->params.kv_type == QR_KV_F32)
+        kn->axpy_f32(n, w, (const float *)cache + off, out);
+    else
+        kn->axpy_f16(n, w, (const uint16_t *)cache + off, out);
 }
 
 /* ---- attention ---- */
@@ -128,11 +142,13 @@ typedef struct attn_task {
     int layer;
     const int32_t *pos, *seq;
     int32_t n_tokens;
+    int64_t per_chunk; /* (token, head) pairs per chunk */
 } attn_task;
 
 /* One (token, head): softmax(q.K / sqrt(hd) + causal mask) . V over the cells of its sequence. */
 static void attend(qr_context *ctx, int layer, int32_t t, int32_t h, int32_t pos, int32_t seq, float *scores) {
     const qr_hparams *hp = &ctx->model->hp;
+    const qr_kernels *kn = qr_kernels_best();
     const int64_t hd = hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hd;
     const int32_t kv_h = h / (hp->n_head / hp->n_head_kv);
     const float *q = ctx->q + (int64_t)t * hp->n_head * hd + (int64_t)h * hd;
@@ -147,10 +163,7 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t h, int32_t pos
     for (int64_t i = 0; i < hd; i++) qr[i] = kv_round(ctx, q[i]);
     float max = -INFINITY;
     for (int32_t p = first; p <= pos; p++) {
-        int64_t off = (base + p) * kv_dim + (int64_t)kv_h * hd;
-        float s = 0.0f;
-        for (int64_t i = 0; i < hd; i++) s += qr[i] * kv_load(ctx, kc, off + i);
-        s *= scale;
+        float s = kv_dot(ctx, kn, kc, (base + p) * kv_dim + (int64_t)kv_h * hd, qr, hd) * scale;
         scores[p] = s;
         if (s > max) max = s;
     }
@@ -162,22 +175,33 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t h, int32_t pos
     }
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < hd; i++) out[i] = 0.0f;
-    for (int32_t p = first; p <= pos; p++) {
-        float w = kv_round(ctx, scores[p] * inv);
-        int64_t off = (base + p) * kv_dim + (int64_t)kv_h * hd;
-        for (int64_t i = 0; i < hd; i++) out[i] += w * kv_load(ctx, vc, off + i);
-    }
+    for (int32_t p = first; p <= pos; p++)
+        kv_axpy(ctx, kn, vc, (base + p) * kv_dim + (int64_t)kv_h * hd, kv_round(ctx, scores[p] * inv), out, hd);
 }
 
-static void attn_worker(void *arg, int ith, int nth) {
+static void attn_worker(void *arg, int64_t chunk, int ith) {
     const attn_task *a = arg;
     const int32_t n_head = a->ctx->model->hp.n_head;
     const int64_t total = (int64_t)a->n_tokens * n_head;
     float *scores = a->ctx->scores + (int64_t)ith * a->ctx->n_ctx_seq;
-    for (int64_t j = total * ith / nth; j < total * (ith + 1) / nth; j++) {
+    const int64_t j1 = (chunk + 1) * a->per_chunk < total ? (chunk + 1) * a->per_chunk : total;
+    for (int64_t j = chunk * a->per_chunk; j < j1; j++) {
         int32_t t = (int32_t)(j / n_head), h = (int32_t)(j % n_head);
         attend(a->ctx, a->layer, t, h, a->pos[t], a->seq[t], scores);
     }
+}
+
+/* Runs attention for all (token, head) pairs; short contexts stay on this thread. */
+static void attention(qr_context *ctx, int layer, const int32_t *pos, const int32_t *seq, int32_t n) {
+    const qr_hparams *hp = &ctx->model->hp;
+    const int64_t total = (int64_t)n * hp->n_head;
+    int64_t span = 0; /* cells attended to, summed over tokens */
+    for (int32_t t = 0; t < n; t++) span += pos[t] + 1;
+    const int64_t macs = span * hp->n_head * hp->head_dim * 2;
+    const int nth = qr_pool_size(ctx->pool);
+    attn_task at = {.ctx = ctx, .layer = layer, .pos = pos, .seq = seq, .n_tokens = n, .per_chunk = total};
+    if (nth > 1 && macs >= 128 * 1024) at.per_chunk = (total + 4 * nth - 1) / (4 * nth);
+    qr_pool_run(ctx->pool, attn_worker, &at, (total + at.per_chunk - 1) / at.per_chunk);
 }
 
 /* ---- the pass ---- */
@@ -223,8 +247,7 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
         }
         dump(ctx, "Qcur.rope", l, ctx->q, q_dim, n);
         dump(ctx, "Kcur.rope", l, ctx->k, kv_dim, n);
-        attn_task at = {.ctx = ctx, .layer = l, .pos = pos, .seq = seq, .n_tokens = n};
-        qr_pool_run(ctx->pool, attn_worker, &at);
+        attention(ctx, l, pos, seq, n);
         dump(ctx, "kqv_out", l, ctx->att_out, q_dim, n);
         matmul(ctx, &L->wo, ctx->att_out, n, xb);
         dump(ctx, "attn_out", l, xb, d, n);

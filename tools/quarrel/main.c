@@ -12,9 +12,15 @@ typedef struct command {
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
+    {"chat", cmd_chat, "chat with a model"},
     {"inspect", cmd_inspect, "show a GGUF file's metadata and tensors"},
     {"tokenize", cmd_tokenize, "show the tokens of a text"},
     {"quantize", cmd_quantize, "convert a GGUF model to another tensor type or mix"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server"},
+    {"bench", cmd_bench, "measure prompt and generation speed (like llama-bench)"},
+    {"synth", cmd_synth, "write a random-weight llama model of a given shape"},
+    {"perplexity", cmd_perplexity, "perplexity of a text, KL divergence between two models"},
+    {"eval", cmd_eval, "multiple-choice accuracy on a JSONL task file"},
 };
 
 int cli_fail(const char *what) {

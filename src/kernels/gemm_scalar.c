@@ -1,0 +1,70 @@
+/* gemm_scalar.c - the portable kernel set: every tile is one scalar reference vec_dot
+ * (tensor/vec_dot.c) per output, and attention rows in plain loops. The SIMD sets are tested
+ * against this one. */
+#include "kernels/kernels.h"
+#include "tensor/tensor.h"
+#include "util/util.h"
+
+#define SCALAR_GEMM(type_name)                                                                                 \
+    static void gemm_##type_name(int64_t n, const void *w, size_t w_stride, const void *act, size_t act_stride, \
+                                 float *y, int64_t y_stride, int64_t nr, int64_t nt) {                         \
+        for (int64_t r = 0; r < nr; r++)                                                                       \
+            for (int64_t t = 0; t < nt; t++)                                                                   \
+                qr_vec_dot_##type_name(n, &y[t * y_stride + r], (const char *)w + (size_t)r * w_stride,        \
+                                       (const char *)act + (size_t)t * act_stride);                            \
+    }
+SCALAR_GEMM(f32)
+SCALAR_GEMM(f16)
+SCALAR_GEMM(bf16)
+SCALAR_GEMM(q4_0)
+SCALAR_GEMM(q4_1)
+SCALAR_GEMM(q5_0)
+SCALAR_GEMM(q5_1)
+SCALAR_GEMM(q8_0)
+SCALAR_GEMM(q2_K)
+SCALAR_GEMM(q3_K)
+SCALAR_GEMM(q4_K)
+SCALAR_GEMM(q5_K)
+SCALAR_GEMM(q6_K)
+
+/* summed in double: with q rounded to f16 each product is exact, the sum nearly so */
+static float dot_f16(int64_t n, const float *q, const uint16_t *k) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)(q[i] * qr_fp16_to_fp32(k[i]));
+    return (float)s;
+}
+
+static void axpy_f16(int64_t n, float a, const uint16_t *v, float *out) {
+    for (int64_t i = 0; i < n; i++) out[i] += a * qr_fp16_to_fp32(v[i]);
+}
+
+static float dot_f32(int64_t n, const float *q, const float *k) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += q[i] * k[i];
+    return s;
+}
+
+static void axpy_f32(int64_t n, float a, const float *v, float *out) {
+    for (int64_t i = 0; i < n; i++) out[i] += a * v[i];
+}
+
+void qr_kernels_fill_scalar(qr_kernels *k) {
+    *k = (qr_kernels){.name = "scalar"};
+    k->gemm[QR_TYPE_F32] = gemm_f32;
+    k->gemm[QR_TYPE_F16] = gemm_f16;
+    k->gemm[QR_TYPE_BF16] = gemm_bf16;
+    k->gemm[QR_TYPE_Q4_0] = gemm_q4_0;
+    k->gemm[QR_TYPE_Q4_1] = gemm_q4_1;
+    k->gemm[QR_TYPE_Q5_0] = gemm_q5_0;
+    k->gemm[QR_TYPE_Q5_1] = gemm_q5_1;
+    k->gemm[QR_TYPE_Q8_0] = gemm_q8_0;
+    k->gemm[QR_TYPE_Q2_K] = gemm_q2_K;
+    k->gemm[QR_TYPE_Q3_K] = gemm_q3_K;
+    k->gemm[QR_TYPE_Q4_K] = gemm_q4_K;
+    k->gemm[QR_TYPE_Q5_K] = gemm_q5_K;
+    k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
+    k->dot_f16 = dot_f16;
+    k->axpy_f16 = axpy_f16;
+    k->dot_f32 = dot_f32;
+    k->axpy_f32 = axpy_f32;
+}

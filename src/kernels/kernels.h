@@ -1,0 +1,47 @@
+/* kernels.h - the table of CPU kernels, one set per instruction-set variant (scalar reference,
+ * AVX2, AVX-512 with VNNI), picked once at run time from the CPU's features.
+ *
+ * A gemm kernel computes a tile of a matrix product: y[t * y_stride + r] = dot(weight row r,
+ * activation row t) for r < nr, t < nt, where weight rows have the weight type and activation
+ * rows its vec_dot_type (see tensor.h). SIMD kernels decode each weight block once and use it
+ * for several tokens. */
+#ifndef QR_KERNELS_H
+#define QR_KERNELS_H
+
+#include "quarrel.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*qr_gemm_fn)(int64_t n, const void *w, size_t w_stride, const void *act, size_t act_stride, float *y,
+                           int64_t y_stride, int64_t nr, int64_t nt);
+
+typedef struct qr_kernels {
+    const char *name;               /* "scalar", "avx2", "avx512" */
+    qr_gemm_fn gemm[QR_TYPE_COUNT]; /* NULL: no kernel for that weight type */
+    /* attention rows of the KV cache, f16 (ggml's fp16 bits) or f32:
+     * dot returns sum q[i] * k[i]; axpy does out[i] += a * v[i] */
+    float (*dot_f16)(int64_t n, const float *q, const uint16_t *k);
+    void (*axpy_f16)(int64_t n, float a, const uint16_t *v, float *out);
+    float (*dot_f32)(int64_t n, const float *q, const float *k);
+    void (*axpy_f32)(int64_t n, float a, const float *v, float *out);
+} qr_kernels;
+
+/* Activation rows for q8_0 (weights q4_0, q5_0, q8_0) carry, after their q8_0 blocks at this
+ * 32-byte aligned offset, every block's scale again as a float (matmul.c writes them), so that
+ * kernels load the scales of 8 blocks at once. Scalar kernels read only the blocks. */
+static inline size_t qr_act_q8_0_scales_offset(int64_t n) {
+    return ((size_t)(n / 32) * 34 + 31) & ~(size_t)31;
+}
+
+/* The fastest set this CPU runs, chosen on the first call. */
+const qr_kernels *qr_kernels_best(void);
+/* A named set ("scalar", "avx2", "avx512"), or NULL if this CPU (or this build) lacks it. */
+const qr_kernels *qr_kernels_named(const char *name);
+
+/* Filled by each variant's file; the avx files are compiled with their ISA flags. */
+void qr_kernels_fill_scalar(qr_kernels *k);
+void qr_kernels_fill_avx2(qr_kernels *k);
+void qr_kernels_fill_avx512(qr_kernels *k);
+
+#endif

@@ -1,0 +1,696 @@
+/* http.c - qr_server_run: the HTTP side of the server on libmicrohttpd (a thread per
+ * connection, so a handler may wait for its task), the routes, API-key check, body size limit,
+ * and streaming with Server-Sent Events through MHD_create_response_from_callback. A client
+ * that goes away (a failed write, or a hang-up seen while waiting) cancels its task at once. */
+#include "server/server_internal.h"
+#include "util/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define WAIT_SLICE 0.05 /* seconds between checks for a hung-up client while waiting */
+
+typedef struct server {
+    qr_server_params p;
+    char model_name[256];
+    struct MHD_Daemon *daemon;
+    atomic_int ready; /* 0 while loading, 1 once the scheduler runs */
+    atomic_ulong next_id;
+    qr_model *model;
+    qr_context *ctx;
+    srv_scheduler *sched;
+    int32_t n_vocab;
+} server;
+
+/* One HTTP request. Streaming responses hold a second reference (freed by MHD's
+ * response-free callback, which may come before or after the request-completed one). */
+typedef struct conn {
+    server *srv;
+    atomic_int refs;
+    srv_buf body;
+    bool too_large;
+    int fd;
+    srv_task *task;
+    char id[48];
+    int64_t created;
+    /* streaming */
+    srv_buf out;
+    size_t out_pos, text_sent;
+    int32_t tokens_sent;
+    bool first_sent, ended;
+} conn;
+
+static void conn_unref(conn *cs) {
+    if (atomic_fetch_sub(&cs->refs, 1) != 1) return;
+    srv_buf_free(&cs->body);
+    srv_buf_free(&cs->out);
+    free(cs);
+}
+
+/* ---- responses ---- */
+
+static enum MHD_Result send_text(server *srv, struct MHD_Connection *c, int status,
+                                 const char *content_type, char *text /* malloc'd, taken */) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", content_type);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    if (atomic_load(&srv->ready)) {
+        srv_scheduler_lock(srv->sched);
+        srv_metrics_count_status(srv_scheduler_metrics(srv->sched), status);
+        srv_scheduler_unlock(srv->sched);
+    }
+    return ret;
+}
+
+static enum MHD_Result send_json(server *srv, struct MHD_Connection *c, int status, cJSON *json) {
+    char *s = json ? cJSON_PrintUnformatted(json) : NULL;
+    cJSON_Delete(json);
+    if (!s) return MHD_NO;
+    return send_text(srv, c, status, "application/json", s);
+}
+
+static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, int status,
+                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, int status,
+                                  const char *fmt, ...) {
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return send_json(srv, c, status, srv_error_json(status, msg));
+}
+
+/* ---- helpers ---- */
+
+/* The peer closed its end (checked without blocking). */
+static bool client_gone(const conn *cs) {
+    if (cs->fd < 0) return false;
+    struct pollfd pfd = {.fd = cs->fd, .events = POLLRDHUP};
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static bool authorized(const server *srv, struct MHD_Connection *c) {
+    if (!srv->p.api_key) return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncmp(h, "Bearer ", 7) != 0) return false;
+    const char *given = h + 7, *key = srv->p.api_key;
+    size_t ng = strlen(given), nk = strlen(key);
+    unsigned diff = ng != nk; /* compare every byte: no early exit to time */
+    for (size_t i = 0; i < nk; i++)
+        diff |= (unsigned)(key[i] ^ (i < ng ? given[i] : 0));
+    return diff == 0;
+}
+
+static void new_id(server *srv, conn *cs, const char *prefix) {
+    unsigned long n = atomic_fetch_add(&srv->next_id, 1);
+    cs->created = (int64_t)time(NULL);
+    snprintf(cs->id, sizeof cs->id, "%s%llx%04lx", prefix, (unsigned long long)cs->created, n);
+}
+
+/* Tokenize text (add_special, parse_special), malloc'd. */
+static qr_status tokenize(const qr_model *m, const char *text, bool add_special, bool parse_special,
+                          qr_token **out, int32_t *n_out) {
+    *out = NULL;
+    size_t len = strlen(text);
+    int32_t n = 0;
+    qr_status st = qr_tokenize(m, text, len, add_special, parse_special, NULL, 0, &n);
+    if (st && st != QR_ERR_BUFFER_SMALL) return st;
+    qr_token *t = qr_malloc(((size_t)n + 1) * sizeof *t);
+    if (!t) return QR_ERR_NOMEM;
+    st = qr_tokenize(m, text, len, add_special, parse_special, t, n + 1, &n);
+    if (st) {
+        free(t);
+        return st;
+    }
+    *out = t;
+    *n_out = n;
+    return QR_OK;
+}
+
+/* The prompt of a request as tokens: the chat template applied to the messages, the prompt
+ * text, or the prompt's token ids. */
+static int request_prompt(server *srv, srv_request *req, qr_token **tokens, int32_t *n) {
+    const qr_model *m = srv->model;
+    if (req->n_prompt_tokens > 0) {
+        *tokens = req->prompt_tokens;
+        *n = req->n_prompt_tokens;
+        req->prompt_tokens = NULL;
+        req->n_prompt_tokens = 0;
+        return 0;
+    }
+    char *rendered = NULL;
+    const char *text = req->prompt;
+    if (req->kind == SRV_CHAT) {
+        const char *tmpl = qr_model_chat_template(m);
+        qr_token bos = qr_token_bos(m), eos = qr_token_eos(m);
+        const char *bos_text = bos >= 0 ? qr_token_text(m, bos) : "";
+        const char *eos_text = eos >= 0 ? qr_token_text(m, eos) : "";
+        qr_status st =
+            qr_chat_apply_template(tmpl ? tmpl : "chatml", req->messages, req->n_messages, true,
+                                   bos_text ? bos_text : "", eos_text ? eos_text : "", &rendered);
+        if (st) return st == QR_ERR_NOMEM ? 500 : 400;
+        text = rendered;
+    }
+    qr_status st = tokenize(m, text, true, true, tokens, n);
+    free(rendered);
+    if (st) return st == QR_ERR_NOMEM ? 500 : 400;
+    /* a template that writes the BOS token itself, tokenized with add_special: keep one */
+    qr_token bos = qr_token_bos(m);
+    if (*n >= 2 && bos >= 0 && (*tokens)[0] == bos && (*tokens)[1] == bos) {
+        memmove(*tokens, *tokens + 1, (size_t)(*n - 1) * sizeof **tokens);
+        (*n)--;
+    }
+    return 0;
+}
+
+static srv_reply make_reply(const server *srv, const conn *cs, const srv_task *t) {
+    srv_reply r = {
+        .kind = t->req.kind,
+        .id = cs->id,
+        .model = srv->model_name,
+        .created = cs->created,
+        .logprobs = t->req.logprobs,
+        .prompt_tokens = t->n_prompt,
+        .completion_tokens = t->n_generated,
+    };
+    return r;
+}
+
+/* ---- streaming ---- */
+
+/* Turn what the task produced since the last call into SSE events (lock held). */
+static bool stream_collect_locked(const server *srv, conn *cs, const srv_task *t) {
+    srv_reply r = make_reply(srv, cs, t);
+    bool ok = true;
+    bool new_output = t->text.len > cs->text_sent || t->n_tokens > cs->tokens_sent;
+    if (new_output || (!cs->first_sent && !t->error)) {
+        r.text = t->text.data ? t->text.data + cs->text_sent : "";
+        r.n_text = t->text.len - cs->text_sent;
+        r.tokens = t->tokens ? t->tokens + cs->tokens_sent : NULL;
+        r.n_tokens = t->n_tokens - cs->tokens_sent;
+        cJSON *j = srv_chunk_json(&r, !cs->first_sent, false);
+        ok = j && srv_sse_append(&cs->out, j);
+        cJSON_Delete(j);
+        cs->first_sent = true;
+        cs->text_sent = t->text.len;
+        cs->tokens_sent = t->n_tokens;
+    }
+    if (t->finished && ok) {
+        r.text = "";
+        r.n_text = 0;
+        r.n_tokens = 0;
+        r.tokens = NULL;
+        if (t->error) {
+            cJSON *j = srv_error_json(t->error_status ? t->error_status : 500, t->error);
+            ok = srv_sse_append(&cs->out, j);
+            cJSON_Delete(j);
+        } else {
+            r.finish_reason = t->finish_reason ? t->finish_reason : "stop";
+            cJSON *j = srv_chunk_json(&r, false, false);
+            ok = j && srv_sse_append(&cs->out, j);
+            cJSON_Delete(j);
+            if (ok && t->req.include_usage) {
+                j = srv_chunk_json(&r, false, true);
+                ok = j && srv_sse_append(&cs->out, j);
+                cJSON_Delete(j);
+            }
+        }
+        ok = ok && srv_sse_append(&cs->out, NULL);
+        cs->ended = true;
+    }
+    return ok;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    conn *cs = cls;
+    srv_scheduler *s = cs->srv->sched;
+    for (;;) {
+        if (cs->out_pos < cs->out.len) {
+            size_t n = cs->out.len - cs->out_pos;
+            if (n > max) n = max;
+            memcpy(buf, cs->out.data + cs->out_pos, n);
+            cs->out_pos += n;
+            if (cs->out_pos == cs->out.len) cs->out_pos = cs->out.len = 0;
+            return (ssize_t)n;
+        }
+        if (cs->ended || !cs->task) return MHD_CONTENT_READER_END_OF_STREAM;
+        srv_task *t = cs->task;
+        srv_scheduler_lock(s);
+        if (!t->finished && t->text.len == cs->text_sent && t->n_tokens == cs->tokens_sent &&
+            cs->first_sent)
+            srv_task_wait(s, t, WAIT_SLICE);
+        bool ok = stream_collect_locked(cs->srv, cs, t);
+        srv_scheduler_unlock(s);
+        if (!ok) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (cs->out.len == 0 && client_gone(cs)) return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
+static void stream_free(void *cls) {
+    conn_unref(cls);
+}
+
+/* ---- routes ---- */
+
+static enum MHD_Result handle_generate(server *srv, conn *cs, struct MHD_Connection *c,
+                                       srv_kind kind) {
+    srv_request req;
+    if (srv_parse_request(cs->body.data, cs->body.len, kind, srv->n_vocab, &req))
+        return send_error(srv, c, 400, "%s", qr_last_error());
+    qr_token *tokens = NULL;
+    int32_t n = 0;
+    int http = request_prompt(srv, &req, &tokens, &n);
+    if (http) {
+        srv_request_free(&req);
+        return send_error(srv, c, http, "%s", qr_last_error());
+    }
+    int32_t n_ctx_slot = srv_scheduler_n_ctx_slot(srv->sched);
+    if (n == 0 || n >= n_ctx_slot) {
+        free(tokens);
+        srv_request_free(&req);
+        if (n == 0) return send_error(srv, c, 400, "the prompt is empty");
+        return send_error(srv, c, 400,
+                          "the prompt is %d tokens but a slot's context holds %d (the prompt and "
+                          "at least one generated token must fit); shorten the prompt or start "
+                          "the server with a larger -c or fewer --parallel slots",
+                          n, n_ctx_slot);
+    }
+    bool stream = req.stream;
+    srv_task *t = srv_task_create(&req, tokens, n);
+    if (!t) {
+        free(tokens);
+        srv_request_free(&req);
+        return send_error(srv, c, 500, "out of memory");
+    }
+    qr_status st = srv_scheduler_submit(srv->sched, t);
+    if (st) {
+        srv_task_release(srv->sched, t);
+        return send_error(srv, c, st == QR_ERR_CONTEXT_FULL ? 429 : 503, "%s", qr_last_error());
+    }
+    cs->task = t;
+    new_id(srv, cs, kind == SRV_CHAT ? "chatcmpl-" : "cmpl-");
+
+    if (stream) {
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+                                                                   stream_reader, cs, stream_free);
+        if (!r) return MHD_NO;
+        atomic_fetch_add(&cs->refs, 1);
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        srv_scheduler_lock(srv->sched);
+        srv_metrics_count_status(srv_scheduler_metrics(srv->sched), 200);
+        srv_scheduler_unlock(srv->sched);
+        return ret;
+    }
+
+    srv_scheduler *s = srv->sched;
+    srv_scheduler_lock(s);
+    while (!t->finished) {
+        srv_task_wait(s, t, WAIT_SLICE);
+        if (t->finished) break;
+        srv_scheduler_unlock(s);
+        bool gone = client_gone(cs);
+        srv_scheduler_lock(s);
+        if (gone) {
+            srv_scheduler_unlock(s);
+            return MHD_NO; /* the request-completed callback cancels the task */
+        }
+    }
+    cJSON *j = NULL;
+    int status = 200;
+    char *error = NULL;
+    if (t->error) {
+        status = t->error_status ? t->error_status : 500;
+        error = qr_strdup(t->error);
+    } else {
+        srv_reply r = make_reply(srv, cs, t);
+        r.text = t->text.data ? t->text.data : "";
+        r.n_text = t->text.len;
+        r.tokens = t->tokens;
+        r.n_tokens = t->n_tokens;
+        r.finish_reason = t->finish_reason ? t->finish_reason : "stop";
+        j = srv_completion_json(&r);
+    }
+    srv_scheduler_unlock(s);
+    if (error) {
+        enum MHD_Result ret = send_error(srv, c, status, "%s", error);
+        free(error);
+        return ret;
+    }
+    return send_json(srv, c, status, j);
+}
+
+static enum MHD_Result handle_tokenize(server *srv, conn *cs, struct MHD_Connection *c) {
+    srv_tokenize_request tr;
+    if (srv_parse_tokenize(cs->body.data, cs->body.len, &tr))
+        return send_error(srv, c, 400, "%s", qr_last_error());
+    qr_token *tokens;
+    int32_t n = 0;
+    qr_status st = tokenize(srv->model, tr.content, tr.add_special, tr.parse_special, &tokens, &n);
+    free(tr.content);
+    if (st) return send_error(srv, c, 400, "%s", qr_last_error());
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(root, "tokens");
+    for (int32_t i = 0; i < n; i++) {
+        if (!tr.with_pieces) {
+            cJSON_AddItemToArray(arr, cJSON_CreateNumber(tokens[i]));
+            continue;
+        }
+        char piece[512];
+        int32_t m = qr_token_to_piece(srv->model, tokens[i], piece, sizeof piece, true);
+        if (m < 0) m = 0;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", tokens[i]);
+        char *clean = srv_utf8_sanitize(piece, (size_t)m);
+        if (clean && strlen(clean) == (size_t)m && !memcmp(clean, piece, (size_t)m)) {
+            cJSON_AddStringToObject(o, "piece", clean);
+        } else { /* not valid UTF-8 on its own: the bytes, as llama.cpp's server does */
+            cJSON *bytes = cJSON_AddArrayToObject(o, "piece");
+            for (int32_t k = 0; k < m; k++)
+                cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[k]));
+        }
+        free(clean);
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(tokens);
+    return send_json(srv, c, 200, root);
+}
+
+static enum MHD_Result handle_detokenize(server *srv, conn *cs, struct MHD_Connection *c) {
+    qr_token *tokens;
+    int32_t n;
+    if (srv_parse_detokenize(cs->body.data, cs->body.len, srv->n_vocab, &tokens, &n))
+        return send_error(srv, c, 400, "%s", qr_last_error());
+    srv_buf text = {0};
+    bool ok = srv_buf_append(&text, "", 0);
+    for (int32_t i = 0; i < n && ok; i++) {
+        char piece[512];
+        int32_t m = qr_token_to_piece(srv->model, tokens[i], piece, sizeof piece, true);
+        if (m > 0) ok = srv_buf_append(&text, piece, (size_t)m);
+    }
+    free(tokens);
+    cJSON *root = cJSON_CreateObject();
+    char *clean = ok ? srv_utf8_sanitize(text.data, text.len) : NULL;
+    srv_buf_free(&text);
+    if (!clean) {
+        cJSON_Delete(root);
+        return send_error(srv, c, 500, "out of memory");
+    }
+    cJSON_AddStringToObject(root, "content", clean);
+    free(clean);
+    return send_json(srv, c, 200, root);
+}
+
+static enum MHD_Result handle_models(server *srv, struct MHD_Connection *c) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(root, "data");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", srv->model_name);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)time(NULL));
+    cJSON_AddStringToObject(m, "owned_by", "quarrel");
+    cJSON *meta = cJSON_AddObjectToObject(m, "meta");
+    cJSON_AddNumberToObject(meta, "n_vocab", srv->n_vocab);
+    cJSON_AddNumberToObject(meta, "n_ctx_train", qr_model_n_ctx_train(srv->model));
+    cJSON_AddNumberToObject(meta, "n_ctx_slot", srv_scheduler_n_ctx_slot(srv->sched));
+    cJSON_AddNumberToObject(meta, "n_params", (double)qr_model_n_params(srv->model));
+    cJSON_AddItemToArray(data, m);
+    return send_json(srv, c, 200, root);
+}
+
+static enum MHD_Result handle_metrics(server *srv, struct MHD_Connection *c) {
+    srv_buf b = {0};
+    srv_scheduler_lock(srv->sched);
+    srv_metrics_count_status(srv_scheduler_metrics(srv->sched), 200); /* this answer */
+    bool ok = srv_metrics_format(srv_scheduler_metrics(srv->sched), &b);
+    srv_scheduler_unlock(srv->sched);
+    if (!ok) {
+        srv_buf_free(&b);
+        return send_error(srv, c, 500, "out of memory");
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        srv_buf_free(&b);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+typedef enum route_id {
+    R_NONE,
+    R_HEALTH,
+    R_MODELS,
+    R_METRICS,
+    R_CHAT,
+    R_COMPLETIONS,
+    R_TOKENIZE,
+    R_DETOKENIZE
+} route_id;
+
+static const struct {
+    const char *path, *method;
+    route_id id;
+    bool needs_key;
+} routes[] = {
+    {"/health", "GET", R_HEALTH, false},           {"/v1/health", "GET", R_HEALTH, false},
+    {"/v1/models", "GET", R_MODELS, true},         {"/models", "GET", R_MODELS, true},
+    {"/metrics", "GET", R_METRICS, true},          {"/v1/chat/completions", "POST", R_CHAT, true},
+    {"/chat/completions", "POST", R_CHAT, true},   {"/v1/completions", "POST", R_COMPLETIONS, true},
+    {"/completions", "POST", R_COMPLETIONS, true}, {"/tokenize", "POST", R_TOKENIZE, true},
+    {"/detokenize", "POST", R_DETOKENIZE, true},
+};
+
+static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, const char *url,
+                             const char *method) {
+    int found = -1;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(url, routes[i].path)) continue;
+        path_known = true;
+        if (!strcmp(method, routes[i].method)) found = (int)i;
+    }
+    if (!path_known) return send_error(srv, c, 404, "no route %s %s", method, url);
+    if (found < 0) return send_error(srv, c, 405, "%s does not accept %s", url, method);
+    if (routes[found].needs_key && !authorized(srv, c))
+        return send_error(srv, c, 401,
+                          "invalid or missing API key: send the header 'Authorization: Bearer "
+                          "<key>'");
+    if (cs->too_large)
+        return send_error(srv, c, 413, "the request body is larger than the limit of %zu bytes",
+                          srv->p.max_body_bytes);
+    if (!atomic_load(&srv->ready)) return send_error(srv, c, 503, "Loading model");
+    switch (routes[found].id) {
+    case R_HEALTH: {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "status", "ok");
+        return send_json(srv, c, 200, o);
+    }
+    case R_MODELS:
+        return handle_models(srv, c);
+    case R_METRICS:
+        return handle_metrics(srv, c);
+    case R_CHAT:
+        return handle_generate(srv, cs, c, SRV_CHAT);
+    case R_COMPLETIONS:
+        return handle_generate(srv, cs, c, SRV_COMPLETION);
+    case R_TOKENIZE:
+        return handle_tokenize(srv, cs, c);
+    case R_DETOKENIZE:
+        return handle_detokenize(srv, cs, c);
+    case R_NONE:
+        break;
+    }
+    return send_error(srv, c, 404, "no route %s %s", method, url);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *data_size, void **con_cls) {
+    (void)version;
+    server *srv = cls;
+    conn *cs = *con_cls;
+    if (!cs) {
+        cs = calloc(1, sizeof *cs);
+        if (!cs) return MHD_NO;
+        cs->srv = srv;
+        atomic_init(&cs->refs, 1);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cs->fd = ci ? ci->connect_fd : -1;
+        *con_cls = cs;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            unsigned long long n = strtoull(cl, NULL, 10);
+            if (n > srv->p.max_body_bytes) cs->too_large = true;
+            /* far too large: answer now rather than read it all */
+            if (n / 64 > srv->p.max_body_bytes)
+                return send_error(srv, c, 413,
+                                  "the request body is larger than the limit of %zu bytes",
+                                  srv->p.max_body_bytes);
+        }
+        return MHD_YES;
+    }
+    if (*data_size) {
+        if (!cs->too_large && cs->body.len + *data_size > srv->p.max_body_bytes) {
+            cs->too_large = true;
+            srv_buf_free(&cs->body);
+        }
+        if (!cs->too_large && !srv_buf_append(&cs->body, data, *data_size)) return MHD_NO;
+        *data_size = 0;
+        return MHD_YES;
+    }
+    return route(srv, cs, c, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)c;
+    (void)toe;
+    server *srv = cls;
+    conn *cs = *con_cls;
+    if (!cs) return;
+    *con_cls = NULL;
+    if (cs->task) srv_task_release(srv->sched, cs->task); /* cancels it if still running */
+    cs->task = NULL;
+    conn_unref(cs);
+}
+
+static void log_mhd(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    (void)fmt;
+    (void)ap; /* libmicrohttpd's own messages (client resets, ...) are not errors of ours */
+}
+
+/* ---- the server ---- */
+
+qr_server_params qr_server_default_params(void) {
+    return (qr_server_params){
+        .host = "127.0.0.1", .n_parallel = 1, .max_queue = 64, .max_body_bytes = 1 << 20};
+}
+
+static void set_model_name(server *srv) {
+    const char *name = srv->p.model_alias;
+    if (!name) {
+        const char *slash = strrchr(srv->p.model_path, '/');
+        name = slash ? slash + 1 : srv->p.model_path;
+    }
+    snprintf(srv->model_name, sizeof srv->model_name, "%s", name);
+    size_t n = strlen(srv->model_name);
+    if (!srv->p.model_alias && n > 5 && !strcmp(srv->model_name + n - 5, ".gguf"))
+        srv->model_name[n - 5] = '\0';
+}
+
+static qr_status start_daemon(server *srv) {
+    const char *host = srv->p.host ? srv->p.host : "127.0.0.1";
+    if (!strcmp(host, "localhost")) host = "127.0.0.1";
+    struct sockaddr_in a4 = {0};
+    struct sockaddr_in6 a6 = {0};
+    const struct sockaddr *addr;
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)srv->p.port);
+        addr = (const struct sockaddr *)&a4;
+    } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)srv->p.port);
+        addr = (const struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "host '%s' is not a numeric IPv4 or IPv6 address (or localhost)", host);
+    }
+    srv->daemon =
+        MHD_start_daemon(flags, (uint16_t)srv->p.port, NULL, NULL, on_request, srv,
+                         MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                         MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT, 600u,
+                         MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_END);
+    if (!srv->daemon)
+        return qr_error(QR_ERR_IO, "cannot listen on %s port %d: %s", host, srv->p.port,
+                        strerror(errno));
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    int port = di ? di->port : srv->p.port;
+    if (srv->p.on_listening) srv->p.on_listening(host, port, srv->p.user);
+    return QR_OK;
+}
+
+static bool stop_requested(const server *srv) {
+    return srv->p.stop && *srv->p.stop;
+}
+
+qr_status qr_server_run(const qr_server_params *params) {
+    if (!params->model_path) return qr_error(QR_ERR_INVALID_ARG, "no model path given");
+    if (params->port < 0 || params->port > 65535)
+        return qr_error(QR_ERR_INVALID_ARG, "port %d is out of range", params->port);
+    server *srv = qr_calloc(1, sizeof *srv);
+    if (!srv) return QR_ERR_NOMEM;
+    srv->p = *params;
+    if (srv->p.n_parallel <= 0) srv->p.n_parallel = 1;
+    if (srv->p.max_queue <= 0) srv->p.max_queue = 64;
+    if (srv->p.max_body_bytes == 0) srv->p.max_body_bytes = 1 << 20;
+    set_model_name(srv);
+    atomic_init(&srv->ready, 0);
+    atomic_init(&srv->next_id, 1);
+
+    qr_status st = start_daemon(srv);
+    if (!st) st = qr_model_load(srv->p.model_path, NULL, &srv->model);
+    if (!st) {
+        qr_context_params cp = qr_context_default_params();
+        cp.n_seq_max = srv->p.n_parallel;
+        cp.n_threads = srv->p.n_threads;
+        cp.n_ctx = srv->p.n_ctx;
+        if (cp.n_ctx == 0) {
+            int32_t train = qr_model_n_ctx_train(srv->model);
+            cp.n_ctx = train > 0 && train < 4096 ? train : 4096;
+            if (cp.n_ctx < srv->p.n_parallel) cp.n_ctx = srv->p.n_parallel;
+        }
+        st = qr_context_create(srv->model, &cp, &srv->ctx);
+    }
+    if (!st) {
+        srv->n_vocab = qr_model_n_vocab(srv->model);
+        srv_scheduler_params sp = {.n_slots = srv->p.n_parallel, .max_queue = srv->p.max_queue};
+        st = srv_scheduler_create(srv->ctx, &sp, &srv->sched);
+    }
+    if (!st) {
+        atomic_store(&srv->ready, 1);
+        while (!stop_requested(srv)) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    /* keep the error message of a failure while shutting down */
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", qr_last_error());
+    srv_scheduler_stop(srv->sched); /* pending tasks end: their connections finish */
+    if (srv->daemon) MHD_stop_daemon(srv->daemon);
+    srv_scheduler_free(srv->sched);
+    qr_context_free(srv->ctx);
+    qr_model_free(srv->model);
+    free(srv);
+    if (st) qr_error(st, "%s", msg);
+    return st;
+}

@@ -1,0 +1,388 @@
+/* request.c - parsing and validating request bodies of the OpenAI routes and of llama.cpp's
+ * /tokenize and /detokenize. Field names, types and ranges follow the OpenAI API reference;
+ * unknown fields are ignored as OpenAI does. Every error names the offending field. */
+#include "server/server_internal.h"
+#include "util/util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static qr_status parse_object(const char *body, size_t len, cJSON **out) {
+    *out = NULL;
+    if (!body || len == 0) return qr_error(QR_ERR_INVALID_ARG, "the request body is empty");
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = at && at >= body && at <= body + len ? (size_t)(at - body) : 0;
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "the request body is not valid JSON (error near byte %zu)", off);
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return qr_error(QR_ERR_INVALID_ARG, "the request body must be a JSON object");
+    }
+    *out = root;
+    return QR_OK;
+}
+
+/* A field that is absent or null counts as not given. */
+static const cJSON *field(const cJSON *obj, const char *name) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return f && !cJSON_IsNull(f) ? f : NULL;
+}
+
+static qr_status get_number(const cJSON *obj, const char *name, double lo, double hi, float *out) {
+    const cJSON *f = field(obj, name);
+    if (!f) return QR_OK;
+    if (!cJSON_IsNumber(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be a number", name);
+    double v = f->valuedouble;
+    if (!(v >= lo && v <= hi))
+        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be between %g and %g, not %g", name, lo, hi,
+                        v);
+    *out = (float)v;
+    return QR_OK;
+}
+
+static bool is_integer(const cJSON *f) {
+    return cJSON_IsNumber(f) && isfinite(f->valuedouble) && f->valuedouble == floor(f->valuedouble);
+}
+
+static qr_status get_int(const cJSON *obj, const char *name, int64_t lo, int64_t hi, int64_t *out,
+                         bool *given) {
+    const cJSON *f = field(obj, name);
+    if (given) *given = f != NULL;
+    if (!f) return QR_OK;
+    if (!is_integer(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be an integer", name);
+    double v = f->valuedouble;
+    if (v < (double)lo || v > (double)hi)
+        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be between %lld and %lld, not %.0f", name,
+                        (long long)lo, (long long)hi, v);
+    *out = (int64_t)v;
+    return QR_OK;
+}
+
+static qr_status get_bool(const cJSON *obj, const char *name, bool *out) {
+    const cJSON *f = field(obj, name);
+    if (!f) return QR_OK;
+    if (!cJSON_IsBool(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be a boolean", name);
+    *out = cJSON_IsTrue(f);
+    return QR_OK;
+}
+
+/* A message's content: a string, or an array of {"type": "text", "text": ...} parts. */
+static qr_status message_content(const cJSON *msg, size_t i, char **out) {
+    const cJSON *c = field(msg, "content");
+    if (!c) return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].content' is missing", i);
+    if (cJSON_IsString(c)) {
+        *out = qr_strdup(c->valuestring);
+        return *out ? QR_OK : QR_ERR_NOMEM;
+    }
+    if (!cJSON_IsArray(c))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'messages[%zu].content' must be a string or an array of parts", i);
+    srv_buf b = {0};
+    int j = 0;
+    const cJSON *part;
+    cJSON_ArrayForEach(part, c) {
+        const cJSON *type = field(part, "type"), *text = field(part, "text");
+        if (!cJSON_IsObject(part) || !cJSON_IsString(type) || strcmp(type->valuestring, "text")) {
+            srv_buf_free(&b);
+            return qr_error(
+                QR_ERR_INVALID_ARG,
+                "'messages[%zu].content[%d]' must be a part of type \"text\" (only text "
+                "is supported)",
+                i, j);
+        }
+        if (!cJSON_IsString(text)) {
+            srv_buf_free(&b);
+            return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].content[%d].text' must be a string",
+                            i, j);
+        }
+        if (!srv_buf_append(&b, text->valuestring, strlen(text->valuestring))) {
+            srv_buf_free(&b);
+            return QR_ERR_NOMEM;
+        }
+        j++;
+    }
+    if (!b.data && !srv_buf_append(&b, "", 0)) return QR_ERR_NOMEM;
+    *out = b.data;
+    return QR_OK;
+}
+
+static qr_status parse_messages(const cJSON *root, srv_request *r) {
+    const cJSON *msgs = field(root, "messages");
+    if (!msgs) return qr_error(QR_ERR_INVALID_ARG, "'messages' is required");
+    if (!cJSON_IsArray(msgs)) return qr_error(QR_ERR_INVALID_ARG, "'messages' must be an array");
+    int n = cJSON_GetArraySize(msgs);
+    if (n == 0) return qr_error(QR_ERR_INVALID_ARG, "'messages' must not be empty");
+    r->messages = qr_calloc((size_t)n, sizeof *r->messages);
+    if (!r->messages) return QR_ERR_NOMEM;
+    size_t i = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        if (!cJSON_IsObject(m))
+            return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu]' must be an object", i);
+        const cJSON *role = field(m, "role");
+        if (!role) return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].role' is missing", i);
+        if (!cJSON_IsString(role))
+            return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].role' must be a string", i);
+        char *content = NULL;
+        qr_status st = message_content(m, i, &content);
+        if (st) return st;
+        char *role_copy = qr_strdup(role->valuestring);
+        if (!role_copy) {
+            free(content);
+            return QR_ERR_NOMEM;
+        }
+        r->messages[i].role = role_copy;
+        r->messages[i].content = content;
+        r->n_messages = ++i;
+    }
+    return QR_OK;
+}
+
+static qr_status parse_prompt(const cJSON *root, int32_t n_vocab, srv_request *r) {
+    const cJSON *p = field(root, "prompt");
+    if (!p) return qr_error(QR_ERR_INVALID_ARG, "'prompt' is required");
+    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && cJSON_IsString(cJSON_GetArrayItem(p, 0)))
+        p = cJSON_GetArrayItem(p, 0); /* a batch of one prompt */
+    if (cJSON_IsString(p)) {
+        r->prompt = qr_strdup(p->valuestring);
+        return r->prompt ? QR_OK : QR_ERR_NOMEM;
+    }
+    if (!cJSON_IsArray(p))
+        return qr_error(QR_ERR_INVALID_ARG, "'prompt' must be a string or an array of token ids");
+    int n = cJSON_GetArraySize(p);
+    if (n == 0) return qr_error(QR_ERR_INVALID_ARG, "'prompt' must not be empty");
+    r->prompt_tokens = qr_malloc((size_t)n * sizeof *r->prompt_tokens);
+    if (!r->prompt_tokens) return QR_ERR_NOMEM;
+    int i = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, p) {
+        if (cJSON_IsString(t))
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "'prompt': only one prompt per request is supported");
+        if (!is_integer(t) || t->valuedouble < 0 || t->valuedouble >= n_vocab)
+            return qr_error(QR_ERR_INVALID_ARG, "'prompt[%d]' must be a token id between 0 and %d",
+                            i, n_vocab - 1);
+        r->prompt_tokens[i++] = (qr_token)t->valuedouble;
+    }
+    r->n_prompt_tokens = n;
+    return QR_OK;
+}
+
+static qr_status parse_stop(const cJSON *root, srv_request *r) {
+    const cJSON *s = field(root, "stop");
+    if (!s) return QR_OK;
+    if (cJSON_IsString(s)) {
+        if (!s->valuestring[0]) return QR_OK;
+        r->stops[0] = qr_strdup(s->valuestring);
+        if (!r->stops[0]) return QR_ERR_NOMEM;
+        r->n_stops = 1;
+        return QR_OK;
+    }
+    if (!cJSON_IsArray(s))
+        return qr_error(QR_ERR_INVALID_ARG, "'stop' must be a string or an array of strings");
+    if (cJSON_GetArraySize(s) > SRV_MAX_STOPS)
+        return qr_error(QR_ERR_INVALID_ARG, "'stop' has more than %d strings", SRV_MAX_STOPS);
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, s) {
+        if (!cJSON_IsString(e))
+            return qr_error(QR_ERR_INVALID_ARG, "'stop[%d]' must be a string", i);
+        i++;
+        if (!e->valuestring[0]) continue;
+        r->stops[r->n_stops] = qr_strdup(e->valuestring);
+        if (!r->stops[r->n_stops]) return QR_ERR_NOMEM;
+        r->n_stops++;
+    }
+    return QR_OK;
+}
+
+/* {"token id": bias in [-100, 100]}; -100 bans the token as OpenAI documents. */
+static qr_status parse_logit_bias(const cJSON *root, int32_t n_vocab, srv_request *r) {
+    const cJSON *lb = field(root, "logit_bias");
+    if (!lb) return QR_OK;
+    if (!cJSON_IsObject(lb))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'logit_bias' must be an object mapping token ids to numbers");
+    int n = cJSON_GetArraySize(lb);
+    if (n == 0) return QR_OK;
+    r->bias = qr_malloc((size_t)n * sizeof *r->bias);
+    if (!r->bias) return QR_ERR_NOMEM;
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, lb) {
+        char *end;
+        long id = strtol(e->string, &end, 10);
+        if (!e->string[0] || *end || id < 0 || id >= n_vocab)
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "'logit_bias': key '%s' is not a token id between 0 and %d", e->string,
+                            n_vocab - 1);
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= -100 && e->valuedouble <= 100))
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "'logit_bias[\"%s\"]' must be a number between -100 and 100",
+                            e->string);
+        r->bias[i].token = (qr_token)id;
+        r->bias[i].bias = e->valuedouble <= -100 ? -INFINITY : (float)e->valuedouble;
+        i++;
+    }
+    r->sp.n_logit_bias = i;
+    r->sp.logit_bias = r->bias;
+    return QR_OK;
+}
+
+static qr_status parse_logprobs(const cJSON *root, srv_request *r) {
+    const cJSON *lp = field(root, "logprobs");
+    int64_t v = 0;
+    if (r->kind == SRV_CHAT) {
+        qr_status st = get_bool(root, "logprobs", &r->logprobs);
+        if (st) return st;
+        bool given = false;
+        st = get_int(root, "top_logprobs", 0, QR_MAX_TOP_LOGPROBS, &v, &given);
+        if (st) return st;
+        if (given && !r->logprobs)
+            return qr_error(QR_ERR_INVALID_ARG, "'top_logprobs' requires 'logprobs' to be true");
+        r->top_logprobs = (int32_t)v;
+        return QR_OK;
+    }
+    /* legacy completions: logprobs is the number of alternatives (0..20) */
+    if (lp && cJSON_IsBool(lp))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'logprobs' must be an integer (the number of alternatives) for "
+                        "/v1/completions");
+    bool given = false;
+    qr_status st = get_int(root, "logprobs", 0, QR_MAX_TOP_LOGPROBS, &v, &given);
+    if (st) return st;
+    r->logprobs = given;
+    r->top_logprobs = (int32_t)v;
+    return QR_OK;
+}
+
+static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab, srv_request *r) {
+    r->kind = kind;
+    r->max_tokens = -1;
+    r->sp = qr_sampler_default_params();
+    qr_status st = kind == SRV_CHAT ? parse_messages(root, r) : parse_prompt(root, n_vocab, r);
+    if (st) return st;
+
+    int64_t v;
+    bool given;
+    const char *max_name = kind == SRV_CHAT && field(root, "max_completion_tokens")
+                               ? "max_completion_tokens"
+                               : "max_tokens";
+    if ((st = get_int(root, max_name, 1, INT32_MAX, &v, &given))) return st;
+    if (given) r->max_tokens = (int32_t)v;
+    if ((st = get_int(root, "n", 1, 1, &v, NULL)))
+        return qr_error(QR_ERR_INVALID_ARG, "'n' must be 1 (one choice per request)");
+    if ((st = get_number(root, "temperature", 0, 2, &r->sp.temp))) return st;
+    if ((st = get_number(root, "top_p", 0, 1, &r->sp.top_p))) return st;
+    if ((st = get_number(root, "min_p", 0, 1, &r->sp.min_p))) return st;
+    if ((st = get_number(root, "presence_penalty", -2, 2, &r->sp.presence_penalty))) return st;
+    if ((st = get_number(root, "frequency_penalty", -2, 2, &r->sp.frequency_penalty))) return st;
+    if ((st = get_number(root, "repeat_penalty", 0, 10, &r->sp.repeat_penalty))) return st;
+    if ((st = get_int(root, "top_k", 0, INT32_MAX, &v, &given))) return st;
+    if (given) r->sp.top_k = (int32_t)v;
+    /* JSON numbers are doubles: seeds are exact up to 2^53; -1 asks for a random one */
+    if ((st = get_int(root, "seed", INT64_MIN / 2, INT64_MAX / 2, &v, &given))) return st;
+    if (given) r->sp.seed = (uint64_t)v;
+    if ((st = parse_stop(root, r))) return st;
+    if ((st = parse_logit_bias(root, n_vocab, r))) return st;
+    if ((st = parse_logprobs(root, r))) return st;
+    r->sp.n_probs = r->logprobs ? (r->top_logprobs > 0 ? r->top_logprobs : 1) : 0;
+    if ((st = get_bool(root, "stream", &r->stream))) return st;
+    const cJSON *so = field(root, "stream_options");
+    if (so) {
+        if (!cJSON_IsObject(so))
+            return qr_error(QR_ERR_INVALID_ARG, "'stream_options' must be an object");
+        const cJSON *iu = field(so, "include_usage");
+        if (iu && !cJSON_IsBool(iu))
+            return qr_error(QR_ERR_INVALID_ARG, "'stream_options.include_usage' must be a boolean");
+        r->include_usage = iu && cJSON_IsTrue(iu);
+    }
+    const cJSON *model = field(root, "model");
+    if (model && !cJSON_IsString(model))
+        return qr_error(QR_ERR_INVALID_ARG, "'model' must be a string");
+    return QR_OK;
+}
+
+qr_status srv_parse_request(const char *body, size_t len, srv_kind kind, int32_t n_vocab,
+                            srv_request *out) {
+    memset(out, 0, sizeof *out);
+    cJSON *root;
+    qr_status st = parse_object(body, len, &root);
+    if (st) return st;
+    st = parse_fields(root, kind, n_vocab, out);
+    cJSON_Delete(root);
+    if (st) srv_request_free(out);
+    return st;
+}
+
+void srv_request_free(srv_request *r) {
+    for (size_t i = 0; i < r->n_messages; i++) {
+        free((char *)r->messages[i].role);
+        free((char *)r->messages[i].content);
+    }
+    free(r->messages);
+    free(r->prompt);
+    free(r->prompt_tokens);
+    free(r->bias);
+    for (int i = 0; i < r->n_stops; i++)
+        free(r->stops[i]);
+    memset(r, 0, sizeof *r);
+}
+
+qr_status srv_parse_tokenize(const char *body, size_t len, srv_tokenize_request *out) {
+    memset(out, 0, sizeof *out);
+    cJSON *root;
+    qr_status st = parse_object(body, len, &root);
+    if (st) return st;
+    const cJSON *c = field(root, "content");
+    if (!c)
+        st = qr_error(QR_ERR_INVALID_ARG, "'content' is required");
+    else if (!cJSON_IsString(c))
+        st = qr_error(QR_ERR_INVALID_ARG, "'content' must be a string");
+    if (!st) st = get_bool(root, "add_special", &out->add_special);
+    out->parse_special = true; /* llama.cpp's server parses special tokens in content */
+    if (!st) st = get_bool(root, "parse_special", &out->parse_special);
+    if (!st) st = get_bool(root, "with_pieces", &out->with_pieces);
+    if (!st && !(out->content = qr_strdup(c->valuestring))) st = QR_ERR_NOMEM;
+    cJSON_Delete(root);
+    return st;
+}
+
+qr_status srv_parse_detokenize(const char *body, size_t len, int32_t n_vocab, qr_token **tokens,
+                               int32_t *n_tokens) {
+    *tokens = NULL;
+    *n_tokens = 0;
+    cJSON *root;
+    qr_status st = parse_object(body, len, &root);
+    if (st) return st;
+    const cJSON *a = field(root, "tokens");
+    if (!a)
+        st = qr_error(QR_ERR_INVALID_ARG, "'tokens' is required");
+    else if (!cJSON_IsArray(a))
+        st = qr_error(QR_ERR_INVALID_ARG, "'tokens' must be an array of token ids");
+    int n = st ? 0 : cJSON_GetArraySize(a);
+    qr_token *t = st ? NULL : qr_malloc(((size_t)n + 1) * sizeof *t);
+    if (!st && !t) st = QR_ERR_NOMEM;
+    int i = 0;
+    const cJSON *e;
+    if (!st) cJSON_ArrayForEach(e, a) {
+            if (!is_integer(e) || e->valuedouble < 0 || e->valuedouble >= n_vocab) {
+                st = qr_error(QR_ERR_INVALID_ARG,
+                              "'tokens[%d]' must be a token id between 0 and %d", i, n_vocab - 1);
+                break;
+            }
+            t[i++] = (qr_token)e->valuedouble;
+        }
+    cJSON_Delete(root);
+    if (st) {
+        free(t);
+        return st;
+    }
+    *tokens = t;
+    *n_tokens = n;
+    return QR_OK;
+}

@@ -1,0 +1,582 @@
+/* scheduler.c - continuous batching. One thread owns the qr_context. Each slot is a sequence
+ * id of the context. Every step builds one batch holding the next token of every generating
+ * slot plus prompt chunks of newly admitted ones, calls qr_decode once, and samples for every
+ * slot whose logits came out. New requests join between steps; a slot whose client went away is
+ * freed at the next step. A request reuses the longest prefix a free slot still holds in its
+ * KV cache (qr_kv_remove of the rest), as llama.cpp's server does with cache_prompt. */
+#include "server/server_internal.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define STEP_TOKENS 512 /* most tokens per decode step (prompt chunks fill what is left) */
+
+typedef enum slot_state { SLOT_IDLE, SLOT_PROMPT, SLOT_GEN } slot_state;
+
+typedef struct srv_slot {
+    int32_t id;
+    slot_state state;
+    bool fresh;      /* admitted, not started yet */
+    srv_task *task;  /* NULL when idle (set and cleared under the lock) */
+    qr_token *cache; /* the tokens in this sequence's KV cells, n_cache of them */
+    int32_t n_cache;
+    int32_t i_prompt; /* next prompt token to evaluate */
+    int32_t i_batch;  /* index of this slot's logits in the current batch, -1 if none */
+    int32_t n_added;  /* tokens this slot put in the current batch */
+    qr_token last;    /* the sampled token to feed next */
+    int32_t n_gen;
+    double t_last;
+    uint64_t last_used;
+    qr_sampler *sampler;
+    qr_stop_matcher *stop;
+    qr_utf8_stream utf8;
+} srv_slot;
+
+struct srv_scheduler {
+    qr_context *ctx;
+    const qr_model *model;
+    int32_t n_slots, n_ctx_slot, max_queue, n_vocab;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    bool stopping, thread_started;
+    pthread_t thread;
+    srv_task **queue; /* ring buffer of max_queue */
+    int32_t q_head, q_len;
+    srv_slot *slots;
+    uint64_t use_counter;
+    qr_batch batch;
+    srv_metrics metrics;
+};
+
+/* ---- tasks ---- */
+
+srv_task *srv_task_create(srv_request *req, qr_token *prompt, int32_t n_prompt) {
+    srv_task *t = qr_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    t->req = *req;
+    memset(req, 0, sizeof *req);
+    t->prompt = prompt;
+    t->n_prompt = n_prompt;
+    t->t_arrival = qr_time_now();
+    t->refs = 1;
+    return t;
+}
+
+static void task_free(srv_task *t) {
+    srv_request_free(&t->req);
+    free(t->prompt);
+    srv_buf_free(&t->text);
+    for (int32_t i = 0; i < t->n_tokens; i++)
+        srv_token_out_free(&t->tokens[i]);
+    free(t->tokens);
+    free(t->error);
+    pthread_cond_destroy(&t->cond);
+    free(t);
+}
+
+static void unref_locked(srv_task *t) {
+    if (--t->refs == 0) task_free(t);
+}
+
+/* Mark a task done (lock held) and drop the scheduler's reference. */
+static void finish_locked(srv_scheduler *s, srv_task *t, const char *reason, int status,
+                          const char *error) {
+    if (!t->finished) {
+        t->finished = true;
+        t->finish_reason = reason;
+        if (error) {
+            t->error = qr_strdup(error);
+            t->error_status = status;
+        } else if (t->cancelled) {
+            s->metrics.cancelled++;
+        } else {
+            srv_histogram_observe(&s->metrics.duration, qr_time_now() - t->t_arrival);
+        }
+        pthread_cond_broadcast(&t->cond);
+    }
+    unref_locked(t);
+}
+
+void srv_task_release(srv_scheduler *s, srv_task *t) {
+    if (!t) return;
+    pthread_mutex_lock(&s->mu);
+    if (!t->finished) {
+        t->cancelled = true;
+        pthread_cond_signal(&s->wake);
+    }
+    unref_locked(t);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void srv_scheduler_lock(srv_scheduler *s) {
+    pthread_mutex_lock(&s->mu);
+}
+void srv_scheduler_unlock(srv_scheduler *s) {
+    pthread_mutex_unlock(&s->mu);
+}
+
+void srv_task_wait(srv_scheduler *s, srv_task *t, double seconds) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long ns = (long)(seconds * 1e9);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec += ns % 1000000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&t->cond, &s->mu, &ts);
+}
+
+srv_metrics *srv_scheduler_metrics(srv_scheduler *s) {
+    return &s->metrics;
+}
+
+int32_t srv_scheduler_n_ctx_slot(const srv_scheduler *s) {
+    return s->n_ctx_slot;
+}
+
+qr_status srv_scheduler_submit(srv_scheduler *s, srv_task *t) {
+    pthread_mutex_lock(&s->mu);
+    qr_status st = QR_OK;
+    if (s->stopping) {
+        st = qr_error(QR_ERR_CANCELLED, "the server is shutting down");
+    } else if (s->q_len >= s->max_queue) {
+        st = qr_error(QR_ERR_CONTEXT_FULL,
+                      "the server is busy: %d requests are already waiting for a slot; retry later",
+                      s->q_len);
+    } else {
+        t->refs++;
+        s->queue[(s->q_head + s->q_len) % s->max_queue] = t;
+        s->q_len++;
+        s->metrics.queue_depth = s->q_len;
+        pthread_cond_signal(&s->wake);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+/* ---- slots ---- */
+
+static int32_t common_prefix(const qr_token *a, int32_t na, const qr_token *b, int32_t nb) {
+    int32_t n = 0;
+    while (n < na && n < nb && a[n] == b[n])
+        n++;
+    return n;
+}
+
+/* Give queued tasks free slots (lock held): the slot with the longest cached prefix of the
+ * prompt, else the least recently used one. */
+static void admit_locked(srv_scheduler *s) {
+    while (s->q_len > 0) {
+        srv_task *t = s->queue[s->q_head];
+        if (t->cancelled) {
+            s->q_head = (s->q_head + 1) % s->max_queue;
+            s->q_len--;
+            finish_locked(s, t, NULL, 0, NULL);
+            continue;
+        }
+        srv_slot *best = NULL;
+        int32_t best_common = -1;
+        for (int32_t i = 0; i < s->n_slots; i++) {
+            srv_slot *sl = &s->slots[i];
+            if (sl->task) continue;
+            int32_t c = common_prefix(sl->cache, sl->n_cache, t->prompt, t->n_prompt);
+            if (c > best_common || (c == best_common && sl->last_used < best->last_used)) {
+                best = sl;
+                best_common = c;
+            }
+        }
+        if (!best) break;
+        s->q_head = (s->q_head + 1) % s->max_queue;
+        s->q_len--;
+        best->task = t;
+        best->fresh = true;
+        best->state = SLOT_PROMPT;
+        best->last_used = ++s->use_counter;
+    }
+    s->metrics.queue_depth = s->q_len;
+}
+
+static void slot_release_sampling(srv_slot *sl) {
+    qr_sampler_free(sl->sampler);
+    qr_stop_matcher_free(sl->stop);
+    sl->sampler = NULL;
+    sl->stop = NULL;
+    sl->state = SLOT_IDLE;
+}
+
+/* Finish a slot's task (lock held). */
+static void slot_finish_locked(srv_scheduler *s, srv_slot *sl, const char *reason, int status,
+                               const char *error) {
+    srv_task *t = sl->task;
+    sl->task = NULL;
+    sl->fresh = false;
+    slot_release_sampling(sl);
+    if (t) finish_locked(s, t, reason, status, error);
+}
+
+/* Forget a slot's cache after a failed decode: what the context holds is unknown. */
+static void slot_forget(srv_scheduler *s, srv_slot *sl) {
+    qr_kv_remove(s->ctx, sl->id, 0, -1);
+    sl->n_cache = 0;
+}
+
+/* Set up a newly admitted slot (scheduler thread, no lock): reuse the cached prefix, create the
+ * sampler and stop matcher. */
+static qr_status slot_start(srv_scheduler *s, srv_slot *sl) {
+    srv_task *t = sl->task;
+    int32_t n_common = common_prefix(sl->cache, sl->n_cache, t->prompt, t->n_prompt);
+    if (n_common >= t->n_prompt) n_common = t->n_prompt - 1; /* evaluate one for its logits */
+    qr_status st = qr_kv_remove(s->ctx, sl->id, n_common, -1);
+    if (st) return st;
+    sl->n_cache = n_common;
+    sl->i_prompt = n_common;
+    sl->n_gen = 0;
+    sl->fresh = false;
+    memset(&sl->utf8, 0, sizeof sl->utf8);
+    st = qr_sampler_create(&t->req.sp, s->n_vocab, &sl->sampler);
+    if (!st)
+        st = qr_stop_matcher_create((const char *const *)t->req.stops, t->req.n_stops, &sl->stop);
+    if (st) return st;
+    for (int32_t i = 0; i < t->n_prompt; i++)
+        qr_sampler_accept(sl->sampler, t->prompt[i]);
+    pthread_mutex_lock(&s->mu);
+    t->n_cached = n_common;
+    s->metrics.prompt_tokens += (uint64_t)t->n_prompt;
+    s->metrics.prompt_tokens_reused += (uint64_t)n_common;
+    pthread_mutex_unlock(&s->mu);
+    return QR_OK;
+}
+
+static bool fill_token_out(const qr_model *model, qr_token id, const qr_token_logprobs *lp,
+                           int32_t n_top, srv_token_out *o) {
+    memset(o, 0, sizeof *o);
+    o->id = id;
+    o->logprob = lp->logprob;
+    char buf[512];
+    int32_t n = qr_token_to_piece(model, id, buf, sizeof buf, false);
+    if (n < 0) n = 0;
+    o->piece = malloc((size_t)n + 1);
+    if (!o->piece) return false;
+    memcpy(o->piece, buf, (size_t)n);
+    o->piece[n] = '\0';
+    o->n_piece = n;
+    if (n_top > lp->n_top) n_top = lp->n_top;
+    for (int32_t j = 0; j < n_top; j++) {
+        int32_t m = qr_token_to_piece(model, lp->top_ids[j], buf, sizeof buf, false);
+        if (m < 0) m = 0;
+        o->top_pieces[j] = malloc((size_t)m + 1);
+        if (!o->top_pieces[j]) return false;
+        memcpy(o->top_pieces[j], buf, (size_t)m);
+        o->top_pieces[j][m] = '\0';
+        o->top_n_piece[j] = m;
+        o->top_logprobs[j] = lp->top_logprobs[j];
+        o->n_top = j + 1;
+    }
+    return true;
+}
+
+/* Append text to a task (lock held). */
+static bool task_emit_locked(srv_task *t, const char *text, size_t n) {
+    return n == 0 || srv_buf_append(&t->text, text, n);
+}
+
+/* A token was sampled for a slot: turn it into text, check the stop conditions, hand the
+ * output to the connection. */
+static void slot_on_token(srv_scheduler *s, srv_slot *sl, qr_token tok,
+                          const qr_token_logprobs *lp) {
+    srv_task *t = sl->task;
+    double now = qr_time_now();
+    sl->n_gen++;
+    bool eog = qr_token_is_eog(s->model, tok);
+    char piece[512], text[512 + 8];
+    const char *emit = NULL, *emit2 = NULL;
+    size_t n_emit = 0, n_emit2 = 0;
+    bool stopped = false;
+    if (!eog) {
+        int32_t n = qr_token_to_piece(s->model, tok, piece, sizeof piece, false);
+        if (n > 0) {
+            size_t m = qr_utf8_stream_push(&sl->utf8, piece, (size_t)n, text);
+            stopped = qr_stop_matcher_push(sl->stop, text, m, &emit, &n_emit);
+        }
+    }
+    const char *reason = NULL;
+    if (eog || stopped)
+        reason = "stop";
+    else if (t->req.max_tokens > 0 && sl->n_gen >= t->req.max_tokens)
+        reason = "length";
+    else if (sl->n_cache >= s->n_ctx_slot)
+        reason = "length";
+    srv_token_out out;
+    bool have_out = false;
+    if (t->req.logprobs && !eog && lp)
+        have_out = fill_token_out(s->model, tok, lp, t->req.top_logprobs, &out);
+
+    pthread_mutex_lock(&s->mu);
+    bool ok = task_emit_locked(t, emit, n_emit);
+    if (reason && !stopped && ok) {
+        /* the end: whatever the UTF-8 stream and the stop matcher held back goes out too */
+        size_t m = qr_utf8_stream_flush(&sl->utf8, text);
+        if (qr_stop_matcher_push(sl->stop, text, m, &emit2, &n_emit2)) reason = "stop";
+        ok = task_emit_locked(t, emit2, n_emit2);
+        if (ok && !strcmp(reason, "length")) {
+            qr_stop_matcher_flush(sl->stop, &emit2, &n_emit2);
+            ok = task_emit_locked(t, emit2, n_emit2);
+        }
+    }
+    if (have_out) {
+        if (t->n_tokens == t->cap_tokens) {
+            int32_t cap = t->cap_tokens ? 2 * t->cap_tokens : 16;
+            srv_token_out *nt = realloc(t->tokens, (size_t)cap * sizeof *nt);
+            if (nt) {
+                t->tokens = nt;
+                t->cap_tokens = cap;
+            }
+        }
+        if (t->n_tokens < t->cap_tokens)
+            t->tokens[t->n_tokens++] = out;
+        else
+            srv_token_out_free(&out);
+    }
+    t->n_generated = sl->n_gen;
+    s->metrics.generated_tokens++;
+    if (sl->n_gen == 1)
+        srv_histogram_observe(&s->metrics.ttft, now - t->t_arrival);
+    else
+        srv_histogram_observe(&s->metrics.itl, now - sl->t_last);
+    sl->t_last = now;
+    if (!ok)
+        slot_finish_locked(s, sl, NULL, 500, "out of memory");
+    else if (reason)
+        slot_finish_locked(s, sl, reason, 0, NULL);
+    else
+        pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&s->mu);
+    if (!reason && ok) {
+        sl->last = tok;
+        sl->state = SLOT_GEN;
+    }
+}
+
+/* One decode step over every busy slot. */
+static void step(srv_scheduler *s) {
+    qr_batch *b = &s->batch;
+    b->n_tokens = 0;
+    bool any_gen = false;
+    for (int32_t i = 0; i < s->n_slots; i++) {
+        srv_slot *sl = &s->slots[i];
+        sl->i_batch = -1;
+        sl->n_added = 0;
+        if (sl->state != SLOT_GEN || !sl->task) continue;
+        sl->i_batch = b->n_tokens;
+        sl->n_added = 1;
+        qr_batch_add(b, sl->last, sl->n_cache, sl->id, true);
+        any_gen = true;
+    }
+    int32_t budget = STEP_TOKENS - b->n_tokens;
+    for (int32_t i = 0; i < s->n_slots && budget > 0; i++) {
+        srv_slot *sl = &s->slots[i];
+        if (sl->state != SLOT_PROMPT || !sl->task || sl->fresh) continue;
+        const srv_task *t = sl->task;
+        int32_t n = t->n_prompt - sl->i_prompt;
+        if (n > budget) n = budget;
+        for (int32_t j = 0; j < n; j++) {
+            int32_t k = sl->i_prompt + j;
+            bool last = k == t->n_prompt - 1;
+            if (last) sl->i_batch = b->n_tokens;
+            qr_batch_add(b, t->prompt[k], sl->n_cache + j, sl->id, last);
+        }
+        sl->n_added = n;
+        budget -= n;
+    }
+    if (b->n_tokens == 0) return;
+
+    double t0 = qr_time_now();
+    qr_status st = qr_decode(s->ctx, b);
+    double dt = qr_time_now() - t0;
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "evaluation failed: %s", qr_last_error());
+        pthread_mutex_lock(&s->mu);
+        for (int32_t i = 0; i < s->n_slots; i++) {
+            srv_slot *sl = &s->slots[i];
+            if (sl->n_added == 0) continue;
+            slot_finish_locked(s, sl, NULL, 500, msg);
+            slot_forget(s, sl);
+        }
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    for (int32_t i = 0; i < s->n_slots; i++) {
+        srv_slot *sl = &s->slots[i];
+        if (sl->n_added == 0) continue;
+        int32_t n = sl->n_added;
+        if (sl->state == SLOT_GEN) {
+            sl->cache[sl->n_cache] = sl->last;
+        } else {
+            memcpy(sl->cache + sl->n_cache, sl->task->prompt + sl->i_prompt,
+                   (size_t)n * sizeof(qr_token));
+            sl->i_prompt += n;
+        }
+        sl->n_cache += n;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->metrics.decode_steps++;
+    s->metrics.decode_tokens += (uint64_t)b->n_tokens;
+    if (any_gen)
+        s->metrics.gen_seconds += dt;
+    else
+        s->metrics.prompt_seconds += dt;
+    pthread_mutex_unlock(&s->mu);
+
+    for (int32_t i = 0; i < s->n_slots; i++) {
+        srv_slot *sl = &s->slots[i];
+        if (sl->i_batch < 0 || !sl->task) continue;
+        const float *logits = qr_get_logits(s->ctx, sl->i_batch);
+        qr_token tok;
+        qr_token_logprobs lp;
+        bool want_lp = sl->task->req.logprobs;
+        st = logits ? qr_sampler_sample(sl->sampler, logits, &tok, want_lp ? &lp : NULL)
+                    : QR_ERR_INVALID_ARG;
+        if (st) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "sampling failed: %s", qr_last_error());
+            pthread_mutex_lock(&s->mu);
+            slot_finish_locked(s, sl, NULL, 500, msg);
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
+        slot_on_token(s, sl, tok, want_lp ? &lp : NULL);
+    }
+    int32_t used = qr_kv_used_cells(s->ctx);
+    pthread_mutex_lock(&s->mu);
+    s->metrics.kv_used = used;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *scheduler_main(void *arg) {
+    srv_scheduler *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool busy = false;
+        for (;;) {
+            for (int32_t i = 0; i < s->n_slots; i++)
+                if (s->slots[i].task && s->slots[i].task->cancelled)
+                    slot_finish_locked(s, &s->slots[i], NULL, 0, NULL);
+            if (s->stopping) break;
+            admit_locked(s);
+            busy = false;
+            for (int32_t i = 0; i < s->n_slots; i++)
+                busy |= s->slots[i].task != NULL;
+            if (busy) break;
+            s->metrics.slots_busy = 0;
+            pthread_cond_wait(&s->wake, &s->mu);
+        }
+        if (s->stopping) {
+            for (int32_t i = 0; i < s->n_slots; i++)
+                if (s->slots[i].task)
+                    slot_finish_locked(s, &s->slots[i], NULL, 503, "the server is shutting down");
+            while (s->q_len > 0) {
+                srv_task *t = s->queue[s->q_head];
+                s->q_head = (s->q_head + 1) % s->max_queue;
+                s->q_len--;
+                finish_locked(s, t, NULL, 503, "the server is shutting down");
+            }
+            pthread_mutex_unlock(&s->mu);
+            return NULL;
+        }
+        int64_t n_busy = 0;
+        for (int32_t i = 0; i < s->n_slots; i++)
+            n_busy += s->slots[i].task != NULL;
+        s->metrics.slots_busy = n_busy;
+        pthread_mutex_unlock(&s->mu);
+
+        for (int32_t i = 0; i < s->n_slots; i++) {
+            srv_slot *sl = &s->slots[i];
+            if (!sl->fresh) continue;
+            if (slot_start(s, sl) != QR_OK) {
+                char msg[1024];
+                snprintf(msg, sizeof msg, "%s", qr_last_error());
+                pthread_mutex_lock(&s->mu);
+                slot_finish_locked(s, sl, NULL, 500, msg);
+                pthread_mutex_unlock(&s->mu);
+            }
+        }
+        step(s);
+    }
+}
+
+qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p,
+                               srv_scheduler **out) {
+    *out = NULL;
+    if (p->n_slots < 1) return qr_error(QR_ERR_INVALID_ARG, "the server needs at least one slot");
+    if (p->max_queue < 1)
+        return qr_error(QR_ERR_INVALID_ARG, "the queue must hold at least one request");
+    srv_scheduler *s = qr_calloc(1, sizeof *s);
+    if (!s) return QR_ERR_NOMEM;
+    s->ctx = ctx;
+    s->model = qr_context_model(ctx);
+    s->n_slots = p->n_slots;
+    s->n_ctx_slot = qr_context_n_ctx(ctx);
+    s->max_queue = p->max_queue;
+    s->n_vocab = qr_model_n_vocab(s->model);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->wake, NULL);
+    srv_metrics_init(&s->metrics);
+    s->metrics.n_slots = p->n_slots;
+    s->metrics.kv_total = (int64_t)s->n_ctx_slot * p->n_slots;
+    s->queue = qr_calloc((size_t)p->max_queue, sizeof *s->queue);
+    s->slots = qr_calloc((size_t)p->n_slots, sizeof *s->slots);
+    qr_status st = s->queue && s->slots ? QR_OK : QR_ERR_NOMEM;
+    for (int32_t i = 0; !st && i < p->n_slots; i++) {
+        s->slots[i].id = i;
+        s->slots[i].cache = qr_malloc((size_t)s->n_ctx_slot * sizeof(qr_token));
+        if (!s->slots[i].cache) st = QR_ERR_NOMEM;
+    }
+    int32_t cap = STEP_TOKENS > p->n_slots ? STEP_TOKENS : p->n_slots;
+    if (!st) st = qr_batch_init(&s->batch, cap + p->n_slots);
+    if (!st && pthread_create(&s->thread, NULL, scheduler_main, s) != 0)
+        st = qr_error(QR_ERR_NOMEM, "cannot start the scheduler thread: %s", strerror(errno));
+    if (st) {
+        srv_scheduler_free(s);
+        return st;
+    }
+    s->thread_started = true;
+    *out = s;
+    return QR_OK;
+}
+
+void srv_scheduler_stop(srv_scheduler *s) {
+    if (!s || !s->thread_started) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    s->thread_started = false;
+}
+
+void srv_scheduler_free(srv_scheduler *s) {
+    if (!s) return;
+    srv_scheduler_stop(s);
+    if (s->slots)
+        for (int32_t i = 0; i < s->n_slots; i++) {
+            slot_release_sampling(&s->slots[i]);
+            free(s->slots[i].cache);
+        }
+    free(s->slots);
+    free(s->queue);
+    qr_batch_free(&s->batch);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

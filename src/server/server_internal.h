@@ -1,0 +1,196 @@
+/* server_internal.h - the pieces of the OpenAI-compatible server: request parsing and
+ * validation (request.c), response and Server-Sent-Event formatting (response.c), Prometheus
+ * metrics (metrics.c), the continuous-batching scheduler (scheduler.c) and the HTTP routes
+ * (http.c). Only http.c knows libmicrohttpd; only the scheduler touches the qr_context. */
+#ifndef QR_SERVER_INTERNAL_H
+#define QR_SERVER_INTERNAL_H
+
+#include "quarrel.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- requests (request.c) ---- */
+
+typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
+
+#define SRV_MAX_STOPS 16
+
+/* A validated /v1/chat/completions or /v1/completions request. Everything is owned (free with
+ * srv_request_free). */
+typedef struct srv_request {
+    srv_kind kind;
+    /* chat: the messages (role/content copies); completion: prompt text or prompt tokens */
+    qr_chat_message *messages;
+    size_t n_messages;
+    char *prompt;
+    qr_token *prompt_tokens;
+    int32_t n_prompt_tokens; /* > 0 when the prompt was given as token ids */
+    int32_t max_tokens;      /* -1: until the slot's context is full */
+    qr_sampler_params sp;    /* sp.logit_bias points into bias[] */
+    qr_logit_bias *bias;
+    char *stops[SRV_MAX_STOPS];
+    int n_stops;
+    bool logprobs;
+    int32_t top_logprobs;
+    bool stream;
+    bool include_usage; /* stream_options.include_usage */
+} srv_request;
+
+/* Parse and validate a request body. n_vocab bounds token ids (logit_bias keys, prompt tokens).
+ * On error returns QR_ERR_INVALID_ARG with a message naming the field. */
+qr_status srv_parse_request(const char *body, size_t len, srv_kind kind, int32_t n_vocab,
+                            srv_request *out);
+void srv_request_free(srv_request *r);
+
+/* /tokenize {"content", "add_special", "parse_special", "with_pieces"} */
+typedef struct srv_tokenize_request {
+    char *content;
+    bool add_special, parse_special, with_pieces;
+} srv_tokenize_request;
+qr_status srv_parse_tokenize(const char *body, size_t len, srv_tokenize_request *out);
+/* /detokenize {"tokens": [ids]}; *tokens is malloc'd */
+qr_status srv_parse_detokenize(const char *body, size_t len, int32_t n_vocab, qr_token **tokens,
+                               int32_t *n_tokens);
+
+/* ---- responses (response.c) ---- */
+
+/* One generated token with what logprobs need. */
+typedef struct srv_token_out {
+    qr_token id;
+    char *piece; /* the token's bytes, NUL-terminated (may be an incomplete UTF-8 sequence) */
+    int32_t n_piece;
+    float logprob;
+    int32_t n_top;
+    char *top_pieces[QR_MAX_TOP_LOGPROBS];
+    int32_t top_n_piece[QR_MAX_TOP_LOGPROBS];
+    float top_logprobs[QR_MAX_TOP_LOGPROBS];
+} srv_token_out;
+void srv_token_out_free(srv_token_out *t);
+
+/* What the response builders need to know about the request and its outcome. */
+typedef struct srv_reply {
+    srv_kind kind;
+    const char *id; /* "chatcmpl-..." / "cmpl-..." */
+    const char *model;
+    int64_t created;
+    const char *text;
+    size_t n_text;
+    const srv_token_out *tokens; /* with logprobs: the tokens of this piece */
+    int32_t n_tokens;
+    bool logprobs;
+    const char *finish_reason; /* NULL while streaming */
+    int32_t prompt_tokens, completion_tokens;
+} srv_reply;
+
+/* The whole (non-streamed) completion object. */
+cJSON *srv_completion_json(const srv_reply *r);
+/* One streamed chunk; first: carries the assistant role (chat). usage_only: the final
+ * usage chunk (choices empty) of stream_options.include_usage. */
+cJSON *srv_chunk_json(const srv_reply *r, bool first, bool usage_only);
+/* {"error": {"message", "type", "param", "code"}}; param may be NULL. */
+cJSON *srv_error_json(int http_status, const char *message);
+const char *srv_error_type(int http_status);
+
+/* Append "data: <json>\n\n" (or "data: [DONE]\n\n" for json == NULL) to a growable buffer. */
+typedef struct srv_buf {
+    char *data;
+    size_t len, cap;
+} srv_buf;
+bool srv_buf_append(srv_buf *b, const char *s, size_t n);
+bool srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void srv_buf_free(srv_buf *b);
+bool srv_sse_append(srv_buf *b, const cJSON *json);
+
+/* Copy of s[0..n) as valid UTF-8 (invalid bytes become U+FFFD), NUL-terminated; malloc'd. */
+char *srv_utf8_sanitize(const char *s, size_t n);
+
+/* ---- metrics (metrics.c) ---- */
+
+#define SRV_HIST_BUCKETS 14
+
+typedef struct srv_histogram {
+    const double *bounds;                  /* SRV_HIST_BUCKETS upper bounds, seconds */
+    uint64_t counts[SRV_HIST_BUCKETS + 1]; /* last: above every bound (+Inf only) */
+    double sum;
+    uint64_t count;
+} srv_histogram;
+
+#define SRV_N_STATUS 12
+
+typedef struct srv_metrics {
+    int status_code[SRV_N_STATUS];
+    uint64_t status_count[SRV_N_STATUS];
+    uint64_t prompt_tokens, prompt_tokens_reused, generated_tokens;
+    uint64_t cancelled;                   /* requests whose client went away before the end */
+    uint64_t decode_steps, decode_tokens; /* qr_decode calls and the tokens they evaluated */
+    double prompt_seconds, gen_seconds;   /* wall time of decode steps that evaluated them */
+    int64_t queue_depth, slots_busy, n_slots;
+    int64_t kv_used, kv_total;
+    srv_histogram ttft, itl, duration;
+} srv_metrics;
+
+void srv_metrics_init(srv_metrics *m);
+void srv_metrics_count_status(srv_metrics *m, int http_status);
+void srv_histogram_observe(srv_histogram *h, double seconds);
+/* The Prometheus text exposition (version 0.0.4) of the metrics. */
+bool srv_metrics_format(const srv_metrics *m, srv_buf *out);
+
+/* ---- scheduler (scheduler.c) ---- */
+
+/* A request handed to the scheduler, shared by the HTTP connection and the scheduler thread;
+ * every field below `mutable` is guarded by the scheduler's mutex. Freed when both let go. */
+typedef struct srv_task {
+    srv_request req;
+    qr_token *prompt; /* tokenized prompt (owned) */
+    int32_t n_prompt;
+    double t_arrival;
+    pthread_cond_t cond; /* signalled when output grows or the task ends */
+    /* mutable */
+    int refs;
+    bool cancelled; /* the client went away: the scheduler drops the task */
+    bool finished;
+    const char *finish_reason; /* "stop" / "length" */
+    char *error;               /* set when the task failed (finished too) */
+    int error_status;
+    srv_buf text;          /* emitted text so far */
+    srv_token_out *tokens; /* with logprobs: every generated token */
+    int32_t n_tokens, cap_tokens;
+    int32_t n_generated;
+    int32_t n_cached; /* prompt tokens reused from the slot's cache */
+} srv_task;
+
+typedef struct srv_scheduler srv_scheduler;
+
+typedef struct srv_scheduler_params {
+    int32_t n_slots;
+    int32_t max_queue;
+} srv_scheduler_params;
+
+/* Takes a context with n_seq_max >= n_slots; starts the scheduler thread. */
+qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p, srv_scheduler **out);
+/* Fail every pending task ("the server is shutting down"), join the thread; later submissions
+ * fail. Connections may still release their tasks until srv_scheduler_free. */
+void srv_scheduler_stop(srv_scheduler *s);
+void srv_scheduler_free(srv_scheduler *s);
+int32_t srv_scheduler_n_ctx_slot(const srv_scheduler *s);
+
+/* A new task owning req (moved) and prompt; refs = 1 (the caller). */
+srv_task *srv_task_create(srv_request *req, qr_token *prompt, int32_t n_prompt);
+/* Queue a task (the scheduler takes a reference). QR_ERR_CONTEXT_FULL when the queue is full. */
+qr_status srv_scheduler_submit(srv_scheduler *s, srv_task *t);
+/* Drop the caller's reference; cancels the task if it is still running. */
+void srv_task_release(srv_scheduler *s, srv_task *t);
+/* The lock guarding every task's mutable fields and the metrics. */
+void srv_scheduler_lock(srv_scheduler *s);
+void srv_scheduler_unlock(srv_scheduler *s);
+/* Wait (lock held) until the task changes or `seconds` pass. */
+void srv_task_wait(srv_scheduler *s, srv_task *t, double seconds);
+/* The metrics (read or update with the lock held). */
+srv_metrics *srv_scheduler_metrics(srv_scheduler *s);
+
+#endif

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# test_openai.sh - end-to-end test of `quarrel serve` on stories260K: the official OpenAI SDK
+# (npm openai, pinned in package.json, installed into the build directory) runs
+# openai_test.mjs; then a curl client killed mid-stream and a full queue (429) are checked
+# here. Needs node and npm: without them the test fails.
+set -euo pipefail
+: "${QUARREL:?}" "${QR_SHARED_DIR:?}" "${QR_TEST_DIR:?}"
+here="$QR_TEST_DIR/server"
+work="$PWD/node-test"
+model="$QR_SHARED_DIR/models/stories260K.gguf"
+
+command -v node >/dev/null || { echo "FAIL: node is not installed (needed for the OpenAI SDK test)"; exit 1; }
+command -v npm >/dev/null || { echo "FAIL: npm is not installed (needed for the OpenAI SDK test)"; exit 1; }
+command -v curl >/dev/null || { echo "FAIL: curl is not installed"; exit 1; }
+
+mkdir -p "$work"
+cp "$here/package.json" "$here/openai_test.mjs" "$work/"
+if [ ! -f "$work/node_modules/openai/package.json" ] ||
+    ! grep -q '"version": "6.49.0"' "$work/node_modules/openai/package.json"; then
+    (cd "$work" && timeout 300 npm install --no-audit --no-fund --loglevel=error) ||
+        { echo "FAIL: npm install of openai@6.49.0 failed"; exit 1; }
+fi
+
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# start_server LOG ARGS...: starts quarrel serve on a free port; sets PORT and SERVER_PID
+start_server() {
+    local log=$1
+    shift
+    "$QUARREL" serve -m "$model" --port 0 "$@" 2>"$log" &
+    SERVER_PID=$!
+    pids+=("$SERVER_PID")
+    PORT=
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's/^quarrel serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
+        [ -n "$PORT" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { echo "FAIL: the server exited:"; cat "$log"; exit 1; }
+        sleep 0.1
+    done
+    [ -n "$PORT" ] || { echo "FAIL: the server did not report its port"; cat "$log"; exit 1; }
+    for _ in $(seq 1 300); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")" = 200 ] && return 0
+        sleep 0.1
+    done
+    echo "FAIL: /health never answered 200"
+    cat "$log"
+    exit 1
+}
+
+key=test-key-123
+start_server server.log --parallel 8 -c 2048 -t 2 --api-key "$key"
+base="http://127.0.0.1:$PORT"
+
+BASE_URL=$base API_KEY=$key REFERENCE="$QR_SHARED_DIR/reference/stories260K.json" \
+    timeout 400 node "$work/openai_test.mjs"
+
+# A curl client killed (SIGKILL) mid-stream: the server keeps serving, frees the slot and counts
+# the request as cancelled.
+cancelled() {
+    curl -s "$base/metrics" -H "Authorization: Bearer $key" | sed -n 's/^quarrel_requests_cancelled_total //p'
+}
+c0=$(cancelled)
+curl -sN "$base/v1/completions" -H "Authorization: Bearer $key" \
+    -d '{"prompt":"Once upon a time","max_tokens":2000,"temperature":0,"stream":true}' >curl.out &
+curl_pid=$!
+for _ in $(seq 1 100); do
+    grep -q '^data: ' curl.out 2>/dev/null && break
+    sleep 0.05
+done
+grep -q '^data: ' curl.out || { echo "FAIL: the stream never started"; exit 1; }
+{ kill -9 "$curl_pid" && wait "$curl_pid"; } 2>/dev/null || true
+busy=
+for _ in $(seq 1 100); do
+    busy=$(curl -s "$base/metrics" -H "Authorization: Bearer $key" | sed -n 's/^quarrel_slots_busy //p')
+    [ "$busy" = 0 ] && break
+    sleep 0.05
+done
+[ "$busy" = 0 ] || { echo "FAIL: the killed client's slot is still busy ($busy)"; exit 1; }
+c1=$(cancelled)
+[ "$((c1 - c0))" = 1 ] || { echo "FAIL: cancelled requests went from $c0 to $c1, not up by 1"; exit 1; }
+out=$(curl -s "$base/v1/completions" -H "Authorization: Bearer $key" \
+    -d '{"prompt":"Once upon a time","max_tokens":5,"temperature":0}')
+echo "$out" | grep -q '"text":", there was a little"' ||
+    { echo "FAIL: after a killed client the server answered: $out"; exit 1; }
+echo "ok   a client killed mid-stream leaves the server serving"
+
+# A full queue: one slot, one waiting place; a burst of long requests gets 429 for the rest.
+start_server server2.log --parallel 1 --queue 1 -t 1
+base2="http://127.0.0.1:$PORT"
+for i in 1 2 3 4 5; do
+    curl -s -o "burst$i.json" -w '%{http_code}\n' "$base2/v1/completions" \
+        -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0}' >"burst$i.code" &
+done
+wait_for=(); for i in 1 2 3 4 5; do wait_for+=("burst$i.code"); done
+for _ in $(seq 1 600); do
+    n=0
+    for f in "${wait_for[@]}"; do [ -s "$f" ] && n=$((n + 1)); done
+    [ "$n" = 5 ] && break
+    sleep 0.1
+done
+codes=$(cat burst*.code | sort | tr '\n' ' ')
+echo "burst status codes: $codes"
+echo "$codes" | grep -q 200 || { echo "FAIL: no request of the burst succeeded"; exit 1; }
+echo "$codes" | grep -q 429 || { echo "FAIL: a full queue did not answer 429"; exit 1; }
+grep -l '"code":429' burst*.json | head -1 | xargs grep -q 'server is busy' ||
+    { echo "FAIL: the 429 answer does not say the server is busy"; exit 1; }
+echo "ok   a full queue answers 429"
+
+# SIGTERM stops the server cleanly
+kill -TERM "$SERVER_PID"
+for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$SERVER_PID" 2>/dev/null; then echo "FAIL: SIGTERM did not stop the server"; exit 1; fi
+wait "$SERVER_PID" || { echo "FAIL: the server exited with an error after SIGTERM"; cat server2.log; exit 1; }
+grep -q 'quarrel serve: stopped' server2.log || { echo "FAIL: no clean stop"; cat server2.log; exit 1; }
+echo "ok   SIGTERM stops the server"
+echo "all server end-to-end checks passed"

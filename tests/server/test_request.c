@@ -1,0 +1,248 @@
+/* test_request.c - request parsing and validation of the server's routes: good requests land in
+ * the right fields; every kind of bad field gets QR_ERR_INVALID_ARG with a message naming it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "server/server_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_VOCAB 512
+
+static qr_status parse(const char *body, srv_kind kind, srv_request *r) {
+    return srv_parse_request(body, strlen(body), kind, N_VOCAB, r);
+}
+
+static void test_chat_fields(void **state) {
+    (void)state;
+    srv_request r;
+    const char *body =
+        "{\"model\":\"x\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi \"},{\"type\":\"text\","
+        "\"text\":\"there\"}]}],\"max_tokens\":12,\"temperature\":0,\"top_p\":0.5,\"top_k\":7,"
+        "\"min_p\":0.1,\"presence_penalty\":1.5,\"frequency_penalty\":-0.5,\"seed\":42,"
+        "\"stop\":[\"a\",\"\",\"bc\"],\"logit_bias\":{\"5\":-100,\"7\":2.5},\"logprobs\":true,"
+        "\"top_logprobs\":3,\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+        "\"unknown_field\":{\"ignored\":[1,2]}}";
+    assert_int_equal(parse(body, SRV_CHAT, &r), QR_OK);
+    assert_int_equal(r.n_messages, 2);
+    assert_string_equal(r.messages[0].role, "system");
+    assert_string_equal(r.messages[0].content, "be brief");
+    assert_string_equal(r.messages[1].content, "hi there");
+    assert_int_equal(r.max_tokens, 12);
+    assert_true(r.sp.temp == 0.0f);
+    assert_true(r.sp.top_p == 0.5f);
+    assert_int_equal(r.sp.top_k, 7);
+    assert_true(r.sp.min_p == 0.1f);
+    assert_true(r.sp.presence_penalty == 1.5f);
+    assert_true(r.sp.frequency_penalty == -0.5f);
+    assert_int_equal(r.sp.seed, 42);
+    assert_int_equal(r.n_stops, 2); /* the empty stop string is dropped */
+    assert_string_equal(r.stops[0], "a");
+    assert_string_equal(r.stops[1], "bc");
+    assert_int_equal(r.sp.n_logit_bias, 2);
+    assert_int_equal(r.sp.logit_bias[0].token, 5);
+    assert_true(isinf(r.sp.logit_bias[0].bias) && r.sp.logit_bias[0].bias < 0);
+    assert_int_equal(r.sp.logit_bias[1].token, 7);
+    assert_true(r.sp.logit_bias[1].bias == 2.5f);
+    assert_true(r.logprobs);
+    assert_int_equal(r.top_logprobs, 3);
+    assert_int_equal(r.sp.n_probs, 3);
+    assert_true(r.stream);
+    assert_true(r.include_usage);
+    srv_request_free(&r);
+}
+
+static void test_defaults(void **state) {
+    (void)state;
+    srv_request r;
+    assert_int_equal(parse("{\"prompt\":\"Once\"}", SRV_COMPLETION, &r), QR_OK);
+    assert_string_equal(r.prompt, "Once");
+    assert_int_equal(r.max_tokens, -1);
+    assert_false(r.stream);
+    assert_false(r.logprobs);
+    assert_int_equal(r.n_stops, 0);
+    qr_sampler_params d = qr_sampler_default_params();
+    assert_true(r.sp.temp == d.temp);
+    assert_true(r.sp.seed == d.seed);
+    srv_request_free(&r);
+    /* null counts as absent, like OpenAI's clients send it */
+    assert_int_equal(
+        parse("{\"prompt\":\"x\",\"max_tokens\":null,\"stop\":null}", SRV_COMPLETION, &r), QR_OK);
+    assert_int_equal(r.max_tokens, -1);
+    srv_request_free(&r);
+}
+
+static void test_completion_prompt_forms(void **state) {
+    (void)state;
+    srv_request r;
+    assert_int_equal(
+        parse("{\"prompt\":[1,15,300],\"logprobs\":2,\"stop\":\"\\n\"}", SRV_COMPLETION, &r),
+        QR_OK);
+    assert_int_equal(r.n_prompt_tokens, 3);
+    assert_int_equal(r.prompt_tokens[2], 300);
+    assert_true(r.logprobs);
+    assert_int_equal(r.top_logprobs, 2);
+    assert_int_equal(r.n_stops, 1);
+    assert_string_equal(r.stops[0], "\n");
+    srv_request_free(&r);
+    assert_int_equal(parse("{\"prompt\":[\"only one\"]}", SRV_COMPLETION, &r), QR_OK);
+    assert_string_equal(r.prompt, "only one");
+    srv_request_free(&r);
+    /* logprobs: 0 still asks for the chosen tokens' logprobs */
+    assert_int_equal(parse("{\"prompt\":\"a\",\"logprobs\":0}", SRV_COMPLETION, &r), QR_OK);
+    assert_true(r.logprobs);
+    srv_request_free(&r);
+}
+
+typedef struct bad_case {
+    srv_kind kind;
+    const char *body;
+    const char *message; /* a substring the error must contain */
+} bad_case;
+
+static const bad_case bad_cases[] = {
+    {SRV_CHAT, "", "empty"},
+    {SRV_CHAT, "{\"messages\": [", "not valid JSON"},
+    {SRV_CHAT, "[1,2]", "must be a JSON object"},
+    {SRV_CHAT, "{}", "'messages' is required"},
+    {SRV_CHAT, "{\"messages\":\"hi\"}", "'messages' must be an array"},
+    {SRV_CHAT, "{\"messages\":[]}", "'messages' must not be empty"},
+    {SRV_CHAT, "{\"messages\":[3]}", "'messages[0]' must be an object"},
+    {SRV_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", "'messages[0].role' is missing"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":1,\"content\":\"x\"}]}",
+     "'messages[0].role' must be a string"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\"}]}", "'messages[0].content' is missing"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":5}]}",
+     "'messages[0].content' must be"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
+     "'messages[0].content[0]' must be a part of type \"text\""},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":\"hot\"}",
+     "'temperature' must be a number"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":3}",
+     "'temperature' must be between 0 and 2"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_p\":1.5}", "'top_p'"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_k\":2.5}",
+     "'top_k' must be an integer"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}",
+     "'max_tokens' must be between 1"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":\"10\"}",
+     "'max_tokens' must be an integer"},
+    {SRV_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_completion_tokens\":-3}",
+     "'max_completion_tokens'"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"presence_penalty\":9}",
+     "'presence_penalty'"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"frequency_penalty\":true}",
+     "'frequency_penalty' must be a number"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"seed\":1.5}",
+     "'seed' must be an integer"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":7}",
+     "'stop' must be a string or an array"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"a\",1]}",
+     "'stop[1]' must be a string"},
+    {SRV_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"1\",\"2\",\"3\",\"4\","
+     "\"5\","
+     "\"6\",\"7\",\"8\",\"9\",\"10\",\"11\",\"12\",\"13\",\"14\",\"15\",\"16\",\"17\"]}",
+     "'stop' has more than 16"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logit_bias\":[1]}",
+     "'logit_bias' must be an object"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logit_bias\":{\"abc\":1}}",
+     "key 'abc' is not a token id"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logit_bias\":{\"512\":1}}",
+     "key '512' is not a token id between 0 and 511"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logit_bias\":{\"3\":101}}",
+     "'logit_bias[\"3\"]' must be a number between -100 and 100"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":1}",
+     "'logprobs' must be a boolean"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":2}",
+     "'top_logprobs' requires 'logprobs'"},
+    {SRV_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true,\"top_logprobs\":21}",
+     "'top_logprobs' must be between 0 and 20"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}",
+     "'stream' must be a boolean"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream_options\":1}",
+     "'stream_options' must be an object"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}", "'n' must be 1"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"model\":3}",
+     "'model' must be a string"},
+    {SRV_COMPLETION, "{}", "'prompt' is required"},
+    {SRV_COMPLETION, "{\"prompt\":{}}", "'prompt' must be a string or an array"},
+    {SRV_COMPLETION, "{\"prompt\":[]}", "'prompt' must not be empty"},
+    {SRV_COMPLETION, "{\"prompt\":[1,600]}", "'prompt[1]' must be a token id between 0 and 511"},
+    {SRV_COMPLETION, "{\"prompt\":[\"a\",\"b\"]}", "only one prompt"},
+    {SRV_COMPLETION, "{\"prompt\":\"a\",\"logprobs\":true}", "'logprobs' must be an integer"},
+    {SRV_COMPLETION, "{\"prompt\":\"a\",\"logprobs\":30}", "'logprobs' must be between 0 and 20"},
+};
+
+static void test_bad_requests(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const bad_case *c = &bad_cases[i];
+        srv_request r;
+        qr_status st = parse(c->body, c->kind, &r);
+        if (st != QR_ERR_INVALID_ARG || !strstr(qr_last_error(), c->message)) {
+            print_error("case %zu (%s): status %d, message '%s', expected to contain '%s'\n", i,
+                        c->body, st, qr_last_error(), c->message);
+            fail();
+        }
+    }
+}
+
+static void test_tokenize_requests(void **state) {
+    (void)state;
+    srv_tokenize_request t;
+    const char *ok = "{\"content\":\"hello\",\"add_special\":true,\"with_pieces\":true}";
+    assert_int_equal(srv_parse_tokenize(ok, strlen(ok), &t), QR_OK);
+    assert_string_equal(t.content, "hello");
+    assert_true(t.add_special);
+    assert_true(t.with_pieces);
+    assert_true(t.parse_special);
+    free(t.content);
+    const char *bad[][2] = {
+        {"{}", "'content' is required"},
+        {"{\"content\":1}", "'content' must be a string"},
+        {"{\"content\":\"a\",\"add_special\":1}", "'add_special' must be a boolean"},
+        {"nope", "not valid JSON"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(srv_parse_tokenize(bad[i][0], strlen(bad[i][0]), &t), QR_ERR_INVALID_ARG);
+        assert_non_null(strstr(qr_last_error(), bad[i][1]));
+    }
+
+    qr_token *tokens;
+    int32_t n;
+    const char *dk = "{\"tokens\":[1,2,511]}";
+    assert_int_equal(srv_parse_detokenize(dk, strlen(dk), N_VOCAB, &tokens, &n), QR_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(tokens[2], 511);
+    free(tokens);
+    const char *dbad[][2] = {{"{}", "'tokens' is required"},
+                             {"{\"tokens\":\"1 2\"}", "'tokens' must be an array"},
+                             {"{\"tokens\":[1,512]}", "'tokens[1]' must be a token id"},
+                             {"{\"tokens\":[-1]}", "'tokens[0]'"},
+                             {"{\"tokens\":[1.5]}", "'tokens[0]'"}};
+    for (size_t i = 0; i < sizeof dbad / sizeof dbad[0]; i++) {
+        assert_int_equal(srv_parse_detokenize(dbad[i][0], strlen(dbad[i][0]), N_VOCAB, &tokens, &n),
+                         QR_ERR_INVALID_ARG);
+        assert_non_null(strstr(qr_last_error(), dbad[i][1]));
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chat_fields),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_completion_prompt_forms),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_tokenize_requests),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,477 @@
+/* cmd_bench.c - `quarrel bench`: prompt processing (pp) and token generation (tg) speed with
+ * llama-bench's definitions (tools/llama-bench/llama-bench.cpp):
+ *   pp<P>: P prompt tokens decoded in batches of at most -b from an empty cache (the first
+ *          token BOS when the vocabulary adds one, the rest random), logits for the last one;
+ *   tg<N>: N single-token decodes from an empty cache (with --tg-after-pp: after an untimed
+ *          P-token prompt, as the peer's llamabench.py does);
+ *   one warm-up run of each test first (a whole prompt; one generated token), then -r timed
+ *   repetitions, each from a cleared cache; tokens/s is mean +- sample sd over them.
+ * Beside tokens/s: the weight bytes read per token times tokens/s (GB/s) and its share of the
+ * machine's streaming read bandwidth (measured once per thread count in a child process so the
+ * 512 MB buffer does not count toward the peak RSS reported here, or given with --bw). */
+#include "cli.h"
+#include "options.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_THREAD_COUNTS 16
+#define BW_BUFFER_BYTES ((size_t)512 << 20)
+
+typedef struct bench_opts {
+    const char *model;
+    int32_t n_prompt, n_gen, n_reps, n_batch;
+    int32_t threads[MAX_THREAD_COUNTS];
+    int n_threads_list;
+    bool json, no_warmup, tg_after_pp;
+    double bw_given; /* GB/s, 0: measure */
+} bench_opts;
+
+static void usage(FILE *f) {
+    fprintf(
+        f, "usage: quarrel bench -m MODEL [options]\n"
+           "  -m, --model NAME      GGUF path or model name\n"
+           "  -p, --n-prompt N      prompt tokens of the pp test (default 128; 0: no pp test)\n"
+           "  -n, --n-gen N         generated tokens of the tg test (default 64; 0: no tg test)\n"
+           "  -t, --threads LIST    comma-separated thread counts (default 1,2)\n"
+           "  -r, --repetitions N   timed repetitions of each test (default 5)\n"
+           "  -b, --batch-size N    most prompt tokens per decode (default 2048)\n"
+           "  -o, --output md|json  a markdown table (default) or one JSON object\n"
+           "  --bw GBPS             the machine's read bandwidth in GB/s (default: measured)\n"
+           "  --no-warmup           skip the warm-up runs\n"
+           "  --tg-after-pp         time tg after an untimed P-token prompt (llamabench.py's way)\n"
+           "Definitions as llama-bench's; GB/s is the model's weight bytes read per token times\n"
+           "tokens/s; 'bw' is its share of the measured streaming read bandwidth.\n");
+}
+
+static int parse_threads(const char *v, bench_opts *o) {
+    o->n_threads_list = 0;
+    const char *p = v;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (errno || end == p || x < 1 || x > 512 || (*end != ',' && *end != '\0') ||
+            o->n_threads_list >= MAX_THREAD_COUNTS) {
+            fprintf(stderr,
+                    "quarrel bench: -t expects a comma-separated list of at most %d thread "
+                    "counts from 1 to 512, got '%s'\n",
+                    MAX_THREAD_COUNTS, v);
+            return 1;
+        }
+        o->threads[o->n_threads_list++] = (int32_t)x;
+        if (*end == '\0') return 0;
+        p = end + 1;
+    }
+}
+
+static int parse(int argc, char **argv, bench_opts *o) {
+    o->n_prompt = 128;
+    o->n_gen = 64;
+    o->n_reps = 5;
+    o->n_batch = 2048;
+    o->threads[0] = 1;
+    o->threads[1] = 2;
+    o->n_threads_list = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes_value = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-p") ||
+                           !strcmp(a, "--n-prompt") || !strcmp(a, "-n") || !strcmp(a, "--n-gen") ||
+                           !strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "-r") ||
+                           !strcmp(a, "--repetitions") || !strcmp(a, "-b") ||
+                           !strcmp(a, "--batch-size") || !strcmp(a, "-o") ||
+                           !strcmp(a, "--output") || !strcmp(a, "--bw");
+        if (takes_value) {
+            if (!v) {
+                fprintf(stderr, "quarrel bench: %s needs a value\n", a);
+                return 2;
+            }
+            i++;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            o->model = v;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
+            if (parse_int(a, v, 0, 1 << 20, &o->n_prompt)) return 2;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
+            if (parse_int(a, v, 0, 1 << 20, &o->n_gen)) return 2;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
+            if (parse_int(a, v, 1, 100000, &o->n_reps)) return 2;
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+            if (parse_int(a, v, 1, 1 << 16, &o->n_batch)) return 2;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (parse_threads(v, o)) return 2;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (!strcmp(v, "json"))
+                o->json = true;
+            else if (!strcmp(v, "md"))
+                o->json = false;
+            else {
+                fprintf(stderr, "quarrel bench: -o must be md or json, not '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--bw")) {
+            float bw;
+            if (parse_float(a, v, 0.001, 1e6, &bw)) return 2;
+            o->bw_given = bw;
+        } else if (!strcmp(a, "--no-warmup")) {
+            o->no_warmup = true;
+        } else if (!strcmp(a, "--tg-after-pp")) {
+            o->tg_after_pp = true;
+        } else {
+            fprintf(stderr, "quarrel bench: unknown option '%s' (see quarrel bench --help)\n", a);
+            return 2;
+        }
+    }
+    if (!o->model) {
+        fprintf(stderr, "quarrel bench: give a model with -m (see quarrel bench --help)\n");
+        return 2;
+    }
+    if (o->n_prompt == 0 && o->n_gen == 0) {
+        fprintf(stderr, "quarrel bench: -p and -n are both 0: nothing to measure\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- machine ---- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Streaming read bandwidth with n threads, measured in a child process so its buffer stays out
+ * of this process's peak RSS. Returns 0 (and prints why) when it cannot be measured. */
+static double measure_bandwidth(int n_threads) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+        fprintf(stderr, "quarrel bench: cannot measure bandwidth: pipe: %s\n", strerror(errno));
+        return 0;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "quarrel bench: cannot measure bandwidth: fork: %s\n", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return 0;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        double gbps = 0;
+        if (qr_measure_read_bandwidth(BW_BUFFER_BYTES, n_threads, 3, &gbps) != QR_OK) {
+            fprintf(stderr, "quarrel bench: bandwidth: %s\n", qr_last_error());
+            gbps = 0;
+        }
+        ssize_t w = write(fds[1], &gbps, sizeof gbps);
+        _exit(w == (ssize_t)sizeof gbps ? 0 : 1);
+    }
+    close(fds[1]);
+    double gbps = 0;
+    ssize_t r = read(fds[0], &gbps, sizeof gbps);
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (r != (ssize_t)sizeof gbps || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 0;
+    return gbps;
+}
+
+/* ---- model ---- */
+
+/* Weight bytes one decode reads: every tensor, except that the token embedding is only looked
+ * up (one row per token) when a separate output matrix exists; with tied embeddings it is read
+ * whole as the output matrix. */
+static uint64_t weight_bytes_per_decode(const qr_model *model) {
+    const qr_gguf *g = qr_model_gguf(model);
+    bool has_output = qr_gguf_find_tensor(g, "output.weight") != NULL;
+    uint64_t total = 0;
+    for (int64_t i = 0; i < qr_gguf_n_tensors(g); i++) {
+        const qr_gguf_tensor *t = qr_gguf_tensor_at(g, i);
+        if (has_output && !strcmp(t->name, "token_embd.weight")) continue;
+        total += t->nbytes;
+    }
+    return total;
+}
+
+/* ---- the tests ---- */
+
+typedef struct bench_ctx {
+    qr_model *model;
+    qr_context *ctx;
+    qr_batch batch;
+    int32_t n_batch, n_vocab;
+    qr_token bos;
+    uint64_t rng;
+} bench_ctx;
+
+/* llama-bench draws std::rand() % n_vocab; any fixed sequence serves (speed does not depend on
+ * which tokens), so a seeded xorshift keeps runs repeatable. */
+static qr_token random_token(bench_ctx *b) {
+    b->rng ^= b->rng << 13;
+    b->rng ^= b->rng >> 7;
+    b->rng ^= b->rng << 17;
+    return (qr_token)(b->rng % (uint64_t)b->n_vocab);
+}
+
+static qr_status run_prompt(bench_ctx *b, int32_t n_prompt, int32_t *n_decodes) {
+    for (int32_t done = 0; done < n_prompt;) {
+        int32_t n = n_prompt - done < b->n_batch ? n_prompt - done : b->n_batch;
+        b->batch.n_tokens = 0;
+        for (int32_t i = 0; i < n; i++) {
+            qr_token t = done == 0 && i == 0 && b->bos >= 0 ? b->bos : random_token(b);
+            qr_batch_add(&b->batch, t, done + i, 0, i == n - 1);
+        }
+        qr_status st = qr_decode(b->ctx, &b->batch);
+        if (st != QR_OK) return st;
+        done += n;
+        if (n_decodes) (*n_decodes)++;
+    }
+    return QR_OK;
+}
+
+static qr_status run_gen(bench_ctx *b, int32_t pos0, int32_t n_gen) {
+    qr_token t = b->bos >= 0 ? b->bos : random_token(b);
+    for (int32_t i = 0; i < n_gen; i++) {
+        b->batch.n_tokens = 0;
+        qr_batch_add(&b->batch, t, pos0 + i, 0, true);
+        qr_status st = qr_decode(b->ctx, &b->batch);
+        if (st != QR_OK) return st;
+        t = random_token(b);
+    }
+    return QR_OK;
+}
+
+typedef struct bench_result {
+    int32_t threads;
+    bool is_pp;
+    int32_t n_tokens;
+    double *samples_ts; /* tokens/s of each repetition */
+    int32_t n_samples;
+    double avg_ts, sd_ts;
+    double bytes_per_token; /* weight bytes read per token */
+    double gbps, bw_gbps;   /* achieved; the bound (0: unknown) */
+} bench_result;
+
+static void summarise(bench_result *r) {
+    double sum = 0, sq = 0;
+    for (int32_t i = 0; i < r->n_samples; i++)
+        sum += r->samples_ts[i];
+    r->avg_ts = sum / r->n_samples;
+    for (int32_t i = 0; i < r->n_samples; i++)
+        sq += (r->samples_ts[i] - r->avg_ts) * (r->samples_ts[i] - r->avg_ts);
+    r->sd_ts = r->n_samples > 1 ? sqrt(sq / (r->n_samples - 1)) : 0.0;
+    r->gbps = r->bytes_per_token * r->avg_ts / 1e9;
+}
+
+/* One thread count: a context, the pp test, the tg test. Appends to res[*n_res]. */
+static int bench_threads(bench_ctx *b, const bench_opts *o, int32_t threads, uint64_t w_bytes,
+                         double bw, bench_result *res, int *n_res) {
+    qr_context_params cp = qr_context_default_params();
+    int32_t need =
+        o->tg_after_pp ? o->n_prompt + o->n_gen : (o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen);
+    cp.n_ctx = need + 16;
+    cp.n_batch = o->n_batch < (o->n_prompt > 0 ? o->n_prompt : 1)
+                     ? o->n_batch
+                     : (o->n_prompt > 0 ? o->n_prompt : 1);
+    cp.n_threads = threads;
+    b->n_batch = cp.n_batch;
+    if (qr_context_create(b->model, &cp, &b->ctx) != QR_OK) return cli_fail("creating context");
+
+    for (int test = 0; test < 2; test++) {
+        bool is_pp = test == 0;
+        int32_t n = is_pp ? o->n_prompt : o->n_gen;
+        if (n == 0) continue;
+        bench_result *r = &res[(*n_res)++];
+        r->threads = threads;
+        r->is_pp = is_pp;
+        r->n_tokens = n;
+        r->bw_gbps = bw;
+        r->samples_ts = calloc((size_t)o->n_reps, sizeof *r->samples_ts);
+        if (!r->samples_ts) {
+            fprintf(stderr, "quarrel bench: out of memory\n");
+            return 1;
+        }
+        qr_status st = QR_OK;
+        if (!o->no_warmup) {
+            qr_kv_clear(b->ctx);
+            st = is_pp ? run_prompt(b, n, NULL) : run_gen(b, 0, 1);
+            if (st != QR_OK) return cli_fail("warm-up run");
+        }
+        int32_t n_decodes = 0;
+        for (int32_t rep = 0; rep < o->n_reps; rep++) {
+            qr_kv_clear(b->ctx);
+            int32_t pos0 = 0;
+            if (!is_pp && o->tg_after_pp && o->n_prompt > 0) {
+                if (run_prompt(b, o->n_prompt, NULL) != QR_OK) return cli_fail("prompt before tg");
+                pos0 = o->n_prompt;
+            }
+            n_decodes = 0;
+            double t0 = now_s();
+            st = is_pp ? run_prompt(b, n, &n_decodes) : run_gen(b, pos0, n);
+            double dt = now_s() - t0;
+            if (st != QR_OK) return cli_fail(is_pp ? "prompt run" : "generation run");
+            r->samples_ts[r->n_samples++] = dt > 0 ? n / dt : 0.0;
+        }
+        /* pp reads the weights once per decode call, tg once per token */
+        r->bytes_per_token = is_pp ? (double)w_bytes * n_decodes / n : (double)w_bytes;
+        summarise(r);
+    }
+    qr_context_free(b->ctx);
+    b->ctx = NULL;
+    return 0;
+}
+
+/* ---- output ---- */
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static void print_md(const char *model_name, const qr_model *model, const bench_result *res,
+                     int n_res, uint64_t peak_rss, uint64_t w_bytes) {
+    double size_gib = (double)qr_model_size_bytes(model) / (1024.0 * 1024.0 * 1024.0);
+    double params_m = (double)qr_model_n_params(model) / 1e6;
+    printf("| model | size | params | threads | test | t/s | GB/s | bw |\n");
+    printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int i = 0; i < n_res; i++) {
+        const bench_result *r = &res[i];
+        char test[32], bwpct[32];
+        snprintf(test, sizeof test, "%s%d", r->is_pp ? "pp" : "tg", r->n_tokens);
+        if (r->bw_gbps > 0)
+            snprintf(bwpct, sizeof bwpct, "%.0f%% of %.1f", 100.0 * r->gbps / r->bw_gbps,
+                     r->bw_gbps);
+        else
+            snprintf(bwpct, sizeof bwpct, "?");
+        printf("| %s | %.2f GiB | %.2f M | %d | %s | %.2f ± %.2f | %.2f | %s |\n", model_name,
+               size_gib, params_m, r->threads, test, r->avg_ts, r->sd_ts, r->gbps, bwpct);
+    }
+    printf("\nweight bytes per decode: %.1f MB; peak RSS: %.1f MiB\n", (double)w_bytes / 1e6,
+           (double)peak_rss / (1024.0 * 1024.0));
+}
+
+static int print_json(const char *model_name, const char *path, const qr_model *model,
+                      const bench_opts *o, const bench_result *res, int n_res, uint64_t peak_rss,
+                      uint64_t w_bytes) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", model_name);
+    cJSON_AddStringToObject(root, "model_path", path);
+    cJSON_AddStringToObject(root, "arch", qr_model_arch(model));
+    cJSON_AddNumberToObject(root, "model_size", (double)qr_model_size_bytes(model));
+    cJSON_AddNumberToObject(root, "model_n_params", (double)qr_model_n_params(model));
+    cJSON_AddNumberToObject(root, "weight_bytes_per_decode", (double)w_bytes);
+    cJSON_AddNumberToObject(root, "n_prompt", o->n_prompt);
+    cJSON_AddNumberToObject(root, "n_gen", o->n_gen);
+    cJSON_AddNumberToObject(root, "n_batch", o->n_batch);
+    cJSON_AddNumberToObject(root, "repetitions", o->n_reps);
+    cJSON_AddBoolToObject(root, "warmup", !o->no_warmup);
+    cJSON_AddBoolToObject(root, "tg_after_pp", o->tg_after_pp);
+    cJSON_AddStringToObject(root, "bandwidth_source", o->bw_given > 0 ? "given" : "measured");
+    cJSON_AddNumberToObject(root, "peak_rss_bytes", (double)peak_rss);
+    cJSON *arr = cJSON_AddArrayToObject(root, "results");
+    for (int i = 0; i < n_res; i++) {
+        const bench_result *r = &res[i];
+        cJSON *e = cJSON_CreateObject();
+        char test[32];
+        snprintf(test, sizeof test, "%s%d", r->is_pp ? "pp" : "tg", r->n_tokens);
+        cJSON_AddNumberToObject(e, "threads", r->threads);
+        cJSON_AddStringToObject(e, "test", test);
+        cJSON_AddNumberToObject(e, "n_prompt", r->is_pp ? r->n_tokens : 0);
+        cJSON_AddNumberToObject(e, "n_gen", r->is_pp ? 0 : r->n_tokens);
+        cJSON_AddNumberToObject(e, "avg_ts", r->avg_ts);
+        cJSON_AddNumberToObject(e, "stddev_ts", r->sd_ts);
+        cJSON *s = cJSON_AddArrayToObject(e, "samples_ts");
+        for (int32_t j = 0; j < r->n_samples; j++)
+            cJSON_AddItemToArray(s, cJSON_CreateNumber(r->samples_ts[j]));
+        cJSON_AddNumberToObject(e, "bytes_per_token", r->bytes_per_token);
+        cJSON_AddNumberToObject(e, "gbps", r->gbps);
+        if (r->bw_gbps > 0) {
+            cJSON_AddNumberToObject(e, "bw_gbps", r->bw_gbps);
+            cJSON_AddNumberToObject(e, "bw_share", r->gbps / r->bw_gbps);
+        } else {
+            cJSON_AddNullToObject(e, "bw_gbps");
+            cJSON_AddNullToObject(e, "bw_share");
+        }
+        cJSON_AddItemToArray(arr, e);
+    }
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!txt) {
+        fprintf(stderr, "quarrel bench: out of memory\n");
+        return 1;
+    }
+    puts(txt);
+    free(txt);
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_opts o = {0};
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc;
+
+    char path[4096];
+    if (qr_model_resolve(o.model, QR_MODELS_DIR, path, sizeof path) != QR_OK)
+        return cli_fail("model");
+
+    /* bandwidth first, before the model is mapped, each thread count once */
+    double bw[MAX_THREAD_COUNTS] = {0};
+    for (int i = 0; i < o.n_threads_list; i++) {
+        if (o.bw_given > 0) {
+            bw[i] = o.bw_given;
+            continue;
+        }
+        for (int j = 0; j < i; j++)
+            if (o.threads[j] == o.threads[i]) bw[i] = bw[j];
+        if (bw[i] == 0) bw[i] = measure_bandwidth(o.threads[i]);
+    }
+
+    bench_ctx b = {.rng = 0x9E3779B97F4A7C15ull};
+    bench_result res[2 * MAX_THREAD_COUNTS];
+    memset(res, 0, sizeof res);
+    int n_res = 0;
+    rc = 1;
+    if (qr_model_load(path, NULL, &b.model) != QR_OK) {
+        cli_fail("loading model");
+        goto done;
+    }
+    b.n_vocab = qr_model_n_vocab(b.model);
+    b.bos = qr_model_adds_bos(b.model) ? qr_token_bos(b.model) : -1;
+    if (qr_batch_init(&b.batch, o.n_batch) != QR_OK) {
+        cli_fail("batch");
+        goto done;
+    }
+    uint64_t w_bytes = weight_bytes_per_decode(b.model);
+    for (int i = 0; i < o.n_threads_list; i++) {
+        if (!o.json)
+            fprintf(stderr, "quarrel bench: %d thread%s...\n", o.threads[i],
+                    o.threads[i] > 1 ? "s" : "");
+        if (bench_threads(&b, &o, o.threads[i], w_bytes, bw[i], res, &n_res)) goto done;
+    }
+    uint64_t peak = qr_peak_rss_bytes();
+    if (o.json)
+        rc = print_json(base_name(path), path, b.model, &o, res, n_res, peak, w_bytes);
+    else {
+        print_md(base_name(path), b.model, res, n_res, peak, w_bytes);
+        rc = 0;
+    }
+done:
+    for (int i = 0; i < n_res; i++)
+        free(res[i].samples_ts);
+    qr_context_free(b.ctx);
+    qr_batch_free(&b.batch);
+    qr_model_free(b.model);
+    return rc;
+}

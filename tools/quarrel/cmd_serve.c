@@ -1,0 +1,144 @@
+/* cmd_serve.c - `quarrel serve`: the OpenAI-compatible HTTP server (qr_server_run) until
+ * SIGINT or SIGTERM. Binds 127.0.0.1 unless --host says otherwise. */
+#include "cli.h"
+#include "options.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static volatile int stop_flag; /* written by the signal handler, polled by the server */
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void on_listening(const char *host, int port, void *user) {
+    (void)user;
+    fprintf(stderr, "quarrel serve: listening on http://%s%s%s:%d\n", strchr(host, ':') ? "[" : "",
+            host, strchr(host, ':') ? "]" : "", port);
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: quarrel serve [-m MODEL] [options]\n"
+               "  -m, --model NAME      GGUF path or model name (default: stories260K)\n"
+               "  --host ADDR           address to bind (default 127.0.0.1; 0.0.0.0 exposes it)\n"
+               "  --port N              port (default 8080; 0: any free port, printed on stderr)\n"
+               "  --parallel N          slots decoded together (default 1)\n"
+               "  -c, --ctx-size N      KV cells shared by the slots (default: the model's, at "
+               "most 4096)\n"
+               "  -t, --threads N       threads (default: all CPUs)\n"
+               "  --queue N             requests waiting for a slot before 429 (default 64)\n"
+               "  --max-body BYTES      larger request bodies get 413 (default 1048576)\n"
+               "  --alias NAME          model id reported by /v1/models\n"
+               "  --api-key KEY         require 'Authorization: Bearer KEY'\n"
+               "  --api-key-file F      the same, with the key read from a file (first line)\n");
+}
+
+static int read_key_file(const char *path, char **key) {
+    char *text;
+    size_t len;
+    if (read_file(path, &text, &len)) return 1;
+    text[strcspn(text, "\r\n")] = '\0';
+    if (!text[0]) {
+        fprintf(stderr, "quarrel serve: the API key file '%s' is empty\n", path);
+        free(text);
+        return 1;
+    }
+    *key = text;
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv) {
+    qr_server_params p = qr_server_default_params();
+    p.port = 8080;
+    const char *model = NULL, *key_file = NULL;
+    int32_t port = 8080, queue = 64, max_body = 1 << 20;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        bool takes_value = strcmp(a, "-m") == 0 || !strcmp(a, "--model") || !strcmp(a, "--host") ||
+                           !strcmp(a, "--port") || !strcmp(a, "--parallel") || !strcmp(a, "-c") ||
+                           !strcmp(a, "--ctx-size") || !strcmp(a, "-t") ||
+                           !strcmp(a, "--threads") || !strcmp(a, "--api-key") ||
+                           !strcmp(a, "--api-key-file") || !strcmp(a, "--queue") ||
+                           !strcmp(a, "--max-body") || !strcmp(a, "--alias");
+        if (!takes_value) {
+            fprintf(stderr, "quarrel serve: unknown option '%s' (see quarrel serve --help)\n", a);
+            return 2;
+        }
+        if (!v) {
+            fprintf(stderr, "quarrel serve: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        int bad = 0;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            model = v;
+        else if (!strcmp(a, "--host"))
+            p.host = v;
+        else if (!strcmp(a, "--port"))
+            bad = parse_int(a, v, 0, 65535, &port);
+        else if (!strcmp(a, "--parallel"))
+            bad = parse_int(a, v, 1, 256, &p.n_parallel);
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size"))
+            bad = parse_int(a, v, 0, 1 << 24, &p.n_ctx);
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
+            bad = parse_int(a, v, 1, 512, &p.n_threads);
+        else if (!strcmp(a, "--queue"))
+            bad = parse_int(a, v, 1, 1 << 20, &queue);
+        else if (!strcmp(a, "--max-body"))
+            bad = parse_int(a, v, 1, 1 << 30, &max_body);
+        else if (!strcmp(a, "--alias"))
+            p.model_alias = v;
+        else if (!strcmp(a, "--api-key"))
+            p.api_key = v;
+        else
+            key_file = v;
+        if (bad) return 2;
+    }
+    if (p.api_key && key_file) {
+        fprintf(stderr, "quarrel serve: give either --api-key or --api-key-file, not both\n");
+        return 2;
+    }
+    if (p.api_key && !p.api_key[0]) {
+        fprintf(stderr, "quarrel serve: --api-key must not be empty\n");
+        return 2;
+    }
+    char *file_key = NULL;
+    if (key_file) {
+        if (read_key_file(key_file, &file_key)) return 1;
+        p.api_key = file_key;
+    }
+    p.port = port;
+    p.max_queue = queue;
+    p.max_body_bytes = (size_t)max_body;
+
+    char path[4096];
+    if (qr_model_resolve(model, QR_MODELS_DIR, path, sizeof path) != QR_OK) {
+        free(file_key);
+        return cli_fail("model");
+    }
+    p.model_path = path;
+    p.on_listening = on_listening;
+    p.stop = &stop_flag;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    qr_status st = qr_server_run(&p);
+    free(file_key);
+    if (st != QR_OK) return cli_fail("serve");
+    fprintf(stderr, "quarrel serve: stopped\n");
+    return 0;
+}
