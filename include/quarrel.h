@@ -383,6 +383,41 @@ bool qr_stop_matcher_push(qr_stop_matcher *m, const char *text, size_t n, const 
 void qr_stop_matcher_flush(qr_stop_matcher *m, const char **emit, size_t *n_emit);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Generation: evaluate a prompt, then sample, stream and stop                                */
+
+/* Called for each generated token: its id, the text that may be shown now (complete UTF-8,
+ * stop strings held back and never shown; may be empty), the logits it was sampled from and
+ * its log-probabilities. Return false to stop. When generation ends by length or a full
+ * context, a last call with token -1 (logits NULL) carries the text that was held back. */
+typedef bool (*qr_token_fn)(qr_token token, const char *text, size_t n_text, const float *logits,
+                            const qr_token_logprobs *logprobs, void *user);
+
+typedef enum qr_stop_reason {
+    QR_STOP_EOG,      /* an end-of-generation token */
+    QR_STOP_STRING,   /* a stop string */
+    QR_STOP_LENGTH,   /* n_predict tokens */
+    QR_STOP_CONTEXT,  /* the context is full */
+    QR_STOP_CALLBACK, /* the callback returned false */
+} qr_stop_reason;
+
+typedef struct qr_generate_params {
+    int32_t n_predict;      /* most tokens to generate (-1: until the context is full) */
+    int32_t seq_id;         /* the sequence to extend (0 unless the context has several) */
+    const char *const *stops; /* stop strings (may be NULL) */
+    int n_stops;
+    bool ignore_eos;     /* keep going after an end-of-generation token */
+    bool special;        /* render control tokens in the text */
+    bool want_logprobs;  /* pass log-probabilities (the sampler's n_probs alternatives) */
+} qr_generate_params;
+
+/* Append prompt[0..n_prompt) to sequence seq_id of ctx (after what its cache holds), then
+ * generate with the sampler, calling on_token for each token. The prompt tokens are given to
+ * the sampler's history. *reason (may be NULL) says why it stopped. */
+qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prompt, int32_t n_prompt,
+                      const qr_generate_params *params, qr_token_fn on_token, void *user,
+                      qr_stop_reason *reason);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Chat templates                                                                             */
 
 typedef struct qr_chat_message {

@@ -210,6 +210,22 @@ static void emit(const char *s, size_t n) {
     fflush(stdout);
 }
 
+typedef struct run_state {
+    const qr_model *model;
+    bool json;
+} run_state;
+
+static bool on_token(qr_token id, const char *text, size_t n_text, const float *logits,
+                     const qr_token_logprobs *lp, void *user) {
+    const run_state *rs = user;
+    if (rs->json) {
+        if (id >= 0) print_json_token(rs->model, id, logits, lp);
+    } else {
+        emit(text, n_text);
+    }
+    return true;
+}
+
 int cmd_run(int argc, char **argv) {
     run_opts o = {0};
     int rc = parse(argc, argv, &o);
@@ -231,9 +247,7 @@ int cmd_run(int argc, char **argv) {
     qr_model *model = NULL;
     qr_context *ctx = NULL;
     qr_sampler *sampler = NULL;
-    qr_stop_matcher *stop = NULL;
     qr_token *tokens = NULL;
-    qr_batch batch = {0};
     rc = 1;
     if (qr_model_load(path, NULL, &model) != QR_OK) {
         cli_fail("loading model");
@@ -281,89 +295,23 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     if (o.sp.seed == QR_SEED_RANDOM) fprintf(stderr, "seed: %llu\n", (unsigned long long)qr_sampler_seed(sampler));
-    if (qr_stop_matcher_create(o.stops, o.n_stops, &stop) != QR_OK) {
-        cli_fail("stop strings");
+    if (!o.json) emit(prompt, prompt_len); /* echo the prompt, as llama-cli does */
+    qr_generate_params gp = {.n_predict = o.n_predict, .stops = o.stops, .n_stops = o.n_stops,
+                             .ignore_eos = o.ignore_eos, .special = o.special, .want_logprobs = o.json};
+    run_state rs = {.model = model, .json = o.json};
+    qr_stop_reason why;
+    if (qr_generate(ctx, sampler, tokens, n_prompt, &gp, on_token, &rs, &why) != QR_OK) {
+        cli_fail("generating");
         goto done;
-    }
-    for (int32_t i = 0; i < n_prompt; i++) qr_sampler_accept(sampler, tokens[i]);
-
-    if (qr_batch_init(&batch, n_prompt) != QR_OK) {
-        cli_fail("batch");
-        goto done;
-    }
-    for (int32_t i = 0; i < n_prompt; i++) qr_batch_add(&batch, tokens[i], i, 0, i == n_prompt - 1);
-    if (!o.json) {
-        /* echo the prompt, as llama-cli does */
-        emit(prompt, prompt_len);
-    }
-    if (qr_decode(ctx, &batch) != QR_OK) {
-        cli_fail("evaluating the prompt");
-        goto done;
-    }
-
-    qr_utf8_stream utf8 = {0};
-    char out[3 * 256 + 9]; /* qr_utf8_stream_push's bound for a 256-byte piece */
-    int32_t pos = n_prompt, n_gen = 0;
-    bool stopped = false;
-    while (o.n_predict < 0 || n_gen < o.n_predict) {
-        const float *logits = qr_get_logits(ctx, -1);
-        qr_token id;
-        qr_token_logprobs lp;
-        if (qr_sampler_sample(sampler, logits, &id, o.json ? &lp : NULL) != QR_OK) {
-            cli_fail("sampling");
-            goto done;
-        }
-        n_gen++;
-        if (o.json) print_json_token(model, id, logits, &lp);
-        bool eog = qr_token_is_eog(model, id);
-        if (!o.json) {
-            char small[256], *piece = small;
-            int32_t n = qr_token_to_piece(model, id, small, sizeof small, o.special);
-            if (n < 0) { /* a longer token: fetch it whole */
-                piece = malloc((size_t)-n);
-                n = piece ? qr_token_to_piece(model, id, piece, -n, o.special) : 0;
-            }
-            /* through the UTF-8 stream and the stop matcher, 256 bytes at a time */
-            for (int32_t off = 0; off < n && !stopped; off += 256) {
-                size_t chunk = (size_t)(n - off < 256 ? n - off : 256);
-                size_t m = qr_utf8_stream_push(&utf8, piece + off, chunk, out);
-                const char *e;
-                size_t ne;
-                stopped = qr_stop_matcher_push(stop, out, m, &e, &ne);
-                emit(e, ne);
-            }
-            if (piece != small) free(piece);
-        }
-        if (stopped || (eog && !o.ignore_eos)) break;
-        if (pos >= n_ctx) {
-            fprintf(stderr, "\nquarrel run: context full (%d tokens); stopping\n", n_ctx);
-            break;
-        }
-        batch.n_tokens = 0;
-        qr_batch_add(&batch, id, pos++, 0, true);
-        if (qr_decode(ctx, &batch) != QR_OK) {
-            cli_fail("evaluating");
-            goto done;
-        }
-    }
-    if (!o.json && !stopped) {
-        size_t m = qr_utf8_stream_flush(&utf8, out);
-        const char *e;
-        size_t ne;
-        qr_stop_matcher_push(stop, out, m, &e, &ne);
-        emit(e, ne);
-        qr_stop_matcher_flush(stop, &e, &ne);
-        emit(e, ne);
     }
     if (!o.json) emit("\n", 1);
+    if (why == QR_STOP_CONTEXT) fprintf(stderr, "quarrel run: context full (%d tokens); stopping\n", n_ctx);
     qr_timings t = qr_context_timings(ctx);
     fprintf(stderr, "prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s\n",
             (long long)t.n_prompt_tokens, t.prompt_seconds > 0 ? (double)t.n_prompt_tokens / t.prompt_seconds : 0.0,
             (long long)t.n_gen_tokens, t.gen_seconds > 0 ? (double)t.n_gen_tokens / t.gen_seconds : 0.0);
     rc = ds.failed ? 1 : 0;
 done:
-    qr_batch_free(&batch);
-    qr_stop_matcher_free(stop);
     qr_sampler_free(sampler);
     qr_context_free(ctx);
     qr_model_free(model);
