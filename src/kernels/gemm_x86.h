@@ -16,6 +16,9 @@
 #include <immintrin.h>
 
 #define TILE static inline __attribute__((always_inline))
+/* tile loops run over compile-time RM, NT and block counts: unroll them so the partial sums
+ * stay in registers */
+#define UNROLL _Pragma("GCC unroll 8")
 
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
 #define QR_VNNI 1
@@ -192,26 +195,26 @@ static inline __m256i hsum8_epi32(__m256i v0, __m256i v1, __m256i v2, __m256i v3
         const int64_t nb = n / QK8_0;                                                                     \
         const size_t yd_off = qr_act_q8_0_scales_offset(n);                                               \
         __m256 acc[4][4];                                                                                 \
-        for (int r = 0; r < RM; r++)                                                                      \
-            for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();                                 \
+        UNROLL for (int r = 0; r < RM; r++)                                                                      \
+            UNROLL for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();                                 \
         int64_t i = 0;                                                                                    \
         for (; i + 8 <= nb; i += 8) {                                                                     \
             __m256i d[8][4][4];                                                                           \
-            for (int b = 0; b < 8; b++)                                                                   \
-                for (int r = 0; r < RM; r++) {                                                            \
+            UNROLL for (int b = 0; b < 8; b++)                                                                   \
+                UNROLL for (int r = 0; r < RM; r++) {                                                            \
                     const __m256i v = decode((const block_t *)(w + (size_t)r * ws) + i + b);              \
                     const __m256i av = _mm256_sign_epi8(v, v);                                            \
-                    for (int t = 0; t < NT; t++) {                                                        \
+                    UNROLL for (int t = 0; t < NT; t++) {                                                        \
                         const block_q8_0 *yb = (const block_q8_0 *)(a + (size_t)t * as) + i + b;          \
                         d[b][r][t] = dot_u8s8(_mm256_setzero_si256(), av, _mm256_sign_epi8(load256(yb->qs), v)); \
                     }                                                                                     \
                 }                                                                                         \
-            for (int r = 0; r < RM; r++) {                                                                \
+            UNROLL for (int r = 0; r < RM; r++) {                                                                \
                 const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                             \
                 const __m128i xh = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d, \
                                                   (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d); \
                 const __m256 xd = _mm256_cvtph_ps(xh);                                                    \
-                for (int t = 0; t < NT; t++) {                                                            \
+                UNROLL for (int t = 0; t < NT; t++) {                                                            \
                     const __m256 yd = _mm256_loadu_ps((const float *)(a + (size_t)t * as + yd_off) + i);   \
                     const __m256i s = hsum8_epi32(d[0][r][t], d[1][r][t], d[2][r][t], d[3][r][t], d[4][r][t], \
                                                   d[5][r][t], d[6][r][t], d[7][r][t]);                    \
@@ -220,19 +223,19 @@ static inline __m256i hsum8_epi32(__m256i v0, __m256i v1, __m256i v2, __m256i v3
             }                                                                                             \
         }                                                                                                 \
         for (; i < nb; i++)                                                                               \
-            for (int r = 0; r < RM; r++) {                                                                \
+            UNROLL for (int r = 0; r < RM; r++) {                                                                \
                 const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                             \
                 const __m256i v = decode(x);                                                              \
                 const __m256i av = _mm256_sign_epi8(v, v);                                                \
-                for (int t = 0; t < NT; t++) {                                                            \
+                UNROLL for (int t = 0; t < NT; t++) {                                                            \
                     const block_q8_0 *yb = (const block_q8_0 *)(a + (size_t)t * as) + i;                  \
                     const __m256i s = dot_u8s8(_mm256_setzero_si256(), av, _mm256_sign_epi8(load256(yb->qs), v)); \
                     acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(f16(x->d) * f16(yb->d)), \
                                                 acc[r][t]);                                               \
                 }                                                                                         \
             }                                                                                             \
-        for (int r = 0; r < RM; r++)                                                                      \
-            for (int t = 0; t < NT; t++) y[t * ys + r] = hsum_ps(acc[r][t]);                              \
+        UNROLL for (int r = 0; r < RM; r++)                                                                      \
+            UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] = hsum_ps(acc[r][t]);                              \
     }
 
 /* Runs an (RM, NT) tile over nr rows and nt tokens: 4 rows x 1 token for generation (four

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 
 Q, M = sys.argv[1], sys.argv[2]
@@ -74,9 +75,22 @@ check(one.strip() != "", "one piped turn prints a reply")
 check(err1 == "", "piped mode without --verbose prints nothing on stderr: %r" % err1)
 check("> " not in one[:2] and "quarrel chat" not in one, "piped mode prints no prompt or banner")
 
-# the reply is the greedy continuation of the hand-rendered chatml prompt, up to <|im_end|>
-# (`quarrel run` is checked against llama.cpp in test_run.sh)
+# the reply is llama.cpp's greedy continuation of the chatml prompt (chat_stories260K_ref.json,
+# made with the peer), up to the first step whose top-2 logits are within the tolerance
 prompt1 = chatml([{"role": "user", "content": "Hello"}])
+ref = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                  "chat_stories260K_ref.json")))
+check(ref["prompt"] == prompt1, "the reference's prompt is the hand-rendered chatml")
+check(ref["prompt_tokens"] == tokens(prompt1), "the prompt tokenizes as llama.cpp tokenizes it")
+expect = b""
+for k, h in enumerate(ref["greedy_pieces_hex"]):
+    if ref["gap12"][k] <= ref["tolerance_abs_logit"]:
+        break
+    expect += bytes.fromhex(h)
+check(len(expect) > 20 and one.encode().startswith(expect),
+      "chat's first reply %r starts with llama.cpp's %r" % (one, expect))
+
+# and it equals `quarrel run` on the same prompt stopped at <|im_end|>
 r = subprocess.run([Q, "run", "-m", M, "-p", prompt1, "-n", N, "--temp", "0", "-t", "1",
                     "--stop", "<|im_end|>"], capture_output=True, text=True, timeout=60)
 check(r.returncode == 0 and r.stdout.startswith(prompt1), "run on the chatml prompt")
@@ -280,6 +294,15 @@ class Pty:
                 raise EOFError("output ended; got %r" % self.buf[-400:])
             self.buf += d
 
+    def editing(self, timeout=30):
+        """Wait until libedit has the terminal (ICANON off): it prints the prompt before it
+        switches, and an end-of-file typed in between is taken by the line discipline."""
+        end = time.time() + timeout
+        while termios.tcgetattr(self.fd)[3] & termios.ICANON:
+            if time.time() > end:
+                raise TimeoutError("the terminal never left canonical mode")
+            time.sleep(0.02)
+
     def send(self, s):
         os.write(self.fd, s)
 
@@ -343,8 +366,19 @@ def turns_and_commands(p):
     r6 = p.until(b"chat: reply:").decode("utf-8", "replace")
     check("chat: turn 5:" in r6, "pty: up-arrow recalls the last line: %r" % r6)
     p.until(b"> ")
+    # non-ASCII input arrives intact (libedit decodes it as UTF-8)
+    p.send("Où est le chat? 猫\r".encode())
+    p.until(b"chat: reply:")
+    p.until(b"> ")
+    p.send(b"/save " + save + b".utf8\r")
+    p.until(b"> ")
     p.send(b"/exit\r")
     check(p.wait() == 0, "pty /exit exits 0")
+    try:
+        m = json.load(open(save + b".utf8"))["messages"]
+        check(m[-2]["content"] == "Où est le chat? 猫", "pty UTF-8 input: %r" % m[-2:])
+    except (OSError, ValueError, KeyError) as ex:
+        check(False, "pty UTF-8 /save: %s" % ex)
     try:
         check(json.load(open(save))["messages"][0]["content"] == "Hello", "pty /save wrote JSON")
     except (OSError, ValueError, KeyError) as ex:
@@ -380,11 +414,13 @@ def ctrl_c(p):
     check(p.wait() == 0, "a second Ctrl-C at the prompt exits 0")
 
 
-pty_session("pty Ctrl-C", ctrl_c, "-n", "-1", "--ignore-eos", "-c", "4096", "--verbose")
+# two threads: the context's worker must not swallow the SIGINT
+pty_session("pty Ctrl-C", ctrl_c, "-n", "-1", "--ignore-eos", "-c", "4096", "--verbose", "-t", "2")
 
 
 def ctrl_d(p):
     p.until(b"> ")
+    p.editing()
     p.send(b"\x04")
     check(p.wait() == 0, "Ctrl-D at the prompt exits 0")
 
