@@ -13,21 +13,10 @@
 #include <cmocka.h>
 
 #include "quarrel.h"
+#include "test_util.h"
 
 static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) p[n] = '\0';
-    return p;
+    return qr_test_read_file(path, NULL);
 }
 
 static void test_builtin_json(void **state) {

@@ -14,25 +14,8 @@
 #include <cmocka.h>
 
 #include "quarrel.h"
+#include "test_util.h"
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) {
-        p[n] = '\0';
-        if (len) *len = (size_t)n;
-    }
-    return p;
-}
 
 static void show_diff(const char *name, const char *want, const char *got) {
     size_t i = 0;
@@ -47,7 +30,7 @@ static void test_expected_json(void **state) {
     (void)state;
     setenv("QUARREL_CHAT_DATE", "2026-01-01", 1);
     bool verbose = getenv("QR_CHAT_VERBOSE") != NULL;
-    char *json = read_file(QR_SHARED_DIR "/templates/expected.json", NULL);
+    char *json = qr_test_read_file(QR_SHARED_DIR "/templates/expected.json", NULL);
     assert_non_null(json);
     cJSON *rows = cJSON_Parse(json);
     assert_non_null(rows);
@@ -57,7 +40,7 @@ static void test_expected_json(void **state) {
         const char *tname = cJSON_GetObjectItem(row, "template")->valuestring;
         char path[1024];
         snprintf(path, sizeof path, "%s/templates/%s", QR_SHARED_DIR, tname);
-        char *src = read_file(path, NULL);
+        char *src = qr_test_read_file(path, NULL);
         assert_non_null(src);
         cJSON *msgs = cJSON_GetObjectItem(row, "messages");
         int n = cJSON_GetArraySize(msgs);

@@ -18,22 +18,14 @@
 #include <math.h>
 
 #include "quarrel.h"
+#include "test_util.h"
 
 #define LN_PPL_TOL 0.02
 #define SMOL_PREFIX_CHUNKS 1
 
 static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
+    char *buf = qr_test_read_file(path, len);
+    if (!buf) fail_msg("cannot read %s", path);
     return buf;
 }
 

@@ -16,6 +16,7 @@
 #include <math.h>
 
 #include "quarrel.h"
+#include "test_util.h"
 
 #define MAX_SEEN 256
 
@@ -41,30 +42,17 @@ static void hook(const char *name, const float *data, int64_t ne0, int64_t n_tok
 }
 
 static float *read_f32(const char *path, int64_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    float *buf = malloc((size_t)bytes);
-    assert_int_equal(fread(buf, 1, (size_t)bytes, f), (size_t)bytes);
-    fclose(f);
-    *n = bytes / 4;
+    size_t len = 0;
+    float *buf = (float *)qr_test_read_file(path, &len);
+    *n = (int64_t)(len / sizeof(float));
     return buf;
 }
 
 static void compare_dumps(const char *model_name, double bound) {
     char path[512];
     snprintf(path, sizeof path, "%s/reference/%s.dump/index.json", QR_SHARED_DIR, model_name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)len + 1);
-    assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
-    text[len] = '\0';
-    fclose(f);
+    char *text = qr_test_read_file(path, NULL);
+    assert_non_null(text);
     cJSON *index = cJSON_Parse(text);
     free(text);
     assert_non_null(index);

@@ -20,18 +20,11 @@
 #include <math.h>
 
 #include "quarrel.h"
+#include "test_util.h"
 
 static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
+    char *buf = qr_test_read_file(path, len);
+    if (!buf) fail_msg("cannot read %s", path);
     return buf;
 }
 

@@ -253,14 +253,17 @@ await check('a client that aborts mid-stream frees its slot; the server keeps se
   try {
     for await (const chunk of s) {
       if (chunk.choices[0].text) got++;
-      if (got === 3) ac.abort(); // the SDK ends the iteration (or throws) on abort
+      if (got === 3) {
+        ac.abort(); // closes the connection mid-stream
+        break;
+      }
     }
   } catch (e) {
     assert.ok(e instanceof OpenAI.APIUserAbortError || e.name === 'AbortError', String(e));
   }
-  assert.equal(got, 3);
+  assert.ok(got >= 3);
   let busy = NaN;
-  for (let i = 0; i < 100; i++) { // the slot is freed at the next step: wait for it
+  for (let i = 0; i < 600; i++) { // the slot is freed at the next step: wait for it
     busy = metric(await metrics(), 'quarrel_slots_busy');
     if (busy === 0) break;
     await new Promise((r) => setTimeout(r, 50));

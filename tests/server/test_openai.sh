@@ -36,14 +36,14 @@ start_server() {
     SERVER_PID=$!
     pids+=("$SERVER_PID")
     PORT=
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 300); do
         PORT=$(sed -n 's/^quarrel serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
         [ -n "$PORT" ] && break
         kill -0 "$SERVER_PID" 2>/dev/null || { echo "FAIL: the server exited:"; cat "$log"; exit 1; }
         sleep 0.1
     done
     [ -n "$PORT" ] || { echo "FAIL: the server did not report its port"; cat "$log"; exit 1; }
-    for _ in $(seq 1 300); do
+    for _ in $(seq 1 600); do
         [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")" = 200 ] && return 0
         sleep 0.1
     done
@@ -68,14 +68,14 @@ c0=$(cancelled)
 curl -sN "$base/v1/completions" -H "Authorization: Bearer $key" \
     -d '{"prompt":"Once upon a time","max_tokens":2000,"temperature":0,"stream":true}' >curl.out &
 curl_pid=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do
     grep -q '^data: ' curl.out 2>/dev/null && break
     sleep 0.05
 done
 grep -q '^data: ' curl.out || { echo "FAIL: the stream never started"; exit 1; }
 { kill -9 "$curl_pid" && wait "$curl_pid"; } 2>/dev/null || true
 busy=
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do
     busy=$(curl -s "$base/metrics" -H "Authorization: Bearer $key" | sed -n 's/^quarrel_slots_busy //p')
     [ "$busy" = 0 ] && break
     sleep 0.05
@@ -89,12 +89,13 @@ echo "$out" | grep -q '"text":", there was a little"' ||
     { echo "FAIL: after a killed client the server answered: $out"; exit 1; }
 echo "ok   a client killed mid-stream leaves the server serving"
 
-# A full queue: one slot, one waiting place; a burst of long requests gets 429 for the rest.
+# A full queue: one slot, one waiting place; a burst of long requests (1000 tokens each, so the
+# first is still running when the last arrives) gets 429 for the rest.
 start_server server2.log --parallel 1 --queue 1 -t 1
 base2="http://127.0.0.1:$PORT"
 for i in 1 2 3 4 5; do
     curl -s -o "burst$i.json" -w '%{http_code}\n' "$base2/v1/completions" \
-        -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0}' >"burst$i.code" &
+        -d '{"prompt":"Once upon a time","max_tokens":1000,"temperature":0}' >"burst$i.code" &
 done
 wait_for=(); for i in 1 2 3 4 5; do wait_for+=("burst$i.code"); done
 for _ in $(seq 1 600); do
@@ -113,7 +114,7 @@ echo "ok   a full queue answers 429"
 
 # SIGTERM stops the server cleanly
 kill -TERM "$SERVER_PID"
-for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+for _ in $(seq 1 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$SERVER_PID" 2>/dev/null; then echo "FAIL: SIGTERM did not stop the server"; exit 1; fi
 wait "$SERVER_PID" || { echo "FAIL: the server exited with an error after SIGTERM"; cat server2.log; exit 1; }
 grep -q 'quarrel serve: stopped' server2.log || { echo "FAIL: no clean stop"; cat server2.log; exit 1; }

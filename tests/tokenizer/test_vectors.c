@@ -9,28 +9,13 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
 #include "tokenizer/vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
-}
 
 static qr_vocab *load_vocab(const char *path, qr_gguf **g) {
     qr_status st = qr_gguf_open(path, g);
@@ -76,9 +61,9 @@ static void check_vocab(const char *name) {
     snprintf(out_path, sizeof(out_path), "%s.out", path);
     qr_gguf *g;
     qr_vocab *v = load_vocab(path, &g);
-    size_t inp_len, out_len;
-    char *inp = read_file(inp_path, &inp_len);
-    char *outs = read_file(out_path, &out_len);
+    size_t inp_len = 0, out_len = 0;
+    char *inp = qr_test_read_file(inp_path, &inp_len);
+    char *outs = qr_test_read_file(out_path, &out_len);
     assert_non_null(inp);
     assert_non_null(outs);
     const char *sep = "\n__ggml_vocab_test__\n";
@@ -223,8 +208,8 @@ static int json_ints(const char *p, int *ids, int cap) {
 static void check_model(const char *model) {
     char path[1024];
     snprintf(path, sizeof(path), "%s/reference/%s.json", QR_SHARED_DIR, model);
-    size_t jlen;
-    char *json = read_file(path, &jlen);
+    size_t jlen = 0;
+    char *json = qr_test_read_file(path, &jlen);
     assert_non_null(json);
     snprintf(path, sizeof(path), "%s/models/%s.gguf", QR_SHARED_DIR, model);
     qr_gguf *g;

@@ -1,0 +1,275 @@
+/* test_gemm.c - every SIMD kernel set against the scalar reference (the traits table's
+ * vec_dot, tensor/vec_dot.c), on random data for every weight type, at sizes that exercise
+ * every tile shape and remainder: 1..9 rows (4-row tiles plus leftovers), 1..9 tokens (4-token
+ * tiles plus leftovers), rows of 1 to 17 blocks (the 8-block fold of the legacy kernels and
+ * its tail), odd lengths for the float types. Activations go through qr_act_convert, as in
+ * the forward pass. Also the attention row helpers, the dispatcher and its bad names. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <math.h>
+
+#include <cmocka.h>
+
+#include "kernels/kernels.h"
+#include "kernels/matmul.h"
+#include "tensor/tensor.h"
+
+/* |simd - reference| <= GEMM_REL_TOL * sum_i |w_i| |x_i| (w dequantized, x the float input).
+ * Integer block sums are exact in both; what differs is the order of float additions of the
+ * block results (and f32 sums: double in both), so a few float epsilons of the magnitude. */
+#define GEMM_REL_TOL 1e-5
+/* attention rows: float sums in a different order than the reference's */
+#define ROW_REL_TOL 1e-5
+
+static const int weight_types[] = {QR_TYPE_F32,  QR_TYPE_F16,  QR_TYPE_BF16, QR_TYPE_Q4_0,
+                                   QR_TYPE_Q4_1, QR_TYPE_Q5_0, QR_TYPE_Q5_1, QR_TYPE_Q8_0,
+                                   QR_TYPE_Q2_K, QR_TYPE_Q3_K, QR_TYPE_Q4_K, QR_TYPE_Q5_K,
+                                   QR_TYPE_Q6_K};
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 11) / (double)(1ULL << 53) * 2.0 - 1.0);
+}
+
+static void fill_random(float *x, int64_t n) {
+    /* a spread of magnitudes, so block scales differ and some blocks are near zero */
+    for (int64_t i = 0; i < n; i++)
+        x[i] = frand() * (i % 37 == 0 ? 4.0f : 1.0f) * (i % 97 < 5 ? 0.01f : 1.0f);
+}
+
+/* One weight type, one set: nr rows x nt tokens of n columns. */
+static void check_gemm(const qr_kernels *set, int type, int64_t n, int64_t nr, int64_t nt) {
+    const qr_type_traits *tr = qr_type_traits_get(type);
+    const qr_kernels *ref = qr_kernels_named("scalar");
+    assert_non_null(ref);
+    const size_t row_bytes = qr_type_row_bytes(type, n);
+    float *wf = malloc((size_t)(nr * n) * sizeof(float));
+    float *wd = malloc((size_t)(nr * n) * sizeof(float));
+    float *x = malloc((size_t)(nt * n) * sizeof(float));
+    char *w = malloc(row_bytes * (size_t)nr);
+    char *act = malloc(qr_act_bytes(type, n, nt));
+    float *y = malloc((size_t)(nr * nt) * sizeof(float)),
+          *y_ref = malloc((size_t)(nr * nt) * sizeof(float));
+    assert_true(wf && wd && x && w && act && y && y_ref);
+    fill_random(wf, nr * n);
+    fill_random(x, nt * n);
+    for (int64_t r = 0; r < nr; r++) {
+        tr->from_float(wf + r * n, w + (size_t)r * row_bytes, n);
+        tr->to_float(w + (size_t)r * row_bytes, wd + r * n, n);
+    }
+    const size_t stride = qr_act_convert(type, x, n, nt, act);
+    set->gemm[type](n, w, row_bytes, act, stride, y, nr, nr, nt);
+    ref->gemm[type](n, w, row_bytes, act, stride, y_ref, nr, nr, nt);
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t r = 0; r < nr; r++) {
+            double mag = 0.0;
+            for (int64_t i = 0; i < n; i++)
+                mag += fabs((double)wd[r * n + i] * (double)x[t * n + i]);
+            const double diff = fabs((double)y[t * nr + r] - (double)y_ref[t * nr + r]);
+            if (!(diff <= GEMM_REL_TOL * mag + 1e-30))
+                fail_msg("%s %s: n=%lld rows=%lld tokens=%lld: y[%lld][%lld] = %.9g, reference "
+                         "%.9g (|w||x| %.3g)",
+                         set->name, tr->name, (long long)n, (long long)nr, (long long)nt,
+                         (long long)t, (long long)r, (double)y[t * nr + r],
+                         (double)y_ref[t * nr + r], mag);
+        }
+    free(wf);
+    free(wd);
+    free(x);
+    free(w);
+    free(act);
+    free(y);
+    free(y_ref);
+}
+
+static void check_set(const qr_kernels *set) {
+    static const int64_t rows[] = {1, 3, 4, 5, 9};
+    static const int64_t tokens[] = {1, 2, 3, 4, 5, 9};
+    for (size_t ti = 0; ti < sizeof weight_types / sizeof weight_types[0]; ti++) {
+        const int type = weight_types[ti];
+        assert_non_null(set->gemm[type]);
+        const int64_t bs = qr_type_block_size(type);
+        /* blocks per row: 1, a few, 8 (one full fold), 17 (two folds and a tail); odd lengths
+         * for the float types */
+        const int64_t lengths_q[] = {bs, 3 * bs, 8 * bs, 17 * bs};
+        const int64_t lengths_f[] = {1, 7, 13, 64, 172, 301};
+        const int64_t *lengths = bs == 1 ? lengths_f : lengths_q;
+        const size_t n_lengths = bs == 1 ? 6 : 4;
+        for (size_t li = 0; li < n_lengths; li++)
+            for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
+                for (size_t ki = 0; ki < sizeof tokens / sizeof tokens[0]; ki++)
+                    check_gemm(set, type, lengths[li], rows[ri], tokens[ki]);
+    }
+}
+
+static void check_rows(const qr_kernels *set) {
+    const qr_kernels *ref = qr_kernels_named("scalar");
+    enum { N = 300 };
+    float q[N], kf[N], out[N], out_ref[N];
+    uint16_t kh[N];
+    for (int64_t n = 1; n <= N; n += 37) {
+        fill_random(q, n);
+        fill_random(kf, n);
+        double mag = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            kh[i] = qr_fp32_to_fp16(kf[i]);
+            q[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(q[i])); /* as the forward pass rounds q */
+            mag += fabs((double)q[i] * kf[i]);
+        }
+        assert_true(fabs(set->dot_f16(n, q, kh) - ref->dot_f16(n, q, kh)) <=
+                    ROW_REL_TOL * mag + 1e-30);
+        assert_true(fabs(set->dot_f32(n, q, kf) - ref->dot_f32(n, q, kf)) <=
+                    ROW_REL_TOL * mag + 1e-30);
+        for (int pass = 0; pass < 2; pass++) {
+            for (int64_t i = 0; i < n; i++)
+                out[i] = out_ref[i] = q[i];
+            if (pass == 0) {
+                set->axpy_f16(n, 0.37f, kh, out);
+                ref->axpy_f16(n, 0.37f, kh, out_ref);
+            } else {
+                set->axpy_f32(n, -1.5f, kf, out);
+                ref->axpy_f32(n, -1.5f, kf, out_ref);
+            }
+            for (int64_t i = 0; i < n; i++)
+                assert_true(fabsf(out[i] - out_ref[i]) <= 1e-6f * (2.0f + fabsf(out_ref[i])));
+        }
+    }
+}
+
+static void test_avx2(void **state) {
+    (void)state;
+    const qr_kernels *set = qr_kernels_named("avx2");
+    if (!set) {
+        print_message("avx2 kernels: this CPU lacks AVX2/FMA/F16C, skipped\n");
+        skip();
+    }
+    check_set(set);
+    check_rows(set);
+}
+
+static void test_avx512(void **state) {
+    (void)state;
+    const qr_kernels *set = qr_kernels_named("avx512");
+    if (!set) {
+        print_message("avx512 kernels: this CPU lacks AVX512-VNNI, skipped\n");
+        skip();
+    }
+    check_set(set);
+    check_rows(set);
+}
+
+/* the scalar set must agree with the traits table it wraps, exactly */
+static void test_scalar_is_reference(void **state) {
+    (void)state;
+    const qr_kernels *ref = qr_kernels_named("scalar");
+    assert_non_null(ref);
+    assert_string_equal(ref->name, "scalar");
+    enum { N = 512 };
+    float x[N], wf[N], y = 0.0f, want = 0.0f;
+    fill_random(x, N);
+    fill_random(wf, N);
+    char w[N * 4], act[N * 4 + 1024];
+    for (size_t ti = 0; ti < sizeof weight_types / sizeof weight_types[0]; ti++) {
+        const int type = weight_types[ti];
+        const qr_type_traits *tr = qr_type_traits_get(type);
+        tr->from_float(wf, w, N);
+        qr_act_convert(type, x, N, 1, act);
+        ref->gemm[type](N, w, 0, act, 0, &y, 1, 1, 1);
+        tr->vec_dot(N, &want, w, act);
+        assert_memory_equal(&y, &want, sizeof y);
+    }
+}
+
+/* the chosen set is the widest the CPU has, and names that do not exist give NULL */
+static void test_dispatch(void **state) {
+    (void)state;
+    const qr_kernels *best = qr_kernels_best();
+    assert_non_null(best);
+    assert_ptr_equal(best, qr_kernels_named(best->name));
+    assert_null(qr_kernels_named("avx1024"));
+    assert_null(qr_kernels_named(""));
+    if (!getenv("QR_KERNELS")) {
+        if (qr_kernels_named("avx512"))
+            assert_string_equal(best->name, "avx512");
+        else if (qr_kernels_named("avx2"))
+            assert_string_equal(best->name, "avx2");
+        else
+            assert_string_equal(best->name, "scalar");
+    }
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512vnni")) assert_null(qr_kernels_named("avx512"));
+    if (!__builtin_cpu_supports("avx2")) assert_null(qr_kernels_named("avx2"));
+#endif
+    for (int type = 0; type < QR_TYPE_COUNT; type++)
+        if (qr_type_traits_get(type) && qr_type_traits_get(type)->vec_dot)
+            assert_non_null(best->gemm[type]);
+}
+
+/* qr_matmul_rows over a row range writes exactly those rows, for every token */
+static void test_matmul_rows_range(void **state) {
+    (void)state;
+    enum { N = 256, ROWS = 40, TOKENS = 70 }; /* more tokens than one token block */
+    const int type = QR_TYPE_Q4_K;
+    const size_t rb = qr_type_row_bytes(type, N);
+    float *wf = malloc(sizeof(float) * N * ROWS), *x = malloc(sizeof(float) * N * TOKENS);
+    char *w = malloc(rb * ROWS), *act = malloc(qr_act_bytes(type, N, TOKENS));
+    float *y = malloc(sizeof(float) * ROWS * TOKENS);
+    assert_true(wf && x && w && act && y);
+    fill_random(wf, N * ROWS);
+    fill_random(x, N * TOKENS);
+    for (int r = 0; r < ROWS; r++)
+        qr_type_traits_get(type)->from_float(wf + r * N, w + r * rb, N);
+    size_t stride = qr_act_convert(type, x, N, TOKENS, act);
+    for (int i = 0; i < ROWS * TOKENS; i++)
+        y[i] = NAN;
+    qr_matmul_rows(type, w, rb, N, act, stride, TOKENS, y, ROWS, 8, 27);
+    for (int t = 0; t < TOKENS; t++)
+        for (int r = 0; r < ROWS; r++) {
+            float v = y[t * ROWS + r];
+            if (r < 8 || r >= 27) {
+                assert_true(isnan(v));
+            } else {
+                float want;
+                qr_vec_dot_q4_K(N, &want, w + r * rb, act + (size_t)t * stride);
+                assert_true(fabsf(v - want) <= 1e-4f * (1.0f + fabsf(want)));
+            }
+        }
+    free(wf);
+    free(x);
+    free(w);
+    free(act);
+    free(y);
+}
+
+/* chunking: small products are not split; large ones give every thread several chunks */
+static void test_chunk_rows(void **state) {
+    (void)state;
+    assert_int_equal(qr_matmul_chunk_rows(64, 64, 1, 2), 64);    /* stories260K-sized: one chunk */
+    assert_int_equal(qr_matmul_chunk_rows(576, 576, 1, 1), 576); /* one thread: one chunk */
+    int64_t rows = qr_matmul_chunk_rows(1536, 576, 1, 2);
+    assert_true(rows % 16 == 0 && rows < 1536 && (1536 + rows - 1) / rows >= 4);
+    rows = qr_matmul_chunk_rows(49152, 576, 128, 2);
+    assert_true((49152 + rows - 1) / rows == 8);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scalar_is_reference),
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_avx2),
+        cmocka_unit_test(test_avx512),
+        cmocka_unit_test(test_matmul_rows_range),
+        cmocka_unit_test(test_chunk_rows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
