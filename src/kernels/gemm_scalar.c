@@ -5,13 +5,15 @@
 #include "tensor/tensor.h"
 #include "util/util.h"
 
-#define SCALAR_GEMM(type_name)                                                                                 \
-    static void gemm_##type_name(int64_t n, const void *w, size_t w_stride, const void *act, size_t act_stride, \
-                                 float *y, int64_t y_stride, int64_t nr, int64_t nt) {                         \
-        for (int64_t r = 0; r < nr; r++)                                                                       \
-            for (int64_t t = 0; t < nt; t++)                                                                   \
-                qr_vec_dot_##type_name(n, &y[t * y_stride + r], (const char *)w + (size_t)r * w_stride,        \
-                                       (const char *)act + (size_t)t * act_stride);                            \
+#define SCALAR_GEMM(type_name)                                                                     \
+    static void gemm_##type_name(int64_t n, const void *w, size_t w_stride, const void *act,       \
+                                 size_t act_stride, float *y, int64_t y_stride, int64_t nr,        \
+                                 int64_t nt) {                                                     \
+        for (int64_t r = 0; r < nr; r++)                                                           \
+            for (int64_t t = 0; t < nt; t++)                                                       \
+                qr_vec_dot_##type_name(n, &y[t * y_stride + r],                                    \
+                                       (const char *)w + (size_t)r * w_stride,                     \
+                                       (const char *)act + (size_t)t * act_stride);                \
     }
 SCALAR_GEMM(f32)
 SCALAR_GEMM(f16)
@@ -30,22 +32,26 @@ SCALAR_GEMM(q6_K)
 /* summed in double: with q rounded to f16 each product is exact, the sum nearly so */
 static float dot_f16(int64_t n, const float *q, const uint16_t *k) {
     double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += (double)(q[i] * qr_fp16_to_fp32(k[i]));
+    for (int64_t i = 0; i < n; i++)
+        s += (double)(q[i] * qr_fp16_to_fp32(k[i]));
     return (float)s;
 }
 
 static void axpy_f16(int64_t n, float a, const uint16_t *v, float *out) {
-    for (int64_t i = 0; i < n; i++) out[i] += a * qr_fp16_to_fp32(v[i]);
+    for (int64_t i = 0; i < n; i++)
+        out[i] += a * qr_fp16_to_fp32(v[i]);
 }
 
 static float dot_f32(int64_t n, const float *q, const float *k) {
     float s = 0.0f;
-    for (int64_t i = 0; i < n; i++) s += q[i] * k[i];
+    for (int64_t i = 0; i < n; i++)
+        s += q[i] * k[i];
     return s;
 }
 
 static void axpy_f32(int64_t n, float a, const float *v, float *out) {
-    for (int64_t i = 0; i < n; i++) out[i] += a * v[i];
+    for (int64_t i = 0; i < n; i++)
+        out[i] += a * v[i];
 }
 
 void qr_kernels_fill_scalar(qr_kernels *k) {

@@ -16,12 +16,21 @@ static int n_supported; /* sets[0..n_supported) run on this CPU */
 static int best;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+/* clang 14's __builtin_cpu_supports does not know "f16c": CPUID leaf 1, ECX bit 29 */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 static void init(void) {
     qr_kernels_fill_scalar(&sets[SET_SCALAR]);
     n_supported = 1;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c() &&
         __builtin_cpu_supports("bmi2")) {
         qr_kernels_fill_avx2(&sets[SET_AVX2]);
         n_supported = 2;

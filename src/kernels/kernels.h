@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef void (*qr_gemm_fn)(int64_t n, const void *w, size_t w_stride, const void *act, size_t act_stride, float *y,
-                           int64_t y_stride, int64_t nr, int64_t nt);
+typedef void (*qr_gemm_fn)(int64_t n, const void *w, size_t w_stride, const void *act,
+                           size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt);
 
 typedef struct qr_kernels {
     const char *name;               /* "scalar", "avx2", "avx512" */

@@ -20,7 +20,9 @@ static int act_type(int type) {
 /* bytes of one converted row: the vec_dot_type row, plus the float scales of q8_0 rows */
 static size_t act_stride(int type, int64_t n_cols) {
     const int at = act_type(type);
-    if (at == QR_TYPE_Q8_0) return (qr_act_q8_0_scales_offset(n_cols) + (size_t)(n_cols / QK8_0) * 4 + 31) & ~(size_t)31;
+    if (at == QR_TYPE_Q8_0)
+        return (qr_act_q8_0_scales_offset(n_cols) + (size_t)(n_cols / QK8_0) * 4 + 31) &
+               ~(size_t)31;
     return qr_type_row_bytes(at, n_cols);
 }
 
@@ -38,20 +40,22 @@ size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens
         if (at == QR_TYPE_Q8_0) {
             const block_q8_0 *b = (const block_q8_0 *)row;
             float *d = (float *)(row + qr_act_q8_0_scales_offset(n_cols));
-            for (int64_t i = 0; i < n_cols / QK8_0; i++) d[i] = qr_fp16_to_fp32(b[i].d);
+            for (int64_t i = 0; i < n_cols / QK8_0; i++)
+                d[i] = qr_fp16_to_fp32(b[i].d);
         }
     }
     return stride;
 }
 
-void qr_matmul_rows(int type, const void *w, size_t w_row_bytes, int64_t n_cols, const void *act, size_t act_stride,
-                    int64_t n_tokens, float *y, int64_t y_stride, int64_t r0, int64_t r1) {
+void qr_matmul_rows(int type, const void *w, size_t w_row_bytes, int64_t n_cols, const void *act,
+                    size_t act_stride, int64_t n_tokens, float *y, int64_t y_stride, int64_t r0,
+                    int64_t r1) {
     qr_gemm_fn gemm = qr_kernels_best()->gemm[type];
     const char *wr = (const char *)w + (size_t)r0 * w_row_bytes;
     for (int64_t t0 = 0; t0 < n_tokens; t0 += TOKEN_BLOCK) {
         int64_t nt = n_tokens - t0 < TOKEN_BLOCK ? n_tokens - t0 : TOKEN_BLOCK;
-        gemm(n_cols, wr, w_row_bytes, (const char *)act + (size_t)t0 * act_stride, act_stride, y + t0 * y_stride + r0,
-             y_stride, r1 - r0, nt);
+        gemm(n_cols, wr, w_row_bytes, (const char *)act + (size_t)t0 * act_stride, act_stride,
+             y + t0 * y_stride + r0, y_stride, r1 - r0, nt);
     }
 }
 

@@ -15,8 +15,9 @@ size_t qr_act_bytes(int type, int64_t n_cols, int64_t n_tokens);
 size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens, void *out);
 
 /* y[t * y_stride + r] = dot(w row r, activation row t) for r in [r0, r1), t in [0, n_tokens). */
-void qr_matmul_rows(int type, const void *w, size_t w_row_bytes, int64_t n_cols, const void *act, size_t act_stride,
-                    int64_t n_tokens, float *y, int64_t y_stride, int64_t r0, int64_t r1);
+void qr_matmul_rows(int type, const void *w, size_t w_row_bytes, int64_t n_cols, const void *act,
+                    size_t act_stride, int64_t n_tokens, float *y, int64_t y_stride, int64_t r0,
+                    int64_t r1);
 
 /* How many rows one parallel chunk of an n_rows x n_cols by n_tokens product should take on
  * n_threads threads: all of them (one chunk, no thread hand-off) when the product is too small

@@ -52,7 +52,8 @@ static void flush(streamer *s) {
     size_t m = qr_utf8_stream_flush(&s->utf8, out);
     const char *emit;
     size_t n_emit;
-    if (!s->stopped && qr_stop_matcher_push(s->stop, out, m, &emit, &n_emit)) s->stopped = true;
+    if (s->stopped) return;
+    s->stopped = qr_stop_matcher_push(s->stop, out, m, &emit, &n_emit);
     s->oom |= !append(&s->text, emit, n_emit);
     if (!s->stopped) {
         qr_stop_matcher_flush(s->stop, &emit, &n_emit);

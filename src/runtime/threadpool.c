@@ -21,8 +21,8 @@
 #define CHUNK_BITS 21
 #define CHUNK_MASK ((UINT64_C(1) << CHUNK_BITS) - 1)
 #define GEN_SHIFT (2 * CHUNK_BITS)
-#define PAUSE_ROUNDS 256   /* polls with `pause` before yielding */
-#define YIELD_NS 3000000   /* then yield for up to 3 ms before sleeping */
+#define PAUSE_ROUNDS 256 /* polls with `pause` before yielding */
+#define YIELD_NS 3000000 /* then yield for up to 3 ms before sleeping */
 
 struct qr_pool {
     int n_threads;
@@ -147,7 +147,8 @@ void qr_pool_free(qr_pool *pool) {
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
     if (pool->threads)
-        for (int i = 1; i < pool->n_threads; i++) pthread_join(pool->threads[i], NULL);
+        for (int i = 1; i < pool->n_threads; i++)
+            pthread_join(pool->threads[i], NULL);
     pthread_mutex_destroy(&pool->mutex);
     pthread_cond_destroy(&pool->wake);
     free(pool->threads);
@@ -161,7 +162,8 @@ int qr_pool_size(const qr_pool *pool) {
 void qr_pool_run(qr_pool *pool, qr_task_fn fn, void *arg, int64_t n_chunks) {
     if (n_chunks <= 0) return;
     if (pool->n_threads == 1 || n_chunks == 1) {
-        for (int64_t c = 0; c < n_chunks; c++) fn(arg, c, 0);
+        for (int64_t c = 0; c < n_chunks; c++)
+            fn(arg, c, 0);
         return;
     }
     if (n_chunks > QR_POOL_MAX_CHUNKS) n_chunks = QR_POOL_MAX_CHUNKS; /* programming error */
@@ -179,7 +181,8 @@ void qr_pool_run(qr_pool *pool, qr_task_fn fn, void *arg, int64_t n_chunks) {
     }
     work(pool, s, 0);
     /* only chunks that a worker has actually started remain */
-    for (int spins = 0; atomic_load_explicit(&pool->n_done, memory_order_acquire) < n_chunks; spins++) {
+    for (int spins = 0; atomic_load_explicit(&pool->n_done, memory_order_acquire) < n_chunks;
+         spins++) {
         if (spins < PAUSE_ROUNDS)
             cpu_relax();
         else
