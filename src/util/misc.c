@@ -10,8 +10,8 @@ float qr_fp16_to_fp32(uint16_t h) {
     uint32_t exp = (h >> 10) & 0x1f;
     uint32_t mant = h & 0x3ff;
     uint32_t u;
-    if (exp == 0x1f) {
-        u = sign | 0x7f800000u | (mant << 13); /* inf / nan */
+    if (exp == 0x1f) { /* inf / nan; a signalling NaN comes out quiet, as from F16C and ggml */
+        u = sign | 0x7f800000u | (mant << 13) | (mant ? 0x400000u : 0);
     } else if (exp != 0) {
         u = sign | ((exp + 112) << 23) | (mant << 13);
     } else if (mant == 0) {
