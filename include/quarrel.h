@@ -234,9 +234,9 @@ int32_t qr_token_to_piece(const qr_model *model, qr_token token, char *buf, int3
 int32_t qr_detokenize(const qr_model *model, const qr_token *tokens, int32_t n_tokens, char *buf,
                       int32_t len, bool remove_special, bool unparse_special);
 const char *qr_token_text(const qr_model *model, qr_token token); /* vocabulary string */
-qr_token qr_token_bos(const qr_model *model); /* -1 if none */
+qr_token qr_token_bos(const qr_model *model);                     /* -1 if none */
 qr_token qr_token_eos(const qr_model *model);
-bool qr_token_is_eog(const qr_model *model, qr_token token);     /* EOS, EOT, ... */
+bool qr_token_is_eog(const qr_model *model, qr_token token); /* EOS, EOT, ... */
 bool qr_token_is_control(const qr_model *model, qr_token token);
 bool qr_model_adds_bos(const qr_model *model); /* the vocabulary wants a BOS first */
 
@@ -401,21 +401,21 @@ typedef enum qr_stop_reason {
 } qr_stop_reason;
 
 typedef struct qr_generate_params {
-    int32_t n_predict;      /* most tokens to generate (-1: until the context is full) */
-    int32_t seq_id;         /* the sequence to extend (0 unless the context has several) */
+    int32_t n_predict;        /* most tokens to generate (-1: until the context is full) */
+    int32_t seq_id;           /* the sequence to extend (0 unless the context has several) */
     const char *const *stops; /* stop strings (may be NULL) */
     int n_stops;
-    bool ignore_eos;     /* keep going after an end-of-generation token */
-    bool special;        /* render control tokens in the text */
-    bool want_logprobs;  /* pass log-probabilities (the sampler's n_probs alternatives) */
+    bool ignore_eos;    /* keep going after an end-of-generation token */
+    bool special;       /* render control tokens in the text */
+    bool want_logprobs; /* pass log-probabilities (the sampler's n_probs alternatives) */
 } qr_generate_params;
 
 /* Append prompt[0..n_prompt) to sequence seq_id of ctx (after what its cache holds), then
  * generate with the sampler, calling on_token for each token. The prompt tokens are given to
  * the sampler's history. *reason (may be NULL) says why it stopped. */
-qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prompt, int32_t n_prompt,
-                      const qr_generate_params *params, qr_token_fn on_token, void *user,
-                      qr_stop_reason *reason);
+qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prompt,
+                      int32_t n_prompt, const qr_generate_params *params, qr_token_fn on_token,
+                      void *user, qr_stop_reason *reason);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Chat templates                                                                             */
@@ -551,8 +551,8 @@ qr_status qr_mc_score_choice(qr_context *ctx, const char *context, const char *c
 
 typedef struct qr_mc_result {
     int32_t n_tasks;
-    int32_t n_correct_norm;              /* best mean log-likelihood per token is the answer */
-    int32_t n_correct;                   /* best total log-likelihood is the answer */
+    int32_t n_correct_norm; /* best mean log-likelihood per token is the answer */
+    int32_t n_correct;      /* best total log-likelihood is the answer */
     double acc_norm, acc_norm_lo, acc_norm_hi; /* accuracy and its Wilson 95% interval */
     double acc, acc_lo, acc_hi;
 } qr_mc_result;

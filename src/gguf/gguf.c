@@ -54,7 +54,8 @@ static void *arena_alloc(qr_gguf *g, size_t n) {
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
@@ -62,7 +63,8 @@ typedef qr_name_index name_index;
 
 static qr_status index_init(name_index *ix, int64_t n) {
     uint64_t cap = 16;
-    while (cap < (uint64_t)n * 2) cap <<= 1;
+    while (cap < (uint64_t)n * 2)
+        cap <<= 1;
     ix->slots = calloc(cap, sizeof *ix->slots);
     ix->mask = cap - 1;
     return ix->slots ? QR_OK : qr_error(QR_ERR_NOMEM, "out of memory indexing GGUF names");
@@ -70,8 +72,9 @@ static qr_status index_init(name_index *ix, int64_t n) {
 
 /* Finds name; if absent and insert >= 0, inserts it with that index. Returns the index found
  * or -1. */
-static int64_t index_lookup(const name_index *ix, const char *name, const char *(*name_of)(const qr_gguf *, int64_t),
-                            const qr_gguf *g, int64_t insert) {
+static int64_t index_lookup(const name_index *ix, const char *name,
+                            const char *(*name_of)(const qr_gguf *, int64_t), const qr_gguf *g,
+                            int64_t insert) {
     if (!ix->slots) return -1;
     for (uint64_t h = hash_str(name) & ix->mask;; h = (h + 1) & ix->mask) {
         int64_t e = ix->slots[h];
@@ -133,8 +136,10 @@ static qr_status read_string(cursor *c, const char **out, uint64_t *len_out, con
     qr_status st = read_u64(c, &len, what);
     if (st) return st;
     if (len > remaining(c))
-        return qr_error(QR_ERR_FORMAT, "%s at offset %zu: string length %llu exceeds the %zu bytes left in the file",
-                        what, at, (unsigned long long)len, remaining(c));
+        return qr_error(
+            QR_ERR_FORMAT,
+            "%s at offset %zu: string length %llu exceeds the %zu bytes left in the file", what, at,
+            (unsigned long long)len, remaining(c));
     char *s = arena_alloc(c->g, len + 1);
     if (!s) return QR_ERR_NOMEM;
     memcpy(s, c->p + c->pos, len);
@@ -149,23 +154,28 @@ size_t qr_gguf_type_size(qr_gguf_type t) {
     switch (t) {
     case QR_GGUF_UINT8:
     case QR_GGUF_INT8:
-    case QR_GGUF_BOOL: return 1;
+    case QR_GGUF_BOOL:
+        return 1;
     case QR_GGUF_UINT16:
-    case QR_GGUF_INT16: return 2;
+    case QR_GGUF_INT16:
+        return 2;
     case QR_GGUF_UINT32:
     case QR_GGUF_INT32:
-    case QR_GGUF_FLOAT32: return 4;
+    case QR_GGUF_FLOAT32:
+        return 4;
     case QR_GGUF_UINT64:
     case QR_GGUF_INT64:
-    case QR_GGUF_FLOAT64: return 8;
+    case QR_GGUF_FLOAT64:
+        return 8;
     case QR_GGUF_STRING:
-    case QR_GGUF_ARRAY: return 0;
+    case QR_GGUF_ARRAY:
+        return 0;
     }
     return 0;
 }
 
 const char *qr_gguf_type_name(qr_gguf_type t) {
-    static const char *names[] = {"u8",  "i8",   "u16",    "i16", "u32", "i32", "f32",
+    static const char *names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                   "bool", "string", "array", "u64", "i64", "f64"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
@@ -178,27 +188,49 @@ static bool valid_type(uint32_t t) {
 static void decode_scalar(qr_gguf_type t, const unsigned char *p, qr_gguf_value *v) {
     v->type = t;
     switch (t) {
-    case QR_GGUF_UINT8: v->u64 = p[0]; break;
-    case QR_GGUF_INT8: v->i64 = (int8_t)p[0]; break;
-    case QR_GGUF_UINT16: v->u64 = qr_rd_u16(p); break;
-    case QR_GGUF_INT16: v->i64 = (int16_t)qr_rd_u16(p); break;
-    case QR_GGUF_UINT32: v->u64 = qr_rd_u32(p); break;
-    case QR_GGUF_INT32: v->i64 = (int32_t)qr_rd_u32(p); break;
-    case QR_GGUF_UINT64: v->u64 = qr_rd_u64(p); break;
-    case QR_GGUF_INT64: v->i64 = (int64_t)qr_rd_u64(p); break;
+    case QR_GGUF_UINT8:
+        v->u64 = p[0];
+        break;
+    case QR_GGUF_INT8:
+        v->i64 = (int8_t)p[0];
+        break;
+    case QR_GGUF_UINT16:
+        v->u64 = qr_rd_u16(p);
+        break;
+    case QR_GGUF_INT16:
+        v->i64 = (int16_t)qr_rd_u16(p);
+        break;
+    case QR_GGUF_UINT32:
+        v->u64 = qr_rd_u32(p);
+        break;
+    case QR_GGUF_INT32:
+        v->i64 = (int32_t)qr_rd_u32(p);
+        break;
+    case QR_GGUF_UINT64:
+        v->u64 = qr_rd_u64(p);
+        break;
+    case QR_GGUF_INT64:
+        v->i64 = (int64_t)qr_rd_u64(p);
+        break;
     case QR_GGUF_FLOAT32: {
         float f;
         memcpy(&f, p, 4);
         v->f64 = f;
         break;
     }
-    case QR_GGUF_FLOAT64: memcpy(&v->f64, p, 8); break;
-    case QR_GGUF_BOOL: v->b = p[0] != 0; break;
-    default: break;
+    case QR_GGUF_FLOAT64:
+        memcpy(&v->f64, p, 8);
+        break;
+    case QR_GGUF_BOOL:
+        v->b = p[0] != 0;
+        break;
+    default:
+        break;
     }
 }
 
-static qr_status read_value(cursor *c, qr_gguf_type t, qr_gguf_value *v, const char *key, int depth) {
+static qr_status read_value(cursor *c, qr_gguf_type t, qr_gguf_value *v, const char *key,
+                            int depth) {
     size_t at = c->pos;
     if (t == QR_GGUF_STRING) {
         v->type = t;
@@ -213,15 +245,16 @@ static qr_status read_value(cursor *c, qr_gguf_type t, qr_gguf_value *v, const c
         return QR_OK;
     }
     if (depth >= GGUF_MAX_NESTING)
-        return qr_error(QR_ERR_FORMAT, "key '%s' at offset %zu: arrays nested deeper than %d", key, at,
-                        GGUF_MAX_NESTING);
+        return qr_error(QR_ERR_FORMAT, "key '%s' at offset %zu: arrays nested deeper than %d", key,
+                        at, GGUF_MAX_NESTING);
     uint32_t et;
     uint64_t n;
     qr_status st = read_u32(c, &et, key);
     if (!st) st = read_u64(c, &n, key);
     if (st) return st;
     if (!valid_type(et))
-        return qr_error(QR_ERR_FORMAT, "key '%s' at offset %zu: unknown array element type %u", key, at, et);
+        return qr_error(QR_ERR_FORMAT, "key '%s' at offset %zu: unknown array element type %u", key,
+                        at, et);
     v->type = QR_GGUF_ARRAY;
     v->arr.type = (qr_gguf_type)et;
     v->arr.n = n;
@@ -231,17 +264,19 @@ static qr_status read_value(cursor *c, qr_gguf_type t, qr_gguf_value *v, const c
     /* the smallest encoding of one element bounds the count: a string or array takes >= 8 bytes */
     uint64_t min_bytes;
     if (qr_mul_overflows(n, es ? es : 8, &min_bytes) || min_bytes > remaining(c))
-        return qr_error(QR_ERR_FORMAT,
-                        "key '%s' at offset %zu: array of %llu %s elements does not fit in the %zu bytes left",
-                        key, at, (unsigned long long)n, qr_gguf_type_name((qr_gguf_type)et), remaining(c));
+        return qr_error(
+            QR_ERR_FORMAT,
+            "key '%s' at offset %zu: array of %llu %s elements does not fit in the %zu bytes left",
+            key, at, (unsigned long long)n, qr_gguf_type_name((qr_gguf_type)et), remaining(c));
     if (es) {
         v->arr.data = c->p + c->pos;
         c->pos += (size_t)min_bytes;
         if (et == QR_GGUF_BOOL)
             for (uint64_t j = 0; j < n; j++)
                 if (((const unsigned char *)v->arr.data)[j] > 1)
-                    return qr_error(QR_ERR_FORMAT, "key '%s': bool array element %llu is %u, not 0 or 1",
-                                    key, (unsigned long long)j, ((const unsigned char *)v->arr.data)[j]);
+                    return qr_error(QR_ERR_FORMAT,
+                                    "key '%s': bool array element %llu is %u, not 0 or 1", key,
+                                    (unsigned long long)j, ((const unsigned char *)v->arr.data)[j]);
         return QR_OK;
     }
     qr_gguf_value *items = arena_alloc(c->g, (size_t)n * sizeof *items);
@@ -257,29 +292,37 @@ static qr_status read_value(cursor *c, qr_gguf_type t, qr_gguf_value *v, const c
 static qr_status parse(qr_gguf *g) {
     cursor c = {.p = g->data, .size = g->size, .pos = 0, .g = g};
     qr_status st = need(&c, 4, "magic");
-    if (st) return qr_error(QR_ERR_FORMAT, "not a GGUF file: %zu bytes, too short for the magic", g->size);
+    if (st)
+        return qr_error(QR_ERR_FORMAT, "not a GGUF file: %zu bytes, too short for the magic",
+                        g->size);
     if (memcmp(c.p, "GGUF", 4) != 0) {
         if (!memcmp(c.p, "FUGG", 4))
             return qr_error(QR_ERR_UNSUPPORTED, "big-endian GGUF files are not supported");
-        return qr_error(QR_ERR_FORMAT, "not a GGUF file: bad magic %02x %02x %02x %02x at offset 0 (expected \"GGUF\")",
-                        c.p[0], c.p[1], c.p[2], c.p[3]);
+        return qr_error(
+            QR_ERR_FORMAT,
+            "not a GGUF file: bad magic %02x %02x %02x %02x at offset 0 (expected \"GGUF\")",
+            c.p[0], c.p[1], c.p[2], c.p[3]);
     }
     c.pos = 4;
     if ((st = read_u32(&c, &g->version, "version"))) return st;
     if (g->version == 1)
-        return qr_error(QR_ERR_UNSUPPORTED, "unsupported GGUF version 1 (only versions 2 and 3 are read; "
-                                            "convert the file with a newer llama.cpp)");
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "unsupported GGUF version 1 (only versions 2 and 3 are read; "
+                        "convert the file with a newer llama.cpp)");
     if (g->version != 2 && g->version != 3)
-        return qr_error(QR_ERR_UNSUPPORTED, "unsupported GGUF version %u (expected 2 or 3)", g->version);
+        return qr_error(QR_ERR_UNSUPPORTED, "unsupported GGUF version %u (expected 2 or 3)",
+                        g->version);
     uint64_t n_tensors, n_kv;
     if ((st = read_u64(&c, &n_tensors, "tensor count"))) return st;
     if ((st = read_u64(&c, &n_kv, "metadata count"))) return st;
     /* each KV takes at least 8 (key length) + 4 (type) + 1 bytes, each tensor info 8+4+4+8 */
     if (n_kv > remaining(&c) / 13)
-        return qr_error(QR_ERR_FORMAT, "absurd metadata count %llu at offset 16: the file has only %zu bytes left",
+        return qr_error(QR_ERR_FORMAT,
+                        "absurd metadata count %llu at offset 16: the file has only %zu bytes left",
                         (unsigned long long)n_kv, remaining(&c));
     if (n_tensors > remaining(&c) / 24)
-        return qr_error(QR_ERR_FORMAT, "absurd tensor count %llu at offset 8: the file has only %zu bytes left",
+        return qr_error(QR_ERR_FORMAT,
+                        "absurd tensor count %llu at offset 8: the file has only %zu bytes left",
                         (unsigned long long)n_tensors, remaining(&c));
     g->n_kv = (int64_t)n_kv;
     g->n_tensors = (int64_t)n_tensors;
@@ -294,11 +337,13 @@ static qr_status parse(qr_gguf *g) {
         size_t at = c.pos;
         if ((st = read_string(&c, &kv->key, NULL, "metadata key"))) return st;
         if (index_lookup(&g->kv_index, kv->key, kv_name, g, i) >= 0)
-            return qr_error(QR_ERR_FORMAT, "duplicate metadata key '%s' at offset %zu", kv->key, at);
+            return qr_error(QR_ERR_FORMAT, "duplicate metadata key '%s' at offset %zu", kv->key,
+                            at);
         uint32_t t;
         if ((st = read_u32(&c, &t, kv->key))) return st;
         if (!valid_type(t))
-            return qr_error(QR_ERR_FORMAT, "key '%s' at offset %zu: unknown value type %u", kv->key, at, t);
+            return qr_error(QR_ERR_FORMAT, "key '%s' at offset %zu: unknown value type %u", kv->key,
+                            at, t);
         if ((st = read_value(&c, (qr_gguf_type)t, &kv->value, kv->key, 0))) return st;
     }
 
@@ -307,7 +352,8 @@ static qr_status parse(qr_gguf *g) {
     if (ai >= 0) {
         const qr_gguf_value *v = &g->kvs[ai].value;
         if (v->type != QR_GGUF_UINT32)
-            return qr_error(QR_ERR_FORMAT, "general.alignment has type %s, expected u32", qr_gguf_type_name(v->type));
+            return qr_error(QR_ERR_FORMAT, "general.alignment has type %s, expected u32",
+                            qr_gguf_type_name(v->type));
         if (v->u64 == 0 || (v->u64 & (v->u64 - 1)))
             return qr_error(QR_ERR_FORMAT, "general.alignment is %llu, not a power of two",
                             (unsigned long long)v->u64);
@@ -322,25 +368,31 @@ static qr_status parse(qr_gguf *g) {
             return qr_error(QR_ERR_FORMAT, "duplicate tensor name '%s' at offset %zu", t->name, at);
         if ((st = read_u32(&c, &t->n_dims, t->name))) return st;
         if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS)
-            return qr_error(QR_ERR_FORMAT, "tensor '%s' at offset %zu: %u dimensions (expected 1 to %d)", t->name,
+            return qr_error(QR_ERR_FORMAT,
+                            "tensor '%s' at offset %zu: %u dimensions (expected 1 to %d)", t->name,
                             at, t->n_dims, GGUF_MAX_DIMS);
         uint64_t n_elem = 1;
         for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {
             uint64_t ne = 1;
             if (d < t->n_dims && (st = read_u64(&c, &ne, t->name))) return st;
-            if (ne > (uint64_t)INT64_MAX || qr_mul_overflows(n_elem, ne, &n_elem) || n_elem > (uint64_t)INT64_MAX)
-                return qr_error(QR_ERR_FORMAT, "tensor '%s' at offset %zu: dimensions overflow", t->name, at);
+            if (ne > (uint64_t)INT64_MAX || qr_mul_overflows(n_elem, ne, &n_elem) ||
+                n_elem > (uint64_t)INT64_MAX)
+                return qr_error(QR_ERR_FORMAT, "tensor '%s' at offset %zu: dimensions overflow",
+                                t->name, at);
             t->ne[d] = (int64_t)ne;
         }
         uint32_t type;
         if ((st = read_u32(&c, &type, t->name))) return st;
         t->type = (int)type;
         if (!qr_type_name((int)type))
-            return qr_error(QR_ERR_UNSUPPORTED, "tensor '%s': unknown tensor type %u", t->name, type);
+            return qr_error(QR_ERR_UNSUPPORTED, "tensor '%s': unknown tensor type %u", t->name,
+                            type);
         int64_t bs = qr_type_block_size((int)type);
         if (t->ne[0] % bs)
-            return qr_error(QR_ERR_FORMAT, "tensor '%s': row length %lld is not a multiple of the %s block size %lld",
-                            t->name, (long long)t->ne[0], qr_type_name((int)type), (long long)bs);
+            return qr_error(
+                QR_ERR_FORMAT,
+                "tensor '%s': row length %lld is not a multiple of the %s block size %lld", t->name,
+                (long long)t->ne[0], qr_type_name((int)type), (long long)bs);
         uint64_t bytes = (uint64_t)(t->ne[0] / bs) * qr_type_block_bytes((int)type);
         for (int d = 1; d < GGUF_MAX_DIMS; d++)
             if (qr_mul_overflows(bytes, (uint64_t)t->ne[d], &bytes))
@@ -348,7 +400,8 @@ static qr_status parse(qr_gguf *g) {
         t->nbytes = (size_t)bytes;
         if ((st = read_u64(&c, &t->offset, t->name))) return st;
         if (t->offset % g->alignment)
-            return qr_error(QR_ERR_FORMAT, "tensor '%s': data offset %llu is not a multiple of the alignment %zu",
+            return qr_error(QR_ERR_FORMAT,
+                            "tensor '%s': data offset %llu is not a multiple of the alignment %zu",
                             t->name, (unsigned long long)t->offset, g->alignment);
     }
 
@@ -357,10 +410,11 @@ static qr_status parse(qr_gguf *g) {
     for (int64_t i = 0; i < g->n_tensors; i++) {
         qr_gguf_tensor *t = &g->tensors[i];
         uint64_t end;
-        if (qr_add_overflows(data_start, t->offset, &end) || qr_add_overflows(end, t->nbytes, &end) ||
-            end > g->size)
+        if (qr_add_overflows(data_start, t->offset, &end) ||
+            qr_add_overflows(end, t->nbytes, &end) || end > g->size)
             return qr_error(QR_ERR_FORMAT,
-                            "tensor '%s': data [%llu, +%zu) lies past the end of the file (%zu bytes; data section at %llu)",
+                            "tensor '%s': data [%llu, +%zu) lies past the end of the file (%zu "
+                            "bytes; data section at %llu)",
                             t->name, (unsigned long long)t->offset, t->nbytes, g->size,
                             (unsigned long long)data_start);
         t->data = g->data + data_start + t->offset;

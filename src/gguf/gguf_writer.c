@@ -40,7 +40,8 @@ static void value_free(qr_gguf_value *v) {
         free((char *)v->str.ptr);
     } else if (v->type == QR_GGUF_ARRAY) {
         if (v->arr.items) {
-            for (uint64_t j = 0; j < v->arr.n; j++) value_free((qr_gguf_value *)&v->arr.items[j]);
+            for (uint64_t j = 0; j < v->arr.n; j++)
+                value_free((qr_gguf_value *)&v->arr.items[j]);
             free((void *)v->arr.items);
         }
         free((void *)v->arr.data);
@@ -53,7 +54,8 @@ void qr_gguf_writer_free(qr_gguf_writer *w) {
         free(w->kvs[i].key);
         value_free(&w->kvs[i].value);
     }
-    for (size_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
+    for (size_t i = 0; i < w->n_tensors; i++)
+        free(w->tensors[i].name);
     free(w->kvs);
     free(w->tensors);
     free(w);
@@ -95,7 +97,8 @@ static qr_status value_copy(qr_gguf_value *dst, const qr_gguf_value *src) {
 qr_status qr_gguf_writer_set(qr_gguf_writer *w, const char *key, const qr_gguf_value *value) {
     if (!key || !*key) return qr_error(QR_ERR_INVALID_ARG, "GGUF writer: empty key");
     if ((unsigned)value->type > QR_GGUF_FLOAT64)
-        return qr_error(QR_ERR_INVALID_ARG, "GGUF writer: key '%s' has unknown type %d", key, value->type);
+        return qr_error(QR_ERR_INVALID_ARG, "GGUF writer: key '%s' has unknown type %d", key,
+                        value->type);
     qr_gguf_value copy;
     qr_status st = value_copy(&copy, value);
     if (st) {
@@ -147,10 +150,13 @@ qr_status qr_gguf_writer_set_bool(qr_gguf_writer *w, const char *key, bool x) {
 
 qr_status qr_gguf_writer_add_tensor(qr_gguf_writer *w, const char *name, int type, uint32_t n_dims,
                                     const int64_t *ne, const void *data, size_t nbytes) {
-    if (!qr_type_name(type)) return qr_error(QR_ERR_INVALID_ARG, "tensor '%s': unknown type %d", name, type);
+    if (!qr_type_name(type))
+        return qr_error(QR_ERR_INVALID_ARG, "tensor '%s': unknown type %d", name, type);
     if (n_dims < 1 || n_dims > 4)
-        return qr_error(QR_ERR_INVALID_ARG, "tensor '%s': %u dimensions (expected 1 to 4)", name, n_dims);
-    writer_tensor t = {.type = type, .n_dims = n_dims, .ne = {1, 1, 1, 1}, .data = data, .nbytes = nbytes};
+        return qr_error(QR_ERR_INVALID_ARG, "tensor '%s': %u dimensions (expected 1 to 4)", name,
+                        n_dims);
+    writer_tensor t = {
+        .type = type, .n_dims = n_dims, .ne = {1, 1, 1, 1}, .data = data, .nbytes = nbytes};
     uint64_t rows = 1;
     for (uint32_t d = 0; d < n_dims; d++) {
         if (ne[d] < 0) return qr_error(QR_ERR_INVALID_ARG, "tensor '%s': negative dimension", name);
@@ -159,11 +165,12 @@ qr_status qr_gguf_writer_add_tensor(qr_gguf_writer *w, const char *name, int typ
     }
     size_t row = qr_type_row_bytes(type, t.ne[0]);
     if (row == 0 && t.ne[0] != 0)
-        return qr_error(QR_ERR_INVALID_ARG, "tensor '%s': row length %lld is not a multiple of the %s block size",
-                        name, (long long)t.ne[0], qr_type_name(type));
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "tensor '%s': row length %lld is not a multiple of the %s block size", name,
+                        (long long)t.ne[0], qr_type_name(type));
     if ((uint64_t)row * rows != nbytes)
-        return qr_error(QR_ERR_INVALID_ARG, "tensor '%s': %zu bytes given, its shape needs %llu", name, nbytes,
-                        (unsigned long long)((uint64_t)row * rows));
+        return qr_error(QR_ERR_INVALID_ARG, "tensor '%s': %zu bytes given, its shape needs %llu",
+                        name, nbytes, (unsigned long long)((uint64_t)row * rows));
     for (size_t i = 0; i < w->n_tensors; i++)
         if (!strcmp(w->tensors[i].name, name))
             return qr_error(QR_ERR_INVALID_ARG, "duplicate tensor name '%s'", name);
@@ -214,7 +221,9 @@ static void put_pad(out *o, size_t alignment) {
 
 static void put_value(out *o, const qr_gguf_value *v) {
     switch (v->type) {
-    case QR_GGUF_STRING: put_str(o, v->str.ptr, v->str.len); break;
+    case QR_GGUF_STRING:
+        put_str(o, v->str.ptr, v->str.len);
+        break;
     case QR_GGUF_ARRAY: {
         put_u32(o, (uint32_t)v->arr.type);
         put_u64(o, v->arr.n);
@@ -222,7 +231,8 @@ static void put_value(out *o, const qr_gguf_value *v) {
         if (es)
             put(o, v->arr.data, es * v->arr.n);
         else
-            for (uint64_t j = 0; j < v->arr.n; j++) put_value(o, &v->arr.items[j]);
+            for (uint64_t j = 0; j < v->arr.n; j++)
+                put_value(o, &v->arr.items[j]);
         break;
     }
     case QR_GGUF_FLOAT32: {
@@ -230,7 +240,9 @@ static void put_value(out *o, const qr_gguf_value *v) {
         put(o, &f, 4);
         break;
     }
-    case QR_GGUF_FLOAT64: put(o, &v->f64, 8); break;
+    case QR_GGUF_FLOAT64:
+        put(o, &v->f64, 8);
+        break;
     case QR_GGUF_BOOL: {
         unsigned char b = v->b;
         put(o, &b, 1);
@@ -274,7 +286,8 @@ qr_status qr_gguf_writer_write(qr_gguf_writer *w, const char *path) {
         const writer_tensor *t = &w->tensors[i];
         put_str(&o, t->name, strlen(t->name));
         put_u32(&o, t->n_dims);
-        for (uint32_t d = 0; d < t->n_dims; d++) put_u64(&o, (uint64_t)t->ne[d]);
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            put_u64(&o, (uint64_t)t->ne[d]);
         put_u32(&o, (uint32_t)t->type);
         put_u64(&o, offset);
         offset += (t->nbytes + alignment - 1) / alignment * alignment;

@@ -11,7 +11,8 @@ qr_model_params qr_model_default_params(void) {
     return (qr_model_params){.vocab_only = false};
 }
 
-static qr_status key_i32(const qr_model *m, const char *suffix, bool required, int32_t def, int32_t *out) {
+static qr_status key_i32(const qr_model *m, const char *suffix, bool required, int32_t def,
+                         int32_t *out) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
     int64_t v;
@@ -21,7 +22,8 @@ static qr_status key_i32(const qr_model *m, const char *suffix, bool required, i
         return QR_OK;
     }
     if (!qr_gguf_get_i64(m->gguf, key, &v) || v < 0 || v > INT32_MAX)
-        return qr_error(QR_ERR_FORMAT, "metadata key '%s' is not a non-negative 32-bit integer", key);
+        return qr_error(QR_ERR_FORMAT, "metadata key '%s' is not a non-negative 32-bit integer",
+                        key);
     *out = (int32_t)v;
     return QR_OK;
 }
@@ -49,43 +51,53 @@ static qr_status load_hparams(qr_model *m) {
         (st = key_i32(m, "context_length", false, 2048, &hp->n_ctx_train)) ||
         (st = key_i32(m, "attention.sliding_window", false, 0, &hp->sliding_window)))
         return st;
-    if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 || hp->n_ff <= 0)
-        return qr_error(QR_ERR_FORMAT, "%s: embedding_length, block_count, head counts and feed_forward_length "
-                                       "must be positive", m->arch_name);
+    if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
+        hp->n_ff <= 0)
+        return qr_error(QR_ERR_FORMAT,
+                        "%s: embedding_length, block_count, head counts and feed_forward_length "
+                        "must be positive",
+                        m->arch_name);
     if (hp->n_head % hp->n_head_kv)
-        return qr_error(QR_ERR_FORMAT, "%s.attention.head_count %d is not a multiple of head_count_kv %d",
+        return qr_error(QR_ERR_FORMAT,
+                        "%s.attention.head_count %d is not a multiple of head_count_kv %d",
                         m->arch_name, hp->n_head, hp->n_head_kv);
-    if ((st = key_i32(m, "attention.key_length", false, hp->n_embd / hp->n_head, &hp->head_dim))) return st;
+    if ((st = key_i32(m, "attention.key_length", false, hp->n_embd / hp->n_head, &hp->head_dim)))
+        return st;
     if ((st = key_i32(m, "rope.dimension_count", false, hp->head_dim, &hp->n_rot))) return st;
     if (hp->head_dim <= 0 || hp->head_dim > 512)
-        return qr_error(QR_ERR_UNSUPPORTED, "%s: head size %d is not supported (1 to 512)", m->arch_name, hp->head_dim);
+        return qr_error(QR_ERR_UNSUPPORTED, "%s: head size %d is not supported (1 to 512)",
+                        m->arch_name, hp->head_dim);
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return qr_error(QR_ERR_FORMAT, "%s: rope.dimension_count %d does not fit head size %d", m->arch_name,
-                        hp->n_rot, hp->head_dim);
+        return qr_error(QR_ERR_FORMAT, "%s: rope.dimension_count %d does not fit head size %d",
+                        m->arch_name, hp->n_rot, hp->head_dim);
     float eps;
     if ((st = key_f32(m, "attention.layer_norm_rms_epsilon", 1e-5f, &eps))) return st;
     hp->norm_eps = eps;
     if ((st = key_f32(m, "rope.freq_base", 10000.0f, &hp->rope_freq_base))) return st;
     float scale_linear;
     if ((st = key_f32(m, "rope.scale_linear", 1.0f, &scale_linear))) return st;
-    if (scale_linear <= 0) return qr_error(QR_ERR_FORMAT, "%s.rope.scale_linear must be positive", m->arch_name);
+    if (scale_linear <= 0)
+        return qr_error(QR_ERR_FORMAT, "%s.rope.scale_linear must be positive", m->arch_name);
     hp->rope_freq_scale = 1.0f / scale_linear;
     hp->rope_type = m->arch == QR_ARCH_QWEN2 ? QR_ROPE_NEOX : QR_ROPE_NORM;
     return QR_OK;
 }
 
 /* Bind tensor `name` with the expected shape [n_rows][n_cols] (n_rows = 0: a vector). */
-static qr_status bind(qr_model *m, qr_weight *w, const char *name, int64_t n_cols, int64_t n_rows, bool required) {
+static qr_status bind(qr_model *m, qr_weight *w, const char *name, int64_t n_cols, int64_t n_rows,
+                      bool required) {
     const qr_gguf_tensor *t = qr_gguf_find_tensor(m->gguf, name);
     memset(w, 0, sizeof *w);
     if (!t) return required ? qr_error(QR_ERR_FORMAT, "missing tensor '%s'", name) : QR_OK;
     int64_t want_rows = n_rows ? n_rows : 1;
     if (t->ne[0] != n_cols || t->ne[1] != want_rows || t->ne[2] != 1 || t->ne[3] != 1)
-        return qr_error(QR_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
-                        (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
-                        (long long)n_cols, (long long)want_rows);
+        return qr_error(QR_ERR_FORMAT,
+                        "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                        name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                        (long long)t->ne[3], (long long)n_cols, (long long)want_rows);
     if (!n_rows && t->type != QR_TYPE_F32)
-        return qr_error(QR_ERR_UNSUPPORTED, "tensor '%s' is %s; norm weights and biases must be f32", name,
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "tensor '%s' is %s; norm weights and biases must be f32", name,
                         qr_type_name(t->type));
     w->data = t->data;
     w->type = t->type;
@@ -99,7 +111,8 @@ static qr_status bind(qr_model *m, qr_weight *w, const char *name, int64_t n_col
 
 static qr_status load_weights(qr_model *m) {
     const qr_hparams *hp = &m->hp;
-    int64_t d = hp->n_embd, q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    int64_t d = hp->n_embd, q_dim = (int64_t)hp->n_head * hp->head_dim,
+            kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
     qr_status st;
     if ((st = bind(m, &m->tok_embd, "token_embd.weight", d, hp->n_vocab, true))) return st;
     if ((st = bind(m, &m->output_norm, "output_norm.weight", d, 0, true))) return st;
@@ -112,10 +125,10 @@ static qr_status load_weights(qr_model *m) {
     for (int32_t l = 0; l < hp->n_layer; l++) {
         qr_layer *L = &m->layers[l];
         char name[96];
-#define BIND(field, tname, cols, rows, req)                                                                            \
-    do {                                                                                                               \
-        snprintf(name, sizeof name, "blk.%d." tname, (int)l);                                                         \
-        if ((st = bind(m, &L->field, name, cols, rows, req))) return st;                                               \
+#define BIND(field, tname, cols, rows, req)                                                        \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "blk.%d." tname, (int)l);                                      \
+        if ((st = bind(m, &L->field, name, cols, rows, req))) return st;                           \
     } while (0)
         BIND(attn_norm, "attn_norm.weight", d, 0, true);
         BIND(wq, "attn_q.weight", d, q_dim, true);
@@ -157,7 +170,8 @@ qr_status qr_model_load(const char *path, const qr_model_params *params, qr_mode
         else if (!strcmp(arch, "qwen2"))
             m->arch = QR_ARCH_QWEN2;
         else {
-            st = qr_error(QR_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2 are)", path,
+            st = qr_error(QR_ERR_UNSUPPORTED,
+                          "%s: architecture '%s' is not supported (llama, qwen2 are)", path,
                           *arch ? arch : "(general.architecture missing)");
             goto fail;
         }
@@ -211,9 +225,10 @@ const char *qr_model_chat_template(const qr_model *m) {
 
 /* ---- the tokenizer, through the model ---- */
 
-qr_status qr_tokenize(const qr_model *m, const char *text, size_t len, bool add_special, bool parse_special,
-                      qr_token *tokens, int32_t n_max, int32_t *n_tokens) {
-    return qr_vocab_tokenize(m->vocab, text, len, add_special, parse_special, tokens, n_max, n_tokens);
+qr_status qr_tokenize(const qr_model *m, const char *text, size_t len, bool add_special,
+                      bool parse_special, qr_token *tokens, int32_t n_max, int32_t *n_tokens) {
+    return qr_vocab_tokenize(m->vocab, text, len, add_special, parse_special, tokens, n_max,
+                             n_tokens);
 }
 int32_t qr_token_to_piece(const qr_model *m, qr_token t, char *buf, int32_t len, bool special) {
     return qr_vocab_token_to_piece(m->vocab, t, buf, len, special);

@@ -31,7 +31,8 @@ static void note(char *looked, size_t lsize, const char *path) {
 }
 
 /* The GGUF blob named by an ollama manifest, or false. */
-static bool from_ollama(const char *store, const char *name, char *out, size_t out_size, char *looked, size_t lsize) {
+static bool from_ollama(const char *store, const char *name, char *out, size_t out_size,
+                        char *looked, size_t lsize) {
     char model[256], tag[128] = "latest";
     const char *colon = strrchr(name, ':');
     const char *slash = strchr(name, '/');
@@ -43,8 +44,8 @@ static bool from_ollama(const char *store, const char *name, char *out, size_t o
     if (strstr(model, "..") || strstr(tag, "..") || strchr(tag, '/')) return false;
     char manifest[4096];
     /* a bare name lives in the "library" namespace */
-    snprintf(manifest, sizeof manifest, "%s/manifests/registry.ollama.ai/%s%s/%s", store, slash ? "" : "library/",
-             model, tag);
+    snprintf(manifest, sizeof manifest, "%s/manifests/registry.ollama.ai/%s%s/%s", store,
+             slash ? "" : "library/", model, tag);
     note(looked, lsize, manifest);
     char *text = slurp(manifest, 1 << 20);
     if (!text) return false;
@@ -56,8 +57,9 @@ static bool from_ollama(const char *store, const char *name, char *out, size_t o
     cJSON_ArrayForEach(layer, layers) {
         const cJSON *mt = cJSON_GetObjectItemCaseSensitive(layer, "mediaType");
         const cJSON *dg = cJSON_GetObjectItemCaseSensitive(layer, "digest");
-        if (cJSON_IsString(mt) && !strcmp(mt->valuestring, "application/vnd.ollama.image.model") && cJSON_IsString(dg) &&
-            !strncmp(dg->valuestring, "sha256:", 7) && !strchr(dg->valuestring, '/')) {
+        if (cJSON_IsString(mt) && !strcmp(mt->valuestring, "application/vnd.ollama.image.model") &&
+            cJSON_IsString(dg) && !strncmp(dg->valuestring, "sha256:", 7) &&
+            !strchr(dg->valuestring, '/')) {
             snprintf(out, out_size, "%s/blobs/sha256-%s", store, dg->valuestring + 7);
             found = is_file(out);
             break;
@@ -68,7 +70,8 @@ static bool from_ollama(const char *store, const char *name, char *out, size_t o
 }
 
 /* $DIR/NAME.gguf, then $DIR/NAME */
-static bool in_dir(const char *dir, const char *name, char *path, size_t path_size, char *looked, size_t lsize) {
+static bool in_dir(const char *dir, const char *name, char *path, size_t path_size, char *looked,
+                   size_t lsize) {
     if (!dir || !*dir) return false;
     const char *fmt[] = {"%s/%s.gguf", "%s/%s"};
     for (int f = 0; f < 2; f++) {
@@ -79,7 +82,8 @@ static bool in_dir(const char *dir, const char *name, char *path, size_t path_si
     return false;
 }
 
-qr_status qr_model_resolve(const char *name, const char *default_dir, char *path, size_t path_size) {
+qr_status qr_model_resolve(const char *name, const char *default_dir, char *path,
+                           size_t path_size) {
     bool named = name && *name;
     const char *want = named ? name : DEFAULT_MODEL;
     char looked[4096] = "";
@@ -91,7 +95,8 @@ qr_status qr_model_resolve(const char *name, const char *default_dir, char *path
             return QR_OK;
         }
     }
-    if (in_dir(getenv("QUARREL_MODELS"), want, path, path_size, looked, sizeof looked)) return QR_OK;
+    if (in_dir(getenv("QUARREL_MODELS"), want, path, path_size, looked, sizeof looked))
+        return QR_OK;
     const char *ollama = getenv("OLLAMA_MODELS");
     char store[2048];
     if (ollama && *ollama)
@@ -100,6 +105,7 @@ qr_status qr_model_resolve(const char *name, const char *default_dir, char *path
         snprintf(store, sizeof store, "%s/.ollama/models", getenv("HOME") ? getenv("HOME") : "");
     if (from_ollama(store, want, path, path_size, looked, sizeof looked)) return QR_OK;
     /* the models folder the build was configured with (../shared/models) */
-    if (!strchr(want, '/') && in_dir(default_dir, want, path, path_size, looked, sizeof looked)) return QR_OK;
+    if (!strchr(want, '/') && in_dir(default_dir, want, path, path_size, looked, sizeof looked))
+        return QR_OK;
     return qr_error(QR_ERR_IO, "model '%s' not found; looked at:%s", want, looked);
 }

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 
 qr_context_params qr_context_default_params(void) {
-    return (qr_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .n_seq_max = 1, .kv_type = QR_KV_F16};
+    return (qr_context_params){
+        .n_ctx = 0, .n_batch = 512, .n_threads = 0, .n_seq_max = 1, .kv_type = QR_KV_F16};
 }
 
 static size_t max_size(size_t a, size_t b) {
@@ -17,7 +18,8 @@ static size_t max_size(size_t a, size_t b) {
 qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr_context **out) {
     *out = NULL;
     if (model->vocab_only)
-        return qr_error(QR_ERR_INVALID_ARG, "the model was loaded vocabulary-only; it cannot be evaluated");
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "the model was loaded vocabulary-only; it cannot be evaluated");
     qr_context_params p = params ? *params : qr_context_default_params();
     const qr_hparams *hp = &model->hp;
     if (p.n_ctx < 0 || p.n_batch < 0 || p.n_threads < 0 || p.n_seq_max < 0)
@@ -26,11 +28,15 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     if (p.n_batch == 0) p.n_batch = 512;
     if (p.n_threads == 0) p.n_threads = qr_cpu_count();
     if (p.n_seq_max == 0) p.n_seq_max = 1;
-    if (p.n_threads > 512) return qr_error(QR_ERR_INVALID_ARG, "too many threads (%d)", p.n_threads);
-    if (p.kv_type != QR_KV_F16 && p.kv_type != QR_KV_F32) return qr_error(QR_ERR_INVALID_ARG, "unknown KV type");
+    if (p.n_threads > 512)
+        return qr_error(QR_ERR_INVALID_ARG, "too many threads (%d)", p.n_threads);
+    if (p.kv_type != QR_KV_F16 && p.kv_type != QR_KV_F32)
+        return qr_error(QR_ERR_INVALID_ARG, "unknown KV type");
     if (p.n_ctx < p.n_seq_max)
-        return qr_error(QR_ERR_INVALID_ARG, "context of %d cells cannot hold %d sequences", p.n_ctx, p.n_seq_max);
-    if (p.n_ctx > (1 << 24)) return qr_error(QR_ERR_INVALID_ARG, "context size %d is too large", p.n_ctx);
+        return qr_error(QR_ERR_INVALID_ARG, "context of %d cells cannot hold %d sequences", p.n_ctx,
+                        p.n_seq_max);
+    if (p.n_ctx > (1 << 24))
+        return qr_error(QR_ERR_INVALID_ARG, "context size %d is too large", p.n_ctx);
 
     qr_context *ctx = qr_calloc(1, sizeof *ctx);
     if (!ctx) return QR_ERR_NOMEM;
@@ -43,7 +49,8 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     qr_status st = qr_pool_create(p.n_threads, &ctx->pool);
     if (st) goto fail;
 
-    const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim, q_dim = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim,
+                  q_dim = (int64_t)hp->n_head * hp->head_dim;
     ctx->kv_elem_bytes = p.kv_type == QR_KV_F32 ? 4 : 2;
     ctx->k_cache = qr_calloc((size_t)hp->n_layer, sizeof(void *));
     ctx->v_cache = qr_calloc((size_t)hp->n_layer, sizeof(void *));
@@ -72,14 +79,15 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     act = max_size(act, qr_act_bytes(ws[0]->type, d, (int64_t)nb));
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const qr_layer *L = &model->layers[l];
-        const qr_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        const qr_weight *lw[] = {&L->wq,       &L->wk,     &L->wv,      &L->wo,
+                                 &L->ffn_gate, &L->ffn_up, &L->ffn_down};
         for (size_t i = 0; i < sizeof lw / sizeof lw[0]; i++)
             act = max_size(act, qr_act_bytes(lw[i]->type, lw[i]->n_cols, (int64_t)nb));
     }
     ctx->act_q_bytes = act;
     ctx->act_q = qr_malloc(act);
-    if (!ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att_out || !ctx->hb || !ctx->hb2 ||
-        !ctx->scores || !ctx->act_q)
+    if (!ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att_out || !ctx->hb ||
+        !ctx->hb2 || !ctx->scores || !ctx->act_q)
         goto nomem;
     *out = ctx;
     return QR_OK;
@@ -94,9 +102,11 @@ void qr_context_free(qr_context *ctx) {
     if (!ctx) return;
     qr_pool_free(ctx->pool);
     if (ctx->k_cache)
-        for (int32_t l = 0; l < ctx->model->hp.n_layer; l++) free(ctx->k_cache[l]);
+        for (int32_t l = 0; l < ctx->model->hp.n_layer; l++)
+            free(ctx->k_cache[l]);
     if (ctx->v_cache)
-        for (int32_t l = 0; l < ctx->model->hp.n_layer; l++) free(ctx->v_cache[l]);
+        for (int32_t l = 0; l < ctx->model->hp.n_layer; l++)
+            free(ctx->v_cache[l]);
     free(ctx->k_cache);
     free(ctx->v_cache);
     free(ctx->seq_len);
@@ -163,18 +173,22 @@ static qr_status check_batch(const qr_context *ctx, const qr_batch *b) {
     for (int32_t i = 0; i < b->n_tokens && !st; i++) {
         int32_t s = b->seq_id[i], p = b->pos[i];
         if (s < 0 || s >= ctx->n_seq)
-            st = qr_error(QR_ERR_INVALID_ARG, "batch token %d: sequence %d out of range (context has %d)", i, s,
+            st = qr_error(QR_ERR_INVALID_ARG,
+                          "batch token %d: sequence %d out of range (context has %d)", i, s,
                           ctx->n_seq);
         else if (p >= ctx->n_ctx_seq)
-            st = qr_error(QR_ERR_CONTEXT_FULL,
-                          "context full: position %d of sequence %d does not fit the context of %d tokens", p, s,
-                          ctx->n_ctx_seq);
+            st = qr_error(
+                QR_ERR_CONTEXT_FULL,
+                "context full: position %d of sequence %d does not fit the context of %d tokens", p,
+                s, ctx->n_ctx_seq);
         else if (p != next[s])
-            st = qr_error(QR_ERR_INVALID_ARG, "batch token %d: position %d of sequence %d, expected %d", i, p, s,
+            st = qr_error(QR_ERR_INVALID_ARG,
+                          "batch token %d: position %d of sequence %d, expected %d", i, p, s,
                           next[s]);
         else if (b->token[i] < 0 || b->token[i] >= ctx->model->hp.n_vocab)
-            st = qr_error(QR_ERR_INVALID_ARG, "batch token %d: id %d out of range (vocabulary has %d)", i,
-                          b->token[i], ctx->model->hp.n_vocab);
+            st = qr_error(QR_ERR_INVALID_ARG,
+                          "batch token %d: id %d out of range (vocabulary has %d)", i, b->token[i],
+                          ctx->model->hp.n_vocab);
         else
             next[s]++;
     }
@@ -187,7 +201,8 @@ qr_status qr_decode(qr_context *ctx, const qr_batch *b) {
     qr_status st = check_batch(ctx, b);
     if (st) return st;
     int32_t n_out = 0;
-    for (int32_t i = 0; i < b->n_tokens; i++) n_out += b->logits[i] != 0;
+    for (int32_t i = 0; i < b->n_tokens; i++)
+        n_out += b->logits[i] != 0;
     const int64_t n_vocab = ctx->model->hp.n_vocab;
     if (n_out > ctx->cap_logits) {
         float *l = realloc(ctx->logits, (size_t)n_out * (size_t)n_vocab * sizeof(float));
@@ -202,7 +217,8 @@ qr_status qr_decode(qr_context *ctx, const qr_batch *b) {
         ctx->cap_batch_index = b->n_tokens;
     }
     int32_t row = 0;
-    for (int32_t i = 0; i < b->n_tokens; i++) ctx->logits_row[i] = b->logits[i] ? row++ : -1;
+    for (int32_t i = 0; i < b->n_tokens; i++)
+        ctx->logits_row[i] = b->logits[i] ? row++ : -1;
     ctx->n_logits = n_out;
 
     double t0 = qr_time_now();
@@ -246,12 +262,14 @@ const float *qr_get_logits(qr_context *ctx, int32_t i) {
 }
 
 qr_status qr_kv_remove(qr_context *ctx, int32_t seq_id, int32_t p0, int32_t p1) {
-    if (seq_id < -1 || seq_id >= ctx->n_seq) return qr_error(QR_ERR_INVALID_ARG, "sequence %d out of range", seq_id);
+    if (seq_id < -1 || seq_id >= ctx->n_seq)
+        return qr_error(QR_ERR_INVALID_ARG, "sequence %d out of range", seq_id);
     if (p0 < 0) p0 = 0;
     for (int32_t s = 0; s < ctx->n_seq; s++) {
         if (seq_id != -1 && s != seq_id) continue;
         if (p1 >= 0 && p1 < ctx->seq_len[s] && p0 < p1)
-            return qr_error(QR_ERR_UNSUPPORTED, "removing positions [%d, %d) from the middle of sequence %d", p0, p1,
+            return qr_error(QR_ERR_UNSUPPORTED,
+                            "removing positions [%d, %d) from the middle of sequence %d", p0, p1,
                             s);
         if (p0 < ctx->seq_len[s]) ctx->seq_len[s] = p0;
     }
@@ -269,7 +287,8 @@ int32_t qr_kv_seq_pos_max(const qr_context *ctx, int32_t seq_id) {
 
 int32_t qr_kv_used_cells(const qr_context *ctx) {
     int32_t n = 0;
-    for (int32_t s = 0; s < ctx->n_seq; s++) n += ctx->seq_len[s];
+    for (int32_t s = 0; s < ctx->n_seq; s++)
+        n += ctx->seq_len[s];
     return n;
 }
 

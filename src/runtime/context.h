@@ -22,9 +22,9 @@ struct qr_context {
 
     /* scratch for n_batch tokens, allocated once */
     float *x, *xb, *q, *k, *v, *att_out, *hb, *hb2;
-    void *act_q;         /* activations converted to a weight's vec_dot type */
+    void *act_q; /* activations converted to a weight's vec_dot type */
     size_t act_q_bytes;
-    float *scores;       /* per thread: n_ctx_seq attention scores */
+    float *scores; /* per thread: n_ctx_seq attention scores */
 
     /* logits of the last batch: one row per token that asked for them */
     float *logits;
@@ -37,7 +37,7 @@ struct qr_context {
 
 /* Evaluate n tokens (n <= n_batch) whose cells are already validated; writes the logits rows of
  * the tokens with want_logits[i] into out (row after row). */
-qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos, const int32_t *seq, int32_t n,
-                     const int8_t *want_logits, float *out);
+qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos,
+                     const int32_t *seq, int32_t n, const int8_t *want_logits, float *out);
 
 #endif

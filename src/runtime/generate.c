@@ -61,15 +61,18 @@ static void flush(streamer *s) {
     }
 }
 
-qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prompt, int32_t n_prompt,
-                      const qr_generate_params *params, qr_token_fn on_token, void *user, qr_stop_reason *reason) {
+qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prompt,
+                      int32_t n_prompt, const qr_generate_params *params, qr_token_fn on_token,
+                      void *user, qr_stop_reason *reason) {
     const qr_model *model = ctx->model;
     const int32_t seq = params->seq_id;
-    if (seq < 0 || seq >= ctx->n_seq) return qr_error(QR_ERR_INVALID_ARG, "sequence %d out of range", seq);
+    if (seq < 0 || seq >= ctx->n_seq)
+        return qr_error(QR_ERR_INVALID_ARG, "sequence %d out of range", seq);
     if (n_prompt <= 0) return qr_error(QR_ERR_INVALID_ARG, "qr_generate: empty prompt");
     int32_t pos = ctx->seq_len[seq];
     if (pos + n_prompt > ctx->n_ctx_seq)
-        return qr_error(QR_ERR_CONTEXT_FULL, "the prompt is %d tokens but the context has room for %d more", n_prompt,
+        return qr_error(QR_ERR_CONTEXT_FULL,
+                        "the prompt is %d tokens but the context has room for %d more", n_prompt,
                         ctx->n_ctx_seq - pos);
 
     streamer s = {0};
@@ -90,7 +93,8 @@ qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prom
         const float *logits = qr_get_logits(ctx, -1);
         qr_token id;
         qr_token_logprobs lp;
-        if ((st = qr_sampler_sample(sampler, logits, &id, params->want_logprobs ? &lp : NULL))) goto done;
+        if ((st = qr_sampler_sample(sampler, logits, &id, params->want_logprobs ? &lp : NULL)))
+            goto done;
         const bool eog = qr_token_is_eog(model, id) && !params->ignore_eos;
 
         s.text.n = 0;
@@ -109,7 +113,8 @@ qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prom
             st = qr_error(QR_ERR_NOMEM, "out of memory");
             goto done;
         }
-        if (!on_token(id, s.text.p ? s.text.p : "", s.text.n, logits, params->want_logprobs ? &lp : NULL, user)) {
+        if (!on_token(id, s.text.p ? s.text.p : "", s.text.n, logits,
+                      params->want_logprobs ? &lp : NULL, user)) {
             why = QR_STOP_CALLBACK;
             break;
         }

@@ -7,12 +7,14 @@
 
 void qr_dequant_f16(const void *src, float *dst, int64_t n) {
     const uint16_t *h = src;
-    for (int64_t i = 0; i < n; i++) dst[i] = qr_fp16_to_fp32(h[i]);
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = qr_fp16_to_fp32(h[i]);
 }
 
 void qr_dequant_bf16(const void *src, float *dst, int64_t n) {
     const uint16_t *h = src;
-    for (int64_t i = 0; i < n; i++) dst[i] = qr_bf16_to_fp32(h[i]);
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = qr_bf16_to_fp32(h[i]);
 }
 
 void qr_dequant_q4_0(const void *src, float *dst, int64_t n) {
@@ -69,14 +71,16 @@ void qr_dequant_q8_0(const void *src, float *dst, int64_t n) {
     const block_q8_0 *b = src;
     for (int64_t i = 0; i < n / QK8_0; i++, dst += QK8_0) {
         const float d = qr_fp16_to_fp32(b[i].d);
-        for (int j = 0; j < QK8_0; j++) dst[j] = (float)b[i].qs[j] * d;
+        for (int j = 0; j < QK8_0; j++)
+            dst[j] = (float)b[i].qs[j] * d;
     }
 }
 
 void qr_dequant_q8_K(const void *src, float *dst, int64_t n) {
     const block_q8_K *b = src;
     for (int64_t i = 0; i < n / QK_K; i++, dst += QK_K)
-        for (int j = 0; j < QK_K; j++) dst[j] = b[i].d * (float)b[i].qs[j];
+        for (int j = 0; j < QK_K; j++)
+            dst[j] = b[i].d * (float)b[i].qs[j];
 }
 
 /* ---- k-quants ---- */
@@ -89,7 +93,7 @@ void qr_unpack_q2_K(const void *block, qr_kblock *k) {
         k->scale[s] = b->scales[s] & 0xF;
         k->min[s] = b->scales[s] >> 4;
     }
-    for (int h = 0; h < 2; h++)             /* halves of 128 */
+    for (int h = 0; h < 2; h++)                 /* halves of 128 */
         for (int shift = 0; shift < 4; shift++) /* 4 groups of 32 per half */
             for (int l = 0; l < 32; l++)
                 k->q[128 * h + 32 * shift + l] = (int8_t)((b->qs[32 * h + l] >> (2 * shift)) & 3);
@@ -187,7 +191,8 @@ static void dequant_k(const void *src, float *dst, int64_t n, size_t block_bytes
         unpack((const char *)src + (size_t)i * block_bytes, &k);
         for (int s = 0; s < 16; s++) {
             const float dl = k.d * (float)k.scale[s], ml = k.dmin * (float)k.min[s];
-            for (int l = 0; l < 16; l++) dst[16 * s + l] = dl * (float)k.q[16 * s + l] - ml;
+            for (int l = 0; l < 16; l++)
+                dst[16 * s + l] = dl * (float)k.q[16 * s + l] - ml;
         }
     }
 }

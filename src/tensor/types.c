@@ -16,29 +16,32 @@ static void copy_to_f32(const float *src, void *dst, int64_t n) {
 static const qr_type_traits traits[QR_TYPE_COUNT] = {
     [QR_TYPE_F32] = {"f32", 1, 4, false, copy_f32, copy_to_f32, qr_vec_dot_f32, QR_TYPE_F32},
     [QR_TYPE_F16] = {"f16", 1, 2, false, qr_dequant_f16, qr_quant_f16, qr_vec_dot_f16, QR_TYPE_F16},
-    [QR_TYPE_BF16] = {"bf16", 1, 2, false, qr_dequant_bf16, qr_quant_bf16, qr_vec_dot_bf16, QR_TYPE_BF16},
-    [QR_TYPE_Q4_0] = {"q4_0", QK4_0, sizeof(block_q4_0), true, qr_dequant_q4_0, qr_quant_q4_0, qr_vec_dot_q4_0,
-                      QR_TYPE_Q8_0},
-    [QR_TYPE_Q4_1] = {"q4_1", QK4_1, sizeof(block_q4_1), true, qr_dequant_q4_1, qr_quant_q4_1, qr_vec_dot_q4_1,
+    [QR_TYPE_BF16] = {"bf16", 1, 2, false, qr_dequant_bf16, qr_quant_bf16, qr_vec_dot_bf16,
+                      QR_TYPE_BF16},
+    [QR_TYPE_Q4_0] = {"q4_0", QK4_0, sizeof(block_q4_0), true, qr_dequant_q4_0, qr_quant_q4_0,
+                      qr_vec_dot_q4_0, QR_TYPE_Q8_0},
+    [QR_TYPE_Q4_1] = {"q4_1", QK4_1, sizeof(block_q4_1), true, qr_dequant_q4_1, qr_quant_q4_1,
+                      qr_vec_dot_q4_1, QR_TYPE_Q8_1},
+    [QR_TYPE_Q5_0] = {"q5_0", QK5_0, sizeof(block_q5_0), true, qr_dequant_q5_0, qr_quant_q5_0,
+                      qr_vec_dot_q5_0, QR_TYPE_Q8_0},
+    [QR_TYPE_Q5_1] = {"q5_1", QK5_1, sizeof(block_q5_1), true, qr_dequant_q5_1, qr_quant_q5_1,
+                      qr_vec_dot_q5_1, QR_TYPE_Q8_1},
+    [QR_TYPE_Q8_0] = {"q8_0", QK8_0, sizeof(block_q8_0), true, qr_dequant_q8_0, qr_quant_q8_0,
+                      qr_vec_dot_q8_0, QR_TYPE_Q8_0},
+    [QR_TYPE_Q8_1] = {"q8_1", QK8_1, sizeof(block_q8_1), true, NULL, qr_quant_q8_1, NULL,
                       QR_TYPE_Q8_1},
-    [QR_TYPE_Q5_0] = {"q5_0", QK5_0, sizeof(block_q5_0), true, qr_dequant_q5_0, qr_quant_q5_0, qr_vec_dot_q5_0,
-                      QR_TYPE_Q8_0},
-    [QR_TYPE_Q5_1] = {"q5_1", QK5_1, sizeof(block_q5_1), true, qr_dequant_q5_1, qr_quant_q5_1, qr_vec_dot_q5_1,
-                      QR_TYPE_Q8_1},
-    [QR_TYPE_Q8_0] = {"q8_0", QK8_0, sizeof(block_q8_0), true, qr_dequant_q8_0, qr_quant_q8_0, qr_vec_dot_q8_0,
-                      QR_TYPE_Q8_0},
-    [QR_TYPE_Q8_1] = {"q8_1", QK8_1, sizeof(block_q8_1), true, NULL, qr_quant_q8_1, NULL, QR_TYPE_Q8_1},
-    [QR_TYPE_Q2_K] = {"q2_K", QK_K, sizeof(block_q2_K), true, qr_dequant_q2_K, qr_quant_q2_K, qr_vec_dot_q2_K,
+    [QR_TYPE_Q2_K] = {"q2_K", QK_K, sizeof(block_q2_K), true, qr_dequant_q2_K, qr_quant_q2_K,
+                      qr_vec_dot_q2_K, QR_TYPE_Q8_K},
+    [QR_TYPE_Q3_K] = {"q3_K", QK_K, sizeof(block_q3_K), true, qr_dequant_q3_K, qr_quant_q3_K,
+                      qr_vec_dot_q3_K, QR_TYPE_Q8_K},
+    [QR_TYPE_Q4_K] = {"q4_K", QK_K, sizeof(block_q4_K), true, qr_dequant_q4_K, qr_quant_q4_K,
+                      qr_vec_dot_q4_K, QR_TYPE_Q8_K},
+    [QR_TYPE_Q5_K] = {"q5_K", QK_K, sizeof(block_q5_K), true, qr_dequant_q5_K, qr_quant_q5_K,
+                      qr_vec_dot_q5_K, QR_TYPE_Q8_K},
+    [QR_TYPE_Q6_K] = {"q6_K", QK_K, sizeof(block_q6_K), true, qr_dequant_q6_K, qr_quant_q6_K,
+                      qr_vec_dot_q6_K, QR_TYPE_Q8_K},
+    [QR_TYPE_Q8_K] = {"q8_K", QK_K, sizeof(block_q8_K), true, qr_dequant_q8_K, qr_quant_q8_K, NULL,
                       QR_TYPE_Q8_K},
-    [QR_TYPE_Q3_K] = {"q3_K", QK_K, sizeof(block_q3_K), true, qr_dequant_q3_K, qr_quant_q3_K, qr_vec_dot_q3_K,
-                      QR_TYPE_Q8_K},
-    [QR_TYPE_Q4_K] = {"q4_K", QK_K, sizeof(block_q4_K), true, qr_dequant_q4_K, qr_quant_q4_K, qr_vec_dot_q4_K,
-                      QR_TYPE_Q8_K},
-    [QR_TYPE_Q5_K] = {"q5_K", QK_K, sizeof(block_q5_K), true, qr_dequant_q5_K, qr_quant_q5_K, qr_vec_dot_q5_K,
-                      QR_TYPE_Q8_K},
-    [QR_TYPE_Q6_K] = {"q6_K", QK_K, sizeof(block_q6_K), true, qr_dequant_q6_K, qr_quant_q6_K, qr_vec_dot_q6_K,
-                      QR_TYPE_Q8_K},
-    [QR_TYPE_Q8_K] = {"q8_K", QK_K, sizeof(block_q8_K), true, qr_dequant_q8_K, qr_quant_q8_K, NULL, QR_TYPE_Q8_K},
 };
 
 const qr_type_traits *qr_type_traits_get(int type) {
@@ -76,7 +79,8 @@ size_t qr_type_row_bytes(int type, int64_t n) {
 static qr_status check_n(const qr_type_traits *t, int type, int64_t n) {
     if (!t) return qr_error(QR_ERR_UNSUPPORTED, "unknown tensor type %d", type);
     if (n < 0 || n % t->block_size)
-        return qr_error(QR_ERR_INVALID_ARG, "%lld elements is not a multiple of the %s block size %lld", (long long)n,
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "%lld elements is not a multiple of the %s block size %lld", (long long)n,
                         t->name, (long long)t->block_size);
     return QR_OK;
 }
@@ -94,7 +98,8 @@ qr_status qr_quantize(int type, const float *src, void *dst, int64_t n) {
     const qr_type_traits *t = qr_type_traits_get(type);
     qr_status st = check_n(t, type, n);
     if (st) return st;
-    if (!t->from_float) return qr_error(QR_ERR_UNSUPPORTED, "quantizing to %s is not implemented", t->name);
+    if (!t->from_float)
+        return qr_error(QR_ERR_UNSUPPORTED, "quantizing to %s is not implemented", t->name);
     t->from_float(src, dst, n);
     return QR_OK;
 }

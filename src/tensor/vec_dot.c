@@ -8,21 +8,24 @@
 void qr_vec_dot_f32(int64_t n, float *out, const void *x, const void *y) {
     const float *a = x, *b = y;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(a[i] * b[i]);
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(a[i] * b[i]);
     *out = (float)sum;
 }
 
 void qr_vec_dot_f16(int64_t n, float *out, const void *x, const void *y) {
     const uint16_t *a = x, *b = y;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(qr_fp16_to_fp32(a[i]) * qr_fp16_to_fp32(b[i]));
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(qr_fp16_to_fp32(a[i]) * qr_fp16_to_fp32(b[i]));
     *out = (float)sum;
 }
 
 void qr_vec_dot_bf16(int64_t n, float *out, const void *x, const void *y) {
     const uint16_t *a = x, *b = y;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(qr_bf16_to_fp32(a[i]) * qr_bf16_to_fp32(b[i]));
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(qr_bf16_to_fp32(a[i]) * qr_bf16_to_fp32(b[i]));
     *out = (float)sum;
 }
 
@@ -33,7 +36,8 @@ void qr_vec_dot_q4_0(int64_t n, float *out, const void *vx, const void *vy) {
     for (int64_t i = 0; i < n / QK8_0; i++) {
         int sumi = 0;
         for (int j = 0; j < QK4_0 / 2; j++)
-            sumi += ((x[i].qs[j] & 0xF) - 8) * y[i].qs[j] + ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
+            sumi +=
+                ((x[i].qs[j] & 0xF) - 8) * y[i].qs[j] + ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
         sum += (float)sumi * qr_fp16_to_fp32(x[i].d) * qr_fp16_to_fp32(y[i].d);
     }
     *out = sum;
@@ -94,15 +98,16 @@ void qr_vec_dot_q8_0(int64_t n, float *out, const void *vx, const void *vy) {
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK8_0; i++) {
         int sumi = 0;
-        for (int j = 0; j < QK8_0; j++) sumi += x[i].qs[j] * y[i].qs[j];
+        for (int j = 0; j < QK8_0; j++)
+            sumi += x[i].qs[j] * y[i].qs[j];
         sum += (float)sumi * (qr_fp16_to_fp32(x[i].d) * qr_fp16_to_fp32(y[i].d));
     }
     *out = sum;
 }
 
 /* sum over super-blocks of d*yd * sum_s scale[s]*<q, y>_s - dmin*yd * sum_s min[s]*bsums[s] */
-static float vec_dot_k(int64_t n, const void *vx, size_t block_bytes, void (*unpack)(const void *, qr_kblock *),
-                       const void *vy) {
+static float vec_dot_k(int64_t n, const void *vx, size_t block_bytes,
+                       void (*unpack)(const void *, qr_kblock *), const void *vy) {
     const block_q8_K *y = vy;
     qr_kblock k;
     float sum = 0.0f;
@@ -111,7 +116,8 @@ static float vec_dot_k(int64_t n, const void *vx, size_t block_bytes, void (*unp
         int32_t isum = 0, msum = 0;
         for (int s = 0; s < 16; s++) {
             int32_t dot = 0;
-            for (int l = 0; l < 16; l++) dot += k.q[16 * s + l] * y[i].qs[16 * s + l];
+            for (int l = 0; l < 16; l++)
+                dot += k.q[16 * s + l] * y[i].qs[16 * s + l];
             isum += k.scale[s] * dot;
             msum += k.min[s] * y[i].bsums[s];
         }

@@ -42,17 +42,28 @@ const char *qr_last_error(void) {
 
 const char *qr_status_name(qr_status status) {
     switch (status) {
-    case QR_OK: return "ok";
-    case QR_ERR_INVALID_ARG: return "invalid argument";
-    case QR_ERR_IO: return "i/o error";
-    case QR_ERR_FORMAT: return "bad format";
-    case QR_ERR_UNSUPPORTED: return "unsupported";
-    case QR_ERR_NOMEM: return "out of memory";
-    case QR_ERR_CONTEXT_FULL: return "context full";
-    case QR_ERR_NUMERIC: return "numeric error";
-    case QR_ERR_BUFFER_SMALL: return "buffer too small";
-    case QR_ERR_CANCELLED: return "cancelled";
-    case QR_ERR_TEMPLATE: return "template error";
+    case QR_OK:
+        return "ok";
+    case QR_ERR_INVALID_ARG:
+        return "invalid argument";
+    case QR_ERR_IO:
+        return "i/o error";
+    case QR_ERR_FORMAT:
+        return "bad format";
+    case QR_ERR_UNSUPPORTED:
+        return "unsupported";
+    case QR_ERR_NOMEM:
+        return "out of memory";
+    case QR_ERR_CONTEXT_FULL:
+        return "context full";
+    case QR_ERR_NUMERIC:
+        return "numeric error";
+    case QR_ERR_BUFFER_SMALL:
+        return "buffer too small";
+    case QR_ERR_CANCELLED:
+        return "cancelled";
+    case QR_ERR_TEMPLATE:
+        return "template error";
     }
     return "unknown status";
 }

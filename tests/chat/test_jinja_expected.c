@@ -16,7 +16,6 @@
 #include "quarrel.h"
 #include "test_util.h"
 
-
 static void show_diff(const char *name, const char *want, const char *got) {
     size_t i = 0;
     while (want[i] && want[i] == got[i])

@@ -47,7 +47,7 @@ typedef struct fixture {
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     if (qr_model_load(QR_SHARED_DIR "/models/stories260K.gguf", NULL, &f->model)) return -1;
-    size_t len;
+    size_t len = 0;
     char *text = read_all(QR_SHARED_DIR "/reference/text/gpl-3.txt", &len);
     if (qr_eval_tokenize(f->model, text, len, &f->tokens, &f->n_tokens)) return -1;
     free(text);
@@ -78,7 +78,7 @@ static int teardown(void **state) {
  * entries at the next tokens average to the reported mean NLL. */
 static void test_file_layout(void **state) {
     fixture *f = *state;
-    size_t len;
+    size_t len = 0;
     char *b = read_all(f->base, &len);
     const int32_t n_vocab = qr_model_n_vocab(f->model);
     const size_t tokens_off = 24, rows_off = tokens_off + 4u * CTX * CHUNKS;
@@ -181,7 +181,7 @@ static void test_bad_files(void **state) {
     fixture *f = *state;
     char path[400];
     snprintf(path, sizeof path, "%s/bad.lp", f->dir);
-    size_t len;
+    size_t len = 0;
     char *good = read_all(f->base, &len);
 
     expect_kl_error(f, "/nonexistent/base.lp", 0, QR_ERR_IO, "cannot open log-probabilities file");

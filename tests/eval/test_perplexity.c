@@ -30,7 +30,7 @@ static char *read_all(const char *path, size_t *len) {
 }
 
 static cJSON *records(void) {
-    size_t len;
+    size_t len = 0;
     char *s = read_all(QR_SHARED_DIR "/reference/perplexity.json", &len);
     cJSON *j = cJSON_Parse(s);
     free(s);
@@ -81,7 +81,7 @@ static void check_record(const char *model_name, int ctx, int max_chunks) {
 
     qr_model *model;
     assert_int_equal(qr_model_load(path, NULL, &model), QR_OK);
-    size_t len;
+    size_t len = 0;
     char *text = read_all(text_path, &len);
     qr_token *tokens;
     int32_t n_tokens;

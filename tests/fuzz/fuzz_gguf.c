@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const qr_gguf_value *v = qr_gguf_value_at(g, i);
         sum += strlen(qr_gguf_key(g, i));
         if (v->type == QR_GGUF_ARRAY && v->arr.data)
-            for (uint64_t j = 0; j < v->arr.n; j++) sum += (size_t)qr_gguf_arr_i64(v, j);
+            for (uint64_t j = 0; j < v->arr.n; j++)
+                sum += (size_t)qr_gguf_arr_i64(v, j);
     }
     for (int64_t i = 0; i < qr_gguf_n_tensors(g); i++) {
         const qr_gguf_tensor *t = qr_gguf_tensor_at(g, i);

@@ -44,7 +44,8 @@ static void test_corpus(void **state) {
         n_files++;
     }
     closedir(d);
-    print_message("%d corpus files, %d parsed, %d rejected with a message\n", n_files, n_ok, n_files - n_ok);
+    print_message("%d corpus files, %d parsed, %d rejected with a message\n", n_files, n_ok,
+                  n_files - n_ok);
     assert_true(n_files >= 10);
 }
 

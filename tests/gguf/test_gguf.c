@@ -39,7 +39,8 @@ static void b_str(buf *b, const char *s) {
     b_put(b, s, strlen(s));
 }
 static void b_pad(buf *b, size_t a) {
-    while (b->n % a) b_put(b, "", 1);
+    while (b->n % a)
+        b_put(b, "", 1);
 }
 
 /* header + one u32 KV "a.b" = 7 + one F32 tensor "t" of 8 elements at offset 0 */
@@ -67,7 +68,8 @@ static void expect_error(const buf *b, qr_status want, const char *needle) {
     qr_gguf *g = (qr_gguf *)1;
     qr_status st = qr_gguf_open_memory(b->p, b->n, &g);
     if (st != want || !strstr(qr_last_error(), needle))
-        fail_msg("status %d (want %d), message '%s' (want '%s')", st, want, qr_last_error(), needle);
+        fail_msg("status %d (want %d), message '%s' (want '%s')", st, want, qr_last_error(),
+                 needle);
     assert_null(g);
 }
 
@@ -263,7 +265,8 @@ static void test_duplicates_and_types(void **state) {
 static void test_alltypes_kv(void **state) {
     (void)state;
     qr_gguf *g;
-    if (qr_gguf_open(QR_SHARED_DIR "/reference/alltypes.gguf", &g) != QR_OK) fail_msg("%s", qr_last_error());
+    if (qr_gguf_open(QR_SHARED_DIR "/reference/alltypes.gguf", &g) != QR_OK)
+        fail_msg("%s", qr_last_error());
     int64_t i;
     const qr_gguf_value *v;
     v = qr_gguf_value_at(g, qr_gguf_find_key(g, "quarrel.kvtest.u8"));
@@ -284,7 +287,8 @@ static void test_alltypes_kv(void **state) {
     assert_true(f == 0.1f);
     bool bv;
     assert_true(qr_gguf_get_bool(g, "quarrel.kvtest.bool", &bv) && bv);
-    assert_string_equal(qr_gguf_get_str(g, "quarrel.kvtest.str"), "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c");
+    assert_string_equal(qr_gguf_get_str(g, "quarrel.kvtest.str"),
+                        "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c");
     v = qr_gguf_value_at(g, qr_gguf_find_key(g, "quarrel.kvtest.u64"));
     assert_true(v->u64 == 9223372036854775813ull);
     v = qr_gguf_value_at(g, qr_gguf_find_key(g, "quarrel.kvtest.i64"));
@@ -356,11 +360,13 @@ static void test_truncated_model(void **state) {
     qr_gguf_free(g);
     for (int k = 0; k < 200; k++) {
         /* dense over the header and metadata, then sparse over the tensor data */
-        size_t cut = k < 150 ? (size_t)k * data_off / 150 : data_off + (size_t)(k - 150) * ((size_t)n - data_off) / 50;
+        size_t cut = k < 150 ? (size_t)k * data_off / 150
+                             : data_off + (size_t)(k - 150) * ((size_t)n - data_off) / 50;
         if (cut >= (size_t)n) continue;
         unsigned char *p = malloc(cut ? cut : 1);
         memcpy(p, all, cut);
-        if (qr_gguf_open_memory(p, cut, &g) == QR_OK) fail_msg("cut at %zu of %ld accepted", cut, n);
+        if (qr_gguf_open_memory(p, cut, &g) == QR_OK)
+            fail_msg("cut at %zu of %ld accepted", cut, n);
         free(p);
     }
     free(all);
@@ -377,20 +383,25 @@ static void test_writer_round_trip(void **state) {
     assert_int_equal(qr_gguf_writer_set_bool(w, "x.b", true), QR_OK);
     qr_gguf_value items[2] = {{.type = QR_GGUF_STRING, .str = {"ab", 2}},
                               {.type = QR_GGUF_STRING, .str = {"", 0}}};
-    qr_gguf_value arr = {.type = QR_GGUF_ARRAY, .arr = {.type = QR_GGUF_STRING, .n = 2, .items = items}};
+    qr_gguf_value arr = {.type = QR_GGUF_ARRAY,
+                         .arr = {.type = QR_GGUF_STRING, .n = 2, .items = items}};
     assert_int_equal(qr_gguf_writer_set(w, "x.strs", &arr), QR_OK);
     int32_t ints[3] = {-1, 0, 7};
-    qr_gguf_value iarr = {.type = QR_GGUF_ARRAY, .arr = {.type = QR_GGUF_INT32, .n = 3, .data = ints}};
+    qr_gguf_value iarr = {.type = QR_GGUF_ARRAY,
+                          .arr = {.type = QR_GGUF_INT32, .n = 3, .data = ints}};
     assert_int_equal(qr_gguf_writer_set(w, "x.ints", &iarr), QR_OK);
     float a[5] = {1, 2, 3, 4, 5};
     float b2[64];
-    for (int i = 0; i < 64; i++) b2[i] = (float)i;
+    for (int i = 0; i < 64; i++)
+        b2[i] = (float)i;
     int64_t ne_a[1] = {5}, ne_b[2] = {32, 2};
     assert_int_equal(qr_gguf_writer_add_tensor(w, "a", QR_TYPE_F32, 1, ne_a, a, sizeof a), QR_OK);
     assert_int_equal(qr_gguf_writer_add_tensor(w, "b", QR_TYPE_F32, 2, ne_b, b2, sizeof b2), QR_OK);
-    assert_int_equal(qr_gguf_writer_add_tensor(w, "a", QR_TYPE_F32, 1, ne_a, a, sizeof a), QR_ERR_INVALID_ARG);
+    assert_int_equal(qr_gguf_writer_add_tensor(w, "a", QR_TYPE_F32, 1, ne_a, a, sizeof a),
+                     QR_ERR_INVALID_ARG);
     assert_non_null(strstr(qr_last_error(), "duplicate tensor name 'a'"));
-    assert_int_equal(qr_gguf_writer_add_tensor(w, "c", QR_TYPE_F32, 1, ne_a, a, 4), QR_ERR_INVALID_ARG);
+    assert_int_equal(qr_gguf_writer_add_tensor(w, "c", QR_TYPE_F32, 1, ne_a, a, 4),
+                     QR_ERR_INVALID_ARG);
     assert_non_null(strstr(qr_last_error(), "needs 20"));
     const char *path = "test_gguf_round_trip.gguf";
     assert_int_equal(qr_gguf_writer_write(w, path), QR_OK);
@@ -417,13 +428,15 @@ static void test_writer_round_trip(void **state) {
 
     /* an independent reader (the Python one in ../shared) reads it too */
     char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c \"import sys; sys.path.insert(0, '%s/models/synth'); import gguf; "
-             "r = gguf.GGUFReader('%s'); assert r.kv['x.n'] == 6, r.kv; "
-             "assert list(r.kv['x.strs']) == ['ab', '']; "
-             "assert float(r.tensor('b').numpy()[1][31]) == 63.0\" 2>&1",
-             QR_SHARED_DIR, path);
-    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") == 0) assert_int_equal(system(cmd), 0);
+    snprintf(
+        cmd, sizeof cmd,
+        "/usr/bin/python3 -c \"import sys; sys.path.insert(0, '%s/models/synth'); import gguf; "
+        "r = gguf.GGUFReader('%s'); assert r.kv['x.n'] == 6, r.kv; "
+        "assert list(r.kv['x.strs']) == ['ab', '']; "
+        "assert float(r.tensor('b').numpy()[1][31]) == 63.0\" 2>&1",
+        QR_SHARED_DIR, path);
+    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") == 0)
+        assert_int_equal(system(cmd), 0);
     remove(path);
 }
 

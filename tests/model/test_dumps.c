@@ -89,20 +89,25 @@ static void compare_dumps(const char *model_name, double bound) {
         int64_t n = 0;
         float *ref = read_f32(path, &n);
         assert_non_null(ref);
-        if (n != ours->n) fail_msg("%s: %lld values, llama.cpp has %lld", name, (long long)ours->n, (long long)n);
+        if (n != ours->n)
+            fail_msg("%s: %lld values, llama.cpp has %lld", name, (long long)ours->n, (long long)n);
         double max_ref = 0, max_diff = 0;
         for (int64_t i = 0; i < n; i++) {
             max_ref = fmax(max_ref, fabs(ref[i]));
             max_diff = fmax(max_diff, fabs((double)ours->data[i] - ref[i]));
         }
         double rel = max_ref > 0 ? max_diff / max_ref : max_diff;
-        if (!(rel <= bound)) fail_msg("%s: first divergence at '%s': max|a-b|/max|b| = %.3g > %.3g", model_name, name, rel, bound);
+        if (!(rel <= bound))
+            fail_msg("%s: first divergence at '%s': max|a-b|/max|b| = %.3g > %.3g", model_name,
+                     name, rel, bound);
         n_compared++;
         free(ref);
     }
-    print_message("%s: %d intermediates within %.0e of llama.cpp's\n", model_name, n_compared, bound);
+    print_message("%s: %d intermediates within %.0e of llama.cpp's\n", model_name, n_compared,
+                  bound);
     assert_true(n_compared >= 10);
-    for (int i = 0; i < cap->n; i++) free(cap->items[i].data);
+    for (int i = 0; i < cap->n; i++)
+        free(cap->items[i].data);
     free(cap);
     qr_batch_free(&b);
     qr_context_free(ctx);

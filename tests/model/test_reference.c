@@ -34,7 +34,8 @@ typedef struct stats {
 } stats;
 
 /* Every [id, logit] of the reference top list against our logits. */
-static void check_top(const cJSON *top, const float *logits, double tol, const char *where, stats *s) {
+static void check_top(const cJSON *top, const float *logits, double tol, const char *where,
+                      stats *s) {
     const cJSON *pair;
     cJSON_ArrayForEach(pair, top) {
         int id = cJSON_GetArrayItem(pair, 0)->valueint;
@@ -42,7 +43,9 @@ static void check_top(const cJSON *top, const float *logits, double tol, const c
         double d = fabs((double)logits[id] - ref);
         if (d > s->max_diff) s->max_diff = d;
         s->n_checked++;
-        if (!(d <= tol)) fail_msg("%s: token %d logit %.5f, llama.cpp %.5f (diff %.4f > %.4f)", where, id, logits[id], ref, d, tol);
+        if (!(d <= tol))
+            fail_msg("%s: token %d logit %.5f, llama.cpp %.5f (diff %.4f > %.4f)", where, id,
+                     logits[id], ref, d, tol);
     }
 }
 
@@ -60,7 +63,8 @@ static void run_model(const char *name, int n_batch) {
     cJSON *ref = cJSON_Parse(text);
     free(text);
     assert_non_null(ref);
-    double tol = cJSON_GetObjectItem(cJSON_GetObjectItem(ref, "tolerance"), "abs_logit")->valuedouble;
+    double tol =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(ref, "tolerance"), "abs_logit")->valuedouble;
 
     snprintf(path, sizeof path, "%s/models/%s.gguf", QR_SHARED_DIR, name);
     qr_model *model;
@@ -89,13 +93,15 @@ static void run_model(const char *name, int n_batch) {
         if (qr_tokenize(model, prompt, strlen(prompt), true, false, toks, 512, &n_tok) != QR_OK)
             fail_msg("%s", qr_last_error());
         assert_int_equal(n_tok, n_prompt);
-        for (int i = 0; i < n_prompt; i++) assert_int_equal(toks[i], cJSON_GetArrayItem(ptoks, i)->valueint);
+        for (int i = 0; i < n_prompt; i++)
+            assert_int_equal(toks[i], cJSON_GetArrayItem(ptoks, i)->valueint);
 
         /* 2a. teacher-forced over the prompt: logits at every position */
         qr_kv_clear(ctx);
         qr_batch b;
         assert_int_equal(qr_batch_init(&b, 512), QR_OK);
-        for (int i = 0; i < n_prompt; i++) qr_batch_add(&b, toks[i], i, 0, true);
+        for (int i = 0; i < n_prompt; i++)
+            qr_batch_add(&b, toks[i], i, 0, true);
         if (qr_decode(ctx, &b) != QR_OK) fail_msg("%s", qr_last_error());
         const cJSON *pt;
         cJSON_ArrayForEach(pt, cJSON_GetObjectItem(cs, "prompt_top")) {
@@ -113,7 +119,9 @@ static void run_model(const char *name, int n_batch) {
         const float *last = qr_get_logits(ctx, -1);
         for (int i = 0; i < n_vocab; i++) {
             double d = fabs((double)last[i] - (double)l0[i]);
-            if (!(d <= tol)) fail_msg("%s case %d logits0[%d]: %.5f vs llama.cpp %.5f", name, c, i, last[i], l0[i]);
+            if (!(d <= tol))
+                fail_msg("%s case %d logits0[%d]: %.5f vs llama.cpp %.5f", name, c, i, last[i],
+                         l0[i]);
         }
         free(l0);
 
@@ -138,7 +146,8 @@ static void run_model(const char *name, int n_batch) {
         /* 4. free-running greedy up to the first near-tie */
         qr_kv_clear(ctx);
         b.n_tokens = 0;
-        for (int i = 0; i < n_prompt; i++) qr_batch_add(&b, toks[i], i, 0, i == n_prompt - 1);
+        for (int i = 0; i < n_prompt; i++)
+            qr_batch_add(&b, toks[i], i, 0, i == n_prompt - 1);
         if (qr_decode(ctx, &b) != QR_OK) fail_msg("%s", qr_last_error());
         const cJSON *greedy = cJSON_GetObjectItem(cs, "greedy_ids");
         int n_greedy = cJSON_GetArraySize(greedy), n_strict = 0;
@@ -154,11 +163,12 @@ static void run_model(const char *name, int n_batch) {
             qr_batch_add(&b, id, n_prompt + k, 0, true);
             if (qr_decode(ctx, &b) != QR_OK) fail_msg("%s", qr_last_error());
         }
-        print_message("%s case %d: greedy identical for the %d strict steps of %d\n", name, c, n_strict, n_greedy);
+        print_message("%s case %d: greedy identical for the %d strict steps of %d\n", name, c,
+                      n_strict, n_greedy);
         qr_batch_free(&b);
     }
-    print_message("%s (batch %d): %d logits checked, max |diff| %.5f (tolerance %.4f)\n", name, n_batch, s.n_checked,
-                  s.max_diff, tol);
+    print_message("%s (batch %d): %d logits checked, max |diff| %.5f (tolerance %.4f)\n", name,
+                  n_batch, s.n_checked, s.max_diff, tol);
     qr_context_free(ctx);
     qr_model_free(model);
     cJSON_Delete(ref);

@@ -15,8 +15,9 @@
 #include "quarrel.h"
 
 /* llama.cpp's greedy continuation of "Once upon a time" (stories260K.json case 0, greedy_text) */
-static const char *REF = ", there was a little girl named Lily. She loved to play outside in the park. One day, "
-                         "she saw a big, red ball.";
+static const char *REF =
+    ", there was a little girl named Lily. She loved to play outside in the park. One day, "
+    "she saw a big, red ball.";
 
 typedef struct collected {
     char text[4096];
@@ -24,8 +25,8 @@ typedef struct collected {
     int n_tokens, stop_after;
 } collected;
 
-static bool collect(qr_token id, const char *text, size_t n, const float *logits, const qr_token_logprobs *lp,
-                    void *user) {
+static bool collect(qr_token id, const char *text, size_t n, const float *logits,
+                    const qr_token_logprobs *lp, void *user) {
     (void)lp;
     collected *c = user;
     if (id >= 0) {
@@ -59,7 +60,8 @@ static void setup(fixture *f, int n_ctx) {
     sp.seed = 1;
     assert_int_equal(qr_sampler_create(&sp, qr_model_n_vocab(f->model), &f->sampler), QR_OK);
     const char *p = "Once upon a time";
-    assert_int_equal(qr_tokenize(f->model, p, strlen(p), true, false, f->prompt, 16, &f->n_prompt), QR_OK);
+    assert_int_equal(qr_tokenize(f->model, p, strlen(p), true, false, f->prompt, 16, &f->n_prompt),
+                     QR_OK);
 }
 
 static void teardown(fixture *f) {
@@ -75,7 +77,8 @@ static void test_length_and_text(void **state) {
     collected c = {0};
     qr_generate_params gp = {.n_predict = 30};
     qr_stop_reason why;
-    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &c, &why), QR_OK);
+    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &c, &why),
+                     QR_OK);
     assert_int_equal(why, QR_STOP_LENGTH);
     assert_int_equal(c.n_tokens, 30);
     assert_int_equal(strncmp(c.text, REF, c.n), 0);
@@ -91,7 +94,8 @@ static void test_stop_string(void **state) {
     const char *stops[] = {"d Lily"}; /* spans the tokens of "named" and "Lily" */
     qr_generate_params gp = {.n_predict = 64, .stops = stops, .n_stops = 1};
     qr_stop_reason why;
-    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &c, &why), QR_OK);
+    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &c, &why),
+                     QR_OK);
     assert_int_equal(why, QR_STOP_STRING);
     assert_string_equal(c.text, ", there was a little girl name");
     teardown(&f);
@@ -104,7 +108,8 @@ static void test_callback_and_context(void **state) {
     collected c = {.stop_after = 3};
     qr_generate_params gp = {.n_predict = 64};
     qr_stop_reason why;
-    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &c, &why), QR_OK);
+    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &c, &why),
+                     QR_OK);
     assert_int_equal(why, QR_STOP_CALLBACK);
     assert_int_equal(c.n_tokens, 3);
     teardown(&f);
@@ -112,12 +117,14 @@ static void test_callback_and_context(void **state) {
     setup(&f, 12);
     collected d = {0};
     gp.n_predict = -1;
-    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &d, &why), QR_OK);
+    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &d, &why),
+                     QR_OK);
     assert_int_equal(why, QR_STOP_CONTEXT);
     assert_int_equal(d.n_tokens, 12 - f.n_prompt + 1);
     assert_int_equal(strncmp(d.text, REF, d.n), 0);
     /* the cache is full now: a further prompt is refused with a clear error */
-    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &d, &why), QR_ERR_CONTEXT_FULL);
+    assert_int_equal(qr_generate(f.ctx, f.sampler, f.prompt, f.n_prompt, &gp, collect, &d, &why),
+                     QR_ERR_CONTEXT_FULL);
     assert_non_null(strstr(qr_last_error(), "context has room for 0 more"));
     teardown(&f);
 }

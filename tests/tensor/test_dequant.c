@@ -12,13 +12,14 @@
 
 #include "quarrel.h"
 
-static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0",
+static const char *types[] = {"f32",  "f16",  "bf16", "q8_0", "q4_0", "q4_1", "q5_0",
                               "q5_1", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"};
 
 static void test_alltypes_bit_exact(void **state) {
     (void)state;
     qr_gguf *g;
-    if (qr_gguf_open(QR_SHARED_DIR "/reference/alltypes.gguf", &g) != QR_OK) fail_msg("%s", qr_last_error());
+    if (qr_gguf_open(QR_SHARED_DIR "/reference/alltypes.gguf", &g) != QR_OK)
+        fail_msg("%s", qr_last_error());
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const qr_gguf_tensor *t = qr_gguf_find_tensor(g, types[i]);
         char name[64];
@@ -30,7 +31,8 @@ static void test_alltypes_bit_exact(void **state) {
         assert_string_equal(qr_type_name(t->type), types[i]);
         int64_t n = t->ne[0] * t->ne[1];
         float *out = malloc((size_t)n * sizeof(float));
-        if (qr_dequantize(t->type, t->data, out, n) != QR_OK) fail_msg("%s: %s", types[i], qr_last_error());
+        if (qr_dequantize(t->type, t->data, out, n) != QR_OK)
+            fail_msg("%s: %s", types[i], qr_last_error());
         /* bitwise: memcmp, so -0.0 vs 0.0 or NaN payloads would count too */
         for (int64_t j = 0; j < n; j++) {
             float want;

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static qr_vocab *load_vocab(const char *path, qr_gguf **g) {
     qr_status st = qr_gguf_open(path, g);
     if (st != QR_OK) fail_msg("%s: %s", path, qr_last_error());

@@ -30,20 +30,29 @@ static void print_scalar(FILE *f, const qr_gguf_value *v) {
     case QR_GGUF_UINT8:
     case QR_GGUF_UINT16:
     case QR_GGUF_UINT32:
-    case QR_GGUF_UINT64: fprintf(f, "%llu", (unsigned long long)v->u64); break;
+    case QR_GGUF_UINT64:
+        fprintf(f, "%llu", (unsigned long long)v->u64);
+        break;
     case QR_GGUF_INT8:
     case QR_GGUF_INT16:
     case QR_GGUF_INT32:
-    case QR_GGUF_INT64: fprintf(f, "%lld", (long long)v->i64); break;
+    case QR_GGUF_INT64:
+        fprintf(f, "%lld", (long long)v->i64);
+        break;
     case QR_GGUF_FLOAT32:
-    case QR_GGUF_FLOAT64: fprintf(f, "%.9g", v->f64); break;
-    case QR_GGUF_BOOL: fputs(v->b ? "true" : "false", f); break;
+    case QR_GGUF_FLOAT64:
+        fprintf(f, "%.9g", v->f64);
+        break;
+    case QR_GGUF_BOOL:
+        fputs(v->b ? "true" : "false", f);
+        break;
     case QR_GGUF_STRING:
         fputc('"', f);
         print_escaped(f, v->str.ptr, 200);
         fputc('"', f);
         break;
-    case QR_GGUF_ARRAY: break;
+    case QR_GGUF_ARRAY:
+        break;
     }
 }
 
@@ -72,15 +81,20 @@ static cJSON *json_value(const qr_gguf_value *v) {
     case QR_GGUF_UINT8:
     case QR_GGUF_UINT16:
     case QR_GGUF_UINT32:
-    case QR_GGUF_UINT64: return cJSON_CreateNumber((double)v->u64);
+    case QR_GGUF_UINT64:
+        return cJSON_CreateNumber((double)v->u64);
     case QR_GGUF_INT8:
     case QR_GGUF_INT16:
     case QR_GGUF_INT32:
-    case QR_GGUF_INT64: return cJSON_CreateNumber((double)v->i64);
+    case QR_GGUF_INT64:
+        return cJSON_CreateNumber((double)v->i64);
     case QR_GGUF_FLOAT32:
-    case QR_GGUF_FLOAT64: return cJSON_CreateNumber(v->f64);
-    case QR_GGUF_BOOL: return cJSON_CreateBool(v->b);
-    case QR_GGUF_STRING: return cJSON_CreateString(v->str.ptr);
+    case QR_GGUF_FLOAT64:
+        return cJSON_CreateNumber(v->f64);
+    case QR_GGUF_BOOL:
+        return cJSON_CreateBool(v->b);
+    case QR_GGUF_STRING:
+        return cJSON_CreateString(v->str.ptr);
     case QR_GGUF_ARRAY: {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "type", qr_gguf_type_name(v->arr.type));
@@ -148,7 +162,8 @@ int cmd_inspect(int argc, char **argv) {
             cJSON_AddStringToObject(o, "name", t->name);
             cJSON_AddStringToObject(o, "type", qr_type_name(t->type));
             cJSON *shape = cJSON_AddArrayToObject(o, "shape");
-            for (uint32_t d = 0; d < t->n_dims; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->ne[d]));
+            for (uint32_t d = 0; d < t->n_dims; d++)
+                cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->ne[d]));
             cJSON_AddNumberToObject(o, "offset", (double)t->offset);
             cJSON_AddNumberToObject(o, "bytes", (double)t->nbytes);
             cJSON_AddItemToArray(ts, o);
@@ -161,9 +176,10 @@ int cmd_inspect(int argc, char **argv) {
         free(s);
         cJSON_Delete(root);
     } else {
-        printf("file: %s\nGGUF version %u, %lld metadata keys, %lld tensors, alignment %zu, data at %zu\n\n", path,
-               qr_gguf_version(g), (long long)qr_gguf_n_kv(g), (long long)qr_gguf_n_tensors(g), qr_gguf_alignment(g),
-               qr_gguf_data_offset(g));
+        printf("file: %s\nGGUF version %u, %lld metadata keys, %lld tensors, alignment %zu, data "
+               "at %zu\n\n",
+               path, qr_gguf_version(g), (long long)qr_gguf_n_kv(g),
+               (long long)qr_gguf_n_tensors(g), qr_gguf_alignment(g), qr_gguf_data_offset(g));
         printf("metadata:\n");
         for (int64_t i = 0; i < qr_gguf_n_kv(g); i++) {
             const qr_gguf_value *v = qr_gguf_value_at(g, i);
@@ -171,19 +187,22 @@ int cmd_inspect(int argc, char **argv) {
             print_value(stdout, v);
             putchar('\n');
         }
-        printf("\ntensors:\n  %-32s %-6s %-24s %12s %12s\n", "name", "type", "shape", "offset", "bytes");
+        printf("\ntensors:\n  %-32s %-6s %-24s %12s %12s\n", "name", "type", "shape", "offset",
+               "bytes");
         for (int64_t i = 0; i < qr_gguf_n_tensors(g); i++) {
             const qr_gguf_tensor *t = qr_gguf_tensor_at(g, i);
             char shape[96];
             int n = snprintf(shape, sizeof shape, "[");
             for (uint32_t d = 0; d < t->n_dims && n < (int)sizeof shape; d++)
-                n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%lld", d ? ", " : "", (long long)t->ne[d]);
+                n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%lld", d ? ", " : "",
+                              (long long)t->ne[d]);
             if (n < (int)sizeof shape) snprintf(shape + n, sizeof shape - (size_t)n, "]");
             printf("  %-32s %-6s %-24s %12llu %12zu\n", t->name, qr_type_name(t->type), shape,
                    (unsigned long long)t->offset, t->nbytes);
         }
-        printf("\ntotal: %llu elements, %llu bytes (%.2f MiB), %.3f bits per weight\n", (unsigned long long)total_elems,
-               (unsigned long long)total_bytes, (double)total_bytes / 1048576.0, bpw);
+        printf("\ntotal: %llu elements, %llu bytes (%.2f MiB), %.3f bits per weight\n",
+               (unsigned long long)total_elems, (unsigned long long)total_bytes,
+               (double)total_bytes / 1048576.0, bpw);
     }
     qr_gguf_free(g);
     return 0;

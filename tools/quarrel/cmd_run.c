@@ -29,21 +29,22 @@ typedef struct run_opts {
 } run_opts;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: quarrel run [-m MODEL] [-p PROMPT | -f FILE] [-n N] [options]\n"
-            "  -m, --model NAME      GGUF path or model name (default: stories260K)\n"
-            "  -p, --prompt TEXT     prompt (default: \"Once upon a time\")\n"
-            "  -f, --file FILE       read the prompt from a file\n"
-            "  -n, --n-predict N     tokens to generate (default 256; -1: until the context is full)\n"
-            "  -c, --ctx-size N      context size (default: the model's, at most 4096)\n"
-            "  -b, --batch-size N    prompt tokens evaluated at once (default 512)\n"
-            "  -t, --threads N       threads (default: all CPUs)\n"
-            "  --kv-type f16|f32     KV cache type (default f16)\n"
-            "  --json                one JSON object per generated token, with the top-10 logits\n"
-            "  --ignore-eos          keep generating after an end-of-generation token\n"
-            "  --special             print control tokens\n"
-            "  --no-bos              do not add the vocabulary's BOS token\n"
-            "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n");
+    fprintf(
+        f,
+        "usage: quarrel run [-m MODEL] [-p PROMPT | -f FILE] [-n N] [options]\n"
+        "  -m, --model NAME      GGUF path or model name (default: stories260K)\n"
+        "  -p, --prompt TEXT     prompt (default: \"Once upon a time\")\n"
+        "  -f, --file FILE       read the prompt from a file\n"
+        "  -n, --n-predict N     tokens to generate (default 256; -1: until the context is full)\n"
+        "  -c, --ctx-size N      context size (default: the model's, at most 4096)\n"
+        "  -b, --batch-size N    prompt tokens evaluated at once (default 512)\n"
+        "  -t, --threads N       threads (default: all CPUs)\n"
+        "  --kv-type f16|f32     KV cache type (default f16)\n"
+        "  --json                one JSON object per generated token, with the top-10 logits\n"
+        "  --ignore-eos          keep generating after an end-of-generation token\n"
+        "  --special             print control tokens\n"
+        "  --no-bos              do not add the vocabulary's BOS token\n"
+        "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n");
     sampler_options_usage(f);
 }
 
@@ -61,13 +62,13 @@ static int parse(int argc, char **argv, run_opts *o) {
             i += used - 1;
             continue;
         }
-#define NEED()                                                                                                         \
-    do {                                                                                                               \
-        if (!v) {                                                                                                      \
-            fprintf(stderr, "quarrel run: %s needs a value\n", a);                                                    \
-            return 2;                                                                                                  \
-        }                                                                                                              \
-        i++;                                                                                                           \
+#define NEED()                                                                                     \
+    do {                                                                                           \
+        if (!v) {                                                                                  \
+            fprintf(stderr, "quarrel run: %s needs a value\n", a);                                 \
+            return 2;                                                                              \
+        }                                                                                          \
+        i++;                                                                                       \
     } while (0)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
@@ -141,13 +142,15 @@ typedef struct dump_state {
     bool failed;
 } dump_state;
 
-static void dump_fn(const char *name, const float *data, int64_t ne0, int64_t n_tokens, void *user) {
+static void dump_fn(const char *name, const float *data, int64_t ne0, int64_t n_tokens,
+                    void *user) {
     dump_state *d = user;
     if (strcmp(name, d->name) != 0 || d->failed) return;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.f32", d->dir, name);
     FILE *f = fopen(path, "ab");
-    if (!f || fwrite(data, sizeof(float), (size_t)(ne0 * n_tokens), f) != (size_t)(ne0 * n_tokens)) {
+    if (!f ||
+        fwrite(data, sizeof(float), (size_t)(ne0 * n_tokens), f) != (size_t)(ne0 * n_tokens)) {
         fprintf(stderr, "quarrel run: cannot write %s: %s\n", path, strerror(errno));
         d->failed = true;
     }
@@ -156,7 +159,8 @@ static void dump_fn(const char *name, const float *data, int64_t ne0, int64_t n_
 
 /* ---- output ---- */
 
-static void print_json_token(const qr_model *model, qr_token id, const float *logits, const qr_token_logprobs *lp) {
+static void print_json_token(const qr_model *model, qr_token id, const float *logits,
+                             const qr_token_logprobs *lp) {
     char piece[256];
     int32_t n = qr_token_to_piece(model, id, piece, sizeof piece, true);
     if (n < 0) n = 0;
@@ -232,7 +236,8 @@ int cmd_run(int argc, char **argv) {
     if (rc) return rc;
 
     char path[4096];
-    if (qr_model_resolve(o.model, QR_MODELS_DIR, path, sizeof path) != QR_OK) return cli_fail("model");
+    if (qr_model_resolve(o.model, QR_MODELS_DIR, path, sizeof path) != QR_OK)
+        return cli_fail("model");
     char *file_prompt = NULL;
     size_t prompt_len;
     const char *prompt;
@@ -276,7 +281,8 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     tokens = malloc(((size_t)n_prompt + 1) * sizeof *tokens);
-    if (!tokens || qr_tokenize(model, prompt, prompt_len, !o.no_bos, false, tokens, n_prompt, &n_prompt) != QR_OK) {
+    if (!tokens || qr_tokenize(model, prompt, prompt_len, !o.no_bos, false, tokens, n_prompt,
+                               &n_prompt) != QR_OK) {
         cli_fail("tokenizing the prompt");
         goto done;
     }
@@ -285,8 +291,11 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     if (n_prompt >= n_ctx) {
-        fprintf(stderr, "quarrel run: the prompt is %d tokens but the context holds %d; use a larger -c or a "
-                        "shorter prompt\n", n_prompt, n_ctx);
+        fprintf(
+            stderr,
+            "quarrel run: the prompt is %d tokens but the context holds %d; use a larger -c or a "
+            "shorter prompt\n",
+            n_prompt, n_ctx);
         goto done;
     }
 
@@ -294,10 +303,15 @@ int cmd_run(int argc, char **argv) {
         cli_fail("sampler");
         goto done;
     }
-    if (o.sp.seed == QR_SEED_RANDOM) fprintf(stderr, "seed: %llu\n", (unsigned long long)qr_sampler_seed(sampler));
+    if (o.sp.seed == QR_SEED_RANDOM)
+        fprintf(stderr, "seed: %llu\n", (unsigned long long)qr_sampler_seed(sampler));
     if (!o.json) emit(prompt, prompt_len); /* echo the prompt, as llama-cli does */
-    qr_generate_params gp = {.n_predict = o.n_predict, .stops = o.stops, .n_stops = o.n_stops,
-                             .ignore_eos = o.ignore_eos, .special = o.special, .want_logprobs = o.json};
+    qr_generate_params gp = {.n_predict = o.n_predict,
+                             .stops = o.stops,
+                             .n_stops = o.n_stops,
+                             .ignore_eos = o.ignore_eos,
+                             .special = o.special,
+                             .want_logprobs = o.json};
     run_state rs = {.model = model, .json = o.json};
     qr_stop_reason why;
     if (qr_generate(ctx, sampler, tokens, n_prompt, &gp, on_token, &rs, &why) != QR_OK) {
@@ -305,11 +319,14 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     if (!o.json) emit("\n", 1);
-    if (why == QR_STOP_CONTEXT) fprintf(stderr, "quarrel run: context full (%d tokens); stopping\n", n_ctx);
+    if (why == QR_STOP_CONTEXT)
+        fprintf(stderr, "quarrel run: context full (%d tokens); stopping\n", n_ctx);
     qr_timings t = qr_context_timings(ctx);
     fprintf(stderr, "prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s\n",
-            (long long)t.n_prompt_tokens, t.prompt_seconds > 0 ? (double)t.n_prompt_tokens / t.prompt_seconds : 0.0,
-            (long long)t.n_gen_tokens, t.gen_seconds > 0 ? (double)t.n_gen_tokens / t.gen_seconds : 0.0);
+            (long long)t.n_prompt_tokens,
+            t.prompt_seconds > 0 ? (double)t.n_prompt_tokens / t.prompt_seconds : 0.0,
+            (long long)t.n_gen_tokens,
+            t.gen_seconds > 0 ? (double)t.n_gen_tokens / t.gen_seconds : 0.0);
     rc = ds.failed ? 1 : 0;
 done:
     qr_sampler_free(sampler);

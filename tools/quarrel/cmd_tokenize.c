@@ -8,10 +8,11 @@
 #include <string.h>
 
 static int usage(FILE *f, int code) {
-    fprintf(f, "usage: quarrel tokenize [-m MODEL] [--no-bos] [--special] [--ids] (TEXT | -f FILE)\n"
-               "  --no-bos    do not add the vocabulary's BOS token\n"
-               "  --special   parse special tokens in the text (\"<|im_start|>\" becomes one token)\n"
-               "  --ids       print the ids on one line, separated by spaces\n");
+    fprintf(f,
+            "usage: quarrel tokenize [-m MODEL] [--no-bos] [--special] [--ids] (TEXT | -f FILE)\n"
+            "  --no-bos    do not add the vocabulary's BOS token\n"
+            "  --special   parse special tokens in the text (\"<|im_start|>\" becomes one token)\n"
+            "  --ids       print the ids on one line, separated by spaces\n");
     return code;
 }
 
@@ -38,7 +39,9 @@ int cmd_tokenize(int argc, char **argv) {
     bool no_bos = false, special = false, ids = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if ((!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-f") || !strcmp(a, "--file")) && i + 1 >= argc) {
+        if ((!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-f") ||
+             !strcmp(a, "--file")) &&
+            i + 1 >= argc) {
             fprintf(stderr, "quarrel tokenize: %s needs a value\n", a);
             return 2;
         }
@@ -81,7 +84,8 @@ int cmd_tokenize(int argc, char **argv) {
     int rc = 1;
     qr_model_params mp = qr_model_default_params();
     mp.vocab_only = true;
-    if (qr_model_resolve(model_name, QR_MODELS_DIR, path, sizeof path) != QR_OK || qr_model_load(path, &mp, &model) != QR_OK) {
+    if (qr_model_resolve(model_name, QR_MODELS_DIR, path, sizeof path) != QR_OK ||
+        qr_model_load(path, &mp, &model) != QR_OK) {
         cli_fail("model");
         goto done;
     }
@@ -97,7 +101,8 @@ int cmd_tokenize(int argc, char **argv) {
         goto done;
     }
     if (ids) {
-        for (int32_t i = 0; i < n; i++) printf(i ? " %d" : "%d", toks[i]);
+        for (int32_t i = 0; i < n; i++)
+            printf(i ? " %d" : "%d", toks[i]);
         putchar('\n');
     } else {
         char piece[512];

@@ -11,8 +11,8 @@ int parse_int(const char *flag, const char *v, int64_t lo, int64_t hi, int32_t *
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "quarrel: %s expects an integer from %lld to %lld, got '%s'\n", flag, (long long)lo,
-                (long long)hi, v);
+        fprintf(stderr, "quarrel: %s expects an integer from %lld to %lld, got '%s'\n", flag,
+                (long long)lo, (long long)hi, v);
         return 1;
     }
     *out = (int32_t)x;
@@ -68,22 +68,24 @@ int read_file(const char *path, char **out, size_t *len) {
 }
 
 void sampler_options_usage(FILE *f) {
-    fprintf(f, "sampling (llama.cpp's names):\n"
-               "  --temp T              temperature (default 0.8; 0 = greedy)\n"
-               "  --top-k K             keep the K most likely tokens (default 40; 0 = off)\n"
-               "  --top-p P             nucleus sampling (default 0.95; 1 = off)\n"
-               "  --min-p P             drop tokens below P x the top probability (default 0.05)\n"
-               "  --typical P           locally typical sampling (default 1 = off)\n"
-               "  --repeat-penalty X    penalise repeated tokens (default 1 = off)\n"
-               "  --repeat-last-n N     tokens of history the penalties see (default 64; -1 = all)\n"
-               "  --presence-penalty X  --frequency-penalty X   (default 0 = off)\n"
-               "  --mirostat N          0 = off, 2 = mirostat v2\n"
-               "  --mirostat-lr ETA     --mirostat-ent TAU\n"
-               "  --dynatemp-range R    --dynatemp-exp E   entropy-adaptive temperature\n"
-               "  --logit-bias ID(+|-)BIAS   e.g. 15043+1 or 15043-inf (repeatable)\n"
-               "  --quality             a preset: adaptive temperature and frequency-weighted penalties\n"
-               "  --seed N              random seed (default: random, printed)\n"
-               "  --stop TEXT           stop at this text (repeatable; not printed)\n");
+    fprintf(
+        f,
+        "sampling (llama.cpp's names):\n"
+        "  --temp T              temperature (default 0.8; 0 = greedy)\n"
+        "  --top-k K             keep the K most likely tokens (default 40; 0 = off)\n"
+        "  --top-p P             nucleus sampling (default 0.95; 1 = off)\n"
+        "  --min-p P             drop tokens below P x the top probability (default 0.05)\n"
+        "  --typical P           locally typical sampling (default 1 = off)\n"
+        "  --repeat-penalty X    penalise repeated tokens (default 1 = off)\n"
+        "  --repeat-last-n N     tokens of history the penalties see (default 64; -1 = all)\n"
+        "  --presence-penalty X  --frequency-penalty X   (default 0 = off)\n"
+        "  --mirostat N          0 = off, 2 = mirostat v2\n"
+        "  --mirostat-lr ETA     --mirostat-ent TAU\n"
+        "  --dynatemp-range R    --dynatemp-exp E   entropy-adaptive temperature\n"
+        "  --logit-bias ID(+|-)BIAS   e.g. 15043+1 or 15043-inf (repeatable)\n"
+        "  --quality             a preset: adaptive temperature and frequency-weighted penalties\n"
+        "  --seed N              random seed (default: random, printed)\n"
+        "  --stop TEXT           stop at this text (repeatable; not printed)\n");
 }
 
 static int parse_bias(const char *v, qr_logit_bias *b) {
@@ -104,8 +106,9 @@ static int parse_bias(const char *v, qr_logit_bias *b) {
     return 0;
 }
 
-int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const char **stops, int *n_stops,
-                   int max_stops, qr_logit_bias *biases, int *n_biases, int max_biases) {
+int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const char **stops,
+                   int *n_stops, int max_stops, qr_logit_bias *biases, int *n_biases,
+                   int max_biases) {
     static const struct {
         const char *flag;
         size_t off;
@@ -129,9 +132,12 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
             fprintf(stderr, "quarrel: %s needs a value\n", a);
             return -1;
         }
-        return parse_float(a, v, floats[i].lo, floats[i].hi, (float *)((char *)sp + floats[i].off)) ? -1 : 2;
+        return parse_float(a, v, floats[i].lo, floats[i].hi, (float *)((char *)sp + floats[i].off))
+                   ? -1
+                   : 2;
     }
-    bool is_int = !strcmp(a, "--top-k") || !strcmp(a, "--repeat-last-n") || !strcmp(a, "--mirostat");
+    bool is_int =
+        !strcmp(a, "--top-k") || !strcmp(a, "--repeat-last-n") || !strcmp(a, "--mirostat");
     if (is_int || !strcmp(a, "--seed") || !strcmp(a, "--logit-bias") || !strcmp(a, "--stop")) {
         if (!v) {
             fprintf(stderr, "quarrel: %s needs a value\n", a);
@@ -139,7 +145,8 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
         }
     }
     if (!strcmp(a, "--top-k")) return parse_int(a, v, 0, INT32_MAX, &sp->top_k) ? -1 : 2;
-    if (!strcmp(a, "--repeat-last-n")) return parse_int(a, v, -1, INT32_MAX, &sp->repeat_last_n) ? -1 : 2;
+    if (!strcmp(a, "--repeat-last-n"))
+        return parse_int(a, v, -1, INT32_MAX, &sp->repeat_last_n) ? -1 : 2;
     if (!strcmp(a, "--mirostat")) {
         if (parse_int(a, v, 0, 2, &sp->mirostat)) return -1;
         if (sp->mirostat == 1) {
@@ -153,7 +160,8 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
         errno = 0;
         unsigned long long s = strtoull(v, &end, 10);
         if (errno || end == v || *end || v[0] == '-' || s == QR_SEED_RANDOM) {
-            fprintf(stderr, "quarrel: --seed expects a non-negative integer below 2^64-1, got '%s'\n", v);
+            fprintf(stderr,
+                    "quarrel: --seed expects a non-negative integer below 2^64-1, got '%s'\n", v);
             return -1;
         }
         sp->seed = s;
@@ -165,8 +173,11 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
             return -1;
         }
         if (parse_bias(v, &biases[*n_biases])) {
-            fprintf(stderr, "quarrel: --logit-bias expects TOKEN_ID+BIAS or TOKEN_ID-BIAS (e.g. 15043+1.5, 2-inf), "
-                            "got '%s'\n", v);
+            fprintf(stderr,
+                    "quarrel: --logit-bias expects TOKEN_ID+BIAS or TOKEN_ID-BIAS (e.g. 15043+1.5, "
+                    "2-inf), "
+                    "got '%s'\n",
+                    v);
             return -1;
         }
         (*n_biases)++;

@@ -16,8 +16,9 @@ int read_file(const char *path, char **out, size_t *len);
 
 /* If `flag` is a sampler option, apply it (value v) and return how many argv entries it used
  * (1 or 2); 0 if it is not one; -1 after printing an error. */
-int sampler_option(const char *flag, const char *v, qr_sampler_params *sp, const char **stops, int *n_stops,
-                   int max_stops, qr_logit_bias *biases, int *n_biases, int max_biases);
+int sampler_option(const char *flag, const char *v, qr_sampler_params *sp, const char **stops,
+                   int *n_stops, int max_stops, qr_logit_bias *biases, int *n_biases,
+                   int max_biases);
 void sampler_options_usage(FILE *f);
 
 #endif
