@@ -43,13 +43,19 @@ static void b_pad(buf *b, size_t a) {
         b_put(b, "", 1);
 }
 
-/* header + one u32 KV "a.b" = 7 + one F32 tensor "t" of 8 elements at offset 0 */
-static buf good_image(void) {
+/* magic, version, tensor count, KV count */
+static buf header(uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
     buf b = {0};
     b_put(&b, "GGUF", 4);
-    b_u32(&b, 3);
-    b_u64(&b, 1); /* tensors */
-    b_u64(&b, 1); /* kv */
+    b_u32(&b, version);
+    b_u64(&b, n_tensors);
+    b_u64(&b, n_kv);
+    return b;
+}
+
+/* header + one u32 KV "a.b" = 7 + one F32 tensor "t" of 8 elements at offset 0 */
+static buf good_image(void) {
+    buf b = header(3, 1, 1);
     b_str(&b, "a.b");
     b_u32(&b, 4);
     b_u32(&b, 7);
@@ -190,11 +196,7 @@ static void test_bad_tensors(void **state) {
 
 static void test_duplicates_and_types(void **state) {
     (void)state;
-    buf b = {0};
-    b_put(&b, "GGUF", 4);
-    b_u32(&b, 3);
-    b_u64(&b, 0);
-    b_u64(&b, 2);
+    buf b = header(3, 0, 2);
     b_str(&b, "k");
     b_u32(&b, 4);
     b_u32(&b, 1);
@@ -204,11 +206,7 @@ static void test_duplicates_and_types(void **state) {
     expect_error(&b, QR_ERR_FORMAT, "duplicate metadata key 'k'");
     free(b.p);
 
-    b = (buf){0};
-    b_put(&b, "GGUF", 4);
-    b_u32(&b, 3);
-    b_u64(&b, 2);
-    b_u64(&b, 0);
+    b = header(3, 2, 0);
     for (int i = 0; i < 2; i++) {
         b_str(&b, "w");
         b_u32(&b, 1);
@@ -221,22 +219,14 @@ static void test_duplicates_and_types(void **state) {
     expect_error(&b, QR_ERR_FORMAT, "duplicate tensor name 'w'");
     free(b.p);
 
-    b = (buf){0};
-    b_put(&b, "GGUF", 4);
-    b_u32(&b, 2);
-    b_u64(&b, 0);
-    b_u64(&b, 1);
+    b = header(2, 0, 1);
     b_str(&b, "x");
     b_u32(&b, 13);
     b_u32(&b, 0);
     expect_error(&b, QR_ERR_FORMAT, "key 'x' at offset 24: unknown value type 13");
     free(b.p);
 
-    b = (buf){0};
-    b_put(&b, "GGUF", 4);
-    b_u32(&b, 3);
-    b_u64(&b, 0);
-    b_u64(&b, 1);
+    b = header(3, 0, 1);
     b_str(&b, "general.alignment");
     b_u32(&b, 4);
     b_u32(&b, 48);
@@ -244,11 +234,7 @@ static void test_duplicates_and_types(void **state) {
     free(b.p);
 
     /* arrays nested too deep */
-    b = (buf){0};
-    b_put(&b, "GGUF", 4);
-    b_u32(&b, 3);
-    b_u64(&b, 0);
-    b_u64(&b, 1);
+    b = header(3, 0, 1);
     b_str(&b, "deep");
     b_u32(&b, 9);
     for (int i = 0; i < 20; i++) {
