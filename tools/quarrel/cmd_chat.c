@@ -335,7 +335,9 @@ static void emit(const char *s, size_t n) {
 
 /* Bring the KV cache to the rendered conversation: keep the prefix it shares with the cache,
  * evaluate the rest. Returns non-zero (after printing why) if the turn cannot go on. */
-static int evaluate_conversation(chat *c) {
+/* Render and tokenize the conversation, keep the prefix the cache already holds and drop the
+ * rest; *first is the first token still to evaluate. */
+static int prepare_conversation(chat *c, int32_t *n_out, int32_t *first) {
     char *text = NULL;
     if (render_conversation(c, &text)) return 1;
     int32_t n = 0;
@@ -361,25 +363,13 @@ static int evaluate_conversation(chat *c) {
         return 1;
     }
     c->n_cached = keep;
-    c->batch.n_tokens = 0;
-    for (int32_t i = keep; i < n; i++)
-        qr_batch_add(&c->batch, c->tokens[i], i, 0, i == n - 1);
-    if (qr_decode(c->ctx, &c->batch) != QR_OK) {
-        fprintf(stderr, "quarrel chat: evaluating the conversation: %s\n", qr_last_error());
-        qr_kv_clear(c->ctx); /* the cache state is unknown: start over next turn */
-        c->n_cached = 0;
-        return 1;
-    }
-    for (int32_t i = keep; i < n; i++) {
-        c->cached[i] = c->tokens[i];
-        qr_sampler_accept(c->sampler, c->tokens[i]);
-    }
-    c->n_cached = n;
     if (c->o->verbose)
         fprintf(stderr,
                 "chat: turn %d: %d tokens in the conversation, %d reused from the cache, %d "
                 "evaluated\n",
                 c->turn, n, keep, n - keep);
+    *n_out = n;
+    *first = keep;
     return 0;
 }
 
@@ -408,118 +398,87 @@ static void tb_append(text_buf *b, const char *s, size_t n) {
     b->p[b->n] = '\0';
 }
 
-/* A token's bytes into *buf (grown as needed); returns the length, or -1. */
-static int32_t piece_of(const qr_model *model, qr_token id, bool special, char **buf,
-                        int32_t *cap) {
-    int32_t n = qr_token_to_piece(model, id, *buf, *cap, special);
-    if (n < 0) {
-        char *b = realloc(*buf, (size_t)-n);
-        if (!b) return -1;
-        *buf = b;
-        *cap = -n;
-        n = qr_token_to_piece(model, id, *buf, *cap, special);
+typedef struct reply_state {
+    chat *c;
+    text_buf *reply;
+    qr_token *generated; /* the ids sampled, in order */
+    int32_t n_generated;
+    bool end_of_turn;
+} reply_state;
+
+static bool on_token(qr_token id, const char *text, size_t n_text, const float *logits,
+                     const qr_token_logprobs *lp, void *user) {
+    (void)logits;
+    (void)lp;
+    reply_state *r = user;
+    chat *c = r->c;
+    emit(text, n_text);
+    tb_append(r->reply, text, n_text);
+    if (id < 0) return true; /* the held-back text at the end */
+    r->generated[r->n_generated++] = id;
+    if (interrupted) return false;
+    /* control tokens print nothing, but one spelled like the end of turn ends the reply */
+    if (qr_token_is_control(c->model, id) && c->end_of_turn) {
+        char piece[64];
+        int32_t n = qr_token_to_piece(c->model, id, piece, sizeof piece, true);
+        if (n > 0 && (size_t)n == strlen(c->end_of_turn) &&
+            !memcmp(piece, c->end_of_turn, (size_t)n)) {
+            r->end_of_turn = true;
+            return false;
+        }
     }
-    return n;
+    return true;
 }
 
-/* Sample and stream the reply; *reply gets the text shown (stop strings left out). */
+/* Evaluate the new part of the conversation, then sample and stream the reply; *reply gets
+ * the text shown (stop strings left out). Returns 0, 1 when the reply failed, 2 when the
+ * conversation could not even be prepared. */
 static int generate_reply(chat *c, text_buf *reply) {
-    qr_stop_matcher *stop = NULL;
-    if (qr_stop_matcher_create(c->stops, c->n_stops, &stop) != QR_OK) {
-        fprintf(stderr, "quarrel chat: stop strings: %s\n", qr_last_error());
-        return 1;
-    }
-    int32_t piece_cap = 256;
-    char *piece = malloc((size_t)piece_cap);
-    if (!piece) {
-        qr_stop_matcher_free(stop);
-        return 1;
-    }
-    qr_utf8_stream utf8 = {0};
-    char out[1024];
-    const char *e;
-    size_t ne;
-    int32_t n_gen = 0;
-    bool stopped = false;
-    const char *why = "limit of -n tokens";
+    int32_t n, first;
+    if (prepare_conversation(c, &n, &first)) return 2;
+    reply_state r = {.c = c, .reply = reply};
+    r.generated = malloc((size_t)(c->n_ctx + 1) * sizeof *r.generated);
+    if (!r.generated) return 1;
+    qr_generate_params gp = {.n_predict = c->o->n_predict,
+                             .stops = c->stops,
+                             .n_stops = c->n_stops,
+                             .ignore_eos = c->o->ignore_eos};
+    qr_stop_reason reason;
+    qr_status st =
+        qr_generate(c->ctx, c->sampler, c->tokens + first, n - first, &gp, on_token, &r, &reason);
     int rc = 0;
-    while (c->o->n_predict < 0 || n_gen < c->o->n_predict) {
-        if (interrupted) {
-            why = "interrupted";
-            break;
-        }
-        qr_token id;
-        if (qr_sampler_sample(c->sampler, qr_get_logits(c->ctx, -1), &id, NULL) != QR_OK) {
-            fprintf(stderr, "\nquarrel chat: sampling: %s\n", qr_last_error());
-            rc = 1;
-            break;
-        }
-        n_gen++;
-        if (qr_token_is_eog(c->model, id) && !c->o->ignore_eos) {
-            why = "end-of-generation token";
-            break;
-        }
-        if (qr_token_is_control(c->model, id)) {
-            /* control tokens print nothing, but one spelled like the end of turn ends it */
-            int32_t n = piece_of(c->model, id, true, &piece, &piece_cap);
-            if (n > 0 && c->end_of_turn && (size_t)n == strlen(c->end_of_turn) &&
-                memcmp(piece, c->end_of_turn, (size_t)n) == 0) {
-                stopped = true;
-                why = "end-of-turn token";
-                break;
-            }
-        } else {
-            int32_t n = piece_of(c->model, id, false, &piece, &piece_cap);
-            while (n > 0 && !stopped) {
-                size_t take = n > (int32_t)(sizeof out - 4) ? sizeof out - 4 : (size_t)n;
-                size_t m = qr_utf8_stream_push(&utf8, piece, take, out);
-                memmove(piece, piece + take, (size_t)n - take);
-                n -= (int32_t)take;
-                stopped = qr_stop_matcher_push(stop, out, m, &e, &ne);
-                emit(e, ne);
-                tb_append(reply, e, ne);
-            }
-            if (stopped) {
-                why = "stop string";
-                break;
-            }
-        }
-        if (c->n_cached >= c->n_ctx) {
-            fprintf(stderr,
-                    "\nquarrel chat: context full (%d tokens): the reply is cut short; /clear "
-                    "starts a new conversation\n",
-                    c->n_ctx);
-            why = "context full";
-            break;
-        }
-        c->batch.n_tokens = 0;
-        qr_batch_add(&c->batch, id, c->n_cached, 0, true);
-        if (qr_decode(c->ctx, &c->batch) != QR_OK) {
-            fprintf(stderr, "\nquarrel chat: evaluating: %s\n", qr_last_error());
-            qr_kv_clear(c->ctx);
-            c->n_cached = 0;
-            rc = 1;
-            break;
-        }
-        c->cached[c->n_cached++] = id;
-    }
-    if (!stopped) {
-        size_t m = qr_utf8_stream_flush(&utf8, out);
-        qr_stop_matcher_push(stop, out, m, &e, &ne);
-        emit(e, ne);
-        tb_append(reply, e, ne);
-        qr_stop_matcher_flush(stop, &e, &ne);
-        emit(e, ne);
-        tb_append(reply, e, ne);
+    if (st != QR_OK) {
+        fprintf(stderr, "\nquarrel chat: %s\n", qr_last_error());
+        qr_kv_clear(c->ctx); /* the cache state is unknown: start over next turn */
+        c->n_cached = 0;
+        rc = 1;
+    } else {
+        /* the cache holds the conversation and the generated tokens that were evaluated */
+        memcpy(c->cached + first, c->tokens + first, (size_t)(n - first) * sizeof *c->cached);
+        int32_t n_kv = qr_kv_seq_pos_max(c->ctx, 0) + 1;
+        for (int32_t i = n; i < n_kv; i++)
+            c->cached[i] = r.generated[i - n];
+        c->n_cached = n_kv;
     }
     emit("\n", 1);
+    const char *why = reason == QR_STOP_EOG       ? "end-of-generation token"
+                      : reason == QR_STOP_STRING  ? "stop string"
+                      : reason == QR_STOP_CONTEXT ? "context full"
+                      : reason == QR_STOP_LENGTH  ? "limit of -n tokens"
+                      : r.end_of_turn             ? "end-of-turn token"
+                                                  : "interrupted";
+    if (st == QR_OK && reason == QR_STOP_CONTEXT)
+        fprintf(stderr,
+                "quarrel chat: context full (%d tokens): the reply is cut short; /clear "
+                "starts a new conversation\n",
+                c->n_ctx);
     if (interrupted) {
         interrupted = 0;
         if (c->tty) fprintf(stderr, "(reply stopped)\n");
     }
-    if (c->o->verbose) fprintf(stderr, "chat: reply: %d tokens (%s)\n", n_gen, why);
-    free(piece);
-    qr_stop_matcher_free(stop);
+    if (c->o->verbose && st == QR_OK)
+        fprintf(stderr, "chat: reply: %d tokens (%s)\n", r.n_generated, why);
+    free(r.generated);
     return rc;
 }
 
@@ -529,12 +488,12 @@ static void user_turn(chat *c, const char *line) {
         fprintf(stderr, "quarrel chat: out of memory\n");
         return;
     }
-    if (evaluate_conversation(c)) {
+    text_buf reply = {0};
+    int rc = generate_reply(c, &reply);
+    if (rc == 2) { /* the conversation did not fit or render: forget this turn */
         pop_message(c);
         return;
     }
-    text_buf reply = {0};
-    int rc = generate_reply(c, &reply);
     if (reply.oom || push_message(c, "assistant", reply.p ? reply.p : "")) {
         fprintf(stderr, "quarrel chat: out of memory\n");
         rc = 1;
