@@ -2,6 +2,7 @@
  * (tensor/vec_dot.c) per output, and attention rows in plain loops. The SIMD sets are tested
  * against this one. */
 #include "kernels/kernels.h"
+#include "tensor/blocks.h"
 #include "tensor/tensor.h"
 #include "util/util.h"
 
@@ -54,6 +55,20 @@ static void axpy_f32(int64_t n, float a, const float *v, float *out) {
         out[i] += a * v[i];
 }
 
+/* the reference quantizer, then the float scales and block sums that follow the blocks */
+static void quant_q8_0(const float *x, void *row, int64_t n) {
+    qr_quant_q8_0(x, row, n);
+    const block_q8_0 *b = row;
+    float *d = (float *)((char *)row + qr_act_q8_0_scales_offset(n));
+    int32_t *sum = (int32_t *)((char *)row + qr_act_q8_0_sums_offset(n));
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        d[i] = qr_fp16_to_fp32(b[i].d);
+        sum[i] = 0;
+        for (int j = 0; j < QK8_0; j++)
+            sum[i] += b[i].qs[j];
+    }
+}
+
 void qr_kernels_fill_scalar(qr_kernels *k) {
     *k = (qr_kernels){.name = "scalar"};
     k->gemm[QR_TYPE_F32] = gemm_f32;
@@ -73,4 +88,6 @@ void qr_kernels_fill_scalar(qr_kernels *k) {
     k->axpy_f16 = axpy_f16;
     k->dot_f32 = dot_f32;
     k->axpy_f32 = axpy_f32;
+    k->quant_q8_0 = quant_q8_0;
+    k->quant_q8_K = qr_quant_q8_K;
 }

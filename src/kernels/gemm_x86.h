@@ -6,6 +6,8 @@
  * Each tile function takes one weight row and NT <= 4 activation rows: a weight block is
  * decoded once (nibbles and high bits into bytes, scales into 16-bit lanes) and then dotted
  * with the NT activation blocks, so prompt processing pays the decoding once per 4 tokens.
+ * Prompts of 16+ tokens on VNNI take q4_0/q5_0/q8_0 through an 8-row interleaved panel
+ * instead (DEFINE_IL_GEMM). The activation quantizers (q8_0, q8_K) are at the end.
  * The arithmetic is ggml's (ggml_vec_dot_*_q8_*): integer sums within a block, the block's
  * float scales outside, so the results match the scalar reference up to float rounding order.
  */
@@ -151,23 +153,33 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
+/* U independent sums per token (4 for one token, 2 for two): one multiply-add chain per token
+ * would wait on the previous one's latency. */
 #define DEFINE_HALF_TILE(name, load8, to_f32)                                                      \
     TILE void name(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,      \
                    const int nt) {                                                                 \
         const uint16_t *w = (const uint16_t *)wr;                                                  \
-        __m256 acc[4];                                                                             \
-        for (int t = 0; t < nt; t++)                                                               \
-            acc[t] = _mm256_setzero_ps();                                                          \
+        const int U = nt == 1 ? 4 : nt == 2 ? 2 : 1;                                               \
+        __m256 acc[4][4];                                                                          \
+        UNROLL for (int t = 0; t < nt; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u] =         \
+            _mm256_setzero_ps();                                                                   \
         int64_t j = 0;                                                                             \
+        for (; j + 8 * U <= n; j += 8 * U)                                                         \
+            UNROLL for (int u = 0; u < U; u++) {                                                   \
+                const __m256 w0 = load8(w + j + 8 * u);                                            \
+                UNROLL for (int t = 0; t < nt; t++) acc[t][u] = _mm256_fmadd_ps(                   \
+                    w0, load8((const uint16_t *)(a + (size_t)t * as) + j + 8 * u), acc[t][u]);     \
+            }                                                                                      \
         for (; j + 8 <= n; j += 8) {                                                               \
             const __m256 w0 = load8(w + j);                                                        \
-            for (int t = 0; t < nt; t++)                                                           \
-                acc[t] = _mm256_fmadd_ps(w0, load8((const uint16_t *)(a + (size_t)t * as) + j),    \
-                                         acc[t]);                                                  \
+            UNROLL for (int t = 0; t < nt; t++) acc[t][0] =                                        \
+                _mm256_fmadd_ps(w0, load8((const uint16_t *)(a + (size_t)t * as) + j), acc[t][0]); \
         }                                                                                          \
         for (int t = 0; t < nt; t++) {                                                             \
             const uint16_t *x = (const uint16_t *)(a + (size_t)t * as);                            \
-            float s = hsum_ps(acc[t]);                                                             \
+            for (int u = 1; u < U; u++)                                                            \
+                acc[t][0] = _mm256_add_ps(acc[t][0], acc[t][u]);                                   \
+            float s = hsum_ps(acc[t][0]);                                                          \
             for (int64_t k = j; k < n; k++)                                                        \
                 s += to_f32(w[k]) * to_f32(x[k]);                                                  \
             y[t * ys] = s;                                                                         \
@@ -180,105 +192,278 @@ DEFINE_GEMM(gemm_bf16, tile_bf16)
 
 /* ---- legacy 32-element blocks against q8_0 / q8_1 activations ---- */
 
-static inline __m256i decode_q4_0(const block_q4_0 *b) {
-    return _mm256_sub_epi8(nibbles32(b->qs), _mm256_set1_epi8(8));
-}
-static inline __m256i decode_q5_0(const block_q5_0 *b) {
-    /* a clear fifth bit means value - 16: set the byte's high nibble */
-    const __m256i hi =
-        _mm256_andnot_si256(bits_to_bytes(qr_rd_u32(b->qh)), _mm256_set1_epi8((char)0xF0));
-    return _mm256_or_si256(nibbles32(b->qs), hi);
-}
-static inline __m256i decode_q8_0(const block_q8_0 *b) {
-    return load256(b->qs);
+/* The 32 nibbles of a legacy block as unsigned bytes in element order (low nibbles of
+ * qs[0..15], then the high ones): the 16 bytes go to both halves, the upper half shifted by 4. */
+static inline __m256i nibbles32_u(const uint8_t *qs) {
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    return _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_setr_epi64x(0, 0, 4, 4)),
+                            _mm256_set1_epi8(0x0F));
 }
 
-/* sum of the 8 i32 lanes of each of v[0..7], as one vector (lane b = sum of v[b]) */
-static inline __m256i hsum8_epi32(__m256i v0, __m256i v1, __m256i v2, __m256i v3, __m256i v4,
-                                  __m256i v5, __m256i v6, __m256i v7) {
-    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
-    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v4, v5), _mm256_hadd_epi32(v6, v7));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
-                            _mm256_permute2x128_si256(a, b, 0x31));
+/* Weight blocks decoded to unsigned bytes u = w + OFFSET, so that sum(w * y) = sum(u * y) -
+ * OFFSET * sum(y): one u8 x s8 dot product per block, the offset paid once per 8 blocks with
+ * the activation's block sums. */
+static inline __m256i decode_u_q4_0(const block_q4_0 *b) {
+    return nibbles32_u(b->qs); /* w = q - 8 */
 }
+static inline __m256i decode_u_q5_0(const block_q5_0 *b) {
+    /* w = (q | fifth bit << 4) - 16 */
+    const __m256i q = nibbles32_u(b->qs);
+#if QR_VNNI
+    return _mm256_mask_add_epi8(q, _cvtu32_mask32(qr_rd_u32(b->qh)), q, _mm256_set1_epi8(0x10));
+#else
+    return _mm256_or_si256(
+        q, _mm256_and_si256(bits_to_bytes(qr_rd_u32(b->qh)), _mm256_set1_epi8(0x10)));
+#endif
+}
+/* q8_0: w + 128 as a byte is w with its top bit flipped. Without VNNI, maddubs's 16-bit pair
+ * sums of 255 * 127 would saturate, so q8_0 takes the sign route there (OFFSET 0). */
+static inline __m256i decode_u_q8_0(const block_q8_0 *b) {
+#if QR_VNNI
+    return _mm256_xor_si256(load256(b->qs), _mm256_set1_epi8((char)0x80));
+#else
+    return load256(b->qs);
+#endif
+}
+#define Q4_0_OFFSET_SHIFT 3 /* offset 8 */
+#define Q5_0_OFFSET_SHIFT 4 /* offset 16 */
+#if QR_VNNI
+#define Q8_0_OFFSET_SHIFT 7 /* offset 128 */
+#else
+#define Q8_0_OFFSET_SHIFT (-1) /* signed weights: |w| . (y with w's sign) */
+#endif
+
+/* one block's integer dot product, 8 partial sums in the i32 lanes */
+static inline __m256i block_dot(__m256i u, const int8_t *yqs, const int offset_shift) {
+    const __m256i y = load256(yqs);
+    if (offset_shift < 0)
+        return dot_u8s8(_mm256_setzero_si256(), _mm256_sign_epi8(u, u), _mm256_sign_epi8(y, u));
+    return dot_u8s8(_mm256_setzero_si256(), u, y);
+}
+
+/* The 8 f16 scales of 8 consecutive blocks (the first field of each), as floats (inserts:
+ * a gather of the same was slower on the EPYC dev machine). */
+#define LOAD_D8(x)                                                                                 \
+    _mm256_cvtph_ps(_mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,     \
+                                   (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d))
 
 /* Signed 32-element weight blocks (q4_0, q5_0, q8_0) against q8_0 activations, RM rows x NT
- * tokens (RM * NT <= 4). Per block and pair: |v| . (y with v's sign), an integer sum. Eight
- * blocks' sums are folded into one vector whose lane b is block b's sum, then scaled by
- * xd[b] * yd[b] in one multiply: the float work is per 8 blocks, not per block. The tail
- * (fewer than 8 blocks) is scaled block by block. */
-#define LEGACY_SIGNED_TILE(name, block_t, decode)                                                  \
+ * tokens. Per 8 blocks: each weight block is decoded once and dotted with the NT activation
+ * blocks; the 8 blocks' integer sums are folded (hadd tree) into one vector whose lane b is
+ * block b's sum, as soon as each pair and quad is done so few vectors stay live; then the
+ * offset correction, one int->float conversion and one multiply-add by xd[b] * yd[b] for all 8.
+ * The tail (fewer than 8 blocks) goes block by block. Activation rows carry float scales and
+ * integer block sums after their blocks (kernels.h). */
+#define LEGACY_SIGNED_TILE(name, block_t, decode, SHIFT)                                           \
     TILE void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,        \
                    int64_t ys, const int RM, const int NT) {                                       \
         const int64_t nb = n / QK8_0;                                                              \
-        const size_t yd_off = qr_act_q8_0_scales_offset(n);                                        \
+        const size_t yd_off = qr_act_q8_0_scales_offset(n), ysum_off = qr_act_q8_0_sums_offset(n); \
         __m256 acc[4][4];                                                                          \
         UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) acc[r][t] =        \
             _mm256_setzero_ps();                                                                   \
         int64_t i = 0;                                                                             \
         for (; i + 8 <= nb; i += 8) {                                                              \
-            __m256i d[8][4][4];                                                                    \
-            UNROLL for (int b = 0; b < 8; b++) UNROLL for (int r = 0; r < RM; r++) {               \
-                const __m256i v = decode((const block_t *)(w + (size_t)r * ws) + i + b);           \
-                const __m256i av = _mm256_sign_epi8(v, v);                                         \
-                UNROLL for (int t = 0; t < NT; t++) {                                              \
-                    const block_q8_0 *yb = (const block_q8_0 *)(a + (size_t)t * as) + i + b;       \
-                    d[b][r][t] = dot_u8s8(_mm256_setzero_si256(), av,                              \
-                                          _mm256_sign_epi8(load256(yb->qs), v));                   \
+            __m256i half[2][4][4];                                                                 \
+            UNROLL for (int hq = 0; hq < 2; hq++) {                                                \
+                __m256i pair[2][4][4];                                                             \
+                UNROLL for (int hp = 0; hp < 2; hp++) {                                            \
+                    __m256i dd[2][4][4];                                                           \
+                    UNROLL for (int hb = 0; hb < 2; hb++) {                                        \
+                        const int64_t b = i + 4 * hq + 2 * hp + hb;                                \
+                        UNROLL for (int r = 0; r < RM; r++) {                                      \
+                            const __m256i u = decode((const block_t *)(w + (size_t)r * ws) + b);   \
+                            UNROLL for (int t = 0; t < NT; t++) dd[hb][r][t] = block_dot(          \
+                                u, ((const block_q8_0 *)(a + (size_t)t * as) + b)->qs, SHIFT);     \
+                        }                                                                          \
+                    }                                                                              \
+                    UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)        \
+                        pair[hp][r][t] = _mm256_hadd_epi32(dd[0][r][t], dd[1][r][t]);              \
                 }                                                                                  \
+                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)            \
+                    half[hq][r][t] = _mm256_hadd_epi32(pair[0][r][t], pair[1][r][t]);              \
             }                                                                                      \
+            __m256 xd[4];                                                                          \
             UNROLL for (int r = 0; r < RM; r++) {                                                  \
                 const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
-                const __m128i xh =                                                                 \
-                    _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,     \
-                                   (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);    \
-                const __m256 xd = _mm256_cvtph_ps(xh);                                             \
-                UNROLL for (int t = 0; t < NT; t++) {                                              \
-                    const __m256 yd =                                                              \
-                        _mm256_loadu_ps((const float *)(a + (size_t)t * as + yd_off) + i);         \
-                    const __m256i s = hsum8_epi32(d[0][r][t], d[1][r][t], d[2][r][t], d[3][r][t],  \
-                                                  d[4][r][t], d[5][r][t], d[6][r][t], d[7][r][t]); \
-                    acc[r][t] =                                                                    \
-                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(xd, yd), acc[r][t]);  \
+                xd[r] = LOAD_D8(x);                                                                \
+            }                                                                                      \
+            UNROLL for (int t = 0; t < NT; t++) {                                                  \
+                const __m256 yd =                                                                  \
+                    _mm256_loadu_ps((const float *)(a + (size_t)t * as + yd_off) + i);             \
+                __m256i off = _mm256_setzero_si256();                                              \
+                if (SHIFT >= 0)                                                                    \
+                    off = _mm256_slli_epi32(                                                       \
+                        _mm256_loadu_si256(                                                        \
+                            (const __m256i *)((const int32_t *)(a + (size_t)t * as + ysum_off) +   \
+                                              i)),                                                 \
+                        SHIFT < 0 ? 0 : SHIFT);                                                    \
+                UNROLL for (int r = 0; r < RM; r++) {                                              \
+                    const __m256i h0 = half[0][r][t], h1 = half[1][r][t];                          \
+                    __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),          \
+                                                 _mm256_permute2x128_si256(h0, h1, 0x31));         \
+                    if (SHIFT >= 0) s = _mm256_sub_epi32(s, off);                                  \
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(xd[r], yd),   \
+                                                acc[r][t]);                                        \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
         for (; i < nb; i++)                                                                        \
             UNROLL for (int r = 0; r < RM; r++) {                                                  \
                 const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
-                const __m256i v = decode(x);                                                       \
-                const __m256i av = _mm256_sign_epi8(v, v);                                         \
+                const __m256i u = decode(x);                                                       \
                 UNROLL for (int t = 0; t < NT; t++) {                                              \
-                    const block_q8_0 *yb = (const block_q8_0 *)(a + (size_t)t * as) + i;           \
-                    const __m256i s = dot_u8s8(_mm256_setzero_si256(), av,                         \
-                                               _mm256_sign_epi8(load256(yb->qs), v));              \
+                    const char *at = a + (size_t)t * as;                                           \
+                    const __m256i d = block_dot(u, ((const block_q8_0 *)at + i)->qs, SHIFT);       \
+                    /* the offset goes into lane 0 only: lanes are summed at the end */            \
+                    const int32_t corr = SHIFT >= 0 ? ((const int32_t *)(at + ysum_off))[i] *      \
+                                                          (1 << (SHIFT < 0 ? 0 : SHIFT))           \
+                                                    : 0;                                           \
+                    const __m256i s =                                                              \
+                        _mm256_sub_epi32(d, _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0));         \
                     acc[r][t] = _mm256_fmadd_ps(                                                   \
-                        _mm256_cvtepi32_ps(s), _mm256_set1_ps(f16(x->d) * f16(yb->d)), acc[r][t]); \
+                        _mm256_cvtepi32_ps(s),                                                     \
+                        _mm256_set1_ps(f16(x->d) * ((const float *)(at + yd_off))[i]), acc[r][t]); \
                 }                                                                                  \
             }                                                                                      \
         UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] =    \
             hsum_ps(acc[r][t]);                                                                    \
     }
 
-/* Runs an (RM, NT) tile over nr rows and nt tokens: 4 rows x 1 token for generation (four
- * independent sums in flight, the activation block loaded once for four rows), 1 row x 4
- * tokens for prompts (each weight block decoded once for four tokens). */
-#define DEFINE_GEMM2(name, tile)                                                                   \
+#if QR_VNNI
+/* Prompts (many tokens) on VNNI: 8 weight rows are decoded once into a scratch panel with
+ * their bytes interleaved, vector g of a block holding bytes 4g..4g+3 of each of the 8 rows
+ * (a dword transpose of the 8 decoded blocks). A token's 4 activation bytes broadcast against
+ * it give, in one vpdpbusd, lane r = the partial dot product of row r: 8 of them finish a
+ * block for 8 rows at once, with no horizontal sums; then one offset subtraction, one int to
+ * float conversion and one multiply-add by the 8 rows' scales times the token's. The packing
+ * costs about one decode per row and block, paid once for all the tokens of the call. */
+#define IL_ROWS 8
+#define IL_PANEL 64      /* blocks per scratch panel: 16 KiB of bytes + 2 KiB of scales */
+#define IL_MIN_TOKENS 16 /* below this the packing costs more than it saves */
+
+static inline void transpose8_epi32(__m256i v[8]) {
+    __m256i t[8], u[8];
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm256_unpacklo_epi32(v[2 * k], v[2 * k + 1]);
+        t[2 * k + 1] = _mm256_unpackhi_epi32(v[2 * k], v[2 * k + 1]);
+    }
+    for (int k = 0; k < 2; k++) {
+        u[4 * k + 0] = _mm256_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 1] = _mm256_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 2] = _mm256_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+        u[4 * k + 3] = _mm256_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x20);
+        v[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
+    }
+}
+
+/* NT tokens against one packed panel of np blocks (first block b0 of the row): y += ... */
+TILE void il_tokens(const uint8_t *pw, const float *pd, int64_t b0, int64_t np, const char *a,
+                    size_t as, size_t yd_off, size_t ysum_off, float *y, int64_t ys,
+                    const int shift, const int NT) {
+    __m256 acc[4];
+    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < np; b++) {
+        __m256i s[4];
+        const block_q8_0 *yb[4];
+        UNROLL for (int t = 0; t < NT; t++) {
+            s[t] = _mm256_setzero_si256();
+            yb[t] = (const block_q8_0 *)(a + (size_t)t * as) + b0 + b;
+        }
+        UNROLL for (int g = 0; g < 8; g++) {
+            const __m256i wv = _mm256_load_si256((const __m256i *)(pw + (b * 8 + g) * 32));
+            UNROLL for (int t = 0; t < NT; t++) s[t] =
+                _mm256_dpbusd_epi32(s[t], wv, _mm256_set1_epi32((int)qr_rd_u32(yb[t]->qs + 4 * g)));
+        }
+        const __m256 xd = _mm256_load_ps(pd + b * 8);
+        UNROLL for (int t = 0; t < NT; t++) {
+            const char *at = a + (size_t)t * as;
+            const int32_t off = ((const int32_t *)(at + ysum_off))[b0 + b] * (1 << shift);
+            const float yd = ((const float *)(at + yd_off))[b0 + b];
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[t], _mm256_set1_epi32(off))),
+                                _mm256_mul_ps(xd, _mm256_set1_ps(yd)), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < NT; t++) {
+        float *yt = y + t * ys;
+        _mm256_storeu_ps(yt, b0 == 0 ? acc[t] : _mm256_add_ps(_mm256_loadu_ps(yt), acc[t]));
+    }
+}
+
+/* 8 rows (multiple of IL_ROWS) x nt tokens through packed panels */
+#define DEFINE_IL_GEMM(name, block_t, decode, SHIFT)                                               \
+    static void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,      \
+                     int64_t ys, int64_t nt) {                                                     \
+        _Alignas(32) uint8_t pw[IL_PANEL * 8 * 32];                                                \
+        _Alignas(32) float pd[IL_PANEL * 8];                                                       \
+        const int64_t nb = n / QK8_0;                                                              \
+        const size_t yd_off = qr_act_q8_0_scales_offset(n), ysum_off = qr_act_q8_0_sums_offset(n); \
+        for (int64_t b0 = 0; b0 < nb; b0 += IL_PANEL) {                                            \
+            const int64_t np = nb - b0 < IL_PANEL ? nb - b0 : IL_PANEL;                            \
+            for (int64_t b = 0; b < np; b++) {                                                     \
+                __m256i v[8];                                                                      \
+                for (int r = 0; r < IL_ROWS; r++) {                                                \
+                    const block_t *x = (const block_t *)(w + (size_t)r * ws) + b0 + b;             \
+                    v[r] = decode(x);                                                              \
+                    pd[b * 8 + r] = f16(x->d);                                                     \
+                }                                                                                  \
+                transpose8_epi32(v);                                                               \
+                for (int g = 0; g < 8; g++)                                                        \
+                    _mm256_store_si256((__m256i *)(pw + (b * 8 + g) * 32), v[g]);                  \
+            }                                                                                      \
+            int64_t t = 0;                                                                         \
+            for (; t + 4 <= nt; t += 4)                                                            \
+                il_tokens(pw, pd, b0, np, a + (size_t)t * as, as, yd_off, ysum_off, y + t * ys,    \
+                          ys, SHIFT, 4);                                                           \
+            const char *at = a + (size_t)t * as;                                                   \
+            switch (nt - t) {                                                                      \
+            case 3:                                                                                \
+                il_tokens(pw, pd, b0, np, at, as, yd_off, ysum_off, y + t * ys, ys, SHIFT, 3);     \
+                break;                                                                             \
+            case 2:                                                                                \
+                il_tokens(pw, pd, b0, np, at, as, yd_off, ysum_off, y + t * ys, ys, SHIFT, 2);     \
+                break;                                                                             \
+            case 1:                                                                                \
+                il_tokens(pw, pd, b0, np, at, as, yd_off, ysum_off, y + t * ys, ys, SHIFT, 1);     \
+                break;                                                                             \
+            default:                                                                               \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+    }
+DEFINE_IL_GEMM(il_gemm_q4_0, block_q4_0, decode_u_q4_0, Q4_0_OFFSET_SHIFT)
+DEFINE_IL_GEMM(il_gemm_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
+DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
+#define IL_PREFIX(il, nr_var)                                                                      \
+    if (nt >= IL_MIN_TOKENS)                                                                       \
+        for (; r0 + IL_ROWS <= nr_var; r0 += IL_ROWS)                                              \
+            il(n, (const char *)w + (size_t)r0 * w_stride, w_stride, act, act_stride, y + r0,      \
+               y_stride, nt);
+#else
+#define IL_PREFIX(il, nr_var)
+#endif
+
+/* Runs a tile over nr rows and nt tokens: one weight row at a time, front to back, with up to
+ * 4 tokens per tile call (each weight block decoded once per 4 tokens); the row stays in L1
+ * while the token groups pass over it, so every weight byte comes from memory once per call
+ * whatever the batch (the server's 2..8 tokens cost one pass over the weights). The tiles can
+ * take RM > 1 rows, but on the EPYC dev machine every such shape lost (bench/kernels/
+ * bench_gemm.c, 2026-11-24): streaming 2 or 4 rows side by side read memory at a third of the
+ * speed of one sequential stream even with software prefetch (q8_0 576 x 1536, one token:
+ * 7 GB/s with 2 rows, 22 with 1), and 2 x 4 prompt tiles ran 10-35% slower than 1 x 4 (register
+ * spills in the k-quants). */
+#define DEFINE_GEMM2(name, tile, PREFIX)                                                           \
     static void name(int64_t n, const void *w, size_t w_stride, const void *act,                   \
                      size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) {      \
-        const char *wc = w, *ac = act;                                                             \
-        if (nt == 1) {                                                                             \
-            int64_t r = 0;                                                                         \
-            for (; r + 4 <= nr; r += 4)                                                            \
-                tile(n, wc + (size_t)r * w_stride, w_stride, ac, act_stride, y + r, y_stride, 4,   \
-                     1);                                                                           \
-            for (; r < nr; r++)                                                                    \
-                tile(n, wc + (size_t)r * w_stride, w_stride, ac, act_stride, y + r, y_stride, 1,   \
-                     1);                                                                           \
-            return;                                                                                \
-        }                                                                                          \
-        for (int64_t r = 0; r < nr; r++) {                                                         \
-            const char *wr = wc + (size_t)r * w_stride;                                            \
+        const char *ac = act;                                                                      \
+        int64_t r0 = 0;                                                                            \
+        PREFIX                                                                                     \
+        for (int64_t r = r0; r < nr; r++) {                                                        \
+            const char *wr = (const char *)w + (size_t)r * w_stride;                               \
             int64_t t = 0;                                                                         \
             for (; t + 4 <= nt; t += 4)                                                            \
                 tile(n, wr, w_stride, ac + (size_t)t * act_stride, act_stride,                     \
@@ -301,12 +486,12 @@ static inline __m256i hsum8_epi32(__m256i v0, __m256i v1, __m256i v2, __m256i v3
         }                                                                                          \
     }
 
-LEGACY_SIGNED_TILE(tile_q4_0, block_q4_0, decode_q4_0)
-LEGACY_SIGNED_TILE(tile_q5_0, block_q5_0, decode_q5_0)
-LEGACY_SIGNED_TILE(tile_q8_0, block_q8_0, decode_q8_0)
-DEFINE_GEMM2(gemm_q4_0, tile_q4_0)
-DEFINE_GEMM2(gemm_q5_0, tile_q5_0)
-DEFINE_GEMM2(gemm_q8_0, tile_q8_0)
+LEGACY_SIGNED_TILE(tile_q4_0, block_q4_0, decode_u_q4_0, Q4_0_OFFSET_SHIFT)
+LEGACY_SIGNED_TILE(tile_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
+LEGACY_SIGNED_TILE(tile_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
+DEFINE_GEMM2(gemm_q4_0, tile_q4_0, IL_PREFIX(il_gemm_q4_0, nr))
+DEFINE_GEMM2(gemm_q5_0, tile_q5_0, IL_PREFIX(il_gemm_q5_0, nr))
+DEFINE_GEMM2(gemm_q8_0, tile_q8_0, IL_PREFIX(il_gemm_q8_0, nr))
 
 /* Unsigned weights with a minimum (q4_1, q5_1) against q8_1: d*dy*sum(q*y) + m*s. */
 #define LEGACY_MIN_TILE(name, block_t, decode)                                                     \
@@ -346,61 +531,81 @@ DEFINE_GEMM(gemm_q5_1, tile_q5_1)
 
 /* ---- k-quants against q8_K ---- */
 
-/* q4_K / q5_K 6-bit scales and mins of the 8 sub-blocks (layout in blocks.h) */
-static inline void k_scales_mins(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = s[j] & 63;
-        mn[j] = s[j + 4] & 63;
-        sc[j + 4] = (uint8_t)((s[j + 8] & 15) | (s[j] >> 6) << 4);
-        mn[j + 4] = (uint8_t)((s[j + 8] >> 4) | (s[j + 4] >> 6) << 4);
-    }
+/* q4_K / q5_K 6-bit scales and mins of the 8 sub-blocks (layout in blocks.h), unpacked four
+ * at a time in 32-bit words: bytes 0..3 of the result are sub-blocks 0..3, bytes 4..7 are 4..7 */
+static inline void k_scales_mins(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    const uint32_t w0 = qr_rd_u32(s), w1 = qr_rd_u32(s + 4), w2 = qr_rd_u32(s + 8);
+    const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+    *sc = (uint64_t)(w0 & lo6) | (uint64_t)((w2 & lo4) | ((w0 >> 6) & lo2) << 4) << 32;
+    *mn = (uint64_t)(w1 & lo6) | (uint64_t)(((w2 >> 4) & lo4) | ((w1 >> 6) & lo2) << 4) << 32;
 }
 
-/* q4_K (HAS_QH 0) and q5_K (HAS_QH 1): 8 vectors of 32 unsigned values, vector k is sub-block
- * k with scale sc[k]; the mins pair with the activation's bsums (two per sub-block). */
+/* pattern for _mm256_shuffle_epi8 that fills each 128-bit half with 16-bit lane k of that half */
+static inline __m256i lane16_pattern(int k) {
+    return _mm256_set1_epi16((short)(2 * k | (2 * k + 1) << 8));
+}
+
+/* q4_K (HAS_QH 0) and q5_K (HAS_QH 1), RM rows x NT tokens: 8 vectors of 32 unsigned values
+ * per row, vector k is sub-block k with scale sc[k]; the mins pair with the activation's bsums
+ * (two per sub-block). The scales are spread to 16-bit lanes by in-register shuffles, and each
+ * product's integer sum is split over two accumulators (even and odd sub-blocks) so the chain
+ * of multiply-adds is half as long. */
 #define K4_TILE(name, block_t, HIGH_BITS)                                                          \
-    TILE void name(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,      \
-                   const int nt) {                                                                 \
-        const block_t *x = (const block_t *)wr;                                                    \
+    TILE void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,        \
+                   int64_t ys, const int RM, const int NT) {                                       \
         const __m256i m4 = _mm256_set1_epi8(0x0F);                                                 \
-        __m256 acc[4], accm[4];                                                                    \
-        for (int t = 0; t < nt; t++)                                                               \
-            acc[t] = accm[t] = _mm256_setzero_ps();                                                \
+        __m256 acc[2][4], accm[2][4];                                                              \
+        UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) acc[r][t] =        \
+            accm[r][t] = _mm256_setzero_ps();                                                      \
         for (int64_t i = 0; i < n / QK_K; i++) {                                                   \
-            uint8_t sc[8], mn[8];                                                                  \
-            k_scales_mins(x[i].scales, sc, mn);                                                    \
-            const __m128i mn8 = _mm_loadl_epi64((const __m128i *)mn);                              \
-            const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));                \
-            __m256i q[8], scv[8];                                                                  \
-            for (int p = 0; p < 4; p++) {                                                          \
-                const __m256i b = load256(x[i].qs + 32 * p);                                       \
-                q[2 * p] = _mm256_and_si256(b, m4);                                                \
-                q[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);                      \
-                scv[2 * p] = _mm256_set1_epi16(sc[2 * p]);                                         \
-                scv[2 * p + 1] = _mm256_set1_epi16(sc[2 * p + 1]);                                 \
+            __m256i q[2][8], scv[2][8], mins[2];                                                   \
+            float xd[2], xmin[2];                                                                  \
+            UNROLL for (int r = 0; r < RM; r++) {                                                  \
+                const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
+                uint64_t sc, mn;                                                                   \
+                k_scales_mins(x->scales, &sc, &mn);                                                \
+                const __m256i sc16 = _mm256_broadcastsi128_si256(                                  \
+                    _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));                          \
+                const __m128i mn8 = _mm_cvtsi64_si128((long long)mn);                              \
+                mins[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));                       \
+                UNROLL for (int p = 0; p < 4; p++) {                                               \
+                    const __m256i b = load256(x->qs + 32 * p);                                     \
+                    q[r][2 * p] = _mm256_and_si256(b, m4);                                         \
+                    q[r][2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);               \
+                }                                                                                  \
+                UNROLL for (int k = 0; k < 8; k++) scv[r][k] =                                     \
+                    _mm256_shuffle_epi8(sc16, lane16_pattern(k));                                  \
+                HIGH_BITS((*x), q[r]);                                                             \
+                xd[r] = f16(x->d);                                                                 \
+                xmin[r] = f16(x->dmin);                                                            \
             }                                                                                      \
-            HIGH_BITS(x[i], q);                                                                    \
-            const float xd = f16(x[i].d), xmin = f16(x[i].dmin);                                   \
-            for (int t = 0; t < nt; t++) {                                                         \
+            UNROLL for (int t = 0; t < NT; t++) {                                                  \
                 const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + i;               \
-                __m256i isum = _mm256_setzero_si256();                                             \
-                for (int k = 0; k < 8; k++)                                                        \
-                    isum = dot_i16(isum, _mm256_maddubs_epi16(q[k], load256(yb->qs + 32 * k)),     \
-                                   scv[k]);                                                        \
-                const __m256i msum = _mm256_madd_epi16(load256(yb->bsums), mins);                  \
-                acc[t] =                                                                           \
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xd * yb->d), acc[t]); \
-                accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(xmin * yb->d),  \
-                                          accm[t]);                                                \
+                __m256i yq[8];                                                                     \
+                UNROLL for (int k = 0; k < 8; k++) yq[k] = load256(yb->qs + 32 * k);               \
+                const __m256i bsums = load256(yb->bsums);                                          \
+                UNROLL for (int r = 0; r < RM; r++) {                                              \
+                    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();              \
+                    UNROLL for (int k = 0; k < 8; k += 2) {                                        \
+                        s0 = dot_i16(s0, _mm256_maddubs_epi16(q[r][k], yq[k]), scv[r][k]);         \
+                        s1 = dot_i16(s1, _mm256_maddubs_epi16(q[r][k + 1], yq[k + 1]),             \
+                                     scv[r][k + 1]);                                               \
+                    }                                                                              \
+                    const __m256i msum = _mm256_madd_epi16(bsums, mins[r]);                        \
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)),      \
+                                                _mm256_set1_ps(xd[r] * yb->d), acc[r][t]);         \
+                    accm[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum),                         \
+                                                 _mm256_set1_ps(xmin[r] * yb->d), accm[r][t]);     \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        for (int t = 0; t < nt; t++)                                                               \
-            y[t * ys] = hsum_ps(acc[t]) - hsum_ps(accm[t]);                                        \
+        UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] =    \
+            hsum_ps(acc[r][t]) - hsum_ps(accm[r][t]);                                              \
     }
 
 #define NO_HIGH_BITS(blk, q) ((void)0)
 K4_TILE(tile_q4_K, block_q4_K, NO_HIGH_BITS)
-DEFINE_GEMM(gemm_q4_K, tile_q4_K)
+DEFINE_GEMM2(gemm_q4_K, tile_q4_K, )
 
 /* q5_K's fifth bit: qh[l] bit k belongs to element 32k + l, i.e. to vector k */
 #define K5_HIGH_BITS(blk, q)                                                                       \
@@ -417,50 +622,66 @@ DEFINE_GEMM(gemm_q4_K, tile_q4_K)
         q[7] = _mm256_or_si256(q[7], _mm256_and_si256(_mm256_srli_epi16(hb, 3), b16));             \
     } while (0)
 K4_TILE(tile_q5_K, block_q5_K, K5_HIGH_BITS)
-DEFINE_GEMM(gemm_q5_K, tile_q5_K)
+DEFINE_GEMM2(gemm_q5_K, tile_q5_K, )
 
-/* q6_K: values 0..63 (the -32 offset goes through bsums), 16 int8 scales, one per 16 values. */
-TILE void tile_q6_K(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,
-                    const int nt) {
-    const block_q6_K *x = (const block_q6_K *)wr;
+/* q6_K: values 0..63 (the -32 offset goes through bsums), 16 int8 scales, one per 16 values,
+ * RM rows x NT tokens. Vector k (32 values) takes scale 2k in its low half and 2k+1 in its high
+ * half: the scales are reordered (even ones, then odd ones), widened to 16 bits, and spread by
+ * in-lane shuffles. Two accumulators per product, as in K4_TILE. */
+TILE void tile_q6_K(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,
+                    int64_t ys, const int RM, const int NT) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc[4];
-    for (int t = 0; t < nt; t++)
-        acc[t] = _mm256_setzero_ps();
+    const __m128i even_odd = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    __m256 acc[2][4];
+    UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) acc[r][t] =
+        _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        __m256i q[8], scv[8];
-        for (int h = 0; h < 2; h++) {
-            const __m256i la = load256(x[i].ql + 64 * h), lb = load256(x[i].ql + 64 * h + 32);
-            const __m256i hv = load256(x[i].qh + 32 * h);
-            q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(la, m4),
-                                           _mm256_and_si256(_mm256_slli_epi16(hv, 4), m30));
-            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(lb, m4),
-                                           _mm256_and_si256(_mm256_slli_epi16(hv, 2), m30));
-            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4),
-                                           _mm256_and_si256(hv, m30));
-            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
-                                           _mm256_and_si256(_mm256_srli_epi16(hv, 2), m30));
+        __m256i q[2][8], scv[2][8], scales[2];
+        float xd[2];
+        UNROLL for (int r = 0; r < RM; r++) {
+            const block_q6_K *x = (const block_q6_K *)(w + (size_t)r * ws) + i;
+            UNROLL for (int h = 0; h < 2; h++) {
+                const __m256i la = load256(x->ql + 64 * h), lb = load256(x->ql + 64 * h + 32);
+                const __m256i hv = load256(x->qh + 32 * h);
+                q[r][4 * h + 0] = _mm256_or_si256(_mm256_and_si256(la, m4),
+                                                  _mm256_and_si256(_mm256_slli_epi16(hv, 4), m30));
+                q[r][4 * h + 1] = _mm256_or_si256(_mm256_and_si256(lb, m4),
+                                                  _mm256_and_si256(_mm256_slli_epi16(hv, 2), m30));
+                q[r][4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4),
+                                                  _mm256_and_si256(hv, m30));
+                q[r][4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
+                                                  _mm256_and_si256(_mm256_srli_epi16(hv, 2), m30));
+            }
+            const __m128i s8 = _mm_loadu_si128((const __m128i *)x->scales);
+            const __m256i s16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, even_odd));
+            UNROLL for (int k = 0; k < 8; k++) scv[r][k] =
+                _mm256_shuffle_epi8(s16, lane16_pattern(k));
+            scales[r] = _mm256_cvtepi8_epi16(s8);
+            xd[r] = f16(x->d);
         }
-        for (int k = 0; k < 8; k++)
-            scv[k] = _mm256_set_m128i(_mm_set1_epi16(x[i].scales[2 * k + 1]),
-                                      _mm_set1_epi16(x[i].scales[2 * k]));
-        const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        const float xd = f16(x[i].d);
-        for (int t = 0; t < nt; t++) {
+        UNROLL for (int t = 0; t < NT; t++) {
             const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + i;
-            __m256i isum = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++)
-                isum = dot_i16(isum, _mm256_maddubs_epi16(q[k], load256(yb->qs + 32 * k)), scv[k]);
-            const __m256i off =
-                _mm256_madd_epi16(load256(yb->bsums), scales); /* sum scale * bsum */
-            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, 5));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xd * yb->d), acc[t]);
+            __m256i yq[8];
+            UNROLL for (int k = 0; k < 8; k++) yq[k] = load256(yb->qs + 32 * k);
+            const __m256i bsums = load256(yb->bsums);
+            UNROLL for (int r = 0; r < RM; r++) {
+                __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+                UNROLL for (int k = 0; k < 8; k += 2) {
+                    s0 = dot_i16(s0, _mm256_maddubs_epi16(q[r][k], yq[k]), scv[r][k]);
+                    s1 = dot_i16(s1, _mm256_maddubs_epi16(q[r][k + 1], yq[k + 1]), scv[r][k + 1]);
+                }
+                const __m256i off = _mm256_madd_epi16(bsums, scales[r]); /* sum scale * bsum */
+                const __m256i isum =
+                    _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_slli_epi32(off, 5));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xd[r] * yb->d),
+                                            acc[r][t]);
+            }
         }
     }
-    for (int t = 0; t < nt; t++)
-        y[t * ys] = hsum_ps(acc[t]);
+    UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] =
+        hsum_ps(acc[r][t]);
 }
-DEFINE_GEMM(gemm_q6_K, tile_q6_K)
+DEFINE_GEMM2(gemm_q6_K, tile_q6_K, )
 
 /* ---- attention rows ---- */
 
@@ -511,6 +732,125 @@ static void axpy_f32_x86(int64_t n, float a, const float *v, float *out) {
         out[i] += a * v[i];
 }
 
+/* ---- activation quantizers (bit-identical to tensor/quant_act.c) ---- */
+
+/* sum of the 8 i32 lanes of each of v[0..7], as one vector (lane b = sum of v[b]) */
+static inline __m256i hsum8_epi32(__m256i v0, __m256i v1, __m256i v2, __m256i v3, __m256i v4,
+                                  __m256i v5, __m256i v6, __m256i v7) {
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v4, v5), _mm256_hadd_epi32(v6, v7));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+static inline float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* four vectors of 8 int32 in [-128, 127] to 32 int8 in element order */
+static inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    /* the packs work per 128-bit half: dwords come out as a0-3 b0-3 c0-3 d0-3 a4-7 b4-7 ... */
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* roundf: to nearest, halves away from zero, exact (no 0.5-addition rounding) */
+static inline __m256 round_half_away(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    const __m256 up = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f)); /* +-1 */
+    const __m256 need = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    return _mm256_add_ps(t, _mm256_and_ps(need, up));
+}
+
+/* qr_quant_q8_0 (amax / 127 scale, roundf), plus the float scales and block sums of the
+ * activation row (kernels.h) */
+static void quant_q8_0_x86(const float *src, void *row, int64_t n) {
+    block_q8_0 *y = row;
+    float *yd = (float *)((char *)row + qr_act_q8_0_scales_offset(n));
+    int32_t *ysum = (int32_t *)((char *)row + qr_act_q8_0_sums_offset(n));
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const float *x = src + i * QK8_0;
+        __m256 v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+        const __m256 m = _mm256_max_ps(
+            _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+            _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+        const float d = hmax_ps(m) / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qr_fp32_to_fp16(d);
+        yd[i] = qr_fp16_to_fp32(y[i].d);
+        const __m256 idv = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv)));
+        ysum[i] = hsum_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+        _mm256_storeu_si256((__m256i *)y[i].qs, pack_i32_to_i8(q[0], q[1], q[2], q[3]));
+    }
+}
+
+/* qr_quant_q8_K: scale -127 / (the first element of largest magnitude), nearest-even rounding
+ * (cvtps under the default MXCSR, as nearest_int), top clamp 127, sums of 16 */
+static void quant_q8_K_x86(const float *src, void *row, int64_t n) {
+    block_q8_K *y = row;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float *x = src + i * QK_K;
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K / 8; k++)
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+        const float amax = hmax_ps(m);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float max = 0.0f;
+        const __m256 am = _mm256_set1_ps(amax);
+        for (int k = 0; k < QK_K / 8; k++) {
+            const int hit = _mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), am, _CMP_EQ_OQ));
+            if (hit) {
+                max = x[8 * k + __builtin_ctz((unsigned)hit)];
+                break;
+            }
+        }
+        const float iscale = -127.0f / max;
+        const __m256 is = _mm256_set1_ps(iscale);
+        const __m256i top = _mm256_set1_epi32(127);
+        __m256i g[16];
+        for (int k = 0; k < QK_K / 32; k++) {
+            __m256i q[4];
+            for (int j = 0; j < 4; j++)
+                q[j] = _mm256_min_epi32(
+                    _mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + 32 * k + 8 * j))),
+                    top);
+            g[2 * k] = _mm256_add_epi32(q[0], q[1]);
+            g[2 * k + 1] = _mm256_add_epi32(q[2], q[3]);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * k),
+                                pack_i32_to_i8(q[0], q[1], q[2], q[3]));
+        }
+        const __m256i s0 = hsum8_epi32(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
+        const __m256i s1 = hsum8_epi32(g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+        const __m256i s16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(s0, s1), 0xD8);
+        _mm256_storeu_si256((__m256i *)y[i].bsums, s16);
+        y[i].d = 1.0f / iscale;
+    }
+}
+
 void QR_X86_FILL(qr_kernels *k) {
     qr_kernels_fill_scalar(k); /* types without a SIMD kernel keep the reference */
     k->name = QR_X86_NAME;
@@ -529,4 +869,6 @@ void QR_X86_FILL(qr_kernels *k) {
     k->axpy_f16 = axpy_f16_x86;
     k->dot_f32 = dot_f32_x86;
     k->axpy_f32 = axpy_f32_x86;
+    k->quant_q8_0 = quant_q8_0_x86;
+    k->quant_q8_K = quant_q8_K_x86;
 }

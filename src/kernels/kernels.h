@@ -25,13 +25,26 @@ typedef struct qr_kernels {
     void (*axpy_f16)(int64_t n, float a, const uint16_t *v, float *out);
     float (*dot_f32)(int64_t n, const float *q, const float *k);
     void (*axpy_f32)(int64_t n, float a, const float *v, float *out);
+    /* activation quantizers, bit-identical to the reference (tensor/quant_act.c):
+     * quant_q8_0 writes a whole q8_0 activation row (blocks, then float scales and integer
+     * block sums, see below); quant_q8_K a row of q8_K blocks */
+    void (*quant_q8_0)(const float *x, void *row, int64_t n);
+    void (*quant_q8_K)(const float *x, void *row, int64_t n);
 } qr_kernels;
 
 /* Activation rows for q8_0 (weights q4_0, q5_0, q8_0) carry, after their q8_0 blocks at this
- * 32-byte aligned offset, every block's scale again as a float (matmul.c writes them), so that
- * kernels load the scales of 8 blocks at once. Scalar kernels read only the blocks. */
+ * 32-byte aligned offset, every block's scale again as a float, then every block's sum of
+ * quants as an int32 (the quant_q8_0 kernels write them), so that kernels load the scales and
+ * sums of 8 blocks at once. Scalar kernels read only the blocks. */
 static inline size_t qr_act_q8_0_scales_offset(int64_t n) {
     return ((size_t)(n / 32) * 34 + 31) & ~(size_t)31;
+}
+static inline size_t qr_act_q8_0_sums_offset(int64_t n) {
+    return qr_act_q8_0_scales_offset(n) + (size_t)(n / 32) * 4;
+}
+/* bytes of one such row, a multiple of 32 */
+static inline size_t qr_act_q8_0_row_bytes(int64_t n) {
+    return (qr_act_q8_0_sums_offset(n) + (size_t)(n / 32) * 4 + 31) & ~(size_t)31;
 }
 
 /* The fastest set this CPU runs, chosen on the first call. */

@@ -17,12 +17,10 @@ static int act_type(int type) {
     return qr_type_traits_get(type)->vec_dot_type;
 }
 
-/* bytes of one converted row: the vec_dot_type row, plus the float scales of q8_0 rows */
+/* bytes of one converted row: the vec_dot_type row, plus the scales and sums of q8_0 rows */
 static size_t act_stride(int type, int64_t n_cols) {
     const int at = act_type(type);
-    if (at == QR_TYPE_Q8_0)
-        return (qr_act_q8_0_scales_offset(n_cols) + (size_t)(n_cols / QK8_0) * 4 + 31) &
-               ~(size_t)31;
+    if (at == QR_TYPE_Q8_0) return qr_act_q8_0_row_bytes(n_cols);
     return qr_type_row_bytes(at, n_cols);
 }
 
@@ -33,17 +31,12 @@ size_t qr_act_bytes(int type, int64_t n_cols, int64_t n_tokens) {
 size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens, void *out) {
     const int at = act_type(type);
     const size_t stride = act_stride(type, n_cols);
-    const qr_type_traits *tr = qr_type_traits_get(at);
-    for (int64_t t = 0; t < n_tokens; t++) {
-        char *row = (char *)out + (size_t)t * stride;
-        tr->from_float(x + t * n_cols, row, n_cols);
-        if (at == QR_TYPE_Q8_0) {
-            const block_q8_0 *b = (const block_q8_0 *)row;
-            float *d = (float *)(row + qr_act_q8_0_scales_offset(n_cols));
-            for (int64_t i = 0; i < n_cols / QK8_0; i++)
-                d[i] = qr_fp16_to_fp32(b[i].d);
-        }
-    }
+    const qr_kernels *kn = qr_kernels_best();
+    const qr_from_float_fn quant = at == QR_TYPE_Q8_0   ? kn->quant_q8_0
+                                   : at == QR_TYPE_Q8_K ? kn->quant_q8_K
+                                                        : qr_type_traits_get(at)->from_float;
+    for (int64_t t = 0; t < n_tokens; t++)
+        quant(x + t * n_cols, (char *)out + (size_t)t * stride, n_cols);
     return stride;
 }
 

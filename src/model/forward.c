@@ -33,30 +33,93 @@ static void dump(const qr_context *ctx, const char *name, int layer, const float
 
 /* ---- parallel matrix product ---- */
 
+/* Up to 3 products of the same input (q, k, v; gate, up) run as one parallel task: the input
+ * is converted once, and the threads meet once instead of once per product (a decode step is
+ * ~200 products of a few microseconds each, where each meeting costs a good part of one). */
+#define MAX_FUSED 3
+
 typedef struct matmul_task {
-    const qr_weight *w;
+    int n_mats;
+    const qr_weight *w[MAX_FUSED];
+    float *y[MAX_FUSED];
+    int64_t chunk_rows[MAX_FUSED];
+    int64_t
+        first_chunk[MAX_FUSED + 1]; /* chunks of product i: [first_chunk[i], first_chunk[i+1]) */
     const void *act;
     size_t act_stride;
     int32_t n_tokens;
-    int64_t chunk_rows;
-    float *y;
 } matmul_task;
 
 static void matmul_worker(void *arg, int64_t chunk, int ith) {
     (void)ith;
     const matmul_task *t = arg;
-    int64_t rows = t->w->n_rows;
-    int64_t r0 = chunk * t->chunk_rows, r1 = r0 + t->chunk_rows < rows ? r0 + t->chunk_rows : rows;
-    qr_matmul_rows(t->w->type, t->w->data, t->w->row_bytes, t->w->n_cols, t->act, t->act_stride, t->n_tokens, t->y,
-                   rows, r0, r1);
+    int i = 0;
+    while (chunk >= t->first_chunk[i + 1])
+        i++;
+    const qr_weight *w = t->w[i];
+    const int64_t rows = w->n_rows, r0 = (chunk - t->first_chunk[i]) * t->chunk_rows[i];
+    const int64_t r1 = r0 + t->chunk_rows[i] < rows ? r0 + t->chunk_rows[i] : rows;
+    qr_matmul_rows(w->type, w->data, w->row_bytes, w->n_cols, t->act, t->act_stride, t->n_tokens,
+                   t->y[i], rows, r0, r1);
 }
 
-/* y[n][w.n_rows] = x[n][w.n_cols] W^T; small products stay on this thread */
+typedef struct convert_task {
+    const qr_weight *w;
+    const float *x;
+    int32_t n_tokens, per_chunk;
+    void *out;
+    size_t stride;
+} convert_task;
+
+static void convert_worker(void *arg, int64_t chunk, int ith) {
+    (void)ith;
+    const convert_task *c = arg;
+    const int64_t t0 = chunk * c->per_chunk;
+    const int64_t nt = c->n_tokens - t0 < c->per_chunk ? c->n_tokens - t0 : c->per_chunk;
+    qr_act_convert(c->w->type, c->x + t0 * c->w->n_cols, c->w->n_cols, nt,
+                   (char *)c->out + (size_t)t0 * c->stride);
+}
+
+/* x converted to w's activation format in ctx->act_q (a prompt's rows split over the threads);
+ * returns the row stride */
+static size_t convert(qr_context *ctx, const qr_weight *w, const float *x, int32_t n) {
+    const int nth = qr_pool_size(ctx->pool);
+    if (nth == 1 || n < 16) return qr_act_convert(w->type, x, w->n_cols, n, ctx->act_q);
+    convert_task c = {.w = w,
+                      .x = x,
+                      .n_tokens = n,
+                      .out = ctx->act_q,
+                      .stride = qr_act_bytes(w->type, w->n_cols, 1)};
+    c.per_chunk = (n + 2 * nth - 1) / (2 * nth);
+    qr_pool_run(ctx->pool, convert_worker, &c, (n + c.per_chunk - 1) / c.per_chunk);
+    return c.stride;
+}
+
+/* y[i][n][w[i].n_rows] = x[n][n_cols] w[i]^T for i < count; small products stay on this thread */
+static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y, int count,
+                     const float *x, int32_t n) {
+    const int vdt = qr_type_traits_get(w[0]->type)->vec_dot_type;
+    for (int i = 1; i < count; i++)
+        if (qr_type_traits_get(w[i]->type)->vec_dot_type != vdt) { /* inputs differ: one by one */
+            for (int k = 0; k < count; k++)
+                matmul_n(ctx, &w[k], &y[k], 1, x, n);
+            return;
+        }
+    matmul_task t = {.n_mats = count, .act = ctx->act_q, .n_tokens = n};
+    t.act_stride = convert(ctx, w[0], x, n);
+    for (int i = 0; i < count; i++) {
+        t.w[i] = w[i];
+        t.y[i] = y[i];
+        t.chunk_rows[i] =
+            qr_matmul_chunk_rows(w[i]->n_rows, w[i]->n_cols, n, qr_pool_size(ctx->pool));
+        t.first_chunk[i + 1] =
+            t.first_chunk[i] + (w[i]->n_rows + t.chunk_rows[i] - 1) / t.chunk_rows[i];
+    }
+    qr_pool_run(ctx->pool, matmul_worker, &t, t.first_chunk[count]);
+}
+
 static void matmul(qr_context *ctx, const qr_weight *w, const float *x, int32_t n, float *y) {
-    matmul_task t = {.w = w, .act = ctx->act_q, .n_tokens = n, .y = y};
-    t.act_stride = qr_act_convert(w->type, x, w->n_cols, n, ctx->act_q);
-    t.chunk_rows = qr_matmul_chunk_rows(w->n_rows, w->n_cols, n, qr_pool_size(ctx->pool));
-    qr_pool_run(ctx->pool, matmul_worker, &t, (w->n_rows + t.chunk_rows - 1) / t.chunk_rows);
+    matmul_n(ctx, &w, &y, 1, x, n);
 }
 
 static void add_bias(const qr_weight *b, float *y, int64_t dim, int32_t n) {
@@ -229,13 +292,12 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
         /* attention */
         rmsnorm(xb, x, &L->attn_norm, d, hp->norm_eps, n);
         dump(ctx, "attn_norm", l, xb, d, n);
-        matmul(ctx, &L->wq, xb, n, ctx->q);
+        matmul_n(ctx, (const qr_weight *[]){&L->wq, &L->wk, &L->wv},
+                 (float *[]){ctx->q, ctx->k, ctx->v}, 3, xb, n);
         add_bias(&L->bq, ctx->q, q_dim, n);
         dump(ctx, "Qcur.mul_mat", l, ctx->q, q_dim, n);
-        matmul(ctx, &L->wk, xb, n, ctx->k);
         add_bias(&L->bk, ctx->k, kv_dim, n);
         dump(ctx, "Kcur.mul_mat", l, ctx->k, kv_dim, n);
-        matmul(ctx, &L->wv, xb, n, ctx->v);
         add_bias(&L->bv, ctx->v, kv_dim, n);
         dump(ctx, "Vcur", l, ctx->v, kv_dim, n);
         for (int32_t t = 0; t < n; t++) {
@@ -257,9 +319,9 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
         /* feed-forward (SwiGLU) */
         rmsnorm(xb, x, &L->ffn_norm, d, hp->norm_eps, n);
         dump(ctx, "ffn_norm", l, xb, d, n);
-        matmul(ctx, &L->ffn_gate, xb, n, ctx->hb);
+        matmul_n(ctx, (const qr_weight *[]){&L->ffn_gate, &L->ffn_up},
+                 (float *[]){ctx->hb, ctx->hb2}, 2, xb, n);
         dump(ctx, "ffn_gate", l, ctx->hb, hp->n_ff, n);
-        matmul(ctx, &L->ffn_up, xb, n, ctx->hb2);
         dump(ctx, "ffn_up", l, ctx->hb2, hp->n_ff, n);
         for (int64_t i = 0; i < (int64_t)n * hp->n_ff; i++) {
             float g = ctx->hb[i];

@@ -2,8 +2,10 @@
  * vec_dot, tensor/vec_dot.c), on random data for every weight type, at sizes that exercise
  * every tile shape and remainder: 1..9 rows (4-row tiles plus leftovers), 1..9 tokens (4-token
  * tiles plus leftovers), rows of 1 to 17 blocks (the 8-block fold of the legacy kernels and
- * its tail), odd lengths for the float types. Activations go through qr_act_convert, as in
- * the forward pass. Also the attention row helpers, the dispatcher and its bad names. */
+ * its tail), odd lengths for the float types; then prompt sizes (16+ tokens, 8+ rows, rows of
+ * more than one 64-block panel) for the interleaved path. Activations go through
+ * qr_act_convert, as in the forward pass. Also each set's activation quantizers against the
+ * reference bytes, the attention row helpers, the dispatcher and its bad names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +113,59 @@ static void check_set(const qr_kernels *set) {
     }
 }
 
+/* Prompt-sized products: the interleaved 8-row path of the legacy types (16+ tokens, rows in
+ * groups of 8 plus leftovers, rows longer than one 64-block panel) and every other type's
+ * tiles at the same sizes. */
+static void check_set_prompt(const qr_kernels *set) {
+    static const int64_t rows[] = {8, 19};
+    static const int64_t tokens[] = {16, 23};
+    for (size_t ti = 0; ti < sizeof weight_types / sizeof weight_types[0]; ti++) {
+        const int type = weight_types[ti];
+        const int64_t bs = qr_type_block_size(type);
+        const int64_t lengths[] = {bs == 1 ? 301 : 9 * bs,
+                                   bs == 1 ? 2240 : (bs == 32 ? 70 : 9) * bs};
+        for (size_t li = 0; li < 2; li++)
+            for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
+                for (size_t ki = 0; ki < sizeof tokens / sizeof tokens[0]; ki++)
+                    check_gemm(set, type, lengths[li], rows[ri], tokens[ki]);
+    }
+}
+
+/* Each set's activation quantizers give the reference's bytes exactly (tensor/quant_act.c, plus
+ * the float scales and block sums of q8_0 rows), on random rows, rows with ties (x * id exactly
+ * k + 0.5), all-zero blocks and a block whose largest magnitude appears with both signs. */
+static void check_quant(const qr_kernels *set) {
+    const qr_kernels *ref = qr_kernels_named("scalar");
+    enum { N = 1024 };
+    static float x[N];
+    static char out[2][N * 2];
+    for (int pattern = 0; pattern < 4; pattern++) {
+        fill_random(x, N);
+        if (pattern == 1) /* ties: amax 127 gives id 1, so halves stay halves */
+            for (int i = 0; i < N; i++)
+                x[i] = i % 32 == 0 ? 127.0f : (float)((i * 7) % 255 - 127) + 0.5f * (i % 3 == 0);
+        if (pattern == 2)
+            for (int i = 0; i < 256; i++)
+                x[i] = 0.0f; /* a zero q8_K block and 8 zero q8_0 blocks */
+        if (pattern == 3) {
+            x[5] = 3.0f;
+            x[9] = -3.0f; /* q8_K: the first of equal magnitudes sets the sign */
+            x[300] = -2.5f;
+            x[301] = 2.5f;
+        }
+        memset(out, 0x5A, sizeof out);
+        assert_true(qr_act_q8_0_row_bytes(N) <= sizeof out[0]);
+        set->quant_q8_0(x, out[0], N);
+        ref->quant_q8_0(x, out[1], N);
+        assert_memory_equal(out[0], out[1],
+                            qr_act_q8_0_row_bytes(N)); /* padding included: 0x5A in both */
+        memset(out, 0x5A, sizeof out);
+        set->quant_q8_K(x, out[0], N);
+        ref->quant_q8_K(x, out[1], N);
+        assert_memory_equal(out[0], out[1], qr_type_row_bytes(QR_TYPE_Q8_K, N));
+    }
+}
+
 static void check_rows(const qr_kernels *set) {
     const qr_kernels *ref = qr_kernels_named("scalar");
     enum { N = 300 };
@@ -153,6 +208,8 @@ static void test_avx2(void **state) {
         skip();
     }
     check_set(set);
+    check_set_prompt(set);
+    check_quant(set);
     check_rows(set);
 }
 
@@ -164,6 +221,8 @@ static void test_avx512(void **state) {
         skip();
     }
     check_set(set);
+    check_set_prompt(set);
+    check_quant(set);
     check_rows(set);
 }
 

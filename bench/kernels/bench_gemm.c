@@ -1,0 +1,66 @@
+/* bench_gemm.c - one weight type's matmul kernel in isolation: n_rows x n_cols weights
+ * (copies cycled so the set exceeds the caches, as in a forward pass) times n_tokens
+ * activation rows, one thread, the best of 15 passes. Prints weight GB/s and GMAC/s.
+ * Usage: bench_gemm TYPE N_COLS N_ROWS N_TOKENS [MB of weights, default 256]
+ * (QR_KERNELS=scalar|avx2|avx512 picks the kernel set.) Build: see bench/README.md. */
+#include "kernels/kernels.h"
+#include "kernels/matmul.h"
+#include "tensor/tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s TYPE N_COLS N_ROWS N_TOKENS [MB]\n", argv[0]);
+        return 2;
+    }
+    int type = -1;
+    for (int t = 0; t < QR_TYPE_COUNT; t++)
+        if (qr_type_traits_get(t) && strcasecmp(qr_type_traits_get(t)->name, argv[1]) == 0)
+            type = t;
+    if (type < 0) {
+        fprintf(stderr, "unknown type %s\n", argv[1]);
+        return 2;
+    }
+    const int64_t n = atoll(argv[2]), rows = atoll(argv[3]), nt = atoll(argv[4]);
+    const double mb = argc > 5 ? atof(argv[5]) : 256.0;
+    const size_t rb = qr_type_row_bytes(type, n), mat = rb * (size_t)rows;
+    int copies = (int)(mb * 1e6 / (double)mat) + 1;
+    char *w = malloc(mat * (size_t)copies);
+    float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * nt));
+    void *act = malloc(qr_act_bytes(type, n, nt));
+    float *y = malloc(sizeof(float) * (size_t)(rows * nt));
+    if (!w || !wf || !x || !act || !y) return 1;
+    srand(1);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t i = 0; i < n; i++)
+            wf[i] = (float)((double)rand() / RAND_MAX) - 0.5f;
+        qr_type_traits_get(type)->from_float(wf, w + (size_t)r * rb, n);
+    }
+    for (int c = 1; c < copies; c++)
+        memcpy(w + (size_t)c * mat, w, mat);
+    for (int64_t i = 0; i < n * nt; i++)
+        x[i] = (float)((double)rand() / RAND_MAX) - 0.5f;
+    const size_t stride = qr_act_convert(type, x, n, nt, act);
+    double best = 1e30;
+    for (int pass = 0; pass < 15; pass++) {
+        const double t0 = now_s();
+        for (int c = 0; c < copies; c++)
+            qr_matmul_rows(type, w + (size_t)c * mat, rb, n, act, stride, nt, y, rows, 0, rows);
+        const double dt = (now_s() - t0) / copies;
+        if (dt < best) best = dt;
+    }
+    printf("%s %s n=%lld rows=%lld tokens=%lld: %.1f us/matmul, %.2f GB/s weights, %.2f GMAC/s\n",
+           qr_kernels_best()->name, argv[1], (long long)n, (long long)rows, (long long)nt,
+           best * 1e6, (double)mat / best / 1e9, (double)(n * rows * nt) / best / 1e9);
+    return 0;
+}
