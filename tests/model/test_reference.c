@@ -56,19 +56,21 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
-static void run_model(const char *name, int n_batch) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/reference/%s.json", QR_SHARED_DIR, name);
+/* ref_prefix: <ref_prefix>.json and <ref_prefix>.case<i>.logits0.f32; tol < 0: the JSON's own
+ * tolerance.abs_logit */
+static void check_model(const char *name, const char *model_path, const char *ref_prefix,
+                        double tol, int n_batch) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s.json", ref_prefix);
     char *text = slurp(path, NULL);
     cJSON *ref = cJSON_Parse(text);
     free(text);
     assert_non_null(ref);
-    double tol =
-        cJSON_GetObjectItem(cJSON_GetObjectItem(ref, "tolerance"), "abs_logit")->valuedouble;
+    if (tol < 0)
+        tol = cJSON_GetObjectItem(cJSON_GetObjectItem(ref, "tolerance"), "abs_logit")->valuedouble;
 
-    snprintf(path, sizeof path, "%s/models/%s.gguf", QR_SHARED_DIR, name);
     qr_model *model;
-    if (qr_model_load(path, NULL, &model) != QR_OK) fail_msg("%s", qr_last_error());
+    if (qr_model_load(model_path, NULL, &model) != QR_OK) fail_msg("%s", qr_last_error());
     const int n_vocab = qr_model_n_vocab(model);
     qr_context_params cp = qr_context_default_params();
     cp.n_ctx = 512;
@@ -112,7 +114,7 @@ static void run_model(const char *name, int n_batch) {
         }
 
         /* 3. full logits at the last prompt position */
-        snprintf(path, sizeof path, "%s/reference/%s.case%d.logits0.f32", QR_SHARED_DIR, name, c);
+        snprintf(path, sizeof path, "%s.case%d.logits0.f32", ref_prefix, c);
         size_t len;
         float *l0 = (float *)slurp(path, &len);
         assert_int_equal(len, (size_t)n_vocab * sizeof(float));
@@ -174,6 +176,13 @@ static void run_model(const char *name, int n_batch) {
     cJSON_Delete(ref);
 }
 
+static void run_model(const char *name, int n_batch) {
+    char model_path[512], ref_prefix[512];
+    snprintf(model_path, sizeof model_path, "%s/models/%s.gguf", QR_SHARED_DIR, name);
+    snprintf(ref_prefix, sizeof ref_prefix, "%s/reference/%s", QR_SHARED_DIR, name);
+    check_model(name, model_path, ref_prefix, -1, n_batch);
+}
+
 static void test_stories260K(void **state) {
     (void)state;
     run_model("stories260K", 512);
@@ -191,12 +200,28 @@ static void test_qwen2_tiny(void **state) {
     run_model("qwen2-tiny-q8_0", 512);
 }
 
+/* Llama 3.1-style rope_freqs: stories260K plus frequency factors [1, 2, 4, 8], written by
+ * tests/model/mk_rope_freqs_model.py; the reference is llama.cpp's on that file
+ * (`../shared/peer/llamaref.py MODEL --out tests/model/data/stories260K-rope-freqs --prompt
+ * "Once upon a time" --n-gen 32 --cpu-backend haswell --flash-attn off --no-repack`), checked
+ * with stories260K's tolerance (the same F32 weights). */
+static void test_rope_freqs(void **state) {
+    (void)state;
+    const char *model_path = "stories260K-rope-freqs.gguf";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/model/mk_rope_freqs_model.py %s %s", QR_TEST_DIR,
+             QR_SHARED_DIR, model_path);
+    if (system(cmd) != 0) fail_msg("'%s' failed (Debian's python3-numpy is needed)", cmd);
+    check_model("stories260K+rope_freqs", model_path,
+                QR_TEST_DIR "/model/data/stories260K-rope-freqs", 0.0479, 512);
+    remove(model_path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stories260K),
-        cmocka_unit_test(test_stories260K_token_by_token),
-        cmocka_unit_test(test_smol135),
-        cmocka_unit_test(test_qwen2_tiny),
+        cmocka_unit_test(test_stories260K), cmocka_unit_test(test_stories260K_token_by_token),
+        cmocka_unit_test(test_smol135),     cmocka_unit_test(test_qwen2_tiny),
+        cmocka_unit_test(test_rope_freqs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
