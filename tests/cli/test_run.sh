@@ -34,7 +34,7 @@ grep -q "Once upon a time" "$tmp/out3" || fail "default model output"
 # --json: one object per token, top-10 logits, ids equal to llama.cpp's greedy ids
 "$Q" run -m "$M" -p "Once upon a time" -n 5 --temp 0 --json > "$tmp/json" 2>/dev/null || fail "json run"
 /usr/bin/python3 - "$tmp/json" "$S/reference/stories260K.json" <<'PY' || fail "json output"
-import json, sys
+import json, math, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 ref = json.load(open(sys.argv[2]))["cases"][0]
 assert len(lines) == 5, len(lines)
@@ -42,6 +42,14 @@ for k, o in enumerate(lines):
     assert len(o["top"]) == 10 and o["top"][0][0] == o["id"], o
     assert o["id"] == ref["greedy_ids"][k], (k, o["id"])
     assert abs(o["top"][0][1] - ref["steps"][k]["top"][0][1]) < 0.05
+    # log-probabilities: a log-softmax of the same logits keeps their differences, the chosen
+    # token's is the first (greedy), and the top-10 probabilities sum to at most 1
+    lp = dict(o["top_logprobs"])
+    assert abs(o["logprob"] - lp[o["id"]]) < 1e-6, o
+    top = dict(o["top"])
+    for t, l in lp.items():
+        assert abs((l - o["logprob"]) - (top[t] - top[o["id"]])) < 1e-3, (t, l)
+    assert sum(math.exp(l) for l in lp.values()) <= 1 + 1e-6
 PY
 
 # seeded sampling is reproducible through the CLI
