@@ -59,17 +59,7 @@ static qr_status bpe_word(const qr_vocab *v, const char *word, size_t wlen, bpe_
         w->sym_cap = wlen;
     }
     qr_symbol *sym = w->sym;
-    int32_t n_sym = 0;
-    for (size_t off = 0; off < elen;) {
-        size_t n = qr_utf8_seq_len((unsigned char)enc[off]);
-        if (n > elen - off) n = elen - off;
-        sym[n_sym].start = (uint32_t)off;
-        sym[n_sym].n = (uint32_t)n;
-        sym[n_sym].prev = n_sym - 1;
-        off += n;
-        sym[n_sym].next = off == elen ? -1 : n_sym + 1;
-        n_sym++;
-    }
+    int32_t n_sym = qr_symbols_from_utf8(enc, elen, sym);
     qr_merge_queue *q = &w->q;
     q->n = 0;
     for (int32_t i = 0; i + 1 < n_sym; i++) {

@@ -1,8 +1,11 @@
-/* merge_queue.h - the binary heap of candidate merges used by the SPM and BPE tokenizers
- * (llama.cpp's std::priority_queue of llm_bigram_spm / llm_bigram_bpe). The best entry has the
- * highest key; ties go to the leftmost pair, as llama.cpp's comparators order them. */
+/* merge_queue.h - what the SPM and BPE tokenizers share: the symbol list they merge and the
+ * binary heap of candidate merges (llama.cpp's std::priority_queue of llm_bigram_spm /
+ * llm_bigram_bpe). The best entry has the highest key; ties go to the leftmost pair, as
+ * llama.cpp's comparators order them. */
 #ifndef QR_TOKENIZER_MERGE_QUEUE_H
 #define QR_TOKENIZER_MERGE_QUEUE_H
+
+#include "tokenizer/utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,5 +66,22 @@ typedef struct qr_symbol {
     int32_t prev, next;
     uint32_t start, n;
 } qr_symbol;
+
+/* Split text[0..len) into one linked symbol per UTF-8 character (a truncated sequence at the
+ * end is one symbol); sym has room for len. Returns the number of symbols. */
+static inline int32_t qr_symbols_from_utf8(const char *text, size_t len, qr_symbol *sym) {
+    int32_t n_sym = 0;
+    for (size_t off = 0; off < len;) {
+        size_t n = qr_utf8_seq_len((unsigned char)text[off]);
+        if (n > len - off) n = len - off;
+        sym[n_sym].start = (uint32_t)off;
+        sym[n_sym].n = (uint32_t)n;
+        sym[n_sym].prev = n_sym - 1;
+        off += n;
+        sym[n_sym].next = off == len ? -1 : n_sym + 1;
+        n_sym++;
+    }
+    return n_sym;
+}
 
 #endif

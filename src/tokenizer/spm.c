@@ -41,17 +41,7 @@ qr_status qr_spm_tokenize(const qr_vocab *v, const char *text, size_t len, qr_to
     qr_merge_queue q = {0};
     qr_status st = QR_OK;
     if (!sym) return qr_error(QR_ERR_NOMEM, "SPM tokenizer: out of memory for %zu bytes", len);
-    int32_t n_sym = 0;
-    for (size_t off = 0; off < len;) {
-        size_t n = qr_utf8_seq_len((unsigned char)text[off]);
-        if (n > len - off) n = len - off;
-        sym[n_sym].start = (uint32_t)off;
-        sym[n_sym].n = (uint32_t)n;
-        sym[n_sym].prev = n_sym - 1;
-        off += n;
-        sym[n_sym].next = off == len ? -1 : n_sym + 1;
-        n_sym++;
-    }
+    int32_t n_sym = qr_symbols_from_utf8(text, len, sym);
     for (int32_t i = 0; i + 1 < n_sym; i++) {
         if (try_add_pair(v, text, sym, i, &q)) goto nomem;
     }
