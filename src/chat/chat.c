@@ -12,37 +12,12 @@
 
 /* ---- a small growable string (malloc'd, not the Jinja arena) ---- */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sb_putn(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s) {
-    sb_putn(b, s, strlen(s));
+static void sb_puts(qr_strbuf *b, const char *s) {
+    qr_strbuf_append(b, s, strlen(s));
 }
 
 /* several strings at once, NULL-terminated */
-static void sb_cat(sbuf *b, ...) {
+static void sb_cat(qr_strbuf *b, ...) {
     va_list ap;
     va_start(ap, b);
     const char *s;
@@ -56,13 +31,13 @@ static bool is_space_c(char ch) {
 }
 
 /* content with leading and trailing whitespace removed, as llama.cpp's trim() */
-static void sb_trimmed(sbuf *b, const char *s) {
+static void sb_trimmed(qr_strbuf *b, const char *s) {
     size_t a = 0, e = strlen(s);
     while (a < e && is_space_c(s[a]))
         a++;
     while (e > a && is_space_c(s[e - 1]))
         e--;
-    sb_putn(b, s + a, e - a);
+    qr_strbuf_append(b, s + a, e - a);
 }
 
 /* ---- the built-in families ---- */
@@ -286,10 +261,10 @@ static bool role_is(const qr_chat_message *m, const char *role) {
     return strcmp(m->role, role) == 0;
 }
 
-static void upper_role(sbuf *b, const char *role) {
+static void upper_role(qr_strbuf *b, const char *role) {
     for (const char *p = role; *p; p++) {
         char ch = (char)toupper((unsigned char)*p);
-        sb_putn(b, &ch, 1);
+        qr_strbuf_append(b, &ch, 1);
     }
 }
 
@@ -316,7 +291,8 @@ static void upper_role(sbuf *b, const char *role) {
 #define HY_BOS "<\xef\xbd\x9chy_begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
 
 /* llm_chat_apply_template for one family */
-static void render_builtin(family f, const qr_chat_message *msgs, size_t n, bool add_ass, sbuf *b) {
+static void render_builtin(family f, const qr_chat_message *msgs, size_t n, bool add_ass,
+                           qr_strbuf *b) {
     switch (f) {
     case F_CHATML:
         for (size_t i = 0; i < n; i++)
@@ -375,7 +351,7 @@ static void render_builtin(family f, const qr_chat_message *msgs, size_t n, bool
                 inside = true;
                 sb_puts(b, bos ? "<s>[INST] " : "[INST] ");
             }
-            sbuf content = {0};
+            qr_strbuf content = {0};
             if (strip)
                 sb_trimmed(&content, msgs[i].content);
             else
@@ -424,7 +400,7 @@ static void render_builtin(family f, const qr_chat_message *msgs, size_t n, bool
         if (add_ass) sb_puts(b, "<s>assistant\n");
         break;
     case F_GEMMA: {
-        sbuf sys = {0};
+        qr_strbuf sys = {0};
         for (size_t i = 0; i < n; i++) {
             if (role_is(&msgs[i], "system")) {
                 sb_trimmed(&sys, msgs[i].content);
@@ -444,7 +420,7 @@ static void render_builtin(family f, const qr_chat_message *msgs, size_t n, bool
         break;
     }
     case F_ORION: {
-        sbuf sys = {0};
+        qr_strbuf sys = {0};
         for (size_t i = 0; i < n; i++) {
             if (role_is(&msgs[i], "system")) {
                 sb_puts(&sys, msgs[i].content);
@@ -470,7 +446,7 @@ static void render_builtin(family f, const qr_chat_message *msgs, size_t n, bool
                 char first = (char)toupper((unsigned char)msgs[i].role[0]);
                 sb_puts(b, "GPT4 Correct ");
                 if (msgs[i].role[0]) {
-                    sb_putn(b, &first, 1);
+                    qr_strbuf_append(b, &first, 1);
                     sb_puts(b, msgs[i].role + 1);
                 }
                 sb_cat(b, ": ", msgs[i].content, "<|end_of_turn|>", NULL);
@@ -851,7 +827,7 @@ qr_status qr_chat_apply_template(const char *tmpl, const qr_chat_message *messag
 
     family f = family_from_name(tmpl);
     if (f != F_UNKNOWN) {
-        sbuf b = {0};
+        qr_strbuf b = {0};
         sb_puts(&b, "");
         render_builtin(f, messages, n_messages, add_generation_prompt, &b);
         if (b.oom) {

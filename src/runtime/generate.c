@@ -7,30 +7,11 @@
 
 #define PIECE_CHUNK 256
 
-/* The text shown for one token: grows as needed. */
-typedef struct text_buf {
-    char *p;
-    size_t n, cap;
-} text_buf;
-
-static bool append(text_buf *t, const char *s, size_t n) {
-    if (t->n + n > t->cap) {
-        size_t cap = (t->n + n) * 2 + 64;
-        char *p = realloc(t->p, cap);
-        if (!p) return false;
-        t->p = p;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->n, s, n);
-    t->n += n;
-    return true;
-}
-
 typedef struct streamer {
     qr_utf8_stream utf8;
     qr_stop_matcher *stop;
-    text_buf text;
-    bool stopped, oom;
+    qr_strbuf text; /* the text shown for one token */
+    bool stopped;
 } streamer;
 
 /* Feed token bytes; what may be shown now goes to s->text. */
@@ -42,7 +23,7 @@ static void feed(streamer *s, const char *piece, size_t n) {
         const char *emit;
         size_t n_emit;
         s->stopped = qr_stop_matcher_push(s->stop, out, m, &emit, &n_emit);
-        s->oom |= !append(&s->text, emit, n_emit);
+        qr_strbuf_append(&s->text, emit, n_emit);
     }
 }
 
@@ -54,10 +35,10 @@ static void flush(streamer *s) {
     size_t n_emit;
     if (s->stopped) return;
     s->stopped = qr_stop_matcher_push(s->stop, out, m, &emit, &n_emit);
-    s->oom |= !append(&s->text, emit, n_emit);
+    qr_strbuf_append(&s->text, emit, n_emit);
     if (!s->stopped) {
         qr_stop_matcher_flush(s->stop, &emit, &n_emit);
-        s->oom |= !append(&s->text, emit, n_emit);
+        qr_strbuf_append(&s->text, emit, n_emit);
     }
 }
 
@@ -109,7 +90,7 @@ qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prom
         }
         feed(&s, piece, n > 0 ? (size_t)n : 0);
         if (eog) flush(&s);
-        if (s.oom) {
+        if (s.text.oom) {
             st = qr_error(QR_ERR_NOMEM, "out of memory");
             goto done;
         }

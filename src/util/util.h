@@ -57,6 +57,15 @@ double qr_time_now(void);
 /* Number of online CPUs (at least 1). */
 int qr_cpu_count(void);
 
+/* A growable NUL-terminated byte string. A failed allocation sets oom and drops later
+ * appends; the caller checks oom once at the end and frees p. */
+typedef struct qr_strbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} qr_strbuf;
+void qr_strbuf_append(qr_strbuf *b, const char *s, size_t n);
+
 /* malloc that reports QR_ERR_NOMEM through qr_error on failure. */
 void *qr_malloc(size_t n);
 void *qr_calloc(size_t n, size_t size);
