@@ -196,6 +196,11 @@ typedef struct qr_model qr_model;
 
 typedef struct qr_model_params {
     bool vocab_only; /* load only the tokenizer (vocabulary-only GGUF files) */
+    /* Keep every weight in place on the read-only mapping. By default the matrices of the
+     * types this CPU's kernels read faster in a repacked layout (q4_0, q5_0, q8_0 with
+     * AVX512-VNNI) are converted once at load into an allocation of the same size, and their
+     * pages of the mapping are released, so memory use does not grow. */
+    bool no_repack;
 } qr_model_params;
 
 qr_model_params qr_model_default_params(void);

@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     for (int pass = 0; pass < 15; pass++) {
         const double t0 = now_s();
         for (int c = 0; c < copies; c++)
-            qr_matmul_rows(type, w + (size_t)c * mat, rb, n, act, stride, nt, y, rows, 0, rows);
+            qr_matmul_rows(type, w + (size_t)c * mat, false, rb, n, act, stride, nt, y, rows, 0, rows);
         const double dt = (now_s() - t0) / copies;
         if (dt < best) best = dt;
     }

@@ -30,6 +30,14 @@ typedef struct qr_kernels {
      * block sums, see below); quant_q8_K a row of q8_K blocks */
     void (*quant_q8_0)(const float *x, void *row, int64_t n);
     void (*quant_q8_K)(const float *x, void *row, int64_t n);
+    /* Weights repacked for this set (the model does it once, at load): pack converts n_rows
+     * (a multiple of 8) rows of n_cols weights of a type that has a gemm_packed kernel into
+     * that kernel's layout, of the same size, where rows r0.. (r0 a multiple of 8) start at
+     * r0 * row_bytes as in the original; gemm_packed takes nr a multiple of 8. NULL: none. */
+    void (*pack)(int type, const void *w, int64_t n_cols, int64_t n_rows, void *out);
+    /* row `row` of a packed tensor w, dequantized exactly as the original row would be */
+    void (*packed_row)(int type, const void *w, int64_t n_cols, int64_t row, float *out);
+    qr_gemm_fn gemm_packed[QR_TYPE_COUNT];
 } qr_kernels;
 
 /* Activation rows for q8_0 (weights q4_0, q5_0, q8_0) carry, after their q8_0 blocks at this

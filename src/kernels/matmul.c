@@ -40,10 +40,11 @@ size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens
     return stride;
 }
 
-void qr_matmul_rows(int type, const void *w, size_t w_row_bytes, int64_t n_cols, const void *act,
-                    size_t act_stride, int64_t n_tokens, float *y, int64_t y_stride, int64_t r0,
-                    int64_t r1) {
-    qr_gemm_fn gemm = qr_kernels_best()->gemm[type];
+void qr_matmul_rows(int type, const void *w, bool packed, size_t w_row_bytes, int64_t n_cols,
+                    const void *act, size_t act_stride, int64_t n_tokens, float *y,
+                    int64_t y_stride, int64_t r0, int64_t r1) {
+    const qr_kernels *kn = qr_kernels_best();
+    qr_gemm_fn gemm = packed ? kn->gemm_packed[type] : kn->gemm[type];
     const char *wr = (const char *)w + (size_t)r0 * w_row_bytes;
     for (int64_t t0 = 0; t0 < n_tokens; t0 += TOKEN_BLOCK) {
         int64_t nt = n_tokens - t0 < TOKEN_BLOCK ? n_tokens - t0 : TOKEN_BLOCK;
@@ -61,4 +62,18 @@ int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, i
     if (rows < min_rows) rows = min_rows;
     rows = (rows + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
     return rows < n_rows ? rows : n_rows;
+}
+
+bool qr_matmul_can_pack(int type, int64_t n_cols, int64_t n_rows) {
+    const qr_kernels *kn = qr_kernels_best();
+    return type >= 0 && type < QR_TYPE_COUNT && kn->pack && kn->gemm_packed[type] &&
+           n_rows % 8 == 0 && n_cols % 32 == 0;
+}
+
+void qr_matmul_pack(int type, const void *w, int64_t n_cols, int64_t n_rows, void *out) {
+    qr_kernels_best()->pack(type, w, n_cols, n_rows, out);
+}
+
+void qr_matmul_packed_row(int type, const void *w, int64_t n_cols, int64_t row, float *out) {
+    qr_kernels_best()->packed_row(type, w, n_cols, row, out);
 }

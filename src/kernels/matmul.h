@@ -14,14 +14,23 @@ size_t qr_act_bytes(int type, int64_t n_cols, int64_t n_tokens);
  * stride in bytes of a converted row. */
 size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens, void *out);
 
-/* y[t * y_stride + r] = dot(w row r, activation row t) for r in [r0, r1), t in [0, n_tokens). */
-void qr_matmul_rows(int type, const void *w, size_t w_row_bytes, int64_t n_cols, const void *act,
+/* y[t * y_stride + r] = dot(w row r, activation row t) for r in [r0, r1), t in [0, n_tokens).
+ * packed: w is in the layout of qr_matmul_pack (r0 and r1 - r0 then multiples of 8). */
+void qr_matmul_rows(int type, const void *w, bool packed, size_t w_row_bytes, int64_t n_cols,
+                    const void *act,
                     size_t act_stride, int64_t n_tokens, float *y, int64_t y_stride, int64_t r0,
                     int64_t r1);
 
 /* How many rows one parallel chunk of an n_rows x n_cols by n_tokens product should take on
  * n_threads threads: all of them (one chunk, no thread hand-off) when the product is too small
  * to be worth splitting, else enough chunks for every thread to take several. */
+/* Whether this CPU's kernels have a repacked layout for n_rows x n_cols weights of `type`,
+ * and the conversion into it (out: as many bytes as w, 64-byte aligned). */
+bool qr_matmul_can_pack(int type, int64_t n_cols, int64_t n_rows);
+void qr_matmul_pack(int type, const void *w, int64_t n_cols, int64_t n_rows, void *out);
+/* one row of packed weights w (the whole tensor), dequantized as the file's row would be */
+void qr_matmul_packed_row(int type, const void *w, int64_t n_cols, int64_t row, float *out);
+
 int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, int n_threads);
 
 #endif

@@ -59,7 +59,7 @@ static void matmul_worker(void *arg, int64_t chunk, int ith) {
     const qr_weight *w = t->w[i];
     const int64_t rows = w->n_rows, r0 = (chunk - t->first_chunk[i]) * t->chunk_rows[i];
     const int64_t r1 = r0 + t->chunk_rows[i] < rows ? r0 + t->chunk_rows[i] : rows;
-    qr_matmul_rows(w->type, w->data, w->row_bytes, w->n_cols, t->act, t->act_stride, t->n_tokens,
+    qr_matmul_rows(w->type, w->data, w->packed, w->row_bytes, w->n_cols, t->act, t->act_stride, t->n_tokens,
                    t->y[i], rows, r0, r1);
 }
 
@@ -282,7 +282,10 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
     for (int32_t t = 0; t < n; t++) {
         if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
             return qr_error(QR_ERR_INVALID_ARG, "token id %d out of range (vocabulary has %d)", tokens[t], hp->n_vocab);
-        embd_tr->to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes, x + t * d, d);
+        if (m->tok_embd.packed)
+            qr_matmul_packed_row(m->tok_embd.type, m->tok_embd.data, d, tokens[t], x + t * d);
+        else
+            embd_tr->to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes, x + t * d, d);
     }
     dump(ctx, "embd", -1, x, d, n);
 

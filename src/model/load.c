@@ -2,10 +2,13 @@
  * for absent keys), weights bound in place on the read-only mapping with their shapes and
  * types checked, and the vocabulary. */
 #include "model/model.h"
+#include "kernels/matmul.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 qr_model_params qr_model_default_params(void) {
     return (qr_model_params){.vocab_only = false};
@@ -147,6 +150,88 @@ static qr_status load_weights(qr_model *m) {
     return QR_OK;
 }
 
+/* Every weight the forward pass reads, each once (a tied output head is the embedding table) */
+static int all_weights(qr_model *m, qr_weight **w) {
+    int n = 0;
+    w[n++] = &m->tok_embd;
+    w[n++] = &m->output_norm;
+    if (m->output.data != m->tok_embd.data) w[n++] = &m->output;
+    if (m->rope_freqs.data) w[n++] = &m->rope_freqs;
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        qr_layer *L = &m->layers[l];
+        qr_weight *ws[] = {&L->attn_norm, &L->wq, &L->wk,       &L->wv,     &L->wo,      &L->bq,
+                           &L->bk,        &L->bv, &L->ffn_norm, &L->ffn_up, &L->ffn_gate, &L->ffn_down};
+        for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
+            if (ws[i]->data) w[n++] = ws[i];
+    }
+    return n;
+}
+
+/* Drop the whole pages of [p, p + bytes) from this process (clean pages of the read-only
+ * mapping: a later read would fault them back in from the page cache) */
+static void release(const void *p, size_t bytes) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1);
+    const uintptr_t e = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* When this CPU's kernels read some of the matrices faster in their own layout (kernels.h):
+ * every weight moves into one allocation, those matrices repacked and the rest copied as they
+ * are, and the mapping's pages are released slice by slice as they are copied, so the
+ * resident size stays the model's. (Copying the rest too matters: reading any page of the
+ * mapping again would bring back its neighbours, up to a large page cache folio each.) */
+static qr_status repack(qr_model *m) {
+    qr_weight **w = qr_calloc((size_t)(4 + 12 * m->hp.n_layer), sizeof *w);
+    if (!w) return QR_ERR_NOMEM;
+    const bool tied = m->output.data == m->tok_embd.data;
+    const int n = all_weights(m, w);
+    size_t total = 0;
+    bool any = false;
+    for (int i = 0; i < n; i++) {
+        any |= qr_matmul_can_pack(w[i]->type, w[i]->n_cols, w[i]->n_rows);
+        total += (w[i]->row_bytes * (size_t)w[i]->n_rows + 63) & ~(size_t)63;
+    }
+    if (!any) {
+        free(w);
+        return QR_OK;
+    }
+    m->pack = aligned_alloc(64, total);
+    if (!m->pack) {
+        free(w);
+        return qr_error(QR_ERR_NOMEM, "out of memory repacking %zu bytes of weights", total);
+    }
+    char *dst = m->pack;
+    const char *lo = NULL, *hi = NULL; /* the span of the mapping the weights took */
+    for (int i = 0; i < n; i++) {
+        qr_weight *x = w[i];
+        const bool pack = qr_matmul_can_pack(x->type, x->n_cols, x->n_rows);
+        const size_t bytes = x->row_bytes * (size_t)x->n_rows;
+        const char *data = x->data;
+        if (!lo || data < lo) lo = data;
+        if (!hi || data + bytes > hi) hi = data + bytes;
+        /* in slices of about 1 MiB (whole 8-row groups), so at most one is resident twice */
+        int64_t slice = (int64_t)((1u << 20) / x->row_bytes) / 8 * 8;
+        if (slice < 8) slice = 8;
+        for (int64_t r0 = 0; r0 < x->n_rows; r0 += slice) {
+            const int64_t nr = x->n_rows - r0 < slice ? x->n_rows - r0 : slice;
+            const size_t off = (size_t)r0 * x->row_bytes, len = (size_t)nr * x->row_bytes;
+            if (pack)
+                qr_matmul_pack(x->type, data + off, x->n_cols, nr, dst + off);
+            else
+                memcpy(dst + off, data + off, len);
+            release(data + off, len);
+        }
+        x->data = dst;
+        x->packed = pack;
+        dst += (bytes + 63) & ~(size_t)63;
+    }
+    release(lo, (size_t)(hi - lo)); /* the pages the tensors shared at their ends */
+    if (tied) m->output = m->tok_embd;
+    free(w);
+    return QR_OK;
+}
+
 qr_status qr_model_load(const char *path, const qr_model_params *params, qr_model **out) {
     *out = NULL;
     qr_model_params defaults = qr_model_default_params();
@@ -175,7 +260,8 @@ qr_status qr_model_load(const char *path, const qr_model_params *params, qr_mode
                           *arch ? arch : "(general.architecture missing)");
             goto fail;
         }
-        if ((st = load_hparams(m)) || (st = load_weights(m))) {
+        if ((st = load_hparams(m)) || (st = load_weights(m)) ||
+            (!params->no_repack && (st = repack(m)))) {
             qr_error_prefix("%s", path);
             goto fail;
         }
@@ -191,6 +277,7 @@ void qr_model_free(qr_model *m) {
     if (!m) return;
     qr_vocab_free(m->vocab);
     free(m->layers);
+    free(m->pack);
     qr_gguf_free(m->gguf);
     free(m);
 }

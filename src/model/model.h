@@ -28,9 +28,10 @@ typedef struct qr_hparams {
 } qr_hparams;
 
 /* A weight matrix of n_rows rows of n_cols elements (or a vector: n_rows = 1), in place on the
- * mapping. */
+ * mapping or repacked for the kernels (load.c). */
 typedef struct qr_weight {
     const void *data; /* NULL: absent (optional tensors) */
+    bool packed;      /* data is the kernels' repacked layout (model.pack), not the file's */
     int type;
     int64_t n_cols, n_rows;
     size_t row_bytes;
@@ -55,6 +56,7 @@ struct qr_model {
     qr_weight rope_freqs; /* optional per-dimension frequency factors (Llama 3.1) */
     qr_layer *layers;
     uint64_t n_params, weight_bytes;
+    void *pack; /* the repacked matrices (qr_model_params.no_repack), or NULL */
 };
 
 #endif

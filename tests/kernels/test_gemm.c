@@ -8,6 +8,7 @@
  * reference bytes, the attention row helpers, the dispatcher and its bad names. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,8 +49,11 @@ static void fill_random(float *x, int64_t n) {
         x[i] = frand() * (i % 37 == 0 ? 4.0f : 1.0f) * (i % 97 < 5 ? 0.01f : 1.0f);
 }
 
-/* One weight type, one set: nr rows x nt tokens of n columns. */
-static void check_gemm(const qr_kernels *set, int type, int64_t n, int64_t nr, int64_t nt) {
+/* One weight type, one set: nr rows x nt tokens of n columns; packed: through the set's
+ * repacked layout (pack, gemm_packed), whose rows must also read back (packed_row) exactly as
+ * the original rows dequantize. */
+static void check_gemm_as(const qr_kernels *set, int type, int64_t n, int64_t nr, int64_t nt,
+                          bool packed) {
     const qr_type_traits *tr = qr_type_traits_get(type);
     const qr_kernels *ref = qr_kernels_named("scalar");
     assert_non_null(ref);
@@ -69,7 +73,21 @@ static void check_gemm(const qr_kernels *set, int type, int64_t n, int64_t nr, i
         tr->to_float(w + (size_t)r * row_bytes, wd + r * n, n);
     }
     const size_t stride = qr_act_convert(type, x, n, nt, act);
-    set->gemm[type](n, w, row_bytes, act, stride, y, nr, nr, nt);
+    if (packed) {
+        char *pw = malloc(row_bytes * (size_t)nr);
+        float *row = malloc((size_t)n * sizeof(float));
+        assert_true(pw && row);
+        set->pack(type, w, n, nr, pw);
+        for (int64_t r = 0; r < nr; r++) {
+            set->packed_row(type, pw, n, r, row);
+            assert_memory_equal(row, wd + r * n, (size_t)n * sizeof(float));
+        }
+        set->gemm_packed[type](n, pw, row_bytes, act, stride, y, nr, nr, nt);
+        free(pw);
+        free(row);
+    } else {
+        set->gemm[type](n, w, row_bytes, act, stride, y, nr, nr, nt);
+    }
     ref->gemm[type](n, w, row_bytes, act, stride, y_ref, nr, nr, nt);
     for (int64_t t = 0; t < nt; t++)
         for (int64_t r = 0; r < nr; r++) {
@@ -91,6 +109,32 @@ static void check_gemm(const qr_kernels *set, int type, int64_t n, int64_t nr, i
     free(act);
     free(y);
     free(y_ref);
+}
+
+static void check_gemm(const qr_kernels *set, int type, int64_t n, int64_t nr, int64_t nt) {
+    check_gemm_as(set, type, n, nr, nt, false);
+}
+
+/* The repacked layout of the sets that have one: every type it takes, 8-row groups, every
+ * token count of a tile (1..8) and beyond it, rows of 1 to 70 blocks. */
+static void check_set_packed(const qr_kernels *set) {
+    static const int64_t rows[] = {8, 24};
+    static const int64_t tokens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
+    static const int64_t blocks[] = {1, 3, 17, 70};
+    int n_types = 0;
+    for (int type = 0; type < QR_TYPE_COUNT; type++) {
+        if (!set->gemm_packed[type]) continue;
+        n_types++;
+        assert_non_null(set->pack);
+        assert_non_null(set->packed_row);
+        for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++)
+            for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
+                for (size_t ki = 0; ki < sizeof tokens / sizeof tokens[0]; ki++)
+                    check_gemm_as(set, type, blocks[bi] * qr_type_block_size(type), rows[ri],
+                                  tokens[ki], true);
+    }
+    if (!set->pack) print_message("%s kernels: no repacked layout\n", set->name);
+    else assert_int_equal(n_types, 3); /* q4_0, q5_0, q8_0 */
 }
 
 static void check_set(const qr_kernels *set) {
@@ -222,6 +266,7 @@ static void test_avx512(void **state) {
     }
     check_set(set);
     check_set_prompt(set);
+    check_set_packed(set);
     check_quant(set);
     check_rows(set);
 }
@@ -291,7 +336,7 @@ static void test_matmul_rows_range(void **state) {
     size_t stride = qr_act_convert(type, x, N, TOKENS, act);
     for (int i = 0; i < ROWS * TOKENS; i++)
         y[i] = NAN;
-    qr_matmul_rows(type, w, rb, N, act, stride, TOKENS, y, ROWS, 8, 27);
+    qr_matmul_rows(type, w, false, rb, N, act, stride, TOKENS, y, ROWS, 8, 27);
     for (int t = 0; t < TOKENS; t++)
         for (int r = 0; r < ROWS; r++) {
             float v = y[t * ROWS + r];
