@@ -1,12 +1,14 @@
 /* bench_gemm.c - one weight type's matmul kernel in isolation: n_rows x n_cols weights
  * (copies cycled so the set exceeds the caches, as in a forward pass) times n_tokens
  * activation rows, one thread, the best of 15 passes. Prints weight GB/s and GMAC/s.
- * Usage: bench_gemm TYPE N_COLS N_ROWS N_TOKENS [MB of weights, default 256]
+ * Usage: bench_gemm TYPE N_COLS N_ROWS N_TOKENS [MB of weights, default 256] [packed]
+ * (packed: the weights in the kernel set's repacked layout, as the model loads them)
  * (QR_KERNELS=scalar|avx2|avx512 picks the kernel set.) Build: see bench/README.md. */
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "tensor/tensor.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,19 @@ int main(int argc, char **argv) {
             wf[i] = (float)((double)rand() / RAND_MAX) - 0.5f;
         qr_type_traits_get(type)->from_float(wf, w + (size_t)r * rb, n);
     }
+    const bool packed = argc > 6 && !strcmp(argv[6], "packed");
+    if (packed) {
+        if (!qr_matmul_can_pack(type, n, rows)) {
+            fprintf(stderr, "no repacked layout for %s %lldx%lld here\n", argv[1], (long long)n,
+                    (long long)rows);
+            return 2;
+        }
+        char *pw = malloc(mat);
+        if (!pw) return 1;
+        qr_matmul_pack(type, w, n, rows, pw);
+        memcpy(w, pw, mat);
+        free(pw);
+    }
     for (int c = 1; c < copies; c++)
         memcpy(w + (size_t)c * mat, w, mat);
     for (int64_t i = 0; i < n * nt; i++)
@@ -55,12 +70,12 @@ int main(int argc, char **argv) {
     for (int pass = 0; pass < 15; pass++) {
         const double t0 = now_s();
         for (int c = 0; c < copies; c++)
-            qr_matmul_rows(type, w + (size_t)c * mat, false, rb, n, act, stride, nt, y, rows, 0, rows);
+            qr_matmul_rows(type, w + (size_t)c * mat, packed, rb, n, act, stride, nt, y, rows, 0, rows);
         const double dt = (now_s() - t0) / copies;
         if (dt < best) best = dt;
     }
-    printf("%s %s n=%lld rows=%lld tokens=%lld: %.1f us/matmul, %.2f GB/s weights, %.2f GMAC/s\n",
-           qr_kernels_best()->name, argv[1], (long long)n, (long long)rows, (long long)nt,
+    printf("%s %s%s n=%lld rows=%lld tokens=%lld: %.1f us/matmul, %.2f GB/s weights, %.2f GMAC/s\n",
+           qr_kernels_best()->name, argv[1], packed ? " packed" : "", (long long)n, (long long)rows, (long long)nt,
            best * 1e6, (double)mat / best / 1e9, (double)(n * rows * nt) / best / 1e9);
     return 0;
 }

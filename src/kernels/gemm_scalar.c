@@ -31,28 +31,48 @@ SCALAR_GEMM(q5_K)
 SCALAR_GEMM(q6_K)
 
 /* summed in double: with q rounded to f16 each product is exact, the sum nearly so */
-static float dot_f16(int64_t n, const float *q, const uint16_t *k) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        s += (double)(q[i] * qr_fp16_to_fp32(k[i]));
-    return (float)s;
+static void dot_f16(int64_t n, const float *q, const uint16_t *k, int64_t stride, int64_t rows,
+                    float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        double s = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            s += (double)(q[i] * qr_fp16_to_fp32(k[r * stride + i]));
+        out[r] = (float)s;
+    }
 }
 
-static void axpy_f16(int64_t n, float a, const uint16_t *v, float *out) {
-    for (int64_t i = 0; i < n; i++)
-        out[i] += a * qr_fp16_to_fp32(v[i]);
+static void axpy_f16(int64_t n, const float *a, const uint16_t *v, int64_t stride, int64_t rows,
+                     float *out) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < n; i++)
+            out[i] += a[r] * qr_fp16_to_fp32(v[r * stride + i]);
 }
 
-static float dot_f32(int64_t n, const float *q, const float *k) {
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; i++)
-        s += q[i] * k[i];
-    return s;
+static void dot_f32(int64_t n, const float *q, const float *k, int64_t stride, int64_t rows,
+                    float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        float s = 0.0f;
+        for (int64_t i = 0; i < n; i++)
+            s += q[i] * k[r * stride + i];
+        out[r] = s;
+    }
 }
 
-static void axpy_f32(int64_t n, float a, const float *v, float *out) {
+static void axpy_f32(int64_t n, const float *a, const float *v, int64_t stride, int64_t rows,
+                     float *out) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < n; i++)
+            out[i] += a[r] * v[r * stride + i];
+}
+
+static void to_f16(const float *x, uint16_t *y, int64_t n) {
     for (int64_t i = 0; i < n; i++)
-        out[i] += a * v[i];
+        y[i] = qr_fp32_to_fp16(x[i]);
+}
+
+static void round_f16(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        x[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(x[i]));
 }
 
 /* the reference quantizer, then the float scales and block sums that follow the blocks */
@@ -88,6 +108,8 @@ void qr_kernels_fill_scalar(qr_kernels *k) {
     k->axpy_f16 = axpy_f16;
     k->dot_f32 = dot_f32;
     k->axpy_f32 = axpy_f32;
+    k->to_f16 = to_f16;
+    k->round_f16 = round_f16;
     k->quant_q8_0 = quant_q8_0;
     k->quant_q8_K = qr_quant_q8_K;
 }

@@ -853,48 +853,116 @@ DEFINE_GEMM2(gemm_q6_K, tile_q6_K, )
 /* q rounded to f16 times an f16 row: each product is exact in f32, and summing them in double
  * makes the result the exact dot product rounded once, as ggml's double sum for short rows
  * (ggml_vec_dot_f16), so f16 rounding of later softmax weights does not flip against it. */
-static float dot_f16_x86(int64_t n, const float *q, const uint16_t *k) {
-    __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
+/* Attention over KV-cache rows (kernels.h). dot: 4 rows at a time, each row's exact float
+ * products (q is f16-rounded) summed in double as the reference does, the 4 sums reduced
+ * together; axpy: 64 output columns held in registers while the rows stream past, each column
+ * updated in row order with one multiply-add per row, as the reference does. */
+static inline __m256d dot_f16_acc(const float *q, const uint16_t *k, int64_t n8) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    for (int64_t i = 0; i < n8; i += 8) {
         const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(q + i), load_f16x8(k + i));
-        acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
-        acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+        a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
     }
-    double s = hsum_pd(_mm256_add_pd(acc0, acc1));
-    for (; i < n; i++)
-        s += (double)(q[i] * f16(k[i]));
-    return (float)s;
+    return _mm256_add_pd(a0, a1);
 }
 
-static void axpy_f16_x86(int64_t n, float a, const uint16_t *v, float *out) {
-    const __m256 av = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(av, load_f16x8(v + i), _mm256_loadu_ps(out + i)));
-    for (; i < n; i++)
-        out[i] += a * f16(v[i]);
+static void dot_f16_x86(int64_t n, const float *q, const uint16_t *k, int64_t stride,
+                        int64_t rows, float *out) {
+    const int64_t n8 = n / 8 * 8;
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint16_t *k0 = k + r * stride;
+        const __m256d s0 = dot_f16_acc(q, k0, n8), s1 = dot_f16_acc(q, k0 + stride, n8);
+        const __m256d s2 = dot_f16_acc(q, k0 + 2 * stride, n8),
+                      s3 = dot_f16_acc(q, k0 + 3 * stride, n8);
+        const __m256d h01 = _mm256_hadd_pd(s0, s1), h23 = _mm256_hadd_pd(s2, s3);
+        __m256d sum = _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20),
+                                    _mm256_permute2f128_pd(h01, h23, 0x31));
+        if (n8 < n) {
+            double t[4];
+            _mm256_storeu_pd(t, sum);
+            for (int j = 0; j < 4; j++)
+                for (int64_t i = n8; i < n; i++)
+                    t[j] += (double)(q[i] * f16(k0[j * stride + i]));
+            sum = _mm256_loadu_pd(t);
+        }
+        _mm_storeu_ps(out + r, _mm256_cvtpd_ps(sum));
+    }
+    for (; r < rows; r++) {
+        const uint16_t *kr = k + r * stride;
+        double s = hsum_pd(dot_f16_acc(q, kr, n8));
+        for (int64_t i = n8; i < n; i++)
+            s += (double)(q[i] * f16(kr[i]));
+        out[r] = (float)s;
+    }
 }
 
-static float dot_f32_x86(int64_t n, const float *q, const float *k) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), acc);
-    float s = hsum_ps(acc);
-    for (; i < n; i++)
-        s += q[i] * k[i];
-    return s;
+#define AXPY_ROWS(name, elem_t, load8, to_f32)                                                     \
+    static void name(int64_t n, const float *a, const elem_t *v, int64_t stride, int64_t rows,     \
+                     float *out) {                                                                 \
+        int64_t c = 0;                                                                             \
+        for (; c + 64 <= n; c += 64) {                                                             \
+            __m256 acc[8];                                                                         \
+            UNROLL for (int j = 0; j < 8; j++) acc[j] = _mm256_loadu_ps(out + c + 8 * j);          \
+            for (int64_t r = 0; r < rows; r++) {                                                   \
+                const __m256 ar = _mm256_set1_ps(a[r]);                                            \
+                const elem_t *vr = v + r * stride + c;                                             \
+                UNROLL for (int j = 0; j < 8; j++) acc[j] =                                        \
+                    _mm256_fmadd_ps(ar, load8(vr + 8 * j), acc[j]);                                \
+            }                                                                                      \
+            UNROLL for (int j = 0; j < 8; j++) _mm256_storeu_ps(out + c + 8 * j, acc[j]);          \
+        }                                                                                          \
+        for (; c + 8 <= n; c += 8) {                                                               \
+            __m256 acc = _mm256_loadu_ps(out + c);                                                 \
+            for (int64_t r = 0; r < rows; r++)                                                     \
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), load8(v + r * stride + c), acc);      \
+            _mm256_storeu_ps(out + c, acc);                                                        \
+        }                                                                                          \
+        for (; c < n; c++)                                                                         \
+            for (int64_t r = 0; r < rows; r++)                                                     \
+                out[c] += a[r] * to_f32(v[r * stride + c]);                                        \
+    }
+static inline __m256 load_f32x8(const float *p) {
+    return _mm256_loadu_ps(p);
+}
+static inline float f32_id(float x) {
+    return x;
+}
+AXPY_ROWS(axpy_f16_x86, uint16_t, load_f16x8, f16)
+AXPY_ROWS(axpy_f32_x86, float, load_f32x8, f32_id)
+
+static void dot_f32_x86(int64_t n, const float *q, const float *k, int64_t stride, int64_t rows,
+                        float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *kr = k + r * stride;
+        __m256 acc = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kr + i), acc);
+        float s = hsum_ps(acc);
+        for (; i < n; i++)
+            s += q[i] * kr[i];
+        out[r] = s;
+    }
 }
 
-static void axpy_f32_x86(int64_t n, float a, const float *v, float *out) {
-    const __m256 av = _mm256_set1_ps(a);
+static void to_f16_x86(const float *x, uint16_t *y, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i,
-                         _mm256_fmadd_ps(av, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++)
-        out[i] += a * v[i];
+        y[i] = qr_fp32_to_fp16(x[i]);
+}
+
+static void round_f16_x86(float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                                                _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++)
+        x[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(x[i]));
 }
 
 /* ---- activation quantizers (bit-identical to tensor/quant_act.c) ---- */
@@ -1034,6 +1102,8 @@ void QR_X86_FILL(qr_kernels *k) {
     k->axpy_f16 = axpy_f16_x86;
     k->dot_f32 = dot_f32_x86;
     k->axpy_f32 = axpy_f32_x86;
+    k->to_f16 = to_f16_x86;
+    k->round_f16 = round_f16_x86;
     k->quant_q8_0 = quant_q8_0_x86;
     k->quant_q8_K = quant_q8_K_x86;
 #if QR_VNNI

@@ -19,12 +19,22 @@ typedef void (*qr_gemm_fn)(int64_t n, const void *w, size_t w_stride, const void
 typedef struct qr_kernels {
     const char *name;               /* "scalar", "avx2", "avx512" */
     qr_gemm_fn gemm[QR_TYPE_COUNT]; /* NULL: no kernel for that weight type */
-    /* attention rows of the KV cache, f16 (ggml's fp16 bits) or f32:
-     * dot returns sum q[i] * k[i]; axpy does out[i] += a * v[i] */
-    float (*dot_f16)(int64_t n, const float *q, const uint16_t *k);
-    void (*axpy_f16)(int64_t n, float a, const uint16_t *v, float *out);
-    float (*dot_f32)(int64_t n, const float *q, const float *k);
-    void (*axpy_f32)(int64_t n, float a, const float *v, float *out);
+    /* attention over `rows` rows of the KV cache, f16 (ggml's fp16 bits) or f32, row r at
+     * k + r * stride: dot writes out[r] = sum_i q[i] * k[r][i]; axpy does out[i] += sum_r
+     * a[r] * v[r][i], adding the rows in order */
+    void (*dot_f16)(int64_t n, const float *q, const uint16_t *k, int64_t stride, int64_t rows,
+                    float *out);
+    void (*axpy_f16)(int64_t n, const float *a, const uint16_t *v, int64_t stride, int64_t rows,
+                     float *out);
+    void (*dot_f32)(int64_t n, const float *q, const float *k, int64_t stride, int64_t rows,
+                    float *out);
+    void (*axpy_f32)(int64_t n, const float *a, const float *v, int64_t stride, int64_t rows,
+                     float *out);
+    /* f16 rows, rounding to nearest even as qr_fp32_to_fp16: to_f16 converts n floats to f16
+     * bits; round_f16 rounds n floats to f16 precision in place (what llama.cpp's f16 KV cache
+     * does to q and to the attention weights before its products) */
+    void (*to_f16)(const float *x, uint16_t *y, int64_t n);
+    void (*round_f16)(float *x, int64_t n);
     /* activation quantizers, bit-identical to the reference (tensor/quant_act.c):
      * quant_q8_0 writes a whole q8_0 activation row (blocks, then float scales and integer
      * block sums, see below); quant_q8_K a row of q8_K blocks */

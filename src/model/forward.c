@@ -147,22 +147,27 @@ static void rmsnorm(float *out, const float *x, const qr_weight *weight, int64_t
 /* Rotary embedding of n_heads heads of head_dim in place (ggml_rope_ext, no YaRN scaling):
  * pair i of the first n_rot dimensions turns by pos * base^(-2i/n_rot) / freq_factor[i].
  * NORM pairs adjacent dims (2i, 2i+1); NEOX pairs (i, i + n_rot/2). */
-static void rope(const qr_model *m, float *v, int32_t n_heads, int32_t pos) {
+/* rotates q's n_q heads and k's n_k heads at position pos (the angles computed once for both) */
+static void rope(const qr_model *m, float *q, int32_t n_q, float *k, int32_t n_k, int32_t pos) {
     const qr_hparams *hp = &m->hp;
     const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->n_rot);
     const float *freq_factors = m->rope_freqs.data;
-    for (int32_t h = 0; h < n_heads; h++) {
-        float *x = v + (int64_t)h * hp->head_dim;
-        float theta = (float)pos * hp->rope_freq_scale;
+    float cs[256], sn[256]; /* n_rot <= head_dim <= 512 (load.c) */
+    float theta = (float)pos * hp->rope_freq_scale;
+    for (int32_t i = 0; i < hp->n_rot / 2; i++) {
+        float th = freq_factors ? theta / freq_factors[i] : theta;
+        cs[i] = cosf(th);
+        sn[i] = sinf(th);
+        theta *= theta_scale;
+    }
+    for (int32_t h = 0; h < n_q + n_k; h++) {
+        float *x = h < n_q ? q + (int64_t)h * hp->head_dim : k + (int64_t)(h - n_q) * hp->head_dim;
         for (int32_t i = 0; i < hp->n_rot / 2; i++) {
-            float th = freq_factors ? theta / freq_factors[i] : theta;
-            float c = cosf(th), s = sinf(th);
             int32_t a = hp->rope_type == QR_ROPE_NEOX ? i : 2 * i;
             int32_t b = hp->rope_type == QR_ROPE_NEOX ? i + hp->n_rot / 2 : 2 * i + 1;
             float x0 = x[a], x1 = x[b];
-            x[a] = x0 * c - x1 * s;
-            x[b] = x0 * s + x1 * c;
-            theta *= theta_scale;
+            x[a] = x0 * cs[i] - x1 * sn[i];
+            x[b] = x0 * sn[i] + x1 * cs[i];
         }
     }
 }
@@ -170,32 +175,33 @@ static void rope(const qr_model *m, float *v, int32_t n_heads, int32_t pos) {
 /* ---- KV cache ---- */
 
 static void kv_store(qr_context *ctx, void *cache, int64_t cell, const float *src, int64_t dim) {
-    if (ctx->params.kv_type == QR_KV_F32) {
+    if (ctx->params.kv_type == QR_KV_F32)
         memcpy((float *)cache + cell * dim, src, (size_t)dim * sizeof(float));
-    } else {
-        uint16_t *dst = (uint16_t *)cache + cell * dim;
-        for (int64_t i = 0; i < dim; i++) dst[i] = qr_fp32_to_fp16(src[i]);
-    }
+    else
+        qr_kernels_best()->to_f16(src, (uint16_t *)cache + cell * dim, dim);
 }
 
 /* With an F16 cache llama.cpp's products K.q and V.p convert q and p to f16 first. */
-static inline float kv_round(const qr_context *ctx, float x) {
-    return ctx->params.kv_type == QR_KV_F32 ? x : qr_fp16_to_fp32(qr_fp32_to_fp16(x));
+static inline void kv_round(const qr_context *ctx, float *x, int64_t n) {
+    if (ctx->params.kv_type != QR_KV_F32) qr_kernels_best()->round_f16(x, n);
 }
 
-/* q . (cache row at element offset off) and out += w * (cache row), in the cache's type */
-static inline float kv_dot(const qr_context *ctx, const qr_kernels *kn, const void *cache, int64_t off, const float *q,
-                           int64_t n) {
-    return ctx->params.kv_type == QR_KV_F32 ? kn->dot_f32(n, q, (const float *)cache + off)
-                                            : kn->dot_f16(n, q, (const uint16_t *)cache + off);
-}
-
-static inline void kv_axpy(const qr_context *ctx, const qr_kernels *kn, const void *cache, int64_t off, float w,
-                           float *out, int64_t n) {
+/* out[r] = q . (cache row r) and out += sum_r w[r] (cache row r), for `rows` cache rows from
+ * element offset off, kv_dim elements apart, in the cache's type */
+static inline void kv_dot(const qr_context *ctx, const qr_kernels *kn, const void *cache, int64_t off,
+                          int64_t stride, const float *q, int64_t n, int64_t rows, float *out) {
     if (ctx->params.kv_type == QR_KV_F32)
-        kn->axpy_f32(n, w, (const float *)cache + off, out);
+        kn->dot_f32(n, q, (const float *)cache + off, stride, rows, out);
     else
-        kn->axpy_f16(n, w, (const uint16_t *)cache + off, out);
+        kn->dot_f16(n, q, (const uint16_t *)cache + off, stride, rows, out);
+}
+
+static inline void kv_axpy(const qr_context *ctx, const qr_kernels *kn, const void *cache, int64_t off,
+                           int64_t stride, const float *w, int64_t n, int64_t rows, float *out) {
+    if (ctx->params.kv_type == QR_KV_F32)
+        kn->axpy_f32(n, w, (const float *)cache + off, stride, rows, out);
+    else
+        kn->axpy_f16(n, w, (const uint16_t *)cache + off, stride, rows, out);
 }
 
 /* ---- attention ---- */
@@ -223,10 +229,13 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t h, int32_t pos
     if (hp->sliding_window > 0 && pos >= hp->sliding_window) first = pos - hp->sliding_window + 1;
 
     float qr[512];
-    for (int64_t i = 0; i < hd; i++) qr[i] = kv_round(ctx, q[i]);
+    memcpy(qr, q, (size_t)hd * sizeof *qr);
+    kv_round(ctx, qr, hd);
+    const int64_t rows = pos - first + 1, off = (base + first) * kv_dim + (int64_t)kv_h * hd;
+    kv_dot(ctx, kn, kc, off, kv_dim, qr, hd, rows, scores + first);
     float max = -INFINITY;
     for (int32_t p = first; p <= pos; p++) {
-        float s = kv_dot(ctx, kn, kc, (base + p) * kv_dim + (int64_t)kv_h * hd, qr, hd) * scale;
+        float s = scores[p] * scale;
         scores[p] = s;
         if (s > max) max = s;
     }
@@ -237,9 +246,10 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t h, int32_t pos
         sum += (double)e;
     }
     const float inv = (float)(1.0 / sum);
+    for (int32_t p = first; p <= pos; p++) scores[p] *= inv;
+    kv_round(ctx, scores + first, rows);
     for (int64_t i = 0; i < hd; i++) out[i] = 0.0f;
-    for (int32_t p = first; p <= pos; p++)
-        kv_axpy(ctx, kn, vc, (base + p) * kv_dim + (int64_t)kv_h * hd, kv_round(ctx, scores[p] * inv), out, hd);
+    kv_axpy(ctx, kn, vc, off, kv_dim, scores + first, hd, rows, out);
 }
 
 static void attn_worker(void *arg, int64_t chunk, int ith) {
@@ -304,8 +314,7 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
         add_bias(&L->bv, ctx->v, kv_dim, n);
         dump(ctx, "Vcur", l, ctx->v, kv_dim, n);
         for (int32_t t = 0; t < n; t++) {
-            rope(m, ctx->q + t * q_dim, hp->n_head, pos[t]);
-            rope(m, ctx->k + t * kv_dim, hp->n_head_kv, pos[t]);
+            rope(m, ctx->q + t * q_dim, hp->n_head, ctx->k + t * kv_dim, hp->n_head_kv, pos[t]);
             int64_t cell = (int64_t)seq[t] * ctx->n_ctx_seq + pos[t];
             kv_store(ctx, ctx->k_cache[l], cell, ctx->k + t * kv_dim, kv_dim);
             kv_store(ctx, ctx->v_cache[l], cell, ctx->v + t * kv_dim, kv_dim);

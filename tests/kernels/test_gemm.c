@@ -210,38 +210,83 @@ static void check_quant(const qr_kernels *set) {
     }
 }
 
+/* f16 conversions give the reference's bits exactly: random values, halfway cases between two
+ * f16 values (round to even), subnormals, overflow to infinity, lengths with scalar tails. */
+static void check_f16(const qr_kernels *set) {
+    const qr_kernels *ref = qr_kernels_named("scalar");
+    enum { N = 203 };
+    static float x[N], r0[N], r1[N];
+    static uint16_t h0[N], h1[N];
+    fill_random(x, N);
+    for (int i = 0; i < N; i += 5) /* halfway between 1 + k/1024 and its successor */
+        x[i] = 1.0f + ((float)(i % 1024) + 0.5f) / 1024.0f;
+    x[3] = 1e-6f;    /* subnormal in f16 */
+    x[7] = -7e-8f;   /* rounds to a tiny subnormal */
+    x[11] = 70000.f; /* beyond f16: infinity */
+    x[13] = -0.0f;
+    for (int64_t n = 1; n <= N; n += 101) {
+        set->to_f16(x, h0, n);
+        ref->to_f16(x, h1, n);
+        assert_memory_equal(h0, h1, (size_t)n * sizeof *h0);
+        memcpy(r0, x, sizeof x);
+        memcpy(r1, x, sizeof x);
+        set->round_f16(r0, n);
+        ref->round_f16(r1, n);
+        assert_memory_equal(r0, r1, (size_t)n * sizeof *r0);
+    }
+}
+
+/* The attention row helpers against the reference: rows 1..11 (4-row groups plus leftovers)
+ * of lengths 1..300 (64-column blocks, 8-column vectors, scalar tails), rows `stride` apart. */
 static void check_rows(const qr_kernels *set) {
     const qr_kernels *ref = qr_kernels_named("scalar");
-    enum { N = 300 };
-    float q[N], kf[N], out[N], out_ref[N];
-    uint16_t kh[N];
-    for (int64_t n = 1; n <= N; n += 37) {
-        fill_random(q, n);
-        fill_random(kf, n);
-        double mag = 0.0;
-        for (int64_t i = 0; i < n; i++) {
-            kh[i] = qr_fp32_to_fp16(kf[i]);
-            q[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(q[i])); /* as the forward pass rounds q */
-            mag += fabs((double)q[i] * kf[i]);
-        }
-        assert_true(fabs(set->dot_f16(n, q, kh) - ref->dot_f16(n, q, kh)) <=
-                    ROW_REL_TOL * mag + 1e-30);
-        assert_true(fabs(set->dot_f32(n, q, kf) - ref->dot_f32(n, q, kf)) <=
-                    ROW_REL_TOL * mag + 1e-30);
-        for (int pass = 0; pass < 2; pass++) {
-            for (int64_t i = 0; i < n; i++)
-                out[i] = out_ref[i] = q[i];
-            if (pass == 0) {
-                set->axpy_f16(n, 0.37f, kh, out);
-                ref->axpy_f16(n, 0.37f, kh, out_ref);
-            } else {
-                set->axpy_f32(n, -1.5f, kf, out);
-                ref->axpy_f32(n, -1.5f, kf, out_ref);
+    enum { N = 300, ROWS = 11, STRIDE = 307 };
+    static float q[N], kf[ROWS * STRIDE], a[ROWS], out[N], out_ref[N], d[ROWS], d_ref[ROWS];
+    static uint16_t kh[ROWS * STRIDE];
+    for (int64_t n = 1; n <= N; n += 37)
+        for (int64_t rows = 1; rows <= ROWS; rows += 2) {
+            fill_random(q, n);
+            fill_random(kf, ROWS * STRIDE);
+            fill_random(a, rows);
+            for (int64_t i = 0; i < ROWS * STRIDE; i++)
+                kh[i] = qr_fp32_to_fp16(kf[i]);
+            for (int64_t i = 0; i < n; i++) /* as the forward pass rounds q */
+                q[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(q[i]));
+            for (int half = 0; half < 2; half++) {
+                if (half) {
+                    set->dot_f16(n, q, kh, STRIDE, rows, d);
+                    ref->dot_f16(n, q, kh, STRIDE, rows, d_ref);
+                } else {
+                    set->dot_f32(n, q, kf, STRIDE, rows, d);
+                    ref->dot_f32(n, q, kf, STRIDE, rows, d_ref);
+                }
+                for (int64_t r = 0; r < rows; r++) {
+                    double mag = 0.0;
+                    for (int64_t i = 0; i < n; i++)
+                        mag += fabs((double)q[i] * kf[r * STRIDE + i]);
+                    if (!(fabs(d[r] - d_ref[r]) <= ROW_REL_TOL * mag + 1e-30))
+                        fail_msg("%s dot_%s n=%lld rows=%lld: row %lld = %.9g, reference %.9g",
+                                 set->name, half ? "f16" : "f32", (long long)n, (long long)rows,
+                                 (long long)r, (double)d[r], (double)d_ref[r]);
+                }
+                for (int64_t i = 0; i < n; i++)
+                    out[i] = out_ref[i] = q[i];
+                if (half) {
+                    set->axpy_f16(n, a, kh, STRIDE, rows, out);
+                    ref->axpy_f16(n, a, kh, STRIDE, rows, out_ref);
+                } else {
+                    set->axpy_f32(n, a, kf, STRIDE, rows, out);
+                    ref->axpy_f32(n, a, kf, STRIDE, rows, out_ref);
+                }
+                /* both add the rows in order with one multiply-add each: float rounding of a
+                 * fused against a separate multiply at most */
+                for (int64_t i = 0; i < n; i++)
+                    if (!(fabsf(out[i] - out_ref[i]) <= 1e-6f * (2.0f + fabsf(out_ref[i]))))
+                        fail_msg("%s axpy_%s n=%lld rows=%lld: out[%lld] = %.9g, reference %.9g",
+                                 set->name, half ? "f16" : "f32", (long long)n, (long long)rows,
+                                 (long long)i, (double)out[i], (double)out_ref[i]);
             }
-            for (int64_t i = 0; i < n; i++)
-                assert_true(fabsf(out[i] - out_ref[i]) <= 1e-6f * (2.0f + fabsf(out_ref[i])));
         }
-    }
 }
 
 static void test_avx2(void **state) {
@@ -254,6 +299,7 @@ static void test_avx2(void **state) {
     check_set(set);
     check_set_prompt(set);
     check_quant(set);
+    check_f16(set);
     check_rows(set);
 }
 
@@ -268,6 +314,7 @@ static void test_avx512(void **state) {
     check_set_prompt(set);
     check_set_packed(set);
     check_quant(set);
+    check_f16(set);
     check_rows(set);
 }
 
