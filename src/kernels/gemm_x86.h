@@ -853,18 +853,19 @@ DEFINE_GEMM2(gemm_q6_K, tile_q6_K, )
 /* q rounded to f16 times an f16 row: each product is exact in f32, and summing them in double
  * makes the result the exact dot product rounded once, as ggml's double sum for short rows
  * (ggml_vec_dot_f16), so f16 rounding of later softmax weights does not flip against it. */
-/* Attention over KV-cache rows (kernels.h). dot: 4 rows at a time, each row's exact float
- * products (q is f16-rounded) summed in double as the reference does, the 4 sums reduced
- * together; axpy: 64 output columns held in registers while the rows stream past, each column
- * updated in row order with one multiply-add per row, as the reference does. */
-static inline __m256d dot_f16_acc(const float *q, const uint16_t *k, int64_t n8) {
-    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
-    for (int64_t i = 0; i < n8; i += 8) {
-        const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(q + i), load_f16x8(k + i));
-        a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
-        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+/* Attention over KV-cache rows (kernels.h). dot: 4 rows at a time, each row's products (exact
+ * in float: q is f16-rounded) summed by multiply-adds into two float accumulators, the 4 rows'
+ * sums reduced together; axpy: 64 output columns held in registers while the rows stream
+ * past, each column updated in row order with one multiply-add per row, as the reference. */
+static inline __m256 dot_f16_acc(const float *q, const uint16_t *k, int64_t n8) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n8; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16x8(k + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), load_f16x8(k + i + 8), a1);
     }
-    return _mm256_add_pd(a0, a1);
+    if (i < n8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16x8(k + i), a0);
+    return _mm256_add_ps(a0, a1);
 }
 
 static void dot_f16_x86(int64_t n, const float *q, const uint16_t *k, int64_t stride,
@@ -873,28 +874,28 @@ static void dot_f16_x86(int64_t n, const float *q, const uint16_t *k, int64_t st
     int64_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint16_t *k0 = k + r * stride;
-        const __m256d s0 = dot_f16_acc(q, k0, n8), s1 = dot_f16_acc(q, k0 + stride, n8);
-        const __m256d s2 = dot_f16_acc(q, k0 + 2 * stride, n8),
-                      s3 = dot_f16_acc(q, k0 + 3 * stride, n8);
-        const __m256d h01 = _mm256_hadd_pd(s0, s1), h23 = _mm256_hadd_pd(s2, s3);
-        __m256d sum = _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20),
-                                    _mm256_permute2f128_pd(h01, h23, 0x31));
+        const __m256 s0 = dot_f16_acc(q, k0, n8), s1 = dot_f16_acc(q, k0 + stride, n8);
+        const __m256 s2 = dot_f16_acc(q, k0 + 2 * stride, n8),
+                     s3 = dot_f16_acc(q, k0 + 3 * stride, n8);
+        /* lane j of each 128-bit half: row j's partial sums */
+        const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
+        __m128 sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
         if (n8 < n) {
-            double t[4];
-            _mm256_storeu_pd(t, sum);
+            float t[4];
+            _mm_storeu_ps(t, sum);
             for (int j = 0; j < 4; j++)
                 for (int64_t i = n8; i < n; i++)
-                    t[j] += (double)(q[i] * f16(k0[j * stride + i]));
-            sum = _mm256_loadu_pd(t);
+                    t[j] += q[i] * f16(k0[j * stride + i]);
+            sum = _mm_loadu_ps(t);
         }
-        _mm_storeu_ps(out + r, _mm256_cvtpd_ps(sum));
+        _mm_storeu_ps(out + r, sum);
     }
     for (; r < rows; r++) {
         const uint16_t *kr = k + r * stride;
-        double s = hsum_pd(dot_f16_acc(q, kr, n8));
+        float s = hsum_ps(dot_f16_acc(q, kr, n8));
         for (int64_t i = n8; i < n; i++)
-            s += (double)(q[i] * f16(kr[i]));
-        out[r] = (float)s;
+            s += q[i] * f16(kr[i]);
+        out[r] = s;
     }
 }
 
