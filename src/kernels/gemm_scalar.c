@@ -2,6 +2,8 @@
  * (tensor/vec_dot.c) per output, and attention rows in plain loops. The SIMD sets are tested
  * against this one. */
 #include "kernels/kernels.h"
+
+#include <math.h>
 #include "tensor/blocks.h"
 #include "tensor/tensor.h"
 #include "util/util.h"
@@ -75,6 +77,16 @@ static void round_f16(float *x, int64_t n) {
         x[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(x[i]));
 }
 
+static void exp_shift(float *x, int64_t n, float shift) {
+    for (int64_t i = 0; i < n; i++)
+        x[i] = expf(x[i] - shift);
+}
+
+static void silu_mul(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 /* the reference quantizer, then the float scales and block sums that follow the blocks */
 static void quant_q8_0(const float *x, void *row, int64_t n) {
     qr_quant_q8_0(x, row, n);
@@ -110,6 +122,8 @@ void qr_kernels_fill_scalar(qr_kernels *k) {
     k->axpy_f32 = axpy_f32;
     k->to_f16 = to_f16;
     k->round_f16 = round_f16;
+    k->exp_shift = exp_shift;
+    k->silu_mul = silu_mul;
     k->quant_q8_0 = quant_q8_0;
     k->quant_q8_K = qr_quant_q8_K;
 }

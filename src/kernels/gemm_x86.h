@@ -17,6 +17,7 @@
 #include "util/util.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define TILE static inline __attribute__((always_inline))
@@ -966,6 +967,48 @@ static void round_f16_x86(float *x, int64_t n) {
         x[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(x[i]));
 }
 
+/* exp(x) for x in [-87, 88] (clamped there: below, exp underflows towards 0 as softmax and
+ * silu want; above, silu's 1 + exp(-x) only needs to be huge): x = k ln2 + r with |r| <=
+ * ln2 / 2 (ln2 split in two for an exact reduction), a degree-6 polynomial for exp(r)
+ * (Cephes' expf coefficients) and 2^k built in the exponent bits. */
+static inline __m256 exp_ps(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static void exp_shift_x86(float *x, int64_t n, float shift) {
+    const __m256 s = _mm256_set1_ps(shift);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
+    for (; i < n; i++)
+        x[i] = expf(x[i] - shift);
+}
+
+static void silu_mul_x86(float *g, const float *u, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 d = _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x)));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, d), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 /* ---- activation quantizers (bit-identical to tensor/quant_act.c) ---- */
 
 /* sum of the 8 i32 lanes of each of v[0..7], as one vector (lane b = sum of v[b]) */
@@ -1105,6 +1148,8 @@ void QR_X86_FILL(qr_kernels *k) {
     k->axpy_f32 = axpy_f32_x86;
     k->to_f16 = to_f16_x86;
     k->round_f16 = round_f16_x86;
+    k->exp_shift = exp_shift_x86;
+    k->silu_mul = silu_mul_x86;
     k->quant_q8_0 = quant_q8_0_x86;
     k->quant_q8_K = quant_q8_K_x86;
 #if QR_VNNI

@@ -239,12 +239,9 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t h, int32_t pos
         scores[p] = s;
         if (s > max) max = s;
     }
+    kn->exp_shift(scores + first, rows, max);
     double sum = 0.0;
-    for (int32_t p = first; p <= pos; p++) {
-        float e = expf(scores[p] - max);
-        scores[p] = e;
-        sum += (double)e;
-    }
+    for (int32_t p = first; p <= pos; p++) sum += (double)scores[p];
     const float inv = (float)(1.0 / sum);
     for (int32_t p = first; p <= pos; p++) scores[p] *= inv;
     kv_round(ctx, scores + first, rows);
@@ -335,10 +332,7 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
                  (float *[]){ctx->hb, ctx->hb2}, 2, xb, n);
         dump(ctx, "ffn_gate", l, ctx->hb, hp->n_ff, n);
         dump(ctx, "ffn_up", l, ctx->hb2, hp->n_ff, n);
-        for (int64_t i = 0; i < (int64_t)n * hp->n_ff; i++) {
-            float g = ctx->hb[i];
-            ctx->hb[i] = g / (1.0f + expf(-g)) * ctx->hb2[i];
-        }
+        qr_kernels_best()->silu_mul(ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff);
         dump(ctx, "ffn_swiglu", l, ctx->hb, hp->n_ff, n);
         matmul(ctx, &L->ffn_down, ctx->hb, n, xb);
         dump(ctx, "ffn_out", l, xb, d, n);

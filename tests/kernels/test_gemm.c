@@ -236,6 +236,43 @@ static void check_f16(const qr_kernels *set) {
     }
 }
 
+/* The SIMD exp (softmax, SwiGLU) within EXP_ULP float ulps of libm's expf over the range that
+ * matters, and exactly 0 / finite where it clamps. */
+#define EXP_ULP 2
+static void check_exp(const qr_kernels *set) {
+    enum { N = 4099 };
+    static float x[N], g[N], u[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = -100.0f + 190.0f * (float)i / (float)(N - 1); /* -100 .. 90 */
+        g[i] = x[i] * 0.25f;
+        u[i] = 1.0f - (float)(i % 7) * 0.3f;
+    }
+    memcpy(g + N - 8, (float[]){-120.0f, -90.0f, -0.0f, 0.0f, 1e-8f, 60.0f, 100.0f, -60.0f},
+           8 * sizeof(float));
+    static float e[N], s[N];
+    memcpy(e, x, sizeof x);
+    set->exp_shift(e, N, 1.5f);
+    for (int i = 0; i < N; i++) {
+        const float want = expf(x[i] - 1.5f);
+        if (want < 1e-37f || want > 1e37f) { /* clamped: tiny, or huge and finite */
+            assert_true(isfinite(e[i]) && (want > 1.0f) == (e[i] > 1.0f));
+            continue;
+        }
+        if (!(fabsf(e[i] - want) <= EXP_ULP * (nextafterf(want, INFINITY) - want)))
+            fail_msg("%s exp(%.9g) = %.9g, libm %.9g", set->name, (double)(x[i] - 1.5f),
+                     (double)e[i], (double)want);
+    }
+    memcpy(s, g, sizeof g);
+    set->silu_mul(s, u, N);
+    for (int i = 0; i < N; i++) {
+        const float want = g[i] / (1.0f + expf(-g[i])) * u[i];
+        /* a few ulps of the result, or of exp's tiny contribution near 0 */
+        if (!(fabsf(s[i] - want) <= 4e-7f * fabsf(want) + 1e-30f))
+            fail_msg("%s silu(%.9g) * %.9g = %.9g, libm %.9g", set->name, (double)g[i],
+                     (double)u[i], (double)s[i], (double)want);
+    }
+}
+
 /* The attention row helpers against the reference: rows 1..11 (4-row groups plus leftovers)
  * of lengths 1..300 (64-column blocks, 8-column vectors, scalar tails), rows `stride` apart. */
 static void check_rows(const qr_kernels *set) {
@@ -300,6 +337,7 @@ static void test_avx2(void **state) {
     check_set_prompt(set);
     check_quant(set);
     check_f16(set);
+    check_exp(set);
     check_rows(set);
 }
 
@@ -315,6 +353,7 @@ static void test_avx512(void **state) {
     check_set_packed(set);
     check_quant(set);
     check_f16(set);
+    check_exp(set);
     check_rows(set);
 }
 
