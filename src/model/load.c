@@ -150,20 +150,22 @@ static qr_status load_weights(qr_model *m) {
     return QR_OK;
 }
 
-/* Every weight the forward pass reads, each once (a tied output head is the embedding table) */
+/* Every weight the forward pass reads, each once (a tied output head is the embedding table),
+ * in the order it reads them: placed so, one token's pass reads the copy front to back, one
+ * stream the hardware prefetcher follows from one matrix into the next. */
 static int all_weights(qr_model *m, qr_weight **w) {
     int n = 0;
-    w[n++] = &m->tok_embd;
-    w[n++] = &m->output_norm;
-    if (m->output.data != m->tok_embd.data) w[n++] = &m->output;
     if (m->rope_freqs.data) w[n++] = &m->rope_freqs;
     for (int32_t l = 0; l < m->hp.n_layer; l++) {
         qr_layer *L = &m->layers[l];
-        qr_weight *ws[] = {&L->attn_norm, &L->wq, &L->wk,       &L->wv,     &L->wo,      &L->bq,
-                           &L->bk,        &L->bv, &L->ffn_norm, &L->ffn_up, &L->ffn_gate, &L->ffn_down};
+        qr_weight *ws[] = {&L->attn_norm, &L->wq, &L->wk,       &L->wv,       &L->bq,     &L->bk,
+                           &L->bv,        &L->wo, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
         for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
             if (ws[i]->data) w[n++] = ws[i];
     }
+    w[n++] = &m->output_norm;
+    if (m->output.data != m->tok_embd.data) w[n++] = &m->output;
+    w[n++] = &m->tok_embd;
     return n;
 }
 
