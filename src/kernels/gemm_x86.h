@@ -442,73 +442,84 @@ DEFINE_IL_GEMM(il_gemm_q4_0, block_q4_0, decode_u_q4_0, Q4_0_OFFSET_SHIFT)
 DEFINE_IL_GEMM(il_gemm_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
 DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
 
-/* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0 in 8-row groups ----
- * The panel layout above, made once when the model loads instead of on every call, and kept
- * as compact as the file's: a group of 8 rows is a run of "x8 blocks", one per 32 columns,
- * each the 8 rows' f16 scales (16 bytes) then their 256 weights as unsigned bytes u = w +
- * offset, dword-transposed into 8 vectors (vector g, lane 4r+k = row r's weight 4g+k):
- *   q8_0: the 8 vectors as bytes (w ^ 0x80)                              16 + 256 = 8 x 34
- *   q4_0: 4 vectors of nibble pairs, low nibble vector p, high p + 4      16 + 128 = 8 x 18
- *   q5_0: the q4_0 nibbles, then per vector a 32-bit mask of fifth bits  16 + 160 = 8 x 22
- * so a group is 8 rows' bytes exactly, and rows r0.. (r0 a multiple of 8) start at
- * r0 * row_bytes as in the file. One sequential stream per group (8 separate row streams
- * read memory at a third of the speed here), no packing cost per call, and every token count
- * takes the same path: each x8 block is decoded once for up to 8 tokens. */
-#define PK_ROWS 8
+/* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0 in 16-row groups ----
+ * The panel layout above, made once when the model loads instead of on every call, as compact
+ * as the file's, and 512 bits wide: a group of 16 rows is a run of "x16 blocks", one per 32
+ * columns, each the 16 rows' f16 scales (32 bytes) then their 512 weights as unsigned bytes
+ * u = w + offset in 8 vectors of 64 bytes: byte 4r+k of vector g is row r's weight 4g+k (the
+ * dword transpose of the rows' blocks, rows 0-7 in the low 32 bytes, 8-15 in the high):
+ *   q8_0: the 8 vectors (w ^ 0x80)                                  32 + 512      = 16 x 34
+ *   q4_0: 4 vectors of nibble pairs, low nibble vector p, high p + 4 32 + 256      = 16 x 18
+ *   q5_0: the q4_0 nibbles, then per vector a 64-bit mask of fifth bits 32 + 256 + 64 = 16 x 22
+ * so a group is 16 rows' bytes exactly, and rows r0.. (r0 a multiple of 16) start at
+ * r0 * row_bytes as in the file. One sequential stream per group (separate row streams read
+ * memory at a third of the speed here), no packing per call, and every token count takes the
+ * same path: one vpdpbusd of a broadcast activation dword gives 16 rows' partial sums, and
+ * each x16 block is decoded once for up to 8 tokens. */
+#define PK_ROWS 16
 #define PK_MAX_TOKENS 8
 
 static inline size_t pk_block_bytes(int type) {
-    return type == QR_TYPE_Q8_0 ? 16 + 256 : type == QR_TYPE_Q4_0 ? 16 + 128 : 16 + 160;
+    return type == QR_TYPE_Q8_0 ? 32 + 512 : type == QR_TYPE_Q4_0 ? 32 + 256 : 32 + 256 + 64;
 }
 
-static void pack_x8(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
+/* block b of row `row` of a file-layout tensor as unsigned bytes (w + offset); its f16 scale */
+static inline __m256i pk_decode_row(int type, const char *row, int64_t b, uint16_t *d) {
+    if (type == QR_TYPE_Q8_0) {
+        const block_q8_0 *x = (const block_q8_0 *)row + b;
+        *d = x->d;
+        return _mm256_xor_si256(load256(x->qs), _mm256_set1_epi8((char)0x80));
+    }
+    if (type == QR_TYPE_Q4_0) {
+        const block_q4_0 *x = (const block_q4_0 *)row + b;
+        *d = x->d;
+        return decode_u_q4_0(x);
+    }
+    const block_q5_0 *x = (const block_q5_0 *)row + b;
+    *d = x->d;
+    return decode_u_q5_0(x);
+}
+
+static void pack_x16(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
     const size_t rb = qr_type_row_bytes(type, n), xb = pk_block_bytes(type);
     const int64_t nb = n / QK8_0;
+    const __m256i lo = _mm256_set1_epi8(0x0F);
     for (int64_t r0 = 0; r0 + PK_ROWS <= n_rows; r0 += PK_ROWS) {
         uint8_t *o = (uint8_t *)out + (size_t)r0 * rb;
         for (int64_t b = 0; b < nb; b++, o += xb) {
-            __m256i v[8];
+            __m256i v[16];
             for (int r = 0; r < PK_ROWS; r++) {
-                const char *row = (const char *)w + (size_t)(r0 + r) * rb;
                 uint16_t d;
-                if (type == QR_TYPE_Q8_0) {
-                    const block_q8_0 *x = (const block_q8_0 *)row + b;
-                    v[r] = _mm256_xor_si256(load256(x->qs), _mm256_set1_epi8((char)0x80));
-                    d = x->d;
-                } else if (type == QR_TYPE_Q4_0) {
-                    const block_q4_0 *x = (const block_q4_0 *)row + b;
-                    v[r] = decode_u_q4_0(x);
-                    d = x->d;
-                } else {
-                    const block_q5_0 *x = (const block_q5_0 *)row + b;
-                    v[r] = decode_u_q5_0(x);
-                    d = x->d;
-                }
+                v[r] = pk_decode_row(type, (const char *)w + (size_t)(r0 + r) * rb, b, &d);
                 memcpy(o + 2 * r, &d, 2);
             }
             transpose8_epi32(v);
-            if (type == QR_TYPE_Q8_0) {
-                for (int g = 0; g < 8; g++)
-                    _mm256_storeu_si256((__m256i *)(o + 16 + 32 * g), v[g]);
-                continue;
-            }
-            const __m256i lo = _mm256_set1_epi8(0x0F);
-            for (int p = 0; p < 4; p++)
-                _mm256_storeu_si256(
-                    (__m256i *)(o + 16 + 32 * p),
-                    _mm256_or_si256(_mm256_and_si256(v[p], lo),
-                                    _mm256_slli_epi16(_mm256_and_si256(v[p + 4], lo), 4)));
-            if (type == QR_TYPE_Q5_0)
-                for (int g = 0; g < 8; g++) {
-                    const uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(v[g], 3));
-                    memcpy(o + 144 + 4 * g, &m, 4);
+            transpose8_epi32(v + 8);
+            for (int h = 0; h < 2; h++) { /* h: rows 8h..8h+7, the half of each vector */
+                const __m256i *u = v + 8 * h;
+                if (type == QR_TYPE_Q8_0) {
+                    for (int g = 0; g < 8; g++)
+                        _mm256_storeu_si256((__m256i *)(o + 32 + 64 * g + 32 * h), u[g]);
+                    continue;
                 }
+                for (int p = 0; p < 4; p++)
+                    _mm256_storeu_si256(
+                        (__m256i *)(o + 32 + 64 * p + 32 * h),
+                        _mm256_or_si256(_mm256_and_si256(u[p], lo),
+                                        _mm256_slli_epi16(_mm256_and_si256(u[p + 4], lo), 4)));
+                if (type == QR_TYPE_Q5_0)
+                    for (int g = 0; g < 8; g++) {
+                        const uint32_t m =
+                            (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(u[g], 3));
+                        memcpy(o + 32 + 256 + 8 * g + 4 * h, &m, 4);
+                    }
+            }
         }
     }
 }
 
 /* row `row` of a packed tensor of n columns, dequantized as the file's row would be (d * w) */
-static void packed_row_x8(int type, const void *w, int64_t n, int64_t row, float *out) {
+static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, float *out) {
     const size_t xb = pk_block_bytes(type);
     const int rr = (int)(row % PK_ROWS);
     const int offset = type == QR_TYPE_Q8_0 ? 128 : type == QR_TYPE_Q4_0 ? 8 : 16;
@@ -522,61 +533,79 @@ static void packed_row_x8(int type, const void *w, int64_t n, int64_t row, float
                 const int lane = 4 * rr + k;
                 int u;
                 if (type == QR_TYPE_Q8_0) {
-                    u = o[16 + 32 * g + lane];
+                    u = o[32 + 64 * g + lane];
                 } else {
-                    const uint8_t q = o[16 + 32 * (g & 3) + lane];
+                    const uint8_t q = o[32 + 64 * (g & 3) + lane];
                     u = g < 4 ? q & 0x0F : q >> 4;
-                    if (type == QR_TYPE_Q5_0) u |= (int)((qr_rd_u32(o + 144 + 4 * g) >> lane) & 1) << 4;
+                    if (type == QR_TYPE_Q5_0) {
+                        uint64_t m;
+                        memcpy(&m, o + 32 + 256 + 8 * g, 8);
+                        u |= (int)((m >> lane) & 1) << 4;
+                    }
                 }
                 out[b * QK8_0 + 4 * g + k] = (float)(u - offset) * d;
             }
     }
 }
 
-/* the 8 weight vectors of one x8 block */
-TILE void pk_decode(const uint8_t *xb, const int type, __m256i v[8]) {
+/* the 8 weight vectors of one x16 block */
+TILE void pk_decode(const uint8_t *xb, const int type, __m512i v[8]) {
     if (type == QR_TYPE_Q8_0) {
-        UNROLL for (int g = 0; g < 8; g++) v[g] = load256(xb + 16 + 32 * g);
+        UNROLL for (int g = 0; g < 8; g++) v[g] = _mm512_loadu_si512(xb + 32 + 64 * g);
         return;
     }
-    const __m256i lo = _mm256_set1_epi8(0x0F);
+    const __m512i lo = _mm512_set1_epi8(0x0F);
     UNROLL for (int p = 0; p < 4; p++) {
-        const __m256i q = load256(xb + 16 + 32 * p);
-        v[p] = _mm256_and_si256(q, lo);
-        v[p + 4] = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
+        const __m512i q = _mm512_loadu_si512(xb + 32 + 64 * p);
+        v[p] = _mm512_and_si512(q, lo);
+        v[p + 4] = _mm512_and_si512(_mm512_srli_epi16(q, 4), lo);
     }
     if (type == QR_TYPE_Q5_0)
-        UNROLL for (int g = 0; g < 8; g++) v[g] = _mm256_mask_add_epi8(
-            v[g], _cvtu32_mask32(qr_rd_u32(xb + 144 + 4 * g)), v[g], _mm256_set1_epi8(0x10));
+        UNROLL for (int g = 0; g < 8; g++) {
+            uint64_t m;
+            memcpy(&m, xb + 32 + 256 + 8 * g, 8);
+            v[g] = _mm512_mask_add_epi8(v[g], _cvtu64_mask64(m), v[g], _mm512_set1_epi8(0x10));
+        }
 }
 
-/* one 8-row group times NT <= 8 tokens: y[t * ys + r] for r < 8 */
+/* one 16-row group times NT <= 8 tokens: y[t * ys + r] for r < 16 */
 TILE void pk_group(const uint8_t *xw, int64_t nb, const int type, const char *a, size_t as,
                    size_t yd_off, size_t ysum_off, float *y, int64_t ys, const int NT) {
     const size_t xbytes = pk_block_bytes(type);
     const int shift = type == QR_TYPE_Q8_0 ? 7 : type == QR_TYPE_Q4_0 ? 3 : 4;
-    __m256 acc[PK_MAX_TOKENS];
-    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    __m512 acc[PK_MAX_TOKENS];
+    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, xw += xbytes) {
-        __m256i v[8];
+        __m512i v[8];
+        /* With several tokens per block the decoding no longer hides the memory latency:
+         * software prefetch, 2 KiB ahead (with one token it only got in the way) */
+        if (NT >= 4)
+            for (size_t c = 0; c < xbytes; c += 64)
+                _mm_prefetch((const char *)xw + 2048 + c, _MM_HINT_T0);
         pk_decode(xw, type, v);
-        const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)xw));
-        UNROLL for (int t = 0; t < NT; t++) {
-            const char *at = a + (size_t)t * as;
-            const int8_t *yq = ((const block_q8_0 *)at + b)->qs;
-            __m256i s = _mm256_set1_epi32(-((const int32_t *)(at + ysum_off))[b] * (1 << shift));
-            UNROLL for (int g = 0; g < 8; g++) s =
-                _mm256_dpbusd_epi32(s, v[g], _mm256_set1_epi32((int)qr_rd_u32(yq + 4 * g)));
-            acc[t] = _mm256_fmadd_ps(
-                _mm256_cvtepi32_ps(s),
-                _mm256_mul_ps(xd, _mm256_set1_ps(((const float *)(at + yd_off))[b])), acc[t]);
-        }
+        const __m512 xd = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
+        /* the tokens' chains of 8 multiply-adds side by side, so their latencies overlap */
+        __m512i s[PK_MAX_TOKENS];
+        UNROLL for (int t = 0; t < NT; t++) s[t] = _mm512_set1_epi32(
+            -((const int32_t *)(a + (size_t)t * as + ysum_off))[b] * (1 << shift));
+        UNROLL for (int g = 0; g < 8; g++) UNROLL for (int t = 0; t < NT; t++) s[t] =
+            _mm512_dpbusd_epi32(s[t], v[g],
+                                _mm512_set1_epi32((int)qr_rd_u32(
+                                    ((const block_q8_0 *)(a + (size_t)t * as) + b)->qs + 4 * g)));
+        UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_fmadd_ps(
+            _mm512_cvtepi32_ps(s[t]),
+            _mm512_mul_ps(xd, _mm512_set1_ps(((const float *)(a + (size_t)t * as + yd_off))[b])),
+            acc[t]);
     }
-    UNROLL for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ys, acc[t]);
+    UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
-/* nr (a multiple of 8) packed rows x nt tokens: per group, tokens 8 at a time while the
+/* nr (a multiple of 16) packed rows x nt tokens: per group, tokens 8 at a time while the
  * group's bytes stay in L1 */
+#define PK_CASE(k, TYPE)                                                                               \
+    case k:                                                                                        \
+        pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, k);                 \
+        break;
 #define DEFINE_PK_GEMM(name, TYPE)                                                                 \
     static void name(int64_t n, const void *w, size_t w_stride, const void *act,                   \
                      size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) {      \
@@ -588,14 +617,16 @@ TILE void pk_group(const uint8_t *xw, int64_t nb, const int type, const char *a,
                 const char *at = (const char *)act + (size_t)t * act_stride;                       \
                 float *yt = y + t * y_stride + r;                                                  \
                 switch (nt - t < PK_MAX_TOKENS ? nt - t : PK_MAX_TOKENS) {                         \
-                case 8: pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 8); break; \
-                case 7: pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 7); break; \
-                case 6: pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 6); break; \
-                case 5: pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 5); break; \
-                case 4: pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 4); break; \
-                case 3: pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 3); break; \
-                case 2: pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 2); break; \
-                default: pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 1); break; \
+                    PK_CASE(8, TYPE)                                                               \
+                    PK_CASE(7, TYPE)                                                               \
+                    PK_CASE(6, TYPE)                                                               \
+                    PK_CASE(5, TYPE)                                                               \
+                    PK_CASE(4, TYPE)                                                               \
+                    PK_CASE(3, TYPE)                                                               \
+                    PK_CASE(2, TYPE)                                                               \
+                default:                                                                           \
+                    pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 1);     \
+                    break;                                                                         \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
@@ -1153,8 +1184,9 @@ void QR_X86_FILL(qr_kernels *k) {
     k->quant_q8_0 = quant_q8_0_x86;
     k->quant_q8_K = quant_q8_K_x86;
 #if QR_VNNI
-    k->pack = pack_x8;
-    k->packed_row = packed_row_x8;
+    k->pack = pack_x16;
+    k->packed_row = packed_row_x16;
+    k->pack_rows = PK_ROWS;
     k->gemm_packed[QR_TYPE_Q4_0] = pk_gemm_q4_0;
     k->gemm_packed[QR_TYPE_Q5_0] = pk_gemm_q5_0;
     k->gemm_packed[QR_TYPE_Q8_0] = pk_gemm_q8_0;

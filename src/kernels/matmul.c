@@ -10,7 +10,8 @@
 /* Products below this many multiply-adds run on one thread: handing them to another costs
  * more than it saves (a few microseconds of wake-up against a few microseconds of work). */
 #define MIN_PARALLEL_MACS (256 * 1024)
-/* Rows per chunk are a multiple of this (whole tiles, whole cache lines of y). */
+/* Rows per chunk are a multiple of this (whole tiles, whole cache lines of y, whole groups of
+ * repacked rows: a multiple of every set's pack_rows). */
 #define ROW_ALIGN 16
 
 static int act_type(int type) {
@@ -67,7 +68,7 @@ int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, i
 bool qr_matmul_can_pack(int type, int64_t n_cols, int64_t n_rows) {
     const qr_kernels *kn = qr_kernels_best();
     return type >= 0 && type < QR_TYPE_COUNT && kn->pack && kn->gemm_packed[type] &&
-           n_rows % 8 == 0 && n_cols % 32 == 0;
+           n_rows % kn->pack_rows == 0 && n_cols % 32 == 0;
 }
 
 void qr_matmul_pack(int type, const void *w, int64_t n_cols, int64_t n_rows, void *out) {

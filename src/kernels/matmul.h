@@ -15,7 +15,7 @@ size_t qr_act_bytes(int type, int64_t n_cols, int64_t n_tokens);
 size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens, void *out);
 
 /* y[t * y_stride + r] = dot(w row r, activation row t) for r in [r0, r1), t in [0, n_tokens).
- * packed: w is in the layout of qr_matmul_pack (r0 and r1 - r0 then multiples of 8). */
+ * packed: w is in the layout of qr_matmul_pack (r0 and r1 - r0 then multiples of 16). */
 void qr_matmul_rows(int type, const void *w, bool packed, size_t w_row_bytes, int64_t n_cols,
                     const void *act,
                     size_t act_stride, int64_t n_tokens, float *y, int64_t y_stride, int64_t r0,

@@ -212,9 +212,10 @@ static qr_status repack(qr_model *m) {
         const char *data = x->data;
         if (!lo || data < lo) lo = data;
         if (!hi || data + bytes > hi) hi = data + bytes;
-        /* in slices of about 1 MiB (whole 8-row groups), so at most one is resident twice */
-        int64_t slice = (int64_t)((1u << 20) / x->row_bytes) / 8 * 8;
-        if (slice < 8) slice = 8;
+        /* in slices of about 1 MiB (whole groups of 64 rows, a multiple of any kernel set's
+         * pack_rows), so that at most one slice is resident twice */
+        int64_t slice = (int64_t)((1u << 20) / x->row_bytes) / 64 * 64;
+        if (slice < 64) slice = 64;
         for (int64_t r0 = 0; r0 < x->n_rows; r0 += slice) {
             const int64_t nr = x->n_rows - r0 < slice ? x->n_rows - r0 : slice;
             const size_t off = (size_t)r0 * x->row_bytes, len = (size_t)nr * x->row_bytes;

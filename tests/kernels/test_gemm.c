@@ -115,10 +115,10 @@ static void check_gemm(const qr_kernels *set, int type, int64_t n, int64_t nr, i
     check_gemm_as(set, type, n, nr, nt, false);
 }
 
-/* The repacked layout of the sets that have one: every type it takes, 8-row groups, every
- * token count of a tile (1..8) and beyond it, rows of 1 to 70 blocks. */
+/* The repacked layout of the sets that have one: every type it takes, one and three row
+ * groups, every token count of a tile (1..8) and beyond it, rows of 1 to 70 blocks. */
 static void check_set_packed(const qr_kernels *set) {
-    static const int64_t rows[] = {8, 24};
+    const int64_t rows[] = {set->pack_rows, 3 * set->pack_rows};
     static const int64_t tokens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
     static const int64_t blocks[] = {1, 3, 17, 70};
     int n_types = 0;
