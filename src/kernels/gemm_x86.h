@@ -635,6 +635,290 @@ DEFINE_PK_GEMM(pk_gemm_q4_0, QR_TYPE_Q4_0)
 DEFINE_PK_GEMM(pk_gemm_q5_0, QR_TYPE_Q5_0)
 DEFINE_PK_GEMM(pk_gemm_q8_0, QR_TYPE_Q8_0)
 
+/* ---- q4_K and q6_K repacked (VNNI): 16-row groups, one x16 superblock per 256 columns ----
+ * The same dword-interleaved vectors (byte 4r+k of vector g = row r's element 4g+k; 64
+ * vectors per superblock, vectors 8j..8j+7 the 32 elements of q4_K sub-block j, vectors
+ * 4k..4k+3 the 16 of q6_K sub-block k), the scales unpacked to bytes so that 16 rows' scales of
+ * a sub-block are one 16-byte load:
+ *   q4_K: d[16], dmin[16] (f16) | scales [j][r] | mins [j/2][r][j%2] | per sub-block j four
+ *         vectors of nibble pairs (low: vector 8j+i, high: 8j+i+4)         2368 = 16 x 148
+ *   q6_K: d[16] (f16) | per sub-block pair m (vectors 8m..8m+7): four vectors of nibble
+ *         pairs (low: vector 8m+i, high 8m+i+4), two vectors of top-two bits (bits 2i..2i+1
+ *         of a byte: vector 8m+4h+i's), the two sub-blocks' scales [k][r] (int8)
+ *                                                                          3360 = 16 x 210
+ * each superblock one forward stream (three interleaved streams, as a first q6_K layout had,
+ * ran at a third of the speed from memory)
+ * q4_K grows by 4 bytes per row and superblock (its 6-bit scales would cost more to unpack per
+ * use than they save in bytes). A sub-block's integer dot product (vpdpbusd of the unsigned
+ * values with the activation bytes) is scaled by the rows' scales in 32-bit lanes (vpmulld);
+ * q4_K's mins pair with the activation's block sums (vpdpwssd), q6_K's offset 32 starts each
+ * sub-block's sum at -32 times them. */
+#define PK_KQ4_BYTES 2368
+#define PK_KQ6_BYTES 3360
+
+/* the vectors of 16 rows' superblock sb (values 0..63 as unsigned bytes): vec[g][4r+k] */
+static void pk_k_vectors(int type, const void *w, size_t rb, int64_t sb, qr_kblock kb[16],
+                         uint8_t vec[64][64]) {
+    for (int r = 0; r < PK_ROWS; r++) {
+        const char *blk = (const char *)w + (size_t)r * rb;
+        if (type == QR_TYPE_Q4_K)
+            qr_unpack_q4_K((const block_q4_K *)blk + sb, &kb[r]);
+        else
+            qr_unpack_q6_K((const block_q6_K *)blk + sb, &kb[r]);
+        const int off = type == QR_TYPE_Q6_K ? 32 : 0;
+        for (int e = 0; e < QK_K; e++)
+            vec[e / 4][4 * r + e % 4] = (uint8_t)(kb[r].q[e] + off);
+    }
+}
+
+static void pack_k_x16(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
+    const size_t rb = qr_type_row_bytes(type, n);
+    const size_t xb = type == QR_TYPE_Q4_K ? PK_KQ4_BYTES : PK_KQ6_BYTES;
+    const int64_t nsb = n / QK_K;
+    qr_kblock kb[16];
+    uint8_t vec[64][64];
+    for (int64_t r0 = 0; r0 + PK_ROWS <= n_rows; r0 += PK_ROWS) {
+        uint8_t *o = (uint8_t *)out + (size_t)(r0 / PK_ROWS) * xb * (size_t)nsb;
+        for (int64_t sb = 0; sb < nsb; sb++, o += xb) {
+            const char *rows = (const char *)w + (size_t)r0 * rb;
+            pk_k_vectors(type, rows, rb, sb, kb, vec);
+            for (int r = 0; r < PK_ROWS; r++) {
+                const char *row = rows + (size_t)r * rb;
+                if (type == QR_TYPE_Q4_K) {
+                    const block_q4_K *b = (const block_q4_K *)row + sb;
+                    memcpy(o + 2 * r, &b->d, 2);
+                    memcpy(o + 32 + 2 * r, &b->dmin, 2);
+                    for (int j = 0; j < 8; j++) {
+                        o[64 + 16 * j + r] = (uint8_t)kb[r].scale[2 * j];
+                        o[192 + 32 * (j / 2) + 2 * r + j % 2] = (uint8_t)kb[r].min[2 * j];
+                    }
+                } else {
+                    const block_q6_K *b = (const block_q6_K *)row + sb;
+                    memcpy(o + 2 * r, &b->d, 2);
+                    for (int k = 0; k < 16; k++)
+                        o[32 + 416 * (k / 2) + 384 + 16 * (k % 2) + r] = (uint8_t)kb[r].scale[k];
+                }
+            }
+            if (type == QR_TYPE_Q4_K) {
+                for (int j = 0; j < 8; j++)
+                    for (int i = 0; i < 4; i++)
+                        for (int b = 0; b < 64; b++)
+                            o[320 + 256 * j + 64 * i + b] =
+                                (uint8_t)(vec[8 * j + i][b] | vec[8 * j + i + 4][b] << 4);
+            } else {
+                for (int m = 0; m < 8; m++) {
+                    uint8_t *c = o + 32 + 416 * m;
+                    for (int i = 0; i < 4; i++)
+                        for (int b = 0; b < 64; b++)
+                            c[64 * i + b] = (uint8_t)((vec[8 * m + i][b] & 0xF) |
+                                                      (vec[8 * m + i + 4][b] & 0xF) << 4);
+                    for (int h = 0; h < 2; h++)
+                        for (int b = 0; b < 64; b++) {
+                            int bits = 0;
+                            for (int i = 0; i < 4; i++)
+                                bits |= (vec[8 * m + 4 * h + i][b] >> 4 & 3) << (2 * i);
+                            c[256 + 64 * h + b] = (uint8_t)bits;
+                        }
+                }
+            }
+        }
+    }
+}
+
+/* row `row` of a packed q4_K / q6_K tensor, dequantized as the file's row would be */
+static void packed_row_k_x16(int type, const void *w, int64_t n, int64_t row, float *out) {
+    const size_t xb = type == QR_TYPE_Q4_K ? PK_KQ4_BYTES : PK_KQ6_BYTES;
+    const int64_t nsb = n / QK_K;
+    const int rr = (int)(row % PK_ROWS);
+    const uint8_t *o = (const uint8_t *)w + (size_t)(row / PK_ROWS) * xb * (size_t)nsb;
+    for (int64_t sb = 0; sb < nsb; sb++, o += xb, out += QK_K) {
+        qr_kblock k;
+        uint16_t h;
+        memcpy(&h, o + 2 * rr, 2);
+        k.d = f16(h);
+        if (type == QR_TYPE_Q4_K) {
+            memcpy(&h, o + 32 + 2 * rr, 2);
+            k.dmin = f16(h);
+            for (int j = 0; j < 8; j++) {
+                k.scale[2 * j] = k.scale[2 * j + 1] = o[64 + 16 * j + rr];
+                k.min[2 * j] = k.min[2 * j + 1] = o[192 + 32 * (j / 2) + 2 * rr + j % 2];
+            }
+        } else {
+            k.dmin = 0.0f;
+            for (int s = 0; s < 16; s++) {
+                k.scale[s] = (int8_t)o[32 + 416 * (s / 2) + 384 + 16 * (s % 2) + rr];
+                k.min[s] = 0;
+            }
+        }
+        for (int e = 0; e < QK_K; e++) {
+            const int g = e / 4, lane = 4 * rr + e % 4;
+            int q;
+            if (type == QR_TYPE_Q4_K) {
+                const uint8_t b = o[320 + 256 * (g / 8) + 64 * (g % 4) + lane];
+                q = g % 8 < 4 ? b & 0xF : b >> 4;
+            } else {
+                const uint8_t *c = o + 32 + 416 * (g / 8);
+                const uint8_t b = c[64 * (g % 4) + lane];
+                q = (g % 8 < 4 ? b & 0xF : b >> 4) |
+                    ((c[256 + 64 * (g % 8 / 4) + lane] >> (2 * (g % 4))) & 3) << 4;
+                q -= 32;
+            }
+            const float dl = k.d * (float)k.scale[e / 16], ml = k.dmin * (float)k.min[e / 16];
+            out[e] = dl * (float)q - ml;
+        }
+    }
+}
+
+/* one 16-row group of q4_K times NT <= 8 tokens */
+TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
+                        int64_t ys, const int NT) {
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+    __m512 acc[PK_MAX_TOKENS];
+    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; sb++, xw += PK_KQ4_BYTES) {
+        __m512i isum[PK_MAX_TOKENS];
+        UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            __m512i v[8];
+            UNROLL for (int i = 0; i < 4; i++) {
+                const __m512i q = _mm512_loadu_si512(xw + 320 + 256 * j + 64 * i);
+                v[i] = _mm512_and_si512(q, lo);
+                v[i + 4] = _mm512_and_si512(_mm512_srli_epi16(q, 4), lo);
+            }
+            const __m512i sc =
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(xw + 64 + 16 * j)));
+            UNROLL for (int t = 0; t < NT; t++) {
+                const int8_t *yq = ((const block_q8_K *)(a + (size_t)t * as) + sb)->qs + 32 * j;
+                __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+                UNROLL for (int g = 0; g < 8; g += 2) {
+                    s0 = _mm512_dpbusd_epi32(s0, v[g], _mm512_set1_epi32((int)qr_rd_u32(yq + 4 * g)));
+                    s1 = _mm512_dpbusd_epi32(s1, v[g + 1],
+                                             _mm512_set1_epi32((int)qr_rd_u32(yq + 4 * g + 4)));
+                }
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc));
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(xw + 32)));
+        UNROLL for (int t = 0; t < NT; t++) {
+            const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
+            /* the 8 sub-block sums of the activation, two per dword */
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
+                                              _mm_loadu_si128((const __m128i *)(yb->bsums + 8)));
+            __m512i msum = _mm512_setzero_si512();
+            UNROLL for (int jp = 0; jp < 4; jp++) msum = _mm512_dpwssd_epi32(
+                msum, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(xw + 192 + 32 * jp))),
+                _mm512_set1_epi32(_mm_extract_epi32(bs, jp)));
+            const __m512 dy = _mm512_set1_ps(yb->d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dy), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dmin, dy), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+/* one 16-row group of q6_K times NT <= 8 tokens */
+TILE void pk_group_q6_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
+                        int64_t ys, const int NT) {
+    const __m512i lo = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+    __m512 acc[PK_MAX_TOKENS];
+    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; sb++, xw += PK_KQ6_BYTES) {
+        __m512i isum[PK_MAX_TOKENS];
+        UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+        for (int m = 0; m < 8; m++) {
+            const uint8_t *c = xw + 32 + 416 * m;
+            __m512i v[8];
+            UNROLL for (int i = 0; i < 4; i++) {
+                const __m512i q = _mm512_loadu_si512(c + 64 * i);
+                v[i] = _mm512_and_si512(q, lo);
+                v[i + 4] = _mm512_and_si512(_mm512_srli_epi16(q, 4), lo);
+            }
+            UNROLL for (int hh = 0; hh < 2; hh++) {
+                const __m512i h = _mm512_loadu_si512(c + 256 + 64 * hh);
+                /* bits 2i..2i+1 to bits 4..5: v | (shifted & 0x30) */
+                v[4 * hh + 0] = _mm512_ternarylogic_epi32(v[4 * hh + 0], _mm512_slli_epi16(h, 4), hi2, 0xF8);
+                v[4 * hh + 1] = _mm512_ternarylogic_epi32(v[4 * hh + 1], _mm512_slli_epi16(h, 2), hi2, 0xF8);
+                v[4 * hh + 2] = _mm512_ternarylogic_epi32(v[4 * hh + 2], h, hi2, 0xF8);
+                v[4 * hh + 3] = _mm512_ternarylogic_epi32(v[4 * hh + 3], _mm512_srli_epi16(h, 2), hi2, 0xF8);
+            }
+            const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + 384)));
+            const __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + 400)));
+            UNROLL for (int t = 0; t < NT; t++) {
+                const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
+                const int8_t *yq = yb->qs + 32 * m;
+                __m512i s0 = _mm512_set1_epi32(-32 * yb->bsums[2 * m]);
+                __m512i s1 = _mm512_set1_epi32(-32 * yb->bsums[2 * m + 1]);
+                UNROLL for (int g = 0; g < 4; g++) {
+                    s0 = _mm512_dpbusd_epi32(s0, v[g], _mm512_set1_epi32((int)qr_rd_u32(yq + 4 * g)));
+                    s1 = _mm512_dpbusd_epi32(s1, v[g + 4],
+                                             _mm512_set1_epi32((int)qr_rd_u32(yq + 16 + 4 * g)));
+                }
+                isum[t] = _mm512_add_epi32(
+                    isum[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
+        UNROLL for (int t = 0; t < NT; t++) {
+            const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]),
+                                     _mm512_mul_ps(d, _mm512_set1_ps(yb->d)), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+#define PK_K_CASE(k, group)                                                                        \
+    case k:                                                                                        \
+        group(xw, nsb, at, act_stride, yt, y_stride, k);                                           \
+        break;
+#define DEFINE_PK_K_GEMM(name, group, XBYTES)                                                      \
+    static void name(int64_t n, const void *w, size_t w_stride, const void *act,                   \
+                     size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) {      \
+        (void)w_stride;                                                                            \
+        const int64_t nsb = n / QK_K;                                                              \
+        for (int64_t r = 0; r + PK_ROWS <= nr; r += PK_ROWS) {                                     \
+            const uint8_t *xw = (const uint8_t *)w + (size_t)(r / PK_ROWS) * XBYTES * (size_t)nsb; \
+            for (int64_t t = 0; t < nt; t += PK_MAX_TOKENS) {                                      \
+                const char *at = (const char *)act + (size_t)t * act_stride;                       \
+                float *yt = y + t * y_stride + r;                                                  \
+                switch (nt - t < PK_MAX_TOKENS ? nt - t : PK_MAX_TOKENS) {                         \
+                    PK_K_CASE(8, group)                                                            \
+                    PK_K_CASE(7, group)                                                            \
+                    PK_K_CASE(6, group)                                                            \
+                    PK_K_CASE(5, group)                                                            \
+                    PK_K_CASE(4, group)                                                            \
+                    PK_K_CASE(3, group)                                                            \
+                    PK_K_CASE(2, group)                                                            \
+                default:                                                                           \
+                    group(xw, nsb, at, act_stride, yt, y_stride, 1);                               \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+DEFINE_PK_K_GEMM(pk_gemm_q4_K, pk_group_q4_K, PK_KQ4_BYTES)
+DEFINE_PK_K_GEMM(pk_gemm_q6_K, pk_group_q6_K, PK_KQ6_BYTES)
+
+/* the kernel set's entry points, by type */
+static void pack_any_x16(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
+    if (type == QR_TYPE_Q4_K || type == QR_TYPE_Q6_K)
+        pack_k_x16(type, w, n, n_rows, out);
+    else
+        pack_x16(type, w, n, n_rows, out);
+}
+static void packed_row_any_x16(int type, const void *w, int64_t n, int64_t row, float *out) {
+    if (type == QR_TYPE_Q4_K || type == QR_TYPE_Q6_K)
+        packed_row_k_x16(type, w, n, row, out);
+    else
+        packed_row_x16(type, w, n, row, out);
+}
+/* bytes per row of the packed layout (whole groups: a group is PK_ROWS times this) */
+static size_t packed_row_bytes_x16(int type, int64_t n) {
+    if (type == QR_TYPE_Q4_K) return (size_t)(n / QK_K) * (PK_KQ4_BYTES / PK_ROWS);
+    return qr_type_row_bytes(type, n);
+}
+
 #define IL_PREFIX(il, nr_var)                                                                      \
     if (nt >= IL_MIN_TOKENS)                                                                       \
         for (; r0 + IL_ROWS <= nr_var; r0 += IL_ROWS)                                              \
@@ -1184,9 +1468,12 @@ void QR_X86_FILL(qr_kernels *k) {
     k->quant_q8_0 = quant_q8_0_x86;
     k->quant_q8_K = quant_q8_K_x86;
 #if QR_VNNI
-    k->pack = pack_x16;
-    k->packed_row = packed_row_x16;
+    k->pack = pack_any_x16;
+    k->packed_row = packed_row_any_x16;
+    k->packed_row_bytes = packed_row_bytes_x16;
     k->pack_rows = PK_ROWS;
+    k->gemm_packed[QR_TYPE_Q4_K] = pk_gemm_q4_K;
+    k->gemm_packed[QR_TYPE_Q6_K] = pk_gemm_q6_K;
     k->gemm_packed[QR_TYPE_Q4_0] = pk_gemm_q4_0;
     k->gemm_packed[QR_TYPE_Q5_0] = pk_gemm_q5_0;
     k->gemm_packed[QR_TYPE_Q8_0] = pk_gemm_q8_0;

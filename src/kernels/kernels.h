@@ -47,10 +47,11 @@ typedef struct qr_kernels {
     void (*quant_q8_K)(const float *x, void *row, int64_t n);
     /* Weights repacked for this set (the model does it once, at load): pack converts n_rows
      * (a multiple of pack_rows) rows of n_cols weights of a type that has a gemm_packed kernel
-     * into that kernel's layout, of the same size, where rows r0.. (r0 a multiple of
-     * pack_rows) start at r0 * row_bytes as in the original; gemm_packed takes nr a multiple
-     * of pack_rows. NULL: none. */
+     * into that kernel's layout, packed_row_bytes(type, n_cols) * n_rows bytes, where rows r0..
+     * (r0 a multiple of pack_rows) start at r0 * packed_row_bytes; gemm_packed takes that as
+     * its w_stride and nr a multiple of pack_rows. NULL: none. */
     int pack_rows;
+    size_t (*packed_row_bytes)(int type, int64_t n_cols);
     void (*pack)(int type, const void *w, int64_t n_cols, int64_t n_rows, void *out);
     /* row `row` of a packed tensor w, dequantized exactly as the original row would be */
     void (*packed_row)(int type, const void *w, int64_t n_cols, int64_t row, float *out);

@@ -68,7 +68,11 @@ int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, i
 bool qr_matmul_can_pack(int type, int64_t n_cols, int64_t n_rows) {
     const qr_kernels *kn = qr_kernels_best();
     return type >= 0 && type < QR_TYPE_COUNT && kn->pack && kn->gemm_packed[type] &&
-           n_rows % kn->pack_rows == 0 && n_cols % 32 == 0;
+           n_rows % kn->pack_rows == 0 && n_cols % qr_type_block_size(type) == 0;
+}
+
+size_t qr_matmul_packed_row_bytes(int type, int64_t n_cols) {
+    return qr_kernels_best()->packed_row_bytes(type, n_cols);
 }
 
 void qr_matmul_pack(int type, const void *w, int64_t n_cols, int64_t n_rows, void *out) {

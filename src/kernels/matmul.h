@@ -24,9 +24,11 @@ void qr_matmul_rows(int type, const void *w, bool packed, size_t w_row_bytes, in
 /* How many rows one parallel chunk of an n_rows x n_cols by n_tokens product should take on
  * n_threads threads: all of them (one chunk, no thread hand-off) when the product is too small
  * to be worth splitting, else enough chunks for every thread to take several. */
-/* Whether this CPU's kernels have a repacked layout for n_rows x n_cols weights of `type`,
- * and the conversion into it (out: as many bytes as w, 64-byte aligned). */
+/* Whether this CPU's kernels have a repacked layout for n_rows x n_cols weights of `type`;
+ * its bytes per row (rows r0.. of packed weights, r0 a multiple of 16, start at r0 times
+ * this); and the conversion into it (out: n_rows rows of those bytes, 64-byte aligned). */
 bool qr_matmul_can_pack(int type, int64_t n_cols, int64_t n_rows);
+size_t qr_matmul_packed_row_bytes(int type, int64_t n_cols);
 void qr_matmul_pack(int type, const void *w, int64_t n_cols, int64_t n_rows, void *out);
 /* one row of packed weights w (the whole tensor), dequantized as the file's row would be */
 void qr_matmul_packed_row(int type, const void *w, int64_t n_cols, int64_t row, float *out);

@@ -191,8 +191,10 @@ static qr_status repack(qr_model *m) {
     size_t total = 0;
     bool any = false;
     for (int i = 0; i < n; i++) {
-        any |= qr_matmul_can_pack(w[i]->type, w[i]->n_cols, w[i]->n_rows);
-        total += (w[i]->row_bytes * (size_t)w[i]->n_rows + 63) & ~(size_t)63;
+        const bool pack = qr_matmul_can_pack(w[i]->type, w[i]->n_cols, w[i]->n_rows);
+        const size_t rb = pack ? qr_matmul_packed_row_bytes(w[i]->type, w[i]->n_cols) : w[i]->row_bytes;
+        any |= pack;
+        total += (rb * (size_t)w[i]->n_rows + 63) & ~(size_t)63;
     }
     if (!any) {
         free(w);
@@ -209,6 +211,7 @@ static qr_status repack(qr_model *m) {
         qr_weight *x = w[i];
         const bool pack = qr_matmul_can_pack(x->type, x->n_cols, x->n_rows);
         const size_t bytes = x->row_bytes * (size_t)x->n_rows;
+        const size_t out_rb = pack ? qr_matmul_packed_row_bytes(x->type, x->n_cols) : x->row_bytes;
         const char *data = x->data;
         if (!lo || data < lo) lo = data;
         if (!hi || data + bytes > hi) hi = data + bytes;
@@ -220,14 +223,15 @@ static qr_status repack(qr_model *m) {
             const int64_t nr = x->n_rows - r0 < slice ? x->n_rows - r0 : slice;
             const size_t off = (size_t)r0 * x->row_bytes, len = (size_t)nr * x->row_bytes;
             if (pack)
-                qr_matmul_pack(x->type, data + off, x->n_cols, nr, dst + off);
+                qr_matmul_pack(x->type, data + off, x->n_cols, nr, dst + (size_t)r0 * out_rb);
             else
                 memcpy(dst + off, data + off, len);
             release(data + off, len);
         }
         x->data = dst;
         x->packed = pack;
-        dst += (bytes + 63) & ~(size_t)63;
+        x->row_bytes = out_rb;
+        dst += (out_rb * (size_t)x->n_rows + 63) & ~(size_t)63;
     }
     release(lo, (size_t)(hi - lo)); /* the pages the tensors shared at their ends */
     if (tied) m->output = m->tok_embd;

@@ -74,7 +74,8 @@ static void check_gemm_as(const qr_kernels *set, int type, int64_t n, int64_t nr
     }
     const size_t stride = qr_act_convert(type, x, n, nt, act);
     if (packed) {
-        char *pw = malloc(row_bytes * (size_t)nr);
+        const size_t prb = set->packed_row_bytes(type, n);
+        char *pw = malloc(prb * (size_t)nr);
         float *row = malloc((size_t)n * sizeof(float));
         assert_true(pw && row);
         set->pack(type, w, n, nr, pw);
@@ -82,7 +83,7 @@ static void check_gemm_as(const qr_kernels *set, int type, int64_t n, int64_t nr
             set->packed_row(type, pw, n, r, row);
             assert_memory_equal(row, wd + r * n, (size_t)n * sizeof(float));
         }
-        set->gemm_packed[type](n, pw, row_bytes, act, stride, y, nr, nr, nt);
+        set->gemm_packed[type](n, pw, prb, act, stride, y, nr, nr, nt);
         free(pw);
         free(row);
     } else {
@@ -120,21 +121,21 @@ static void check_gemm(const qr_kernels *set, int type, int64_t n, int64_t nr, i
 static void check_set_packed(const qr_kernels *set) {
     const int64_t rows[] = {set->pack_rows, 3 * set->pack_rows};
     static const int64_t tokens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
-    static const int64_t blocks[] = {1, 3, 17, 70};
+    static const int64_t blocks[] = {1, 3, 17, 70}; /* k-quants: superblocks, up to 17 */
     int n_types = 0;
     for (int type = 0; type < QR_TYPE_COUNT; type++) {
         if (!set->gemm_packed[type]) continue;
         n_types++;
         assert_non_null(set->pack);
         assert_non_null(set->packed_row);
-        for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++)
+        for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0] - (qr_type_block_size(type) > 32); bi++)
             for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
                 for (size_t ki = 0; ki < sizeof tokens / sizeof tokens[0]; ki++)
                     check_gemm_as(set, type, blocks[bi] * qr_type_block_size(type), rows[ri],
                                   tokens[ki], true);
     }
     if (!set->pack) print_message("%s kernels: no repacked layout\n", set->name);
-    else assert_int_equal(n_types, 3); /* q4_0, q5_0, q8_0 */
+    else assert_int_equal(n_types, 5); /* q4_0, q5_0, q8_0, q4_K, q6_K */
 }
 
 static void check_set(const qr_kernels *set) {
