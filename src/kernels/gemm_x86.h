@@ -805,10 +805,12 @@ TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
             /* the 8 sub-block sums of the activation, two per dword */
             const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
                                               _mm_loadu_si128((const __m128i *)(yb->bsums + 8)));
+            int32_t bsp[4];
+            _mm_storeu_si128((__m128i *)bsp, bs);
             __m512i msum = _mm512_setzero_si512();
             UNROLL for (int jp = 0; jp < 4; jp++) msum = _mm512_dpwssd_epi32(
                 msum, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(xw + 192 + 32 * jp))),
-                _mm512_set1_epi32(_mm_extract_epi32(bs, jp)));
+                _mm512_set1_epi32(bsp[jp]));
             const __m512 dy = _mm512_set1_ps(yb->d);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dy), acc[t]);
             acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dmin, dy), acc[t]);
