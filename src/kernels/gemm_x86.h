@@ -665,9 +665,12 @@ static void pk_k_vectors(int type, const void *w, size_t rb, int64_t sb, qr_kblo
             qr_unpack_q4_K((const block_q4_K *)blk + sb, &kb[r]);
         else
             qr_unpack_q6_K((const block_q6_K *)blk + sb, &kb[r]);
+        uint8_t q[QK_K];
         const int off = type == QR_TYPE_Q6_K ? 32 : 0;
         for (int e = 0; e < QK_K; e++)
-            vec[e / 4][4 * r + e % 4] = (uint8_t)(kb[r].q[e] + off);
+            q[e] = (uint8_t)(kb[r].q[e] + off);
+        for (int g = 0; g < 64; g++) /* the dword transpose */
+            memcpy(&vec[g][4 * r], q + 4 * g, 4);
     }
 }
 
