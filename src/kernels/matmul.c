@@ -54,10 +54,11 @@ void qr_matmul_rows(int type, const void *w, bool packed, size_t w_row_bytes, in
     }
 }
 
-int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, int n_threads) {
-    const int64_t macs = n_rows * n_cols * n_tokens;
-    if (n_threads <= 1 || macs < MIN_PARALLEL_MACS) return n_rows;
-    /* 4 chunks per thread: a thread that got less of the CPU takes fewer of them */
+int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, int n_threads,
+                             int64_t task_macs) {
+    if (n_threads <= 1 || task_macs < MIN_PARALLEL_MACS) return n_rows;
+    /* 4 chunks per thread: a thread that got less of the CPU takes fewer of them; but no chunk
+     * below a quarter of the threshold, where claiming it would cost a good part of it */
     int64_t rows = n_rows / (4 * (int64_t)n_threads);
     const int64_t min_rows = MIN_PARALLEL_MACS / 4 / (n_cols * n_tokens) + 1;
     if (rows < min_rows) rows = min_rows;

@@ -21,9 +21,6 @@ void qr_matmul_rows(int type, const void *w, bool packed, size_t w_row_bytes, in
                     size_t act_stride, int64_t n_tokens, float *y, int64_t y_stride, int64_t r0,
                     int64_t r1);
 
-/* How many rows one parallel chunk of an n_rows x n_cols by n_tokens product should take on
- * n_threads threads: all of them (one chunk, no thread hand-off) when the product is too small
- * to be worth splitting, else enough chunks for every thread to take several. */
 /* Whether this CPU's kernels have a repacked layout for n_rows x n_cols weights of `type`;
  * its bytes per row (rows r0.. of packed weights, r0 a multiple of 16, start at r0 times
  * this); and the conversion into it (out: n_rows rows of those bytes, 64-byte aligned). */
@@ -33,6 +30,11 @@ void qr_matmul_pack(int type, const void *w, int64_t n_cols, int64_t n_rows, voi
 /* one row of packed weights w (the whole tensor), dequantized as the file's row would be */
 void qr_matmul_packed_row(int type, const void *w, int64_t n_cols, int64_t row, float *out);
 
-int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, int n_threads);
+/* How many rows one parallel chunk of an n_rows x n_cols by n_tokens product should take on
+ * n_threads threads, when it is part of a task of task_macs multiply-adds in all (the products
+ * of one input run as one task): all of them (one chunk, no thread hand-off) when the task is
+ * too small to be worth splitting, else enough chunks for every thread to take several. */
+int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, int n_threads,
+                             int64_t task_macs);
 
 #endif

@@ -107,11 +107,13 @@ static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y
         }
     matmul_task t = {.n_mats = count, .act = ctx->act_q, .n_tokens = n};
     t.act_stride = convert(ctx, w[0], x, n);
+    int64_t task_macs = 0;
+    for (int i = 0; i < count; i++) task_macs += w[i]->n_rows * w[i]->n_cols * n;
     for (int i = 0; i < count; i++) {
         t.w[i] = w[i];
         t.y[i] = y[i];
         t.chunk_rows[i] =
-            qr_matmul_chunk_rows(w[i]->n_rows, w[i]->n_cols, n, qr_pool_size(ctx->pool));
+            qr_matmul_chunk_rows(w[i]->n_rows, w[i]->n_cols, n, qr_pool_size(ctx->pool), task_macs);
         t.first_chunk[i + 1] =
             t.first_chunk[i] + (w[i]->n_rows + t.chunk_rows[i] - 1) / t.chunk_rows[i];
     }
