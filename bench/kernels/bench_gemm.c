@@ -35,7 +35,12 @@ int main(int argc, char **argv) {
     }
     const int64_t n = atoll(argv[2]), rows = atoll(argv[3]), nt = atoll(argv[4]);
     const double mb = argc > 5 ? atof(argv[5]) : 256.0;
-    const size_t rb = qr_type_row_bytes(type, n), mat = rb * (size_t)rows;
+    const bool packed = argc > 6 && !strcmp(argv[6], "packed");
+    /* the repacked layout may take a few more bytes per row (q4_K) */
+    const size_t rb = packed && qr_matmul_can_pack(type, n, rows)
+                          ? qr_matmul_packed_row_bytes(type, n)
+                          : qr_type_row_bytes(type, n);
+    const size_t file_rb = qr_type_row_bytes(type, n), mat = rb * (size_t)rows;
     int copies = (int)(mb * 1e6 / (double)mat) + 1;
     char *w = malloc(mat * (size_t)copies);
     float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * nt));
@@ -46,9 +51,8 @@ int main(int argc, char **argv) {
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t i = 0; i < n; i++)
             wf[i] = (float)((double)rand() / RAND_MAX) - 0.5f;
-        qr_type_traits_get(type)->from_float(wf, w + (size_t)r * rb, n);
+        qr_type_traits_get(type)->from_float(wf, w + (size_t)r * file_rb, n);
     }
-    const bool packed = argc > 6 && !strcmp(argv[6], "packed");
     if (packed) {
         if (!qr_matmul_can_pack(type, n, rows)) {
             fprintf(stderr, "no repacked layout for %s %lldx%lld here\n", argv[1], (long long)n,

@@ -7,7 +7,11 @@
  * decoded once (nibbles and high bits into bytes, scales into 16-bit lanes) and then dotted
  * with the NT activation blocks, so prompt processing pays the decoding once per 4 tokens.
  * Prompts of 16+ tokens on VNNI take q4_0/q5_0/q8_0 through an 8-row interleaved panel
- * instead (DEFINE_IL_GEMM). The activation quantizers (q8_0, q8_K) are at the end.
+ * instead (DEFINE_IL_GEMM). With VNNI, the model normally loads q4_0/q5_0/q8_0/q4_K/q6_K
+ * weights repacked into 16-row interleaved blocks instead (pack_*, pk_gemm_*: every token count
+ * goes through them); the file-layout kernels then serve the rest (other types, row counts
+ * not a multiple of 16, QR_KERNELS=avx2, qr_model_params.no_repack). The activation quantizers
+ * (q8_0, q8_K), attention rows and elementwise helpers are at the end.
  * The arithmetic is ggml's (ggml_vec_dot_*_q8_*): integer sums within a block, the block's
  * float scales outside, so the results match the scalar reference up to float rounding order.
  */
