@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,9 @@ static int argmax(const float *x, int n) {
 
 /* ref_prefix: <ref_prefix>.json and <ref_prefix>.case<i>.logits0.f32; tol < 0: the JSON's own
  * tolerance.abs_logit */
+/* load models with qr_model_params.no_repack (the file-layout kernels, weights on the mapping) */
+static bool no_repack;
+
 static void check_model(const char *name, const char *model_path, const char *ref_prefix,
                         double tol, int n_batch) {
     char path[1024];
@@ -70,7 +74,9 @@ static void check_model(const char *name, const char *model_path, const char *re
         tol = cJSON_GetObjectItem(cJSON_GetObjectItem(ref, "tolerance"), "abs_logit")->valuedouble;
 
     qr_model *model;
-    if (qr_model_load(model_path, NULL, &model) != QR_OK) fail_msg("%s", qr_last_error());
+    qr_model_params mp = qr_model_default_params();
+    mp.no_repack = no_repack;
+    if (qr_model_load(model_path, &mp, &model) != QR_OK) fail_msg("%s", qr_last_error());
     const int n_vocab = qr_model_n_vocab(model);
     qr_context_params cp = qr_context_default_params();
     cp.n_ctx = 512;
@@ -199,6 +205,14 @@ static void test_qwen2_tiny(void **state) {
     (void)state;
     run_model("qwen2-tiny-q8_0", 512);
 }
+/* the same two quantized models with their weights left in the file's layout */
+static void test_no_repack(void **state) {
+    (void)state;
+    no_repack = true;
+    run_model("smol135-q4_k_m", 512);
+    run_model("qwen2-tiny-q8_0", 512);
+    no_repack = false;
+}
 
 /* Llama 3.1-style rope_freqs: stories260K plus frequency factors [1, 2, 4, 8], written by
  * tests/model/mk_rope_freqs_model.py; the reference is llama.cpp's on that file
@@ -221,6 +235,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260K), cmocka_unit_test(test_stories260K_token_by_token),
         cmocka_unit_test(test_smol135),     cmocka_unit_test(test_qwen2_tiny),
+        cmocka_unit_test(test_no_repack),
         cmocka_unit_test(test_rope_freqs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
