@@ -604,40 +604,16 @@ TILE void pk_group(const uint8_t *xw, int64_t nb, const int type, const char *a,
     UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
-/* nr (a multiple of 16) packed rows x nt tokens: per group, tokens 8 at a time while the
- * group's bytes stay in L1 */
-#define PK_CASE(k, TYPE)                                                                               \
-    case k:                                                                                        \
-        pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, k);                 \
-        break;
-#define DEFINE_PK_GEMM(name, TYPE)                                                                 \
-    static void name(int64_t n, const void *w, size_t w_stride, const void *act,                   \
-                     size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) {      \
-        const int64_t nb = n / QK8_0;                                                              \
-        const size_t yd_off = qr_act_q8_0_scales_offset(n), ysum_off = qr_act_q8_0_sums_offset(n); \
-        for (int64_t r = 0; r + PK_ROWS <= nr; r += PK_ROWS) {                                     \
-            const uint8_t *xw = (const uint8_t *)w + (size_t)r * w_stride;                         \
-            for (int64_t t = 0; t < nt; t += PK_MAX_TOKENS) {                                      \
-                const char *at = (const char *)act + (size_t)t * act_stride;                       \
-                float *yt = y + t * y_stride + r;                                                  \
-                switch (nt - t < PK_MAX_TOKENS ? nt - t : PK_MAX_TOKENS) {                         \
-                    PK_CASE(8, TYPE)                                                               \
-                    PK_CASE(7, TYPE)                                                               \
-                    PK_CASE(6, TYPE)                                                               \
-                    PK_CASE(5, TYPE)                                                               \
-                    PK_CASE(4, TYPE)                                                               \
-                    PK_CASE(3, TYPE)                                                               \
-                    PK_CASE(2, TYPE)                                                               \
-                default:                                                                           \
-                    pk_group(xw, nb, TYPE, at, act_stride, yd_off, ysum_off, yt, y_stride, 1);     \
-                    break;                                                                         \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
+/* the legacy types' groups with the k-quants' signature (n = nb * 32 columns) */
+#define PK_LEGACY_GROUP(name, TYPE)                                                                \
+    TILE void name(const uint8_t *xw, int64_t nb, const char *a, size_t as, float *y, int64_t ys, \
+                   const int NT) {                                                                 \
+        pk_group(xw, nb, TYPE, a, as, qr_act_q8_0_scales_offset(nb * QK8_0),                       \
+                 qr_act_q8_0_sums_offset(nb * QK8_0), y, ys, NT);                                  \
     }
-DEFINE_PK_GEMM(pk_gemm_q4_0, QR_TYPE_Q4_0)
-DEFINE_PK_GEMM(pk_gemm_q5_0, QR_TYPE_Q5_0)
-DEFINE_PK_GEMM(pk_gemm_q8_0, QR_TYPE_Q8_0)
+PK_LEGACY_GROUP(pk_group_q4_0, QR_TYPE_Q4_0)
+PK_LEGACY_GROUP(pk_group_q5_0, QR_TYPE_Q5_0)
+PK_LEGACY_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
 
 /* ---- q4_K and q6_K repacked (VNNI): 16-row groups, one x16 superblock per 256 columns ----
  * The same dword-interleaved vectors (byte 4r+k of vector g = row r's element 4g+k; 64
@@ -877,37 +853,41 @@ TILE void pk_group_q6_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
     UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
-#define PK_K_CASE(k, group)                                                                        \
+/* nr (a multiple of 16) packed rows x nt tokens, blocks of BS columns: per group, tokens 8 at
+ * a time while the group's bytes stay in L1 */
+#define PK_CASE(k, group)                                                                          \
     case k:                                                                                        \
-        group(xw, nsb, at, act_stride, yt, y_stride, k);                                           \
+        group(xw, nb, at, act_stride, yt, y_stride, k);                                            \
         break;
-#define DEFINE_PK_K_GEMM(name, group, XBYTES)                                                      \
+#define DEFINE_PK_GEMM(name, group, BS)                                                            \
     static void name(int64_t n, const void *w, size_t w_stride, const void *act,                   \
                      size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) {      \
-        (void)w_stride;                                                                            \
-        const int64_t nsb = n / QK_K;                                                              \
+        const int64_t nb = n / (BS);                                                               \
         for (int64_t r = 0; r + PK_ROWS <= nr; r += PK_ROWS) {                                     \
-            const uint8_t *xw = (const uint8_t *)w + (size_t)(r / PK_ROWS) * XBYTES * (size_t)nsb; \
+            const uint8_t *xw = (const uint8_t *)w + (size_t)r * w_stride;                         \
             for (int64_t t = 0; t < nt; t += PK_MAX_TOKENS) {                                      \
                 const char *at = (const char *)act + (size_t)t * act_stride;                       \
                 float *yt = y + t * y_stride + r;                                                  \
                 switch (nt - t < PK_MAX_TOKENS ? nt - t : PK_MAX_TOKENS) {                         \
-                    PK_K_CASE(8, group)                                                            \
-                    PK_K_CASE(7, group)                                                            \
-                    PK_K_CASE(6, group)                                                            \
-                    PK_K_CASE(5, group)                                                            \
-                    PK_K_CASE(4, group)                                                            \
-                    PK_K_CASE(3, group)                                                            \
-                    PK_K_CASE(2, group)                                                            \
+                    PK_CASE(8, group)                                                              \
+                    PK_CASE(7, group)                                                              \
+                    PK_CASE(6, group)                                                              \
+                    PK_CASE(5, group)                                                              \
+                    PK_CASE(4, group)                                                              \
+                    PK_CASE(3, group)                                                              \
+                    PK_CASE(2, group)                                                              \
                 default:                                                                           \
-                    group(xw, nsb, at, act_stride, yt, y_stride, 1);                               \
+                    group(xw, nb, at, act_stride, yt, y_stride, 1);                                \
                     break;                                                                         \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
     }
-DEFINE_PK_K_GEMM(pk_gemm_q4_K, pk_group_q4_K, PK_KQ4_BYTES)
-DEFINE_PK_K_GEMM(pk_gemm_q6_K, pk_group_q6_K, PK_KQ6_BYTES)
+DEFINE_PK_GEMM(pk_gemm_q4_0, pk_group_q4_0, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_q5_0, pk_group_q5_0, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
+DEFINE_PK_GEMM(pk_gemm_q6_K, pk_group_q6_K, QK_K)
 
 /* the kernel set's entry points, by type */
 static void pack_any_x16(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
