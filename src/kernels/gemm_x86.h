@@ -552,18 +552,24 @@ static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, floa
     }
 }
 
+/* 4 vectors of nibble pairs at p as 8 vectors of bytes: v[i] the low nibbles of vector i,
+ * v[i + 4] the high ones */
+TILE void pk_nibbles(const uint8_t *p, __m512i v[8]) {
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+    UNROLL for (int i = 0; i < 4; i++) {
+        const __m512i q = _mm512_loadu_si512(p + 64 * i);
+        v[i] = _mm512_and_si512(q, lo);
+        v[i + 4] = _mm512_and_si512(_mm512_srli_epi16(q, 4), lo);
+    }
+}
+
 /* the 8 weight vectors of one x16 block */
 TILE void pk_decode(const uint8_t *xb, const int type, __m512i v[8]) {
     if (type == QR_TYPE_Q8_0) {
         UNROLL for (int g = 0; g < 8; g++) v[g] = _mm512_loadu_si512(xb + 32 + 64 * g);
         return;
     }
-    const __m512i lo = _mm512_set1_epi8(0x0F);
-    UNROLL for (int p = 0; p < 4; p++) {
-        const __m512i q = _mm512_loadu_si512(xb + 32 + 64 * p);
-        v[p] = _mm512_and_si512(q, lo);
-        v[p + 4] = _mm512_and_si512(_mm512_srli_epi16(q, 4), lo);
-    }
+    pk_nibbles(xb + 32, v);
     if (type == QR_TYPE_Q5_0)
         UNROLL for (int g = 0; g < 8; g++) {
             uint64_t m;
@@ -755,7 +761,6 @@ static void packed_row_k_x16(int type, const void *w, int64_t n, int64_t row, fl
 /* one 16-row group of q4_K times NT <= 8 tokens */
 TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
                         int64_t ys, const int NT) {
-    const __m512i lo = _mm512_set1_epi8(0x0F);
     __m512 acc[PK_MAX_TOKENS];
     UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < nsb; sb++, xw += PK_KQ4_BYTES) {
@@ -763,11 +768,7 @@ TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
         UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
         for (int j = 0; j < 8; j++) {
             __m512i v[8];
-            UNROLL for (int i = 0; i < 4; i++) {
-                const __m512i q = _mm512_loadu_si512(xw + 320 + 256 * j + 64 * i);
-                v[i] = _mm512_and_si512(q, lo);
-                v[i + 4] = _mm512_and_si512(_mm512_srli_epi16(q, 4), lo);
-            }
+            pk_nibbles(xw + 320 + 256 * j, v);
             const __m512i sc =
                 _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(xw + 64 + 16 * j)));
             UNROLL for (int t = 0; t < NT; t++) {
@@ -805,7 +806,7 @@ TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
 /* one 16-row group of q6_K times NT <= 8 tokens */
 TILE void pk_group_q6_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
                         int64_t ys, const int NT) {
-    const __m512i lo = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+    const __m512i hi2 = _mm512_set1_epi8(0x30);
     __m512 acc[PK_MAX_TOKENS];
     UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < nsb; sb++, xw += PK_KQ6_BYTES) {
@@ -814,11 +815,7 @@ TILE void pk_group_q6_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
         for (int m = 0; m < 8; m++) {
             const uint8_t *c = xw + 32 + 416 * m;
             __m512i v[8];
-            UNROLL for (int i = 0; i < 4; i++) {
-                const __m512i q = _mm512_loadu_si512(c + 64 * i);
-                v[i] = _mm512_and_si512(q, lo);
-                v[i + 4] = _mm512_and_si512(_mm512_srli_epi16(q, 4), lo);
-            }
+            pk_nibbles(c, v);
             UNROLL for (int hh = 0; hh < 2; hh++) {
                 const __m512i h = _mm512_loadu_si512(c + 256 + 64 * hh);
                 /* bits 2i..2i+1 to bits 4..5: v | (shifted & 0x30) */
