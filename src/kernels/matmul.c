@@ -57,9 +57,12 @@ void qr_matmul_rows(int type, const void *w, bool packed, size_t w_row_bytes, in
 int64_t qr_matmul_chunk_rows(int64_t n_rows, int64_t n_cols, int64_t n_tokens, int n_threads,
                              int64_t task_macs) {
     if (n_threads <= 1 || task_macs < MIN_PARALLEL_MACS) return n_rows;
-    /* 4 chunks per thread: a thread that got less of the CPU takes fewer of them; but no chunk
-     * below a quarter of the threshold, where claiming it would cost a good part of it */
-    int64_t rows = n_rows / (4 * (int64_t)n_threads);
+    /* one chunk per thread: each thread streams one contiguous run of rows (with 4 or 16
+     * chunks per thread, decode steps of smol135 at 2 threads took 10-30% longer: every chunk
+     * restarts the memory stream; bench/README.md, round 3). Chunks are still claimed, so a
+     * thread that has not woken up yet leaves its chunk to the others. No chunk below a
+     * quarter of the threshold, where handing it over would cost a good part of it. */
+    int64_t rows = n_rows / (int64_t)n_threads;
     const int64_t min_rows = MIN_PARALLEL_MACS / 4 / (n_cols * n_tokens) + 1;
     if (rows < min_rows) rows = min_rows;
     rows = (rows + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
