@@ -3,6 +3,7 @@
  * types checked, and the vocabulary. */
 #include "model/model.h"
 #include "kernels/matmul.h"
+#include "runtime/threadpool.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -178,65 +179,117 @@ static void release(const void *p, size_t bytes) {
     if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
+/* One slice of the copy: rows [r0, r0 + nr) of weight `w` (about 1 MiB, whole groups of 64
+ * rows, a multiple of any kernel set's pack_rows). */
+typedef struct copy_slice {
+    int w;
+    int64_t r0, nr;
+} copy_slice;
+
+typedef struct copy_task {
+    qr_weight **w;
+    const char **src; /* each weight's place on the mapping */
+    bool *pack;
+    copy_slice *slices;
+} copy_task;
+
+static void copy_worker(void *arg, int64_t chunk, int ith) {
+    (void)ith;
+    const copy_task *c = arg;
+    const copy_slice *sl = &c->slices[chunk];
+    qr_weight *x = c->w[sl->w];
+    const size_t file_rb = qr_type_row_bytes(x->type, x->n_cols);
+    const char *src = c->src[sl->w] + (size_t)sl->r0 * file_rb;
+    char *dst = (char *)x->data + (size_t)sl->r0 * x->row_bytes;
+    if (c->pack[sl->w])
+        qr_matmul_pack(x->type, src, x->n_cols, sl->nr, dst);
+    else
+        memcpy(dst, src, (size_t)sl->nr * file_rb);
+    release(src, (size_t)sl->nr * file_rb);
+}
+
 /* When this CPU's kernels read some of the matrices faster in their own layout (kernels.h):
  * every weight moves into one allocation, those matrices repacked and the rest copied as they
  * are, and the mapping's pages are released slice by slice as they are copied, so the
  * resident size stays the model's. (Copying the rest too matters: reading any page of the
- * mapping again would bring back its neighbours, up to a large page cache folio each.) */
+ * mapping again would bring back its neighbours, up to a large page cache folio each.) The
+ * slices are spread over the CPUs (a 7B model is gigabytes). */
 static qr_status repack(qr_model *m) {
-    qr_weight **w = qr_calloc((size_t)(4 + 12 * m->hp.n_layer), sizeof *w);
-    if (!w) return QR_ERR_NOMEM;
+    const int max = 4 + 12 * m->hp.n_layer;
+    qr_weight **w = qr_calloc((size_t)max, sizeof *w);
+    const char **src = qr_calloc((size_t)max, sizeof *src);
+    bool *pack = qr_calloc((size_t)max, sizeof *pack);
+    copy_slice *slices = NULL;
+    qr_pool *pool = NULL;
+    qr_status st = QR_OK;
+    if (!w || !src || !pack) {
+        st = QR_ERR_NOMEM;
+        goto done;
+    }
     const bool tied = m->output.data == m->tok_embd.data;
     const int n = all_weights(m, w);
     size_t total = 0;
+    int64_t n_slices = 0;
     bool any = false;
     for (int i = 0; i < n; i++) {
-        const bool pack = qr_matmul_can_pack(w[i]->type, w[i]->n_cols, w[i]->n_rows);
-        const size_t rb = pack ? qr_matmul_packed_row_bytes(w[i]->type, w[i]->n_cols) : w[i]->row_bytes;
-        any |= pack;
+        pack[i] = qr_matmul_can_pack(w[i]->type, w[i]->n_cols, w[i]->n_rows);
+        const size_t rb = pack[i] ? qr_matmul_packed_row_bytes(w[i]->type, w[i]->n_cols) : w[i]->row_bytes;
+        any |= pack[i];
         total += (rb * (size_t)w[i]->n_rows + 63) & ~(size_t)63;
     }
-    if (!any) {
-        free(w);
-        return QR_OK;
-    }
+    if (!any) goto done;
     m->pack = aligned_alloc(64, total);
     if (!m->pack) {
-        free(w);
-        return qr_error(QR_ERR_NOMEM, "out of memory repacking %zu bytes of weights", total);
+        st = qr_error(QR_ERR_NOMEM, "out of memory repacking %zu bytes of weights", total);
+        goto done;
     }
+    /* place each weight, then cut it into slices */
     char *dst = m->pack;
     const char *lo = NULL, *hi = NULL; /* the span of the mapping the weights took */
+    int64_t cap = 0;
     for (int i = 0; i < n; i++) {
         qr_weight *x = w[i];
-        const bool pack = qr_matmul_can_pack(x->type, x->n_cols, x->n_rows);
         const size_t bytes = x->row_bytes * (size_t)x->n_rows;
-        const size_t out_rb = pack ? qr_matmul_packed_row_bytes(x->type, x->n_cols) : x->row_bytes;
-        const char *data = x->data;
-        if (!lo || data < lo) lo = data;
-        if (!hi || data + bytes > hi) hi = data + bytes;
-        /* in slices of about 1 MiB (whole groups of 64 rows, a multiple of any kernel set's
-         * pack_rows), so that at most one slice is resident twice */
         int64_t slice = (int64_t)((1u << 20) / x->row_bytes) / 64 * 64;
         if (slice < 64) slice = 64;
-        for (int64_t r0 = 0; r0 < x->n_rows; r0 += slice) {
-            const int64_t nr = x->n_rows - r0 < slice ? x->n_rows - r0 : slice;
-            const size_t off = (size_t)r0 * x->row_bytes, len = (size_t)nr * x->row_bytes;
-            if (pack)
-                qr_matmul_pack(x->type, data + off, x->n_cols, nr, dst + (size_t)r0 * out_rb);
-            else
-                memcpy(dst + off, data + off, len);
-            release(data + off, len);
-        }
+        src[i] = x->data;
+        if (!lo || src[i] < lo) lo = src[i];
+        if (!hi || src[i] + bytes > hi) hi = src[i] + bytes;
         x->data = dst;
-        x->packed = pack;
-        x->row_bytes = out_rb;
-        dst += (out_rb * (size_t)x->n_rows + 63) & ~(size_t)63;
+        x->packed = pack[i];
+        if (pack[i]) x->row_bytes = qr_matmul_packed_row_bytes(x->type, x->n_cols);
+        dst += (x->row_bytes * (size_t)x->n_rows + 63) & ~(size_t)63;
+        for (int64_t r0 = 0; r0 < x->n_rows; r0 += slice) {
+            if (n_slices == cap) {
+                cap = cap ? 2 * cap : 1024;
+                copy_slice *grown = realloc(slices, (size_t)cap * sizeof *slices);
+                if (!grown) {
+                    st = QR_ERR_NOMEM;
+                    goto done;
+                }
+                slices = grown;
+            }
+            slices[n_slices++] = (copy_slice){i, r0, x->n_rows - r0 < slice ? x->n_rows - r0 : slice};
+        }
+    }
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n_cpu < 1) n_cpu = 1;
+    if (n_cpu > 8) n_cpu = 8;
+    copy_task task = {w, src, pack, slices};
+    if (qr_pool_create((int)n_cpu, &pool) != QR_OK) { /* no threads: copy on this one */
+        for (int64_t c = 0; c < n_slices; c++) copy_worker(&task, c, 0);
+    } else {
+        qr_pool_run(pool, copy_worker, &task, n_slices);
     }
     release(lo, (size_t)(hi - lo)); /* the pages the tensors shared at their ends */
     if (tied) m->output = m->tok_embd;
+done:
+    qr_pool_free(pool);
+    free(slices);
+    free(pack);
+    free(src);
     free(w);
-    return QR_OK;
+    return st;
 }
 
 qr_status qr_model_load(const char *path, const qr_model_params *params, qr_model **out) {
