@@ -1,6 +1,7 @@
 /* load.c - opening a model: hyperparameters from GGUF keys (with the defaults llama.cpp uses
- * for absent keys), weights bound in place on the read-only mapping with their shapes and
- * types checked, and the vocabulary. */
+ * for absent keys), weights bound on the read-only mapping with their shapes and types
+ * checked, then (on CPUs whose kernels have a repacked layout) moved into one allocation in
+ * that layout (repack), and the vocabulary. */
 #include "model/model.h"
 #include "kernels/matmul.h"
 #include "runtime/threadpool.h"
