@@ -197,6 +197,10 @@ static qr_status check_batch(const qr_context *ctx, const qr_batch *b) {
 }
 
 qr_status qr_decode(qr_context *ctx, const qr_batch *b) {
+    return qr_decode_timed(ctx, b, b->n_tokens > 1);
+}
+
+qr_status qr_decode_timed(qr_context *ctx, const qr_batch *b, bool prompt) {
     if (b->n_tokens <= 0) return qr_error(QR_ERR_INVALID_ARG, "empty batch");
     qr_status st = check_batch(ctx, b);
     if (st) return st;
@@ -234,8 +238,8 @@ qr_status qr_decode(qr_context *ctx, const qr_batch *b) {
         }
     }
     double dt = qr_time_now() - t0;
-    if (b->n_tokens == 1) {
-        ctx->timings.n_gen_tokens++;
+    if (!prompt) {
+        ctx->timings.n_gen_tokens += b->n_tokens;
         ctx->timings.gen_seconds += dt;
     } else {
         ctx->timings.n_prompt_tokens += b->n_tokens;

@@ -40,4 +40,8 @@ struct qr_context {
 qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos,
                      const int32_t *seq, int32_t n, const int8_t *want_logits, float *out);
 
+/* qr_decode, its time counted as prompt processing or generation as the caller says
+ * (qr_decode itself counts batches of one token as generation) */
+qr_status qr_decode_timed(qr_context *ctx, const qr_batch *b, bool prompt);
+
 #endif

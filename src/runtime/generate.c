@@ -66,7 +66,7 @@ qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prom
         qr_sampler_accept(sampler, prompt[i]);
         qr_batch_add(&batch, prompt[i], pos + i, seq, i == n_prompt - 1);
     }
-    if ((st = qr_decode(ctx, &batch))) goto done;
+    if ((st = qr_decode_timed(ctx, &batch, true))) goto done;
     pos += n_prompt;
 
     qr_stop_reason why = QR_STOP_LENGTH;
@@ -109,7 +109,7 @@ qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prom
         }
         batch.n_tokens = 0;
         qr_batch_add(&batch, id, pos++, seq, true);
-        if ((st = qr_decode(ctx, &batch))) goto done;
+        if ((st = qr_decode_timed(ctx, &batch, false))) goto done;
     }
     if (why == QR_STOP_LENGTH || why == QR_STOP_CONTEXT) { /* show what was held back */
         s.text.n = 0;

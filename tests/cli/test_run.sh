@@ -57,6 +57,11 @@ a=$("$Q" run -m "$M" -p "Once upon a time" -n 32 --temp 1 --seed 42 2>/dev/null)
 b=$("$Q" run -m "$M" -p "Once upon a time" -n 32 --temp 1 --seed 42 2>/dev/null)
 [ "$a" = "$b" ] || fail "same seed, different text"
 
+# the timing line counts the prompt (even of one token) and the generated tokens apart:
+# stories260K's prompt "" is just BOS
+"$Q" run -m "$M" -p "" -n 5 --temp 0 > /dev/null 2> "$tmp/t"
+grep -q "^prompt: 1 tokens, .* | generation: 5 tokens, " "$tmp/t" || fail "timing line: $(cat "$tmp/t")"
+
 # bad input
 expect_err() { # expected-exit-code message-substring command...
     local code=$1 msg=$2; shift 2
