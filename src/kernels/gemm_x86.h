@@ -337,18 +337,7 @@ static inline __m256i block_dot(__m256i u, const int8_t *yqs, const int offset_s
             hsum_ps(acc[r][t]);                                                                    \
     }
 
-#if QR_VNNI
-/* Prompts (many tokens) on VNNI: 8 weight rows are decoded once into a scratch panel with
- * their bytes interleaved, vector g of a block holding bytes 4g..4g+3 of each of the 8 rows
- * (a dword transpose of the 8 decoded blocks). A token's 4 activation bytes broadcast against
- * it give, in one vpdpbusd, lane r = the partial dot product of row r: 8 of them finish a
- * block for 8 rows at once, with no horizontal sums; then one offset subtraction, one int to
- * float conversion and one multiply-add by the 8 rows' scales times the token's. The packing
- * costs about one decode per row and block, paid once for all the tokens of the call. */
-#define IL_ROWS 8
-#define IL_PANEL 64      /* blocks per scratch panel: 16 KiB of bytes + 2 KiB of scales */
-#define IL_MIN_TOKENS 16 /* below this the packing costs more than it saves */
-
+/* v[g] <- the dwords g of v[0..7]: a transpose of the 8 x 8 matrix of 32-bit lanes */
 static inline void transpose8_epi32(__m256i v[8]) {
     __m256i t[8], u[8];
     for (int k = 0; k < 4; k++) {
@@ -366,6 +355,19 @@ static inline void transpose8_epi32(__m256i v[8]) {
         v[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
     }
 }
+
+#if QR_VNNI
+/* Prompts (many tokens) on VNNI: 8 weight rows are decoded once into a scratch panel with
+ * their bytes interleaved, vector g of a block holding bytes 4g..4g+3 of each of the 8 rows
+ * (a dword transpose of the 8 decoded blocks). A token's 4 activation bytes broadcast against
+ * it give, in one vpdpbusd, lane r = the partial dot product of row r: 8 of them finish a
+ * block for 8 rows at once, with no horizontal sums; then one offset subtraction, one int to
+ * float conversion and one multiply-add by the 8 rows' scales times the token's. The packing
+ * costs about one decode per row and block, paid once for all the tokens of the call. */
+#define IL_ROWS 8
+#define IL_PANEL 64      /* blocks per scratch panel: 16 KiB of bytes + 2 KiB of scales */
+#define IL_MIN_TOKENS 16 /* below this the packing costs more than it saves */
+
 
 /* NT tokens against one packed panel of np blocks (first block b0 of the row): y += ... */
 TILE void il_tokens(const uint8_t *pw, const float *pd, int64_t b0, int64_t np, const char *a,
@@ -445,6 +447,7 @@ TILE void il_tokens(const uint8_t *pw, const float *pd, int64_t b0, int64_t np, 
 DEFINE_IL_GEMM(il_gemm_q4_0, block_q4_0, decode_u_q4_0, Q4_0_OFFSET_SHIFT)
 DEFINE_IL_GEMM(il_gemm_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
 DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
+#endif
 
 /* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0 in 16-row groups ----
  * The panel layout above, made once when the model loads instead of on every call, as compact
@@ -461,7 +464,11 @@ DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
  * same path: one vpdpbusd of a broadcast activation dword gives 16 rows' partial sums, and
  * each x16 block is decoded once for up to 8 tokens. */
 #define PK_ROWS 16
+#if QR_VNNI
 #define PK_MAX_TOKENS 8
+#else
+#define PK_MAX_TOKENS 4 /* 16 vector registers */
+#endif
 
 static inline size_t pk_block_bytes(int type) {
     return type == QR_TYPE_Q8_0 ? 32 + 512 : type == QR_TYPE_Q4_0 ? 32 + 256 : 32 + 256 + 64;
@@ -552,6 +559,32 @@ static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, floa
     }
 }
 
+/* nr (a multiple of 16) packed rows x nt tokens, blocks of BS columns: per group, tokens 8 at
+ * a time while the group's bytes stay in L1 */
+#define PK_CASE(k, group)                                                                          \
+    case k:                                                                                        \
+        group(xw, nb, at, act_stride, yt, y_stride, k);                                            \
+        break;
+#define DEFINE_PK_GEMM(name, group, BS)                                                            \
+    static void name(int64_t n, const void *w, size_t w_stride, const void *act,                   \
+                     size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) {      \
+        const int64_t nb = n / (BS);                                                               \
+        for (int64_t r = 0; r + PK_ROWS <= nr; r += PK_ROWS) {                                     \
+            const uint8_t *xw = (const uint8_t *)w + (size_t)r * w_stride;                         \
+            for (int64_t t = 0; t < nt; t += PK_MAX_TOKENS) {                                      \
+                const char *at = (const char *)act + (size_t)t * act_stride;                       \
+                float *yt = y + t * y_stride + r;                                                  \
+                switch (nt - t < PK_MAX_TOKENS ? nt - t : PK_MAX_TOKENS) {                         \
+                    PK_CASES(group)                                                                \
+                default:                                                                           \
+                    group(xw, nb, at, act_stride, yt, y_stride, 1);                                \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+#if QR_VNNI
 /* 4 vectors of nibble pairs at p as 8 vectors of bytes: v[i] the low nibbles of vector i,
  * v[i + 4] the high ones */
 TILE void pk_nibbles(const uint8_t *p, __m512i v[8]) {
@@ -620,6 +653,12 @@ TILE void pk_group(const uint8_t *xw, int64_t nb, const int type, const char *a,
 PK_LEGACY_GROUP(pk_group_q4_0, QR_TYPE_Q4_0)
 PK_LEGACY_GROUP(pk_group_q5_0, QR_TYPE_Q5_0)
 PK_LEGACY_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
+#define PK_CASES(group)                                                                            \
+    PK_CASE(8, group) PK_CASE(7, group) PK_CASE(6, group) PK_CASE(5, group) PK_CASE(4, group)      \
+    PK_CASE(3, group) PK_CASE(2, group)
+DEFINE_PK_GEMM(pk_gemm_q4_0, pk_group_q4_0, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_q5_0, pk_group_q5_0, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
 
 /* ---- q4_K and q6_K repacked (VNNI): 16-row groups, one x16 superblock per 256 columns ----
  * The same dword-interleaved vectors (byte 4r+k of vector g = row r's element 4g+k; 64
@@ -850,39 +889,6 @@ TILE void pk_group_q6_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
     UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
-/* nr (a multiple of 16) packed rows x nt tokens, blocks of BS columns: per group, tokens 8 at
- * a time while the group's bytes stay in L1 */
-#define PK_CASE(k, group)                                                                          \
-    case k:                                                                                        \
-        group(xw, nb, at, act_stride, yt, y_stride, k);                                            \
-        break;
-#define DEFINE_PK_GEMM(name, group, BS)                                                            \
-    static void name(int64_t n, const void *w, size_t w_stride, const void *act,                   \
-                     size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) {      \
-        const int64_t nb = n / (BS);                                                               \
-        for (int64_t r = 0; r + PK_ROWS <= nr; r += PK_ROWS) {                                     \
-            const uint8_t *xw = (const uint8_t *)w + (size_t)r * w_stride;                         \
-            for (int64_t t = 0; t < nt; t += PK_MAX_TOKENS) {                                      \
-                const char *at = (const char *)act + (size_t)t * act_stride;                       \
-                float *yt = y + t * y_stride + r;                                                  \
-                switch (nt - t < PK_MAX_TOKENS ? nt - t : PK_MAX_TOKENS) {                         \
-                    PK_CASE(8, group)                                                              \
-                    PK_CASE(7, group)                                                              \
-                    PK_CASE(6, group)                                                              \
-                    PK_CASE(5, group)                                                              \
-                    PK_CASE(4, group)                                                              \
-                    PK_CASE(3, group)                                                              \
-                    PK_CASE(2, group)                                                              \
-                default:                                                                           \
-                    group(xw, nb, at, act_stride, yt, y_stride, 1);                                \
-                    break;                                                                         \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    }
-DEFINE_PK_GEMM(pk_gemm_q4_0, pk_group_q4_0, QK8_0)
-DEFINE_PK_GEMM(pk_gemm_q5_0, pk_group_q5_0, QK8_0)
-DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_q6_K, pk_group_q6_K, QK_K)
 
@@ -911,6 +917,72 @@ static size_t packed_row_bytes_x16(int type, int64_t n) {
             il(n, (const char *)w + (size_t)r0 * w_stride, w_stride, act, act_stride, y + r0,      \
                y_stride, nt);
 #else
+/* AVX2 (no VNNI): the legacy types' 16-row layout in two passes of 8 rows (the 32-byte halves
+ * of each vector), u8 x s8 products by vpmaddubsw + vpmaddwd; q8_0 through the sign trick
+ * (|w| . y with w's sign), since 255 x 127 pairs would saturate 16 bits. */
+TILE void pk_group_avx2(const uint8_t *xw, int64_t nb, const int type, const char *a, size_t as,
+                        float *y, int64_t ys, const int NT) {
+    const size_t xbytes = pk_block_bytes(type);
+    const int shift = type == QR_TYPE_Q4_0 ? 3 : 4; /* q8_0: signed, no offset */
+    const size_t yd_off = qr_act_q8_0_scales_offset(nb * QK8_0),
+                 ysum_off = qr_act_q8_0_sums_offset(nb * QK8_0);
+    const __m256i lo = _mm256_set1_epi8(0x0F);
+    for (int h = 0; h < 2; h++) {
+        __m256 acc[PK_MAX_TOKENS];
+        UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+        const uint8_t *xb = xw;
+        for (int64_t b = 0; b < nb; b++, xb += xbytes) {
+            __m256i v[8];
+            if (type == QR_TYPE_Q8_0) {
+                UNROLL for (int g = 0; g < 8; g++) v[g] = _mm256_xor_si256(
+                    load256(xb + 32 + 64 * g + 32 * h), _mm256_set1_epi8((char)0x80));
+            } else {
+                UNROLL for (int i = 0; i < 4; i++) {
+                    const __m256i q = load256(xb + 32 + 64 * i + 32 * h);
+                    v[i] = _mm256_and_si256(q, lo);
+                    v[i + 4] = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
+                }
+                if (type == QR_TYPE_Q5_0)
+                    UNROLL for (int g = 0; g < 8; g++) v[g] = _mm256_or_si256(
+                        v[g], _mm256_and_si256(bits_to_bytes(qr_rd_u32(xb + 288 + 8 * g + 4 * h)),
+                                               _mm256_set1_epi8(0x10)));
+            }
+            const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xb + 16 * h)));
+            UNROLL for (int t = 0; t < NT; t++) {
+                const char *at = a + (size_t)t * as;
+                const int8_t *yq = ((const block_q8_0 *)at + b)->qs;
+                __m256i s = type == QR_TYPE_Q8_0
+                                ? _mm256_setzero_si256()
+                                : _mm256_set1_epi32(-((const int32_t *)(at + ysum_off))[b] * (1 << shift));
+                UNROLL for (int g = 0; g < 8; g++) {
+                    const __m256i yb = _mm256_set1_epi32((int)qr_rd_u32(yq + 4 * g));
+                    s = type == QR_TYPE_Q8_0 ? dot_u8s8(s, _mm256_sign_epi8(v[g], v[g]),
+                                                        _mm256_sign_epi8(yb, v[g]))
+                                             : dot_u8s8(s, v[g], yb);
+                }
+                acc[t] = _mm256_fmadd_ps(
+                    _mm256_cvtepi32_ps(s),
+                    _mm256_mul_ps(xd, _mm256_set1_ps(((const float *)(at + yd_off))[b])), acc[t]);
+            }
+        }
+        UNROLL for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ys + 8 * h, acc[t]);
+    }
+}
+#define PK_AVX2_GROUP(name, TYPE)                                                                  \
+    TILE void name(const uint8_t *xw, int64_t nb, const char *a, size_t as, float *y, int64_t ys, \
+                   const int NT) {                                                                 \
+        pk_group_avx2(xw, nb, TYPE, a, as, y, ys, NT);                                             \
+    }
+PK_AVX2_GROUP(pk_group_q4_0, QR_TYPE_Q4_0)
+PK_AVX2_GROUP(pk_group_q5_0, QR_TYPE_Q5_0)
+PK_AVX2_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
+#define PK_CASES(group) PK_CASE(4, group) PK_CASE(3, group) PK_CASE(2, group)
+DEFINE_PK_GEMM(pk_gemm_q4_0, pk_group_q4_0, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_q5_0, pk_group_q5_0, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
+static size_t packed_row_bytes_legacy(int type, int64_t n) {
+    return qr_type_row_bytes(type, n);
+}
 #define IL_PREFIX(il, nr_var)
 #endif
 
@@ -1453,15 +1525,19 @@ void QR_X86_FILL(qr_kernels *k) {
     k->silu_mul = silu_mul_x86;
     k->quant_q8_0 = quant_q8_0_x86;
     k->quant_q8_K = quant_q8_K_x86;
+    k->pack_rows = PK_ROWS;
+    k->gemm_packed[QR_TYPE_Q4_0] = pk_gemm_q4_0;
+    k->gemm_packed[QR_TYPE_Q5_0] = pk_gemm_q5_0;
+    k->gemm_packed[QR_TYPE_Q8_0] = pk_gemm_q8_0;
 #if QR_VNNI
     k->pack = pack_any_x16;
     k->packed_row = packed_row_any_x16;
     k->packed_row_bytes = packed_row_bytes_x16;
-    k->pack_rows = PK_ROWS;
     k->gemm_packed[QR_TYPE_Q4_K] = pk_gemm_q4_K;
     k->gemm_packed[QR_TYPE_Q6_K] = pk_gemm_q6_K;
-    k->gemm_packed[QR_TYPE_Q4_0] = pk_gemm_q4_0;
-    k->gemm_packed[QR_TYPE_Q5_0] = pk_gemm_q5_0;
-    k->gemm_packed[QR_TYPE_Q8_0] = pk_gemm_q8_0;
+#else /* the legacy types only */
+    k->pack = pack_x16;
+    k->packed_row = packed_row_x16;
+    k->packed_row_bytes = packed_row_bytes_legacy;
 #endif
 }
