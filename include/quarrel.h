@@ -196,10 +196,11 @@ typedef struct qr_model qr_model;
 
 typedef struct qr_model_params {
     bool vocab_only; /* load only the tokenizer (vocabulary-only GGUF files) */
-    /* Keep every weight in place on the read-only mapping. By default the matrices of the
-     * types this CPU's kernels read faster in a repacked layout (q4_0, q5_0, q8_0 with
-     * AVX512-VNNI) are converted once at load into an allocation of the same size, and their
-     * pages of the mapping are released, so memory use does not grow. */
+    /* Keep every weight in place on the read-only mapping. By default the weights are copied
+     * once at load into one allocation in huge pages, the matrices this CPU's kernels read
+     * faster in a repacked layout (q4_0, q5_0, q8_0, q4_K, q6_K with AVX2 or AVX512-VNNI)
+     * converted on the way, and the mapping's pages are released as they are copied, so
+     * memory use does not grow. */
     bool no_repack;
 } qr_model_params;
 
