@@ -77,9 +77,20 @@ static void round_f16(float *x, int64_t n) {
         x[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(x[i]));
 }
 
-static void exp_shift(float *x, int64_t n, float shift) {
+static void softmax(float *x, int64_t n, float scale) {
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] *= scale;
+        if (x[i] > max) max = x[i];
+    }
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
+    const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
-        x[i] = expf(x[i] - shift);
+        x[i] *= inv;
 }
 
 static void silu_mul(float *g, const float *u, int64_t n) {
@@ -122,7 +133,7 @@ void qr_kernels_fill_scalar(qr_kernels *k) {
     k->axpy_f32 = axpy_f32;
     k->to_f16 = to_f16;
     k->round_f16 = round_f16;
-    k->exp_shift = exp_shift;
+    k->softmax = softmax;
     k->silu_mul = silu_mul;
     k->quant_q8_0 = quant_q8_0;
     k->quant_q8_K = qr_quant_q8_K;

@@ -1391,6 +1391,13 @@ static void round_f16_x86(float *x, int64_t n) {
         x[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(x[i]));
 }
 
+static inline float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
 /* exp(x) for x in [-87, 88] (clamped there: below, exp underflows towards 0 as softmax and
  * silu want; above, silu's 1 + exp(-x) only needs to be huge): x = k ln2 + r with |r| <=
  * ln2 / 2 (ln2 split in two for an exact reduction), a degree-6 polynomial for exp(r)
@@ -1412,13 +1419,41 @@ static inline __m256 exp_ps(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-static void exp_shift_x86(float *x, int64_t n, float shift) {
-    const __m256 s = _mm256_set1_ps(shift);
+/* softmax in three vector passes: scale and max; exp and a double sum (two 4-lane
+ * accumulators); normalise */
+static void softmax_x86(float *x, int64_t n, float scale) {
+    const __m256 sc = _mm256_set1_ps(scale);
+    __m256 mv = _mm256_set1_ps(-INFINITY);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), sc);
+        _mm256_storeu_ps(x + i, v);
+        mv = _mm256_max_ps(mv, v);
+    }
+    float max = hmax_ps(mv);
+    for (; i < n; i++) {
+        x[i] *= scale;
+        if (x[i] > max) max = x[i];
+    }
+    const __m256 m8 = _mm256_set1_ps(max);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m8));
+        _mm256_storeu_ps(x + i, e);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double sum = hsum_pd(_mm256_add_pd(s0, s1));
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    const __m256 iv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), iv));
     for (; i < n; i++)
-        x[i] = expf(x[i] - shift);
+        x[i] *= inv;
 }
 
 static void silu_mul_x86(float *g, const float *u, int64_t n) {
@@ -1444,12 +1479,6 @@ static inline __m256i hsum8_epi32(__m256i v0, __m256i v1, __m256i v2, __m256i v3
                             _mm256_permute2x128_si256(a, b, 0x31));
 }
 
-static inline float hmax_ps(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
 
 static inline int32_t hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -1572,7 +1601,7 @@ void QR_X86_FILL(qr_kernels *k) {
     k->axpy_f32 = axpy_f32_x86;
     k->to_f16 = to_f16_x86;
     k->round_f16 = round_f16_x86;
-    k->exp_shift = exp_shift_x86;
+    k->softmax = softmax_x86;
     k->silu_mul = silu_mul_x86;
     k->quant_q8_0 = quant_q8_0_x86;
     k->quant_q8_K = quant_q8_K_x86;

@@ -35,10 +35,11 @@ typedef struct qr_kernels {
      * does to q and to the attention weights before its products) */
     void (*to_f16)(const float *x, uint16_t *y, int64_t n);
     void (*round_f16)(float *x, int64_t n);
-    /* elementwise: exp_shift sets x[i] = exp(x[i] - shift) (softmax); silu_mul sets
+    /* elementwise: softmax replaces x[0..n) by softmax(scale * x) (s = x * scale rounded to
+     * float, e = exp(s - max s), summed in double, times (float)(1 / sum)); silu_mul sets
      * g[i] = g[i] / (1 + exp(-g[i])) * u[i] (SwiGLU). The SIMD exp is within 2 ulp of libm's,
      * as ggml's vectorised one is. */
-    void (*exp_shift)(float *x, int64_t n, float shift);
+    void (*softmax)(float *x, int64_t n, float scale);
     void (*silu_mul)(float *g, const float *u, int64_t n);
     /* activation quantizers, bit-identical to the reference (tensor/quant_act.c):
      * quant_q8_0 writes a whole q8_0 activation row (blocks, then float scales and integer

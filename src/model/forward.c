@@ -235,17 +235,7 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t h, int32_t pos
     kv_round(ctx, qr, hd);
     const int64_t rows = pos - first + 1, off = (base + first) * kv_dim + (int64_t)kv_h * hd;
     kv_dot(ctx, kn, kc, off, kv_dim, qr, hd, rows, scores + first);
-    float max = -INFINITY;
-    for (int32_t p = first; p <= pos; p++) {
-        float s = scores[p] * scale;
-        scores[p] = s;
-        if (s > max) max = s;
-    }
-    kn->exp_shift(scores + first, rows, max);
-    double sum = 0.0;
-    for (int32_t p = first; p <= pos; p++) sum += (double)scores[p];
-    const float inv = (float)(1.0 / sum);
-    for (int32_t p = first; p <= pos; p++) scores[p] *= inv;
+    kn->softmax(scores + first, rows, scale);
     kv_round(ctx, scores + first, rows);
     for (int64_t i = 0; i < hd; i++) out[i] = 0.0f;
     kv_axpy(ctx, kn, vc, off, kv_dim, scores + first, hd, rows, out);

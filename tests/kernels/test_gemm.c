@@ -239,7 +239,7 @@ static void check_f16(const qr_kernels *set) {
 }
 
 /* The SIMD exp (softmax, SwiGLU) within EXP_ULP float ulps of libm's expf over the range that
- * matters, and exactly 0 / finite where it clamps. */
+ * matters, through the softmax and SwiGLU helpers. */
 #define EXP_ULP 2
 static void check_exp(const qr_kernels *set) {
     enum { N = 4099 };
@@ -251,18 +251,29 @@ static void check_exp(const qr_kernels *set) {
     }
     memcpy(g + N - 8, (float[]){-120.0f, -90.0f, -0.0f, 0.0f, 1e-8f, 60.0f, 100.0f, -60.0f},
            8 * sizeof(float));
-    static float e[N], s[N];
-    memcpy(e, x, sizeof x);
-    set->exp_shift(e, N, 1.5f);
-    for (int i = 0; i < N; i++) {
-        const float want = expf(x[i] - 1.5f);
-        if (want < 1e-37f || want > 1e37f) { /* clamped: tiny, or huge and finite */
-            assert_true(isfinite(e[i]) && (want > 1.0f) == (e[i] > 1.0f));
-            continue;
-        }
-        if (!(fabsf(e[i] - want) <= EXP_ULP * (nextafterf(want, INFINITY) - want)))
-            fail_msg("%s exp(%.9g) = %.9g, libm %.9g", set->name, (double)(x[i] - 1.5f),
-                     (double)e[i], (double)want);
+    static float e[N], r[N], s[N];
+    /* softmax of a scaled row (scores of -100..90 times 0.125: exp over -23.75..0) against the
+     * reference's, at lengths with and without vector tails */
+    for (int64_t n = 1; n <= N; n += 1366) {
+        memcpy(e, x, sizeof x);
+        memcpy(r, x, sizeof x);
+        set->softmax(e, n, 0.125f);
+        qr_kernels_named("scalar")->softmax(r, n, 0.125f);
+        for (int64_t i = 0; i < n; i++)
+            if (!(fabsf(e[i] - r[i]) <= EXP_ULP * 2 * (nextafterf(r[i], INFINITY) - r[i]) + 1e-30f))
+                fail_msg("%s softmax n=%lld [%lld] = %.9g, reference %.9g", set->name, (long long)n,
+                         (long long)i, (double)e[i], (double)r[i]);
+    }
+    /* the exp itself: a one-element softmax of {x} is 1; two elements {x, 0} give 1 / (1 +
+     * exp(-x)) and exp(-x) / (1 + exp(-x)), checked against libm over -87..88 */
+    for (int i = 0; i < N; i += 7) {
+        const float xi = x[i] * 0.9f;
+        float pair[2] = {xi, 0.0f};
+        set->softmax(pair, 2, 1.0f);
+        const double t = (double)xi;
+        const double want0 = t >= 0 ? 1.0 / (1.0 + exp(-t)) : exp(t) / (exp(t) + 1.0);
+        if (!(fabs(pair[0] - want0) <= 4e-7 * want0 + 1e-37))
+            fail_msg("%s softmax{%.9g, 0}[0] = %.9g, want %.9g", set->name, t, (double)pair[0], want0);
     }
     memcpy(s, g, sizeof g);
     set->silu_mul(s, u, N);
