@@ -180,6 +180,19 @@ static void release(const void *p, size_t bytes) {
     if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
+/* MemAvailable of /proc/meminfo in bytes (free memory plus what the kernel can reclaim, as
+ * the page cache), or 0 where unknown */
+static double available_memory(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0.0;
+    char line[256];
+    double kb = 0.0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024.0;
+}
+
 /* One slice of the copy: rows [r0, r0 + nr) of weight `w` (about 1 MiB, whole groups of 64
  * rows, a multiple of any kernel set's pack_rows). */
 typedef struct copy_slice {
@@ -237,6 +250,10 @@ static qr_status repack(qr_model *m) {
         const size_t rb = pack[i] ? qr_matmul_packed_row_bytes(w[i]->type, w[i]->n_cols) : w[i]->row_bytes;
         total += (rb * (size_t)w[i]->n_rows + 63) & ~(size_t)63;
     }
+    /* anonymous memory cannot be dropped under pressure as the mapping's clean pages can: a
+     * model that would take most of the available memory stays on the mapping */
+    const double avail = available_memory();
+    if (avail > 0 && (double)total > 0.8 * avail) goto done;
     /* in 2 MiB pages where the kernel gives them (transparent huge pages on request): one
      * page table walk per 2 MiB of a pass instead of per 4 KiB */
     const size_t huge = (size_t)2 << 20;
@@ -245,10 +262,7 @@ static qr_status repack(qr_model *m) {
 #ifdef MADV_HUGEPAGE
     if (m->pack) madvise(m->pack, total, MADV_HUGEPAGE);
 #endif
-    if (!m->pack) {
-        st = qr_error(QR_ERR_NOMEM, "out of memory repacking %zu bytes of weights", total);
-        goto done;
-    }
+    if (!m->pack) goto done; /* no room for a copy: the weights stay on the mapping */
     /* place each weight, then cut it into slices */
     char *dst = m->pack;
     const char *lo = NULL, *hi = NULL; /* the span of the mapping the weights took */
