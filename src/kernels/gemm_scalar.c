@@ -50,6 +50,18 @@ static void axpy_f16(int64_t n, const float *a, const uint16_t *v, int64_t strid
             out[i] += a[r] * qr_fp16_to_fp32(v[r * stride + i]);
 }
 
+static void dot_f16_heads(int64_t n, int ng, const float *q, const uint16_t *k, int64_t stride,
+                          int64_t rows, float *out, int64_t out_stride) {
+    for (int h = 0; h < ng; h++)
+        dot_f16(n, q + h * n, k, stride, rows, out + h * out_stride);
+}
+
+static void axpy_f16_heads(int64_t n, int ng, const float *a, int64_t a_stride,
+                           const uint16_t *v, int64_t stride, int64_t rows, float *out) {
+    for (int h = 0; h < ng; h++)
+        axpy_f16(n, a + h * a_stride, v, stride, rows, out + h * n);
+}
+
 static void dot_f32(int64_t n, const float *q, const float *k, int64_t stride, int64_t rows,
                     float *out) {
     for (int64_t r = 0; r < rows; r++) {
@@ -129,6 +141,8 @@ void qr_kernels_fill_scalar(qr_kernels *k) {
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
     k->dot_f16 = dot_f16;
     k->axpy_f16 = axpy_f16;
+    k->dot_f16_heads = dot_f16_heads;
+    k->axpy_f16_heads = axpy_f16_heads;
     k->dot_f32 = dot_f32;
     k->axpy_f32 = axpy_f32;
     k->to_f16 = to_f16;

@@ -1275,9 +1275,6 @@ DEFINE_GEMM2(gemm_q6_K, tile_q6_K, )
 
 /* ---- attention rows ---- */
 
-/* q rounded to f16 times an f16 row: each product is exact in f32, and summing them in double
- * makes the result the exact dot product rounded once, as ggml's double sum for short rows
- * (ggml_vec_dot_f16), so f16 rounding of later softmax weights does not flip against it. */
 /* Attention over KV-cache rows (kernels.h). dot: 4 rows at a time, each row's products (exact
  * in float: q is f16-rounded) summed by multiply-adds into two float accumulators, the 4 rows'
  * sums reduced together; axpy: 64 output columns held in registers while the rows stream
@@ -1357,6 +1354,87 @@ static inline float f32_id(float x) {
 }
 AXPY_ROWS(axpy_f16_x86, uint16_t, load_f16x8, f16)
 AXPY_ROWS(axpy_f32_x86, float, load_f32x8, f32_id)
+
+/* Grouped-query attention: HB <= 4 heads against one row, the row converted once; their sums
+ * reduced together into t[0..HB) */
+TILE void dot_heads_row(const float *q, int64_t n, const uint16_t *kr, int64_t n8, float t[4],
+                        const int HB) {
+    __m256 acc[4];
+    UNROLL for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n8; i += 8) {
+        const __m256 kv = load_f16x8(kr + i);
+        UNROLL for (int j = 0; j < HB; j++) acc[j] =
+            _mm256_fmadd_ps(_mm256_loadu_ps(q + j * n + i), kv, acc[j]);
+    }
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+    _mm_storeu_ps(t, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    for (int j = 0; j < HB; j++)
+        for (int64_t i = n8; i < n; i++)
+            t[j] += q[j * n + i] * f16(kr[i]);
+}
+
+static void dot_f16_heads_x86(int64_t n, int ng, const float *q, const uint16_t *k,
+                              int64_t stride, int64_t rows, float *out, int64_t out_stride) {
+    if (ng == 1) {
+        dot_f16_x86(n, q, k, stride, rows, out);
+        return;
+    }
+    const int64_t n8 = n / 8 * 8;
+    for (int h0 = 0; h0 < ng; h0 += 4) {
+        const int hb = ng - h0 < 4 ? ng - h0 : 4;
+        const float *qh = q + h0 * n;
+        for (int64_t r = 0; r < rows; r++) {
+            float t[4];
+            const uint16_t *kr = k + r * stride;
+            switch (hb) {
+            case 4: dot_heads_row(qh, n, kr, n8, t, 4); break;
+            case 3: dot_heads_row(qh, n, kr, n8, t, 3); break;
+            case 2: dot_heads_row(qh, n, kr, n8, t, 2); break;
+            default: dot_heads_row(qh, n, kr, n8, t, 1); break;
+            }
+            for (int j = 0; j < hb; j++)
+                out[(h0 + j) * out_stride + r] = t[j];
+        }
+    }
+}
+
+/* HB <= 3 heads' weighted sums of the same rows, 32 columns of each in registers, each row's
+ * columns converted once; per column the rows are added in order, as axpy_f16 does */
+TILE void axpy_heads_cols(int64_t n, const float *a, int64_t a_stride, const uint16_t *v,
+                          int64_t stride, int64_t rows, float *out, int64_t c, const int HB) {
+    __m256 acc[3][4];
+    UNROLL for (int h = 0; h < HB; h++) UNROLL for (int j = 0; j < 4; j++) acc[h][j] =
+        _mm256_loadu_ps(out + h * n + c + 8 * j);
+    for (int64_t r = 0; r < rows; r++) {
+        __m256 vv[4];
+        UNROLL for (int j = 0; j < 4; j++) vv[j] = load_f16x8(v + r * stride + c + 8 * j);
+        UNROLL for (int h = 0; h < HB; h++) {
+            const __m256 ah = _mm256_set1_ps(a[h * a_stride + r]);
+            UNROLL for (int j = 0; j < 4; j++) acc[h][j] = _mm256_fmadd_ps(ah, vv[j], acc[h][j]);
+        }
+    }
+    UNROLL for (int h = 0; h < HB; h++) UNROLL for (int j = 0; j < 4; j++)
+        _mm256_storeu_ps(out + h * n + c + 8 * j, acc[h][j]);
+}
+
+static void axpy_f16_heads_x86(int64_t n, int ng, const float *a, int64_t a_stride,
+                               const uint16_t *v, int64_t stride, int64_t rows, float *out) {
+    const int64_t n32 = ng == 1 ? 0 : n / 32 * 32;
+    for (int h0 = 0; h0 < ng; h0 += 3) {
+        const int hb = ng - h0 < 3 ? ng - h0 : 3;
+        const float *ah = a + h0 * a_stride;
+        float *oh = out + h0 * n;
+        for (int64_t c = 0; c < n32; c += 32)
+            switch (hb) {
+            case 3: axpy_heads_cols(n, ah, a_stride, v, stride, rows, oh, c, 3); break;
+            case 2: axpy_heads_cols(n, ah, a_stride, v, stride, rows, oh, c, 2); break;
+            default: axpy_heads_cols(n, ah, a_stride, v, stride, rows, oh, c, 1); break;
+            }
+        if (n32 < n) /* the remaining columns head by head */
+            for (int j = 0; j < hb; j++)
+                axpy_f16_x86(n - n32, ah + j * a_stride, v + n32, stride, rows, oh + j * n + n32);
+    }
+}
 
 static void dot_f32_x86(int64_t n, const float *q, const float *k, int64_t stride, int64_t rows,
                         float *out) {
@@ -1597,6 +1675,8 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
     k->dot_f16 = dot_f16_x86;
     k->axpy_f16 = axpy_f16_x86;
+    k->dot_f16_heads = dot_f16_heads_x86;
+    k->axpy_f16_heads = axpy_f16_heads_x86;
     k->dot_f32 = dot_f32_x86;
     k->axpy_f32 = axpy_f32_x86;
     k->to_f16 = to_f16_x86;

@@ -26,6 +26,13 @@ typedef struct qr_kernels {
                     float *out);
     void (*axpy_f16)(int64_t n, const float *a, const uint16_t *v, int64_t stride, int64_t rows,
                      float *out);
+    /* the same for ng query heads sharing the rows (grouped-query attention), each row read
+     * once for all of them: q and out of head h at q + h * n and out + h * out_stride;
+     * a of head h at a + h * a_stride, its sum into out + h * n */
+    void (*dot_f16_heads)(int64_t n, int ng, const float *q, const uint16_t *k, int64_t stride,
+                          int64_t rows, float *out, int64_t out_stride);
+    void (*axpy_f16_heads)(int64_t n, int ng, const float *a, int64_t a_stride,
+                           const uint16_t *v, int64_t stride, int64_t rows, float *out);
     void (*dot_f32)(int64_t n, const float *q, const float *k, int64_t stride, int64_t rows,
                     float *out);
     void (*axpy_f32)(int64_t n, const float *a, const float *v, int64_t stride, int64_t rows,

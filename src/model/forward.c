@@ -188,24 +188,6 @@ static inline void kv_round(const qr_context *ctx, float *x, int64_t n) {
     if (ctx->params.kv_type != QR_KV_F32) qr_kernels_best()->round_f16(x, n);
 }
 
-/* out[r] = q . (cache row r) and out += sum_r w[r] (cache row r), for `rows` cache rows from
- * element offset off, kv_dim elements apart, in the cache's type */
-static inline void kv_dot(const qr_context *ctx, const qr_kernels *kn, const void *cache, int64_t off,
-                          int64_t stride, const float *q, int64_t n, int64_t rows, float *out) {
-    if (ctx->params.kv_type == QR_KV_F32)
-        kn->dot_f32(n, q, (const float *)cache + off, stride, rows, out);
-    else
-        kn->dot_f16(n, q, (const uint16_t *)cache + off, stride, rows, out);
-}
-
-static inline void kv_axpy(const qr_context *ctx, const qr_kernels *kn, const void *cache, int64_t off,
-                           int64_t stride, const float *w, int64_t n, int64_t rows, float *out) {
-    if (ctx->params.kv_type == QR_KV_F32)
-        kn->axpy_f32(n, w, (const float *)cache + off, stride, rows, out);
-    else
-        kn->axpy_f16(n, w, (const uint16_t *)cache + off, stride, rows, out);
-}
-
 /* ---- attention ---- */
 
 typedef struct attn_task {
@@ -213,56 +195,77 @@ typedef struct attn_task {
     int layer;
     const int32_t *pos, *seq;
     int32_t n_tokens;
-    int64_t per_chunk; /* (token, head) pairs per chunk */
+    int split;         /* pieces each group of query heads is cut into (1 or its size) */
+    int64_t per_chunk; /* (token, piece) pairs per chunk */
 } attn_task;
 
-/* One (token, head): softmax(q.K / sqrt(hd) + causal mask) . V over the cells of its sequence. */
-static void attend(qr_context *ctx, int layer, int32_t t, int32_t h, int32_t pos, int32_t seq, float *scores) {
+/* One token and ng of the query heads that share KV head kv_h, from its h_first-th (grouped-
+ * query attention): softmax(q.K / sqrt(hd) + causal mask) . V over the cells of its sequence,
+ * each cache row read once for all of them. scratch: scores_per_thread floats. */
+static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
+                   int32_t pos, int32_t seq, float *scratch) {
     const qr_hparams *hp = &ctx->model->hp;
     const qr_kernels *kn = qr_kernels_best();
-    const int64_t hd = hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hd;
-    const int32_t kv_h = h / (hp->n_head / hp->n_head_kv);
-    const float *q = ctx->q + (int64_t)t * hp->n_head * hd + (int64_t)h * hd;
-    float *out = ctx->att_out + (int64_t)t * hp->n_head * hd + (int64_t)h * hd;
+    const int64_t hd = hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hd, S = ctx->n_ctx_seq;
+    const int64_t q0 = (int64_t)t * hp->n_head * hd +
+                       ((int64_t)kv_h * (hp->n_head / hp->n_head_kv) + h_first) * hd;
+    float *out = ctx->att_out + q0, *qr = scratch, *scores = scratch + ng * hd;
     const void *kc = ctx->k_cache[layer], *vc = ctx->v_cache[layer];
-    const int64_t base = (int64_t)seq * ctx->n_ctx_seq;
+    const int64_t base = (int64_t)seq * S;
     const float scale = 1.0f / sqrtf((float)hd);
     int32_t first = 0;
     if (hp->sliding_window > 0 && pos >= hp->sliding_window) first = pos - hp->sliding_window + 1;
-
-    float qr[512];
-    memcpy(qr, q, (size_t)hd * sizeof *qr);
-    kv_round(ctx, qr, hd);
     const int64_t rows = pos - first + 1, off = (base + first) * kv_dim + (int64_t)kv_h * hd;
-    kv_dot(ctx, kn, kc, off, kv_dim, qr, hd, rows, scores + first);
-    kn->softmax(scores + first, rows, scale);
-    kv_round(ctx, scores + first, rows);
-    for (int64_t i = 0; i < hd; i++) out[i] = 0.0f;
-    kv_axpy(ctx, kn, vc, off, kv_dim, scores + first, hd, rows, out);
+    const bool f16 = ctx->params.kv_type != QR_KV_F32;
+
+    memcpy(qr, ctx->q + q0, (size_t)(ng * hd) * sizeof *qr);
+    kv_round(ctx, qr, ng * hd);
+    if (f16)
+        kn->dot_f16_heads(hd, ng, qr, (const uint16_t *)kc + off, kv_dim, rows, scores + first, S);
+    else
+        for (int h = 0; h < ng; h++)
+            kn->dot_f32(hd, qr + h * hd, (const float *)kc + off, kv_dim, rows, scores + h * S + first);
+    for (int h = 0; h < ng; h++) {
+        kn->softmax(scores + h * S + first, rows, scale);
+        kv_round(ctx, scores + h * S + first, rows);
+    }
+    memset(out, 0, (size_t)(ng * hd) * sizeof *out);
+    if (f16)
+        kn->axpy_f16_heads(hd, ng, scores + first, S, (const uint16_t *)vc + off, kv_dim, rows, out);
+    else
+        for (int h = 0; h < ng; h++)
+            kn->axpy_f32(hd, scores + h * S + first, (const float *)vc + off, kv_dim, rows, out + h * hd);
 }
 
 static void attn_worker(void *arg, int64_t chunk, int ith) {
     const attn_task *a = arg;
-    const int32_t n_head = a->ctx->model->hp.n_head;
-    const int64_t total = (int64_t)a->n_tokens * n_head;
-    float *scores = a->ctx->scores + (int64_t)ith * a->ctx->n_ctx_seq;
+    const int32_t n_kv = a->ctx->model->hp.n_head_kv;
+    const int ng = a->ctx->model->hp.n_head / n_kv / a->split;
+    const int64_t units = (int64_t)n_kv * a->split; /* per token */
+    const int64_t total = a->n_tokens * units;
+    float *scratch = a->ctx->scores + (int64_t)ith * a->ctx->scores_per_thread;
     const int64_t j1 = (chunk + 1) * a->per_chunk < total ? (chunk + 1) * a->per_chunk : total;
     for (int64_t j = chunk * a->per_chunk; j < j1; j++) {
-        int32_t t = (int32_t)(j / n_head), h = (int32_t)(j % n_head);
-        attend(a->ctx, a->layer, t, h, a->pos[t], a->seq[t], scores);
+        const int32_t t = (int32_t)(j / units), u = (int32_t)(j % units);
+        attend(a->ctx, a->layer, t, u / a->split, u % a->split * ng, ng, a->pos[t], a->seq[t],
+               scratch);
     }
 }
 
-/* Runs attention for all (token, head) pairs; short contexts stay on this thread. */
+/* Runs attention for every token and KV head with the query heads that share it; short
+ * contexts stay on this thread. When there are too few tokens to give every thread several
+ * pieces (generation: one token), the heads of a group are split over the threads instead. */
 static void attention(qr_context *ctx, int layer, const int32_t *pos, const int32_t *seq, int32_t n) {
     const qr_hparams *hp = &ctx->model->hp;
-    const int64_t total = (int64_t)n * hp->n_head;
     int64_t span = 0; /* cells attended to, summed over tokens */
     for (int32_t t = 0; t < n; t++) span += pos[t] + 1;
     const int64_t macs = span * hp->n_head * hp->head_dim * 2;
     const int nth = qr_pool_size(ctx->pool);
-    attn_task at = {.ctx = ctx, .layer = layer, .pos = pos, .seq = seq, .n_tokens = n, .per_chunk = total};
-    if (nth > 1 && macs >= 128 * 1024) at.per_chunk = (total + 4 * nth - 1) / (4 * nth);
+    const bool parallel = nth > 1 && macs >= 128 * 1024;
+    attn_task at = {.ctx = ctx, .layer = layer, .pos = pos, .seq = seq, .n_tokens = n, .split = 1};
+    if (parallel && (int64_t)n * hp->n_head_kv < 4 * nth) at.split = hp->n_head / hp->n_head_kv;
+    const int64_t total = (int64_t)n * hp->n_head_kv * at.split;
+    at.per_chunk = parallel ? (total + 4 * nth - 1) / (4 * nth) : total;
     qr_pool_run(ctx->pool, attn_worker, &at, (total + at.per_chunk - 1) / at.per_chunk);
 }
 

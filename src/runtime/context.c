@@ -72,7 +72,11 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     ctx->att_out = qr_malloc(nb * (size_t)q_dim * sizeof(float));
     ctx->hb = qr_malloc(nb * ff * sizeof(float));
     ctx->hb2 = qr_malloc(nb * ff * sizeof(float));
-    ctx->scores = qr_malloc((size_t)p.n_threads * (size_t)ctx->n_ctx_seq * sizeof(float));
+    /* per thread, for the query heads that share a KV head: their f16-rounded q, then a row of
+     * scores each */
+    const int64_t group = hp->n_head / hp->n_head_kv;
+    ctx->scores_per_thread = group * ((int64_t)hp->head_dim + ctx->n_ctx_seq);
+    ctx->scores = qr_malloc((size_t)p.n_threads * (size_t)ctx->scores_per_thread * sizeof(float));
     /* the largest converted activation: any weight's input (n_embd, q_dim or n_ff columns) */
     size_t act = 0;
     const qr_weight *ws[] = {&model->output};

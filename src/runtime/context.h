@@ -24,7 +24,8 @@ struct qr_context {
     float *x, *xb, *q, *k, *v, *att_out, *hb, *hb2;
     void *act_q; /* activations converted to a weight's vec_dot type */
     size_t act_q_bytes;
-    float *scores; /* per thread: n_ctx_seq attention scores */
+    float *scores;             /* attention scratch, scores_per_thread floats per thread */
+    int64_t scores_per_thread; /* (n_head / n_head_kv) * (head_dim + n_ctx_seq) */
 
     /* logits of the last batch: one row per token that asked for them */
     float *logits;

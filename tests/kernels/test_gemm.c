@@ -339,6 +339,50 @@ static void check_rows(const qr_kernels *set) {
         }
 }
 
+/* The grouped-query forms against the reference: 2..9 heads (blocks of 4 and 3 plus
+ * leftovers), head sizes with 32-column blocks and tails, rows `stride` apart. */
+static void check_heads(const qr_kernels *set) {
+    const qr_kernels *ref = qr_kernels_named("scalar");
+    enum { MAXN = 160, MAXH = 9, ROWS = 7, STRIDE = 1000, SS = 11 };
+    static float q[MAXH * MAXN], kf[ROWS * STRIDE], a[MAXH * SS], out[MAXH * MAXN],
+        out_ref[MAXH * MAXN], d[MAXH * SS], d_ref[MAXH * SS];
+    static uint16_t kh[ROWS * STRIDE];
+    static const int64_t sizes[] = {64, 128, 100, 37, 160};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (int ng = 1; ng <= MAXH; ng++)
+            for (int64_t rows = 1; rows <= ROWS; rows += 3) {
+                const int64_t n = sizes[si];
+                fill_random(q, ng * n);
+                fill_random(kf, ROWS * STRIDE);
+                fill_random(a, MAXH * SS);
+                for (int64_t i = 0; i < ROWS * STRIDE; i++)
+                    kh[i] = qr_fp32_to_fp16(kf[i]);
+                for (int64_t i = 0; i < ng * n; i++)
+                    q[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(q[i]));
+                set->dot_f16_heads(n, ng, q, kh, STRIDE, rows, d, SS);
+                ref->dot_f16_heads(n, ng, q, kh, STRIDE, rows, d_ref, SS);
+                for (int h = 0; h < ng; h++)
+                    for (int64_t r = 0; r < rows; r++) {
+                        double mag = 0.0;
+                        for (int64_t i = 0; i < n; i++)
+                            mag += fabs((double)q[h * n + i] * qr_fp16_to_fp32(kh[r * STRIDE + i]));
+                        if (!(fabs(d[h * SS + r] - d_ref[h * SS + r]) <= ROW_REL_TOL * mag + 1e-30))
+                            fail_msg("%s dot_f16_heads n=%lld ng=%d rows=%lld: [%d][%lld] = %.9g, "
+                                     "reference %.9g", set->name, (long long)n, ng, (long long)rows,
+                                     h, (long long)r, (double)d[h * SS + r], (double)d_ref[h * SS + r]);
+                    }
+                for (int64_t i = 0; i < ng * n; i++)
+                    out[i] = out_ref[i] = q[i];
+                set->axpy_f16_heads(n, ng, a, SS, kh, STRIDE, rows, out);
+                ref->axpy_f16_heads(n, ng, a, SS, kh, STRIDE, rows, out_ref);
+                for (int64_t i = 0; i < ng * n; i++)
+                    if (!(fabsf(out[i] - out_ref[i]) <= 1e-6f * (2.0f + fabsf(out_ref[i]))))
+                        fail_msg("%s axpy_f16_heads n=%lld ng=%d rows=%lld: out[%lld] = %.9g, "
+                                 "reference %.9g", set->name, (long long)n, ng, (long long)rows,
+                                 (long long)i, (double)out[i], (double)out_ref[i]);
+            }
+}
+
 static void test_avx2(void **state) {
     (void)state;
     const qr_kernels *set = qr_kernels_named("avx2");
@@ -353,6 +397,7 @@ static void test_avx2(void **state) {
     check_f16(set);
     check_exp(set);
     check_rows(set);
+    check_heads(set);
 }
 
 static void test_avx512(void **state) {
@@ -369,6 +414,7 @@ static void test_avx512(void **state) {
     check_f16(set);
     check_exp(set);
     check_rows(set);
+    check_heads(set);
 }
 
 /* the scalar set must agree with the traits table it wraps, exactly */

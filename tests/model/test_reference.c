@@ -61,6 +61,8 @@ static int argmax(const float *x, int n) {
  * tolerance.abs_logit */
 /* load models with qr_model_params.no_repack (the file-layout kernels, weights on the mapping) */
 static bool no_repack;
+/* the KV cache in f32 instead of f16 (llama.cpp's references use f16: the same tolerances hold) */
+static bool kv_f32;
 
 static void check_model(const char *name, const char *model_path, const char *ref_prefix,
                         double tol, int n_batch) {
@@ -81,6 +83,7 @@ static void check_model(const char *name, const char *model_path, const char *re
     qr_context_params cp = qr_context_default_params();
     cp.n_ctx = 512;
     cp.n_threads = 2;
+    if (kv_f32) cp.kv_type = QR_KV_F32;
     cp.n_batch = n_batch;
     qr_context *ctx;
     if (qr_context_create(model, &cp, &ctx) != QR_OK) fail_msg("%s", qr_last_error());
@@ -205,6 +208,14 @@ static void test_qwen2_tiny(void **state) {
     (void)state;
     run_model("qwen2-tiny-q8_0", 512);
 }
+/* an f32 KV cache (the attention's f32 row kernels, head by head) */
+static void test_kv_f32(void **state) {
+    (void)state;
+    kv_f32 = true;
+    run_model("stories260K", 512);
+    run_model("smol135-q4_k_m", 512);
+    kv_f32 = false;
+}
 /* the same two quantized models with their weights left in the file's layout */
 static void test_no_repack(void **state) {
     (void)state;
@@ -235,7 +246,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260K), cmocka_unit_test(test_stories260K_token_by_token),
         cmocka_unit_test(test_smol135),     cmocka_unit_test(test_qwen2_tiny),
-        cmocka_unit_test(test_no_repack),
+        cmocka_unit_test(test_no_repack),   cmocka_unit_test(test_kv_f32),
         cmocka_unit_test(test_rope_freqs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
