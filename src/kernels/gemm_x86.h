@@ -623,6 +623,14 @@ static void pk_k_vectors(int type, const void *w, size_t rb, int64_t sb, qr_kblo
     }
 }
 
+/* the activation's sums of q4_K's 8 sub-blocks of 32 (q8_K keeps them per 16), as 16-bit
+ * pairs: dword jp holds sub-blocks 2jp and 2jp+1, for vpdpwssd / vpmaddwd with the mins */
+static inline void q8K_sub_sums(const block_q8_K *yb, int32_t bsp[4]) {
+    _mm_storeu_si128((__m128i *)bsp,
+                     _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
+                                    _mm_loadu_si128((const __m128i *)(yb->bsums + 8))));
+}
+
 static void pack_k_x16(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
     const size_t rb = qr_type_row_bytes(type, n);
     const size_t xb = type == QR_TYPE_Q4_K ? PK_KQ4_BYTES : PK_KQ6_BYTES;
@@ -844,11 +852,8 @@ TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(xw + 32)));
         UNROLL for (int t = 0; t < NT; t++) {
             const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
-            /* the 8 sub-block sums of the activation, two per dword */
-            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
-                                              _mm_loadu_si128((const __m128i *)(yb->bsums + 8)));
             int32_t bsp[4];
-            _mm_storeu_si128((__m128i *)bsp, bs);
+            q8K_sub_sums(yb, bsp);
             __m512i msum = _mm512_setzero_si512();
             UNROLL for (int jp = 0; jp < 4; jp++) msum = _mm512_dpwssd_epi32(
                 msum, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(xw + 192 + 32 * jp))),
@@ -1011,10 +1016,8 @@ TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xs + 32 + 16 * h)));
             UNROLL for (int t = 0; t < NT; t++) {
                 const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
-                const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
-                                                  _mm_loadu_si128((const __m128i *)(yb->bsums + 8)));
                 int32_t bsp[4];
-                _mm_storeu_si128((__m128i *)bsp, bs);
+                q8K_sub_sums(yb, bsp);
                 __m256i msum = _mm256_setzero_si256();
                 UNROLL for (int jp = 0; jp < 4; jp++) msum = _mm256_add_epi32(
                     msum, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(
