@@ -2,7 +2,8 @@
  * (copies cycled so the set exceeds the caches, as in a forward pass) times n_tokens
  * activation rows, one thread, the best of 15 passes. Prints weight GB/s and GMAC/s.
  * Usage: bench_gemm TYPE N_COLS N_ROWS N_TOKENS [MB of weights, default 256] [packed]
- * (packed: the weights in the kernel set's repacked layout, as the model loads them)
+ * (packed: the weights in the kernel set's repacked layout, as the model loads them; the
+ * weights sit in transparent huge pages, as the model's copy does)
  * (QR_KERNELS=scalar|avx2|avx512 picks the kernel set.) Build: see bench/README.md. */
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 static double now_s(void) {
@@ -42,7 +44,10 @@ int main(int argc, char **argv) {
                           : qr_type_row_bytes(type, n);
     const size_t file_rb = qr_type_row_bytes(type, n), mat = rb * (size_t)rows;
     int copies = (int)(mb * 1e6 / (double)mat) + 1;
-    char *w = malloc(mat * (size_t)copies);
+    /* in transparent huge pages, as the model's weight copy (model/load.c) */
+    const size_t huge = (size_t)2 << 20, wbytes = (mat * (size_t)copies + huge - 1) / huge * huge;
+    char *w = aligned_alloc(huge, wbytes);
+    if (w) madvise(w, wbytes, MADV_HUGEPAGE);
     float *wf = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)(n * nt));
     void *act = malloc(qr_act_bytes(type, n, nt));
     float *y = malloc(sizeof(float) * (size_t)(rows * nt));

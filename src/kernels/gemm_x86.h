@@ -161,11 +161,13 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
 }
 
 /* U independent sums per token (4 for one token, 2 for two): one multiply-add chain per token
- * would wait on the previous one's latency. */
+ * would wait on the previous one's latency. The activations are read as floats (the row's f32
+ * copy, kernels.h), so only the weights are converted. */
 #define DEFINE_HALF_TILE(name, load8, to_f32)                                                      \
     TILE void name(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,      \
                    const int nt) {                                                                 \
         const uint16_t *w = (const uint16_t *)wr;                                                  \
+        const size_t xo = qr_act_half_f32_offset(n);                                               \
         const int U = nt == 1 ? 4 : nt == 2 ? 2 : 1;                                               \
         __m256 acc[4][4];                                                                          \
         UNROLL for (int t = 0; t < nt; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u] =         \
@@ -175,20 +177,21 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
             UNROLL for (int u = 0; u < U; u++) {                                                   \
                 const __m256 w0 = load8(w + j + 8 * u);                                            \
                 UNROLL for (int t = 0; t < nt; t++) acc[t][u] = _mm256_fmadd_ps(                   \
-                    w0, load8((const uint16_t *)(a + (size_t)t * as) + j + 8 * u), acc[t][u]);     \
+                    w0, _mm256_loadu_ps((const float *)(a + (size_t)t * as + xo) + j + 8 * u),     \
+                    acc[t][u]);                                                                    \
             }                                                                                      \
         for (; j + 8 <= n; j += 8) {                                                               \
             const __m256 w0 = load8(w + j);                                                        \
-            UNROLL for (int t = 0; t < nt; t++) acc[t][0] =                                        \
-                _mm256_fmadd_ps(w0, load8((const uint16_t *)(a + (size_t)t * as) + j), acc[t][0]); \
+            UNROLL for (int t = 0; t < nt; t++) acc[t][0] = _mm256_fmadd_ps(                       \
+                w0, _mm256_loadu_ps((const float *)(a + (size_t)t * as + xo) + j), acc[t][0]);     \
         }                                                                                          \
         for (int t = 0; t < nt; t++) {                                                             \
-            const uint16_t *x = (const uint16_t *)(a + (size_t)t * as);                            \
+            const float *x = (const float *)(a + (size_t)t * as + xo);                             \
             for (int u = 1; u < U; u++)                                                            \
                 acc[t][0] = _mm256_add_ps(acc[t][0], acc[t][u]);                                   \
             float s = hsum_ps(acc[t][0]);                                                          \
             for (int64_t k = j; k < n; k++)                                                        \
-                s += to_f32(w[k]) * to_f32(x[k]);                                                  \
+                s += to_f32(w[k]) * x[k];                                                          \
             y[t * ys] = s;                                                                         \
         }                                                                                          \
     }
@@ -729,16 +732,42 @@ static void packed_row_k_x16(int type, const void *w, int64_t n, int64_t row, fl
     }
 }
 
+/* ---- f16 and bf16 repacked: 16-row groups, column-major within a group ----
+ * Column c of a group is 32 bytes, its 16 rows' halves in row order, so one 256-bit load
+ * converted to floats is 16 rows' weights of one column: a multiply-add with the broadcast
+ * activation adds it into 16 rows' sums at once (no horizontal sums per row, and the row's
+ * activation is read once per 16 rows), each group one forward stream. Same size as the file. */
+static void pack_half_x16(const void *w, int64_t n, int64_t n_rows, void *out) {
+    const uint16_t *src = w;
+    uint16_t *o = out;
+    for (int64_t r0 = 0; r0 + PK_ROWS <= n_rows; r0 += PK_ROWS)
+        for (int64_t c = 0; c < n; c++, o += PK_ROWS)
+            for (int r = 0; r < PK_ROWS; r++)
+                o[r] = src[(r0 + r) * n + c];
+}
+static void packed_row_half_x16(int type, const void *w, int64_t n, int64_t row, float *out) {
+    const uint16_t *g = (const uint16_t *)w + (row - row % PK_ROWS) * n + row % PK_ROWS;
+    for (int64_t c = 0; c < n; c++)
+        out[c] = type == QR_TYPE_F16 ? f16(g[c * PK_ROWS]) : qr_bf16_to_fp32(g[c * PK_ROWS]);
+}
+static inline bool is_half(int type) {
+    return type == QR_TYPE_F16 || type == QR_TYPE_BF16;
+}
+
 /* the kernel set's entry points, by type */
 static void pack_any_x16(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
     if (type == QR_TYPE_Q4_K || type == QR_TYPE_Q6_K)
         pack_k_x16(type, w, n, n_rows, out);
+    else if (is_half(type))
+        pack_half_x16(w, n, n_rows, out);
     else
         pack_x16(type, w, n, n_rows, out);
 }
 static void packed_row_any_x16(int type, const void *w, int64_t n, int64_t row, float *out) {
     if (type == QR_TYPE_Q4_K || type == QR_TYPE_Q6_K)
         packed_row_k_x16(type, w, n, row, out);
+    else if (is_half(type))
+        packed_row_half_x16(type, w, n, row, out);
     else
         packed_row_x16(type, w, n, row, out);
 }
@@ -823,6 +852,56 @@ PK_LEGACY_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
 DEFINE_PK_GEMM(pk_gemm_q4_0, pk_group_q4_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q5_0, pk_group_q5_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
+
+/* one 16-row group of f16 / bf16 times NT <= 8 tokens: per column one conversion, NT
+ * multiply-adds; one token keeps 4 chains of sums (columns c mod 4), two tokens 2 */
+static inline __m512 pk_load_half16(const uint16_t *p, const int type) {
+    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    if (type == QR_TYPE_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+/* software prefetch distance for 3+ tokens: 4 KiB (2 KiB ahead gave 46-54 GMAC/s at 8 tokens,
+ * none 30: `bench_gemm f16 576 1536 8 64 packed`) */
+#define HALF_PF 4096
+TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char *a, size_t as,
+                        float *y, int64_t ys, const int NT) {
+    const uint16_t *w = (const uint16_t *)xw;
+    const size_t xo = qr_act_half_f32_offset(n);
+    const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* chains per token */
+    const int S = U == 1 ? 2 : U;                 /* columns per step: a cache line or more */
+    __m512 acc[PK_MAX_TOKENS][4];
+    UNROLL for (int t = 0; t < NT; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u] =
+        _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + S <= n; c += S) {
+        /* with 3+ tokens a column takes long enough that the stream prefetchers fall behind */
+        if (NT >= 3) _mm_prefetch((const char *)(w + c * PK_ROWS) + HALF_PF, _MM_HINT_T0);
+        UNROLL for (int u = 0; u < S; u++) {
+            const __m512 wv = pk_load_half16(w + (c + u) * PK_ROWS, type);
+            UNROLL for (int t = 0; t < NT; t++) acc[t][u % U] = _mm512_fmadd_ps(
+                wv, _mm512_set1_ps(((const float *)(a + (size_t)t * as + xo))[c + u]),
+                acc[t][u % U]);
+        }
+    }
+    for (; c < n; c++) {
+        const __m512 wv = pk_load_half16(w + c * PK_ROWS, type);
+        UNROLL for (int t = 0; t < NT; t++) acc[t][0] = _mm512_fmadd_ps(
+            wv, _mm512_set1_ps(((const float *)(a + (size_t)t * as + xo))[c]), acc[t][0]);
+    }
+    UNROLL for (int t = 0; t < NT; t++) {
+        UNROLL for (int u = 1; u < U; u++) acc[t][0] = _mm512_add_ps(acc[t][0], acc[t][u]);
+        _mm512_storeu_ps(y + t * ys, acc[t][0]);
+    }
+}
+#define PK_HALF_GROUP(name, TYPE)                                                                  \
+    TILE void name(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y, int64_t ys,  \
+                   const int NT) {                                                                 \
+        pk_group_half(xw, n, TYPE, a, as, y, ys, NT);                                              \
+    }
+PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
+PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
+DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
+DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
 
 /* one 16-row group of q4_K times NT <= 8 tokens */
 TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
@@ -983,6 +1062,52 @@ PK_AVX2_GROUP(pk_group_q4_0, QR_TYPE_Q4_0)
 PK_AVX2_GROUP(pk_group_q5_0, QR_TYPE_Q5_0)
 PK_AVX2_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
 
+/* f16 / bf16 on AVX2: each column's 16 rows as two 8-float halves, both in one pass */
+static inline __m256 pk_load_half8(const uint16_t *p, const int type) {
+    return type == QR_TYPE_F16 ? load_f16x8(p) : load_bf16x8(p);
+}
+TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char *a, size_t as,
+                        float *y, int64_t ys, const int NT) {
+    const uint16_t *w = (const uint16_t *)xw;
+    const size_t xo = qr_act_half_f32_offset(n);
+    const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1;
+    __m256 acc[PK_MAX_TOKENS][4][2];
+    UNROLL for (int t = 0; t < NT; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u][0] =
+        acc[t][u][1] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + U <= n; c += U)
+        UNROLL for (int u = 0; u < U; u++) {
+            const __m256 w0 = pk_load_half8(w + (c + u) * PK_ROWS, type);
+            const __m256 w1 = pk_load_half8(w + (c + u) * PK_ROWS + 8, type);
+            UNROLL for (int t = 0; t < NT; t++) {
+                const __m256 x =
+                    _mm256_broadcast_ss((const float *)(a + (size_t)t * as + xo) + c + u);
+                acc[t][u][0] = _mm256_fmadd_ps(w0, x, acc[t][u][0]);
+                acc[t][u][1] = _mm256_fmadd_ps(w1, x, acc[t][u][1]);
+            }
+        }
+    for (; c < n; c++) {
+        const __m256 w0 = pk_load_half8(w + c * PK_ROWS, type);
+        const __m256 w1 = pk_load_half8(w + c * PK_ROWS + 8, type);
+        UNROLL for (int t = 0; t < NT; t++) {
+            const __m256 x = _mm256_broadcast_ss((const float *)(a + (size_t)t * as + xo) + c);
+            acc[t][0][0] = _mm256_fmadd_ps(w0, x, acc[t][0][0]);
+            acc[t][0][1] = _mm256_fmadd_ps(w1, x, acc[t][0][1]);
+        }
+    }
+    UNROLL for (int t = 0; t < NT; t++) UNROLL for (int h = 0; h < 2; h++) {
+        UNROLL for (int u = 1; u < U; u++) acc[t][0][h] = _mm256_add_ps(acc[t][0][h], acc[t][u][h]);
+        _mm256_storeu_ps(y + t * ys + 8 * h, acc[t][0][h]);
+    }
+}
+#define PK_HALF_GROUP(name, TYPE)                                                                  \
+    TILE void name(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y, int64_t ys,  \
+                   const int NT) {                                                                 \
+        pk_group_half(xw, n, TYPE, a, as, y, ys, NT);                                              \
+    }
+PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
+PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
+
 /* q4_K on AVX2: the 16-row superblocks in two 8-row passes, as pk_group_q4_K */
 TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
                         int64_t ys, const int NT) {
@@ -1037,6 +1162,8 @@ DEFINE_PK_GEMM(pk_gemm_q4_0, pk_group_q4_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q5_0, pk_group_q5_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
+DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
+DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
 #define IL_PREFIX(il, nr_var)
 #endif
 
@@ -1696,6 +1823,8 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm_packed[QR_TYPE_Q5_0] = pk_gemm_q5_0;
     k->gemm_packed[QR_TYPE_Q8_0] = pk_gemm_q8_0;
     k->gemm_packed[QR_TYPE_Q4_K] = pk_gemm_q4_K;
+    k->gemm_packed[QR_TYPE_F16] = pk_gemm_f16;
+    k->gemm_packed[QR_TYPE_BF16] = pk_gemm_bf16;
 #if QR_VNNI /* on AVX2, q6_K's file-layout kernel generates faster (21 against 16 GB/s) */
     k->gemm_packed[QR_TYPE_Q6_K] = pk_gemm_q6_K;
 #endif

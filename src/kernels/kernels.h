@@ -81,6 +81,18 @@ static inline size_t qr_act_q8_0_row_bytes(int64_t n) {
     return (qr_act_q8_0_sums_offset(n) + (size_t)(n / 32) * 4 + 31) & ~(size_t)31;
 }
 
+/* Activation rows for f16 and bf16 weights carry, after their half-precision values, at this
+ * 64-byte aligned offset, the same values as floats (converted back from the halves, so
+ * exactly equal), so that the SIMD kernels convert only the weights (one conversion per
+ * multiply-add instead of two). Scalar kernels read only the halves. */
+static inline size_t qr_act_half_f32_offset(int64_t n) {
+    return ((size_t)n * 2 + 63) & ~(size_t)63;
+}
+/* bytes of one such row, a multiple of 64 */
+static inline size_t qr_act_half_row_bytes(int64_t n) {
+    return qr_act_half_f32_offset(n) + (((size_t)n * 4 + 63) & ~(size_t)63);
+}
+
 /* The fastest set this CPU runs, chosen on the first call. */
 const qr_kernels *qr_kernels_best(void);
 /* A named set ("scalar", "avx2", "avx512"), or NULL if this CPU (or this build) lacks it. */

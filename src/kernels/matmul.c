@@ -4,6 +4,8 @@
 #include "tensor/blocks.h"
 #include "tensor/tensor.h"
 
+#include <string.h>
+
 /* Activation rows per pass: 64 rows of the widest converted activation (q8_K of a few thousand
  * columns) stay in the 1 MiB L2 while each weight row is dotted with all of them. */
 #define TOKEN_BLOCK 64
@@ -22,6 +24,7 @@ static int act_type(int type) {
 static size_t act_stride(int type, int64_t n_cols) {
     const int at = act_type(type);
     if (at == QR_TYPE_Q8_0) return qr_act_q8_0_row_bytes(n_cols);
+    if (at == QR_TYPE_F16 || at == QR_TYPE_BF16) return qr_act_half_row_bytes(n_cols);
     return qr_type_row_bytes(at, n_cols);
 }
 
@@ -36,8 +39,20 @@ size_t qr_act_convert(int type, const float *x, int64_t n_cols, int64_t n_tokens
     const qr_from_float_fn quant = at == QR_TYPE_Q8_0   ? kn->quant_q8_0
                                    : at == QR_TYPE_Q8_K ? kn->quant_q8_K
                                                         : qr_type_traits_get(at)->from_float;
-    for (int64_t t = 0; t < n_tokens; t++)
-        quant(x + t * n_cols, (char *)out + (size_t)t * stride, n_cols);
+    for (int64_t t = 0; t < n_tokens; t++) {
+        char *row = (char *)out + (size_t)t * stride;
+        if (at == QR_TYPE_F16) { /* the halves, then the floats they hold */
+            kn->to_f16(x + t * n_cols, (uint16_t *)row, n_cols);
+            float *f = (float *)(row + qr_act_half_f32_offset(n_cols));
+            memcpy(f, x + t * n_cols, (size_t)n_cols * sizeof(float));
+            kn->round_f16(f, n_cols);
+            continue;
+        }
+        quant(x + t * n_cols, row, n_cols);
+        if (at == QR_TYPE_BF16)
+            qr_type_traits_get(at)->to_float(row, (float *)(row + qr_act_half_f32_offset(n_cols)),
+                                             n_cols);
+    }
     return stride;
 }
 

@@ -135,8 +135,8 @@ static void check_set_packed(const qr_kernels *set) {
                                   tokens[ki], true);
     }
     if (!set->pack) print_message("%s kernels: no repacked layout\n", set->name);
-    else /* q4_0, q5_0, q8_0, q4_K; with VNNI also q6_K */
-        assert_int_equal(n_types, strcmp(set->name, "avx512") == 0 ? 5 : 4);
+    else /* f16, bf16, q4_0, q5_0, q8_0, q4_K; with VNNI also q6_K */
+        assert_int_equal(n_types, strcmp(set->name, "avx512") == 0 ? 7 : 6);
 }
 
 static void check_set(const qr_kernels *set) {

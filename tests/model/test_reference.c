@@ -242,12 +242,36 @@ static void test_rope_freqs(void **state) {
     remove(model_path);
 }
 
+/* f16 and bf16 weights (the repacked half-precision kernels; stories260K's ffn_gate/up, 172
+ * rows, take the file-layout ones): stories260K converted by Quarrel's quantizer (whose F16 and
+ * BF16 files are byte-identical to llama-quantize's); the references are llama.cpp's on those
+ * files (`build/quarrel quantize ../shared/models/stories260K.gguf /tmp/s260-f16.gguf F16`, then
+ * `../shared/peer/llamaref.py /tmp/s260-f16.gguf --out tests/model/data/stories260K-f16 --prompt
+ * "Once upon a time" --n-gen 32 --cpu-backend haswell --flash-attn off --no-repack`; BF16
+ * likewise), checked with stories260K's tolerance. */
+static void check_half(const char *ftype, const char *ref) {
+    char in[1024], out[64];
+    snprintf(in, sizeof in, "%s/models/stories260K.gguf", QR_SHARED_DIR);
+    snprintf(out, sizeof out, "stories260K-%s.gguf", ftype);
+    assert_int_equal(qr_quantize_file(in, out, ftype, NULL), QR_OK);
+    check_model(out, out, ref, 0.0479, 512);
+    no_repack = true;
+    check_model(out, out, ref, 0.0479, 512);
+    no_repack = false;
+    remove(out);
+}
+static void test_half_weights(void **state) {
+    (void)state;
+    check_half("F16", QR_TEST_DIR "/model/data/stories260K-f16");
+    check_half("BF16", QR_TEST_DIR "/model/data/stories260K-bf16");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260K), cmocka_unit_test(test_stories260K_token_by_token),
         cmocka_unit_test(test_smol135),     cmocka_unit_test(test_qwen2_tiny),
         cmocka_unit_test(test_no_repack),   cmocka_unit_test(test_kv_f32),
-        cmocka_unit_test(test_rope_freqs),
+        cmocka_unit_test(test_rope_freqs),  cmocka_unit_test(test_half_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
