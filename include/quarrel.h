@@ -198,10 +198,11 @@ typedef struct qr_model_params {
     bool vocab_only; /* load only the tokenizer (vocabulary-only GGUF files) */
     /* Keep every weight in place on the read-only mapping. By default the weights are copied
      * once at load into one allocation in huge pages, the matrices this CPU's kernels read
-     * faster in a repacked layout (q4_0, q5_0, q8_0, q4_K, q6_K with AVX2 or AVX512-VNNI)
+     * faster in a repacked layout (f16, bf16, q4_0, q5_0, q8_0, q4_K; q6_K with AVX512-VNNI)
      * converted on the way, and the mapping's pages are released as they are copied, so
      * memory use does not grow. A model that would take more than 80% of the available memory
-     * (or one the allocation fails for) stays on the mapping, as with this flag. */
+     * (or one the allocation fails for) stays on the mapping, as with this flag
+     * (`--no-repack` in `quarrel run` and `quarrel bench`). */
     bool no_repack;
 } qr_model_params;
 

@@ -24,6 +24,10 @@ got=$(head -c ${#exp} "$tmp/out")
 [ "$got" = "$exp" ] || fail "story differs: got [$got] expected [$exp]"
 [ ${#exp} -gt 40 ] || fail "expected prefix too short to mean anything"
 grep -q "generation: .* tok/s" "$tmp/err" || fail "no timing line on stderr"
+# the weights left on the mapping (--no-repack) tell the same story
+"$Q" run -m "$M" -p "Once upon a time" -n 64 --temp 0 -t 1 --no-repack > "$tmp/out_nr" 2> "$tmp/err" ||
+    fail "run --no-repack failed: $(cat "$tmp/err")"
+[ "$(head -c ${#exp} "$tmp/out_nr")" = "$exp" ] || fail "story differs with --no-repack: $(cat "$tmp/out_nr")"
 
 # a bare name and the default model resolve through the models folder
 QUARREL_MODELS=$S/models "$Q" run -m stories260K -p "Once upon a time" -n 8 --temp 0 > "$tmp/out2" 2>/dev/null || fail "name lookup"

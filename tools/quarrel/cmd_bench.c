@@ -30,7 +30,7 @@ typedef struct bench_opts {
     int32_t n_prompt, n_gen, n_reps, n_batch;
     int32_t threads[MAX_THREAD_COUNTS];
     int n_threads_list;
-    bool json, no_warmup, tg_after_pp;
+    bool json, no_warmup, tg_after_pp, no_repack;
     double bw_given; /* GB/s, 0: measure */
 } bench_opts;
 
@@ -47,6 +47,7 @@ static void usage(FILE *f) {
            "  --bw GBPS             the machine's read bandwidth in GB/s (default: measured)\n"
            "  --no-warmup           skip the warm-up runs\n"
            "  --tg-after-pp         time tg after an untimed P-token prompt (llamabench.py's way)\n"
+           "  --no-repack           keep the weights on the file's mapping, in the file's layout\n"
            "Definitions as llama-bench's; GB/s is the model's weight bytes read per token times\n"
            "tokens/s; 'bw' is its share of the measured streaming read bandwidth.\n");
 }
@@ -128,6 +129,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
             o->no_warmup = true;
         } else if (!strcmp(a, "--tg-after-pp")) {
             o->tg_after_pp = true;
+        } else if (!strcmp(a, "--no-repack")) {
+            o->no_repack = true;
         } else {
             fprintf(stderr, "quarrel bench: unknown option '%s' (see quarrel bench --help)\n", a);
             return 2;
@@ -443,7 +446,9 @@ int cmd_bench(int argc, char **argv) {
     memset(res, 0, sizeof res);
     int n_res = 0;
     rc = 1;
-    if (qr_model_load(path, NULL, &b.model) != QR_OK) {
+    qr_model_params mp = qr_model_default_params();
+    mp.no_repack = o.no_repack;
+    if (qr_model_load(path, &mp, &b.model) != QR_OK) {
         cli_fail("loading model");
         goto done;
     }

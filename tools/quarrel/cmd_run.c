@@ -19,7 +19,7 @@ typedef struct run_opts {
     const char *prompt_file;
     int32_t n_predict;
     int32_t n_ctx, n_batch, n_threads;
-    bool json, ignore_eos, special, no_bos;
+    bool json, ignore_eos, special, no_bos, no_repack;
     qr_kv_type kv_type;
     const char *dump_name, *dump_dir;
     qr_sampler_params sp;
@@ -40,6 +40,8 @@ static void usage(FILE *f) {
         "  -b, --batch-size N    prompt tokens evaluated at once (default 512)\n"
         "  -t, --threads N       threads (default: all CPUs)\n"
         "  --kv-type f16|f32     KV cache type (default f16)\n"
+        "  --no-repack           keep the weights on the file's mapping (no copy in the kernels'\n"
+        "                        layout: slower, and pages can be dropped under memory pressure)\n"
         "  --json                one JSON object per generated token, with the top-10 logits\n"
         "  --ignore-eos          keep generating after an end-of-generation token\n"
         "  --special             print control tokens\n"
@@ -112,6 +114,8 @@ static int parse(int argc, char **argv, run_opts *o) {
             o->dump_dir = v;
         } else if (!strcmp(a, "--json")) {
             o->json = true;
+        } else if (!strcmp(a, "--no-repack")) {
+            o->no_repack = true;
         } else if (!strcmp(a, "--ignore-eos")) {
             o->ignore_eos = true;
         } else if (!strcmp(a, "--special")) {
@@ -254,7 +258,9 @@ int cmd_run(int argc, char **argv) {
     qr_sampler *sampler = NULL;
     qr_token *tokens = NULL;
     rc = 1;
-    if (qr_model_load(path, NULL, &model) != QR_OK) {
+    qr_model_params mp = qr_model_default_params();
+    mp.no_repack = o.no_repack;
+    if (qr_model_load(path, &mp, &model) != QR_OK) {
         cli_fail("loading model");
         goto done;
     }
