@@ -903,6 +903,76 @@ PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
 DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
 DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
 
+/* bf16 on CPUs with AVX512-BF16: the same column-major groups, two columns at a time: one
+ * vpermw interleaves their 16 rows into (column c, c + 1) pairs, and one vdpbf16ps per token
+ * adds both columns' products (exact in float, as in the multiply-add path; the sums are
+ * rounded in a different order, and subnormal inputs count as zero, as ggml's bf16 dot
+ * product does with the same instruction) against the activation's own bf16 pair. Half the
+ * instructions of the conversion path per multiply-add: prompts. Compiled for the instruction
+ * set by attribute, used only where CPUID reports it (qr_kernels_use_avx512_bf16). */
+#define BF16_FN static inline __attribute__((always_inline, target("avx512bf16")))
+BF16_FN void pk_group_bf16dp(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y,
+                             int64_t ys, const int NT) {
+    const uint16_t *w = (const uint16_t *)xw;
+    const size_t xo = qr_act_half_f32_offset(n);
+    const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* chains per token */
+    /* word 2r + e of the result: row r of column c + e (word 16e + r of the two columns) */
+    const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                           24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                           16, 0);
+    __m512 acc[PK_MAX_TOKENS][4];
+    UNROLL for (int t = 0; t < NT; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u] =
+        _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 * U <= n; c += 2 * U)
+        UNROLL for (int u = 0; u < U; u++) {
+            const int64_t cc = c + 2 * u;
+            if (NT >= 3) _mm_prefetch((const char *)(w + cc * PK_ROWS) + HALF_PF, _MM_HINT_T0);
+            const __m512i wv =
+                _mm512_permutexvar_epi16(pairs, _mm512_loadu_si512(w + cc * PK_ROWS));
+            UNROLL for (int t = 0; t < NT; t++) acc[t][u] = _mm512_dpbf16_ps(
+                acc[t][u], (__m512bh)wv,
+                (__m512bh)_mm512_set1_epi32((int)qr_rd_u32((const uint16_t *)(a + (size_t)t * as) + cc)));
+        }
+    for (; c < n; c++) { /* the last columns one by one, as floats */
+        const __m512 wv = pk_load_half16(w + c * PK_ROWS, QR_TYPE_BF16);
+        UNROLL for (int t = 0; t < NT; t++) acc[t][0] = _mm512_fmadd_ps(
+            wv, _mm512_set1_ps(((const float *)(a + (size_t)t * as + xo))[c]), acc[t][0]);
+    }
+    UNROLL for (int t = 0; t < NT; t++) {
+        UNROLL for (int u = 1; u < U; u++) acc[t][0] = _mm512_add_ps(acc[t][0], acc[t][u]);
+        _mm512_storeu_ps(y + t * ys, acc[t][0]);
+    }
+}
+#define BF16DP_CASE(k)                                                                             \
+    case k:                                                                                        \
+        pk_group_bf16dp(xw, n, at, act_stride, yt, y_stride, k);                                   \
+        break;
+__attribute__((target("avx512bf16"))) static void pk_gemm_bf16dp(int64_t n, const void *w,
+                                                                 size_t w_stride, const void *act,
+                                                                 size_t act_stride, float *y,
+                                                                 int64_t y_stride, int64_t nr,
+                                                                 int64_t nt) {
+    for (int64_t r = 0; r + PK_ROWS <= nr; r += PK_ROWS) {
+        const uint8_t *xw = (const uint8_t *)w + (size_t)r * w_stride;
+        for (int64_t t = 0; t < nt; t += PK_MAX_TOKENS) {
+            const char *at = (const char *)act + (size_t)t * act_stride;
+            float *yt = y + t * y_stride + r;
+            switch (nt - t < PK_MAX_TOKENS ? nt - t : PK_MAX_TOKENS) {
+                BF16DP_CASE(8) BF16DP_CASE(7) BF16DP_CASE(6) BF16DP_CASE(5) BF16DP_CASE(4)
+                BF16DP_CASE(3) BF16DP_CASE(2)
+            default:
+                pk_group_bf16dp(xw, n, at, act_stride, yt, y_stride, 1);
+                break;
+            }
+        }
+    }
+}
+
+void qr_kernels_use_avx512_bf16(qr_kernels *k) {
+    k->gemm_packed[QR_TYPE_BF16] = pk_gemm_bf16dp;
+}
+
 /* one 16-row group of q4_K times NT <= 8 tokens */
 TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
                         int64_t ys, const int NT) {

@@ -23,6 +23,11 @@ static int has_f16c(void) {
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 }
+/* AVX512-BF16: CPUID leaf 7, sub-leaf 1, EAX bit 5 */
+static int has_avx512_bf16(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+}
 #endif
 
 static void init(void) {
@@ -38,6 +43,7 @@ static void init(void) {
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
             __builtin_cpu_supports("avx512vnni")) {
             qr_kernels_fill_avx512(&sets[SET_AVX512]);
+            if (has_avx512_bf16()) qr_kernels_use_avx512_bf16(&sets[SET_AVX512]);
             n_supported = 3;
         }
     }

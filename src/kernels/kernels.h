@@ -102,5 +102,7 @@ const qr_kernels *qr_kernels_named(const char *name);
 void qr_kernels_fill_scalar(qr_kernels *k);
 void qr_kernels_fill_avx2(qr_kernels *k);
 void qr_kernels_fill_avx512(qr_kernels *k);
+/* On an AVX-512 set whose CPU also has AVX512-BF16: bf16 products through vdpbf16ps. */
+void qr_kernels_use_avx512_bf16(qr_kernels *k);
 
 #endif
