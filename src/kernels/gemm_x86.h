@@ -860,6 +860,22 @@ static inline __m512 pk_load_half16(const uint16_t *p, const int type) {
     if (type == QR_TYPE_F16) return _mm512_cvtph_ps(h);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
+/* the columns [c, n) one at a time, as floats, into the first chain; then each token's U
+ * chains summed into y */
+TILE void pk_half_finish(const uint16_t *w, int64_t c, int64_t n, const int type, const char *a,
+                         size_t as, __m512 (*acc)[4], const int U, float *y, int64_t ys,
+                         const int NT) {
+    const size_t xo = qr_act_half_f32_offset(n);
+    for (; c < n; c++) {
+        const __m512 wv = pk_load_half16(w + c * PK_ROWS, type);
+        UNROLL for (int t = 0; t < NT; t++) acc[t][0] = _mm512_fmadd_ps(
+            wv, _mm512_set1_ps(((const float *)(a + (size_t)t * as + xo))[c]), acc[t][0]);
+    }
+    UNROLL for (int t = 0; t < NT; t++) {
+        UNROLL for (int u = 1; u < U; u++) acc[t][0] = _mm512_add_ps(acc[t][0], acc[t][u]);
+        _mm512_storeu_ps(y + t * ys, acc[t][0]);
+    }
+}
 /* software prefetch distance for 3+ tokens: 4 KiB (2 KiB ahead gave 46-54 GMAC/s at 8 tokens,
  * none 30: `bench_gemm f16 576 1536 8 64 packed`) */
 #define HALF_PF 4096
@@ -883,15 +899,7 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
                 acc[t][u % U]);
         }
     }
-    for (; c < n; c++) {
-        const __m512 wv = pk_load_half16(w + c * PK_ROWS, type);
-        UNROLL for (int t = 0; t < NT; t++) acc[t][0] = _mm512_fmadd_ps(
-            wv, _mm512_set1_ps(((const float *)(a + (size_t)t * as + xo))[c]), acc[t][0]);
-    }
-    UNROLL for (int t = 0; t < NT; t++) {
-        UNROLL for (int u = 1; u < U; u++) acc[t][0] = _mm512_add_ps(acc[t][0], acc[t][u]);
-        _mm512_storeu_ps(y + t * ys, acc[t][0]);
-    }
+    pk_half_finish(w, c, n, type, a, as, acc, U, y, ys, NT);
 }
 #define PK_HALF_GROUP(name, TYPE)                                                                  \
     TILE void name(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y, int64_t ys,  \
@@ -914,7 +922,6 @@ DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
 BF16_FN void pk_group_bf16dp(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y,
                              int64_t ys, const int NT) {
     const uint16_t *w = (const uint16_t *)xw;
-    const size_t xo = qr_act_half_f32_offset(n);
     const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* chains per token */
     /* word 2r + e of the result: row r of column c + e (word 16e + r of the two columns) */
     const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
@@ -934,15 +941,7 @@ BF16_FN void pk_group_bf16dp(const uint8_t *xw, int64_t n, const char *a, size_t
                 acc[t][u], (__m512bh)wv,
                 (__m512bh)_mm512_set1_epi32((int)qr_rd_u32((const uint16_t *)(a + (size_t)t * as) + cc)));
         }
-    for (; c < n; c++) { /* the last columns one by one, as floats */
-        const __m512 wv = pk_load_half16(w + c * PK_ROWS, QR_TYPE_BF16);
-        UNROLL for (int t = 0; t < NT; t++) acc[t][0] = _mm512_fmadd_ps(
-            wv, _mm512_set1_ps(((const float *)(a + (size_t)t * as + xo))[c]), acc[t][0]);
-    }
-    UNROLL for (int t = 0; t < NT; t++) {
-        UNROLL for (int u = 1; u < U; u++) acc[t][0] = _mm512_add_ps(acc[t][0], acc[t][u]);
-        _mm512_storeu_ps(y + t * ys, acc[t][0]);
-    }
+    pk_half_finish(w, c, n, QR_TYPE_BF16, a, as, acc, U, y, ys, NT); /* odd n: the last column */
 }
 #define BF16DP_CASE(k)                                                                             \
     case k:                                                                                        \
