@@ -473,6 +473,13 @@ DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
 #define PK_MAX_TOKENS 4 /* 16 vector registers */
 #endif
 
+/* each ISA section's pk_group_half (f16 / bf16 weights) with the type fixed */
+#define PK_HALF_GROUP(name, TYPE)                                                                  \
+    TILE void name(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y, int64_t ys,  \
+                   const int NT) {                                                                 \
+        pk_group_half(xw, n, TYPE, a, as, y, ys, NT);                                              \
+    }
+
 static inline size_t pk_block_bytes(int type) {
     return type == QR_TYPE_Q8_0 ? 32 + 512 : type == QR_TYPE_Q4_0 ? 32 + 256 : 32 + 256 + 64;
 }
@@ -901,11 +908,6 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
     }
     pk_half_finish(w, c, n, type, a, as, acc, U, y, ys, NT);
 }
-#define PK_HALF_GROUP(name, TYPE)                                                                  \
-    TILE void name(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y, int64_t ys,  \
-                   const int NT) {                                                                 \
-        pk_group_half(xw, n, TYPE, a, as, y, ys, NT);                                              \
-    }
 PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
 PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
 DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
@@ -1169,11 +1171,6 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
         _mm256_storeu_ps(y + t * ys + 8 * h, acc[t][0][h]);
     }
 }
-#define PK_HALF_GROUP(name, TYPE)                                                                  \
-    TILE void name(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y, int64_t ys,  \
-                   const int NT) {                                                                 \
-        pk_group_half(xw, n, TYPE, a, as, y, ys, NT);                                              \
-    }
 PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
 PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
 
