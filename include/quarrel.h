@@ -348,7 +348,11 @@ typedef struct qr_sampler_params {
     int32_t mirostat; /* 0 off, 2 = mirostat v2 */
     float mirostat_tau;
     float mirostat_eta;
-    bool quality; /* the --quality preset */
+    /* XTC, "exclude top choices" (llama.cpp's): with chance xtc_probability per token, the
+     * tokens with p >= xtc_threshold are dropped except the least likely of them */
+    float xtc_probability; /* 0: off */
+    float xtc_threshold;   /* > 0.5: off */
+    bool quality;          /* the --quality preset */
     int32_t n_logit_bias;
     const qr_logit_bias *logit_bias;
     int32_t n_probs; /* top alternatives reported with each token (0: none) */

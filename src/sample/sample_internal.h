@@ -87,6 +87,7 @@ qr_stage *qr_stage_top_k(int32_t k);
 qr_stage *qr_stage_typical(float p);
 qr_stage *qr_stage_top_p(float p);
 qr_stage *qr_stage_min_p(float p);
+qr_stage *qr_stage_xtc(float probability, float threshold, size_t min_keep);
 qr_stage *qr_stage_temperature(float temp, float dyn_range, float dyn_exp);
 qr_stage *qr_stage_dist(void);
 qr_stage *qr_stage_mirostat_v2(float tau, float eta);

@@ -1,10 +1,11 @@
 /* sampler.c - the public sampler: parameters, the chain built from them in llama.cpp's common
  * order (common/sampling.cpp), the per-token loop and the log-probabilities.
  *
- * Chain: logit bias, penalties, [top-k, typical, top-p, min-p, temperature (+dynatemp), dist]
- * or, with mirostat 2, [temperature, mirostat v2]. DRY and XTC are not implemented. Greedy
- * (temp <= 0) without typical sampling skips the truncation stages: each of them keeps the
- * highest-logit token, so the pick is the same and costs one scan.
+ * Chain: logit bias, penalties, [top-k, typical, top-p, min-p, XTC, temperature (+dynatemp),
+ * dist] or, with mirostat 2, [temperature, mirostat v2]. DRY is not implemented. Stages that
+ * are off are not in the chain. Greedy (temp <= 0) without typical sampling or XTC skips the
+ * truncation stages: each of them keeps the highest-logit token, so the pick is the same and
+ * costs one scan (XTC removes that token, so with it on they all run).
  *
  * Log-probabilities come from the full softmax over the whole vocabulary of the logits after
  * logit bias and before every other stage (penalties, truncation, temperature), as OpenAI's
@@ -17,7 +18,7 @@
 #include <emmintrin.h>
 #endif
 
-#define MAX_STAGES 10
+#define MAX_STAGES 12
 
 /* The --quality preset (see the "Sampler" section of bench/README.md): entropy-adaptive
  * temperature 0.7 +- 0.3 (exponent 1), top-p 0.95, min-p 0.05, and a frequency-weighted
@@ -58,6 +59,8 @@ qr_sampler_params qr_sampler_default_params(void) {
     p.top_p = 0.95f;
     p.min_p = 0.05f;
     p.typical_p = 1.0f;
+    p.xtc_probability = 0.0f;
+    p.xtc_threshold = 0.1f;
     p.repeat_penalty = 1.0f;
     p.repeat_last_n = 64;
     p.presence_penalty = 0.0f;
@@ -88,6 +91,10 @@ static qr_status validate(const qr_sampler_params *p, int32_t n_vocab) {
         (double)p->min_p);
     BAD(!(p->typical_p > 0.0f && p->typical_p <= 1.0f), "typical_p must be in (0, 1] (got %g)",
         (double)p->typical_p);
+    BAD(!(p->xtc_probability >= 0.0f && p->xtc_probability <= 1.0f),
+        "xtc_probability must be in [0, 1] (got %g)", (double)p->xtc_probability);
+    BAD(!(p->xtc_threshold >= 0.0f && p->xtc_threshold <= 1.0f),
+        "xtc_threshold must be in [0, 1] (got %g)", (double)p->xtc_threshold);
     BAD(!(p->repeat_penalty > 0.0f) || isinf(p->repeat_penalty),
         "repeat_penalty must be positive and finite (got %g)", (double)p->repeat_penalty);
     BAD(p->repeat_last_n < -1, "repeat_last_n must be -1 (all), 0 (off) or positive (got %d)",
@@ -147,11 +154,15 @@ static qr_status build_chain(qr_sampler *s) {
         return add(s, qr_stage_mirostat_v2(p->mirostat_tau, p->mirostat_eta));
     }
     bool greedy = p->temp <= 0.0f;
-    if (!greedy || p->typical_p < 1.0f) { /* greedy: see the file comment */
+    bool xtc = p->xtc_probability > 0.0f && p->xtc_threshold <= 0.5f;
+    if (!greedy || p->typical_p < 1.0f || xtc) { /* greedy: see the file comment */
         if (p->top_k > 0 && add(s, qr_stage_top_k(p->top_k))) return QR_ERR_NOMEM;
         if (p->typical_p < 1.0f && add(s, qr_stage_typical(p->typical_p))) return QR_ERR_NOMEM;
         if (p->top_p < 1.0f && add(s, qr_stage_top_p(p->top_p))) return QR_ERR_NOMEM;
         if (p->min_p > 0.0f && add(s, qr_stage_min_p(p->min_p))) return QR_ERR_NOMEM;
+        /* min_keep 1: llama.cpp's default min_keep is 0, the same cut */
+        if (xtc && add(s, qr_stage_xtc(p->xtc_probability, p->xtc_threshold, 1)))
+            return QR_ERR_NOMEM;
     }
     if (add(s, qr_stage_temperature(p->temp, p->dynatemp_range, p->dynatemp_exp)))
         return QR_ERR_NOMEM;

@@ -284,6 +284,9 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
     if ((st = get_number(root, "repeat_penalty", 0, 10, &r->sp.repeat_penalty))) return st;
     if ((st = get_int(root, "top_k", 0, INT32_MAX, &v, &given))) return st;
     if (given) r->sp.top_k = (int32_t)v;
+    /* llama.cpp's server fields for the samplers beyond OpenAI's */
+    if ((st = get_number(root, "xtc_probability", 0, 1, &r->sp.xtc_probability))) return st;
+    if ((st = get_number(root, "xtc_threshold", 0, 1, &r->sp.xtc_threshold))) return st;
     /* JSON numbers are doubles: seeds are exact up to 2^53; -1 asks for a random one */
     if ((st = get_int(root, "seed", INT64_MIN / 2, INT64_MAX / 2, &v, &given))) return st;
     if (given) r->sp.seed = (uint64_t)v;

@@ -61,6 +61,11 @@ a=$("$Q" run -m "$M" -p "Once upon a time" -n 32 --temp 1 --seed 42 2>/dev/null)
 b=$("$Q" run -m "$M" -p "Once upon a time" -n 32 --temp 1 --seed 42 2>/dev/null)
 [ "$a" = "$b" ] || fail "same seed, different text"
 
+# the samplers beyond the default chain are accepted (XTC)
+"$Q" run -m "$M" -p "Once upon a time" -n 16 --seed 3 --xtc-probability 0.5 --xtc-threshold 0.1 \
+    > "$tmp/samplers" 2> "$tmp/e" || fail "run with the XTC flags failed: $(cat "$tmp/e")"
+grep -q "Once upon a time" "$tmp/samplers" || fail "XTC run output: $(cat "$tmp/samplers")"
+
 # the timing line counts the prompt (even of one token) and the generated tokens apart:
 # stories260K's prompt "" is just BOS
 "$Q" run -m "$M" -p "" -n 5 --temp 0 > /dev/null 2> "$tmp/t"
@@ -78,6 +83,7 @@ expect_err 2 "-n expects an integer" "$Q" run -m "$M" -n abc
 expect_err 2 "--temp needs a value" "$Q" run -m "$M" --temp
 expect_err 1 "not found" "$Q" run -m no-such-model-xyz
 expect_err 1 "context holds 8" "$Q" run -m "$M" -c 8 -p "Once upon a time there was a little girl who liked to play"
+expect_err 2 "--xtc-probability expects a number from 0 to 1, got '1.5'" "$Q" run -m "$M" --xtc-probability 1.5
 printf 'GGUF\3\0\0\0garbage' > "$tmp/bad.gguf"
 expect_err 1 "truncated" "$Q" run -m "$tmp/bad.gguf"
 "$Q" run -m "$M" -c 16 -n 100 --temp 0 -p "Once upon a time" > /dev/null 2> "$tmp/e" || true

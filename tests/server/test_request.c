@@ -79,6 +79,17 @@ static void test_defaults(void **state) {
     srv_request_free(&r);
 }
 
+/* llama.cpp's server fields for XTC, mirostat and DRY */
+static void test_llama_sampler_fields(void **state) {
+    (void)state;
+    srv_request r;
+    const char *body = "{\"prompt\":\"x\",\"xtc_probability\":0.5,\"xtc_threshold\":0.2}";
+    assert_int_equal(parse(body, SRV_COMPLETION, &r), QR_OK);
+    assert_true(r.sp.xtc_probability == 0.5f);
+    assert_true(r.sp.xtc_threshold == 0.2f);
+    srv_request_free(&r);
+}
+
 static void test_completion_prompt_forms(void **state) {
     (void)state;
     srv_request r;
@@ -130,6 +141,10 @@ static const bad_case bad_cases[] = {
     {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_p\":1.5}", "'top_p'"},
     {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_k\":2.5}",
      "'top_k' must be an integer"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"xtc_probability\":1.5}",
+     "'xtc_probability' must be between 0 and 1"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"xtc_threshold\":\"high\"}",
+     "'xtc_threshold' must be a number"},
     {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}",
      "'max_tokens' must be between 1"},
     {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":\"10\"}",
@@ -238,11 +253,9 @@ static void test_tokenize_requests(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chat_fields),
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_completion_prompt_forms),
-        cmocka_unit_test(test_bad_requests),
-        cmocka_unit_test(test_tokenize_requests),
+        cmocka_unit_test(test_chat_fields),          cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_llama_sampler_fields), cmocka_unit_test(test_completion_prompt_forms),
+        cmocka_unit_test(test_bad_requests),         cmocka_unit_test(test_tokenize_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,6 +76,8 @@ void sampler_options_usage(FILE *f) {
         "  --top-p P             nucleus sampling (default 0.95; 1 = off)\n"
         "  --min-p P             drop tokens below P x the top probability (default 0.05)\n"
         "  --typical P           locally typical sampling (default 1 = off)\n"
+        "  --xtc-probability P   XTC: chance per token to cut the top choices (default 0 = off)\n"
+        "  --xtc-threshold P     XTC cuts tokens with p >= P but the least likely (default 0.1)\n"
         "  --repeat-penalty X    penalise repeated tokens (default 1 = off)\n"
         "  --repeat-last-n N     tokens of history the penalties see (default 64; -1 = all)\n"
         "  --presence-penalty X  --frequency-penalty X   (default 0 = off)\n"
@@ -118,6 +120,8 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
         {"--top-p", offsetof(qr_sampler_params, top_p), 0, 1},
         {"--min-p", offsetof(qr_sampler_params, min_p), 0, 1},
         {"--typical", offsetof(qr_sampler_params, typical_p), 0, 1},
+        {"--xtc-probability", offsetof(qr_sampler_params, xtc_probability), 0, 1},
+        {"--xtc-threshold", offsetof(qr_sampler_params, xtc_threshold), 0, 1},
         {"--repeat-penalty", offsetof(qr_sampler_params, repeat_penalty), 0, 1e9},
         {"--presence-penalty", offsetof(qr_sampler_params, presence_penalty), -1e9, 1e9},
         {"--frequency-penalty", offsetof(qr_sampler_params, frequency_penalty), -1e9, 1e9},
