@@ -345,7 +345,7 @@ typedef struct qr_sampler_params {
     float frequency_penalty;
     float dynatemp_range; /* 0: off; temperature ranges over temp +- range */
     float dynatemp_exp;
-    int32_t mirostat; /* 0 off, 2 = mirostat v2 */
+    int32_t mirostat; /* 0 off, 1 = mirostat, 2 = mirostat v2 */
     float mirostat_tau;
     float mirostat_eta;
     /* XTC, "exclude top choices" (llama.cpp's): with chance xtc_probability per token, the

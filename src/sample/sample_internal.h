@@ -90,10 +90,12 @@ qr_stage *qr_stage_min_p(float p);
 qr_stage *qr_stage_xtc(float probability, float threshold, size_t min_keep);
 qr_stage *qr_stage_temperature(float temp, float dyn_range, float dyn_exp);
 qr_stage *qr_stage_dist(void);
+/* m: how many of the most likely tokens estimate the Zipf exponent (llama.cpp passes 100) */
+qr_stage *qr_stage_mirostat_v1(int32_t n_vocab, float tau, float eta, int32_t m);
 qr_stage *qr_stage_mirostat_v2(float tau, float eta);
 void qr_stage_free(qr_stage *s);
 
-/* Mirostat v2's current mu (for tests). */
+/* Mirostat's current mu (v1 or v2; for tests). */
 float qr_stage_mirostat_mu(const qr_stage *s);
 
 #endif

@@ -2,8 +2,8 @@
  * order (common/sampling.cpp), the per-token loop and the log-probabilities.
  *
  * Chain: logit bias, penalties, [top-k, typical, top-p, min-p, XTC, temperature (+dynatemp),
- * dist] or, with mirostat 2, [temperature, mirostat v2]. DRY is not implemented. Stages that
- * are off are not in the chain. Greedy (temp <= 0) without typical sampling or XTC skips the
+ * dist] or, with mirostat 1 or 2, [temperature, mirostat v1 or v2]. DRY is not implemented. Stages
+ * that are off are not in the chain. Greedy (temp <= 0) without typical sampling or XTC skips the
  * truncation stages: each of them keeps the highest-logit token, so the pick is the same and
  * costs one scan (XTC removes that token, so with it on they all run).
  *
@@ -107,9 +107,8 @@ static qr_status validate(const qr_sampler_params *p, int32_t n_vocab) {
         "dynatemp_range must be finite and >= 0 (got %g)", (double)p->dynatemp_range);
     BAD(!(p->dynatemp_exp >= 0.0f) || isinf(p->dynatemp_exp),
         "dynatemp_exp must be finite and >= 0 (got %g)", (double)p->dynatemp_exp);
-    BAD(p->mirostat != 0 && p->mirostat != 2,
-        "mirostat must be 0 (off) or 2 (mirostat v2; v1 is not implemented) (got %d)",
-        (int)p->mirostat);
+    BAD(p->mirostat < 0 || p->mirostat > 2,
+        "mirostat must be 0 (off), 1 (mirostat) or 2 (mirostat v2) (got %d)", (int)p->mirostat);
     BAD(!(p->mirostat_tau >= 0.0f) || isinf(p->mirostat_tau),
         "mirostat_tau must be finite and >= 0 (got %g)", (double)p->mirostat_tau);
     BAD(!(p->mirostat_eta >= 0.0f) || isinf(p->mirostat_eta),
@@ -149,9 +148,11 @@ static qr_status build_chain(qr_sampler *s) {
     if (penalties && add(s, qr_stage_penalties(s->n_vocab, p->repeat_last_n, p->repeat_penalty,
                                                p->frequency_penalty, p->presence_penalty)))
         return QR_ERR_NOMEM;
-    if (p->mirostat == 2) {
+    if (p->mirostat != 0) { /* m = 100 for v1, as llama.cpp's common_sampler */
         if (add(s, qr_stage_temperature(p->temp, 0.0f, 1.0f))) return QR_ERR_NOMEM;
-        return add(s, qr_stage_mirostat_v2(p->mirostat_tau, p->mirostat_eta));
+        return add(s, p->mirostat == 1
+                          ? qr_stage_mirostat_v1(s->n_vocab, p->mirostat_tau, p->mirostat_eta, 100)
+                          : qr_stage_mirostat_v2(p->mirostat_tau, p->mirostat_eta));
     }
     bool greedy = p->temp <= 0.0f;
     bool xtc = p->xtc_probability > 0.0f && p->xtc_threshold <= 0.5f;

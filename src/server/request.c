@@ -287,6 +287,10 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
     /* llama.cpp's server fields for the samplers beyond OpenAI's */
     if ((st = get_number(root, "xtc_probability", 0, 1, &r->sp.xtc_probability))) return st;
     if ((st = get_number(root, "xtc_threshold", 0, 1, &r->sp.xtc_threshold))) return st;
+    if ((st = get_int(root, "mirostat", 0, 2, &v, &given))) return st;
+    if (given) r->sp.mirostat = (int32_t)v;
+    if ((st = get_number(root, "mirostat_tau", 0, 1e9, &r->sp.mirostat_tau))) return st;
+    if ((st = get_number(root, "mirostat_eta", 0, 1e9, &r->sp.mirostat_eta))) return st;
     /* JSON numbers are doubles: seeds are exact up to 2^53; -1 asks for a random one */
     if ((st = get_int(root, "seed", INT64_MIN / 2, INT64_MAX / 2, &v, &given))) return st;
     if (given) r->sp.seed = (uint64_t)v;

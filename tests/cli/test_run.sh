@@ -61,10 +61,13 @@ a=$("$Q" run -m "$M" -p "Once upon a time" -n 32 --temp 1 --seed 42 2>/dev/null)
 b=$("$Q" run -m "$M" -p "Once upon a time" -n 32 --temp 1 --seed 42 2>/dev/null)
 [ "$a" = "$b" ] || fail "same seed, different text"
 
-# the samplers beyond the default chain are accepted (XTC)
+# the samplers beyond the default chain are accepted (XTC, mirostat v1)
 "$Q" run -m "$M" -p "Once upon a time" -n 16 --seed 3 --xtc-probability 0.5 --xtc-threshold 0.1 \
     > "$tmp/samplers" 2> "$tmp/e" || fail "run with the XTC flags failed: $(cat "$tmp/e")"
 grep -q "Once upon a time" "$tmp/samplers" || fail "XTC run output: $(cat "$tmp/samplers")"
+"$Q" run -m "$M" -p "Once upon a time" -n 16 --seed 3 --mirostat 1 --mirostat-ent 3 \
+    > "$tmp/samplers" 2> "$tmp/e" || fail "run with --mirostat 1 failed: $(cat "$tmp/e")"
+grep -q "Once upon a time" "$tmp/samplers" || fail "mirostat 1 output: $(cat "$tmp/samplers")"
 
 # the timing line counts the prompt (even of one token) and the generated tokens apart:
 # stories260K's prompt "" is just BOS

@@ -354,12 +354,13 @@ static void test_all_filtered(void **state) {
     qr_logit_bias b[5];
     for (int i = 0; i < 5; i++)
         b[i] = (qr_logit_bias){i, -INFINITY};
-    for (int variant = 0; variant < 4; variant++) {
+    for (int variant = 0; variant < 5; variant++) {
         qr_sampler_params p = qr_sampler_default_params();
         p.seed = 1;
         if (variant == 1) p.top_k = 0;
         if (variant == 2) p.temp = 0.0f;
         if (variant == 3) p.mirostat = 2;
+        if (variant == 4) p.mirostat = 1;
         p.logit_bias = b;
         p.n_logit_bias = 5;
         qr_sampler *s = make(&p, 5);
@@ -445,7 +446,7 @@ static void test_invalid_params(void **state) {
         {"frequency", "frequency_penalty must be finite", 5},
         {"dynatemp_range", "dynatemp_range must be finite and >= 0", 5},
         {"dynatemp_exp", "dynatemp_exp must be finite and >= 0", 5},
-        {"mirostat", "mirostat must be 0 (off) or 2", 5},
+        {"mirostat", "mirostat must be 0 (off), 1 (mirostat) or 2 (mirostat v2) (got 3)", 5},
         {"tau", "mirostat_tau must be finite", 5},
         {"eta", "mirostat_eta must be finite", 5},
         {"quality", "quality preset cannot be combined with mirostat", 5},
@@ -472,7 +473,7 @@ static void test_invalid_params(void **state) {
         if (!strcmp(f, "frequency")) p.frequency_penalty = NAN;
         if (!strcmp(f, "dynatemp_range")) p.dynatemp_range = -0.5f;
         if (!strcmp(f, "dynatemp_exp")) p.dynatemp_exp = INFINITY;
-        if (!strcmp(f, "mirostat")) p.mirostat = 1;
+        if (!strcmp(f, "mirostat")) p.mirostat = 3;
         if (!strcmp(f, "tau")) p.mirostat_tau = -1.0f;
         if (!strcmp(f, "eta")) p.mirostat_eta = NAN;
         if (!strcmp(f, "quality")) p.quality = true, p.mirostat = 2;
@@ -567,6 +568,24 @@ static void test_seeds(void **state) {
     sequence(s1, l, V, a, LEN);
     sequence(s2, l, V, b, LEN);
     assert_memory_equal(a, b, sizeof a);
+    qr_sampler_free(s1);
+    qr_sampler_free(s2);
+    /* and so is mirostat v1, while another seed gives another stream */
+    p.mirostat = 1;
+    s1 = make(&p, V);
+    s2 = make(&p, V);
+    sequence(s1, l, V, a, LEN);
+    sequence(s2, l, V, b, LEN);
+    assert_memory_equal(a, b, sizeof a);
+    qr_sampler_free(s2);
+    p.seed = 8;
+    s2 = make(&p, V);
+    sequence(s2, l, V, b, LEN);
+    assert_memory_not_equal(a, b, sizeof a);
+    /* reset restores mu and the seed: the same stream again */
+    qr_sampler_reset(s1);
+    sequence(s1, l, V, c, LEN);
+    assert_memory_equal(a, c, sizeof a);
     qr_sampler_free(s1);
     qr_sampler_free(s2);
     free(l);

@@ -326,6 +326,53 @@ static void test_temperature_stage(void **state) {
 /* mirostat v2 on p = 0.5, 0.25, 0.125, 0.125 (surprise 1, 2, 3, 3 bits), tau 1.25: mu starts
  * at 2.5, so only tokens 0 and 1 survive, renormalised to 2/3 and 1/3; the chosen token's
  * surprise is log2(3/2) or log2(3) and mu <- 2.5 - eta (surprise - 1.25). */
+/* Mirostat v1 on hand-worked cases. Zipf with exponent 2 over 4 tokens (p ~ 1, 1/4, 1/9, 1/16)
+ * gives s_hat = 2 exactly, eps = 1, so with N = 4, k = sqrt(2^mu / (3/4)): tau 1 (mu 2) gives
+ * k = 2.31 -> the top 2 (renormalised 0.8, 0.2), tau 1.5 (mu 3) gives 3.27 -> the top 3. */
+static void check_mirostat_v1(const float *l, int32_t m, float tau, size_t want_k,
+                              const double *kept_p) {
+    const float eta = 0.1f;
+    qr_stage *s = qr_stage_mirostat_v1(4, tau, eta, m);
+    assert_non_null(s);
+    assert_float_equal(qr_stage_mirostat_mu(s), 2.0f * tau, 0);
+    long counts[4] = {0};
+    fixture f;
+    for (int i = 0; i < 20000; i++) {
+        s->vt->reset(s);
+        setup_dense(&f, l, 4);
+        qr_rng_seed(&f.rng, (uint64_t)i);
+        apply_ok(s, &f);
+        assert_int_equal(f.st.size, want_k);
+        int32_t id = f.st.data[f.st.selected].id;
+        assert_true(id >= 0 && (size_t)id < want_k); /* the top k are ids 0..k-1 */
+        counts[id]++;
+        double surprise = -log2(kept_p[id]);
+        assert_float_equal(qr_stage_mirostat_mu(s), 2.0 * tau - eta * (surprise - tau), 1e-5);
+    }
+    int df;
+    assert_true(chi2_stat(counts, kept_p, 4, 20000, &df) <= chi2_critical(df));
+    qr_stage_free(s);
+}
+
+static void test_mirostat_v1(void **state) {
+    (void)state;
+    const float zipf[4] = {0.0f, -2.0f * logf(2.0f), -2.0f * logf(3.0f), -2.0f * logf(4.0f)};
+    const double top2[4] = {0.8, 0.2, 0, 0};
+    check_mirostat_v1(zipf, 100, 1.0f, 2, top2);
+    const double z3 = 1.0 + 1.0 / 4 + 1.0 / 9;
+    const double top3[4] = {1 / z3, 0.25 / z3, 1.0 / 9 / z3, 0};
+    check_mirostat_v1(zipf, 100, 1.5f, 3, top3);
+    /* p ~ 1, 1/4, 1/4, 1/4: from the first pair alone (m = 2) s_hat = log 4 / log 2 = 2 and
+     * tau 1.5 keeps 3 again; over all pairs s_hat = log 2 log 4 / (log^2 2 + log^2 1.5 +
+     * log^2 4/3) = 1.3206, eps = 0.3206, k = (0.3206 * 8 / (1 - 4^-0.3206))^(1/1.3206) = 4.43:
+     * all 4 */
+    const float flat[4] = {0.0f, -logf(4.0f), -logf(4.0f), -logf(4.0f)};
+    const double flat3[4] = {4.0 / 6, 1.0 / 6, 1.0 / 6, 0};
+    check_mirostat_v1(flat, 2, 1.5f, 3, flat3);
+    const double flat4[4] = {4.0 / 7, 1.0 / 7, 1.0 / 7, 1.0 / 7};
+    check_mirostat_v1(flat, 100, 1.5f, 4, flat4);
+}
+
 static void test_mirostat_v2(void **state) {
     (void)state;
     const float l[4] = {logf(0.5f), logf(0.25f), logf(0.125f), logf(0.125f)};
@@ -407,15 +454,11 @@ static void test_rng(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_select_top),
-        cmocka_unit_test(test_top_k_gather),
-        cmocka_unit_test(test_penalties_exact),
-        cmocka_unit_test(test_top_p_min_p_sets),
-        cmocka_unit_test(test_top_p_large),
-        cmocka_unit_test(test_typical_set),
-        cmocka_unit_test(test_temperature_stage),
-        cmocka_unit_test(test_mirostat_v2),
-        cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_select_top),        cmocka_unit_test(test_top_k_gather),
+        cmocka_unit_test(test_penalties_exact),   cmocka_unit_test(test_top_p_min_p_sets),
+        cmocka_unit_test(test_top_p_large),       cmocka_unit_test(test_typical_set),
+        cmocka_unit_test(test_temperature_stage), cmocka_unit_test(test_mirostat_v1),
+        cmocka_unit_test(test_mirostat_v2),       cmocka_unit_test(test_rng),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,10 +83,14 @@ static void test_defaults(void **state) {
 static void test_llama_sampler_fields(void **state) {
     (void)state;
     srv_request r;
-    const char *body = "{\"prompt\":\"x\",\"xtc_probability\":0.5,\"xtc_threshold\":0.2}";
+    const char *body = "{\"prompt\":\"x\",\"xtc_probability\":0.5,\"xtc_threshold\":0.2,"
+                       "\"mirostat\":1,\"mirostat_tau\":3,\"mirostat_eta\":0.25}";
     assert_int_equal(parse(body, SRV_COMPLETION, &r), QR_OK);
     assert_true(r.sp.xtc_probability == 0.5f);
     assert_true(r.sp.xtc_threshold == 0.2f);
+    assert_int_equal(r.sp.mirostat, 1);
+    assert_true(r.sp.mirostat_tau == 3.0f);
+    assert_true(r.sp.mirostat_eta == 0.25f);
     srv_request_free(&r);
 }
 
@@ -145,6 +149,8 @@ static const bad_case bad_cases[] = {
      "'xtc_probability' must be between 0 and 1"},
     {SRV_COMPLETION, "{\"prompt\":\"x\",\"xtc_threshold\":\"high\"}",
      "'xtc_threshold' must be a number"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"mirostat\":3}", "'mirostat' must be"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"mirostat_tau\":-1}", "'mirostat_tau' must be"},
     {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}",
      "'max_tokens' must be between 1"},
     {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":\"10\"}",

@@ -81,7 +81,7 @@ void sampler_options_usage(FILE *f) {
         "  --repeat-penalty X    penalise repeated tokens (default 1 = off)\n"
         "  --repeat-last-n N     tokens of history the penalties see (default 64; -1 = all)\n"
         "  --presence-penalty X  --frequency-penalty X   (default 0 = off)\n"
-        "  --mirostat N          0 = off, 2 = mirostat v2\n"
+        "  --mirostat N          0 = off, 1 = mirostat, 2 = mirostat v2\n"
         "  --mirostat-lr ETA     --mirostat-ent TAU\n"
         "  --dynatemp-range R    --dynatemp-exp E   entropy-adaptive temperature\n"
         "  --logit-bias ID(+|-)BIAS   e.g. 15043+1 or 15043-inf (repeatable)\n"
@@ -152,12 +152,7 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
     if (!strcmp(a, "--repeat-last-n"))
         return parse_int(a, v, -1, INT32_MAX, &sp->repeat_last_n) ? -1 : 2;
     if (!strcmp(a, "--mirostat")) {
-        if (parse_int(a, v, 0, 2, &sp->mirostat)) return -1;
-        if (sp->mirostat == 1) {
-            fprintf(stderr, "quarrel: --mirostat 1 is not supported; use 2 (mirostat v2)\n");
-            return -1;
-        }
-        return 2;
+        return parse_int(a, v, 0, 2, &sp->mirostat) ? -1 : 2;
     }
     if (!strcmp(a, "--seed")) {
         char *end;
