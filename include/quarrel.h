@@ -352,7 +352,18 @@ typedef struct qr_sampler_params {
      * tokens with p >= xtc_threshold are dropped except the least likely of them */
     float xtc_probability; /* 0: off */
     float xtc_threshold;   /* > 0.5: off */
-    bool quality;          /* the --quality preset */
+    /* DRY, "don't repeat yourself" (llama.cpp's): a token that would extend a repetition of the
+     * recent text of length L >= dry_allowed_length loses
+     * dry_multiplier * dry_base^(L - dry_allowed_length) from its logit. Repetitions do not
+     * reach back across a sequence breaker; breakers are strings matched against the token
+     * texts, so DRY with breakers needs the vocabulary: qr_sampler_create_for_model. */
+    float dry_multiplier;                     /* 0: off */
+    float dry_base;                           /* < 1: off (default 1.75) */
+    int32_t dry_allowed_length;               /* default 2 */
+    int32_t dry_penalty_last_n;               /* history scanned (default 64; -1: all, 0: off) */
+    const char *const *dry_sequence_breakers; /* not owned; default "\n" ":" "\"" "*" */
+    int32_t n_dry_sequence_breakers;          /* 0: none */
+    bool quality;                             /* the --quality preset */
     int32_t n_logit_bias;
     const qr_logit_bias *logit_bias;
     int32_t n_probs; /* top alternatives reported with each token (0: none) */
@@ -372,6 +383,10 @@ typedef struct qr_sampler qr_sampler;
 
 qr_sampler_params qr_sampler_default_params(void);
 qr_status qr_sampler_create(const qr_sampler_params *params, int32_t n_vocab, qr_sampler **out);
+/* The same for the model's vocabulary size, with its token texts for DRY's sequence breakers
+ * (which qr_sampler_create refuses). With DRY on this reads the whole vocabulary once. */
+qr_status qr_sampler_create_for_model(const qr_sampler_params *params, const qr_model *model,
+                                      qr_sampler **out);
 void qr_sampler_free(qr_sampler *s);
 uint64_t qr_sampler_seed(const qr_sampler *s);
 /* Pick the next token from n_vocab logits; logprobs may be NULL. */

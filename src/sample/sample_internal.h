@@ -93,7 +93,37 @@ qr_stage *qr_stage_dist(void);
 /* m: how many of the most likely tokens estimate the Zipf exponent (llama.cpp passes 100) */
 qr_stage *qr_stage_mirostat_v1(int32_t n_vocab, float tau, float eta, int32_t m);
 qr_stage *qr_stage_mirostat_v2(float tau, float eta);
+/* DRY (dry.c): breakers are strings turned into token sequences against the vocabulary. */
+#define QR_DRY_MAX_CHARS 40 /* a breaker string is cut to this many bytes */
+#define QR_DRY_MAX_TAIL 20  /* and its tail to this many tokens */
+typedef struct qr_dry_breaker {
+    qr_token head;  /* a token whose text contains the string, or ends with a start of it */
+    int32_t n_tail; /* 0: the head alone breaks; else the tokens that must follow it */
+    qr_token tail[QR_DRY_MAX_TAIL];
+} qr_dry_breaker;
+/* The vocabulary as breaker matching needs it. piece: token t's text (as llama.cpp's
+ * detokenize of the one token, special tokens rendered), returning its length or -(needed) if
+ * len is too small. tokenize: text without special tokens, at most n_max tokens, returning the
+ * count or a negative value on failure. */
+typedef struct qr_dry_vocab {
+    int32_t n_vocab;
+    void *user;
+    int32_t (*piece)(void *user, qr_token t, char *buf, int32_t len);
+    int32_t (*tokenize)(void *user, const char *text, size_t len, qr_token *out, int32_t n_max);
+} qr_dry_vocab;
+/* *out is malloc'd (caller frees; NULL when *n_out is 0). NULL or empty strings are skipped. */
+qr_status qr_dry_breakers_build(const qr_dry_vocab *v, const char *const *strings,
+                                int32_t n_strings, qr_dry_breaker **out, int32_t *n_out);
+/* last_n > 0 tokens of history, or -1 for all of it; breakers are copied. */
+qr_stage *qr_stage_dry(int32_t n_vocab, float multiplier, float base, int32_t allowed_length,
+                       int32_t last_n, const qr_dry_breaker *breakers, int32_t n_breakers);
 void qr_stage_free(qr_stage *s);
+
+/* qr_sampler_create with the vocabulary DRY's sequence breakers are matched against (NULL:
+ * none, and then DRY with breakers is refused); qr_sampler_create_for_model passes the
+ * model's. */
+qr_status qr_sampler_create_vocab(const qr_sampler_params *params, const qr_dry_vocab *vocab,
+                                  int32_t n_vocab, qr_sampler **out);
 
 /* Mirostat's current mu (v1 or v2; for tests). */
 float qr_stage_mirostat_mu(const qr_stage *s);

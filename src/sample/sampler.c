@@ -1,8 +1,8 @@
 /* sampler.c - the public sampler: parameters, the chain built from them in llama.cpp's common
  * order (common/sampling.cpp), the per-token loop and the log-probabilities.
  *
- * Chain: logit bias, penalties, [top-k, typical, top-p, min-p, XTC, temperature (+dynatemp),
- * dist] or, with mirostat 1 or 2, [temperature, mirostat v1 or v2]. DRY is not implemented. Stages
+ * Chain: logit bias, penalties, [DRY, top-k, typical, top-p, min-p, XTC, temperature
+ * (+dynatemp), dist] or, with mirostat 1 or 2, [temperature, mirostat v1 or v2]. Stages
  * that are off are not in the chain. Greedy (temp <= 0) without typical sampling or XTC skips the
  * truncation stages: each of them keeps the highest-logit token, so the pick is the same and
  * costs one scan (XTC removes that token, so with it on they all run).
@@ -50,6 +50,8 @@ struct qr_sampler {
     qr_candidate *cand;    /* n_vocab */
 };
 
+static const char *const default_breakers[4] = {"\n", ":", "\"", "*"}; /* llama.cpp's */
+
 qr_sampler_params qr_sampler_default_params(void) {
     qr_sampler_params p;
     memset(&p, 0, sizeof p);
@@ -61,6 +63,12 @@ qr_sampler_params qr_sampler_default_params(void) {
     p.typical_p = 1.0f;
     p.xtc_probability = 0.0f;
     p.xtc_threshold = 0.1f;
+    p.dry_multiplier = 0.0f;
+    p.dry_base = 1.75f;
+    p.dry_allowed_length = 2;
+    p.dry_penalty_last_n = 64;
+    p.dry_sequence_breakers = default_breakers;
+    p.n_dry_sequence_breakers = 4;
     p.repeat_penalty = 1.0f;
     p.repeat_last_n = 64;
     p.presence_penalty = 0.0f;
@@ -95,6 +103,20 @@ static qr_status validate(const qr_sampler_params *p, int32_t n_vocab) {
         "xtc_probability must be in [0, 1] (got %g)", (double)p->xtc_probability);
     BAD(!(p->xtc_threshold >= 0.0f && p->xtc_threshold <= 1.0f),
         "xtc_threshold must be in [0, 1] (got %g)", (double)p->xtc_threshold);
+    BAD(!isfinite(p->dry_multiplier) || p->dry_multiplier < 0.0f,
+        "dry_multiplier must be finite and >= 0 (got %g)", (double)p->dry_multiplier);
+    BAD(isnan(p->dry_base) || isinf(p->dry_base), "dry_base must be finite (got %g)",
+        (double)p->dry_base);
+    BAD(p->dry_allowed_length < 0, "dry_allowed_length must be >= 0 (got %d)",
+        (int)p->dry_allowed_length);
+    BAD(p->dry_penalty_last_n < -1,
+        "dry_penalty_last_n must be -1 (all), 0 (off) or positive (got %d)",
+        (int)p->dry_penalty_last_n);
+    BAD(p->n_dry_sequence_breakers < 0, "n_dry_sequence_breakers must be >= 0 (got %d)",
+        (int)p->n_dry_sequence_breakers);
+    BAD(p->n_dry_sequence_breakers > 0 && !p->dry_sequence_breakers,
+        "dry_sequence_breakers is NULL but n_dry_sequence_breakers is %d",
+        (int)p->n_dry_sequence_breakers);
     BAD(!(p->repeat_penalty > 0.0f) || isinf(p->repeat_penalty),
         "repeat_penalty must be positive and finite (got %g)", (double)p->repeat_penalty);
     BAD(p->repeat_last_n < -1, "repeat_last_n must be -1 (all), 0 (off) or positive (got %d)",
@@ -137,7 +159,26 @@ static qr_status add(qr_sampler *s, qr_stage *st) {
     return QR_OK;
 }
 
-static qr_status build_chain(qr_sampler *s) {
+static bool dry_on(const qr_sampler_params *p) {
+    return p->dry_multiplier != 0.0f && p->dry_base >= 1.0f && p->dry_penalty_last_n != 0;
+}
+
+static qr_status add_dry(qr_sampler *s, const qr_dry_vocab *vocab) {
+    const qr_sampler_params *p = &s->params;
+    qr_dry_breaker *br = NULL;
+    int32_t n_br = 0;
+    if (p->n_dry_sequence_breakers > 0) {
+        qr_status st = qr_dry_breakers_build(vocab, p->dry_sequence_breakers,
+                                             p->n_dry_sequence_breakers, &br, &n_br);
+        if (st != QR_OK) return st;
+    }
+    qr_status st = add(s, qr_stage_dry(s->n_vocab, p->dry_multiplier, p->dry_base,
+                                       p->dry_allowed_length, p->dry_penalty_last_n, br, n_br));
+    free(br);
+    return st;
+}
+
+static qr_status build_chain(qr_sampler *s, const qr_dry_vocab *vocab) {
     const qr_sampler_params *p = &s->params;
     if (p->n_logit_bias > 0 && add(s, qr_stage_logit_bias(p->logit_bias, p->n_logit_bias)))
         return QR_ERR_NOMEM;
@@ -148,11 +189,15 @@ static qr_status build_chain(qr_sampler *s) {
     if (penalties && add(s, qr_stage_penalties(s->n_vocab, p->repeat_last_n, p->repeat_penalty,
                                                p->frequency_penalty, p->presence_penalty)))
         return QR_ERR_NOMEM;
-    if (p->mirostat != 0) { /* m = 100 for v1, as llama.cpp's common_sampler */
+    if (p->mirostat != 0) { /* m = 100 for v1, as llama.cpp's common_sampler; no DRY */
         if (add(s, qr_stage_temperature(p->temp, 0.0f, 1.0f))) return QR_ERR_NOMEM;
         return add(s, p->mirostat == 1
                           ? qr_stage_mirostat_v1(s->n_vocab, p->mirostat_tau, p->mirostat_eta, 100)
                           : qr_stage_mirostat_v2(p->mirostat_tau, p->mirostat_eta));
+    }
+    if (dry_on(p)) {
+        qr_status st = add_dry(s, vocab);
+        if (st != QR_OK) return st;
     }
     bool greedy = p->temp <= 0.0f;
     bool xtc = p->xtc_probability > 0.0f && p->xtc_threshold <= 0.5f;
@@ -179,11 +224,21 @@ void qr_stage_free(qr_stage *s) {
 }
 
 qr_status qr_sampler_create(const qr_sampler_params *params, int32_t n_vocab, qr_sampler **out) {
+    return qr_sampler_create_vocab(params, NULL, n_vocab, out);
+}
+
+qr_status qr_sampler_create_vocab(const qr_sampler_params *params, const qr_dry_vocab *vocab,
+                                  int32_t n_vocab, qr_sampler **out) {
     if (!out) return qr_error(QR_ERR_INVALID_ARG, "qr_sampler_create: out is NULL");
     *out = NULL;
     if (!params) return qr_error(QR_ERR_INVALID_ARG, "qr_sampler_create: params is NULL");
     qr_status st = validate(params, n_vocab);
     if (st != QR_OK) return st;
+    if (dry_on(params) && params->n_dry_sequence_breakers > 0 && !vocab)
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "sampler: DRY's sequence breakers are matched against the token texts: "
+                        "create the sampler with qr_sampler_create_for_model (or pass no "
+                        "breakers)");
     qr_sampler *s = qr_calloc(1, sizeof *s);
     if (!s) return QR_ERR_NOMEM;
     s->params = *params;
@@ -194,9 +249,10 @@ qr_status qr_sampler_create(const qr_sampler_params *params, int32_t n_vocab, qr
     s->work = qr_malloc((size_t)n_vocab * sizeof *s->work);
     s->lp_work = s->work ? qr_malloc((size_t)n_vocab * sizeof *s->lp_work) : NULL;
     s->cand = s->lp_work ? qr_malloc((size_t)n_vocab * sizeof *s->cand) : NULL;
-    if (!s->cand || build_chain(s) != QR_OK) {
+    st = s->cand ? build_chain(s, vocab) : QR_ERR_NOMEM;
+    if (st != QR_OK) {
         qr_sampler_free(s);
-        return QR_ERR_NOMEM;
+        return st;
     }
     *out = s;
     return QR_OK;

@@ -233,6 +233,45 @@ static qr_status parse_logit_bias(const cJSON *root, int32_t n_vocab, srv_reques
     return QR_OK;
 }
 
+/* llama.cpp's server: "dry_sequence_breakers" is a non-empty array of strings replacing the
+ * default breakers; a dry_base below 1 means the default base, as there. */
+static qr_status parse_dry(const cJSON *root, srv_request *r) {
+    int64_t v;
+    bool given;
+    qr_status st;
+    if ((st = get_number(root, "dry_multiplier", 0, 1e9, &r->sp.dry_multiplier))) return st;
+    float base = r->sp.dry_base;
+    if ((st = get_number(root, "dry_base", -1e9, 1e9, &base))) return st;
+    if (base >= 1.0f) r->sp.dry_base = base;
+    if ((st = get_int(root, "dry_allowed_length", 0, INT32_MAX, &v, &given))) return st;
+    if (given) r->sp.dry_allowed_length = (int32_t)v;
+    if ((st = get_int(root, "dry_penalty_last_n", -1, INT32_MAX, &v, &given))) return st;
+    if (given) r->sp.dry_penalty_last_n = (int32_t)v;
+    const cJSON *b = field(root, "dry_sequence_breakers");
+    if (!b) return QR_OK;
+    int n = cJSON_IsArray(b) ? cJSON_GetArraySize(b) : 0;
+    if (n == 0)
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'dry_sequence_breakers' must be a non-empty array of strings");
+    if (n > SRV_MAX_DRY_BREAKERS)
+        return qr_error(QR_ERR_INVALID_ARG, "'dry_sequence_breakers' has more than %d strings",
+                        SRV_MAX_DRY_BREAKERS);
+    r->dry_breakers = qr_calloc((size_t)n, sizeof *r->dry_breakers);
+    if (!r->dry_breakers) return QR_ERR_NOMEM;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, b) {
+        if (!cJSON_IsString(e))
+            return qr_error(QR_ERR_INVALID_ARG, "'dry_sequence_breakers[%d]' must be a string",
+                            r->n_dry_breakers);
+        r->dry_breakers[r->n_dry_breakers] = qr_strdup(e->valuestring);
+        if (!r->dry_breakers[r->n_dry_breakers]) return QR_ERR_NOMEM;
+        r->n_dry_breakers++;
+    }
+    r->sp.dry_sequence_breakers = (const char *const *)r->dry_breakers;
+    r->sp.n_dry_sequence_breakers = r->n_dry_breakers;
+    return QR_OK;
+}
+
 static qr_status parse_logprobs(const cJSON *root, srv_request *r) {
     const cJSON *lp = field(root, "logprobs");
     int64_t v = 0;
@@ -291,6 +330,7 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
     if (given) r->sp.mirostat = (int32_t)v;
     if ((st = get_number(root, "mirostat_tau", 0, 1e9, &r->sp.mirostat_tau))) return st;
     if ((st = get_number(root, "mirostat_eta", 0, 1e9, &r->sp.mirostat_eta))) return st;
+    if ((st = parse_dry(root, r))) return st;
     /* JSON numbers are doubles: seeds are exact up to 2^53; -1 asks for a random one */
     if ((st = get_int(root, "seed", INT64_MIN / 2, INT64_MAX / 2, &v, &given))) return st;
     if (given) r->sp.seed = (uint64_t)v;
@@ -335,6 +375,9 @@ void srv_request_free(srv_request *r) {
     free(r->prompt);
     free(r->prompt_tokens);
     free(r->bias);
+    for (int i = 0; i < r->n_dry_breakers; i++)
+        free(r->dry_breakers[i]);
+    free(r->dry_breakers);
     for (int i = 0; i < r->n_stops; i++)
         free(r->stops[i]);
     memset(r, 0, sizeof *r);

@@ -243,7 +243,7 @@ static qr_status slot_start(srv_scheduler *s, srv_slot *sl) {
     sl->n_gen = 0;
     sl->fresh = false;
     memset(&sl->utf8, 0, sizeof sl->utf8);
-    st = qr_sampler_create(&t->req.sp, s->n_vocab, &sl->sampler);
+    st = qr_sampler_create_for_model(&t->req.sp, s->model, &sl->sampler);
     if (!st)
         st = qr_stop_matcher_create((const char *const *)t->req.stops, t->req.n_stops, &sl->stop);
     if (st) return st;

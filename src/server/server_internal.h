@@ -19,6 +19,7 @@
 typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
 
 #define SRV_MAX_STOPS 16
+#define SRV_MAX_DRY_BREAKERS 64
 
 /* A validated /v1/chat/completions or /v1/completions request. Everything is owned (free with
  * srv_request_free). */
@@ -31,8 +32,11 @@ typedef struct srv_request {
     qr_token *prompt_tokens;
     int32_t n_prompt_tokens; /* > 0 when the prompt was given as token ids */
     int32_t max_tokens;      /* -1: until the slot's context is full */
-    qr_sampler_params sp;    /* sp.logit_bias points into bias[] */
+    qr_sampler_params sp;    /* sp.logit_bias points into bias[], sp.dry_sequence_breakers
+                                into dry_breakers[] when the request gave them */
     qr_logit_bias *bias;
+    char **dry_breakers;
+    int n_dry_breakers;
     char *stops[SRV_MAX_STOPS];
     int n_stops;
     bool logprobs;

@@ -68,6 +68,12 @@ grep -q "Once upon a time" "$tmp/samplers" || fail "XTC run output: $(cat "$tmp/
 "$Q" run -m "$M" -p "Once upon a time" -n 16 --seed 3 --mirostat 1 --mirostat-ent 3 \
     > "$tmp/samplers" 2> "$tmp/e" || fail "run with --mirostat 1 failed: $(cat "$tmp/e")"
 grep -q "Once upon a time" "$tmp/samplers" || fail "mirostat 1 output: $(cat "$tmp/samplers")"
+"$Q" run -m "$M" -p "Once upon a time" -n 16 --seed 3 --dry-multiplier 0.8 --dry-base 1.75 \
+    --dry-allowed-length 2 --dry-penalty-last-n -1 --dry-sequence-breaker . \
+    --dry-sequence-breaker "##" > "$tmp/samplers" 2> "$tmp/e" || fail "run with the DRY flags failed: $(cat "$tmp/e")"
+grep -q "Once upon a time" "$tmp/samplers" || fail "DRY output: $(cat "$tmp/samplers")"
+"$Q" run -m "$M" -p "Once upon a time" -n 16 --temp 0 --dry-multiplier 0.8 \
+    --dry-sequence-breaker none > /dev/null 2> "$tmp/e" || fail "DRY without breakers: $(cat "$tmp/e")"
 
 # the timing line counts the prompt (even of one token) and the generated tokens apart:
 # stories260K's prompt "" is just BOS
@@ -87,6 +93,9 @@ expect_err 2 "--temp needs a value" "$Q" run -m "$M" --temp
 expect_err 1 "not found" "$Q" run -m no-such-model-xyz
 expect_err 1 "context holds 8" "$Q" run -m "$M" -c 8 -p "Once upon a time there was a little girl who liked to play"
 expect_err 2 "--xtc-probability expects a number from 0 to 1, got '1.5'" "$Q" run -m "$M" --xtc-probability 1.5
+expect_err 2 "--dry-base expects a number from 1 to" "$Q" run -m "$M" --dry-base 0.5
+expect_err 2 "--dry-penalty-last-n expects an integer from -1" "$Q" run -m "$M" --dry-penalty-last-n -5
+expect_err 2 "--dry-sequence-breaker needs a value" "$Q" run -m "$M" --dry-sequence-breaker
 printf 'GGUF\3\0\0\0garbage' > "$tmp/bad.gguf"
 expect_err 1 "truncated" "$Q" run -m "$tmp/bad.gguf"
 "$Q" run -m "$M" -c 16 -n 100 --temp 0 -p "Once upon a time" > /dev/null 2> "$tmp/e" || true

@@ -91,6 +91,24 @@ static void test_llama_sampler_fields(void **state) {
     assert_int_equal(r.sp.mirostat, 1);
     assert_true(r.sp.mirostat_tau == 3.0f);
     assert_true(r.sp.mirostat_eta == 0.25f);
+    assert_true(r.sp.dry_multiplier == 0.0f && r.sp.dry_base == 1.75f); /* the defaults */
+    assert_int_equal(r.sp.dry_allowed_length, 2);
+    assert_int_equal(r.sp.dry_penalty_last_n, 64);
+    assert_int_equal(r.sp.n_dry_sequence_breakers, 4);
+    srv_request_free(&r);
+    body = "{\"prompt\":\"x\",\"dry_multiplier\":0.8,\"dry_base\":2,\"dry_allowed_length\":3,"
+           "\"dry_penalty_last_n\":-1,\"dry_sequence_breakers\":[\"\\n\",\"##\"]}";
+    assert_int_equal(parse(body, SRV_COMPLETION, &r), QR_OK);
+    assert_true(r.sp.dry_multiplier == 0.8f && r.sp.dry_base == 2.0f);
+    assert_int_equal(r.sp.dry_allowed_length, 3);
+    assert_int_equal(r.sp.dry_penalty_last_n, -1);
+    assert_int_equal(r.sp.n_dry_sequence_breakers, 2);
+    assert_string_equal(r.sp.dry_sequence_breakers[0], "\n");
+    assert_string_equal(r.sp.dry_sequence_breakers[1], "##");
+    srv_request_free(&r);
+    /* a base below 1 means the default, as llama.cpp's server */
+    assert_int_equal(parse("{\"prompt\":\"x\",\"dry_base\":0.5}", SRV_COMPLETION, &r), QR_OK);
+    assert_true(r.sp.dry_base == 1.75f);
     srv_request_free(&r);
 }
 
@@ -150,6 +168,17 @@ static const bad_case bad_cases[] = {
     {SRV_COMPLETION, "{\"prompt\":\"x\",\"xtc_threshold\":\"high\"}",
      "'xtc_threshold' must be a number"},
     {SRV_COMPLETION, "{\"prompt\":\"x\",\"mirostat\":3}", "'mirostat' must be"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"dry_multiplier\":-1}", "'dry_multiplier' must be"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"dry_allowed_length\":1.5}",
+     "'dry_allowed_length' must be an integer"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"dry_penalty_last_n\":-2}",
+     "'dry_penalty_last_n' must be between -1"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"dry_sequence_breakers\":[]}",
+     "'dry_sequence_breakers' must be a non-empty array of strings"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"dry_sequence_breakers\":\"\\n\"}",
+     "'dry_sequence_breakers' must be a non-empty array"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"dry_sequence_breakers\":[\"a\",3]}",
+     "'dry_sequence_breakers[1]' must be a string"},
     {SRV_COMPLETION, "{\"prompt\":\"x\",\"mirostat_tau\":-1}", "'mirostat_tau' must be"},
     {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}",
      "'max_tokens' must be between 1"},

@@ -48,6 +48,7 @@ typedef struct chat_opts {
     const char *stops[MAX_STOPS];
     int n_stops;
     qr_logit_bias biases[MAX_BIASES];
+    const char *dry_breakers[MAX_DRY_BREAKERS];
 } chat_opts;
 
 typedef struct message {
@@ -111,7 +112,7 @@ static int parse(int argc, char **argv, chat_opts *o) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, MAX_STOPS, o->biases,
-                                  &n_bias, MAX_BIASES);
+                                  &n_bias, MAX_BIASES, o->dry_breakers);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -830,7 +831,7 @@ int cmd_chat(int argc, char **argv) {
         fprintf(stderr, "quarrel chat: out of memory\n");
         goto done;
     }
-    if (qr_sampler_create(&o.sp, qr_model_n_vocab(c.model), &c.sampler) != QR_OK) {
+    if (qr_sampler_create_for_model(&o.sp, c.model, &c.sampler) != QR_OK) {
         cli_fail("sampler");
         goto done;
     }

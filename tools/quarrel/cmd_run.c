@@ -26,6 +26,7 @@ typedef struct run_opts {
     const char *stops[16];
     int n_stops;
     qr_logit_bias biases[64];
+    const char *dry_breakers[MAX_DRY_BREAKERS];
 } run_opts;
 
 static void usage(FILE *f) {
@@ -58,7 +59,8 @@ static int parse(int argc, char **argv, run_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, 16, o->biases, &n_bias, 64);
+        int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, 16, o->biases, &n_bias, 64,
+                                  o->dry_breakers);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -305,7 +307,7 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
 
-    if (qr_sampler_create(&o.sp, qr_model_n_vocab(model), &sampler) != QR_OK) {
+    if (qr_sampler_create_for_model(&o.sp, model, &sampler) != QR_OK) {
         cli_fail("sampler");
         goto done;
     }

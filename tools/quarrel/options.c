@@ -81,6 +81,13 @@ void sampler_options_usage(FILE *f) {
         "  --repeat-penalty X    penalise repeated tokens (default 1 = off)\n"
         "  --repeat-last-n N     tokens of history the penalties see (default 64; -1 = all)\n"
         "  --presence-penalty X  --frequency-penalty X   (default 0 = off)\n"
+        "  --dry-multiplier X    DRY: penalise tokens that extend a repetition (default 0 = off)\n"
+        "  --dry-base X          DRY: the penalty's growth per repeated token (default 1.75, >= "
+        "1)\n"
+        "  --dry-allowed-length N   repetitions of up to N tokens go unpenalised (default 2)\n"
+        "  --dry-penalty-last-n N   tokens of history DRY scans (default 64; -1 = all, 0 = off)\n"
+        "  --dry-sequence-breaker S  a repetition does not reach back across S (repeatable;\n"
+        "                        replaces the defaults '\\n' ':' '\"' '*'; 'none': no breakers)\n"
         "  --mirostat N          0 = off, 1 = mirostat, 2 = mirostat v2\n"
         "  --mirostat-lr ETA     --mirostat-ent TAU\n"
         "  --dynatemp-range R    --dynatemp-exp E   entropy-adaptive temperature\n"
@@ -108,9 +115,32 @@ static int parse_bias(const char *v, qr_logit_bias *b) {
     return 0;
 }
 
+/* --dry-sequence-breaker, as llama.cpp: the first one replaces the defaults, "none" clears the
+ * list so far. The strings are argv's. */
+static int dry_breaker_option(const char *v, qr_sampler_params *sp, const char **breakers) {
+    if (sp->dry_sequence_breakers != breakers) {
+        sp->dry_sequence_breakers = breakers;
+        sp->n_dry_sequence_breakers = 0;
+    }
+    if (!strcmp(v, "none")) {
+        sp->n_dry_sequence_breakers = 0;
+        return 2;
+    }
+    if (!*v) {
+        fprintf(stderr, "quarrel: --dry-sequence-breaker needs a non-empty string (or 'none')\n");
+        return -1;
+    }
+    if (sp->n_dry_sequence_breakers >= MAX_DRY_BREAKERS) {
+        fprintf(stderr, "quarrel: at most %d --dry-sequence-breaker strings\n", MAX_DRY_BREAKERS);
+        return -1;
+    }
+    breakers[sp->n_dry_sequence_breakers++] = v;
+    return 2;
+}
+
 int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const char **stops,
                    int *n_stops, int max_stops, qr_logit_bias *biases, int *n_biases,
-                   int max_biases) {
+                   int max_biases, const char **breakers) {
     static const struct {
         const char *flag;
         size_t off;
@@ -129,6 +159,8 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
         {"--mirostat-ent", offsetof(qr_sampler_params, mirostat_tau), 0, 1e9},
         {"--dynatemp-range", offsetof(qr_sampler_params, dynatemp_range), 0, 1e9},
         {"--dynatemp-exp", offsetof(qr_sampler_params, dynatemp_exp), 0, 1e9},
+        {"--dry-multiplier", offsetof(qr_sampler_params, dry_multiplier), 0, 1e9},
+        {"--dry-base", offsetof(qr_sampler_params, dry_base), 1, 1e9},
     };
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
         if (strcmp(a, floats[i].flag)) continue;
@@ -140,9 +172,11 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
                    ? -1
                    : 2;
     }
-    bool is_int =
-        !strcmp(a, "--top-k") || !strcmp(a, "--repeat-last-n") || !strcmp(a, "--mirostat");
-    if (is_int || !strcmp(a, "--seed") || !strcmp(a, "--logit-bias") || !strcmp(a, "--stop")) {
+    bool is_int = !strcmp(a, "--top-k") || !strcmp(a, "--repeat-last-n") ||
+                  !strcmp(a, "--mirostat") || !strcmp(a, "--dry-allowed-length") ||
+                  !strcmp(a, "--dry-penalty-last-n");
+    if (is_int || !strcmp(a, "--seed") || !strcmp(a, "--logit-bias") || !strcmp(a, "--stop") ||
+        !strcmp(a, "--dry-sequence-breaker")) {
         if (!v) {
             fprintf(stderr, "quarrel: %s needs a value\n", a);
             return -1;
@@ -151,6 +185,11 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
     if (!strcmp(a, "--top-k")) return parse_int(a, v, 0, INT32_MAX, &sp->top_k) ? -1 : 2;
     if (!strcmp(a, "--repeat-last-n"))
         return parse_int(a, v, -1, INT32_MAX, &sp->repeat_last_n) ? -1 : 2;
+    if (!strcmp(a, "--dry-allowed-length"))
+        return parse_int(a, v, 0, INT32_MAX, &sp->dry_allowed_length) ? -1 : 2;
+    if (!strcmp(a, "--dry-penalty-last-n"))
+        return parse_int(a, v, -1, INT32_MAX, &sp->dry_penalty_last_n) ? -1 : 2;
+    if (!strcmp(a, "--dry-sequence-breaker")) return dry_breaker_option(v, sp, breakers);
     if (!strcmp(a, "--mirostat")) {
         return parse_int(a, v, 0, 2, &sp->mirostat) ? -1 : 2;
     }

@@ -14,11 +14,15 @@ int parse_float(const char *flag, const char *v, double lo, double hi, float *ou
 /* Read a whole file (NUL-terminated, *len without the NUL); prints an error on failure. */
 int read_file(const char *path, char **out, size_t *len);
 
+#define MAX_DRY_BREAKERS 16
+
 /* If `flag` is a sampler option, apply it (value v) and return how many argv entries it used
- * (1 or 2); 0 if it is not one; -1 after printing an error. */
+ * (1 or 2); 0 if it is not one; -1 after printing an error. The --dry-sequence-breaker values
+ * go to breakers[0..MAX_DRY_BREAKERS), which sp then points to (the first one replaces the
+ * default breakers). */
 int sampler_option(const char *flag, const char *v, qr_sampler_params *sp, const char **stops,
                    int *n_stops, int max_stops, qr_logit_bias *biases, int *n_biases,
-                   int max_biases);
+                   int max_biases, const char **breakers);
 void sampler_options_usage(FILE *f);
 
 #endif
