@@ -150,23 +150,23 @@ typedef struct dry_stage {
     qr_token *touched; /* the tokens with max_rep set, cap entries */
 } dry_stage;
 
-/* the i-th most recent token */
-static inline qr_token rat(const dry_stage *s, size_t n, size_t i) {
-    return s->hist[s->len - n + (n - 1 - i)];
+/* the token i places before the most recent one */
+static inline qr_token rat(const dry_stage *s, size_t i) {
+    return s->hist[s->len - 1 - i];
 }
 
 /* How many of the most recent n tokens a repetition may reach back: up to the newest complete
  * breaker (the longest one ending there). */
 static int32_t repeat_limit(const dry_stage *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        qr_token t = rat(s, n, i);
+        qr_token t = rat(s, i);
         int32_t b = s->first[t], longest = -1;
         if (b < 0) continue;
         for (; b < s->n_breakers && s->breakers[b].head == t; b++) {
             const qr_dry_breaker *br = &s->breakers[b];
             if (br->n_tail <= longest || (size_t)br->n_tail > i) continue;
             int32_t o = 0; /* the tail lies after the head: towards the most recent end */
-            while (o < br->n_tail && br->tail[o] == rat(s, n, i - (size_t)o - 1))
+            while (o < br->n_tail && br->tail[o] == rat(s, i - (size_t)o - 1))
                 o++;
             if (o == br->n_tail) longest = br->n_tail;
         }
@@ -198,7 +198,7 @@ static qr_status dry_apply(qr_stage *self, qr_sample_state *st) {
             m = (size_t)z[k - l];
             if (m > r - k) m = r - k;
         }
-        while (k + m < n && rat(s, n, m) == rat(s, n, k + m))
+        while (k + m < n && rat(s, m) == rat(s, k + m))
             m++;
         z[k] = (int32_t)m;
         if (k + m > r) {
@@ -211,7 +211,7 @@ static qr_status dry_apply(qr_stage *self, qr_sample_state *st) {
     for (size_t k = 1; k < n; k++) {
         int32_t rep = z[k] < limit ? z[k] : limit;
         if (rep < s->allowed) continue;
-        qr_token t = rat(s, n, k - 1);
+        qr_token t = rat(s, k - 1);
         if (s->max_rep[t] == 0) s->touched[n_touched++] = t;
         if (rep + 1 > s->max_rep[t]) s->max_rep[t] = rep + 1;
     }
