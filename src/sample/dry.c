@@ -26,7 +26,8 @@
 /* ---- breakers ---- */
 
 static bool same_tail(const qr_dry_breaker *b, qr_token head, const qr_token *tail, int32_t n) {
-    return b->head == head && b->n_tail == n && !memcmp(b->tail, tail, (size_t)n * sizeof *tail);
+    return b->head == head && b->n_tail == n &&
+           (n == 0 || !memcmp(b->tail, tail, (size_t)n * sizeof *tail));
 }
 
 static qr_status add_breaker(qr_dry_breaker **list, int32_t *n, int32_t *cap, qr_token head,
@@ -44,7 +45,7 @@ static qr_status add_breaker(qr_dry_breaker **list, int32_t *n, int32_t *cap, qr
     memset(b, 0, sizeof *b);
     b->head = head;
     b->n_tail = n_tail;
-    memcpy(b->tail, tail, (size_t)n_tail * sizeof *tail);
+    if (n_tail > 0) memcpy(b->tail, tail, (size_t)n_tail * sizeof *tail);
     return QR_OK;
 }
 

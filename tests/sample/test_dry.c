@@ -198,7 +198,7 @@ static const qr_dry_breaker *find(const qr_dry_breaker *b, int32_t n, qr_token h
                                   const qr_token *tail, int32_t n_tail) {
     for (int32_t i = 0; i < n; i++)
         if (b[i].head == head && b[i].n_tail == n_tail &&
-            !memcmp(b[i].tail, tail, (size_t)n_tail * sizeof *tail))
+            (n_tail == 0 || !memcmp(b[i].tail, tail, (size_t)n_tail * sizeof *tail)))
             return &b[i];
     return NULL;
 }
