@@ -89,6 +89,13 @@ int main(void) {
         no_top_k.top_k = 0;
         qr_sampler_params miro = def;
         miro.mirostat = 2;
+        qr_sampler_params xtc = def;
+        xtc.xtc_probability = 0.5f;
+        qr_sampler_params dry = def; /* no breakers: those need a model's vocabulary */
+        dry.dry_multiplier = 0.8f;
+        dry.n_dry_sequence_breakers = 0;
+        qr_sampler_params miro1 = def;
+        miro1.mirostat = 1;
         qr_sampler_params lp = def;
         lp.n_probs = 5;
         bench("default chain", def, n, logits, false);
@@ -98,6 +105,9 @@ int main(void) {
         bench("default + logprobs (n_probs 5)", lp, n, logits, true);
         bench("default, top_k 0", no_top_k, n, logits, false);
         bench("mirostat v2", miro, n, logits, false);
+        bench("default + XTC (p 0.5, t 0.1)", xtc, n, logits, false);
+        bench("default + DRY (0.8, no breakers)", dry, n, logits, false);
+        bench("mirostat v1", miro1, n, logits, false);
         for (int a = 0; a < N_ARRAYS; a++)
             free(logits[a]);
     }

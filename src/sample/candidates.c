@@ -123,6 +123,50 @@ void qr_cand_sort(qr_sample_state *st) {
     st->sorted = true;
 }
 
+/* Move the n largest (by logit) of data[lo..hi) to its front, in any order (quickselect). */
+static void select_front(qr_candidate *d, size_t lo, size_t hi, size_t n) {
+    while (n > 0 && n < hi - lo) {
+        if (hi - lo <= 16) { /* small: sort it (median of three needs three distinct places) */
+            qsort(d + lo, hi - lo, sizeof *d, cmp_desc);
+            return;
+        }
+        /* median of three as the pivot, then Hoare's partition: >= pivot first (every pass
+         * leaves at least one element on each side, so the range shrinks) */
+        const size_t mid = lo + (hi - lo) / 2;
+        float a = d[lo].logit, b = d[mid].logit, c = d[hi - 1].logit;
+        const float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        size_t i = lo, j = hi - 1;
+        for (;;) {
+            while (d[i].logit > pivot) i++;
+            while (d[j].logit < pivot) j--;
+            if (i >= j) break;
+            qr_candidate t = d[i];
+            d[i] = d[j];
+            d[j] = t;
+            i++;
+            j--;
+        }
+        /* d[lo..j] >= pivot >= d[j+1..hi) */
+        const size_t left = j + 1 - lo;
+        if (n < left)
+            hi = j + 1;
+        else {
+            n -= left;
+            lo = j + 1;
+        }
+    }
+}
+
+void qr_cand_sort_top(qr_sample_state *st, size_t n) {
+    if (st->sorted) return;
+    if (n >= st->size) {
+        qr_cand_sort(st);
+        return;
+    }
+    select_front(st->data, 0, st->size, n);
+    qsort(st->data, n, sizeof *st->data, cmp_desc);
+}
+
 size_t qr_cand_draw(qr_sample_state *st) {
     qr_cand_softmax(st);
     double sum = 0.0;

@@ -58,6 +58,9 @@ size_t qr_cand_draw(qr_sample_state *st);
 qr_status qr_cand_check_nonempty(const qr_sample_state *st);
 /* Sort the candidates by descending logit (no-op if already sorted). */
 void qr_cand_sort(qr_sample_state *st);
+/* Only the n largest candidates, sorted descending at the front (the rest after them in any
+ * order; the list counts as sorted only when n covers it). A selection, then a sort of n. */
+void qr_cand_sort_top(qr_sample_state *st, size_t n);
 /* Select the n largest values of x[0..len) into out[0..n) as {index, value, 0}, descending;
  * returns how many (min(n, len)). A linear scan against a size-n min-heap: no sort of the
  * whole array. x must hold no NaN. */

@@ -86,6 +86,48 @@ static void test_select_top(void **state) {
     free(out);
 }
 
+/* qr_cand_sort_top: the n largest in descending order at the front, every candidate kept
+ * (ids intact), against a full sort; with many ties, small lists and n beyond the size */
+static void test_sort_top(void **state) {
+    (void)state;
+    enum { N = 3001 };
+    qr_candidate *data = malloc(N * sizeof *data);
+    float *ref = malloc(N * sizeof *ref), *orig = malloc(N * sizeof *orig);
+    const int sizes[] = {N, 2, 3, 16, 17, 100};
+    const int ns[] = {1, 2, 3, 15, 16, 17, 100, 2999, N, N + 5};
+    uint32_t r = 11;
+    for (int tie = 0; tie < 2; tie++)
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+            for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                const int size = sizes[si];
+                long id_sum = 0;
+                for (int i = 0; i < size; i++) {
+                    r = r * 1664525u + 1013904223u;
+                    /* with ties: 7 distinct values */
+                    data[i].logit = tie ? (float)(r >> 29) : (float)(int32_t)r * 1e-6f;
+                    data[i].id = i;
+                    ref[i] = orig[i] = data[i].logit;
+                    id_sum += i;
+                }
+                qsort(ref, (size_t)size, sizeof *ref, cmp_float_desc);
+                qr_sample_state st = {.data = data, .size = (size_t)size};
+                qr_cand_sort_top(&st, (size_t)ns[ni]);
+                const int n = ns[ni] < size ? ns[ni] : size;
+                for (int i = 0; i < n; i++)
+                    assert_true(data[i].logit == ref[i]);
+                assert_int_equal(st.sorted, ns[ni] >= size);
+                long got = 0;
+                for (int i = 0; i < size; i++) {
+                    got += data[i].id;
+                    assert_true(data[i].logit == orig[data[i].id]); /* moved whole */
+                }
+                assert_int_equal(got, id_sum); /* a permutation: nothing lost or doubled */
+            }
+    free(data);
+    free(ref);
+    free(orig);
+}
+
 static void test_top_k_gather(void **state) {
     (void)state;
     fixture f;
@@ -454,7 +496,8 @@ static void test_rng(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_select_top),        cmocka_unit_test(test_top_k_gather),
+        cmocka_unit_test(test_select_top),        cmocka_unit_test(test_sort_top),
+        cmocka_unit_test(test_top_k_gather),
         cmocka_unit_test(test_penalties_exact),   cmocka_unit_test(test_top_p_min_p_sets),
         cmocka_unit_test(test_top_p_large),       cmocka_unit_test(test_typical_set),
         cmocka_unit_test(test_temperature_stage), cmocka_unit_test(test_mirostat_v1),
