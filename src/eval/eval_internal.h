@@ -1,9 +1,10 @@
 /* eval_internal.h - what perplexity.c and choice.c share: the log-softmax of one row of logits
  * computed as llama.cpp's perplexity tool does (tools/perplexity/perplexity.cpp, log_softmax):
- * the maximum in float, the sum of expf(l - max) in double. */
+ * the maximum in float, the sum of exp(l - max) in double (qr_sum_exp: within 2 ulp of expf). */
 #ifndef QR_EVAL_INTERNAL_H
 #define QR_EVAL_INTERNAL_H
 
+#include "util/util.h"
 #include "quarrel.h"
 
 #include <math.h>
@@ -21,10 +22,7 @@ static inline qr_softmax_row qr_softmax_stats(const float *l, int32_t n) {
             r.max = l[i];
             r.argmax = i;
         }
-    double sum = 0;
-    for (int32_t i = 0; i < n; i++)
-        sum += expf(l[i] - r.max);
-    r.lse = log(sum);
+    r.lse = log(qr_sum_exp(l, n, r.max));
     return r;
 }
 

@@ -311,14 +311,21 @@ static qr_status bad_logit(const float *logits, int32_t n) {
 /* Log-probabilities of the top n_probs tokens from the whole-vocabulary softmax of s->work;
  * returns the log-sum-exp and keeps a copy of s->work for the chosen token's. */
 static float top_logprobs(qr_sampler *s, qr_token_logprobs *lp) {
-    const float *x = s->work;
+    const float *x = s->work; /* finite, or -inf where a bias banned the token */
     float max_l = -INFINITY;
-    for (int32_t i = 0; i < s->n_vocab; i++)
+    int32_t i = 0;
+#ifdef __SSE2__
+    __m128 m4 = _mm_set1_ps(-INFINITY);
+    for (; i + 4 <= s->n_vocab; i += 4)
+        m4 = _mm_max_ps(m4, _mm_loadu_ps(x + i));
+    float m[4];
+    _mm_storeu_ps(m, m4);
+    for (int j = 0; j < 4; j++)
+        if (m[j] > max_l) max_l = m[j];
+#endif
+    for (; i < s->n_vocab; i++)
         if (x[i] > max_l) max_l = x[i];
-    double sum = 0.0;
-    if (max_l != -INFINITY)
-        for (int32_t i = 0; i < s->n_vocab; i++)
-            sum += expf(x[i] - max_l);
+    const double sum = max_l != -INFINITY ? qr_sum_exp(x, s->n_vocab, max_l) : 0.0;
     /* log-sum-exp; logprob(i) = x[i] - lse, -inf for banned tokens */
     float lse = max_l + (float)log(sum);
     qr_candidate top[QR_MAX_TOP_LOGPROBS];

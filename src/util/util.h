@@ -53,6 +53,11 @@ static inline float qr_bf16_to_fp32(uint16_t h) {
 uint16_t qr_fp32_to_bf16(float f);
 
 /* Monotonic seconds. */
+/* sum over i < n of exp(x[i] - shift), in double; exp within 2 ulp of expf (SIMD where the
+ * target has SSE2), 0 for x[i] - shift below -87.33 or -inf. The normaliser of a softmax with
+ * shift = the row's maximum. */
+double qr_sum_exp(const float *x, int64_t n, float shift);
+
 double qr_time_now(void);
 /* Number of online CPUs (at least 1). */
 int qr_cpu_count(void);
