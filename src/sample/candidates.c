@@ -102,6 +102,17 @@ void qr_cand_softmax(qr_sample_state *st) {
     if (!st->sorted)
         for (size_t i = 1; i < st->size; i++)
             if (st->data[i].logit > max_l) max_l = st->data[i].logit;
+    if (st->gathered && st->logits && st->size >= 64) {
+        /* a long list (mirostat, top-k off): the exps in the dense array, free once the
+         * candidates are gathered, by qr_sum_exp's vector exp (sum in double) */
+        float *e = st->logits;
+        for (size_t i = 0; i < st->size; i++)
+            e[i] = st->data[i].logit;
+        const float inv = (float)(1.0 / qr_exp_shift(e, (int64_t)st->size, max_l));
+        for (size_t i = 0; i < st->size; i++)
+            st->data[i].p = e[i] * inv;
+        return;
+    }
     float sum = 0.0f;
     for (size_t i = 0; i < st->size; i++) {
         float p = expf(st->data[i].logit - max_l);

@@ -34,6 +34,28 @@ static inline __m128 exp4(__m128 x) {
 }
 #endif
 
+double qr_exp_shift(float *x, int64_t n, float shift) {
+    double sum = 0.0;
+    int64_t i = 0;
+#if defined(__SSE2__)
+    __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd();
+    const __m128 sh = _mm_set1_ps(shift);
+    for (; i + 4 <= n; i += 4) {
+        const __m128 e = exp4(_mm_sub_ps(_mm_loadu_ps(x + i), sh));
+        _mm_storeu_ps(x + i, e);
+        s0 = _mm_add_pd(s0, _mm_cvtps_pd(e));
+        s1 = _mm_add_pd(s1, _mm_cvtps_pd(_mm_movehl_ps(e, e)));
+    }
+    s0 = _mm_add_pd(s0, s1);
+    sum = _mm_cvtsd_f64(s0) + _mm_cvtsd_f64(_mm_unpackhi_pd(s0, s0));
+#endif
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - shift);
+        sum += x[i];
+    }
+    return sum;
+}
+
 double qr_sum_exp(const float *x, int64_t n, float shift) {
     double sum = 0.0;
     int64_t i = 0;

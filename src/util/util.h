@@ -57,6 +57,8 @@ uint16_t qr_fp32_to_bf16(float f);
  * target has SSE2), 0 for x[i] - shift below -87.33 or -inf. The normaliser of a softmax with
  * shift = the row's maximum. */
 double qr_sum_exp(const float *x, int64_t n, float shift);
+/* the same, replacing x[i] by exp(x[i] - shift); returns the sum */
+double qr_exp_shift(float *x, int64_t n, float shift);
 
 double qr_time_now(void);
 /* Number of online CPUs (at least 1). */

@@ -128,6 +128,42 @@ static void test_sort_top(void **state) {
     free(orig);
 }
 
+/* the softmax of a long candidate list (the vector exp, in the dense array the gathered list
+ * no longer needs) against a double-precision softmax of a copy of the logits */
+static void test_softmax_long(void **state) {
+    (void)state;
+    enum { N = 1003 };
+    float *dense = malloc(N * sizeof *dense), *copy = malloc(N * sizeof *copy);
+    qr_candidate *data = malloc(N * sizeof *data);
+    assert_true(dense && copy && data);
+    uint32_t r = 99;
+    for (int i = 0; i < N; i++) {
+        r = r * 1664525u + 1013904223u;
+        dense[i] = copy[i] = (float)((double)(r >> 8) / 16777216.0 * 24.0 - 12.0);
+    }
+    dense[5] = copy[5] = -INFINITY; /* a banned token is not gathered */
+    qr_sample_state st = {.logits = dense, .n_vocab = N, .data = data};
+    qr_cand_gather_all(&st);
+    assert_int_equal(st.size, N - 1);
+    qr_cand_softmax(&st);
+    double mx = -INFINITY, sum = 0.0;
+    for (int i = 0; i < N; i++)
+        if (copy[i] > mx) mx = copy[i];
+    for (int i = 0; i < N; i++)
+        sum += exp((double)copy[i] - mx);
+    double total = 0.0;
+    for (size_t i = 0; i < st.size; i++) {
+        const double want = exp((double)copy[data[i].id] - mx) / sum;
+        if (!(fabs(data[i].p - want) <= 2e-6 * want))
+            fail_msg("p[%d] = %.9g, double softmax %.9g", data[i].id, (double)data[i].p, want);
+        total += data[i].p;
+    }
+    assert_true(fabs(total - 1.0) < 1e-5);
+    free(dense);
+    free(copy);
+    free(data);
+}
+
 static void test_top_k_gather(void **state) {
     (void)state;
     fixture f;
@@ -497,6 +533,7 @@ static void test_rng(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_select_top),        cmocka_unit_test(test_sort_top),
+        cmocka_unit_test(test_softmax_long),
         cmocka_unit_test(test_top_k_gather),
         cmocka_unit_test(test_penalties_exact),   cmocka_unit_test(test_top_p_min_p_sets),
         cmocka_unit_test(test_top_p_large),       cmocka_unit_test(test_typical_set),
