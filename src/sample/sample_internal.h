@@ -35,7 +35,7 @@ typedef struct qr_candidate {
 } qr_candidate;
 
 typedef struct qr_sample_state {
-    float *logits; /* dense, n_vocab entries, valid while !gathered */
+    float *logits; /* dense, n_vocab entries, valid while !gathered (scratch afterwards) */
     int32_t n_vocab;
     bool gathered;
     qr_candidate *data; /* capacity n_vocab */
@@ -49,7 +49,8 @@ typedef struct qr_sample_state {
 void qr_cand_gather_all(qr_sample_state *st);
 /* Keep the k best of the dense logits (k >= 1), sorted descending; -inf entries dropped. */
 void qr_cand_gather_top_k(qr_sample_state *st, int32_t k);
-/* p = softmax(logit) over the candidates (max-subtracted, float, as llama.cpp's softmax). */
+/* p = softmax(logit) over the candidates (max-subtracted, as llama.cpp's softmax; from 64
+ * candidates on through qr_exp_shift, summed in double, with the dense logits as scratch). */
 void qr_cand_softmax(qr_sample_state *st);
 /* Normalised softmax into p, then one draw from it (double running sum against u * sum, so a
  * token whose p underflowed to 0 is never picked); returns the chosen index. size >= 1. */
