@@ -34,7 +34,8 @@ static inline __m128 exp4(__m128 x) {
 }
 #endif
 
-double qr_exp_shift(float *x, int64_t n, float shift) {
+/* sum of exp(x[i] - shift); each term also into out[i] when out is not NULL */
+static double exp_row(const float *x, float *out, int64_t n, float shift) {
     double sum = 0.0;
     int64_t i = 0;
 #if defined(__SSE2__)
@@ -42,7 +43,7 @@ double qr_exp_shift(float *x, int64_t n, float shift) {
     const __m128 sh = _mm_set1_ps(shift);
     for (; i + 4 <= n; i += 4) {
         const __m128 e = exp4(_mm_sub_ps(_mm_loadu_ps(x + i), sh));
-        _mm_storeu_ps(x + i, e);
+        if (out) _mm_storeu_ps(out + i, e);
         s0 = _mm_add_pd(s0, _mm_cvtps_pd(e));
         s1 = _mm_add_pd(s1, _mm_cvtps_pd(_mm_movehl_ps(e, e)));
     }
@@ -50,27 +51,17 @@ double qr_exp_shift(float *x, int64_t n, float shift) {
     sum = _mm_cvtsd_f64(s0) + _mm_cvtsd_f64(_mm_unpackhi_pd(s0, s0));
 #endif
     for (; i < n; i++) {
-        x[i] = expf(x[i] - shift);
-        sum += x[i];
+        const float e = expf(x[i] - shift);
+        if (out) out[i] = e;
+        sum += e;
     }
     return sum;
 }
 
+double qr_exp_shift(float *x, int64_t n, float shift) {
+    return exp_row(x, x, n, shift);
+}
+
 double qr_sum_exp(const float *x, int64_t n, float shift) {
-    double sum = 0.0;
-    int64_t i = 0;
-#if defined(__SSE2__)
-    __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd();
-    const __m128 sh = _mm_set1_ps(shift);
-    for (; i + 4 <= n; i += 4) {
-        const __m128 e = exp4(_mm_sub_ps(_mm_loadu_ps(x + i), sh));
-        s0 = _mm_add_pd(s0, _mm_cvtps_pd(e));
-        s1 = _mm_add_pd(s1, _mm_cvtps_pd(_mm_movehl_ps(e, e)));
-    }
-    s0 = _mm_add_pd(s0, s1);
-    sum = _mm_cvtsd_f64(s0) + _mm_cvtsd_f64(_mm_unpackhi_pd(s0, s0));
-#endif
-    for (; i < n; i++)
-        sum += expf(x[i] - shift);
-    return sum;
+    return exp_row(x, NULL, n, shift);
 }
