@@ -139,8 +139,6 @@ void qr_kernels_fill_scalar(qr_kernels *k) {
     k->gemm[QR_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[QR_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
-    k->dot_f16 = dot_f16;
-    k->axpy_f16 = axpy_f16;
     k->dot_f16_heads = dot_f16_heads;
     k->axpy_f16_heads = axpy_f16_heads;
     k->dot_f32 = dot_f32;

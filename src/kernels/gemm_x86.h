@@ -575,9 +575,11 @@ static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, floa
     case k:                                                                                        \
         group(xw, nb, at, act_stride, yt, y_stride, k);                                            \
         break;
-#define DEFINE_PK_GEMM(name, group, BS)                                                            \
-    static void name(int64_t n, const void *w, size_t w_stride, const void *act,                   \
-                     size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) {      \
+#define DEFINE_PK_GEMM(name, group, BS) DEFINE_PK_GEMM_AS(, name, group, BS)
+/* ATTR: function attributes (a target the set's flags lack) */
+#define DEFINE_PK_GEMM_AS(ATTR, name, group, BS)                                                   \
+    ATTR static void name(int64_t n, const void *w, size_t w_stride, const void *act,              \
+                          size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) { \
         const int64_t nb = n / (BS);                                                               \
         for (int64_t r = 0; r + PK_ROWS <= nr; r += PK_ROWS) {                                     \
             const uint8_t *xw = (const uint8_t *)w + (size_t)r * w_stride;                         \
@@ -945,30 +947,7 @@ BF16_FN void pk_group_bf16dp(const uint8_t *xw, int64_t n, const char *a, size_t
         }
     pk_half_finish(w, c, n, QR_TYPE_BF16, a, as, acc, U, y, ys, NT); /* odd n: the last column */
 }
-#define BF16DP_CASE(k)                                                                             \
-    case k:                                                                                        \
-        pk_group_bf16dp(xw, n, at, act_stride, yt, y_stride, k);                                   \
-        break;
-__attribute__((target("avx512bf16"))) static void pk_gemm_bf16dp(int64_t n, const void *w,
-                                                                 size_t w_stride, const void *act,
-                                                                 size_t act_stride, float *y,
-                                                                 int64_t y_stride, int64_t nr,
-                                                                 int64_t nt) {
-    for (int64_t r = 0; r + PK_ROWS <= nr; r += PK_ROWS) {
-        const uint8_t *xw = (const uint8_t *)w + (size_t)r * w_stride;
-        for (int64_t t = 0; t < nt; t += PK_MAX_TOKENS) {
-            const char *at = (const char *)act + (size_t)t * act_stride;
-            float *yt = y + t * y_stride + r;
-            switch (nt - t < PK_MAX_TOKENS ? nt - t : PK_MAX_TOKENS) {
-                BF16DP_CASE(8) BF16DP_CASE(7) BF16DP_CASE(6) BF16DP_CASE(5) BF16DP_CASE(4)
-                BF16DP_CASE(3) BF16DP_CASE(2)
-            default:
-                pk_group_bf16dp(xw, n, at, act_stride, yt, y_stride, 1);
-                break;
-            }
-        }
-    }
-}
+DEFINE_PK_GEMM_AS(__attribute__((target("avx512bf16"))), pk_gemm_bf16dp, pk_group_bf16dp, 1)
 
 void qr_kernels_use_avx512_bf16(qr_kernels *k) {
     k->gemm_packed[QR_TYPE_BF16] = pk_gemm_bf16dp;
@@ -1595,7 +1574,7 @@ static void dot_f16_heads_x86(int64_t n, int ng, const float *q, const uint16_t 
 }
 
 /* HB <= 3 heads' weighted sums of the same rows, 32 columns of each in registers, each row's
- * columns converted once; per column the rows are added in order, as axpy_f16 does */
+ * columns converted once; per column the rows are added in order, as axpy_f16_x86 does */
 TILE void axpy_heads_cols(int64_t n, const float *a, int64_t a_stride, const uint16_t *v,
                           int64_t stride, int64_t rows, float *out, int64_t c, const int HB) {
     __m256 acc[3][4];
@@ -1869,8 +1848,6 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm[QR_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[QR_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
-    k->dot_f16 = dot_f16_x86;
-    k->axpy_f16 = axpy_f16_x86;
     k->dot_f16_heads = dot_f16_heads_x86;
     k->axpy_f16_heads = axpy_f16_heads_x86;
     k->dot_f32 = dot_f32_x86;

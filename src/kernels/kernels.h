@@ -21,14 +21,10 @@ typedef struct qr_kernels {
     qr_gemm_fn gemm[QR_TYPE_COUNT]; /* NULL: no kernel for that weight type */
     /* attention over `rows` rows of the KV cache, f16 (ggml's fp16 bits) or f32, row r at
      * k + r * stride: dot writes out[r] = sum_i q[i] * k[r][i]; axpy does out[i] += sum_r
-     * a[r] * v[r][i], adding the rows in order */
-    void (*dot_f16)(int64_t n, const float *q, const uint16_t *k, int64_t stride, int64_t rows,
-                    float *out);
-    void (*axpy_f16)(int64_t n, const float *a, const uint16_t *v, int64_t stride, int64_t rows,
-                     float *out);
-    /* the same for ng query heads sharing the rows (grouped-query attention), each row read
-     * once for all of them: q and out of head h at q + h * n and out + h * out_stride;
-     * a of head h at a + h * a_stride, its sum into out + h * n */
+     * a[r] * v[r][i], adding the rows in order. The f16 forms take ng query heads sharing the
+     * rows (grouped-query attention), each row read once for all of them: q and out of head h
+     * at q + h * n and out + h * out_stride; a of head h at a + h * a_stride, its sum into
+     * out + h * n. */
     void (*dot_f16_heads)(int64_t n, int ng, const float *q, const uint16_t *k, int64_t stride,
                           int64_t rows, float *out, int64_t out_stride);
     void (*axpy_f16_heads)(int64_t n, int ng, const float *a, int64_t a_stride,

@@ -303,9 +303,9 @@ static void check_rows(const qr_kernels *set) {
             for (int64_t i = 0; i < n; i++) /* as the forward pass rounds q */
                 q[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(q[i]));
             for (int half = 0; half < 2; half++) {
-                if (half) {
-                    set->dot_f16(n, q, kh, STRIDE, rows, d);
-                    ref->dot_f16(n, q, kh, STRIDE, rows, d_ref);
+                if (half) { /* one head: the grouped forms' single-head path */
+                    set->dot_f16_heads(n, 1, q, kh, STRIDE, rows, d, ROWS);
+                    ref->dot_f16_heads(n, 1, q, kh, STRIDE, rows, d_ref, ROWS);
                 } else {
                     set->dot_f32(n, q, kf, STRIDE, rows, d);
                     ref->dot_f32(n, q, kf, STRIDE, rows, d_ref);
@@ -322,8 +322,8 @@ static void check_rows(const qr_kernels *set) {
                 for (int64_t i = 0; i < n; i++)
                     out[i] = out_ref[i] = q[i];
                 if (half) {
-                    set->axpy_f16(n, a, kh, STRIDE, rows, out);
-                    ref->axpy_f16(n, a, kh, STRIDE, rows, out_ref);
+                    set->axpy_f16_heads(n, 1, a, ROWS, kh, STRIDE, rows, out);
+                    ref->axpy_f16_heads(n, 1, a, ROWS, kh, STRIDE, rows, out_ref);
                 } else {
                     set->axpy_f32(n, a, kf, STRIDE, rows, out);
                     ref->axpy_f32(n, a, kf, STRIDE, rows, out_ref);
