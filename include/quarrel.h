@@ -267,6 +267,15 @@ typedef struct qr_context qr_context;
 
 typedef enum qr_kv_type { QR_KV_F16 = 0, QR_KV_F32 = 1 } qr_kv_type;
 
+/* RoPE scaling (llama.cpp's --rope-scaling); DEFAULT: what the model's GGUF declares */
+typedef enum qr_rope_scaling {
+    QR_ROPE_SCALING_DEFAULT = 0,
+    QR_ROPE_SCALING_NONE,
+    QR_ROPE_SCALING_LINEAR,
+    QR_ROPE_SCALING_YARN,
+    QR_ROPE_SCALING_LONGROPE,
+} qr_rope_scaling;
+
 /* Debug hook: called with every named intermediate of the forward pass (names as llama.cpp's
  * graph: "attn_norm-3", "Qcur-0.rope", "result_output", ...), data as [n_tokens][ne0] f32. */
 typedef void (*qr_debug_fn)(const char *name, const float *data, int64_t ne0, int64_t n_tokens,
@@ -278,6 +287,16 @@ typedef struct qr_context_params {
     int32_t n_threads; /* 0: number of online CPUs */
     int32_t n_seq_max; /* independent sequences (server slots) sharing the cache (0: 1) */
     qr_kv_type kv_type;
+    /* RoPE overrides with llama.cpp's meaning (llama_context_params); qr_context_default_params
+     * leaves each at "the model's": */
+    qr_rope_scaling rope_scaling; /* DEFAULT: the model's; NONE also forces freq_scale 1 */
+    float rope_freq_base;         /* 0: the model's */
+    float rope_freq_scale;        /* 0: the model's (1 / scaling factor) */
+    float yarn_ext_factor;        /* < 0: 1 with YaRN scaling, else 0 */
+    float yarn_attn_factor;       /* < 0: the model's (1) */
+    float yarn_beta_fast;         /* < 0: the model's (32) */
+    float yarn_beta_slow;         /* < 0: the model's (1) */
+    int32_t yarn_orig_ctx;        /* 0: the model's original context (else its training one) */
     qr_debug_fn debug_fn;
     void *debug_user;
 } qr_context_params;
@@ -484,6 +503,9 @@ typedef struct qr_server_params {
     void *user;
     /* The server returns QR_OK once *stop becomes non-zero (set it from a signal handler). */
     const volatile int *stop;
+    /* The slots' context starts from these (NULL: qr_context_default_params()), e.g. for RoPE
+     * overrides; n_ctx, n_seq_max and n_threads come from the fields above. */
+    const qr_context_params *context;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);
@@ -522,6 +544,9 @@ typedef struct qr_ppl_params {
     const char *kl_base;
     qr_ppl_progress_fn progress; /* called after each chunk (may be NULL) */
     void *progress_user;
+    /* The context starts from these (NULL: qr_context_default_params()), e.g. for RoPE
+     * overrides; n_ctx, n_seq_max, n_batch and n_threads follow from the fields above. */
+    const qr_context_params *context;
 } qr_ppl_params;
 
 /* The log-probabilities file (all little-endian):

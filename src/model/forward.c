@@ -1,11 +1,16 @@
-/* forward.c - the transformer forward pass of llama and qwen2 over a batch of tokens,
- * readable top to bottom like llama2.c's run.c; the arithmetic follows llama.cpp's graph
- * (llm_build_llama / llm_build_qwen2) so the logits match it:
- *   x = embd(token)
- *   per layer: h = rmsnorm(x) * attn_norm; q,k,v = Wq h (+bq), Wk h (+bk), Wv h (+bv);
- *              rope(q, k); cache k, v; x += Wo attention(q, K, V)
- *              h = rmsnorm(x) * ffn_norm; x += Wdown (silu(Wgate h) * Wup h)
- *   logits = Wout (rmsnorm(x) * output_norm)
+/* forward.c - the transformer forward pass over a batch of tokens, one pass for every
+ * architecture, readable top to bottom like llama2.c's run.c. An architecture is data
+ * (model.h, arch.c): its optional steps below run where its description has them. The
+ * arithmetic follows llama.cpp's graphs (src/models/<arch>.cpp) so the logits match:
+ *   x = embd(token) * embd_scale
+ *   per layer: h = rmsnorm(x) * attn_norm (if any); q,k,v = Wq h (+bq), Wk h (+bk), Wv h (+bv)
+ *              q, k = rmsnorm(q) * q_norm, rmsnorm(k) * k_norm (per head or whole; if any)
+ *              rope(q, k) (if the layer has it); q *= q_scale; cache k, v
+ *              o = Wo attention(q, K, V) (+bo), windowed on windowed layers, soft-capped
+ *              x += rmsnorm(o) * attn_post_norm (if any) * residual_scale
+ *              h = rmsnorm(x) * ffn_norm (if any); f = Wdown (act(Wgate h) * Wup h)
+ *              x += rmsnorm(f) * ffn_post_norm (if any) * residual_scale
+ *   logits = softcap(Wout (rmsnorm(x) * output_norm) * logit_mult)
  * Matrix products go through kernels/matmul, split over the context's threads by rows. */
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
@@ -146,32 +151,38 @@ static void rmsnorm(float *out, const float *x, const qr_weight *weight, int64_t
     }
 }
 
-/* Rotary embedding of n_heads heads of head_dim in place (ggml_rope_ext, no YaRN scaling):
- * pair i of the first n_rot dimensions turns by pos * base^(-2i/n_rot) / freq_factor[i].
- * NORM pairs adjacent dims (2i, 2i+1); NEOX pairs (i, i + n_rot/2). */
-/* rotates q's n_q heads and k's n_k heads at position pos (the angles computed once for both) */
-static void rope(const qr_model *m, float *q, int32_t n_q, float *k, int32_t n_k, int32_t pos) {
-    const qr_hparams *hp = &m->hp;
-    const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->n_rot);
-    const float *freq_factors = m->rope_freqs.data;
-    float cs[256], sn[256]; /* n_rot <= head_dim <= 512 (load.c) */
-    float theta = (float)pos * hp->rope_freq_scale;
-    for (int32_t i = 0; i < hp->n_rot / 2; i++) {
-        float th = freq_factors ? theta / freq_factors[i] : theta;
-        cs[i] = cosf(th);
-        sn[i] = sinf(th);
-        theta *= theta_scale;
+/* x[i] *= scale over n values (ggml_scale); scale 1 leaves x as it is */
+static void scale(float *x, int64_t n, float by) {
+    if (by == 1.0f) return;
+    for (int64_t i = 0; i < n; i++) x[i] *= by;
+}
+
+/* x += y * by over n values: a residual add of a branch scaled by `by` (granite) */
+static void add_scaled(float *x, const float *y, int64_t n, float by) {
+    if (by == 1.0f)
+        for (int64_t i = 0; i < n; i++) x[i] += y[i];
+    else
+        for (int64_t i = 0; i < n; i++) x[i] += y[i] * by;
+}
+
+/* g = gelu(g) * u (GeGLU) as ggml_vec_geglu_f32 with GGML_GELU_FP16: the gate rounded to f16
+ * and looked up in the model's f16 GELU table, saturated outside [-10, 10] */
+static void gelu_mul(const uint16_t *table, float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        if (x <= -10.0f)
+            g[i] = 0.0f;
+        else if (x >= 10.0f)
+            g[i] = x * u[i];
+        else
+            g[i] = qr_fp16_to_fp32(table[qr_fp32_to_fp16(x)]) * u[i];
     }
-    for (int32_t h = 0; h < n_q + n_k; h++) {
-        float *x = h < n_q ? q + (int64_t)h * hp->head_dim : k + (int64_t)(h - n_q) * hp->head_dim;
-        for (int32_t i = 0; i < hp->n_rot / 2; i++) {
-            int32_t a = hp->rope_type == QR_ROPE_NEOX ? i : 2 * i;
-            int32_t b = hp->rope_type == QR_ROPE_NEOX ? i + hp->n_rot / 2 : 2 * i + 1;
-            float x0 = x[a], x1 = x[b];
-            x[a] = x0 * cs[i] - x1 * sn[i];
-            x[b] = x0 * sn[i] + x1 * cs[i];
-        }
-    }
+}
+
+/* x = tanh(x / cap) * cap over n values (soft-capping, as llama.cpp's scale-tanh-scale) */
+static void softcap(float *x, int64_t n, float cap) {
+    const float inv = 1.0f / cap;
+    for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i] * inv) * cap;
 }
 
 /* ---- KV cache ---- */
@@ -224,9 +235,9 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
                        ((int64_t)kv_h * (hp->n_head / hp->n_head_kv) + h_first) * hd;
     float *out = ctx->att_out + q0, *qr = scratch, *scores = scratch + ng * hd;
     const void *kc = ctx->k_cache[layer], *vc = ctx->v_cache[layer];
-    const float scale = 1.0f / sqrtf((float)hd);
-    int32_t first = 0;
-    if (hp->sliding_window > 0 && pos >= hp->sliding_window) first = pos - hp->sliding_window + 1;
+    /* a windowed layer's query at pos sees pos - n_swa + 1 ... pos */
+    const int32_t window = ctx->model->layers[layer].swa ? hp->n_swa : 0;
+    const int32_t first = window > 0 && pos >= window ? pos - window + 1 : 0;
     const int64_t rows = pos - first + 1, off = kv_row(ctx, seq, kv_h, first) * hd;
     const bool f16 = ctx->params.kv_type != QR_KV_F32;
 
@@ -238,7 +249,8 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
         for (int h = 0; h < ng; h++)
             kn->dot_f32(hd, qr + h * hd, (const float *)kc + off, hd, rows, scores + h * S + first);
     for (int h = 0; h < ng; h++) {
-        kn->softmax(scores + h * S + first, rows, scale);
+        if (hp->attn_softcap > 0.0f) softcap(scores + h * S + first, rows, hp->attn_softcap);
+        kn->softmax(scores + h * S + first, rows, hp->kq_scale);
         kv_round(ctx, scores + h * S + first, rows);
     }
     memset(out, 0, (size_t)(ng * hd) * sizeof *out);
@@ -301,48 +313,86 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
         else
             embd_tr->to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes, x + t * d, d);
     }
+    scale(x, n * d, hp->embd_scale);
     dump(ctx, "embd", -1, x, d, n);
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const qr_layer *L = &m->layers[l];
 
         /* attention */
-        rmsnorm(xb, x, &L->attn_norm, d, hp->norm_eps, n);
-        dump(ctx, "attn_norm", l, xb, d, n);
+        const float *h = x; /* the steps' input: x normed, or x itself (olmo2) */
+        if (L->attn_norm.data) {
+            rmsnorm(xb, x, &L->attn_norm, d, hp->norm_eps, n);
+            dump(ctx, "attn_norm", l, xb, d, n);
+            h = xb;
+        }
         matmul_n(ctx, (const qr_weight *[]){&L->wq, &L->wk, &L->wv},
-                 (float *[]){ctx->q, ctx->k, ctx->v}, 3, xb, n);
+                 (float *[]){ctx->q, ctx->k, ctx->v}, 3, h, n);
         add_bias(&L->bq, ctx->q, q_dim, n);
         dump(ctx, "Qcur.mul_mat", l, ctx->q, q_dim, n);
         add_bias(&L->bk, ctx->k, kv_dim, n);
         dump(ctx, "Kcur.mul_mat", l, ctx->k, kv_dim, n);
         add_bias(&L->bv, ctx->v, kv_dim, n);
         dump(ctx, "Vcur", l, ctx->v, kv_dim, n);
+        if (L->q_norm.data) { /* per head (rows of head_dim) or over the whole width */
+            const int64_t qn = L->q_norm.n_cols, kn = L->k_norm.n_cols;
+            rmsnorm(ctx->q, ctx->q, &L->q_norm, qn, hp->norm_eps, (int32_t)(n * q_dim / qn));
+            rmsnorm(ctx->k, ctx->k, &L->k_norm, kn, hp->norm_eps, (int32_t)(n * kv_dim / kn));
+            dump(ctx, "Qcur_normed", l, ctx->q, q_dim, n);
+            dump(ctx, "Kcur_normed", l, ctx->k, kv_dim, n);
+        }
+        const qr_rope *rp = &ctx->rope[L->swa];
         for (int32_t t = 0; t < n; t++) {
-            rope(m, ctx->q + t * q_dim, hp->n_head, ctx->k + t * kv_dim, hp->n_head_kv, pos[t]);
+            if (L->rope) {
+                float cache[512]; /* n_rot <= head_dim <= 512 (load.c) */
+                qr_rope_cache(rp, pos[t], cache);
+                qr_rope_apply(rp, cache, ctx->q + t * q_dim, hp->n_head, hp->head_dim);
+                qr_rope_apply(rp, cache, ctx->k + t * kv_dim, hp->n_head_kv, hp->head_dim);
+            }
             kv_store(ctx, ctx->k_cache[l], seq[t], pos[t], ctx->k + t * kv_dim);
             kv_store(ctx, ctx->v_cache[l], seq[t], pos[t], ctx->v + t * kv_dim);
         }
         dump(ctx, "Qcur.rope", l, ctx->q, q_dim, n);
         dump(ctx, "Kcur.rope", l, ctx->k, kv_dim, n);
+        scale(ctx->q, n * q_dim, hp->q_scale);
         attention(ctx, l, pos, seq, n);
         dump(ctx, "kqv_out", l, ctx->att_out, q_dim, n);
         matmul(ctx, &L->wo, ctx->att_out, n, xb);
+        add_bias(&L->bo, xb, d, n);
         dump(ctx, "attn_out", l, xb, d, n);
-        for (int64_t i = 0; i < n * d; i++) x[i] += xb[i];
+        if (L->attn_post_norm.data) {
+            rmsnorm(xb, xb, &L->attn_post_norm, d, hp->norm_eps, n);
+            dump(ctx, "attn_post_norm", l, xb, d, n);
+        }
+        add_scaled(x, xb, n * d, hp->residual_scale);
         dump(ctx, "ffn_inp", l, x, d, n);
 
-        /* feed-forward (SwiGLU) */
-        rmsnorm(xb, x, &L->ffn_norm, d, hp->norm_eps, n);
-        dump(ctx, "ffn_norm", l, xb, d, n);
+        /* feed-forward: act(gate) * up, SwiGLU or GeGLU */
+        h = x;
+        if (L->ffn_norm.data) {
+            rmsnorm(xb, x, &L->ffn_norm, d, hp->norm_eps, n);
+            dump(ctx, "ffn_norm", l, xb, d, n);
+            h = xb;
+        }
         matmul_n(ctx, (const qr_weight *[]){&L->ffn_gate, &L->ffn_up},
-                 (float *[]){ctx->hb, ctx->hb2}, 2, xb, n);
+                 (float *[]){ctx->hb, ctx->hb2}, 2, h, n);
+        add_bias(&L->ffn_gate_b, ctx->hb, hp->n_ff, n);
+        add_bias(&L->ffn_up_b, ctx->hb2, hp->n_ff, n);
         dump(ctx, "ffn_gate", l, ctx->hb, hp->n_ff, n);
         dump(ctx, "ffn_up", l, ctx->hb2, hp->n_ff, n);
-        qr_kernels_best()->silu_mul(ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff);
+        if (m->arch->act == QR_ACT_GELU)
+            gelu_mul(m->gelu_f16, ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff);
+        else
+            qr_kernels_best()->silu_mul(ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff);
         dump(ctx, "ffn_swiglu", l, ctx->hb, hp->n_ff, n);
         matmul(ctx, &L->ffn_down, ctx->hb, n, xb);
+        add_bias(&L->ffn_down_b, xb, d, n);
         dump(ctx, "ffn_out", l, xb, d, n);
-        for (int64_t i = 0; i < n * d; i++) x[i] += xb[i];
+        if (L->ffn_post_norm.data) {
+            rmsnorm(xb, xb, &L->ffn_post_norm, d, hp->norm_eps, n);
+            dump(ctx, "ffn_post_norm", l, xb, d, n);
+        }
+        add_scaled(x, xb, n * d, hp->residual_scale);
         dump(ctx, "l_out", l, x, d, n);
     }
 
@@ -357,6 +407,8 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
     rmsnorm(xb, x, &m->output_norm, d, hp->norm_eps, n_out);
     dump(ctx, "result_norm", -1, xb, d, n_out);
     matmul(ctx, &m->output, xb, n_out, out);
+    scale(out, (int64_t)n_out * hp->n_vocab, hp->logit_mult);
+    if (hp->final_softcap > 0.0f) softcap(out, (int64_t)n_out * hp->n_vocab, hp->final_softcap);
     dump(ctx, "result_output", -1, out, hp->n_vocab, n_out);
     return QR_OK;
 }

@@ -45,16 +45,59 @@ static qr_status key_f32(const qr_model *m, const char *suffix, float def, float
     return QR_OK;
 }
 
+static bool has_key(const qr_model *m, const char *suffix) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
+    return qr_gguf_find_key(m->gguf, key) >= 0;
+}
+
+/* A positive float key (scales, factors): absent -> def */
+static qr_status key_pos_f32(const qr_model *m, const char *suffix, bool required, float def,
+                             float *out) {
+    if (required && !has_key(m, suffix))
+        return qr_error(QR_ERR_FORMAT, "missing metadata key '%s.%s'", m->arch_name, suffix);
+    qr_status st = key_f32(m, suffix, def, out);
+    if (st) return st;
+    if (!(*out > 0.0f))
+        return qr_error(QR_ERR_FORMAT, "metadata key '%s.%s' must be positive (is %g)",
+                        m->arch_name, suffix, (double)*out);
+    return QR_OK;
+}
+
+/* Which layers are windowed: attention.sliding_window_pattern as a bool array (one per layer)
+ * or a period n (layers with il % n < n - 1; 0: all), else the architecture's period. */
+static qr_status load_swa_layers(qr_model *m) {
+    const qr_hparams *hp = &m->hp;
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", m->arch_name);
+    const qr_gguf_value *arr = qr_gguf_get_arr(m->gguf, key);
+    if (arr) {
+        if (arr->arr.n < (uint64_t)hp->n_layer)
+            return qr_error(QR_ERR_FORMAT, "'%s' has %llu entries for %d layers", key,
+                            (unsigned long long)arr->arr.n, hp->n_layer);
+        for (int32_t l = 0; l < hp->n_layer; l++)
+            m->layers[l].swa = qr_gguf_arr_i64(arr, (uint64_t)l) != 0;
+        return QR_OK;
+    }
+    int32_t period;
+    qr_status st = key_i32(m, "attention.sliding_window_pattern", false, m->arch->swa_pattern,
+                           &period);
+    if (st) return st;
+    for (int32_t l = 0; l < hp->n_layer; l++)
+        m->layers[l].swa = period == 0 || l % period < period - 1;
+    return QR_OK;
+}
+
 static qr_status load_hparams(qr_model *m) {
     qr_hparams *hp = &m->hp;
+    const uint32_t fl = m->arch->flags;
     qr_status st;
     if ((st = key_i32(m, "embedding_length", true, 0, &hp->n_embd)) ||
         (st = key_i32(m, "block_count", true, 0, &hp->n_layer)) ||
         (st = key_i32(m, "attention.head_count", true, 0, &hp->n_head)) ||
         (st = key_i32(m, "attention.head_count_kv", false, hp->n_head, &hp->n_head_kv)) ||
         (st = key_i32(m, "feed_forward_length", true, 0, &hp->n_ff)) ||
-        (st = key_i32(m, "context_length", false, 2048, &hp->n_ctx_train)) ||
-        (st = key_i32(m, "attention.sliding_window", false, 0, &hp->sliding_window)))
+        (st = key_i32(m, "context_length", false, 2048, &hp->n_ctx_train)))
         return st;
     if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
         hp->n_ff <= 0)
@@ -62,6 +105,9 @@ static qr_status load_hparams(qr_model *m) {
                         "%s: embedding_length, block_count, head counts and feed_forward_length "
                         "must be positive",
                         m->arch_name);
+    if (hp->n_layer > 4096)
+        return qr_error(QR_ERR_FORMAT, "%s: block_count %d is too large", m->arch_name,
+                        hp->n_layer);
     if (hp->n_head % hp->n_head_kv)
         return qr_error(QR_ERR_FORMAT,
                         "%s.attention.head_count %d is not a multiple of head_count_kv %d",
@@ -72,19 +118,112 @@ static qr_status load_hparams(qr_model *m) {
     if (hp->head_dim <= 0 || hp->head_dim > 512)
         return qr_error(QR_ERR_UNSUPPORTED, "%s: head size %d is not supported (1 to 512)",
                         m->arch_name, hp->head_dim);
+    int32_t v_len;
+    if ((st = key_i32(m, "attention.value_length", false, hp->head_dim, &v_len))) return st;
+    if (v_len != hp->head_dim)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "%s: value length %d differs from key length %d (not supported)",
+                        m->arch_name, v_len, hp->head_dim);
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
         return qr_error(QR_ERR_FORMAT, "%s: rope.dimension_count %d does not fit head size %d",
                         m->arch_name, hp->n_rot, hp->head_dim);
-    float eps;
-    if ((st = key_f32(m, "attention.layer_norm_rms_epsilon", 1e-5f, &eps))) return st;
-    hp->norm_eps = eps;
+    /* llama.cpp requires the epsilon of every architecture here but llama (default 1e-5) */
+    if (strcmp(m->arch->name, "llama") && !has_key(m, "attention.layer_norm_rms_epsilon"))
+        return qr_error(QR_ERR_FORMAT, "missing metadata key '%s.attention.layer_norm_rms_epsilon'",
+                        m->arch_name);
+    if ((st = key_f32(m, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps))) return st;
+
+    /* RoPE, as llama_model::load_hparams reads it */
     if ((st = key_f32(m, "rope.freq_base", 10000.0f, &hp->rope_freq_base))) return st;
-    float scale_linear;
-    if ((st = key_f32(m, "rope.scale_linear", 1.0f, &scale_linear))) return st;
-    if (scale_linear <= 0)
-        return qr_error(QR_ERR_FORMAT, "%s.rope.scale_linear must be positive", m->arch_name);
-    hp->rope_freq_scale = 1.0f / scale_linear;
-    hp->rope_type = m->arch == QR_ARCH_QWEN2 ? QR_ROPE_NEOX : QR_ROPE_NORM;
+    float factor = 0.0f;
+    if (has_key(m, "rope.scaling.factor")) {
+        if ((st = key_f32(m, "rope.scaling.factor", 0.0f, &factor))) return st;
+    } else if ((st = key_f32(m, "rope.scale_linear", 0.0f, &factor))) {
+        return st;
+    }
+    if (factor < 0.0f)
+        return qr_error(QR_ERR_FORMAT, "%s: the rope scaling factor must not be negative",
+                        m->arch_name);
+    hp->rope_freq_scale = factor == 0.0f ? 1.0f : 1.0f / factor;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch_name);
+    const char *type = qr_gguf_get_str(m->gguf, key);
+    if (!type && qr_gguf_find_key(m->gguf, key) >= 0)
+        return qr_error(QR_ERR_FORMAT, "metadata key '%s' is not a string", key);
+    if (!type || !strcmp(type, "linear"))
+        hp->rope_scaling = QR_ROPE_SCALING_LINEAR;
+    else if (!strcmp(type, "none"))
+        hp->rope_scaling = QR_ROPE_SCALING_NONE;
+    else if (!strcmp(type, "yarn"))
+        hp->rope_scaling = QR_ROPE_SCALING_YARN;
+    else if (!strcmp(type, "longrope"))
+        hp->rope_scaling = QR_ROPE_SCALING_LONGROPE;
+    else
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "%s: rope scaling type '%s' is not supported (none, linear, yarn, "
+                        "longrope are)",
+                        m->arch_name, type);
+    if ((st = key_i32(m, "rope.scaling.original_context_length", false, hp->n_ctx_train,
+                      &hp->n_ctx_orig)) ||
+        (st = key_pos_f32(m, "rope.scaling.attn_factor", false, 1.0f, &hp->rope_attn_factor)))
+        return st;
+
+    /* sliding window: gemma2 defaults it, gemma3 and olmo2 window only when it is declared;
+     * llama.cpp reads but ignores phi3's, and no other architecture here has one */
+    hp->n_swa = 0;
+    if (m->arch->swa_pattern &&
+        (st = key_i32(m, "attention.sliding_window", false, m->arch->swa_default, &hp->n_swa)))
+        return st;
+    hp->rope_freq_base_swa = hp->rope_freq_base;
+    hp->rope_freq_scale_swa = 1.0f;
+    if (!strcmp(m->arch->name, "gemma2")) hp->rope_freq_scale_swa = hp->rope_freq_scale;
+    if (!strcmp(m->arch->name, "gemma3")) hp->rope_freq_base_swa = 10000.0f;
+    if (hp->n_swa > 0 && (st = key_f32(m, "rope.freq_base_swa", hp->rope_freq_base_swa,
+                                       &hp->rope_freq_base_swa)))
+        return st;
+
+    /* multipliers, caps and the attention scale */
+    hp->embd_scale = 1.0f;
+    hp->residual_scale = 1.0f;
+    hp->logit_mult = 1.0f;
+    hp->q_scale = 1.0f;
+    hp->kq_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->attn_softcap = hp->final_softcap = 0.0f;
+    if (fl & QR_ARCH_EMBD_SCALE_SQRT) hp->embd_scale = sqrtf((float)hp->n_embd);
+    if (fl & QR_ARCH_Q_PRESCALE) {
+        /* gemma's 27B sizes scale by n_embd / n_head instead of the key length */
+        const bool big = (!strcmp(m->arch->name, "gemma2") && hp->n_layer == 46) ||
+                         (!strcmp(m->arch->name, "gemma3") && hp->n_layer == 62);
+        hp->q_scale = big ? 1.0f / sqrtf((float)(hp->n_embd / hp->n_head)) : hp->kq_scale;
+        hp->kq_scale = 1.0f;
+    }
+    if (fl & QR_ARCH_SOFTCAP) {
+        hp->attn_softcap = 50.0f;
+        hp->final_softcap = 30.0f;
+        if ((st = key_pos_f32(m, "attn_logit_softcapping", false, 50.0f, &hp->attn_softcap)) ||
+            (st = key_pos_f32(m, "final_logit_softcapping", false, 30.0f, &hp->final_softcap)))
+            return st;
+    } else if (!strcmp(m->arch->name, "gemma3") &&
+               (st = key_f32(m, "final_logit_softcapping", 0.0f, &hp->final_softcap))) {
+        return st;
+    }
+    if (fl & QR_ARCH_MULTIPLIERS) { /* granite: logit_scale required, 0 elsewhere = none */
+        float logit = 0.0f, residual = 0.0f, embd = 0.0f, attn = 0.0f;
+        if (!has_key(m, "logit_scale"))
+            return qr_error(QR_ERR_FORMAT, "missing metadata key '%s.logit_scale'", m->arch_name);
+        if ((st = key_f32(m, "logit_scale", 0.0f, &logit)) ||
+            (st = key_f32(m, "residual_scale", 0.0f, &residual)) ||
+            (st = key_f32(m, "embedding_scale", 0.0f, &embd)) ||
+            (st = key_f32(m, "attention.scale", 0.0f, &attn)))
+            return st;
+        if (logit == 0.0f)
+            return qr_error(QR_ERR_FORMAT, "metadata key '%s.logit_scale' must not be 0",
+                            m->arch_name);
+        hp->logit_mult = 1.0f / logit;
+        if (residual != 0.0f) hp->residual_scale = residual;
+        if (embd != 0.0f) hp->embd_scale = embd;
+        if (attn != 0.0f) hp->kq_scale = attn;
+    }
     return QR_OK;
 }
 
@@ -114,42 +253,119 @@ static qr_status bind(qr_model *m, qr_weight *w, const char *name, int64_t n_col
     return QR_OK;
 }
 
+/* Bind a fused tensor (phi3's attn_qkv, [q | k | v], and ffn_up, [gate | up]) as views of its
+ * parts: part i is rows[i] consecutive rows (for a vector, rows[i] consecutive values). Only
+ * the first view counts the tensor's parameters and bytes. */
+static qr_status bind_fused(qr_model *m, qr_weight *const *parts, const int64_t *rows, int n,
+                            const char *name, int64_t n_cols, bool vector) {
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += rows[i];
+    qr_weight whole;
+    qr_status st = vector ? bind(m, &whole, name, total, 0, true)
+                          : bind(m, &whole, name, n_cols, total, true);
+    if (st) return st;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        qr_weight *w = parts[i];
+        *w = whole;
+        w->data = (const char *)whole.data + off;
+        if (vector) {
+            w->n_cols = rows[i];
+            w->row_bytes = (size_t)rows[i] * sizeof(float);
+            off += w->row_bytes;
+        } else {
+            w->n_rows = rows[i];
+            off += (size_t)rows[i] * whole.row_bytes;
+        }
+    }
+    return QR_OK;
+}
+
+static bool has_tensor(const qr_model *m, const char *name) {
+    return qr_gguf_find_tensor(m->gguf, name) != NULL;
+}
+
 static qr_status load_weights(qr_model *m) {
     const qr_hparams *hp = &m->hp;
+    const uint32_t fl = m->arch->flags;
     int64_t d = hp->n_embd, q_dim = (int64_t)hp->n_head * hp->head_dim,
-            kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+            kv_dim = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
     qr_status st;
     if ((st = bind(m, &m->tok_embd, "token_embd.weight", d, hp->n_vocab, true))) return st;
     if ((st = bind(m, &m->output_norm, "output_norm.weight", d, 0, true))) return st;
-    if ((st = bind(m, &m->output, "output.weight", d, hp->n_vocab, false))) return st;
+    memset(&m->output, 0, sizeof m->output);
+    if (!(fl & QR_ARCH_TIED) &&
+        (st = bind(m, &m->output, "output.weight", d, hp->n_vocab, false)))
+        return st;
     if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
-    if ((st = bind(m, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 0, false))) return st;
+    if ((st = bind(m, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 0, false)) ||
+        (st = bind(m, &m->rope_long, "rope_factors_long.weight", hp->n_rot / 2, 0, false)) ||
+        (st = bind(m, &m->rope_short, "rope_factors_short.weight", hp->n_rot / 2, 0, false)))
+        return st;
     m->layers = qr_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return QR_ERR_NOMEM;
-    bool bias = m->arch == QR_ARCH_QWEN2;
+    const bool pre_norms = !(fl & QR_ARCH_NO_PRE_NORMS), post_norms = fl & QR_ARCH_POST_NORMS;
+    const bool qk_norm = fl & (QR_ARCH_QK_NORM | QR_ARCH_QK_NORM_FULL);
+    const int64_t q_norm_dim = fl & QR_ARCH_QK_NORM_FULL ? q_dim : hp->head_dim;
+    const int64_t k_norm_dim = fl & QR_ARCH_QK_NORM_FULL ? kv_dim : hp->head_dim;
+    bool rope_on = true; /* granite: rope.scaling.finetuned false turns RoPE off */
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.finetuned", m->arch_name);
+    if (fl & QR_ARCH_MULTIPLIERS) qr_gguf_get_bool(m->gguf, key, &rope_on);
     for (int32_t l = 0; l < hp->n_layer; l++) {
         qr_layer *L = &m->layers[l];
         char name[96];
+#define NAME(tname) (snprintf(name, sizeof name, "blk.%d." tname, (int)l), name)
 #define BIND(field, tname, cols, rows, req)                                                        \
     do {                                                                                           \
-        snprintf(name, sizeof name, "blk.%d." tname, (int)l);                                      \
-        if ((st = bind(m, &L->field, name, cols, rows, req))) return st;                           \
+        if ((st = bind(m, &L->field, NAME(tname), cols, rows, req))) return st;                    \
     } while (0)
-        BIND(attn_norm, "attn_norm.weight", d, 0, true);
-        BIND(wq, "attn_q.weight", d, q_dim, true);
-        BIND(wk, "attn_k.weight", d, kv_dim, true);
-        BIND(wv, "attn_v.weight", d, kv_dim, true);
+        BIND(attn_norm, "attn_norm.weight", d, 0, pre_norms);
+        if (has_tensor(m, NAME("attn_qkv.weight"))) {
+            qr_weight *parts[] = {&L->wq, &L->wk, &L->wv};
+            if ((st = bind_fused(m, parts, (int64_t[]){q_dim, kv_dim, kv_dim}, 3, name, d, false)))
+                return st;
+        } else {
+            BIND(wq, "attn_q.weight", d, q_dim, true);
+            BIND(wk, "attn_k.weight", d, kv_dim, true);
+            BIND(wv, "attn_v.weight", d, kv_dim, true);
+        }
+        if (has_tensor(m, NAME("attn_qkv.bias"))) {
+            qr_weight *parts[] = {&L->bq, &L->bk, &L->bv};
+            if ((st = bind_fused(m, parts, (int64_t[]){q_dim, kv_dim, kv_dim}, 3, name, 0, true)))
+                return st;
+        } else {
+            BIND(bq, "attn_q.bias", q_dim, 0, fl & QR_ARCH_QKV_BIAS);
+            BIND(bk, "attn_k.bias", kv_dim, 0, fl & QR_ARCH_QKV_BIAS);
+            BIND(bv, "attn_v.bias", kv_dim, 0, fl & QR_ARCH_QKV_BIAS);
+        }
         BIND(wo, "attn_output.weight", q_dim, d, true);
-        BIND(bq, "attn_q.bias", q_dim, 0, bias);
-        BIND(bk, "attn_k.bias", kv_dim, 0, bias);
-        BIND(bv, "attn_v.bias", kv_dim, 0, bias);
-        BIND(ffn_norm, "ffn_norm.weight", d, 0, true);
-        BIND(ffn_gate, "ffn_gate.weight", d, hp->n_ff, true);
-        BIND(ffn_up, "ffn_up.weight", d, hp->n_ff, true);
-        BIND(ffn_down, "ffn_down.weight", hp->n_ff, d, true);
+        BIND(bo, "attn_output.bias", d, 0, false);
+        if (qk_norm) {
+            BIND(q_norm, "attn_q_norm.weight", q_norm_dim, 0, true);
+            BIND(k_norm, "attn_k_norm.weight", k_norm_dim, 0, true);
+        }
+        if (post_norms) BIND(attn_post_norm, "post_attention_norm.weight", d, 0, true);
+        BIND(ffn_norm, "ffn_norm.weight", d, 0, pre_norms);
+        if (!has_tensor(m, NAME("ffn_gate.weight")) &&
+            has_tensor(m, NAME("ffn_up.weight")) &&
+            qr_gguf_find_tensor(m->gguf, name)->ne[1] == 2 * ff) { /* [gate | up] (phi3) */
+            qr_weight *parts[] = {&L->ffn_gate, &L->ffn_up};
+            if ((st = bind_fused(m, parts, (int64_t[]){ff, ff}, 2, name, d, false))) return st;
+        } else {
+            BIND(ffn_gate, "ffn_gate.weight", d, ff, true);
+            BIND(ffn_up, "ffn_up.weight", d, ff, true);
+        }
+        BIND(ffn_down, "ffn_down.weight", ff, d, true);
+        BIND(ffn_gate_b, "ffn_gate.bias", ff, 0, false);
+        BIND(ffn_up_b, "ffn_up.bias", ff, 0, false);
+        BIND(ffn_down_b, "ffn_down.bias", d, 0, false);
+        if (post_norms) BIND(ffn_post_norm, "post_ffw_norm.weight", d, 0, true);
 #undef BIND
+#undef NAME
+        L->rope = rope_on && !((fl & QR_ARCH_NOPE_EVERY_4) && (l + 1) % 4 == 0);
     }
-    return QR_OK;
+    return hp->n_swa > 0 ? load_swa_layers(m) : QR_OK;
 }
 
 /* Every weight the forward pass reads, each once (a tied output head is the embedding table),
@@ -157,11 +373,16 @@ static qr_status load_weights(qr_model *m) {
  * stream the hardware prefetcher follows from one matrix into the next. */
 static int all_weights(qr_model *m, qr_weight **w) {
     int n = 0;
-    if (m->rope_freqs.data) w[n++] = &m->rope_freqs;
+    qr_weight *globals[] = {&m->rope_freqs, &m->rope_long, &m->rope_short};
+    for (size_t i = 0; i < sizeof globals / sizeof *globals; i++)
+        if (globals[i]->data) w[n++] = globals[i];
     for (int32_t l = 0; l < m->hp.n_layer; l++) {
         qr_layer *L = &m->layers[l];
-        qr_weight *ws[] = {&L->attn_norm, &L->wq, &L->wk,       &L->wv,       &L->bq,     &L->bk,
-                           &L->bv,        &L->wo, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        qr_weight *ws[] = {&L->attn_norm,  &L->wq,         &L->wk,         &L->wv,
+                           &L->bq,         &L->bk,         &L->bv,         &L->q_norm,
+                           &L->k_norm,     &L->wo,         &L->bo,         &L->attn_post_norm,
+                           &L->ffn_norm,   &L->ffn_gate,   &L->ffn_gate_b, &L->ffn_up,
+                           &L->ffn_up_b,   &L->ffn_down,   &L->ffn_down_b, &L->ffn_post_norm};
         for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
             if (ws[i]->data) w[n++] = ws[i];
     }
@@ -170,6 +391,7 @@ static int all_weights(qr_model *m, qr_weight **w) {
     w[n++] = &m->tok_embd;
     return n;
 }
+#define MAX_WEIGHTS(n_layer) (6 + 20 * (n_layer))
 
 /* Drop the whole pages of [p, p + bytes) from this process (clean pages of the read-only
  * mapping: a later read would fault them back in from the page cache) */
@@ -230,7 +452,7 @@ static void copy_worker(void *arg, int64_t chunk, int ith) {
  * mapping again would bring back its neighbours, up to a large page cache folio each.) The
  * slices are spread over the CPUs (a 7B model is gigabytes). */
 static qr_status repack(qr_model *m) {
-    const int max = 4 + 12 * m->hp.n_layer;
+    const int max = MAX_WEIGHTS(m->hp.n_layer);
     qr_weight **w = qr_calloc((size_t)max, sizeof *w);
     const char **src = qr_calloc((size_t)max, sizeof *src);
     bool *pack = qr_calloc((size_t)max, sizeof *pack);
@@ -312,6 +534,21 @@ done:
     return st;
 }
 
+/* ggml's GELU on the CPU (GGML_GELU_FP16): the tanh form evaluated once per f16 value and
+ * stored as f16; activations are rounded to f16 and looked up (ggml_vec_gelu_f32) */
+static qr_status gelu_table(qr_model *m) {
+    if (m->arch->act != QR_ACT_GELU) return QR_OK;
+    m->gelu_f16 = qr_malloc(65536 * sizeof *m->gelu_f16);
+    if (!m->gelu_f16) return QR_ERR_NOMEM;
+    for (uint32_t i = 0; i < 65536; i++) {
+        const float x = qr_fp16_to_fp32((uint16_t)i);
+        const float g = 0.5f * x * (1.0f + tanhf(0.79788456080286535587989211986876f * x *
+                                                  (1.0f + 0.044715f * x * x)));
+        m->gelu_f16[i] = qr_fp32_to_fp16(g);
+    }
+    return QR_OK;
+}
+
 qr_status qr_model_load(const char *path, const qr_model_params *params, qr_model **out) {
     *out = NULL;
     qr_model_params defaults = qr_model_default_params();
@@ -330,17 +567,14 @@ qr_status qr_model_load(const char *path, const qr_model_params *params, qr_mode
     if (!arch) arch = "";
     snprintf(m->arch_name, sizeof m->arch_name, "%s", arch);
     if (!params->vocab_only) {
-        if (!strcmp(arch, "llama"))
-            m->arch = QR_ARCH_LLAMA;
-        else if (!strcmp(arch, "qwen2"))
-            m->arch = QR_ARCH_QWEN2;
-        else {
-            st = qr_error(QR_ERR_UNSUPPORTED,
-                          "%s: architecture '%s' is not supported (llama, qwen2 are)", path,
-                          *arch ? arch : "(general.architecture missing)");
+        m->arch = qr_arch_find(arch);
+        if (!m->arch) {
+            st = qr_error(QR_ERR_UNSUPPORTED, "%s: unsupported architecture '%s' (supported: %s)",
+                          path, *arch ? arch : "(general.architecture missing)",
+                          qr_arch_names());
             goto fail;
         }
-        if ((st = load_hparams(m)) || (st = load_weights(m)) ||
+        if ((st = load_hparams(m)) || (st = load_weights(m)) || (st = gelu_table(m)) ||
             (!params->no_repack && (st = repack(m)))) {
             qr_error_prefix("%s", path);
             goto fail;
@@ -358,6 +592,7 @@ void qr_model_free(qr_model *m) {
     qr_vocab_free(m->vocab);
     free(m->layers);
     free(m->pack);
+    free(m->gelu_f16);
     qr_gguf_free(m->gguf);
     free(m);
 }

@@ -7,9 +7,43 @@
 #include "tokenizer/vocab.h"
 #include "util/util.h"
 
-typedef enum qr_arch { QR_ARCH_LLAMA, QR_ARCH_QWEN2 } qr_arch;
+/* What an architecture is, as data (arch.c holds one row per GGUF architecture): which
+ * optional steps of the one forward pass it takes, which tensors it must have and which keys
+ * it reads. Adding an architecture is a row there plus any genuinely new step. */
 typedef enum qr_rope_type { QR_ROPE_NORM, QR_ROPE_NEOX } qr_rope_type;
+typedef enum qr_act { QR_ACT_SILU, QR_ACT_GELU } qr_act;
 
+enum {
+    QR_ARCH_QKV_BIAS = 1 << 0,       /* q, k, v biases required (qwen2) */
+    QR_ARCH_QK_NORM = 1 << 1,        /* RMS norm of each q and k head before RoPE */
+    QR_ARCH_QK_NORM_FULL = 1 << 2,   /* ... over the whole q and k width instead (olmo2) */
+    QR_ARCH_POST_NORMS = 1 << 3,     /* norms on the attention and FFN outputs (gemma, olmo2) */
+    QR_ARCH_NO_PRE_NORMS = 1 << 4,   /* no attn_norm / ffn_norm before the steps (olmo2) */
+    QR_ARCH_EMBD_SCALE_SQRT = 1 << 5, /* embeddings times sqrt(n_embd) (gemma) */
+    QR_ARCH_TIED = 1 << 6,           /* the output head is always token_embd (gemma2) */
+    QR_ARCH_SOFTCAP = 1 << 7,        /* attention and final logit soft-capping (gemma2) */
+    QR_ARCH_MULTIPLIERS = 1 << 8,    /* embedding/residual/attention/logit multipliers (granite) */
+    QR_ARCH_Q_PRESCALE = 1 << 9,     /* q scaled before attention, softmax unscaled (gemma, phi3) */
+    QR_ARCH_NOPE_EVERY_4 = 1 << 10,  /* no RoPE on layers with (il + 1) % 4 == 0 (smollm3) */
+    QR_ARCH_SWA_IGNORED = 1 << 11,   /* attention.sliding_window read but not used (phi3) */
+};
+
+typedef struct qr_arch_info {
+    const char *name; /* general.architecture */
+    qr_rope_type rope_type;
+    qr_act act;
+    uint32_t flags;
+    /* sliding-window attention: layers with il % swa_pattern < swa_pattern - 1 are windowed
+     * (attention.sliding_window_pattern overrides); swa_default: the window when the key is
+     * absent; 0 with a pattern: windowed only when the key is there and positive */
+    int32_t swa_pattern, swa_default;
+} qr_arch_info;
+
+/* the row of `name`, or NULL; qr_arch_names lists every supported name for messages */
+const qr_arch_info *qr_arch_find(const char *name);
+const char *qr_arch_names(void);
+
+/* Hyperparameters, from the GGUF keys with llama.cpp's defaults (load.c) */
 typedef struct qr_hparams {
     int32_t n_vocab;
     int32_t n_ctx_train;
@@ -20,11 +54,21 @@ typedef struct qr_hparams {
     int32_t n_ff;
     int32_t head_dim; /* attention.key_length, default n_embd / n_head */
     int32_t n_rot;    /* rope.dimension_count, default head_dim */
-    float rope_freq_base;
-    float rope_freq_scale;
     float norm_eps;
-    int32_t sliding_window; /* 0: none */
-    qr_rope_type rope_type;
+    /* RoPE as the model declares it (the context applies llama.cpp's overrides: rope.c) */
+    float rope_freq_base, rope_freq_scale;         /* scale = 1 / rope.scaling.factor */
+    float rope_freq_base_swa, rope_freq_scale_swa; /* the windowed layers' (gemma) */
+    qr_rope_scaling rope_scaling;                  /* rope.scaling.type (default linear) */
+    int32_t n_ctx_orig;                            /* rope.scaling.original_context_length */
+    float rope_attn_factor;                        /* rope.scaling.attn_factor */
+    int32_t n_swa;                                 /* window of the windowed layers; 0: none */
+    /* multipliers and caps (1 / 0: none) */
+    float embd_scale;     /* token embeddings times this */
+    float residual_scale; /* each branch's output times this before the residual add */
+    float logit_mult;     /* logits times this */
+    float q_scale;        /* q times this after RoPE (Q_PRESCALE archs) */
+    float kq_scale;       /* attention scores times this in the softmax */
+    float attn_softcap, final_softcap;
 } qr_hparams;
 
 /* A weight matrix of n_rows rows of n_cols elements (or a vector: n_rows = 1), in place on the
@@ -37,26 +81,55 @@ typedef struct qr_weight {
     size_t row_bytes;
 } qr_weight;
 
+/* One layer: its weights (absent optional ones have data NULL; fused tensors are bound as
+ * views of their parts) and its attributes. */
 typedef struct qr_layer {
-    qr_weight attn_norm;
+    qr_weight attn_norm; /* absent: no pre-norm (olmo2) */
     qr_weight wq, wk, wv, wo;
-    qr_weight bq, bk, bv; /* qwen2 only */
+    qr_weight bq, bk, bv, bo;
+    qr_weight q_norm, k_norm; /* per head, or over the whole width (QK_NORM_FULL) */
+    qr_weight attn_post_norm;
     qr_weight ffn_norm;
     qr_weight ffn_gate, ffn_up, ffn_down;
+    qr_weight ffn_gate_b, ffn_up_b, ffn_down_b;
+    qr_weight ffn_post_norm;
+    bool swa;  /* windowed attention (hp.n_swa) with the windowed layers' rope */
+    bool rope; /* RoPE applied (smollm3 skips some layers) */
 } qr_layer;
 
 struct qr_model {
     qr_gguf *gguf;
-    qr_arch arch;
+    const qr_arch_info *arch;
     char arch_name[32];
     qr_hparams hp;
     qr_vocab *vocab;
     bool vocab_only;
     qr_weight tok_embd, output_norm, output;
     qr_weight rope_freqs; /* optional per-dimension frequency factors (Llama 3.1) */
+    qr_weight rope_long, rope_short; /* LongRoPE factors (phi3): long past n_ctx_orig */
+    uint16_t *gelu_f16; /* GELU archs: ggml's f16 GELU table (65536 entries) */
     qr_layer *layers;
     uint64_t n_params, weight_bytes;
     void *pack; /* the repacked matrices (qr_model_params.no_repack), or NULL */
 };
+
+/* RoPE of one kind of layer in a context (rope.c): llama.cpp's effective settings */
+typedef struct qr_rope {
+    int32_t n_rot;
+    qr_rope_type type;
+    float freq_base, freq_scale, theta_scale;
+    float ext_factor, attn_factor, beta_fast, beta_slow, corr_dims[2];
+    int32_t n_ctx_orig;
+    const float *factors; /* per rotated pair, or NULL */
+} qr_rope;
+
+/* rope[0]: the full-attention layers', rope[1]: the windowed layers' */
+void qr_rope_init(const qr_model *m, const qr_context_params *p, int32_t n_ctx_seq,
+                  qr_rope rope[2]);
+/* cos, sin of every rotated pair at pos: cache[2i], cache[2i + 1] */
+void qr_rope_cache(const qr_rope *r, int32_t pos, float *cache);
+/* rotate n_heads heads of head_dim values in place */
+void qr_rope_apply(const qr_rope *r, const float *cache, float *x, int32_t n_heads,
+                   int32_t head_dim);
 
 #endif

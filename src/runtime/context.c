@@ -4,11 +4,21 @@
 #include "runtime/context.h"
 #include "kernels/matmul.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 qr_context_params qr_context_default_params(void) {
     return (qr_context_params){
-        .n_ctx = 0, .n_batch = 512, .n_threads = 0, .n_seq_max = 1, .kv_type = QR_KV_F16};
+        .n_ctx = 0,
+        .n_batch = 512,
+        .n_threads = 0,
+        .n_seq_max = 1,
+        .kv_type = QR_KV_F16,
+        .rope_scaling = QR_ROPE_SCALING_DEFAULT,
+        .yarn_ext_factor = -1.0f,
+        .yarn_attn_factor = -1.0f,
+        .yarn_beta_fast = -1.0f,
+        .yarn_beta_slow = -1.0f};
 }
 
 static size_t max_size(size_t a, size_t b) {
@@ -35,6 +45,14 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     if (p.n_ctx < p.n_seq_max)
         return qr_error(QR_ERR_INVALID_ARG, "context of %d cells cannot hold %d sequences", p.n_ctx,
                         p.n_seq_max);
+    if (p.rope_scaling < QR_ROPE_SCALING_DEFAULT || p.rope_scaling > QR_ROPE_SCALING_LONGROPE)
+        return qr_error(QR_ERR_INVALID_ARG, "unknown rope scaling type %d", (int)p.rope_scaling);
+    if (!isfinite(p.rope_freq_base) || p.rope_freq_base < 0 || !isfinite(p.rope_freq_scale) ||
+        p.rope_freq_scale < 0 || !isfinite(p.yarn_ext_factor) || !isfinite(p.yarn_attn_factor) ||
+        !isfinite(p.yarn_beta_fast) || !isfinite(p.yarn_beta_slow) || p.yarn_orig_ctx < 0)
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "rope parameters must be finite and the base, scale and original "
+                        "context not negative");
     if (p.n_ctx > (1 << 24))
         return qr_error(QR_ERR_INVALID_ARG, "context size %d is too large", p.n_ctx);
 
@@ -46,6 +64,7 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     ctx->n_ctx_seq = p.n_ctx / p.n_seq_max;
     ctx->n_ctx = ctx->n_ctx_seq * ctx->n_seq;
     ctx->n_batch = p.n_batch;
+    qr_rope_init(model, &p, ctx->n_ctx_seq, ctx->rope);
     qr_status st = qr_pool_create(p.n_threads, &ctx->pool);
     if (st) goto fail;
 

@@ -14,6 +14,7 @@ struct qr_context {
     int32_t n_seq;     /* sequences */
     int32_t n_ctx_seq; /* cells per sequence: seq s uses cells [s*n_ctx_seq, (s+1)*n_ctx_seq) */
     int32_t n_batch;
+    qr_rope rope[2]; /* RoPE of the full-attention and the windowed layers (model/rope.c) */
 
     /* KV cache: per layer, [n_ctx][n_head_kv * head_dim] of f16 or f32 */
     void **k_cache, **v_cache;

@@ -1,0 +1,35 @@
+/* arch.c - the supported architectures as data: one row each, saying which optional steps of
+ * the forward pass the architecture takes (model.h's QR_ARCH_* flags), its RoPE pairing, its
+ * FFN activation and its sliding-window layout. The facts are llama.cpp's (src/models/<arch>.cpp
+ * and llama_model_rope_type): llama, granite and smollm3 rotate adjacent pairs, the others the
+ * two halves of a head. */
+#include "model/model.h"
+
+static const qr_arch_info archs[] = {
+    {"llama", QR_ROPE_NORM, QR_ACT_SILU, 0, 0, 0},
+    {"qwen2", QR_ROPE_NEOX, QR_ACT_SILU, QR_ARCH_QKV_BIAS, 0, 0},
+    {"qwen3", QR_ROPE_NEOX, QR_ACT_SILU, QR_ARCH_QK_NORM, 0, 0},
+    /* gemma2: even layers windowed (4096 unless declared); gemma3: 5 of every 6 */
+    {"gemma2", QR_ROPE_NEOX, QR_ACT_GELU,
+     QR_ARCH_POST_NORMS | QR_ARCH_EMBD_SCALE_SQRT | QR_ARCH_TIED | QR_ARCH_SOFTCAP |
+         QR_ARCH_Q_PRESCALE,
+     2, 4096},
+    {"gemma3", QR_ROPE_NEOX, QR_ACT_GELU,
+     QR_ARCH_QK_NORM | QR_ARCH_POST_NORMS | QR_ARCH_EMBD_SCALE_SQRT | QR_ARCH_Q_PRESCALE, 6, 0},
+    {"phi3", QR_ROPE_NEOX, QR_ACT_SILU, QR_ARCH_Q_PRESCALE | QR_ARCH_SWA_IGNORED, 0, 0},
+    /* olmo2: windowed layers only in OLMo 3 files that declare a window (3 of every 4) */
+    {"olmo2", QR_ROPE_NEOX, QR_ACT_SILU,
+     QR_ARCH_QK_NORM_FULL | QR_ARCH_POST_NORMS | QR_ARCH_NO_PRE_NORMS, 4, 0},
+    {"granite", QR_ROPE_NORM, QR_ACT_SILU, QR_ARCH_MULTIPLIERS, 0, 0},
+    {"smollm3", QR_ROPE_NORM, QR_ACT_SILU, QR_ARCH_NOPE_EVERY_4, 0, 0},
+};
+
+const qr_arch_info *qr_arch_find(const char *name) {
+    for (size_t i = 0; i < sizeof archs / sizeof *archs; i++)
+        if (!strcmp(archs[i].name, name)) return &archs[i];
+    return NULL;
+}
+
+const char *qr_arch_names(void) {
+    return "llama, qwen2, qwen3, gemma2, gemma3, phi3, olmo2, granite, smollm3";
+}
