@@ -305,7 +305,7 @@ qr_status qr_perplexity(qr_model *model, const qr_token *tokens, int32_t n_token
             goto done;
         }
 
-    qr_context_params cp = qr_context_default_params();
+    qr_context_params cp = p.context ? *p.context : qr_context_default_params();
     cp.n_ctx = n_ctx * n_seq;
     cp.n_seq_max = n_seq;
     cp.n_batch = n_batch < n_ctx * n_seq ? n_batch : n_ctx * n_seq;

@@ -659,7 +659,7 @@ qr_status qr_server_run(const qr_server_params *params) {
     qr_status st = start_daemon(srv);
     if (!st) st = qr_model_load(srv->p.model_path, NULL, &srv->model);
     if (!st) {
-        qr_context_params cp = qr_context_default_params();
+        qr_context_params cp = srv->p.context ? *srv->p.context : qr_context_default_params();
         cp.n_seq_max = srv->p.n_parallel;
         cp.n_threads = srv->p.n_threads;
         cp.n_ctx = srv->p.n_ctx;

@@ -31,7 +31,8 @@ typedef struct bench_opts {
     int32_t threads[MAX_THREAD_COUNTS];
     int n_threads_list;
     bool json, no_warmup, tg_after_pp, no_repack;
-    double bw_given; /* GB/s, 0: measure */
+    double bw_given;      /* GB/s, 0: measure */
+    qr_context_params cp; /* the RoPE overrides */
 } bench_opts;
 
 static void usage(FILE *f) {
@@ -50,6 +51,7 @@ static void usage(FILE *f) {
            "  --no-repack           keep the weights on the file's mapping, in the file's layout\n"
            "Definitions as llama-bench's; GB/s is the model's weight bytes read per token times\n"
            "tokens/s; 'bw' is its share of the measured streaming read bandwidth.\n");
+    rope_options_usage(f);
 }
 
 static int parse_threads(const char *v, bench_opts *o) {
@@ -81,9 +83,16 @@ static int parse(int argc, char **argv, bench_opts *o) {
     o->threads[0] = 1;
     o->threads[1] = 2;
     o->n_threads_list = 2;
+    o->cp = qr_context_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int used = rope_option(a, v, &o->cp);
+        if (used < 0) return 2;
+        if (used > 0) {
+            i += used - 1;
+            continue;
+        }
         bool takes_value = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-p") ||
                            !strcmp(a, "--n-prompt") || !strcmp(a, "-n") || !strcmp(a, "--n-gen") ||
                            !strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "-r") ||
@@ -281,7 +290,7 @@ static void summarise(bench_result *r) {
 /* One thread count: a context, the pp test, the tg test. Appends to res[*n_res]. */
 static int bench_threads(bench_ctx *b, const bench_opts *o, int32_t threads, uint64_t w_bytes,
                          double bw, bench_result *res, int *n_res) {
-    qr_context_params cp = qr_context_default_params();
+    qr_context_params cp = o->cp;
     int32_t need =
         o->tg_after_pp ? o->n_prompt + o->n_gen : (o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen);
     cp.n_ctx = need + 16;

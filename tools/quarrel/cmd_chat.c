@@ -44,6 +44,7 @@ typedef struct chat_opts {
     int32_t n_predict;
     int32_t n_ctx, n_batch, n_threads;
     bool ignore_eos, verbose;
+    qr_context_params cp; /* the RoPE overrides */
     qr_sampler_params sp;
     const char *stops[MAX_STOPS];
     int n_stops;
@@ -101,18 +102,21 @@ static void usage(FILE *f) {
             "  --verbose                 per-turn token counts (evaluated, reused) on stderr\n"
             "commands: /clear, /save FILE, /load FILE, /help, /exit (or Ctrl-D); Ctrl-C stops a "
             "reply\n");
+    rope_options_usage(f);
     sampler_options_usage(f);
 }
 
 static int parse(int argc, char **argv, chat_opts *o) {
     o->n_predict = 512;
     o->sp = qr_sampler_default_params();
+    o->cp = qr_context_default_params();
     int n_bias = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, MAX_STOPS, o->biases,
                                   &n_bias, MAX_BIASES, o->dry_breakers);
+        if (used == 0) used = rope_option(a, v, &o->cp);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -809,7 +813,7 @@ int cmd_chat(int argc, char **argv) {
     if (!c.eos_text) c.eos_text = "";
     if (choose_template(&c)) goto done;
 
-    qr_context_params cp = qr_context_default_params();
+    qr_context_params cp = o.cp;
     cp.n_ctx = o.n_ctx;
     if (o.n_batch) cp.n_batch = o.n_batch;
     cp.n_threads = o.n_threads;

@@ -19,6 +19,7 @@ static void usage(FILE *f) {
                "  -c, --ctx-size N   context size (default: the model's, at most 4096)\n"
                "  -t, --threads N    threads (default: all CPUs)\n"
                "  -v, --verbose      one line per task with each choice's log-likelihood\n");
+    rope_options_usage(f);
 }
 
 typedef struct eval_progress {
@@ -47,6 +48,12 @@ int cmd_eval(int argc, char **argv) {
         }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             ep.verbose = true;
+            continue;
+        }
+        int used = rope_option(a, v, &cp);
+        if (used < 0) return 2;
+        if (used > 0) {
+            i += used - 1;
             continue;
         }
         bool m = !strcmp(a, "-m") || !strcmp(a, "--model"),

@@ -14,6 +14,7 @@ typedef struct ppl_opts {
     const char *model, *file, *save, *kl_base;
     bool kl_flag;
     qr_ppl_params p;
+    qr_context_params cp; /* the RoPE overrides, through p.context */
 } ppl_opts;
 
 static void usage(FILE *f) {
@@ -33,14 +34,23 @@ static void usage(FILE *f) {
             "                          with a bare --kl-divergence it compares with FILE\n"
             "Output: progress on stderr, then `PPL = X +/- Y` on stdout (X = exp(mean NLL),\n"
             "Y = X*sqrt(var(NLL)/(N-1)), as llama-perplexity).\n");
+    rope_options_usage(f);
 }
 
 static int parse(int argc, char **argv, ppl_opts *o) {
+    o->cp = qr_context_default_params();
+    o->p.context = &o->cp;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             exit(0);
+        }
+        int used = rope_option(a, v, &o->cp);
+        if (used < 0) return 2;
+        if (used > 0) {
+            i += used - 1;
+            continue;
         }
         if (!strcmp(a, "--kl-divergence")) {
             o->kl_flag = true;

@@ -21,6 +21,7 @@ typedef struct run_opts {
     int32_t n_ctx, n_batch, n_threads;
     bool json, ignore_eos, special, no_bos, no_repack;
     qr_kv_type kv_type;
+    qr_context_params cp; /* the RoPE overrides */
     const char *dump_name, *dump_dir;
     qr_sampler_params sp;
     const char *stops[16];
@@ -48,6 +49,7 @@ static void usage(FILE *f) {
         "  --special             print control tokens\n"
         "  --no-bos              do not add the vocabulary's BOS token\n"
         "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n");
+    rope_options_usage(f);
     sampler_options_usage(f);
 }
 
@@ -55,12 +57,14 @@ static int parse(int argc, char **argv, run_opts *o) {
     o->n_predict = 256;
     o->sp = qr_sampler_default_params();
     o->kv_type = QR_KV_F16;
+    o->cp = qr_context_default_params();
     int n_bias = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, 16, o->biases, &n_bias, 64,
                                   o->dry_breakers);
+        if (used == 0) used = rope_option(a, v, &o->cp);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -266,7 +270,7 @@ int cmd_run(int argc, char **argv) {
         cli_fail("loading model");
         goto done;
     }
-    qr_context_params cp = qr_context_default_params();
+    qr_context_params cp = o.cp;
     cp.n_ctx = o.n_ctx;
     if (o.n_batch) cp.n_batch = o.n_batch;
     cp.n_threads = o.n_threads;

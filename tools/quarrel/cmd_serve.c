@@ -35,6 +35,7 @@ static void usage(FILE *f) {
                "  --alias NAME          model id reported by /v1/models\n"
                "  --api-key KEY         require 'Authorization: Bearer KEY'\n"
                "  --api-key-file F      the same, with the key read from a file (first line)\n");
+    rope_options_usage(f);
 }
 
 static int read_key_file(const char *path, char **key) {
@@ -56,11 +57,19 @@ int cmd_serve(int argc, char **argv) {
     p.port = 8080;
     const char *model = NULL, *key_file = NULL;
     int32_t port = 8080, queue = 64, max_body = 1 << 20;
+    qr_context_params cp = qr_context_default_params(); /* the RoPE overrides */
+    p.context = &cp;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        int used = rope_option(a, v, &cp);
+        if (used < 0) return 2;
+        if (used > 0) {
+            i += used - 1;
+            continue;
         }
         bool takes_value = strcmp(a, "-m") == 0 || !strcmp(a, "--model") || !strcmp(a, "--host") ||
                            !strcmp(a, "--port") || !strcmp(a, "--parallel") || !strcmp(a, "-c") ||

@@ -18,7 +18,7 @@ static const command commands[] = {
     {"quantize", cmd_quantize, "convert a GGUF model to another tensor type or mix"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server"},
     {"bench", cmd_bench, "measure prompt and generation speed (like llama-bench)"},
-    {"synth", cmd_synth, "write a random-weight llama model of a given shape"},
+    {"synth", cmd_synth, "write a random-weight model of a given architecture and shape"},
     {"perplexity", cmd_perplexity, "perplexity of a text, KL divergence between two models"},
     {"eval", cmd_eval, "multiple-choice accuracy on a JSONL task file"},
 };

@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,4 +239,87 @@ int sampler_option(const char *a, const char *v, qr_sampler_params *sp, const ch
         return 1;
     }
     return 0;
+}
+
+/* ---- RoPE overrides ---- */
+
+void rope_options_usage(FILE *f) {
+    fprintf(f,
+            "RoPE (llama.cpp's names; default: what the model's GGUF declares):\n"
+            "  --rope-scaling none|linear|yarn   frequency scaling method (none: no scaling)\n"
+            "  --rope-scale N        expand the context by a factor of N (= --rope-freq-scale "
+            "1/N)\n"
+            "  --rope-freq-base N    RoPE base frequency (NTK-aware scaling)\n"
+            "  --rope-freq-scale N   frequency scaling factor; expands the context by 1/N\n"
+            "  --yarn-orig-ctx N     YaRN: the model's original context (default 0: the GGUF's,\n"
+            "                        else its training context)\n"
+            "  --yarn-ext-factor N   YaRN: extrapolation mix, 0 to 1 (default: 1 with yarn "
+            "scaling,\n"
+            "                        else 0; 0 = full interpolation)\n"
+            "  --yarn-attn-factor N  YaRN: attention magnitude scale (default: the model's, 1)\n"
+            "  --yarn-beta-fast N    YaRN: low correction dim (default: the model's, 32)\n"
+            "  --yarn-beta-slow N    YaRN: high correction dim (default: the model's, 1)\n");
+}
+
+/* A finite number > 0 that stays a normal positive float (so 1/x is finite too). */
+static int parse_positive(const char *flag, const char *v, float *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= FLT_MIN && x <= FLT_MAX)) {
+        fprintf(stderr, "quarrel: %s expects a positive number, got '%s'\n", flag, v);
+        return 1;
+    }
+    *out = (float)x;
+    return 0;
+}
+
+int rope_option(const char *a, const char *v, qr_context_params *cp) {
+    static const char *const flags[] = {
+        "--rope-scaling",     "--rope-scale",     "--rope-freq-base",
+        "--rope-freq-scale",  "--yarn-orig-ctx",  "--yarn-ext-factor",
+        "--yarn-attn-factor", "--yarn-beta-fast", "--yarn-beta-slow"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        known = known || !strcmp(a, flags[i]);
+    if (!known) return 0;
+    if (!v) {
+        fprintf(stderr, "quarrel: %s needs a value\n", a);
+        return -1;
+    }
+    if (!strcmp(a, "--rope-scaling")) {
+        /* llama.cpp's set. LongRoPE needs the model's long/short factor tables, so it is only
+         * ever the model's own choice (DEFAULT), never an override. */
+        if (!strcmp(v, "none"))
+            cp->rope_scaling = QR_ROPE_SCALING_NONE;
+        else if (!strcmp(v, "linear"))
+            cp->rope_scaling = QR_ROPE_SCALING_LINEAR;
+        else if (!strcmp(v, "yarn"))
+            cp->rope_scaling = QR_ROPE_SCALING_YARN;
+        else {
+            fprintf(stderr, "quarrel: --rope-scaling expects none, linear or yarn, got '%s'%s\n", v,
+                    !strcmp(v, "longrope") ? " (LongRoPE is used when the model declares it: it "
+                                             "needs the model's factor tables)"
+                                           : "");
+            return -1;
+        }
+        return 2;
+    }
+    if (!strcmp(a, "--rope-scale")) {
+        float factor;
+        if (parse_positive(a, v, &factor)) return -1;
+        cp->rope_freq_scale = 1.0f / factor; /* as llama.cpp: expands the context N times */
+        return 2;
+    }
+    if (!strcmp(a, "--rope-freq-base")) return parse_positive(a, v, &cp->rope_freq_base) ? -1 : 2;
+    if (!strcmp(a, "--rope-freq-scale")) return parse_positive(a, v, &cp->rope_freq_scale) ? -1 : 2;
+    if (!strcmp(a, "--yarn-orig-ctx")) /* 0: the model's, as llama.cpp */
+        return parse_int(a, v, 0, INT32_MAX, &cp->yarn_orig_ctx) ? -1 : 2;
+    /* the mix between interpolated and extrapolated angles: outside 0..1 it is neither */
+    if (!strcmp(a, "--yarn-ext-factor"))
+        return parse_float(a, v, 0, 1, &cp->yarn_ext_factor) ? -1 : 2;
+    if (!strcmp(a, "--yarn-attn-factor"))
+        return parse_positive(a, v, &cp->yarn_attn_factor) ? -1 : 2;
+    if (!strcmp(a, "--yarn-beta-fast")) return parse_positive(a, v, &cp->yarn_beta_fast) ? -1 : 2;
+    return parse_positive(a, v, &cp->yarn_beta_slow) ? -1 : 2; /* --yarn-beta-slow */
 }

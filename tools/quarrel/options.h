@@ -1,5 +1,5 @@
-/* options.h - option parsing shared by the subcommands: numbers with range checks, files, and
- * the sampler flags (llama.cpp's names). */
+/* options.h - option parsing shared by the subcommands: numbers with range checks, files, the
+ * sampler flags and the RoPE override flags (llama.cpp's names). */
 #ifndef QR_CLI_OPTIONS_H
 #define QR_CLI_OPTIONS_H
 
@@ -24,5 +24,12 @@ int sampler_option(const char *flag, const char *v, qr_sampler_params *sp, const
                    int *n_stops, int max_stops, qr_logit_bias *biases, int *n_biases,
                    int max_biases, const char **breakers);
 void sampler_options_usage(FILE *f);
+
+/* If `flag` is a RoPE override (llama.cpp's --rope-scaling, --rope-scale, --rope-freq-base,
+ * --rope-freq-scale, --yarn-orig-ctx, --yarn-ext-factor, --yarn-attn-factor, --yarn-beta-fast,
+ * --yarn-beta-slow), set its field of cp from value v and return 2 (the argv entries used); 0
+ * if it is not one; -1 after printing an error naming the flag and the value. */
+int rope_option(const char *flag, const char *v, qr_context_params *cp);
+void rope_options_usage(FILE *f);
 
 #endif
