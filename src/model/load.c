@@ -326,6 +326,9 @@ static qr_status load_weights(qr_model *m) {
             if ((st = bind_fused(m, parts, (int64_t[]){q_dim, kv_dim, kv_dim}, 3, name, d, false)))
                 return st;
         } else {
+            if (!has_tensor(m, NAME("attn_q.weight")))
+                return qr_error(QR_ERR_FORMAT, "missing tensor '%s' (or a fused 'blk.%d.attn_qkv.weight')",
+                                name, (int)l);
             BIND(wq, "attn_q.weight", d, q_dim, true);
             BIND(wk, "attn_k.weight", d, kv_dim, true);
             BIND(wv, "attn_v.weight", d, kv_dim, true);
@@ -347,11 +350,10 @@ static qr_status load_weights(qr_model *m) {
         }
         if (post_norms) BIND(attn_post_norm, "post_attention_norm.weight", d, 0, true);
         BIND(ffn_norm, "ffn_norm.weight", d, 0, pre_norms);
-        if (!has_tensor(m, NAME("ffn_gate.weight")) &&
-            has_tensor(m, NAME("ffn_up.weight")) &&
-            qr_gguf_find_tensor(m->gguf, name)->ne[1] == 2 * ff) { /* [gate | up] (phi3) */
+        if (fl & QR_ARCH_GATE_IN_UP) {
             qr_weight *parts[] = {&L->ffn_gate, &L->ffn_up};
-            if ((st = bind_fused(m, parts, (int64_t[]){ff, ff}, 2, name, d, false))) return st;
+            if ((st = bind_fused(m, parts, (int64_t[]){ff, ff}, 2, NAME("ffn_up.weight"), d, false)))
+                return st;
         } else {
             BIND(ffn_gate, "ffn_gate.weight", d, ff, true);
             BIND(ffn_up, "ffn_up.weight", d, ff, true);

@@ -26,6 +26,7 @@ enum {
     QR_ARCH_Q_PRESCALE = 1 << 9,     /* q scaled before attention, softmax unscaled (gemma, phi3) */
     QR_ARCH_NOPE_EVERY_4 = 1 << 10,  /* no RoPE on layers with (il + 1) % 4 == 0 (smollm3) */
     QR_ARCH_SWA_IGNORED = 1 << 11,   /* attention.sliding_window read but not used (phi3) */
+    QR_ARCH_GATE_IN_UP = 1 << 12,    /* ffn_up holds [gate | up], no ffn_gate (phi3) */
 };
 
 typedef struct qr_arch_info {

@@ -18,5 +18,10 @@ int cmd_eval(int argc, char **argv);
 
 /* Print "quarrel: <what>: <qr_last_error()>" to stderr; returns 1. */
 int cli_fail(const char *what);
+/* The exit status for a failed step: 2 when the input is valid but not supported (an unknown
+ * architecture or tensor type), 1 otherwise; prints as cli_fail. */
+int cli_fail_status(const char *what, qr_status st);
+/* qr_model_load, printing the failure; returns 0 or cli_fail_status's exit status */
+int cli_load_model(const char *path, const qr_model_params *mp, qr_model **out);
 
 #endif

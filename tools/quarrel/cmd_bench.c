@@ -457,8 +457,9 @@ int cmd_bench(int argc, char **argv) {
     rc = 1;
     qr_model_params mp = qr_model_default_params();
     mp.no_repack = o.no_repack;
-    if (qr_model_load(path, &mp, &b.model) != QR_OK) {
-        cli_fail("loading model");
+    int load_rc = cli_load_model(path, &mp, &b.model);
+    if (load_rc) {
+        rc = load_rc;
         goto done;
     }
     b.n_vocab = qr_model_n_vocab(b.model);

@@ -802,8 +802,9 @@ int cmd_chat(int argc, char **argv) {
 
     chat c = {.o = &o, .tty = isatty(STDIN_FILENO) == 1};
     rc = 1;
-    if (qr_model_load(path, NULL, &c.model) != QR_OK) {
-        cli_fail("loading model");
+    int load_rc = cli_load_model(path, NULL, &c.model);
+    if (load_rc) {
+        rc = load_rc;
         goto done;
     }
     qr_token bos = qr_token_bos(c.model), eos = qr_token_eos(c.model);

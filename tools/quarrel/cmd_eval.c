@@ -95,8 +95,8 @@ int cmd_eval(int argc, char **argv) {
     }
     int rc = 0;
     qr_mc_result r;
-    if (qr_model_load(path, NULL, &model) != QR_OK)
-        rc = cli_fail("loading model");
+    if ((rc = cli_load_model(path, NULL, &model)))
+        ;
     else if (qr_context_create(model, &cp, &ctx) != QR_OK)
         rc = cli_fail("creating context");
     else if (qr_mc_evaluate(ctx, tasks, n_tasks, progress, &ep, &r) != QR_OK)

@@ -188,9 +188,10 @@ int cmd_perplexity(int argc, char **argv) {
     size_t len = 0;
     if (!o.kl_base && read_file(o.file, &text, &len)) return 1;
     qr_model *model = NULL;
-    if (qr_model_load(path, NULL, &model) != QR_OK) {
+    int load_rc = cli_load_model(path, NULL, &model);
+    if (load_rc) {
         free(text);
-        return cli_fail("loading model");
+        return load_rc;
     }
     qr_token *tokens = NULL;
     int32_t n_tokens = 0;

@@ -266,8 +266,9 @@ int cmd_run(int argc, char **argv) {
     rc = 1;
     qr_model_params mp = qr_model_default_params();
     mp.no_repack = o.no_repack;
-    if (qr_model_load(path, &mp, &model) != QR_OK) {
-        cli_fail("loading model");
+    int load_rc = cli_load_model(path, &mp, &model);
+    if (load_rc) {
+        rc = load_rc;
         goto done;
     }
     qr_context_params cp = o.cp;

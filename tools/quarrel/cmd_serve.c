@@ -147,7 +147,7 @@ int cmd_serve(int argc, char **argv) {
 
     qr_status st = qr_server_run(&p);
     free(file_key);
-    if (st != QR_OK) return cli_fail("serve");
+    if (st != QR_OK) return cli_fail_status("serve", st);
     fprintf(stderr, "quarrel serve: stopped\n");
     return 0;
 }

@@ -28,6 +28,16 @@ int cli_fail(const char *what) {
     return 1;
 }
 
+int cli_fail_status(const char *what, qr_status st) {
+    cli_fail(what);
+    return st == QR_ERR_UNSUPPORTED ? 2 : 1;
+}
+
+int cli_load_model(const char *path, const qr_model_params *mp, qr_model **out) {
+    qr_status st = qr_model_load(path, mp, out);
+    return st == QR_OK ? 0 : cli_fail_status("loading model", st);
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: quarrel <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
