@@ -20,7 +20,7 @@ static const qr_arch_info archs[] = {
      0, 0},
     /* olmo2: windowed layers only in OLMo 3 files that declare a window (3 of every 4) */
     {"olmo2", QR_ROPE_NEOX, QR_ACT_SILU,
-     QR_ARCH_QK_NORM_FULL | QR_ARCH_POST_NORMS | QR_ARCH_NO_PRE_NORMS, 4, 0},
+     QR_ARCH_QK_NORM_FULL | QR_ARCH_POST_NORMS | QR_ARCH_NO_PRE_NORMS | QR_ARCH_UNTIED, 4, 0},
     {"granite", QR_ROPE_NORM, QR_ACT_SILU, QR_ARCH_MULTIPLIERS, 0, 0},
     {"smollm3", QR_ROPE_NORM, QR_ACT_SILU, QR_ARCH_NOPE_EVERY_4, 0, 0},
 };

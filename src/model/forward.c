@@ -166,16 +166,17 @@ static void add_scaled(float *x, const float *y, int64_t n, float by) {
 }
 
 /* g = gelu(g) * u (GeGLU) as ggml_vec_geglu_f32 with GGML_GELU_FP16: the gate rounded to f16
- * and looked up in the model's f16 GELU table, saturated outside [-10, 10] */
-static void gelu_mul(const uint16_t *table, float *g, const float *u, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        const float x = g[i];
-        if (x <= -10.0f)
-            g[i] = 0.0f;
-        else if (x >= 10.0f)
-            g[i] = x * u[i];
-        else
-            g[i] = qr_fp16_to_fp32(table[qr_fp32_to_fp16(x)]) * u[i];
+ * (the kernels' vector conversion, a chunk at a time) and looked up in the model's GELU table,
+ * saturated outside [-10, 10] */
+static void gelu_mul(const float *table, float *g, const float *u, int64_t n) {
+    uint16_t h[256];
+    for (int64_t i0 = 0; i0 < n; i0 += 256) {
+        const int64_t len = n - i0 < 256 ? n - i0 : 256;
+        qr_kernels_best()->to_f16(g + i0, h, len);
+        for (int64_t j = 0; j < len; j++) {
+            const float x = g[i0 + j];
+            g[i0 + j] = x <= -10.0f ? 0.0f : x >= 10.0f ? x * u[i0 + j] : table[h[j]] * u[i0 + j];
+        }
     }
 }
 
@@ -381,7 +382,7 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
         dump(ctx, "ffn_gate", l, ctx->hb, hp->n_ff, n);
         dump(ctx, "ffn_up", l, ctx->hb2, hp->n_ff, n);
         if (m->arch->act == QR_ACT_GELU)
-            gelu_mul(m->gelu_f16, ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff);
+            gelu_mul(m->gelu, ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff);
         else
             qr_kernels_best()->silu_mul(ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff);
         dump(ctx, "ffn_swiglu", l, ctx->hb, hp->n_ff, n);

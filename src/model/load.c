@@ -295,7 +295,7 @@ static qr_status load_weights(qr_model *m) {
     if ((st = bind(m, &m->output_norm, "output_norm.weight", d, 0, true))) return st;
     memset(&m->output, 0, sizeof m->output);
     if (!(fl & QR_ARCH_TIED) &&
-        (st = bind(m, &m->output, "output.weight", d, hp->n_vocab, false)))
+        (st = bind(m, &m->output, "output.weight", d, hp->n_vocab, fl & QR_ARCH_UNTIED)))
         return st;
     if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
     if ((st = bind(m, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 0, false)) ||
@@ -537,16 +537,17 @@ done:
 }
 
 /* ggml's GELU on the CPU (GGML_GELU_FP16): the tanh form evaluated once per f16 value and
- * stored as f16; activations are rounded to f16 and looked up (ggml_vec_gelu_f32) */
+ * stored as f16 (kept here as the float it stands for); activations are rounded to f16 and
+ * looked up (ggml_vec_gelu_f32) */
 static qr_status gelu_table(qr_model *m) {
     if (m->arch->act != QR_ACT_GELU) return QR_OK;
-    m->gelu_f16 = qr_malloc(65536 * sizeof *m->gelu_f16);
-    if (!m->gelu_f16) return QR_ERR_NOMEM;
+    m->gelu = qr_malloc(65536 * sizeof *m->gelu);
+    if (!m->gelu) return QR_ERR_NOMEM;
     for (uint32_t i = 0; i < 65536; i++) {
         const float x = qr_fp16_to_fp32((uint16_t)i);
         const float g = 0.5f * x * (1.0f + tanhf(0.79788456080286535587989211986876f * x *
                                                   (1.0f + 0.044715f * x * x)));
-        m->gelu_f16[i] = qr_fp32_to_fp16(g);
+        m->gelu[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(g));
     }
     return QR_OK;
 }
@@ -594,7 +595,7 @@ void qr_model_free(qr_model *m) {
     qr_vocab_free(m->vocab);
     free(m->layers);
     free(m->pack);
-    free(m->gelu_f16);
+    free(m->gelu);
     qr_gguf_free(m->gguf);
     free(m);
 }

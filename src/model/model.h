@@ -27,6 +27,7 @@ enum {
     QR_ARCH_NOPE_EVERY_4 = 1 << 10,  /* no RoPE on layers with (il + 1) % 4 == 0 (smollm3) */
     QR_ARCH_SWA_IGNORED = 1 << 11,   /* attention.sliding_window read but not used (phi3) */
     QR_ARCH_GATE_IN_UP = 1 << 12,    /* ffn_up holds [gate | up], no ffn_gate (phi3) */
+    QR_ARCH_UNTIED = 1 << 13,        /* output.weight required (olmo2) */
 };
 
 typedef struct qr_arch_info {
@@ -108,7 +109,7 @@ struct qr_model {
     qr_weight tok_embd, output_norm, output;
     qr_weight rope_freqs; /* optional per-dimension frequency factors (Llama 3.1) */
     qr_weight rope_long, rope_short; /* LongRoPE factors (phi3): long past n_ctx_orig */
-    uint16_t *gelu_f16; /* GELU archs: ggml's f16 GELU table (65536 entries) */
+    float *gelu; /* GELU archs: ggml's f16 GELU table, one float per f16 value (65536) */
     qr_layer *layers;
     uint64_t n_params, weight_bytes;
     void *pack; /* the repacked matrices (qr_model_params.no_repack), or NULL */

@@ -89,7 +89,7 @@ expect 1 "/nonexistent/model.gguf" "$Q" bench -m /nonexistent/model.gguf -r 1 --
 expect 2 "unknown shape 'huge'" "$Q" synth --shape huge -o "$T/x.gguf"
 expect 2 "unknown --type 'Q9_9'" "$Q" synth --shape tiny --type Q9_9 -o "$T/x.gguf"
 expect 2 "give an output file with -o" "$Q" synth --shape tiny
-expect 2 "give a shape with --shape" "$Q" synth -o "$T/x.gguf"
+expect 2 "give an architecture with --arch or a shape with --shape" "$Q" synth -o "$T/x.gguf"
 expect 2 "--seed expects a non-negative integer" "$Q" synth --shape tiny --seed -3 -o "$T/x.gguf"
 expect 2 "unknown option '--layers'" "$Q" synth --shape tiny --layers 3 -o "$T/x.gguf"
 expect 1 "/nonexistent/vocab.gguf" "$Q" synth --shape tiny --vocab /nonexistent/vocab.gguf -o "$T/x.gguf"

@@ -81,7 +81,7 @@ static void check_model(const char *name, const char *model_path, const char *re
     if (qr_model_load(model_path, &mp, &model) != QR_OK) fail_msg("%s", qr_last_error());
     const int n_vocab = qr_model_n_vocab(model);
     qr_context_params cp = qr_context_default_params();
-    cp.n_ctx = 512;
+    cp.n_ctx = cJSON_GetObjectItem(ref, "n_ctx")->valueint; /* llama.cpp's (LongRoPE's choice) */
     cp.n_threads = 2;
     if (kv_f32) cp.kv_type = QR_KV_F32;
     cp.n_batch = n_batch;
@@ -266,12 +266,49 @@ static void test_half_weights(void **state) {
     check_half("BF16", QR_TEST_DIR "/model/data/stories260K-bf16");
 }
 
+/* The synthetic models of every architecture (tests/model/data/<name>.json with `synth_args`:
+ * qwen3, gemma2, gemma3, phi3, olmo2, granite, smollm3, and YaRN, linear and LongRoPE short
+ * and long variants), each written by `quarrel synth` into the build tree and checked against
+ * llama.cpp's reference made by tests/model/mk_arch_refs.sh with its measured tolerance; the
+ * prompts (22-42 tokens) and 32 generated tokens outrun the sliding windows (8). The first
+ * case runs again token by token, and every model once more with its weights unrepacked. */
+static void test_architectures(void **state) {
+    (void)state;
+    const char *names[] = {"qwen3-tiny",   "qwen3-tiny-yarn", "gemma2-tiny",     "gemma3-tiny",
+                           "gemma3-tiny-linear", "phi3-tiny", "phi3-tiny-short", "olmo2-tiny",
+                           "granite-tiny", "smollm3-tiny"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char ref_prefix[512], path[600], model_path[256], cmd[2048];
+        snprintf(ref_prefix, sizeof ref_prefix, "%s/model/data/%s", QR_TEST_DIR, names[i]);
+        snprintf(path, sizeof path, "%s.json", ref_prefix);
+        char *text = slurp(path, NULL);
+        cJSON *ref = cJSON_Parse(text);
+        free(text);
+        assert_non_null(ref);
+        int n = snprintf(cmd, sizeof cmd, "%s synth", QR_CLI);
+        const cJSON *arg;
+        cJSON_ArrayForEach(arg, cJSON_GetObjectItem(ref, "synth_args"))
+            n += snprintf(cmd + n, sizeof cmd - (size_t)n, " %s", arg->valuestring);
+        snprintf(model_path, sizeof model_path, "arch-%s.gguf", names[i]);
+        snprintf(cmd + n, sizeof cmd - (size_t)n, " -o %s 2>/dev/null", model_path);
+        cJSON_Delete(ref);
+        if (system(cmd) != 0) fail_msg("'%s' failed", cmd);
+        check_model(names[i], model_path, ref_prefix, -1, 512);
+        check_model(names[i], model_path, ref_prefix, -1, 1);
+        no_repack = true;
+        check_model(names[i], model_path, ref_prefix, -1, 512);
+        no_repack = false;
+        remove(model_path);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260K), cmocka_unit_test(test_stories260K_token_by_token),
         cmocka_unit_test(test_smol135),     cmocka_unit_test(test_qwen2_tiny),
         cmocka_unit_test(test_no_repack),   cmocka_unit_test(test_kv_f32),
         cmocka_unit_test(test_rope_freqs),  cmocka_unit_test(test_half_weights),
+        cmocka_unit_test(test_architectures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

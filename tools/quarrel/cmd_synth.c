@@ -1,13 +1,20 @@
-/* cmd_synth.c - `quarrel synth`: a random-weight llama model of a known shape (SmolLM2-135M,
- * TinyLlama-1.1B, Llama-2-7B, or a tiny one for tests), so benchmarks can run on models far
- * larger than the caches without downloads. The tokenizer (every tokenizer.* key) is copied
- * from a vocabulary GGUF.
+/* cmd_synth.c - `quarrel synth`: a random-weight model of a known architecture and shape, so
+ * tests can compare Quarrel with llama.cpp on every architecture without downloads, and
+ * benchmarks can run on models far larger than the caches. Architectures: llama, qwen2, qwen3,
+ * gemma2, gemma3, phi3, olmo2, granite, smollm3; each has a tiny test shape (`--arch NAME`) and
+ * some have real shapes (`--shape qwen3-0.6b`, ...). The tokenizer (every tokenizer.* key) is
+ * copied from a vocabulary GGUF. Keys and tensors are exactly those llama.cpp (v0.5.0) reads
+ * for the architecture (src/models/<arch>.cpp), under its GGUF names.
  *
  * Weights are seeded and deterministic and scaled as /work/shared/models/synth/mk_synth.py
  * scales them, so activations stay like a trained model's: matrices fed by a normed input have
  * std 1/sqrt(fan_in); residual outputs (attn_output, ffn_down) another 2/sqrt(2 n_layer); norm
  * gains 1 + N(0, 0.05); embedding rows with lognormal(0, 0.2) norms; the output norm gain set
  * for final logits of std ~4. (Same recipe, not the same numbers: the generator differs.)
+ * Architectures that scale things in the graph get the inverse scale in the weights, so the
+ * numerics stay the recipe's: post-norms (gemma, olmo2) carry the residual gain themselves;
+ * granite's residual_scale, attention.scale and logit_scale are undone in attn_output/ffn_down,
+ * attn_q and output_norm; gemma2's q is made larger so its attention soft-cap bites.
  *
  * Tensors are generated into a scratch file mapped shared (unlinked at once), so even a 7B
  * model does not need its size in RAM. A plain type (F32, F16, Q8_0, Q4_K, ...) is produced
@@ -26,23 +33,295 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* ---- architectures and shapes ---- */
+
+typedef enum qk_norm_kind { QKN_NONE, QKN_HEAD, QKN_FULL } qk_norm_kind;
+typedef enum tie_rule { TIE_SHAPE, TIE_ALWAYS, TIE_NEVER } tie_rule;
+
+/* What an architecture's GGUF holds beyond llama's tensors and keys. */
+typedef struct synth_arch {
+    const char *name;
+    bool pre_norms;       /* attn_norm and ffn_norm before each block (olmo2 has none) */
+    bool post_norms;      /* post_attention_norm and post_ffw_norm on each block's output */
+    qk_norm_kind qk_norm; /* attn_q_norm / attn_k_norm: per head [head_dim] or whole width */
+    bool fused;           /* attn_qkv = [q|k|v], ffn_up = [gate|up] and no ffn_gate (phi3) */
+    bool qkv_bias;        /* attn_q/k/v.bias (qwen2) */
+    bool emb_sqrt;        /* the graph multiplies embeddings by sqrt(n_embd) (gemma) */
+    bool head_keys;       /* always write attention.key_length and value_length */
+    tie_rule tie;         /* gemma2 has no output.weight; olmo2 requires one */
+    const char *tiny;     /* the shape `--arch NAME` alone picks */
+} synth_arch;
+
+static const synth_arch archs[] = {
+    {"llama", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "tiny"},
+    {"qwen2", true, false, QKN_NONE, false, true, false, false, TIE_SHAPE, "qwen2-tiny"},
+    {"qwen3", true, false, QKN_HEAD, false, false, false, true, TIE_SHAPE, "qwen3-tiny"},
+    {"gemma2", true, true, QKN_NONE, false, false, true, true, TIE_ALWAYS, "gemma2-tiny"},
+    {"gemma3", true, true, QKN_HEAD, false, false, true, true, TIE_SHAPE, "gemma3-tiny"},
+    {"phi3", true, false, QKN_NONE, true, false, false, false, TIE_SHAPE, "phi3-tiny"},
+    {"olmo2", false, true, QKN_FULL, false, false, false, false, TIE_NEVER, "olmo2-tiny"},
+    {"granite", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "granite-tiny"},
+    {"smollm3", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "smollm3-tiny"},
+};
+#define N_ARCHS (sizeof archs / sizeof archs[0])
+
 typedef struct synth_shape {
-    const char *name, *what;
+    const char *name, *arch, *what;
     int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx;
+    int32_t head_dim, n_rot; /* 0: n_embd / n_head, head_dim */
     float rope_base, eps;
     bool tied;
-    const char *vocab; /* default vocabulary, under the shared tokenizer-vectors folder */
+    const char *vocab;   /* default vocabulary, under the shared tokenizer-vectors folder */
+    float rope_base_swa; /* rope.freq_base_swa (gemma3), 0: not written */
+    int32_t window;      /* attention.sliding_window, 0: not written */
+    float attn_softcap, final_softcap;                   /* gemma2; 0: not written */
+    float emb_scale, res_scale, attn_scale, logit_scale; /* granite; 0: not written */
+    const char *rope_scaling; /* the default: NULL (none), "linear", "yarn" or "longrope" */
+    int32_t orig_ctx;         /* rope.scaling.original_context_length, 0: n_ctx / factor */
+    float rope_attn_factor;   /* rope.scaling.attn_factor (longrope), 0: not written */
 } synth_shape;
 
 static const synth_shape shapes[] = {
-    {"tiny", "test-sized llama (256 wide, 2 layers)", 256, 2, 4, 2, 512, 512, 10000.0f, 1e-5f,
-     false, "ggml-vocab-llama-spm.gguf"},
-    {"smol135", "SmolLM2-135M", 576, 30, 9, 3, 1536, 8192, 100000.0f, 1e-5f, true,
-     "ggml-vocab-starcoder.gguf"},
-    {"tinyllama", "TinyLlama-1.1B", 2048, 22, 32, 4, 5632, 2048, 10000.0f, 1e-5f, false,
-     "ggml-vocab-llama-spm.gguf"},
-    {"llama7b", "Llama-2-7B", 4096, 32, 32, 32, 11008, 4096, 10000.0f, 1e-5f, false,
-     "ggml-vocab-llama-spm.gguf"},
+    /* llama: the tiny test model and real shapes */
+    {.name = "tiny",
+     .arch = "llama",
+     .what = "test-sized llama (256 wide, 2 layers)",
+     .n_embd = 256,
+     .n_layer = 2,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 512,
+     .n_ctx = 512,
+     .rope_base = 10000,
+     .eps = 1e-5f,
+     .vocab = "ggml-vocab-llama-spm.gguf"},
+    {.name = "smol135",
+     .arch = "llama",
+     .what = "SmolLM2-135M",
+     .n_embd = 576,
+     .n_layer = 30,
+     .n_head = 9,
+     .n_head_kv = 3,
+     .n_ff = 1536,
+     .n_ctx = 8192,
+     .rope_base = 100000,
+     .eps = 1e-5f,
+     .tied = true,
+     .vocab = "ggml-vocab-starcoder.gguf"},
+    {.name = "tinyllama",
+     .arch = "llama",
+     .what = "TinyLlama-1.1B",
+     .n_embd = 2048,
+     .n_layer = 22,
+     .n_head = 32,
+     .n_head_kv = 4,
+     .n_ff = 5632,
+     .n_ctx = 2048,
+     .rope_base = 10000,
+     .eps = 1e-5f,
+     .vocab = "ggml-vocab-llama-spm.gguf"},
+    {.name = "llama7b",
+     .arch = "llama",
+     .what = "Llama-2-7B",
+     .n_embd = 4096,
+     .n_layer = 32,
+     .n_head = 32,
+     .n_head_kv = 32,
+     .n_ff = 11008,
+     .n_ctx = 4096,
+     .rope_base = 10000,
+     .eps = 1e-5f,
+     .vocab = "ggml-vocab-llama-spm.gguf"},
+    /* qwen2: q/k/v biases */
+    {.name = "qwen2-tiny",
+     .arch = "qwen2",
+     .what = "test-sized qwen2 (64 wide, 2 layers)",
+     .n_embd = 64,
+     .n_layer = 2,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 192,
+     .n_ctx = 4096,
+     .rope_base = 1e6f,
+     .eps = 1e-6f,
+     .tied = true,
+     .vocab = "ggml-vocab-qwen2.gguf"},
+    /* qwen3: per-head q/k norms, head_dim apart from n_embd / n_head */
+    {.name = "qwen3-tiny",
+     .arch = "qwen3",
+     .what = "test-sized qwen3 (64 wide, 2 layers, head_dim 32)",
+     .n_embd = 64,
+     .n_layer = 2,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 192,
+     .n_ctx = 512,
+     .head_dim = 32,
+     .rope_base = 1e6f,
+     .eps = 1e-6f,
+     .tied = true,
+     .vocab = "ggml-vocab-qwen2.gguf"},
+    {.name = "qwen3-0.6b",
+     .arch = "qwen3",
+     .what = "Qwen3-0.6B",
+     .n_embd = 1024,
+     .n_layer = 28,
+     .n_head = 16,
+     .n_head_kv = 8,
+     .n_ff = 3072,
+     .n_ctx = 40960,
+     .head_dim = 128,
+     .rope_base = 1e6f,
+     .eps = 1e-6f,
+     .tied = true,
+     .vocab = "ggml-vocab-qwen2.gguf"},
+    /* gemma2: post-norms, GeGLU, soft-caps, sliding window on every other layer */
+    {.name = "gemma2-tiny",
+     .arch = "gemma2",
+     .what = "test-sized gemma2 (64 wide, 4 layers, window 8, soft-caps 5 / 15)",
+     .n_embd = 64,
+     .n_layer = 4,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 192,
+     .n_ctx = 2048,
+     .head_dim = 32,
+     .rope_base = 10000,
+     .eps = 1e-6f,
+     .tied = true,
+     .vocab = "ggml-vocab-llama-spm.gguf",
+     .window = 8,
+     .attn_softcap = 5.0f,
+     .final_softcap = 15.0f},
+    /* gemma3: q/k norms, post-norms, 5 local layers (own rope base) per global one */
+    {.name = "gemma3-tiny",
+     .arch = "gemma3",
+     .what = "test-sized gemma3 (64 wide, 6 layers, window 8)",
+     .n_embd = 64,
+     .n_layer = 6,
+     .n_head = 4,
+     .n_head_kv = 1,
+     .n_ff = 192,
+     .n_ctx = 2048,
+     .head_dim = 32,
+     .rope_base = 1e6f,
+     .eps = 1e-6f,
+     .tied = true,
+     .vocab = "ggml-vocab-llama-spm.gguf",
+     .rope_base_swa = 10000,
+     .window = 8},
+    {.name = "gemma3-1b",
+     .arch = "gemma3",
+     .what = "Gemma-3-1B",
+     .n_embd = 1152,
+     .n_layer = 26,
+     .n_head = 4,
+     .n_head_kv = 1,
+     .n_ff = 6912,
+     .n_ctx = 32768,
+     .head_dim = 256,
+     .rope_base = 1e6f,
+     .eps = 1e-6f,
+     .tied = true,
+     .vocab = "ggml-vocab-llama-spm.gguf",
+     .rope_base_swa = 10000,
+     .window = 512},
+    /* phi3: fused attn_qkv and gate|up, LongRoPE factors; its sliding_window is ignored */
+    {.name = "phi3-tiny",
+     .arch = "phi3",
+     .what = "test-sized phi3 (64 wide, 2 layers, fused, LongRoPE from 256)",
+     .n_embd = 64,
+     .n_layer = 2,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 192,
+     .n_ctx = 1024,
+     .rope_base = 10000,
+     .eps = 1e-5f,
+     .vocab = "ggml-vocab-phi-3.gguf",
+     .window = 8,
+     .rope_scaling = "longrope",
+     .orig_ctx = 256,
+     .rope_attn_factor = 1.19f},
+    {.name = "phi4-mini",
+     .arch = "phi3",
+     .what = "Phi-4-mini (3.8B)",
+     .n_embd = 3072,
+     .n_layer = 32,
+     .n_head = 24,
+     .n_head_kv = 8,
+     .n_ff = 8192,
+     .n_ctx = 131072,
+     .n_rot = 96,
+     .rope_base = 10000,
+     .eps = 1e-5f,
+     .tied = true,
+     .vocab = "ggml-vocab-phi-3.gguf",
+     .rope_scaling = "longrope",
+     .orig_ctx = 4096,
+     .rope_attn_factor = 1.1902f},
+    /* olmo2: no pre-norms, full-width q/k norms, post-norms, untied */
+    {.name = "olmo2-tiny",
+     .arch = "olmo2",
+     .what = "test-sized olmo2 (64 wide, 2 layers)",
+     .n_embd = 64,
+     .n_layer = 2,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 192,
+     .n_ctx = 4096,
+     .rope_base = 500000,
+     .eps = 1e-6f,
+     .vocab = "ggml-vocab-gpt-2.gguf"},
+    /* granite: embedding, residual, attention and logit multipliers */
+    {.name = "granite-tiny",
+     .arch = "granite",
+     .what = "test-sized granite (64 wide, 2 layers, Granite-3 multipliers)",
+     .n_embd = 64,
+     .n_layer = 2,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 192,
+     .n_ctx = 4096,
+     .rope_base = 10000,
+     .eps = 1e-5f,
+     .tied = true,
+     .vocab = "ggml-vocab-starcoder.gguf",
+     .emb_scale = 12.0f,
+     .res_scale = 0.22f,
+     .attn_scale = 0.0078125f,
+     .logit_scale = 8.0f},
+    {.name = "granite3-2b",
+     .arch = "granite",
+     .what = "Granite-3.x-2B",
+     .n_embd = 2048,
+     .n_layer = 40,
+     .n_head = 32,
+     .n_head_kv = 8,
+     .n_ff = 8192,
+     .n_ctx = 4096,
+     .rope_base = 10000,
+     .eps = 1e-5f,
+     .tied = true,
+     .vocab = "ggml-vocab-starcoder.gguf",
+     .emb_scale = 12.0f,
+     .res_scale = 0.22f,
+     .attn_scale = 0.015625f,
+     .logit_scale = 8.0f},
+    /* smollm3: every fourth layer without RoPE (llama.cpp's fixed rule, no key) */
+    {.name = "smollm3-tiny",
+     .arch = "smollm3",
+     .what = "test-sized smollm3 (64 wide, 4 layers, layer 3 NoPE)",
+     .n_embd = 64,
+     .n_layer = 4,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 192,
+     .n_ctx = 4096,
+     .rope_base = 5e6f,
+     .eps = 1e-6f,
+     .tied = true,
+     .vocab = "ggml-vocab-starcoder.gguf"},
 };
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 
@@ -51,18 +330,41 @@ static const synth_shape shapes[] = {
 #define EMB_STD 0.01
 #define NORM_SIGMA 0.2
 #define RES_GAIN 2.0
+/* gemma2: q scaled up so attention scores have std ~3 and its soft-cap (5) bites */
+#define SOFTCAP_Q_GAIN 3.0
+
+static const synth_arch *find_arch(const char *name) {
+    for (size_t i = 0; i < N_ARCHS; i++)
+        if (!strcmp(name, archs[i].name)) return &archs[i];
+    return NULL;
+}
+
+static const synth_shape *find_shape(const char *name) {
+    for (size_t i = 0; i < N_SHAPES; i++)
+        if (!strcmp(name, shapes[i].name)) return &shapes[i];
+    return NULL;
+}
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: quarrel synth --shape NAME -o OUT.gguf [--type TYPE] [--vocab FILE] "
-               "[--seed N]\n"
-               "  --shape NAME   one of:\n");
+    fprintf(f, "usage: quarrel synth (--arch NAME | --shape NAME) -o OUT.gguf [--type TYPE]\n"
+               "                     [--rope-scaling KIND] [--vocab FILE] [--seed N]\n"
+               "  --arch NAME    an architecture, alone its test-sized shape below; one of\n"
+               "                ");
+    for (size_t i = 0; i < N_ARCHS; i++)
+        fprintf(f, "%s %s", i ? "," : "", archs[i].name);
+    fprintf(f, "\n  --shape NAME   a named shape (its architecture is implied):\n");
     for (size_t i = 0; i < N_SHAPES; i++)
-        fprintf(f, "                   %-10s %s\n", shapes[i].name, shapes[i].what);
+        fprintf(f, "                   %-13s %-8s %s\n", shapes[i].name, shapes[i].arch,
+                shapes[i].what);
     fprintf(f, "  -o, --output FILE  the GGUF file to write\n"
                "  --type TYPE    F16 (default), F32, a tensor type (Q8_0, Q4_K, ...) or a mix\n"
                "                 (Q4_K_M, Q5_K_M, ...: written as F16, then quantized)\n"
-               "  --vocab FILE   copy tokenizer.* from this GGUF (default: the shape's usual\n"
-               "                 vocabulary from the shared tokenizer-vectors folder)\n"
+               "  --rope-scaling KIND  none, linear (factor 4), yarn (factor 4, trained on\n"
+               "                 n_ctx / 4) or longrope (phi3 only: rope_factors_long/short);\n"
+               "                 default: the shape's (longrope for phi3, else none)\n"
+               "  --vocab FILE   copy tokenizer.* from this GGUF; a bare name not found here is\n"
+               "                 looked up in the shared tokenizer-vectors folder (default: the\n"
+               "                 shape's usual vocabulary from there)\n"
                "  --seed N       random seed (default 1)\n"
                "  -t, --threads N  quantizer threads for mixes (default 2)\n");
 }
@@ -100,7 +402,10 @@ static double rng_normal(rng *r) {
 
 /* ---- the tensor list ---- */
 
-typedef enum tkind { T_MAT, T_EMB, T_VEC } tkind;
+/* T_ROPE_LONG / T_ROPE_SHORT: LongRoPE's per-frequency divisors, a fixed ramp (not random):
+ * long from 1 to 8 geometrically, short from 1 to 2 linearly, so the two differ everywhere
+ * but at the highest frequency. */
+typedef enum tkind { T_MAT, T_EMB, T_VEC, T_ROPE_LONG, T_ROPE_SHORT } tkind;
 
 typedef struct synth_tensor {
     char name[64];
@@ -116,6 +421,8 @@ typedef struct synth_plan {
     int n;
 } synth_plan;
 
+#define MAX_TENSORS_PER_LAYER 16
+
 static void add(synth_plan *p, const char *name, tkind kind, int64_t n_in, int64_t n_out,
                 double std, double mean) {
     synth_tensor *t = &p->t[p->n++];
@@ -128,34 +435,93 @@ static void add(synth_plan *p, const char *name, tkind kind, int64_t n_in, int64
     t->mean = mean;
 }
 
-static void plan_tensors(const synth_shape *s, int64_t n_vocab, synth_plan *p) {
-    const int64_t E = s->n_embd, L = s->n_layer, FF = s->n_ff;
-    const int64_t hd = E / s->n_head;
+/* What the command resolved: the shape, its architecture and the rope scaling chosen. */
+typedef struct synth_model {
+    const synth_shape *s;
+    const synth_arch *a;
+    int32_t head_dim, n_rot;
+    bool tied;
+    const char *rope_scaling; /* NULL, "linear", "yarn", "longrope" */
+    float rope_factor;
+    int32_t orig_ctx;
+} synth_model;
+
+static void plan_tensors(const synth_model *m, int64_t n_vocab, synth_plan *p) {
+    const synth_shape *s = m->s;
+    const synth_arch *a = m->a;
+    const int64_t E = s->n_embd, L = s->n_layer, FF = s->n_ff, hd = m->head_dim;
+    const int64_t nq = s->n_head * hd, nkv = s->n_head_kv * hd;
     const double s_in = 1.0 / sqrt((double)E), s_res = RES_GAIN / sqrt(2.0 * (double)L);
-    const double out_std = s->tied ? EMB_STD : LOGIT_STD / sqrt((double)E);
-    const double g_out = LOGIT_STD / (sqrt((double)E) * out_std);
+    /* granite scales each block's output by residual_scale and q.k by attention.scale instead
+     * of 1/sqrt(head_dim): undo both in the weights */
+    const double res_comp = s->res_scale > 0 ? 1.0 / s->res_scale : 1.0;
+    double q_gain = s->attn_scale > 0 ? (1.0 / sqrt((double)hd)) / s->attn_scale : 1.0;
+    if (s->attn_softcap > 0) q_gain *= SOFTCAP_Q_GAIN;
+    /* with q norms the gain goes in the norm's weight, else in attn_q */
+    const double q_w_gain = a->qk_norm == QKN_NONE ? q_gain : 1.0;
+    /* post-norms set each block's output RMS to their gain: make that the recipe's s_res */
+    const double o_std = a->post_norms ? s_in : s_in * s_res * res_comp;
+    const double down_std =
+        a->post_norms ? 1.0 / sqrt((double)FF) : s_res * res_comp / sqrt((double)FF);
+    const double out_std = m->tied ? EMB_STD : LOGIT_STD / sqrt((double)E);
+    double g_out = LOGIT_STD / (sqrt((double)E) * out_std);
+    if (s->logit_scale > 0) g_out *= s->logit_scale; /* granite divides the logits by it */
     char n[64];
     add(p, "token_embd.weight", T_EMB, E, n_vocab, EMB_STD, 0);
     for (int64_t l = 0; l < L; l++) {
 #define NAME(x) (snprintf(n, sizeof n, "blk.%d." x, (int)l), n)
-        add(p, NAME("attn_norm.weight"), T_VEC, E, 1, 0.05, 1.0);
-        add(p, NAME("attn_q.weight"), T_MAT, E, s->n_head * hd, s_in, 0);
-        add(p, NAME("attn_k.weight"), T_MAT, E, s->n_head_kv * hd, s_in, 0);
-        add(p, NAME("attn_v.weight"), T_MAT, E, s->n_head_kv * hd, s_in, 0);
-        add(p, NAME("attn_output.weight"), T_MAT, s->n_head * hd, E, s_in * s_res, 0);
-        add(p, NAME("ffn_norm.weight"), T_VEC, E, 1, 0.05, 1.0);
-        add(p, NAME("ffn_gate.weight"), T_MAT, E, FF, s_in, 0);
-        add(p, NAME("ffn_up.weight"), T_MAT, E, FF, s_in, 0);
-        add(p, NAME("ffn_down.weight"), T_MAT, FF, E, s_res / sqrt((double)FF), 0);
+        if (a->pre_norms) add(p, NAME("attn_norm.weight"), T_VEC, E, 1, 0.05, 1.0);
+        if (a->fused) {
+            add(p, NAME("attn_qkv.weight"), T_MAT, E, nq + 2 * nkv, s_in, 0); /* [q | k | v] */
+        } else {
+            add(p, NAME("attn_q.weight"), T_MAT, E, nq, s_in * q_w_gain, 0);
+            add(p, NAME("attn_k.weight"), T_MAT, E, nkv, s_in, 0);
+            add(p, NAME("attn_v.weight"), T_MAT, E, nkv, s_in, 0);
+        }
+        if (a->qkv_bias) {
+            add(p, NAME("attn_q.bias"), T_VEC, nq, 1, 0.1, 0);
+            add(p, NAME("attn_k.bias"), T_VEC, nkv, 1, 0.1, 0);
+            add(p, NAME("attn_v.bias"), T_VEC, nkv, 1, 0.1, 0);
+        }
+        if (a->qk_norm == QKN_HEAD) {
+            add(p, NAME("attn_q_norm.weight"), T_VEC, hd, 1, 0.05 * q_gain, q_gain);
+            add(p, NAME("attn_k_norm.weight"), T_VEC, hd, 1, 0.05, 1.0);
+        } else if (a->qk_norm == QKN_FULL) {
+            add(p, NAME("attn_q_norm.weight"), T_VEC, nq, 1, 0.05 * q_gain, q_gain);
+            add(p, NAME("attn_k_norm.weight"), T_VEC, nkv, 1, 0.05, 1.0);
+        }
+        add(p, NAME("attn_output.weight"), T_MAT, nq, E, o_std, 0);
+        if (a->post_norms)
+            add(p, NAME("post_attention_norm.weight"), T_VEC, E, 1, 0.05 * s_res, s_res);
+        if (a->pre_norms) add(p, NAME("ffn_norm.weight"), T_VEC, E, 1, 0.05, 1.0);
+        if (a->fused) {
+            add(p, NAME("ffn_up.weight"), T_MAT, E, 2 * FF, s_in, 0); /* [gate | up] rows */
+        } else {
+            add(p, NAME("ffn_gate.weight"), T_MAT, E, FF, s_in, 0);
+            add(p, NAME("ffn_up.weight"), T_MAT, E, FF, s_in, 0);
+        }
+        add(p, NAME("ffn_down.weight"), T_MAT, FF, E, down_std, 0);
+        if (a->post_norms) add(p, NAME("post_ffw_norm.weight"), T_VEC, E, 1, 0.05 * s_res, s_res);
 #undef NAME
     }
     add(p, "output_norm.weight", T_VEC, E, 1, 0.05 * g_out, g_out);
-    if (!s->tied) add(p, "output.weight", T_EMB, E, n_vocab, out_std, 0);
+    if (!m->tied) add(p, "output.weight", T_EMB, E, n_vocab, out_std, 0);
+    if (m->rope_scaling && !strcmp(m->rope_scaling, "longrope")) {
+        add(p, "rope_factors_long.weight", T_ROPE_LONG, m->n_rot / 2, 1, 0, 0);
+        add(p, "rope_factors_short.weight", T_ROPE_SHORT, m->n_rot / 2, 1, 0, 0);
+    }
 }
 
 /* Fill rows [r0, r0 + n_rows) of tensor t as f32 into buf. Each tensor has its own stream
  * (seed, tensor index), so the values do not depend on the chunking. */
 static void gen_rows(const synth_tensor *t, rng *r, int64_t n_rows, float *buf) {
+    if (t->kind == T_ROPE_LONG || t->kind == T_ROPE_SHORT) {
+        for (int64_t j = 0; j < t->n_in; j++) {
+            double x = t->n_in > 1 ? (double)j / (double)(t->n_in - 1) : 0.0;
+            buf[j] = (float)(t->kind == T_ROPE_LONG ? pow(8.0, x) : 1.0 + x);
+        }
+        return;
+    }
     for (int64_t row = 0; row < n_rows; row++) {
         float *x = buf + row * t->n_in;
         double scale = t->std;
@@ -237,26 +603,56 @@ static int file_type_of(int type) {
     }
 }
 
-static qr_status set_metadata(qr_gguf_writer *w, const synth_shape *s, const qr_gguf *vocab,
+/* The keys llama.cpp reads for the architecture; optional ones only where the shape sets them
+ * (llama.cpp's defaults then apply). */
+static qr_status set_metadata(qr_gguf_writer *w, const synth_model *m, const qr_gguf *vocab,
                               int64_t n_vocab, int file_type, uint64_t seed) {
-    char name[128], key[128];
-    snprintf(name, sizeof name, "quarrel-synth-%s-seed%llu", s->name, (unsigned long long)seed);
+    const synth_shape *s = m->s;
+    const char *arch = m->a->name;
+    char name[160], key[128];
+    snprintf(name, sizeof name, "quarrel-synth-%s%s%s-seed%llu", s->name,
+             m->rope_scaling ? "-" : "", m->rope_scaling ? m->rope_scaling : "",
+             (unsigned long long)seed);
     qr_status st = QR_OK;
-#define KEY(x) (snprintf(key, sizeof key, "llama." x), key)
-    if ((st = qr_gguf_writer_set_str(w, "general.architecture", "llama")) ||
-        (st = qr_gguf_writer_set_str(w, "general.name", name)) ||
-        (st = qr_gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)s->n_ctx)) ||
-        (st = qr_gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)s->n_embd)) ||
-        (st = qr_gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)s->n_layer)) ||
-        (st = qr_gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)s->n_ff)) ||
-        (st = qr_gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)s->n_head)) ||
-        (st = qr_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)s->n_head_kv)) ||
-        (st = qr_gguf_writer_set_f32(w, KEY("rope.freq_base"), s->rope_base)) ||
-        (st = qr_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->eps)) ||
-        (st = qr_gguf_writer_set_u32(w, KEY("rope.dimension_count"),
-                                     (uint32_t)(s->n_embd / s->n_head))) ||
-        (st = qr_gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)n_vocab)))
+#define KEY(x) (snprintf(key, sizeof key, "%s." x, arch), key)
+#define U32(k, v) ((st = qr_gguf_writer_set_u32(w, KEY(k), (uint32_t)(v))))
+#define F32(k, v) ((st = qr_gguf_writer_set_f32(w, KEY(k), (float)(v))))
+    if ((st = qr_gguf_writer_set_str(w, "general.architecture", arch)) ||
+        (st = qr_gguf_writer_set_str(w, "general.name", name)) || U32("context_length", s->n_ctx) ||
+        U32("embedding_length", s->n_embd) || U32("block_count", s->n_layer) ||
+        U32("feed_forward_length", s->n_ff) || U32("attention.head_count", s->n_head) ||
+        U32("attention.head_count_kv", s->n_head_kv) || F32("rope.freq_base", s->rope_base) ||
+        F32("attention.layer_norm_rms_epsilon", s->eps) || U32("rope.dimension_count", m->n_rot))
         return st;
+    if ((m->a->head_keys || m->head_dim * s->n_head != s->n_embd) &&
+        (U32("attention.key_length", m->head_dim) || U32("attention.value_length", m->head_dim)))
+        return st;
+    if (!strcmp(arch, "llama") && U32("vocab_size", n_vocab)) return st;
+    if (s->rope_base_swa > 0 && F32("rope.freq_base_swa", s->rope_base_swa)) return st;
+    if (s->window > 0 && U32("attention.sliding_window", s->window)) return st;
+    if (s->attn_softcap > 0 && F32("attn_logit_softcapping", s->attn_softcap)) return st;
+    if (s->final_softcap > 0 && F32("final_logit_softcapping", s->final_softcap)) return st;
+    if (s->logit_scale > 0 && F32("logit_scale", s->logit_scale)) return st;
+    if (s->res_scale > 0 && F32("residual_scale", s->res_scale)) return st;
+    if (s->emb_scale > 0 && F32("embedding_scale", s->emb_scale)) return st;
+    if (s->attn_scale > 0 && F32("attention.scale", s->attn_scale)) return st;
+    if (m->rope_scaling) {
+        /* LongRoPE is what convert_hf_to_gguf writes for Phi-3: no scaling type or factor
+         * (the factors are the tensors), the original context and the attention factor */
+        bool longrope = !strcmp(m->rope_scaling, "longrope");
+        if (!longrope &&
+            ((st = qr_gguf_writer_set_str(w, KEY("rope.scaling.type"), m->rope_scaling)) ||
+             F32("rope.scaling.factor", m->rope_factor)))
+            return st;
+        if ((longrope || !strcmp(m->rope_scaling, "yarn")) &&
+            U32("rope.scaling.original_context_length", m->orig_ctx))
+            return st;
+        if (longrope && s->rope_attn_factor > 0 &&
+            F32("rope.scaling.attn_factor", s->rope_attn_factor))
+            return st;
+    }
+#undef F32
+#undef U32
 #undef KEY
     if (file_type >= 0 &&
         (st = qr_gguf_writer_set_u32(w, "general.file_type", (uint32_t)file_type)))
@@ -272,7 +668,7 @@ static qr_status set_metadata(qr_gguf_writer *w, const synth_shape *s, const qr_
 /* ---- the command ---- */
 
 typedef struct synth_opts {
-    const synth_shape *shape;
+    const char *arch, *shape, *rope_scaling;
     const char *out, *type_name, *vocab;
     uint64_t seed;
     int32_t threads;
@@ -289,9 +685,10 @@ static int parse(int argc, char **argv, synth_opts *o) {
             usage(stdout);
             exit(0);
         }
-        bool known = !strcmp(a, "--shape") || !strcmp(a, "-o") || !strcmp(a, "--output") ||
-                     !strcmp(a, "--type") || !strcmp(a, "--vocab") || !strcmp(a, "--seed") ||
-                     !strcmp(a, "-t") || !strcmp(a, "--threads");
+        bool known = !strcmp(a, "--arch") || !strcmp(a, "--shape") || !strcmp(a, "-o") ||
+                     !strcmp(a, "--output") || !strcmp(a, "--type") || !strcmp(a, "--vocab") ||
+                     !strcmp(a, "--seed") || !strcmp(a, "--rope-scaling") || !strcmp(a, "-t") ||
+                     !strcmp(a, "--threads");
         if (!known) {
             fprintf(stderr, "quarrel synth: unknown option '%s' (see quarrel synth --help)\n", a);
             return 2;
@@ -301,17 +698,12 @@ static int parse(int argc, char **argv, synth_opts *o) {
             return 2;
         }
         i++;
-        if (!strcmp(a, "--shape")) {
-            o->shape = NULL;
-            for (size_t j = 0; j < N_SHAPES; j++)
-                if (!strcmp(v, shapes[j].name)) o->shape = &shapes[j];
-            if (!o->shape) {
-                fprintf(stderr,
-                        "quarrel synth: unknown shape '%s' (tiny, smol135, tinyllama, "
-                        "llama7b)\n",
-                        v);
-                return 2;
-            }
+        if (!strcmp(a, "--arch")) {
+            o->arch = v;
+        } else if (!strcmp(a, "--shape")) {
+            o->shape = v;
+        } else if (!strcmp(a, "--rope-scaling")) {
+            o->rope_scaling = v;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             o->out = v;
         } else if (!strcmp(a, "--type")) {
@@ -332,14 +724,76 @@ static int parse(int argc, char **argv, synth_opts *o) {
             o->seed = s;
         }
     }
-    if (!o->shape) {
-        fprintf(stderr, "quarrel synth: give a shape with --shape (see quarrel synth --help)\n");
+    if (!o->arch && !o->shape) {
+        fprintf(stderr, "quarrel synth: give an architecture with --arch or a shape with --shape "
+                        "(see quarrel synth --help)\n");
         return 2;
     }
     if (!o->out) {
         fprintf(stderr, "quarrel synth: give an output file with -o\n");
         return 2;
     }
+    return 0;
+}
+
+/* The shape, architecture and rope scaling the options name; 2 (usage error) if they do not
+ * fit together. */
+static int resolve(const synth_opts *o, synth_model *m) {
+    memset(m, 0, sizeof *m);
+    if (o->arch && !find_arch(o->arch)) {
+        fprintf(stderr, "quarrel synth: unknown architecture '%s' (", o->arch);
+        for (size_t i = 0; i < N_ARCHS; i++)
+            fprintf(stderr, "%s%s", i ? ", " : "", archs[i].name);
+        fprintf(stderr, ")\n");
+        return 2;
+    }
+    if (o->shape) {
+        m->s = find_shape(o->shape);
+        if (!m->s) {
+            fprintf(stderr, "quarrel synth: unknown shape '%s' (", o->shape);
+            for (size_t i = 0; i < N_SHAPES; i++)
+                fprintf(stderr, "%s%s", i ? ", " : "", shapes[i].name);
+            fprintf(stderr, ")\n");
+            return 2;
+        }
+        if (o->arch && strcmp(o->arch, m->s->arch)) {
+            fprintf(stderr, "quarrel synth: shape '%s' is a %s model, not %s\n", o->shape,
+                    m->s->arch, o->arch);
+            return 2;
+        }
+    } else {
+        m->s = find_shape(find_arch(o->arch)->tiny);
+    }
+    const synth_shape *s = m->s;
+    m->a = find_arch(s->arch);
+    m->head_dim = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
+    m->n_rot = s->n_rot ? s->n_rot : m->head_dim;
+    m->tied = m->a->tie == TIE_ALWAYS || (m->a->tie == TIE_SHAPE && s->tied);
+    m->rope_scaling = s->rope_scaling;
+    if (o->rope_scaling) {
+        const char *r = o->rope_scaling;
+        if (!strcmp(r, "none")) {
+            m->rope_scaling = NULL;
+        } else if (!strcmp(r, "linear") || !strcmp(r, "yarn")) {
+            m->rope_scaling = !strcmp(r, "linear") ? "linear" : "yarn";
+        } else if (!strcmp(r, "longrope")) {
+            if (!m->a->fused) { /* only phi3 binds rope_factors_long/short for every model */
+                fprintf(stderr,
+                        "quarrel synth: --rope-scaling longrope is for phi3 models, not "
+                        "%s\n",
+                        m->a->name);
+                return 2;
+            }
+            m->rope_scaling = "longrope";
+        } else {
+            fprintf(stderr,
+                    "quarrel synth: unknown --rope-scaling '%s' (none, linear, yarn, longrope)\n",
+                    r);
+            return 2;
+        }
+    }
+    m->rope_factor = 4.0f;
+    m->orig_ctx = s->orig_ctx ? s->orig_ctx : (int32_t)(s->n_ctx / m->rope_factor);
     return 0;
 }
 
@@ -374,7 +828,7 @@ static int generate(const synth_opts *o, synth_plan *p, arena *a, qr_gguf_writer
         }
         if (rc) break;
         int64_t ne[2] = {t->n_in, t->n_out};
-        if (qr_gguf_writer_add_tensor(w, t->name, t->type, t->kind == T_VEC ? 1 : 2, ne, dst,
+        if (qr_gguf_writer_add_tensor(w, t->name, t->type, t->n_out == 1 ? 1 : 2, ne, dst,
                                       t->nbytes) != QR_OK)
             rc = cli_fail(t->name);
     }
@@ -386,7 +840,9 @@ int cmd_synth(int argc, char **argv) {
     synth_opts o = {0};
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
-    const synth_shape *s = o.shape;
+    synth_model m;
+    if ((rc = resolve(&o, &m))) return rc;
+    const synth_shape *s = m.s;
 
     /* what to produce: a plain type directly, a mix via F16 */
     int type = qr_type_from_name(o.type_name);
@@ -410,12 +866,13 @@ int cmd_synth(int argc, char **argv) {
         return 2;
     }
 
+    /* a bare file name that is not here names a file of the shared vocabulary folder */
     char vocab_path[4096];
-    if (o.vocab)
+    if (o.vocab && (strchr(o.vocab, '/') || access(o.vocab, F_OK) == 0))
         snprintf(vocab_path, sizeof vocab_path, "%s", o.vocab);
     else
         snprintf(vocab_path, sizeof vocab_path, "%s/../tokenizer-vectors/%s", QR_MODELS_DIR,
-                 s->vocab);
+                 o.vocab ? o.vocab : s->vocab);
     qr_gguf *vocab = NULL;
     if (qr_gguf_open(vocab_path, &vocab) != QR_OK) return cli_fail("vocabulary");
     const qr_gguf_value *tokens = qr_gguf_get_arr(vocab, "tokenizer.ggml.tokens");
@@ -430,7 +887,7 @@ int cmd_synth(int argc, char **argv) {
     const int64_t n_vocab = (int64_t)tokens->arr.n;
 
     synth_plan plan = {0};
-    plan.t = calloc((size_t)(3 + 9 * s->n_layer), sizeof *plan.t);
+    plan.t = calloc((size_t)(5 + MAX_TENSORS_PER_LAYER * s->n_layer), sizeof *plan.t);
     qr_gguf_writer *w = qr_gguf_writer_create();
     arena a = {0};
     char tmp_path[4200] = "";
@@ -439,12 +896,12 @@ int cmd_synth(int argc, char **argv) {
         fprintf(stderr, "quarrel synth: out of memory\n");
         goto done;
     }
-    plan_tensors(s, n_vocab, &plan);
+    plan_tensors(&m, n_vocab, &plan);
     size_t total = 0;
     int n_fallback = 0;
     for (int i = 0; i < plan.n; i++) {
         synth_tensor *t = &plan.t[i];
-        t->type = t->kind == T_VEC ? QR_TYPE_F32 : type;
+        t->type = t->kind == T_MAT || t->kind == T_EMB ? type : QR_TYPE_F32;
         if (t->n_in % qr_type_block_size(t->type) != 0) { /* rows not whole blocks */
             t->type = QR_TYPE_F16;
             n_fallback++;
@@ -458,12 +915,13 @@ int cmd_synth(int argc, char **argv) {
                 "quarrel synth: %d tensors have rows of a size %s cannot hold; they are "
                 "F16\n",
                 n_fallback, qr_type_name(type));
-    if (set_metadata(w, s, vocab, n_vocab, mix ? 1 : file_type_of(type), o.seed) != QR_OK) {
+    if (set_metadata(w, &m, vocab, n_vocab, mix ? 1 : file_type_of(type), o.seed) != QR_OK) {
         cli_fail("metadata");
         goto done;
     }
     if (arena_create(&a, o.out, total)) goto done;
-    fprintf(stderr, "quarrel synth: %s, %d tensors, %.1f MB as %s...\n", s->what, plan.n,
+    fprintf(stderr, "quarrel synth: %s %s%s%s, %d tensors, %.1f MB as %s...\n", m.a->name, s->what,
+            m.rope_scaling ? ", rope scaling " : "", m.rope_scaling ? m.rope_scaling : "", plan.n,
             (double)total / 1e6, mix ? "F16" : qr_type_name(type));
     if (generate(&o, &plan, &a, w)) goto done;
 
