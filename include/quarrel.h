@@ -183,8 +183,8 @@ typedef struct qr_quantize_params {
     bool verbose; /* per-tensor lines on stderr */
 } qr_quantize_params;
 
-/* ftype: a tensor type name ("Q8_0", "Q4_K", "F16", ...) or a mix ("Q4_K_M", "Q5_K_M",
- * "Q3_K_M", "Q2_K"). */
+/* ftype: a tensor type name ("Q8_0", "Q4_K", "F16", ...) or one of llama.cpp's mixes ("Q2_K",
+ * "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M"). */
 qr_status qr_quantize_file(const char *in_path, const char *out_path, const char *ftype,
                            const qr_quantize_params *params);
 

@@ -20,6 +20,7 @@ enum {
     FTYPE_Q2_K = 10,
     FTYPE_Q3_K_S = 11,
     FTYPE_Q3_K_M = 12,
+    FTYPE_Q3_K_L = 13,
     FTYPE_Q4_K_S = 14,
     FTYPE_Q4_K_M = 15,
     FTYPE_Q5_K_S = 16,
@@ -43,8 +44,12 @@ static const qr_quant_ftype ftypes[] = {
     {"Q4_K", FTYPE_Q4_K_S, QR_TYPE_Q4_K, QR_MIX_PURE},
     {"Q5_K", FTYPE_Q5_K_S, QR_TYPE_Q5_K, QR_MIX_PURE},
     {"Q2_K", FTYPE_Q2_K, QR_TYPE_Q2_K, QR_MIX_Q2_K},
+    {"Q3_K_S", FTYPE_Q3_K_S, QR_TYPE_Q3_K, QR_MIX_Q3_K_S},
     {"Q3_K_M", FTYPE_Q3_K_M, QR_TYPE_Q3_K, QR_MIX_Q3_K_M},
+    {"Q3_K_L", FTYPE_Q3_K_L, QR_TYPE_Q3_K, QR_MIX_Q3_K_L},
+    {"Q4_K_S", FTYPE_Q4_K_S, QR_TYPE_Q4_K, QR_MIX_Q4_K_S},
     {"Q4_K_M", FTYPE_Q4_K_M, QR_TYPE_Q4_K, QR_MIX_Q4_K_M},
+    {"Q5_K_S", FTYPE_Q5_K_S, QR_TYPE_Q5_K, QR_MIX_Q5_K_S},
     {"Q5_K_M", FTYPE_Q5_K_M, QR_TYPE_Q5_K, QR_MIX_Q5_K_M},
 };
 
@@ -57,7 +62,7 @@ const qr_quant_ftype *qr_quant_ftype_find(const char *name) {
 
 const char *qr_quant_ftype_names(void) {
     return "F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q6_K, Q3_K, Q4_K, Q5_K (pure), "
-           "Q2_K, Q3_K_M, Q4_K_M, Q5_K_M (mixes)";
+           "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M (mixes)";
 }
 
 static int layer_of(const char *name) {
@@ -75,7 +80,11 @@ int qr_quant_tensor_cmp(const char *a, const char *b) {
 typedef enum category {
     CAT_TOKEN_EMBD,
     CAT_ATTN_Q,
-    CAT_ATTN_V, /* attn_v, attn_qkv and attn_kv_b: the value-like tensors */
+    /* attn_v, attn_qkv and attn_kv_b: the value-like tensors. llama.cpp (v0.5.0) also has an
+     * ATTENTION_QKV branch (q4_K/q5_K/q6_K for the Q3_K_M/L, Q4_K_M, Q5_K_M mixes), but its
+     * attn_v branch, tested first, takes attn_qkv too: phi3's fused tensor follows the attn_v
+     * rules and advances the attn_v index (checked on llama.cpp's files: test_mix_arch.sh). */
+    CAT_ATTN_V,
     CAT_ATTN_K,
     CAT_ATTN_OUTPUT,
     CAT_FFN_UP,
@@ -202,9 +211,13 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
             nt = n_gqa >= 4 ? QR_TYPE_Q4_K : QR_TYPE_Q3_K;
         else if (mix == QR_MIX_Q3_K_M)
             nt = c->i_attn_v < 2 ? QR_TYPE_Q5_K : QR_TYPE_Q4_K;
+        else if (mix == QR_MIX_Q3_K_L)
+            nt = QR_TYPE_Q5_K;
         else if ((mix == QR_MIX_Q4_K_M || mix == QR_MIX_Q5_K_M) &&
                  use_more_bits(c->i_attn_v, c->n_attn_v))
             nt = QR_TYPE_Q6_K;
+        else if (mix == QR_MIX_Q4_K_S && c->i_attn_v < 4)
+            nt = QR_TYPE_Q5_K;
         if (is_70b(m) && (nt == QR_TYPE_Q3_K || nt == QR_TYPE_Q4_K)) nt = QR_TYPE_Q5_K;
         if (m->n_expert == 8) nt = QR_TYPE_Q8_0;
         c->i_attn_v++;
@@ -221,6 +234,8 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
             nt = i < n / 16                       ? QR_TYPE_Q5_K
                  : !falcon || use_more_bits(i, n) ? QR_TYPE_Q4_K
                                                   : QR_TYPE_Q3_K;
+        else if (mix == QR_MIX_Q3_K_L)
+            nt = falcon ? QR_TYPE_Q4_K : QR_TYPE_Q5_K;
         else if (mix == QR_MIX_Q4_K_M) {
             if (falcon)
                 nt = i < n / 16 ? QR_TYPE_Q6_K : use_more_bits(i, n) ? QR_TYPE_Q5_K : QR_TYPE_Q4_K;
@@ -228,17 +243,22 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
                 nt = QR_TYPE_Q6_K;
         } else if (mix == QR_MIX_Q5_K_M && use_more_bits(i, n))
             nt = QR_TYPE_Q6_K;
+        else if (mix == QR_MIX_Q4_K_S && !falcon && i < n / 8)
+            nt = QR_TYPE_Q5_K;
         c->i_ffn_down++;
     } else if (cat == CAT_ATTN_OUTPUT) {
-        if (!falcon) {
-            if (m->n_expert == 8) {
-                if (mix == QR_MIX_Q2_K || mix == QR_MIX_Q3_K_M || mix == QR_MIX_Q4_K_M)
-                    nt = QR_TYPE_Q5_K;
-            } else if (mix == QR_MIX_Q2_K) {
-                nt = QR_TYPE_Q3_K;
-            } else if (mix == QR_MIX_Q3_K_M) {
-                nt = QR_TYPE_Q4_K;
-            }
+        if (falcon) {
+            if (mix == QR_MIX_Q3_K_L) nt = QR_TYPE_Q4_K;
+        } else if (m->n_expert == 8) {
+            if (mix == QR_MIX_Q2_K || mix == QR_MIX_Q3_K_S || mix == QR_MIX_Q3_K_M ||
+                mix == QR_MIX_Q4_K_S || mix == QR_MIX_Q4_K_M)
+                nt = QR_TYPE_Q5_K;
+        } else if (mix == QR_MIX_Q2_K) {
+            nt = QR_TYPE_Q3_K;
+        } else if (mix == QR_MIX_Q3_K_M) {
+            nt = QR_TYPE_Q4_K;
+        } else if (mix == QR_MIX_Q3_K_L) {
+            nt = QR_TYPE_Q5_K;
         }
     } else if (cat == CAT_FFN_GATE || cat == CAT_FFN_UP) {
         int *counter = cat == CAT_FFN_GATE ? &c->i_ffn_gate : &c->i_ffn_up;

@@ -12,9 +12,13 @@
 typedef enum qr_mix {
     QR_MIX_NONE,   /* plain llama.cpp ftypes: Q4_0 ... Q8_0, Q6_K, F16, BF16 */
     QR_MIX_PURE,   /* Q2_K..Q5_K named as bare types: no mix rules (llama-quantize --pure) */
-    QR_MIX_Q2_K,   /* llama.cpp's Q2_K */
+    QR_MIX_Q2_K,   /* llama.cpp's Q2_K; the mixes from here on need the layer count */
+    QR_MIX_Q3_K_S, /* Q3_K_S */
     QR_MIX_Q3_K_M, /* Q3_K_M */
+    QR_MIX_Q3_K_L, /* Q3_K_L */
+    QR_MIX_Q4_K_S, /* Q4_K_S */
     QR_MIX_Q4_K_M, /* Q4_K_M */
+    QR_MIX_Q5_K_S, /* Q5_K_S */
     QR_MIX_Q5_K_M, /* Q5_K_M */
 } qr_mix;
 

@@ -272,6 +272,116 @@ static void test_other_mixes_by_hand(void **state) {
     assert_int_equal(type_of(&m, "blk.0.ffn_norm.weight"), QR_TYPE_F32);
 }
 
+static void choose_model(model_list *m, const char *ftype, const qr_quant_model *model) {
+    const qr_quant_ftype *ft = qr_quant_ftype_find(ftype);
+    assert_non_null(ft);
+    int nf = 0;
+    if (qr_quant_choose_types(ft, model, m->t, m->n, m->types, &nf) != QR_OK)
+        fail_msg("%s", qr_last_error());
+}
+
+/* The _S and _L mixes (llama_tensor_get_type_impl), 16 layers. Q4_K_S: attn_v q5_K for the
+ * first four, ffn_down q5_K below n_layer/8 (not falcon). Q3_K_L: attn_v, ffn_down and
+ * attn_output q5_K (falcon: ffn_down and attn_output q4_K). Q3_K_S, Q5_K_S: only the output
+ * head differs. With 8 experts attn_output is q5_K for Q3_K_S and Q4_K_S, attn_v q8_0. The
+ * real files of these mixes are compared with llama.cpp's in test_mix_arch.sh. */
+static void test_s_and_l_mixes_by_hand(void **state) {
+    (void)state;
+    static model_list m;
+    llama_list(&m, 16, 256, false);
+    qr_quant_model llama = {.arch = "llama", .n_layer = 16, .n_head = 8, .n_head_kv = 8};
+    choose_model(&m, "Q4_K_S", &llama);
+    assert_int_equal(qr_quant_ftype_find("Q4_K_S")->llama_ftype, 14);
+    assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q6_K);
+    assert_int_equal(type_of(&m, "blk.3.attn_v.weight"), QR_TYPE_Q5_K);
+    assert_int_equal(type_of(&m, "blk.4.attn_v.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.1.ffn_down.weight"), QR_TYPE_Q5_K);
+    assert_int_equal(type_of(&m, "blk.2.ffn_down.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.15.ffn_down.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.0.attn_output.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.0.attn_q.weight"), QR_TYPE_Q4_K);
+
+    choose_model(&m, "Q3_K_L", &llama);
+    assert_int_equal(qr_quant_ftype_find("q3_k_l")->llama_ftype, 13);
+    assert_int_equal(type_of(&m, "blk.9.attn_v.weight"), QR_TYPE_Q5_K);
+    assert_int_equal(type_of(&m, "blk.9.ffn_down.weight"), QR_TYPE_Q5_K);
+    assert_int_equal(type_of(&m, "blk.9.attn_output.weight"), QR_TYPE_Q5_K);
+    assert_int_equal(type_of(&m, "blk.9.attn_k.weight"), QR_TYPE_Q3_K);
+    assert_int_equal(type_of(&m, "blk.9.ffn_up.weight"), QR_TYPE_Q3_K);
+
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? "Q5_K_S" : "Q3_K_S";
+        const int plain = k ? QR_TYPE_Q5_K : QR_TYPE_Q3_K;
+        choose_model(&m, name, &llama);
+        assert_int_equal(qr_quant_ftype_find(name)->llama_ftype, k ? 16 : 11);
+        assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q6_K);
+        assert_int_equal(type_of(&m, "token_embd.weight"), plain);
+        assert_int_equal(type_of(&m, "blk.0.attn_v.weight"), plain);
+        assert_int_equal(type_of(&m, "blk.0.ffn_down.weight"), plain);
+        assert_int_equal(type_of(&m, "blk.0.attn_output.weight"), plain);
+    }
+
+    qr_quant_model falcon = llama;
+    falcon.arch = "falcon";
+    choose_model(&m, "Q3_K_L", &falcon);
+    assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q8_0);
+    assert_int_equal(type_of(&m, "blk.9.ffn_down.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.9.attn_output.weight"), QR_TYPE_Q4_K);
+    choose_model(&m, "Q4_K_S", &falcon);
+    assert_int_equal(type_of(&m, "blk.0.ffn_down.weight"), QR_TYPE_Q4_K);
+
+    qr_quant_model moe = llama;
+    moe.n_expert = 8;
+    choose_model(&m, "Q4_K_S", &moe);
+    assert_int_equal(type_of(&m, "blk.9.attn_output.weight"), QR_TYPE_Q5_K);
+    assert_int_equal(type_of(&m, "blk.9.attn_v.weight"), QR_TYPE_Q8_0);
+    choose_model(&m, "Q3_K_S", &moe);
+    assert_int_equal(type_of(&m, "blk.9.attn_output.weight"), QR_TYPE_Q5_K);
+    choose_model(&m, "Q5_K_S", &moe);
+    assert_int_equal(type_of(&m, "blk.9.attn_output.weight"), QR_TYPE_Q5_K);
+}
+
+/* phi3's fused attn_qkv follows the attn_v rules and counts as one (llama.cpp v0.5.0: its own
+ * ATTENTION_QKV branch is never reached); a fused ffn_up of 2 * n_ff rows is a plain ffn_up */
+static void test_fused_qkv_as_attn_v(void **state) {
+    (void)state;
+    static model_list m;
+    m.n = 0;
+    add(&m, "output.weight", 256, 1000, QR_TYPE_F16);
+    add(&m, "output_norm.weight", 256, 1, QR_TYPE_F32);
+    add(&m, "rope_factors_long.weight", 32, 1, QR_TYPE_F32);
+    add(&m, "token_embd.weight", 256, 1000, QR_TYPE_F16);
+    for (int l = 0; l < 4; l++) {
+        char name[64];
+#define ADD(x, ne0, ne1, type)                                                                     \
+    (snprintf(name, sizeof name, "blk.%d." x, l), add(&m, name, ne0, ne1, type))
+        ADD("attn_norm.weight", 256, 1, QR_TYPE_F32);
+        ADD("attn_output.weight", 256, 256, QR_TYPE_F16);
+        ADD("attn_qkv.weight", 256, 512, QR_TYPE_F16);
+        ADD("ffn_down.weight", 512, 256, QR_TYPE_F16);
+        ADD("ffn_norm.weight", 256, 1, QR_TYPE_F32);
+        ADD("ffn_up.weight", 256, 1024, QR_TYPE_F16);
+#undef ADD
+    }
+    qr_quant_model phi3 = {.arch = "phi3", .n_layer = 4, .n_head = 4, .n_head_kv = 2};
+    /* use_more_bits(i, 4): layers 2 and 3 */
+    const int q4_k_m[4] = {QR_TYPE_Q4_K, QR_TYPE_Q4_K, QR_TYPE_Q6_K, QR_TYPE_Q6_K};
+    const int q3_k_m[4] = {QR_TYPE_Q5_K, QR_TYPE_Q5_K, QR_TYPE_Q4_K, QR_TYPE_Q4_K};
+    for (int l = 0; l < 4; l++) {
+        char qkv[64], up[64];
+        snprintf(qkv, sizeof qkv, "blk.%d.attn_qkv.weight", l);
+        snprintf(up, sizeof up, "blk.%d.ffn_up.weight", l);
+        choose_model(&m, "Q4_K_M", &phi3);
+        assert_int_equal(type_of(&m, qkv), q4_k_m[l]);
+        assert_int_equal(type_of(&m, up), QR_TYPE_Q4_K);
+        choose_model(&m, "Q3_K_M", &phi3);
+        assert_int_equal(type_of(&m, qkv), q3_k_m[l]);
+        choose_model(&m, "Q5_K_M", &phi3);
+        assert_int_equal(type_of(&m, qkv), l >= 2 ? QR_TYPE_Q6_K : QR_TYPE_Q5_K);
+    }
+    assert_int_equal(type_of(&m, "rope_factors_long.weight"), QR_TYPE_F32);
+}
+
 /* llama.cpp's order: non-layer tensors first, then layer by number (not as text) */
 static void test_tensor_order(void **state) {
     (void)state;
@@ -287,6 +397,8 @@ static void test_ftype_names(void **state) {
     assert_int_equal(qr_quant_ftype_find("Q8_0")->llama_ftype, 7);
     assert_int_equal(qr_quant_ftype_find("BF16")->llama_ftype, 32);
     assert_int_equal(qr_quant_ftype_find("Q2_K")->llama_ftype, 10);
+    assert_int_equal(qr_quant_ftype_find("Q4_K_S")->llama_ftype, 14);
+    assert_int_equal(qr_quant_ftype_find("Q4_K")->mix, QR_MIX_PURE); /* pure, also 14 */
     assert_null(qr_quant_ftype_find("Q4_K_X"));
     assert_null(qr_quant_ftype_find("q8_1"));
 }
@@ -296,6 +408,8 @@ int main(void) {
         cmocka_unit_test(test_q4_k_m_rules_by_hand),
         cmocka_unit_test(test_tied_and_fallback),
         cmocka_unit_test(test_other_mixes_by_hand),
+        cmocka_unit_test(test_s_and_l_mixes_by_hand),
+        cmocka_unit_test(test_fused_qkv_as_attn_v),
         cmocka_unit_test(test_tensor_order),
         cmocka_unit_test(test_ftype_names),
         cmocka_unit_test(test_smol135_q4_k_m_matches_llama_cpp),

@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""check_mix_refs.py - compare `quarrel quantize` with llama.cpp's mixes recorded by
+mk_mix_refs.py: regenerate the fixture's F16 source with `quarrel synth`, check it is the source
+llama.cpp quantized (its tensors' hash), quantize it to every recorded mix and compare tensor by
+tensor: the same names in the same order, the same type, the same bytes (sha256).
+
+usage: check_mix_refs.py QUARREL FIXTURE.json WORKDIR [MIX ...]
+Prints one line per difference and exits 1 if there is any."""
+
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gguf_tensors  # noqa: E402
+from mk_mix_refs import source_digest  # noqa: E402
+
+
+def main():
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    quarrel, fixture, work = sys.argv[1:4]
+    only = set(sys.argv[4:])
+    with open(fixture) as f:
+        ref = json.load(f)
+    shape = ref["shape"]
+    src = os.path.join(work, shape + "-f16.gguf")
+    subprocess.run([quarrel, "synth", "--shape", shape, "-o", src, "--seed", str(ref["seed"])],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    got = source_digest(gguf_tensors.read(src)[1])
+    if got != ref["source_tensors_sha256"]:
+        print("%s: `quarrel synth --shape %s` no longer writes the source llama.cpp quantized "
+              "(tensors hash %s, fixture %s): regenerate the fixture with mk_mix_refs.py"
+              % (fixture, shape, got, ref["source_tensors_sha256"]))
+        return 1
+    names = ref["tensors"]
+    n_diff = 0
+    for mix, m in ref["mixes"].items():
+        if only and mix not in only:
+            continue
+        out = os.path.join(work, "%s-%s.gguf" % (shape, mix))
+        r = subprocess.run([quarrel, "quantize", src, out, mix, "-t", "2"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            print("%s %s: quarrel quantize failed: %s" % (shape, mix, r.stderr.strip()))
+            n_diff += 1
+            continue
+        meta, tensors = gguf_tensors.read(out)
+        os.remove(out)
+        if meta.get("general.file_type") != m["file_type"]:
+            print("%s %s: general.file_type %s, llama.cpp %d"
+                  % (shape, mix, meta.get("general.file_type"), m["file_type"]))
+            n_diff += 1
+        if [t[0] for t in tensors] != names:
+            print("%s %s: tensor names or order differ: %s" % (shape, mix, [t[0] for t in tensors]))
+            n_diff += 1
+            continue
+        for (name, typ, _, digest), want in zip(tensors, m["types"].split()):
+            if typ != want:
+                print("%s %s: %s is %s, llama.cpp %s" % (shape, mix, name, typ, want))
+                n_diff += 1
+            elif digest != ref["sha256"][name][want]:
+                print("%s %s: %s (%s): bytes differ from llama.cpp's" % (shape, mix, name, typ))
+                n_diff += 1
+    return 1 if n_diff else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
