@@ -16,8 +16,9 @@ static const qr_arch_info archs[] = {
      2, 4096},
     {"gemma3", QR_ROPE_NEOX, QR_ACT_GELU,
      QR_ARCH_QK_NORM | QR_ARCH_POST_NORMS | QR_ARCH_EMBD_SCALE_SQRT | QR_ARCH_Q_PRESCALE, 6, 0},
-    {"phi3", QR_ROPE_NEOX, QR_ACT_SILU, QR_ARCH_Q_PRESCALE | QR_ARCH_SWA_IGNORED | QR_ARCH_GATE_IN_UP,
-     0, 0},
+    /* phi3: llama.cpp of this release ignores attention.sliding_window ("Phi SWA is currently
+     * disabled"), so no pattern here */
+    {"phi3", QR_ROPE_NEOX, QR_ACT_SILU, QR_ARCH_Q_PRESCALE | QR_ARCH_GATE_IN_UP, 0, 0},
     /* olmo2: windowed layers only in OLMo 3 files that declare a window (3 of every 4) */
     {"olmo2", QR_ROPE_NEOX, QR_ACT_SILU,
      QR_ARCH_QK_NORM_FULL | QR_ARCH_POST_NORMS | QR_ARCH_NO_PRE_NORMS | QR_ARCH_UNTIED, 4, 0},

@@ -2,8 +2,8 @@
  * for absent keys), weights bound on the read-only mapping with their shapes and types
  * checked, then (on CPUs whose kernels have a repacked layout) moved into one allocation in
  * that layout (repack), and the vocabulary. */
-#include "model/model.h"
 #include "kernels/matmul.h"
+#include "model/model.h"
 #include "runtime/threadpool.h"
 
 #include <math.h>
@@ -80,8 +80,8 @@ static qr_status load_swa_layers(qr_model *m) {
         return QR_OK;
     }
     int32_t period;
-    qr_status st = key_i32(m, "attention.sliding_window_pattern", false, m->arch->swa_pattern,
-                           &period);
+    qr_status st =
+        key_i32(m, "attention.sliding_window_pattern", false, m->arch->swa_pattern, &period);
     if (st) return st;
     for (int32_t l = 0; l < hp->n_layer; l++)
         m->layers[l].swa = period == 0 || l % period < period - 1;
@@ -178,8 +178,8 @@ static qr_status load_hparams(qr_model *m) {
     hp->rope_freq_scale_swa = 1.0f;
     if (!strcmp(m->arch->name, "gemma2")) hp->rope_freq_scale_swa = hp->rope_freq_scale;
     if (!strcmp(m->arch->name, "gemma3")) hp->rope_freq_base_swa = 10000.0f;
-    if (hp->n_swa > 0 && (st = key_f32(m, "rope.freq_base_swa", hp->rope_freq_base_swa,
-                                       &hp->rope_freq_base_swa)))
+    if (hp->n_swa > 0 &&
+        (st = key_f32(m, "rope.freq_base_swa", hp->rope_freq_base_swa, &hp->rope_freq_base_swa)))
         return st;
 
     /* multipliers, caps and the attention scale */
@@ -259,10 +259,11 @@ static qr_status bind(qr_model *m, qr_weight *w, const char *name, int64_t n_col
 static qr_status bind_fused(qr_model *m, qr_weight *const *parts, const int64_t *rows, int n,
                             const char *name, int64_t n_cols, bool vector) {
     int64_t total = 0;
-    for (int i = 0; i < n; i++) total += rows[i];
+    for (int i = 0; i < n; i++)
+        total += rows[i];
     qr_weight whole;
-    qr_status st = vector ? bind(m, &whole, name, total, 0, true)
-                          : bind(m, &whole, name, n_cols, total, true);
+    qr_status st =
+        vector ? bind(m, &whole, name, total, 0, true) : bind(m, &whole, name, n_cols, total, true);
     if (st) return st;
     size_t off = 0;
     for (int i = 0; i < n; i++) {
@@ -327,8 +328,9 @@ static qr_status load_weights(qr_model *m) {
                 return st;
         } else {
             if (!has_tensor(m, NAME("attn_q.weight")))
-                return qr_error(QR_ERR_FORMAT, "missing tensor '%s' (or a fused 'blk.%d.attn_qkv.weight')",
-                                name, (int)l);
+                return qr_error(QR_ERR_FORMAT,
+                                "missing tensor '%s' (or a fused 'blk.%d.attn_qkv.weight')", name,
+                                (int)l);
             BIND(wq, "attn_q.weight", d, q_dim, true);
             BIND(wk, "attn_k.weight", d, kv_dim, true);
             BIND(wv, "attn_v.weight", d, kv_dim, true);
@@ -352,7 +354,8 @@ static qr_status load_weights(qr_model *m) {
         BIND(ffn_norm, "ffn_norm.weight", d, 0, pre_norms);
         if (fl & QR_ARCH_GATE_IN_UP) {
             qr_weight *parts[] = {&L->ffn_gate, &L->ffn_up};
-            if ((st = bind_fused(m, parts, (int64_t[]){ff, ff}, 2, NAME("ffn_up.weight"), d, false)))
+            if ((st =
+                     bind_fused(m, parts, (int64_t[]){ff, ff}, 2, NAME("ffn_up.weight"), d, false)))
                 return st;
         } else {
             BIND(ffn_gate, "ffn_gate.weight", d, ff, true);
@@ -380,11 +383,11 @@ static int all_weights(qr_model *m, qr_weight **w) {
         if (globals[i]->data) w[n++] = globals[i];
     for (int32_t l = 0; l < m->hp.n_layer; l++) {
         qr_layer *L = &m->layers[l];
-        qr_weight *ws[] = {&L->attn_norm,  &L->wq,         &L->wk,         &L->wv,
-                           &L->bq,         &L->bk,         &L->bv,         &L->q_norm,
-                           &L->k_norm,     &L->wo,         &L->bo,         &L->attn_post_norm,
-                           &L->ffn_norm,   &L->ffn_gate,   &L->ffn_gate_b, &L->ffn_up,
-                           &L->ffn_up_b,   &L->ffn_down,   &L->ffn_down_b, &L->ffn_post_norm};
+        qr_weight *ws[] = {&L->attn_norm, &L->wq,       &L->wk,         &L->wv,
+                           &L->bq,        &L->bk,       &L->bv,         &L->q_norm,
+                           &L->k_norm,    &L->wo,       &L->bo,         &L->attn_post_norm,
+                           &L->ffn_norm,  &L->ffn_gate, &L->ffn_gate_b, &L->ffn_up,
+                           &L->ffn_up_b,  &L->ffn_down, &L->ffn_down_b, &L->ffn_post_norm};
         for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
             if (ws[i]->data) w[n++] = ws[i];
     }
@@ -471,7 +474,8 @@ static qr_status repack(qr_model *m) {
     int64_t n_slices = 0;
     for (int i = 0; i < n; i++) {
         pack[i] = qr_matmul_can_pack(w[i]->type, w[i]->n_cols, w[i]->n_rows);
-        const size_t rb = pack[i] ? qr_matmul_packed_row_bytes(w[i]->type, w[i]->n_cols) : w[i]->row_bytes;
+        const size_t rb =
+            pack[i] ? qr_matmul_packed_row_bytes(w[i]->type, w[i]->n_cols) : w[i]->row_bytes;
         total += (rb * (size_t)w[i]->n_rows + 63) & ~(size_t)63;
     }
     /* anonymous memory cannot be dropped under pressure as the mapping's clean pages can: a
@@ -513,7 +517,8 @@ static qr_status repack(qr_model *m) {
                 }
                 slices = grown;
             }
-            slices[n_slices++] = (copy_slice){i, r0, x->n_rows - r0 < slice ? x->n_rows - r0 : slice};
+            slices[n_slices++] =
+                (copy_slice){i, r0, x->n_rows - r0 < slice ? x->n_rows - r0 : slice};
         }
     }
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -521,7 +526,8 @@ static qr_status repack(qr_model *m) {
     if (n_cpu > 8) n_cpu = 8;
     copy_task task = {w, src, pack, slices};
     if (qr_pool_create((int)n_cpu, &pool) != QR_OK) { /* no threads: copy on this one */
-        for (int64_t c = 0; c < n_slices; c++) copy_worker(&task, c, 0);
+        for (int64_t c = 0; c < n_slices; c++)
+            copy_worker(&task, c, 0);
     } else {
         qr_pool_run(pool, copy_worker, &task, n_slices);
     }
@@ -545,8 +551,9 @@ static qr_status gelu_table(qr_model *m) {
     if (!m->gelu) return QR_ERR_NOMEM;
     for (uint32_t i = 0; i < 65536; i++) {
         const float x = qr_fp16_to_fp32((uint16_t)i);
-        const float g = 0.5f * x * (1.0f + tanhf(0.79788456080286535587989211986876f * x *
-                                                  (1.0f + 0.044715f * x * x)));
+        const float g =
+            0.5f * x *
+            (1.0f + tanhf(0.79788456080286535587989211986876f * x * (1.0f + 0.044715f * x * x)));
         m->gelu[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(g));
     }
     return QR_OK;
@@ -573,8 +580,7 @@ qr_status qr_model_load(const char *path, const qr_model_params *params, qr_mode
         m->arch = qr_arch_find(arch);
         if (!m->arch) {
             st = qr_error(QR_ERR_UNSUPPORTED, "%s: unsupported architecture '%s' (supported: %s)",
-                          path, *arch ? arch : "(general.architecture missing)",
-                          qr_arch_names());
+                          path, *arch ? arch : "(general.architecture missing)", qr_arch_names());
             goto fail;
         }
         if ((st = load_hparams(m)) || (st = load_weights(m)) || (st = gelu_table(m)) ||

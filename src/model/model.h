@@ -14,20 +14,19 @@ typedef enum qr_rope_type { QR_ROPE_NORM, QR_ROPE_NEOX } qr_rope_type;
 typedef enum qr_act { QR_ACT_SILU, QR_ACT_GELU } qr_act;
 
 enum {
-    QR_ARCH_QKV_BIAS = 1 << 0,       /* q, k, v biases required (qwen2) */
-    QR_ARCH_QK_NORM = 1 << 1,        /* RMS norm of each q and k head before RoPE */
-    QR_ARCH_QK_NORM_FULL = 1 << 2,   /* ... over the whole q and k width instead (olmo2) */
-    QR_ARCH_POST_NORMS = 1 << 3,     /* norms on the attention and FFN outputs (gemma, olmo2) */
-    QR_ARCH_NO_PRE_NORMS = 1 << 4,   /* no attn_norm / ffn_norm before the steps (olmo2) */
+    QR_ARCH_QKV_BIAS = 1 << 0,        /* q, k, v biases required (qwen2) */
+    QR_ARCH_QK_NORM = 1 << 1,         /* RMS norm of each q and k head before RoPE */
+    QR_ARCH_QK_NORM_FULL = 1 << 2,    /* ... over the whole q and k width instead (olmo2) */
+    QR_ARCH_POST_NORMS = 1 << 3,      /* norms on the attention and FFN outputs (gemma, olmo2) */
+    QR_ARCH_NO_PRE_NORMS = 1 << 4,    /* no attn_norm / ffn_norm before the steps (olmo2) */
     QR_ARCH_EMBD_SCALE_SQRT = 1 << 5, /* embeddings times sqrt(n_embd) (gemma) */
-    QR_ARCH_TIED = 1 << 6,           /* the output head is always token_embd (gemma2) */
-    QR_ARCH_SOFTCAP = 1 << 7,        /* attention and final logit soft-capping (gemma2) */
-    QR_ARCH_MULTIPLIERS = 1 << 8,    /* embedding/residual/attention/logit multipliers (granite) */
-    QR_ARCH_Q_PRESCALE = 1 << 9,     /* q scaled before attention, softmax unscaled (gemma, phi3) */
-    QR_ARCH_NOPE_EVERY_4 = 1 << 10,  /* no RoPE on layers with (il + 1) % 4 == 0 (smollm3) */
-    QR_ARCH_SWA_IGNORED = 1 << 11,   /* attention.sliding_window read but not used (phi3) */
-    QR_ARCH_GATE_IN_UP = 1 << 12,    /* ffn_up holds [gate | up], no ffn_gate (phi3) */
-    QR_ARCH_UNTIED = 1 << 13,        /* output.weight required (olmo2) */
+    QR_ARCH_TIED = 1 << 6,            /* the output head is always token_embd (gemma2) */
+    QR_ARCH_SOFTCAP = 1 << 7,         /* attention and final logit soft-capping (gemma2) */
+    QR_ARCH_MULTIPLIERS = 1 << 8,     /* embedding/residual/attention/logit multipliers (granite) */
+    QR_ARCH_Q_PRESCALE = 1 << 9,    /* q scaled before attention, softmax unscaled (gemma, phi3) */
+    QR_ARCH_NOPE_EVERY_4 = 1 << 10, /* no RoPE on layers with (il + 1) % 4 == 0 (smollm3) */
+    QR_ARCH_GATE_IN_UP = 1 << 11,   /* ffn_up holds [gate | up], no ffn_gate (phi3) */
+    QR_ARCH_UNTIED = 1 << 12,       /* output.weight required (olmo2) */
 };
 
 typedef struct qr_arch_info {
@@ -107,7 +106,7 @@ struct qr_model {
     qr_vocab *vocab;
     bool vocab_only;
     qr_weight tok_embd, output_norm, output;
-    qr_weight rope_freqs; /* optional per-dimension frequency factors (Llama 3.1) */
+    qr_weight rope_freqs;            /* optional per-dimension frequency factors (Llama 3.1) */
     qr_weight rope_long, rope_short; /* LongRoPE factors (phi3): long past n_ctx_orig */
     float *gelu; /* GELU archs: ggml's f16 GELU table, one float per f16 value (65536) */
     qr_layer *layers;

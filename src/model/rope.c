@@ -34,7 +34,7 @@ void qr_rope_init(const qr_model *m, const qr_context_params *p, int32_t n_ctx_s
     g.freq_scale = p->rope_freq_scale == 0.0f ? hp->rope_freq_scale : p->rope_freq_scale;
     if (scaling == QR_ROPE_SCALING_NONE) g.freq_scale = 1.0f;
     g.n_ctx_orig = p->yarn_orig_ctx != 0 ? p->yarn_orig_ctx : hp->n_ctx_orig;
-    g.ext_factor = p->yarn_ext_factor >= 0.0f ? p->yarn_ext_factor
+    g.ext_factor = p->yarn_ext_factor >= 0.0f        ? p->yarn_ext_factor
                    : scaling == QR_ROPE_SCALING_YARN ? 1.0f
                                                      : 0.0f;
     g.attn_factor = p->yarn_attn_factor >= 0.0f ? p->yarn_attn_factor : 1.0f;
