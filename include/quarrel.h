@@ -55,7 +55,19 @@ typedef enum qr_type {
     QR_TYPE_Q5_K = 13,
     QR_TYPE_Q6_K = 14,
     QR_TYPE_Q8_K = 15,
+    QR_TYPE_IQ2_XXS = 16,
+    QR_TYPE_IQ2_XS = 17,
+    QR_TYPE_IQ3_XXS = 18,
+    QR_TYPE_IQ1_S = 19,
+    QR_TYPE_IQ4_NL = 20,
+    QR_TYPE_IQ3_S = 21,
+    QR_TYPE_IQ2_S = 22,
+    QR_TYPE_IQ4_XS = 23,
+    QR_TYPE_IQ1_M = 29,
     QR_TYPE_BF16 = 30,
+    QR_TYPE_TQ1_0 = 34,
+    QR_TYPE_TQ2_0 = 35,
+    QR_TYPE_MXFP4 = 39,
     QR_TYPE_COUNT = 40, /* upper bound on ggml type ids, for tables */
 } qr_type;
 

@@ -20,6 +20,10 @@ static int act_type(int type) {
     return qr_type_traits_get(type)->vec_dot_type;
 }
 
+bool qr_matmul_supports(int type) {
+    return qr_type_traits_get(type) != NULL && qr_kernels_best()->gemm[type] != NULL;
+}
+
 /* bytes of one converted row: the vec_dot_type row, plus the scales and sums of q8_0 rows */
 static size_t act_stride(int type, int64_t n_cols) {
     const int at = act_type(type);

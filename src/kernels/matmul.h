@@ -8,6 +8,10 @@
 
 #include "util/util.h"
 
+/* Whether this CPU's kernels can multiply weights of `type` at all (Quarrel reads some types,
+ * e.g. the IQ family, before it has their dot products). */
+bool qr_matmul_supports(int type);
+
 /* Bytes needed to hold n_tokens rows of n_cols activations converted for weight type `type`. */
 size_t qr_act_bytes(int type, int64_t n_cols, int64_t n_tokens);
 /* Convert n_tokens rows of n_cols floats (row stride n_cols) for weights of `type`. Returns the

@@ -373,6 +373,32 @@ static qr_status load_weights(qr_model *m) {
     return hp->n_swa > 0 ? load_swa_layers(m) : QR_OK;
 }
 
+/* Every matrix the pass multiplies must have a kernel: a model may hold a type Quarrel reads
+ * (and can inspect, dequantize) but cannot multiply yet, which must be an error here rather
+ * than a NULL kernel at the first decode; checked at load. */
+static qr_status check_kernels(const qr_model *m) {
+    static const char *const names[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                        "ffn_gate", "ffn_up", "ffn_down"};
+    if (m->output.data && !qr_matmul_supports(m->output.type))
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "the output head is %s: matrix products of %s weights are not "
+                        "supported yet",
+                        qr_type_name(m->output.type), qr_type_name(m->output.type));
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        const qr_layer *L = &m->layers[l];
+        const qr_weight *lw[] = {&L->wq,       &L->wk,     &L->wv,      &L->wo,
+                                 &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (size_t i = 0; i < sizeof lw / sizeof lw[0]; i++)
+            if (lw[i]->data && !qr_matmul_supports(lw[i]->type))
+                return qr_error(QR_ERR_UNSUPPORTED,
+                                "layer %d %s is %s: matrix products of %s weights are not "
+                                "supported yet",
+                                (int)l, names[i], qr_type_name(lw[i]->type),
+                                qr_type_name(lw[i]->type));
+    }
+    return QR_OK;
+}
+
 /* Every weight the forward pass reads, each once (a tied output head is the embedding table),
  * in the order it reads them: placed so, one token's pass reads the copy front to back, one
  * stream the hardware prefetcher follows from one matrix into the next. */
@@ -583,7 +609,8 @@ qr_status qr_model_load(const char *path, const qr_model_params *params, qr_mode
                           path, *arch ? arch : "(general.architecture missing)", qr_arch_names());
             goto fail;
         }
-        if ((st = load_hparams(m)) || (st = load_weights(m)) || (st = gelu_table(m)) ||
+        if ((st = load_hparams(m)) || (st = load_weights(m)) || (st = check_kernels(m)) ||
+            (st = gelu_table(m)) ||
             (!params->no_repack && (st = repack(m)))) {
             qr_error_prefix("%s", path);
             goto fail;

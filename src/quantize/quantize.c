@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #define GGML_QNT_VERSION 2        /* general.quantization_version of ggml's current block formats */
 #define CHUNK_ELEMENTS (32 * 512) /* rows handed to a thread at a time: about this many values */
@@ -293,6 +294,24 @@ static qr_status quantize_file(state *s, const char *in_path, const char *out_pa
     return st;
 }
 
+/* llama-quantize's file types whose main tensor type Quarrel reads but has no quantizer for
+ * yet (llama.cpp's llama_model_quantize_impl): the main type, or -1 for any other name */
+static int not_yet_ftype_type(const char *ftype) {
+    static const struct {
+        const char *name;
+        int type;
+    } not_yet[] = {
+        {"IQ2_XXS", QR_TYPE_IQ2_XXS}, {"IQ2_XS", QR_TYPE_IQ2_XS},   {"IQ2_S", QR_TYPE_IQ2_XS},
+        {"IQ2_M", QR_TYPE_IQ2_S},     {"IQ3_XXS", QR_TYPE_IQ3_XXS}, {"IQ3_XS", QR_TYPE_IQ3_S},
+        {"IQ3_S", QR_TYPE_IQ3_S},     {"IQ3_M", QR_TYPE_IQ3_S},     {"IQ1_S", QR_TYPE_IQ1_S},
+        {"IQ1_M", QR_TYPE_IQ1_M},     {"IQ4_NL", QR_TYPE_IQ4_NL},   {"IQ4_XS", QR_TYPE_IQ4_XS},
+        {"TQ1_0", QR_TYPE_TQ1_0},     {"TQ2_0", QR_TYPE_TQ2_0},     {"MXFP4_MOE", QR_TYPE_MXFP4},
+    };
+    for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++)
+        if (!strcasecmp(not_yet[i].name, ftype)) return not_yet[i].type;
+    return -1;
+}
+
 qr_status qr_quantize_file(const char *in_path, const char *out_path, const char *ftype,
                            const qr_quantize_params *params) {
     if (!in_path || !out_path || !ftype)
@@ -301,9 +320,17 @@ qr_status qr_quantize_file(const char *in_path, const char *out_path, const char
                         : !out_path ? "output path"
                                     : "file type");
     const qr_quant_ftype *ft = qr_quant_ftype_find(ftype);
-    if (!ft)
+    if (!ft) {
+        const int main_type = not_yet_ftype_type(ftype);
+        if (main_type >= 0)
+            return qr_error(QR_ERR_UNSUPPORTED,
+                            "file type '%s' is not supported yet: Quarrel reads %s tensors but "
+                            "cannot quantize to %s (known: %s)",
+                            ftype, qr_type_name(main_type), qr_type_name(main_type),
+                            qr_quant_ftype_names());
         return qr_error(QR_ERR_INVALID_ARG, "unknown file type '%s' (known: %s)", ftype,
                         qr_quant_ftype_names());
+    }
     state s = {0};
     qr_status st = quantize_file(&s, in_path, out_path, ft, params);
     state_free(&s);

@@ -135,4 +135,129 @@ typedef struct block_q8_K {
 } block_q8_K;
 _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
 
+/* ---- the IQ family, ternary and mxfp4 (ggml-common.h). All but iq4_nl and mxfp4 are
+ * 256-element super-blocks. "Grid" types store indices into fixed tables (iq_tables.h) of 8
+ * (iq2, iq1) or 4 (iq3) values; sign bits come 7 to a group of 8 values, the eighth making
+ * the number of minus signs even (ksigns). All uint16_t fields are little-endian. */
+
+/* iq2_xxs: per 32 elements 8 bytes = two u32: the first holds 4 grid indices (iq2xxs_grid,
+ * one byte each), the second 4 x 7 sign bits (bits 7l..7l+6) and a 4-bit scale (bits 28..31).
+ * x = d * (0.5 + scale) * 0.25 * grid * sign */
+typedef struct block_iq2_xxs {
+    uint16_t d;
+    uint16_t qs[QK_K / 8];
+} block_iq2_xxs;
+_Static_assert(sizeof(block_iq2_xxs) == 66, "block_iq2_xxs size");
+
+/* iq2_xs: per 8 elements a u16: 9-bit index into iq2xs_grid, 7 sign bits above it; per 32
+ * elements a byte of two 4-bit scales (low nibble: first 16 elements).
+ * x = d * (0.5 + scale) * 0.25 * grid * sign */
+typedef struct block_iq2_xs {
+    uint16_t d;
+    uint16_t qs[QK_K / 8];
+    uint8_t scales[QK_K / 32];
+} block_iq2_xs;
+_Static_assert(sizeof(block_iq2_xs) == 74, "block_iq2_xs size");
+
+/* iq2_s: qs[0..31] low 8 bits of the 10-bit indices into iq2s_grid (one per 8 elements),
+ * qs[32..63] 8 explicit sign bits per 8 elements; qh[ib32] the top 2 bits of the 4 indices
+ * of 32 elements (bits 2l, 2l+1); scales as iq2_xs. */
+typedef struct block_iq2_s {
+    uint16_t d;
+    uint8_t qs[QK_K / 4];
+    uint8_t qh[QK_K / 32];
+    uint8_t scales[QK_K / 32];
+} block_iq2_s;
+_Static_assert(sizeof(block_iq2_s) == 82, "block_iq2_s size");
+
+/* iq3_xxs: qs[0..63] indices into iq3xxs_grid (4 values each); then per 32 elements a u32
+ * of 4 x 7 sign bits and a 4-bit scale (bits 28..31). x = d * (0.5 + scale) * 0.5 * grid * sign */
+typedef struct block_iq3_xxs {
+    uint16_t d;
+    uint8_t qs[3 * QK_K / 8];
+} block_iq3_xxs;
+_Static_assert(sizeof(block_iq3_xxs) == 98, "block_iq3_xxs size");
+
+/* iq3_s: 9-bit indices into iq3s_grid (4 values each): low 8 bits in qs, the ninth in qh
+ * (bit k of qh[ib32] for index k of those 32 elements); 8 explicit sign bits per 8 elements;
+ * per 64 elements a byte of two 4-bit scales. x = d * (1 + 2 * scale) * grid * sign */
+typedef struct block_iq3_s {
+    uint16_t d;
+    uint8_t qs[QK_K / 4];
+    uint8_t qh[QK_K / 32];
+    uint8_t signs[QK_K / 8];
+    uint8_t scales[QK_K / 64];
+} block_iq3_s;
+_Static_assert(sizeof(block_iq3_s) == 110, "block_iq3_s size");
+
+/* iq1_s: 11-bit indices into iq1s_grid (values -1, 0, 1): low 8 bits in qs, per 32 elements a
+ * u16 qh with the top 3 bits of its 4 indices (bits 3l..3l+2), a 3-bit scale (bits 12..14)
+ * and the sign of the delta (bit 15). x = d * (2 * scale + 1) * (grid +- 0.125) */
+typedef struct block_iq1_s {
+    uint16_t d;
+    uint8_t qs[QK_K / 8];
+    uint16_t qh[QK_K / 32];
+} block_iq1_s;
+_Static_assert(sizeof(block_iq1_s) == 50, "block_iq1_s size");
+
+/* iq1_m: indices as iq1_s, the top 3 bits in a nibble of qh (one per 8 elements) whose fourth
+ * bit is the delta's sign. The 4 u16 of scales hold 3-bit scales per 16 elements (bits 0..11
+ * of each u16: 4 scales) and, in their top nibbles (u16 k gives bits 4k..4k+3), the f16
+ * super-block scale. x = d * (2 * scale + 1) * (grid +- 0.125) */
+typedef struct block_iq1_m {
+    uint8_t qs[QK_K / 8];
+    uint8_t qh[QK_K / 16];
+    uint8_t scales[QK_K / 32];
+} block_iq1_m;
+_Static_assert(sizeof(block_iq1_m) == 56, "block_iq1_m size");
+
+/* iq4_nl: as q4_0 (low nibbles elements 0..15, high 16..31) but the nibble picks one of 16
+ * non-linear levels: x = d * kvalues_iq4nl[q] */
+#define QK4_NL 32
+typedef struct block_iq4_nl {
+    uint16_t d;
+    uint8_t qs[QK4_NL / 2];
+} block_iq4_nl;
+_Static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
+
+/* iq4_xs: 8 sub-blocks of 32 laid out as iq4_nl, each with a 6-bit scale (offset 32): low 4
+ * bits in scales_l (nibble j%2 of byte j/2), high 2 bits in scales_h (bits 2j, 2j+1).
+ * x = d * (scale - 32) * kvalues_iq4nl[q] */
+typedef struct block_iq4_xs {
+    uint16_t d;
+    uint16_t scales_h;
+    uint8_t scales_l[QK_K / 64];
+    uint8_t qs[QK_K / 2];
+} block_iq4_xs;
+_Static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs size");
+
+/* tq1_0: ternary values {-1, 0, 1} (stored 0, 1, 2) in base 3, five to a byte in qs and four
+ * to a byte in qh, as a fixed-point fraction: the k-th digit of byte q is
+ * ((uint8_t)(q * 3^k) * 3) >> 8. Order: qs[0..31] digit 0 (elements 0..31), digit 1 (32..63),
+ * ... digit 4; then qs[32..47] likewise for 16 elements at a time; then qh digits 0..3.
+ * x = (q - 1) * d */
+typedef struct block_tq1_0 {
+    uint8_t qs[(QK_K - 4 * QK_K / 64) / 5];
+    uint8_t qh[QK_K / 64];
+    uint16_t d;
+} block_tq1_0;
+_Static_assert(sizeof(block_tq1_0) == 54, "block_tq1_0 size");
+
+/* tq2_0: 2 bits per element, qs[32h + m] bits 2l..2l+1 = element 128h + 32l + m;
+ * x = (q - 1) * d */
+typedef struct block_tq2_0 {
+    uint8_t qs[QK_K / 4];
+    uint16_t d;
+} block_tq2_0;
+_Static_assert(sizeof(block_tq2_0) == 66, "block_tq2_0 size");
+
+/* mxfp4 (OCP microscaling): 32 e2m1 values as nibbles (low: 0..15, high: 16..31) and an e8m0
+ * shared exponent e. x = kvalues_mxfp4[q] * 2^(e - 128) (the table holds doubled values) */
+#define QK_MXFP4 32
+typedef struct block_mxfp4 {
+    uint8_t e;
+    uint8_t qs[QK_MXFP4 / 2];
+} block_mxfp4;
+_Static_assert(sizeof(block_mxfp4) == 17, "block_mxfp4 size");
+
 #endif

@@ -43,6 +43,19 @@ void qr_dequant_q4_K(const void *src, float *dst, int64_t n);
 void qr_dequant_q5_K(const void *src, float *dst, int64_t n);
 void qr_dequant_q6_K(const void *src, float *dst, int64_t n);
 void qr_dequant_q8_K(const void *src, float *dst, int64_t n);
+/* dequant_iq.c: the IQ family, ternary and mxfp4 */
+void qr_dequant_iq2_xxs(const void *src, float *dst, int64_t n);
+void qr_dequant_iq2_xs(const void *src, float *dst, int64_t n);
+void qr_dequant_iq2_s(const void *src, float *dst, int64_t n);
+void qr_dequant_iq3_xxs(const void *src, float *dst, int64_t n);
+void qr_dequant_iq3_s(const void *src, float *dst, int64_t n);
+void qr_dequant_iq1_s(const void *src, float *dst, int64_t n);
+void qr_dequant_iq1_m(const void *src, float *dst, int64_t n);
+void qr_dequant_iq4_nl(const void *src, float *dst, int64_t n);
+void qr_dequant_iq4_xs(const void *src, float *dst, int64_t n);
+void qr_dequant_tq1_0(const void *src, float *dst, int64_t n);
+void qr_dequant_tq2_0(const void *src, float *dst, int64_t n);
+void qr_dequant_mxfp4(const void *src, float *dst, int64_t n);
 
 void qr_quant_f16(const float *src, void *dst, int64_t n);
 void qr_quant_bf16(const float *src, void *dst, int64_t n);

@@ -12,7 +12,10 @@ static void copy_to_f32(const float *src, void *dst, int64_t n) {
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
-/* from_float is NULL where Quarrel has no quantizer for the type yet (qr_quantize says so). */
+/* from_float is NULL where Quarrel has no quantizer for the type yet (qr_quantize says so);
+ * vec_dot is NULL where it has no dot product yet (qr_context_create refuses such a matrix).
+ * The vec_dot_type of the IQ, ternary and mxfp4 types is already ggml's (q8_K; q8_0 for iq4_nl
+ * and mxfp4), for when their dot products come. */
 static const qr_type_traits traits[QR_TYPE_COUNT] = {
     [QR_TYPE_F32] = {"f32", 1, 4, false, copy_f32, copy_to_f32, qr_vec_dot_f32, QR_TYPE_F32},
     [QR_TYPE_F16] = {"f16", 1, 2, false, qr_dequant_f16, qr_quant_f16, qr_vec_dot_f16, QR_TYPE_F16},
@@ -42,6 +45,30 @@ static const qr_type_traits traits[QR_TYPE_COUNT] = {
                       qr_vec_dot_q6_K, QR_TYPE_Q8_K},
     [QR_TYPE_Q8_K] = {"q8_K", QK_K, sizeof(block_q8_K), true, qr_dequant_q8_K, qr_quant_q8_K, NULL,
                       QR_TYPE_Q8_K},
+    [QR_TYPE_IQ2_XXS] = {"iq2_xxs", QK_K, sizeof(block_iq2_xxs), true, qr_dequant_iq2_xxs, NULL,
+                         NULL, QR_TYPE_Q8_K},
+    [QR_TYPE_IQ2_XS] = {"iq2_xs", QK_K, sizeof(block_iq2_xs), true, qr_dequant_iq2_xs, NULL, NULL,
+                        QR_TYPE_Q8_K},
+    [QR_TYPE_IQ3_XXS] = {"iq3_xxs", QK_K, sizeof(block_iq3_xxs), true, qr_dequant_iq3_xxs, NULL,
+                         NULL, QR_TYPE_Q8_K},
+    [QR_TYPE_IQ1_S] = {"iq1_s", QK_K, sizeof(block_iq1_s), true, qr_dequant_iq1_s, NULL, NULL,
+                       QR_TYPE_Q8_K},
+    [QR_TYPE_IQ4_NL] = {"iq4_nl", QK4_NL, sizeof(block_iq4_nl), true, qr_dequant_iq4_nl, NULL, NULL,
+                        QR_TYPE_Q8_0},
+    [QR_TYPE_IQ3_S] = {"iq3_s", QK_K, sizeof(block_iq3_s), true, qr_dequant_iq3_s, NULL, NULL,
+                       QR_TYPE_Q8_K},
+    [QR_TYPE_IQ2_S] = {"iq2_s", QK_K, sizeof(block_iq2_s), true, qr_dequant_iq2_s, NULL, NULL,
+                       QR_TYPE_Q8_K},
+    [QR_TYPE_IQ4_XS] = {"iq4_xs", QK_K, sizeof(block_iq4_xs), true, qr_dequant_iq4_xs, NULL, NULL,
+                        QR_TYPE_Q8_K},
+    [QR_TYPE_IQ1_M] = {"iq1_m", QK_K, sizeof(block_iq1_m), true, qr_dequant_iq1_m, NULL, NULL,
+                       QR_TYPE_Q8_K},
+    [QR_TYPE_TQ1_0] = {"tq1_0", QK_K, sizeof(block_tq1_0), true, qr_dequant_tq1_0, NULL, NULL,
+                       QR_TYPE_Q8_K},
+    [QR_TYPE_TQ2_0] = {"tq2_0", QK_K, sizeof(block_tq2_0), true, qr_dequant_tq2_0, NULL, NULL,
+                       QR_TYPE_Q8_K},
+    [QR_TYPE_MXFP4] = {"mxfp4", QK_MXFP4, sizeof(block_mxfp4), true, qr_dequant_mxfp4, NULL, NULL,
+                       QR_TYPE_Q8_0},
 };
 
 const qr_type_traits *qr_type_traits_get(int type) {

@@ -1,10 +1,10 @@
 /* test_arch_errors.c - bad models of every architecture fail cleanly, naming the problem:
  * each architecture's synthetic model (`quarrel synth --arch NAME`) is rewritten without one of
  * its tensors (the globals and layer 0's), without one of its keys (a required one must be
- * named; an optional one's default may make a tensor misfit, which must be named instead), with a tensor of the wrong
- * shape, and cut short at many points. A model that still loads (an optional tensor or key was
- * removed) must evaluate a few tokens; one that does not must say which tensor or key. An
- * unknown architecture is refused with the list of supported ones. */
+ * named; an optional one's default may make a tensor misfit, which must be named instead), with a
+ * tensor of the wrong shape, and cut short at many points. A model that still loads (an optional
+ * tensor or key was removed) must evaluate a few tokens; one that does not must say which tensor or
+ * key. An unknown architecture is refused with the list of supported ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,8 +18,8 @@
 #include "quarrel.h"
 #include "test_util.h"
 
-static const char *const archs[] = {"llama",  "qwen2", "qwen3",   "gemma2", "gemma3",
-                                    "phi3",   "olmo2", "granite", "smollm3"};
+static const char *const archs[] = {"llama", "qwen2", "qwen3",   "gemma2", "gemma3",
+                                    "phi3",  "olmo2", "granite", "smollm3"};
 
 /* tensors a model may lack: the output head (tied), biases, RoPE factors */
 static bool optional_tensor(const char *name) {
@@ -28,8 +28,8 @@ static bool optional_tensor(const char *name) {
 
 /* keys llama.cpp requires of every architecture here (and Quarrel too) */
 static bool required_key(const char *arch, const char *key) {
-    static const char *const always[] = {"embedding_length", "block_count",
-                                         "attention.head_count", "feed_forward_length"};
+    static const char *const always[] = {"embedding_length", "block_count", "attention.head_count",
+                                         "feed_forward_length"};
     const size_t n = strlen(arch);
     if (strncmp(key, arch, n) || key[n] != '.') return false;
     const char *suffix = key + n + 1;
@@ -66,9 +66,8 @@ static void rewrite(const qr_gguf *g, int64_t skip_key, int64_t skip_tensor, int
             ne[1] = t->ne[0];
             if (n_dims < 2) n_dims = 2;
         }
-        assert_int_equal(qr_gguf_writer_add_tensor(w, t->name, t->type, n_dims, ne, t->data,
-                                                   t->nbytes),
-                         QR_OK);
+        assert_int_equal(
+            qr_gguf_writer_add_tensor(w, t->name, t->type, n_dims, ne, t->data, t->nbytes), QR_OK);
     }
     assert_int_equal(qr_gguf_writer_write(w, path), QR_OK);
     qr_gguf_writer_free(w);
@@ -89,7 +88,8 @@ static bool load_and_run(const char *path) {
     assert_int_equal(qr_context_create(m, &cp, &ctx), QR_OK);
     qr_batch b;
     assert_int_equal(qr_batch_init(&b, 4), QR_OK);
-    for (int i = 0; i < 3; i++) qr_batch_add(&b, i + 1, i, 0, i == 2);
+    for (int i = 0; i < 3; i++)
+        qr_batch_add(&b, i + 1, i, 0, i == 2);
     assert_int_equal(qr_decode(ctx, &b), QR_OK);
     qr_batch_free(&b);
     qr_context_free(ctx);
@@ -167,7 +167,8 @@ static void check_arch(const char *arch) {
 
 static void test_architectures(void **state) {
     (void)state;
-    for (size_t i = 0; i < sizeof archs / sizeof *archs; i++) check_arch(archs[i]);
+    for (size_t i = 0; i < sizeof archs / sizeof *archs; i++)
+        check_arch(archs[i]);
 }
 
 static void test_unknown_architecture(void **state) {
