@@ -187,7 +187,7 @@ int cmd_inspect(int argc, char **argv) {
             print_value(stdout, v);
             putchar('\n');
         }
-        printf("\ntensors:\n  %-32s %-6s %-24s %12s %12s\n", "name", "type", "shape", "offset",
+        printf("\ntensors:\n  %-32s %-7s %-24s %12s %12s\n", "name", "type", "shape", "offset",
                "bytes");
         for (int64_t i = 0; i < qr_gguf_n_tensors(g); i++) {
             const qr_gguf_tensor *t = qr_gguf_tensor_at(g, i);
@@ -197,7 +197,7 @@ int cmd_inspect(int argc, char **argv) {
                 n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%lld", d ? ", " : "",
                               (long long)t->ne[d]);
             if (n < (int)sizeof shape) snprintf(shape + n, sizeof shape - (size_t)n, "]");
-            printf("  %-32s %-6s %-24s %12llu %12zu\n", t->name, qr_type_name(t->type), shape,
+            printf("  %-32s %-7s %-24s %12llu %12zu\n", t->name, qr_type_name(t->type), shape,
                    (unsigned long long)t->offset, t->nbytes);
         }
         printf("\ntotal: %llu elements, %llu bytes (%.2f MiB), %.3f bits per weight\n",
