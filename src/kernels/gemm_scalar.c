@@ -31,6 +31,18 @@ SCALAR_GEMM(q3_K)
 SCALAR_GEMM(q4_K)
 SCALAR_GEMM(q5_K)
 SCALAR_GEMM(q6_K)
+SCALAR_GEMM(iq2_xxs)
+SCALAR_GEMM(iq2_xs)
+SCALAR_GEMM(iq2_s)
+SCALAR_GEMM(iq3_xxs)
+SCALAR_GEMM(iq3_s)
+SCALAR_GEMM(iq1_s)
+SCALAR_GEMM(iq1_m)
+SCALAR_GEMM(iq4_nl)
+SCALAR_GEMM(iq4_xs)
+SCALAR_GEMM(tq1_0)
+SCALAR_GEMM(tq2_0)
+SCALAR_GEMM(mxfp4)
 
 /* summed in double: with q rounded to f16 each product is exact, the sum nearly so */
 static void dot_f16(int64_t n, const float *q, const uint16_t *k, int64_t stride, int64_t rows,
@@ -139,6 +151,18 @@ void qr_kernels_fill_scalar(qr_kernels *k) {
     k->gemm[QR_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[QR_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
+    k->gemm[QR_TYPE_IQ2_XXS] = gemm_iq2_xxs;
+    k->gemm[QR_TYPE_IQ2_XS] = gemm_iq2_xs;
+    k->gemm[QR_TYPE_IQ2_S] = gemm_iq2_s;
+    k->gemm[QR_TYPE_IQ3_XXS] = gemm_iq3_xxs;
+    k->gemm[QR_TYPE_IQ3_S] = gemm_iq3_s;
+    k->gemm[QR_TYPE_IQ1_S] = gemm_iq1_s;
+    k->gemm[QR_TYPE_IQ1_M] = gemm_iq1_m;
+    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl;
+    k->gemm[QR_TYPE_IQ4_XS] = gemm_iq4_xs;
+    k->gemm[QR_TYPE_TQ1_0] = gemm_tq1_0;
+    k->gemm[QR_TYPE_TQ2_0] = gemm_tq2_0;
+    k->gemm[QR_TYPE_MXFP4] = gemm_mxfp4;
     k->dot_f16_heads = dot_f16_heads;
     k->axpy_f16_heads = axpy_f16_heads;
     k->dot_f32 = dot_f32;

@@ -14,6 +14,10 @@ typedef void (*qr_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*qr_from_float_fn)(const float *src, void *dst, int64_t n);
 /* dot product of n elements: x is a row of this type (weights), y a row of vec_dot_type */
 typedef void (*qr_vec_dot_fn)(int64_t n, float *out, const void *x, const void *y);
+/* n_rows rows of n_per_row elements, with imatrix (n_per_row importances, one per column) or
+ * NULL: ggml's quantize_<type> as ggml_quantize_chunk calls it */
+typedef void (*qr_quantize_fn)(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                               const float *imatrix);
 
 typedef struct qr_type_traits {
     const char *name;   /* ggml's name: "f32", "q4_K", ... */
@@ -73,6 +77,22 @@ void qr_quant_q3_K(const float *src, void *dst, int64_t n);
 void qr_quant_q4_K(const float *src, void *dst, int64_t n);
 void qr_quant_q5_K(const float *src, void *dst, int64_t n);
 void qr_quant_q6_K(const float *src, void *dst, int64_t n);
+/* quantize_iq.c: iq4_nl, iq4_xs (with or without importance), tq1_0, tq2_0, mxfp4 (ignore it) */
+void qr_quant_iq4_nl(const float *src, void *dst, int64_t n);
+void qr_quant_iq4_xs(const float *src, void *dst, int64_t n);
+void qr_quant_tq1_0(const float *src, void *dst, int64_t n);
+void qr_quant_tq2_0(const float *src, void *dst, int64_t n);
+void qr_quant_mxfp4(const float *src, void *dst, int64_t n);
+void qr_quantize_iq4_nl(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                        const float *imatrix);
+void qr_quantize_iq4_xs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                        const float *imatrix);
+void qr_quantize_tq1_0(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                       const float *imatrix);
+void qr_quantize_tq2_0(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                       const float *imatrix);
+void qr_quantize_mxfp4(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                       const float *imatrix);
 
 void qr_vec_dot_f32(int64_t n, float *out, const void *x, const void *y);
 void qr_vec_dot_f16(int64_t n, float *out, const void *x, const void *y);
@@ -87,6 +107,19 @@ void qr_vec_dot_q3_K(int64_t n, float *out, const void *x, const void *y);
 void qr_vec_dot_q4_K(int64_t n, float *out, const void *x, const void *y);
 void qr_vec_dot_q5_K(int64_t n, float *out, const void *x, const void *y);
 void qr_vec_dot_q6_K(int64_t n, float *out, const void *x, const void *y);
+/* vec_dot_iq.c: against q8_K rows, q8_0 rows for iq4_nl and mxfp4 */
+void qr_vec_dot_iq2_xxs(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_iq2_xs(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_iq2_s(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_iq3_xxs(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_iq3_s(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_iq1_s(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_iq1_m(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_iq4_nl(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_iq4_xs(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_tq1_0(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_tq2_0(int64_t n, float *out, const void *x, const void *y);
+void qr_vec_dot_mxfp4(int64_t n, float *out, const void *x, const void *y);
 
 /* A k-quant super-block unpacked: 256 integer values and per-16 scales and mins, so that
  * element i = (d * scale[i/16]) * q[i] - (dmin * min[i/16]). Shared by dequantisation and the

@@ -14,8 +14,8 @@ static void copy_to_f32(const float *src, void *dst, int64_t n) {
 
 /* from_float is NULL where Quarrel has no quantizer for the type yet (qr_quantize says so);
  * vec_dot is NULL where it has no dot product yet (qr_context_create refuses such a matrix).
- * The vec_dot_type of the IQ, ternary and mxfp4 types is already ggml's (q8_K; q8_0 for iq4_nl
- * and mxfp4), for when their dot products come. */
+ * The vec_dot_type of the IQ, ternary and mxfp4 types is ggml's (q8_K; q8_0 for iq4_nl and
+ * mxfp4); their dot products are in vec_dot_iq.c. */
 static const qr_type_traits traits[QR_TYPE_COUNT] = {
     [QR_TYPE_F32] = {"f32", 1, 4, false, copy_f32, copy_to_f32, qr_vec_dot_f32, QR_TYPE_F32},
     [QR_TYPE_F16] = {"f16", 1, 2, false, qr_dequant_f16, qr_quant_f16, qr_vec_dot_f16, QR_TYPE_F16},
@@ -46,29 +46,37 @@ static const qr_type_traits traits[QR_TYPE_COUNT] = {
     [QR_TYPE_Q8_K] = {"q8_K", QK_K, sizeof(block_q8_K), true, qr_dequant_q8_K, qr_quant_q8_K, NULL,
                       QR_TYPE_Q8_K},
     [QR_TYPE_IQ2_XXS] = {"iq2_xxs", QK_K, sizeof(block_iq2_xxs), true, qr_dequant_iq2_xxs, NULL,
-                         NULL, QR_TYPE_Q8_K},
-    [QR_TYPE_IQ2_XS] = {"iq2_xs", QK_K, sizeof(block_iq2_xs), true, qr_dequant_iq2_xs, NULL, NULL,
-                        QR_TYPE_Q8_K},
+                         qr_vec_dot_iq2_xxs, QR_TYPE_Q8_K},
+    [QR_TYPE_IQ2_XS] = {"iq2_xs", QK_K, sizeof(block_iq2_xs), true, qr_dequant_iq2_xs, NULL,
+                        qr_vec_dot_iq2_xs, QR_TYPE_Q8_K},
     [QR_TYPE_IQ3_XXS] = {"iq3_xxs", QK_K, sizeof(block_iq3_xxs), true, qr_dequant_iq3_xxs, NULL,
-                         NULL, QR_TYPE_Q8_K},
-    [QR_TYPE_IQ1_S] = {"iq1_s", QK_K, sizeof(block_iq1_s), true, qr_dequant_iq1_s, NULL, NULL,
-                       QR_TYPE_Q8_K},
-    [QR_TYPE_IQ4_NL] = {"iq4_nl", QK4_NL, sizeof(block_iq4_nl), true, qr_dequant_iq4_nl, NULL, NULL,
-                        QR_TYPE_Q8_0},
-    [QR_TYPE_IQ3_S] = {"iq3_s", QK_K, sizeof(block_iq3_s), true, qr_dequant_iq3_s, NULL, NULL,
-                       QR_TYPE_Q8_K},
-    [QR_TYPE_IQ2_S] = {"iq2_s", QK_K, sizeof(block_iq2_s), true, qr_dequant_iq2_s, NULL, NULL,
-                       QR_TYPE_Q8_K},
-    [QR_TYPE_IQ4_XS] = {"iq4_xs", QK_K, sizeof(block_iq4_xs), true, qr_dequant_iq4_xs, NULL, NULL,
-                        QR_TYPE_Q8_K},
-    [QR_TYPE_IQ1_M] = {"iq1_m", QK_K, sizeof(block_iq1_m), true, qr_dequant_iq1_m, NULL, NULL,
-                       QR_TYPE_Q8_K},
-    [QR_TYPE_TQ1_0] = {"tq1_0", QK_K, sizeof(block_tq1_0), true, qr_dequant_tq1_0, NULL, NULL,
-                       QR_TYPE_Q8_K},
-    [QR_TYPE_TQ2_0] = {"tq2_0", QK_K, sizeof(block_tq2_0), true, qr_dequant_tq2_0, NULL, NULL,
-                       QR_TYPE_Q8_K},
-    [QR_TYPE_MXFP4] = {"mxfp4", QK_MXFP4, sizeof(block_mxfp4), true, qr_dequant_mxfp4, NULL, NULL,
-                       QR_TYPE_Q8_0},
+                         qr_vec_dot_iq3_xxs, QR_TYPE_Q8_K},
+    [QR_TYPE_IQ1_S] = {"iq1_s", QK_K, sizeof(block_iq1_s), true, qr_dequant_iq1_s, NULL,
+                       qr_vec_dot_iq1_s, QR_TYPE_Q8_K},
+    [QR_TYPE_IQ4_NL] = {"iq4_nl", QK4_NL, sizeof(block_iq4_nl), true, qr_dequant_iq4_nl,
+                        qr_quant_iq4_nl, qr_vec_dot_iq4_nl, QR_TYPE_Q8_0},
+    [QR_TYPE_IQ3_S] = {"iq3_s", QK_K, sizeof(block_iq3_s), true, qr_dequant_iq3_s, NULL,
+                       qr_vec_dot_iq3_s, QR_TYPE_Q8_K},
+    [QR_TYPE_IQ2_S] = {"iq2_s", QK_K, sizeof(block_iq2_s), true, qr_dequant_iq2_s, NULL,
+                       qr_vec_dot_iq2_s, QR_TYPE_Q8_K},
+    [QR_TYPE_IQ4_XS] = {"iq4_xs", QK_K, sizeof(block_iq4_xs), true, qr_dequant_iq4_xs,
+                        qr_quant_iq4_xs, qr_vec_dot_iq4_xs, QR_TYPE_Q8_K},
+    [QR_TYPE_IQ1_M] = {"iq1_m", QK_K, sizeof(block_iq1_m), true, qr_dequant_iq1_m, NULL,
+                       qr_vec_dot_iq1_m, QR_TYPE_Q8_K},
+    [QR_TYPE_TQ1_0] = {"tq1_0", QK_K, sizeof(block_tq1_0), true, qr_dequant_tq1_0, qr_quant_tq1_0,
+                       qr_vec_dot_tq1_0, QR_TYPE_Q8_K},
+    [QR_TYPE_TQ2_0] = {"tq2_0", QK_K, sizeof(block_tq2_0), true, qr_dequant_tq2_0, qr_quant_tq2_0,
+                       qr_vec_dot_tq2_0, QR_TYPE_Q8_K},
+    [QR_TYPE_MXFP4] = {"mxfp4", QK_MXFP4, sizeof(block_mxfp4), true, qr_dequant_mxfp4,
+                       qr_quant_mxfp4, qr_vec_dot_mxfp4, QR_TYPE_Q8_0},
+};
+
+/* Quantizers that take an importance matrix (ggml's quantize_<type>, which may ignore it), by
+ * type; a type without one is quantized with an importance only where ggml ignores it too. */
+static const qr_quantize_fn quantize_with_importance[QR_TYPE_COUNT] = {
+    [QR_TYPE_IQ4_NL] = qr_quantize_iq4_nl, [QR_TYPE_IQ4_XS] = qr_quantize_iq4_xs,
+    [QR_TYPE_TQ1_0] = qr_quantize_tq1_0,   [QR_TYPE_TQ2_0] = qr_quantize_tq2_0,
+    [QR_TYPE_MXFP4] = qr_quantize_mxfp4,
 };
 
 const qr_type_traits *qr_type_traits_get(int type) {
@@ -128,5 +136,31 @@ qr_status qr_quantize(int type, const float *src, void *dst, int64_t n) {
     if (!t->from_float)
         return qr_error(QR_ERR_UNSUPPORTED, "quantizing to %s is not implemented", t->name);
     t->from_float(src, dst, n);
+    return QR_OK;
+}
+
+qr_status qr_quantize_rows(int type, const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                           const float *imatrix) {
+    const qr_type_traits *t = qr_type_traits_get(type);
+    qr_status st = check_n(t, type, n_per_row);
+    if (st) return st;
+    if (n_rows < 0)
+        return qr_error(QR_ERR_INVALID_ARG, "quantizing %lld rows: negative count",
+                        (long long)n_rows);
+    if (!t->from_float)
+        return qr_error(QR_ERR_UNSUPPORTED, "quantizing to %s is not implemented", t->name);
+    const size_t row_bytes = qr_type_row_bytes(type, n_per_row);
+    if (quantize_with_importance[type]) {
+        quantize_with_importance[type](src, dst, n_rows, n_per_row, imatrix);
+        return QR_OK;
+    }
+    /* ggml's quantize_q8_0 and the float types ignore the importance; the legacy and k-quants
+     * have an importance-weighted path in ggml that Quarrel lacks, so it refuses rather than
+     * giving bytes ggml would not */
+    if (imatrix && t->is_quantized && type != QR_TYPE_Q8_0)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "quantizing to %s with an importance matrix is not implemented", t->name);
+    for (int64_t r = 0; r < n_rows; r++)
+        t->from_float(src + r * n_per_row, (char *)dst + (size_t)r * row_bytes, n_per_row);
     return QR_OK;
 }

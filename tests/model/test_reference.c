@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -266,6 +267,48 @@ static void test_half_weights(void **state) {
     check_half("BF16", QR_TEST_DIR "/model/data/stories260K-bf16");
 }
 
+/* IQ4_NL weights (the iq4_nl x q8_0 dot products): stories260K quantized by llama.cpp itself
+ * (tests/model/mk_iq4_nl_model.py, llama_model_quantize; ffn_down falls back to F16, the
+ * output head is Q8_0), so this needs the peer (../shared/peer; the README's test command
+ * installs it), and its file must be the one the reference was made on (sha256).
+ * The reference and its measured tolerance (0.389: llama.cpp's own configurations differ by
+ * up to 0.194 on this model, its q8_0 activations rounding differently) come from
+ * tests/model/mk_iq4_nl_refs.sh. Quarrel differs from the canonical run by 0.136, exactly the
+ * generic-x64 configuration's spread: against llama.cpp with --cpu-backend x64 (whose scalar
+ * ggml_vec_dot_iq4_nl_q8_0_generic Quarrel's follows) every checked logit agreed to 1e-5
+ * (measured by hand, 2026-12-07). */
+static void test_iq4_nl_weights(void **state) {
+    (void)state;
+    const char *model_path = "stories260K-iq4_nl.gguf";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/model/mk_iq4_nl_model.py %s --source %s/models/stories260K.gguf "
+             "--peer %s/peer >/dev/null 2>&1",
+             QR_TEST_DIR, model_path, QR_SHARED_DIR, QR_SHARED_DIR);
+    if (system(cmd) != 0)
+        fail_msg("'%s' failed: the peer is needed (the README's test command installs it in "
+                 "/tmp/peer; ../shared/peer/README.md)",
+                 cmd);
+    /* the file llama.cpp makes today is the one the reference was made on */
+    char *text = slurp(QR_TEST_DIR "/model/data/stories260K-iq4_nl.json", NULL);
+    cJSON *ref = cJSON_Parse(text);
+    free(text);
+    assert_non_null(ref);
+    const char *want = cJSON_GetObjectItem(ref, "model_sha256")->valuestring;
+    snprintf(cmd, sizeof cmd, "sha256sum %s", model_path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char got[65] = "";
+    assert_int_equal(fscanf(p, "%64s", got), 1);
+    pclose(p);
+    if (strcmp(got, want))
+        fail_msg("llama.cpp's IQ4_NL file has sha256 %s, the reference's model %s", got, want);
+    cJSON_Delete(ref);
+    check_model(model_path, model_path, QR_TEST_DIR "/model/data/stories260K-iq4_nl", -1, 512);
+    check_model(model_path, model_path, QR_TEST_DIR "/model/data/stories260K-iq4_nl", -1, 1);
+    remove(model_path);
+}
+
 /* The synthetic models of every architecture (tests/model/data/<name>.json with `synth_args`:
  * qwen3, gemma2, gemma3, phi3, olmo2, granite, smollm3, and YaRN, linear and LongRoPE short
  * and long variants), each written by `quarrel synth` into the build tree and checked against
@@ -303,12 +346,21 @@ static void test_architectures(void **state) {
 }
 
 int main(void) {
+    /* the models this test writes go to a folder of its own: ctest runs it twice at once
+     * (model_test_reference_avx2) from the same build folder */
+    char dir[] = "model_test_reference.XXXXXX";
+    if (!mkdtemp(dir) || chdir(dir) != 0) {
+        perror("model_test_reference: a scratch folder");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260K), cmocka_unit_test(test_stories260K_token_by_token),
         cmocka_unit_test(test_smol135),     cmocka_unit_test(test_qwen2_tiny),
         cmocka_unit_test(test_no_repack),   cmocka_unit_test(test_kv_f32),
         cmocka_unit_test(test_rope_freqs),  cmocka_unit_test(test_half_weights),
-        cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_architectures), cmocka_unit_test(test_iq4_nl_weights),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    if (chdir("..") == 0) rmdir(dir); /* left behind only if a failed test left a file */
+    return failed;
 }

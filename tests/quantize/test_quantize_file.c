@@ -148,12 +148,19 @@ static void test_bad_type_and_paths(void **state) {
     expect_error(in_path, out_path, "Q9_9", QR_ERR_INVALID_ARG, "unknown file type 'Q9_9'");
     expect_error(in_path, out_path, "q8_1", QR_ERR_INVALID_ARG, "unknown file type");
     /* the IQ, ternary and mxfp4 file types: read, but not yet written */
-    expect_error(in_path, out_path, "IQ4_XS", QR_ERR_UNSUPPORTED,
-                 "file type 'IQ4_XS' is not supported yet: Quarrel reads iq4_xs tensors but "
-                 "cannot quantize to iq4_xs");
+    expect_error(in_path, out_path, "IQ3_XS", QR_ERR_UNSUPPORTED,
+                 "file type 'IQ3_XS' is not supported yet: Quarrel reads iq3_s tensors but "
+                 "cannot quantize to iq3_s");
     expect_error(in_path, out_path, "iq2_m", QR_ERR_UNSUPPORTED, "cannot quantize to iq2_s");
-    expect_error(in_path, out_path, "TQ1_0", QR_ERR_UNSUPPORTED, "cannot quantize to tq1_0");
-    expect_error(in_path, out_path, "MXFP4_MOE", QR_ERR_UNSUPPORTED, "cannot quantize to mxfp4");
+    /* types with a tensor quantizer but no file mix yet */
+    expect_error(in_path, out_path, "IQ4_XS", QR_ERR_UNSUPPORTED,
+                 "file type 'IQ4_XS' is not supported yet: Quarrel quantizes single iq4_xs "
+                 "tensors but not yet llama.cpp's IQ4_XS file");
+    expect_error(in_path, out_path, "IQ4_NL", QR_ERR_UNSUPPORTED, "single iq4_nl tensors");
+    expect_error(in_path, out_path, "TQ1_0", QR_ERR_UNSUPPORTED, "single tq1_0 tensors");
+    expect_error(in_path, out_path, "tq2_0", QR_ERR_UNSUPPORTED, "single tq2_0 tensors");
+    expect_error(in_path, out_path, "MXFP4_MOE", QR_ERR_UNSUPPORTED,
+                 "single mxfp4 tensors but not yet llama.cpp's MXFP4_MOE file");
     expect_error(in_path, out_path, NULL, QR_ERR_INVALID_ARG, "NULL file type");
     expect_error(NULL, out_path, "Q8_0", QR_ERR_INVALID_ARG, "NULL input path");
     expect_error("/nonexistent/model.gguf", out_path, "Q8_0", QR_ERR_IO,
