@@ -11,7 +11,8 @@
  * weights repacked into 16-row interleaved blocks instead (pack_*, pk_gemm_*: every token count
  * goes through them); the file-layout kernels then serve the rest (other types, row counts
  * not a multiple of 16, QR_KERNELS=avx2, qr_model_params.no_repack). The activation quantizers
- * (q8_0, q8_K), attention rows and elementwise helpers are at the end.
+ * (q8_0, q8_K), attention rows and elementwise helpers are at the end. iq4_nl and iq4_xs
+ * (table lookups by pshufb) follow the q4_0/q5_0/q8_0 tiles.
  * The arithmetic is ggml's (ggml_vec_dot_*_q8_*): integer sums within a block, the block's
  * float scales outside, so the results match the scalar reference up to float rounding order.
  */
@@ -1276,6 +1277,67 @@ DEFINE_GEMM2(gemm_q4_0, tile_q4_0, IL_PREFIX(il_gemm_q4_0, nr))
 DEFINE_GEMM2(gemm_q5_0, tile_q5_0, IL_PREFIX(il_gemm_q5_0, nr))
 DEFINE_GEMM2(gemm_q8_0, tile_q8_0, IL_PREFIX(il_gemm_q8_0, nr))
 
+/* ---- iq4_nl (q8_0 activations) and iq4_xs (q8_K): 4-bit indices into kvalues_iq4nl ----
+ * The nibble -> level lookup is one pshufb of the 16 levels (iq_tables.c, repeated here as
+ * an immediate so it stays in a register). iq4_nl then goes through the q8_0 tile: with VNNI
+ * the levels + 128 (top bit flipped) are unsigned and the offset is paid with the activation's
+ * block sums, as q8_0; on AVX2 the sign route (|w| . y with w's sign), since maddubs's pair
+ * sums of 241 * 127 would saturate. iq4_xs takes the sign route on both (|w| <= 127, q8_K
+ * quants within +-127): maddubs's 16-bit pair sums are exact, and the sub-block's 6-bit scale
+ * multiplies them in the same widening step (vpdpwssd / pmaddwd), integer over the superblock
+ * as ggml_vec_dot_iq4_xs_q8_K's AVX2 path. */
+static inline __m256i iq4nl_levels(void) {
+    return _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89,
+                            113, -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69,
+                            89, 113);
+}
+static inline __m256i decode_u_iq4_nl(const block_iq4_nl *b) {
+    const __m256i w = _mm256_shuffle_epi8(iq4nl_levels(), nibbles32_u(b->qs));
+#if QR_VNNI
+    return _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));
+#else
+    return w;
+#endif
+}
+LEGACY_SIGNED_TILE(tile_iq4_nl, block_iq4_nl, decode_u_iq4_nl, Q8_0_OFFSET_SHIFT)
+DEFINE_GEMM2(gemm_iq4_nl, tile_iq4_nl, )
+
+/* iq4_xs, one row x NT tokens: per superblock each sub-block's 32 levels are looked up once
+ * and dotted with the NT activation sub-blocks; d_w * d_y once per superblock. */
+TILE void tile_iq4_xs(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,
+                      const int NT) {
+    const int64_t nsb = n / QK_K;
+    const __m256i levels = iq4nl_levels();
+    __m256 acc[4];
+    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nsb; i++) {
+        const block_iq4_xs *x = (const block_iq4_xs *)wr + i;
+        const unsigned sh = qr_rd_u16(&x->scales_h);
+        __m256i isum[4];
+        UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+        UNROLL for (int ib = 0; ib < QK_K / 32; ib++) {
+            const int ls =
+                ((x->scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((sh >> (2 * ib)) & 3) << 4);
+            const __m256i sc = _mm256_set1_epi16((short)(ls - 32));
+            const __m256i w = _mm256_shuffle_epi8(levels, nibbles32_u(x->qs + 16 * ib));
+            const __m256i aw = _mm256_sign_epi8(w, w);
+            UNROLL for (int t = 0; t < NT; t++) {
+                const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + i;
+                const __m256i sy = _mm256_sign_epi8(load256(yb->qs + 32 * ib), w);
+                isum[t] = dot_i16(isum[t], _mm256_maddubs_epi16(aw, sy), sc);
+            }
+        }
+        const float dx = f16(qr_rd_u16(&x->d));
+        UNROLL for (int t = 0; t < NT; t++) {
+            const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + i;
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(dx * yb->d), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < NT; t++) y[t * ys] = hsum_ps(acc[t]);
+}
+DEFINE_GEMM(gemm_iq4_xs, tile_iq4_xs)
+
 /* Unsigned weights with a minimum (q4_1, q5_1) against q8_1: d*dy*sum(q*y) + m*s. */
 #define LEGACY_MIN_TILE(name, block_t, decode)                                                     \
     TILE void name(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,      \
@@ -1871,6 +1933,8 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm[QR_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[QR_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
+    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl;
+    k->gemm[QR_TYPE_IQ4_XS] = gemm_iq4_xs;
     k->dot_f16_heads = dot_f16_heads_x86;
     k->axpy_f16_heads = axpy_f16_heads_x86;
     k->dot_f32 = dot_f32_x86;

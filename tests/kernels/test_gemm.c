@@ -4,8 +4,9 @@
  * tiles plus leftovers), rows of 1 to 17 blocks (the 8-block fold of the legacy kernels and
  * its tail), odd lengths for the float types; then prompt sizes (16+ tokens, 8+ rows, rows of
  * more than one 64-block panel) for the interleaved path. Activations go through
- * qr_act_convert, as in the forward pass. Also each set's activation quantizers against the
- * reference bytes, the attention row helpers, the dispatcher and its bad names. */
+ * qr_act_convert, as in the forward pass. iq4_nl and iq4_xs on random blocks (check_iq4).
+ * Also each set's activation quantizers against the reference bytes, the attention row
+ * helpers, the dispatcher and its bad names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,6 +23,7 @@
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "tensor/tensor.h"
+#include "util/util.h"
 
 /* |simd - reference| <= GEMM_REL_TOL * sum_i |w_i| |x_i| (w dequantized, x the float input).
  * Integer block sums are exact in both; what differs is the order of float additions of the
@@ -383,6 +385,76 @@ static void check_heads(const qr_kernels *set) {
             }
 }
 
+/* iq4_nl and iq4_xs on random blocks (every nibble, every 6-bit scale, both signs of d) rather
+ * than quantised ones: 1, 3, 8 and 17 blocks per row (the 8-block fold of the q8_0 tile and
+ * its tail), odd row counts, 1..9 and 17 tokens. The SIMD sets sum each block's (iq4_xs: each
+ * superblock's) integer products exactly and add float block terms in another order than the
+ * reference, hence GEMM_REL_TOL of the magnitude. */
+static void check_iq4(const qr_kernels *set) {
+    static const int types[] = {QR_TYPE_IQ4_NL, QR_TYPE_IQ4_XS};
+    static const int64_t blocks[] = {1, 3, 8, 17};
+    static const int64_t rows[] = {1, 3, 5, 9};
+    static const int64_t tokens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
+    const qr_kernels *ref = qr_kernels_named("scalar");
+    assert_non_null(ref);
+    for (size_t ti = 0; ti < 2; ti++) {
+        const int type = types[ti];
+        const qr_type_traits *tr = qr_type_traits_get(type);
+        assert_non_null(set->gemm[type]);
+        assert_true(set->gemm[type] != ref->gemm[type]); /* a SIMD kernel, not the inherited one */
+        for (size_t bi = 0; bi < 4; bi++)
+            for (size_t ri = 0; ri < 4; ri++) {
+                const int64_t n = blocks[bi] * qr_type_block_size(type), nr = rows[ri];
+                const size_t row_bytes = qr_type_row_bytes(type, n);
+                const size_t bsize = tr->block_bytes;
+                const int64_t nblk = nr * (n / qr_type_block_size(type));
+                unsigned char *w = malloc(row_bytes * (size_t)nr);
+                float *wd = malloc((size_t)(nr * n) * sizeof(float));
+                assert_true(w && wd);
+                for (size_t i = 0; i < row_bytes * (size_t)nr; i++)
+                    w[i] = (unsigned char)(frand() * 128.0f + 128.0f);
+                for (int64_t b = 0; b < nblk; b++) { /* d first in both block types */
+                    const uint16_t d = qr_fp32_to_fp16(frand() * (b % 5 == 0 ? 0.001f : 0.05f));
+                    memcpy(w + (size_t)b * bsize, &d, sizeof d);
+                }
+                for (int64_t r = 0; r < nr; r++)
+                    tr->to_float(w + (size_t)r * row_bytes, wd + r * n, n);
+                for (size_t ki = 0; ki < sizeof tokens / sizeof tokens[0]; ki++) {
+                    const int64_t nt = tokens[ki];
+                    float *x = malloc((size_t)(nt * n) * sizeof(float));
+                    char *act = malloc(qr_act_bytes(type, n, nt));
+                    float *y = malloc((size_t)(nr * nt) * sizeof(float));
+                    float *y_ref = malloc((size_t)(nr * nt) * sizeof(float));
+                    assert_true(x && act && y && y_ref);
+                    fill_random(x, nt * n);
+                    const size_t stride = qr_act_convert(type, x, n, nt, act);
+                    set->gemm[type](n, w, row_bytes, act, stride, y, nr, nr, nt);
+                    ref->gemm[type](n, w, row_bytes, act, stride, y_ref, nr, nr, nt);
+                    for (int64_t t = 0; t < nt; t++)
+                        for (int64_t r = 0; r < nr; r++) {
+                            double mag = 0.0;
+                            for (int64_t i = 0; i < n; i++)
+                                mag += fabs((double)wd[r * n + i] * (double)x[t * n + i]);
+                            const double diff =
+                                fabs((double)y[t * nr + r] - (double)y_ref[t * nr + r]);
+                            if (!(diff <= GEMM_REL_TOL * mag + 1e-30))
+                                fail_msg("%s %s: n=%lld rows=%lld tokens=%lld: y[%lld][%lld] = "
+                                         "%.9g, reference %.9g (|w||x| %.3g)",
+                                         set->name, tr->name, (long long)n, (long long)nr,
+                                         (long long)nt, (long long)t, (long long)r,
+                                         (double)y[t * nr + r], (double)y_ref[t * nr + r], mag);
+                        }
+                    free(x);
+                    free(act);
+                    free(y);
+                    free(y_ref);
+                }
+                free(w);
+                free(wd);
+            }
+    }
+}
+
 /* every check of one SIMD set, or a skip naming what this CPU lacks */
 static void check_named_set(const char *name, const char *lacks) {
     const qr_kernels *set = qr_kernels_named(name);
@@ -391,6 +463,7 @@ static void check_named_set(const char *name, const char *lacks) {
         skip();
     }
     check_set(set);
+    check_iq4(set);
     check_set_prompt(set);
     check_set_packed(set);
     check_quant(set);
