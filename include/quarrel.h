@@ -198,13 +198,36 @@ qr_status qr_gguf_writer_write(qr_gguf_writer *w, const char *path);
 /* ------------------------------------------------------------------------------------------ */
 /* Quantizing a model file                                                                    */
 
+/* An importance matrix (llama-imatrix's output, what llama-quantize --imatrix reads): per
+ * weight matrix, named as the tensor ("blk.0.attn_q.weight"), one importance per column (ne0),
+ * times the number of matrices for 3-D expert tensors. Both of llama.cpp's formats are read:
+ * the legacy imatrix.dat (importance = sums / ncall) and the GGUF one (<name>.in_sum2 and
+ * <name>.counts, importance = in_sum2 / counts per matrix, 1 where a count is 0). */
+typedef struct qr_imatrix qr_imatrix;
+/* Read a file of either format (told apart by the GGUF magic). */
+qr_status qr_imatrix_load(const char *path, qr_imatrix **out);
+/* The same from memory; nothing of data is kept after the call. */
+qr_status qr_imatrix_load_memory(const void *data, size_t size, qr_imatrix **out);
+void qr_imatrix_free(qr_imatrix *im);
+int64_t qr_imatrix_n_entries(const qr_imatrix *im);
+/* Entry i (0 <= i < n_entries, sorted by name): its name; *values and *n_values if non-NULL. */
+const char *qr_imatrix_entry(const qr_imatrix *im, int64_t i, const float **values,
+                             int64_t *n_values);
+/* The importance of the named tensor, NULL if the file has none; *n_values its length. */
+const float *qr_imatrix_find(const qr_imatrix *im, const char *name, int64_t *n_values);
+
 typedef struct qr_quantize_params {
     int n_threads;
-    bool verbose; /* per-tensor lines on stderr */
+    bool verbose;              /* per-tensor lines on stderr */
+    bool pure;                 /* every weight matrix gets the file type's default type */
+    const qr_imatrix *imatrix; /* NULL: none; used by the iq4_nl and iq4_xs tensors */
 } qr_quantize_params;
 
 /* ftype: a tensor type name ("Q8_0", "Q4_K", "F16", ...) or one of llama.cpp's mixes ("Q2_K",
- * "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M"). */
+ * "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "IQ4_NL", "IQ4_XS"),
+ * in any case. With params->imatrix, a tensor that has an entry and is quantized to a type
+ * Quarrel has no importance path for (the k-quants, q4_0..q5_1) is refused
+ * (QR_ERR_UNSUPPORTED), and an entry whose length is not ne0 x matrices is QR_ERR_FORMAT. */
 qr_status qr_quantize_file(const char *in_path, const char *out_path, const char *ftype,
                            const qr_quantize_params *params);
 

@@ -1,7 +1,6 @@
 /* mix.c - which type each tensor of a model gets, for a file type (ftype): llama.cpp's rules
  * (src/llama-quant.cpp: tensor_allows_quantization, llama_tensor_get_type_impl,
- * tensor_type_fallback), reduced to the ftypes Quarrel offers and to quantizing without an
- * importance matrix. */
+ * tensor_type_fallback), reduced to the ftypes Quarrel offers. */
 #include "quantize/quantize_internal.h"
 #include "util/util.h"
 
@@ -26,6 +25,8 @@ enum {
     FTYPE_Q5_K_S = 16,
     FTYPE_Q5_K_M = 17,
     FTYPE_Q6_K = 18,
+    FTYPE_IQ4_NL = 25,
+    FTYPE_IQ4_XS = 30,
     FTYPE_BF16 = 32,
 };
 
@@ -51,6 +52,8 @@ static const qr_quant_ftype ftypes[] = {
     {"Q4_K_M", FTYPE_Q4_K_M, QR_TYPE_Q4_K, QR_MIX_Q4_K_M},
     {"Q5_K_S", FTYPE_Q5_K_S, QR_TYPE_Q5_K, QR_MIX_Q5_K_S},
     {"Q5_K_M", FTYPE_Q5_K_M, QR_TYPE_Q5_K, QR_MIX_Q5_K_M},
+    {"IQ4_NL", FTYPE_IQ4_NL, QR_TYPE_IQ4_NL, QR_MIX_IQ4_NL},
+    {"IQ4_XS", FTYPE_IQ4_XS, QR_TYPE_IQ4_XS, QR_MIX_IQ4_XS},
 };
 
 const qr_quant_ftype *qr_quant_ftype_find(const char *name) {
@@ -62,7 +65,7 @@ const qr_quant_ftype *qr_quant_ftype_find(const char *name) {
 
 const char *qr_quant_ftype_names(void) {
     return "F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q6_K, Q3_K, Q4_K, Q5_K (pure), "
-           "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M (mixes)";
+           "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, IQ4_NL, IQ4_XS (mixes)";
 }
 
 static int layer_of(const char *name) {
@@ -198,6 +201,7 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
     const qr_mix mix = ft->mix;
     const bool falcon = m->arch && !strcmp(m->arch, "falcon");
     const int n_gqa = m->n_head_kv > 0 ? m->n_head / m->n_head_kv : 0;
+    const bool iq4 = mix == QR_MIX_IQ4_NL || mix == QR_MIX_IQ4_XS;
     int nt = *type;
     if (cat == CAT_OUTPUT || (c->tied && cat == CAT_TOKEN_EMBD)) {
         if (falcon || t->ne[0] % qr_type_block_size(nt) != 0)
@@ -212,6 +216,8 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
         else if (mix == QR_MIX_Q3_K_M)
             nt = c->i_attn_v < 2 ? QR_TYPE_Q5_K : QR_TYPE_Q4_K;
         else if (mix == QR_MIX_Q3_K_L)
+            nt = QR_TYPE_Q5_K;
+        else if (iq4 && n_gqa >= 4)
             nt = QR_TYPE_Q5_K;
         else if ((mix == QR_MIX_Q4_K_M || mix == QR_MIX_Q5_K_M) &&
                  use_more_bits(c->i_attn_v, c->n_attn_v))
@@ -241,7 +247,9 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
                 nt = i < n / 16 ? QR_TYPE_Q6_K : use_more_bits(i, n) ? QR_TYPE_Q5_K : QR_TYPE_Q4_K;
             else if (use_more_bits(i, n))
                 nt = QR_TYPE_Q6_K;
-        } else if (mix == QR_MIX_Q5_K_M && use_more_bits(i, n))
+        } else if (iq4 && i < n / 8 && !m->has_imatrix)
+            nt = QR_TYPE_Q5_K;
+        else if (mix == QR_MIX_Q5_K_M && use_more_bits(i, n))
             nt = QR_TYPE_Q6_K;
         else if (mix == QR_MIX_Q4_K_S && !falcon && i < n / 8)
             nt = QR_TYPE_Q5_K;
@@ -251,7 +259,7 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
             if (mix == QR_MIX_Q3_K_L) nt = QR_TYPE_Q4_K;
         } else if (m->n_expert == 8) {
             if (mix == QR_MIX_Q2_K || mix == QR_MIX_Q3_K_S || mix == QR_MIX_Q3_K_M ||
-                mix == QR_MIX_Q4_K_S || mix == QR_MIX_Q4_K_M)
+                mix == QR_MIX_Q4_K_S || mix == QR_MIX_Q4_K_M || iq4)
                 nt = QR_TYPE_Q5_K;
         } else if (mix == QR_MIX_Q2_K) {
             nt = QR_TYPE_Q3_K;
@@ -291,6 +299,9 @@ static int fallback_type(int64_t ncols, int type, bool *fell_back) {
         break;
     case QR_TYPE_Q6_K:
         nt = QR_TYPE_Q8_0;
+        break;
+    case QR_TYPE_IQ4_XS:
+        nt = QR_TYPE_IQ4_NL;
         break;
     default:
         break; /* already a 32-block type: only f16 is left */

@@ -8,6 +8,11 @@
  * (llama-quantize also refuses unless --allow-requantize: errors compound). Weights that are
  * NaN or infinite are refused, naming the tensor and the element.
  *
+ * With an importance matrix (params->imatrix) the entry named as the tensor is used for the
+ * types that Quarrel quantizes with an importance (iq4_nl, iq4_xs), ignored by the types ggml
+ * also quantizes without one (f16, bf16, q8_0), and a tensor of another type with an entry is
+ * refused rather than quantized as if there were none.
+ *
  * Memory: the quantized tensors are held until the file is written (the GGUF writer takes
  * the data at the end); copied tensors are read from the input's mapping. */
 #include "quantize/quantize_internal.h"
@@ -28,6 +33,9 @@ typedef struct tensor_job {
     const qr_gguf_tensor *t;
     int type;     /* target qr_type */
     uint8_t *dst; /* n_rows * dst_row_bytes */
+    /* importance: NULL, or ne0 values per matrix of rows_per_matrix rows (an expert each) */
+    const float *imatrix;
+    int64_t rows_per_matrix, n_matrices;
     size_t src_row_bytes, dst_row_bytes;
     int64_t n_rows, rows_per_chunk;
     atomic_llong next_row;
@@ -67,8 +75,14 @@ static void *quantize_worker(void *arg) {
                     goto done;
                 }
             }
-            if (qr_quantize(job->type, row, job->dst + (size_t)r * job->dst_row_bytes, ne0) !=
-                QR_OK) {
+            uint8_t *dst = job->dst + (size_t)r * job->dst_row_bytes;
+            const qr_status st =
+                job->imatrix
+                    ? qr_quantize_rows(job->type, row, dst, 1, ne0,
+                                       job->imatrix +
+                                           (r / job->rows_per_matrix % job->n_matrices) * ne0)
+                    : qr_quantize(job->type, row, dst, ne0);
+            if (st != QR_OK) {
                 atomic_store(&job->failed, 1);
                 break;
             }
@@ -177,8 +191,39 @@ static qr_status read_model_info(const qr_gguf *g, const qr_quant_ftype *ft, qr_
     return QR_OK;
 }
 
+/* The importance entry of a tensor quantized to type, in *out (NULL if none applies). */
+static qr_status find_importance(const qr_imatrix *im, const qr_gguf_tensor *t, int type,
+                                 const float **out) {
+    *out = NULL;
+    int64_t n;
+    const float *v = im ? qr_imatrix_find(im, t->name, &n) : NULL;
+    if (!v || type == t->type) return QR_OK;
+    if (type == QR_TYPE_F32 || type == QR_TYPE_F16 || type == QR_TYPE_BF16 || type == QR_TYPE_Q8_0)
+        return QR_OK; /* ggml quantizes these without looking at an importance */
+    if (type != QR_TYPE_IQ4_NL && type != QR_TYPE_IQ4_XS)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "tensor '%s' would be %s and the importance matrix has an entry for it, "
+                        "but Quarrel quantizes only iq4_nl and iq4_xs with an importance (not "
+                        "%s yet); quantizing it without would silently differ from "
+                        "llama-quantize --imatrix: use --pure with IQ4_NL or IQ4_XS, or no "
+                        "--imatrix",
+                        t->name, qr_type_name(type), qr_type_name(type));
+    if (n != t->ne[0] * t->ne[2])
+        return qr_error(QR_ERR_FORMAT,
+                        "tensor '%s' [%lld, %lld, %lld]: its importance has %lld values, not "
+                        "%lld (ne0 x matrices): an importance matrix of another model?",
+                        t->name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                        (long long)n, (long long)(t->ne[0] * t->ne[2]));
+    *out = v;
+    return QR_OK;
+}
+
 static qr_status quantize_file(state *s, const char *in_path, const char *out_path,
-                               const qr_quant_ftype *ft, const qr_quantize_params *params) {
+                               const qr_quant_ftype *ft_arg, const qr_quantize_params *params) {
+    qr_quant_ftype ft_copy = *ft_arg;
+    if (params && params->pure) ft_copy.mix = QR_MIX_PURE; /* llama-quantize --pure */
+    const qr_quant_ftype *ft = &ft_copy;
+    const qr_imatrix *imatrix = params ? params->imatrix : NULL;
     qr_status st = qr_gguf_open(in_path, &s->in);
     if (st) {
         qr_error_prefix("input '%s'", in_path);
@@ -190,6 +235,7 @@ static qr_status quantize_file(state *s, const char *in_path, const char *out_pa
         qr_error_prefix("'%s'", in_path);
         return st;
     }
+    model.has_imatrix = imatrix != NULL;
 
     s->n = qr_gguf_n_tensors(s->in);
     const size_t n = (size_t)s->n;
@@ -211,6 +257,11 @@ static qr_status quantize_file(state *s, const char *in_path, const char *out_pa
     int n_fallback = 0;
     st = qr_quant_choose_types(ft, &model, s->infos, s->n, s->types, &n_fallback);
     if (st) return st;
+    for (size_t i = 0; i < n; i++) { /* refuse before quantizing anything */
+        const float *importance;
+        st = find_importance(imatrix, s->order[i], s->types[i], &importance);
+        if (st) return st;
+    }
 
     /* metadata: all of the input's but split bookkeeping, then the two keys llama-quantize
      * sets, at the end (ggml's gguf_set_val removes and appends, so the headers match) */
@@ -252,6 +303,10 @@ static qr_status quantize_file(state *s, const char *in_path, const char *out_pa
             const int64_t ne0 = t->ne[0];
             const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
             tensor_job job = {.t = t, .type = type, .n_rows = rows};
+            st = find_importance(imatrix, t, type, &job.imatrix);
+            if (st) return st;
+            job.rows_per_matrix = t->ne[1] > 0 ? t->ne[1] : 1;
+            job.n_matrices = t->ne[2] > 0 ? t->ne[2] : 1;
             job.src_row_bytes = qr_type_row_bytes(t->type, ne0);
             job.dst_row_bytes = qr_type_row_bytes(type, ne0);
             uint64_t total;
@@ -263,7 +318,9 @@ static qr_status quantize_file(state *s, const char *in_path, const char *out_pa
             if (!job.dst)
                 return qr_error(QR_ERR_NOMEM, "tensor '%s': cannot allocate %llu bytes", t->name,
                                 (unsigned long long)total);
-            if (verbose) fprintf(stderr, "converting to %s .. ", qr_type_name(type));
+            if (verbose)
+                fprintf(stderr, "converting to %s%s .. ", qr_type_name(type),
+                        job.imatrix ? " (importance)" : "");
             st = run_job(&job, n_threads);
             if (st) {
                 if (verbose) fprintf(stderr, "\n");
@@ -304,8 +361,8 @@ static int not_yet_ftype_type(const char *ftype) {
         {"IQ2_XXS", QR_TYPE_IQ2_XXS}, {"IQ2_XS", QR_TYPE_IQ2_XS},   {"IQ2_S", QR_TYPE_IQ2_XS},
         {"IQ2_M", QR_TYPE_IQ2_S},     {"IQ3_XXS", QR_TYPE_IQ3_XXS}, {"IQ3_XS", QR_TYPE_IQ3_S},
         {"IQ3_S", QR_TYPE_IQ3_S},     {"IQ3_M", QR_TYPE_IQ3_S},     {"IQ1_S", QR_TYPE_IQ1_S},
-        {"IQ1_M", QR_TYPE_IQ1_M},     {"IQ4_NL", QR_TYPE_IQ4_NL},   {"IQ4_XS", QR_TYPE_IQ4_XS},
-        {"TQ1_0", QR_TYPE_TQ1_0},     {"TQ2_0", QR_TYPE_TQ2_0},     {"MXFP4_MOE", QR_TYPE_MXFP4},
+        {"IQ1_M", QR_TYPE_IQ1_M},     {"TQ1_0", QR_TYPE_TQ1_0},     {"TQ2_0", QR_TYPE_TQ2_0},
+        {"MXFP4_MOE", QR_TYPE_MXFP4},
     };
     for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++)
         if (!strcasecmp(not_yet[i].name, ftype)) return not_yet[i].type;
@@ -322,7 +379,7 @@ qr_status qr_quantize_file(const char *in_path, const char *out_path, const char
     const qr_quant_ftype *ft = qr_quant_ftype_find(ftype);
     if (!ft) {
         const int main_type = not_yet_ftype_type(ftype);
-        /* iq4_nl, iq4_xs, tq1_0, tq2_0 and mxfp4 tensors can be made one by one
+        /* tq1_0, tq2_0 and mxfp4 tensors can be made one by one
          * (qr_quantize_rows), but not yet llama.cpp's per-tensor choices for their files */
         if (main_type >= 0 && qr_type_traits_get(main_type)->from_float)
             return qr_error(QR_ERR_UNSUPPORTED,

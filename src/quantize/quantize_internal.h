@@ -20,6 +20,8 @@ typedef enum qr_mix {
     QR_MIX_Q4_K_M, /* Q4_K_M */
     QR_MIX_Q5_K_S, /* Q5_K_S */
     QR_MIX_Q5_K_M, /* Q5_K_M */
+    QR_MIX_IQ4_NL, /* IQ4_NL */
+    QR_MIX_IQ4_XS, /* IQ4_XS */
 } qr_mix;
 
 typedef struct qr_quant_ftype {
@@ -38,6 +40,7 @@ const char *qr_quant_ftype_names(void);
 typedef struct qr_quant_model {
     const char *arch; /* general.architecture */
     int n_layer, n_head, n_head_kv, n_expert;
+    bool has_imatrix; /* quantizing with an importance matrix (llama.cpp's qs.has_imatrix) */
 } qr_quant_model;
 
 typedef struct qr_quant_tensor {
@@ -53,7 +56,8 @@ int qr_quant_tensor_cmp(const char *a, const char *b);
 /* Choose the type of each tensor, visited in the order given (use qr_quant_tensor_cmp order),
  * as llama.cpp's llama_tensor_get_type: tensors that are not weight matrices keep their type,
  * the mix rules pick a type per tensor, then rows not a multiple of the block size fall back
- * (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, q2_K/q3_K -> q4_0, else f16). *n_fallback counts
+ * (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, q2_K/q3_K -> q4_0, iq4_xs -> iq4_nl, else
+ * f16). *n_fallback counts
  * the fallbacks. Fails (QR_ERR_FORMAT) only for a model with experts whose per-layer tensors
  * have no blk.N. layer number in range. */
 qr_status qr_quant_choose_types(const qr_quant_ftype *ft, const qr_quant_model *model,

@@ -30,7 +30,7 @@ import gguf_tensors  # noqa: E402
 ARCHS = ["qwen3", "gemma2", "gemma3", "phi3", "olmo2", "granite", "smollm3"]
 # llama.cpp's LLAMA_FTYPE_MOSTLY_* (include/llama.h)
 MIXES = {"Q2_K": 10, "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15,
-         "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18}
+         "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18, "IQ4_NL": 25, "IQ4_XS": 30}
 SEED = 1
 
 

@@ -51,4 +51,41 @@ text=$("$Q" run -m "$out" -p "Once upon a time" -n 16 --temp 0 2> "$dir/stderr")
     fail "run: $(cat "$dir/stderr")"
 echo "$text" | grep -qF "Once upon a time, there was a little girl named Lily. She loved to play" ||
     fail "greedy text differs from llama.cpp's: $text"
+
+# --imatrix and --pure: a legacy imatrix.dat with one entry (blk.0.attn_q.weight, 64 columns),
+# options before the positionals, the type in lower case
+/usr/bin/python3 - "$dir/imatrix.dat" <<'PY'
+import struct, sys
+name = b"blk.0.attn_q.weight"
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<ii", 1, len(name)) + name + struct.pack("<ii", 1, 64))
+    f.write(struct.pack("<64f", *[1.0 + i for i in range(64)]))
+PY
+rm -f "$out"
+expect_fail 2 "--imatrix needs a value" "$S/models/stories260K.gguf" "$out" IQ4_NL --imatrix
+expect_fail 1 "imatrix '$dir/none.dat': cannot open" --imatrix "$dir/none.dat" \
+    "$S/models/stories260K.gguf" "$out" IQ4_NL
+head -c 30 "$dir/imatrix.dat" > "$dir/cut.dat"
+expect_fail 1 "truncated" "$S/models/stories260K.gguf" "$out" IQ4_NL --imatrix "$dir/cut.dat"
+expect_fail 1 "only iq4_nl and iq4_xs with an importance" --imatrix "$dir/imatrix.dat" \
+    "$S/models/stories260K.gguf" "$out" Q4_K_M
+[ ! -e "$out" ] || fail "an output file was left after a refused --imatrix"
+"$Q" quantize --imatrix "$dir/imatrix.dat" -v "$S/models/stories260K.gguf" "$out" iq4_nl \
+    > "$dir/stdout" 2> "$dir/stderr" || fail "quantize --imatrix: $(cat "$dir/stderr")"
+grep -q "wrote $out (iq4_nl, with importance matrix)" "$dir/stdout" || fail "no 'wrote' line"
+grep -q "blk.0.attn_q.weight .* converting to iq4_nl (importance)" "$dir/stderr" ||
+    fail "attn_q not quantized with its importance: $(cat "$dir/stderr")"
+grep -q "blk.1.attn_q.weight .* converting to iq4_nl \.\." "$dir/stderr" ||
+    fail "blk.1.attn_q has no entry: $(cat "$dir/stderr")"
+info=$("$Q" inspect "$out")
+echo "$info" | grep -Eq "general.file_type +u32 +25$" || fail "file_type is not 25 (IQ4_NL)"
+# output.weight: q6_K by the mix, 64 columns fall back to q8_0; --pure keeps iq4_nl
+echo "$info" | grep -Eq "output.weight +q8_0" || fail "IQ4_NL output.weight is not q8_0"
+"$Q" quantize "$S/models/stories260K.gguf" "$out" IQ4_XS --pure > /dev/null 2> "$dir/stderr" ||
+    fail "quantize --pure: $(cat "$dir/stderr")"
+info=$("$Q" inspect "$out")
+echo "$info" | grep -Eq "general.file_type +u32 +30$" || fail "file_type is not 30 (IQ4_XS)"
+# 64 columns: iq4_xs's 256-blocks do not fit, llama.cpp falls back to iq4_nl
+echo "$info" | grep -Eq "output.weight +iq4_nl" || fail "--pure IQ4_XS output.weight"
+echo "$info" | grep -Eq "blk.0.attn_q.weight +iq4_nl" || fail "--pure IQ4_XS attn_q"
 echo ok

@@ -341,6 +341,41 @@ static void test_s_and_l_mixes_by_hand(void **state) {
     assert_int_equal(type_of(&m, "blk.9.attn_output.weight"), QR_TYPE_Q5_K);
 }
 
+/* IQ4_NL and IQ4_XS (llama_tensor_get_type_impl), 16 layers: output q6_K; attn_v q5_K with 4
+ * or more query heads per kv head; ffn_down q5_K below n_layer/8 only without an importance
+ * matrix; attn_output q5_K with 8 experts. Real files: test_mix_arch.sh. */
+static void test_iq4_mixes_by_hand(void **state) {
+    (void)state;
+    static model_list m;
+    llama_list(&m, 16, 256, false);
+    qr_quant_model llama = {.arch = "llama", .n_layer = 16, .n_head = 8, .n_head_kv = 8};
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? "iq4_xs" : "IQ4_NL";
+        const int plain = k ? QR_TYPE_IQ4_XS : QR_TYPE_IQ4_NL;
+        assert_int_equal(qr_quant_ftype_find(name)->llama_ftype, k ? 30 : 25);
+        llama.n_head_kv = 8;
+        llama.has_imatrix = false;
+        choose_model(&m, name, &llama);
+        assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q6_K);
+        assert_int_equal(type_of(&m, "token_embd.weight"), plain);
+        assert_int_equal(type_of(&m, "blk.0.attn_v.weight"), plain);
+        assert_int_equal(type_of(&m, "blk.1.ffn_down.weight"), QR_TYPE_Q5_K);
+        assert_int_equal(type_of(&m, "blk.2.ffn_down.weight"), plain);
+        assert_int_equal(type_of(&m, "blk.0.attn_output.weight"), plain);
+        llama.has_imatrix = true;
+        choose_model(&m, name, &llama);
+        assert_int_equal(type_of(&m, "blk.1.ffn_down.weight"), plain);
+        llama.n_head_kv = 2; /* 4 query heads per kv head */
+        choose_model(&m, name, &llama);
+        assert_int_equal(type_of(&m, "blk.5.attn_v.weight"), QR_TYPE_Q5_K);
+        qr_quant_model moe = llama;
+        moe.n_expert = 8;
+        choose_model(&m, name, &moe);
+        assert_int_equal(type_of(&m, "blk.9.attn_output.weight"), QR_TYPE_Q5_K);
+        assert_int_equal(type_of(&m, "blk.9.attn_v.weight"), QR_TYPE_Q8_0);
+    }
+}
+
 /* phi3's fused attn_qkv follows the attn_v rules and counts as one (llama.cpp v0.5.0: its own
  * ATTENTION_QKV branch is never reached); a fused ffn_up of 2 * n_ff rows is a plain ffn_up */
 static void test_fused_qkv_as_attn_v(void **state) {
@@ -409,6 +444,7 @@ int main(void) {
         cmocka_unit_test(test_tied_and_fallback),
         cmocka_unit_test(test_other_mixes_by_hand),
         cmocka_unit_test(test_s_and_l_mixes_by_hand),
+        cmocka_unit_test(test_iq4_mixes_by_hand),
         cmocka_unit_test(test_fused_qkv_as_attn_v),
         cmocka_unit_test(test_tensor_order),
         cmocka_unit_test(test_ftype_names),

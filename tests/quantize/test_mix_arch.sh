@@ -2,7 +2,8 @@
 # `quarrel quantize` mixes against llama.cpp's on every architecture Quarrel runs beyond llama:
 # for each tests/quantize/data/mix-ARCH.json (llama.cpp v0.5.0's llama_model_quantize of
 # `quarrel synth --shape ARCH-mix`, made by mk_mix_refs.py), regenerate the F16 source, quantize
-# it to Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M and Q6_K and compare every tensor's type and bytes
+# it to Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K, IQ4_NL and IQ4_XS and compare every
+# tensor's type and bytes
 # (check_mix_refs.py). The shapes are 256 wide with 512-long ffn rows, so the k-quants apply
 # and the per-tensor rules show: phi3's fused attn_qkv and ffn_up, q/k and post norms, LongRoPE
 # factors, tied and untied output heads, 2 to 8 layers, 2 and 4 query heads per kv head.
@@ -19,7 +20,8 @@ for a in "${archs[@]}"; do
     /usr/bin/python3 "$T/quantize/check_mix_refs.py" "$Q" "$f" "$dir" > "$dir/diff" 2>&1 ||
         fail "$a differs from llama.cpp:
 $(head -40 "$dir/diff")"
-    echo "$a: 9 mixes match llama.cpp"
+    n=$(/usr/bin/python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["mixes"]))' "$f")
+    echo "$a: $n mixes match llama.cpp"
 done
 
 # the checker itself: a fixture with one type and one hash changed must be caught

@@ -153,10 +153,6 @@ static void test_bad_type_and_paths(void **state) {
                  "cannot quantize to iq3_s");
     expect_error(in_path, out_path, "iq2_m", QR_ERR_UNSUPPORTED, "cannot quantize to iq2_s");
     /* types with a tensor quantizer but no file mix yet */
-    expect_error(in_path, out_path, "IQ4_XS", QR_ERR_UNSUPPORTED,
-                 "file type 'IQ4_XS' is not supported yet: Quarrel quantizes single iq4_xs "
-                 "tensors but not yet llama.cpp's IQ4_XS file");
-    expect_error(in_path, out_path, "IQ4_NL", QR_ERR_UNSUPPORTED, "single iq4_nl tensors");
     expect_error(in_path, out_path, "TQ1_0", QR_ERR_UNSUPPORTED, "single tq1_0 tensors");
     expect_error(in_path, out_path, "tq2_0", QR_ERR_UNSUPPORTED, "single tq2_0 tensors");
     expect_error(in_path, out_path, "MXFP4_MOE", QR_ERR_UNSUPPORTED,
@@ -194,6 +190,124 @@ static void test_mix_needs_architecture(void **state) {
     if (qr_quantize_file(in_path, out_path, "Q6_K", &p)) fail_msg("%s", qr_last_error());
 }
 
+/* an importance matrix of one entry for blk.0.attn_q.weight with n values (2 i + 1) / 2 */
+static qr_imatrix *one_entry_imatrix(int n) {
+    static uint8_t b[4096];
+    size_t len = 0;
+    const char *name = "blk.0.attn_q.weight";
+    const int32_t head[2] = {1, (int32_t)strlen(name)}, counts[2] = {2, n};
+    memcpy(b, head, 8);
+    len += 8;
+    memcpy(b + len, name, strlen(name));
+    len += strlen(name);
+    memcpy(b + len, counts, 8);
+    len += 8;
+    for (int i = 0; i < n; i++, len += 4) {
+        const float v = (float)(2 * i + 1);
+        memcpy(b + len, &v, 4);
+    }
+    qr_imatrix *im;
+    if (qr_imatrix_load_memory(b, len, &im)) fail_msg("%s", qr_last_error());
+    return im;
+}
+
+/* IQ4_NL and IQ4_XS files with an importance: the entry named as the tensor is used (the bytes
+ * are qr_quantize_rows' with it); a tensor of a type without an importance path is refused, as
+ * is an entry of the wrong length; types that ggml quantizes without importance ignore it. */
+static void test_imatrix(void **state) {
+    (void)state;
+    write_input(QR_TYPE_F32, 0.0f, true);
+    enum { NE0 = 256, NE1 = 8 };
+    static float x[NE0 * NE1], imp[NE0];
+    static uint8_t want[NE0 * NE1], plain[NE0 * NE1];
+    for (int i = 0; i < NE0 * NE1; i++)
+        x[i] = sinf(0.37f * (float)i) * (1.0f + (float)(i % 7));
+    for (int i = 0; i < NE0; i++)
+        imp[i] = (float)(2 * i + 1) / 2.0f;
+    qr_imatrix *im = one_entry_imatrix(NE0);
+    const int types[2] = {QR_TYPE_IQ4_NL, QR_TYPE_IQ4_XS};
+    const char *ftypes[2] = {"IQ4_NL", "iq4_xs"};
+    for (int k = 0; k < 2; k++) {
+        qr_quantize_params p = {.n_threads = 2, .imatrix = im};
+        if (qr_quantize_file(in_path, out_path, ftypes[k], &p)) fail_msg("%s", qr_last_error());
+        assert_int_equal(qr_quantize_rows(types[k], x, want, NE1, NE0, imp), QR_OK);
+        assert_int_equal(qr_quantize_rows(types[k], x, plain, NE1, NE0, NULL), QR_OK);
+        qr_gguf *out;
+        assert_int_equal(qr_gguf_open(out_path, &out), QR_OK);
+        const qr_gguf_tensor *m = qr_gguf_find_tensor(out, "blk.0.attn_q.weight");
+        assert_int_equal(m->type, types[k]);
+        assert_int_equal(m->nbytes, qr_type_row_bytes(types[k], NE0) * NE1);
+        assert_memory_equal(m->data, want, m->nbytes);
+        assert_memory_not_equal(m->data, plain, m->nbytes); /* the importance changed them */
+        uint32_t v;
+        assert_true(qr_gguf_get_u32(out, "general.file_type", &v));
+        assert_int_equal(v, k == 0 ? 25 : 30);
+        qr_gguf_free(out);
+        unlink(out_path);
+    }
+    /* without an importance: the plain bytes */
+    qr_quantize_params p = {.n_threads = 1};
+    if (qr_quantize_file(in_path, out_path, "IQ4_XS", &p)) fail_msg("%s", qr_last_error());
+    qr_gguf *out;
+    assert_int_equal(qr_gguf_open(out_path, &out), QR_OK);
+    assert_memory_equal(qr_gguf_find_tensor(out, "blk.0.attn_q.weight")->data, plain,
+                        qr_type_row_bytes(QR_TYPE_IQ4_XS, NE0) * NE1);
+    qr_gguf_free(out);
+    unlink(out_path);
+
+    /* a k-quant (or q4_0) tensor with an entry: refused, not quantized as if without */
+    p.imatrix = im;
+    const char *refused[3] = {"Q4_K_M", "Q6_K", "Q4_0"};
+    for (int k = 0; k < 3; k++) {
+        const qr_status st = qr_quantize_file(in_path, out_path, refused[k], &p);
+        if (st != QR_ERR_UNSUPPORTED || !strstr(qr_last_error(), "blk.0.attn_q.weight") ||
+            !strstr(qr_last_error(), "only iq4_nl and iq4_xs with an importance"))
+            fail_msg("%s: status %s: %s", refused[k], qr_status_name(st), qr_last_error());
+        assert_false(exists(out_path));
+    }
+    /* q8_0 and f16 are quantized without one by ggml too */
+    if (qr_quantize_file(in_path, out_path, "Q8_0", &p)) fail_msg("%s", qr_last_error());
+    unlink(out_path);
+    /* --pure keeps IQ4_XS's type where a mix would pick another */
+    p.pure = true;
+    if (qr_quantize_file(in_path, out_path, "IQ4_XS", &p)) fail_msg("%s", qr_last_error());
+    unlink(out_path);
+    qr_imatrix_free(im);
+
+    /* an entry of another length: another model's importance matrix */
+    im = one_entry_imatrix(128);
+    p.imatrix = im;
+    const qr_status st = qr_quantize_file(in_path, out_path, "IQ4_NL", &p);
+    if (st != QR_ERR_FORMAT || !strstr(qr_last_error(), "its importance has 128 values, not 256"))
+        fail_msg("status %s: %s", qr_status_name(st), qr_last_error());
+    assert_false(exists(out_path));
+    qr_imatrix_free(im);
+}
+
+/* IQ4_XS rows that are not whole 256-blocks fall back to iq4_nl (llama.cpp's fallback) */
+static void test_iq4_xs_fallback(void **state) {
+    (void)state;
+    enum { NE0 = 96, NE1 = 4 };
+    static float x[NE0 * NE1];
+    for (int i = 0; i < NE0 * NE1; i++)
+        x[i] = cosf(0.11f * (float)i);
+    qr_gguf_writer *w = qr_gguf_writer_create();
+    assert_int_equal(qr_gguf_writer_set_str(w, "general.architecture", "llama"), QR_OK);
+    assert_int_equal(qr_gguf_writer_set_u32(w, "llama.block_count", 1), QR_OK);
+    const int64_t ne[2] = {NE0, NE1};
+    assert_int_equal(
+        qr_gguf_writer_add_tensor(w, "blk.0.attn_q.weight", QR_TYPE_F32, 2, ne, x, sizeof x),
+        QR_OK);
+    assert_int_equal(qr_gguf_writer_write(w, in_path), QR_OK);
+    qr_gguf_writer_free(w);
+    qr_quantize_params p = {.n_threads = 1, .pure = true};
+    if (qr_quantize_file(in_path, out_path, "IQ4_XS", &p)) fail_msg("%s", qr_last_error());
+    qr_gguf *out;
+    assert_int_equal(qr_gguf_open(out_path, &out), QR_OK);
+    assert_int_equal(qr_gguf_find_tensor(out, "blk.0.attn_q.weight")->type, QR_TYPE_IQ4_NL);
+    qr_gguf_free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metadata_and_types, setup, teardown),
@@ -202,6 +316,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_requantize_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_finite_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mix_needs_architecture, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_imatrix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iq4_xs_fallback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
