@@ -25,4 +25,47 @@ static inline char *qr_test_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+/* Replays every file of a fuzz corpus folder through `parse` (an exact-size copy of the file,
+ * so a read past its end is caught by ASan): parse returns 1 when the input was accepted, 0
+ * when it was refused with a message, -1 when it was refused without one. Returns the number
+ * of files; *n_ok the accepted ones; a refusal without a message or an unreadable folder or
+ * file is -1 with the file's name in bad (at least 256 bytes). */
+#include <dirent.h>
+#include <string.h>
+static inline int qr_test_replay_corpus(const char *dir, int (*parse)(const void *, size_t),
+                                        int *n_ok, char *bad) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(bad, 256, "%s", dir);
+        return -1;
+    }
+    int n_files = 0;
+    *n_ok = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        size_t n = 0;
+        char *text = qr_test_read_file(path, &n);
+        unsigned char *buf = text ? malloc(n ? n : 1) : NULL;
+        int r = -1;
+        if (buf) {
+            memcpy(buf, text, n);
+            r = parse(buf, n);
+        }
+        free(buf);
+        free(text);
+        if (r < 0) {
+            snprintf(bad, 256, "%s", e->d_name);
+            closedir(d);
+            return -1;
+        }
+        *n_ok += r;
+        n_files++;
+    }
+    closedir(d);
+    return n_files;
+}
+
 #endif

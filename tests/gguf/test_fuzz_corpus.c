@@ -1,6 +1,5 @@
 /* test_fuzz_corpus.c - replays every file of the GGUF fuzz corpus (tests/fuzz/corpus_gguf)
  * through the parser: each must parse or fail with a message (under ASan in CI: no overruns). */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,38 +11,23 @@
 #include <cmocka.h>
 
 #include "quarrel.h"
+#include "test_util.h"
+
+static int parse(const void *buf, size_t n) {
+    qr_gguf *g;
+    if (qr_gguf_open_memory(buf, n, &g) == QR_OK) {
+        qr_gguf_free(g);
+        return 1;
+    }
+    return qr_last_error()[0] ? 0 : -1;
+}
 
 static void test_corpus(void **state) {
     (void)state;
-    const char *dir = QR_TEST_DIR "/fuzz/corpus_gguf";
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n_files = 0, n_ok = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "rb");
-        assert_non_null(f);
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        /* an exact-size copy, so a read past the end is caught by ASan */
-        unsigned char *buf = malloc(n ? (size_t)n : 1);
-        assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-        fclose(f);
-        qr_gguf *g;
-        if (qr_gguf_open_memory(buf, (size_t)n, &g) == QR_OK) {
-            n_ok++;
-            qr_gguf_free(g);
-        } else if (!qr_last_error()[0]) {
-            fail_msg("%s: failed without a message", e->d_name);
-        }
-        free(buf);
-        n_files++;
-    }
-    closedir(d);
+    int n_ok = 0;
+    char bad[256];
+    const int n_files = qr_test_replay_corpus(QR_TEST_DIR "/fuzz/corpus_gguf", parse, &n_ok, bad);
+    if (n_files < 0) fail_msg("%s: unreadable, or refused without a message", bad);
     print_message("%d corpus files, %d parsed, %d rejected with a message\n", n_files, n_ok,
                   n_files - n_ok);
     assert_true(n_files >= 10);
