@@ -9,17 +9,6 @@
 #include "tensor/tensor.h"
 #include "util/util.h"
 
-/* value j (0..7) of an 8-byte grid entry, value j (0..3) of a 4-byte one */
-static inline int grid8(uint64_t g, int j) {
-    return (int)((g >> (8 * j)) & 0xff);
-}
-static inline int grid4(uint32_t g, int j) {
-    return (int)((g >> (8 * j)) & 0xff);
-}
-/* iq1s_grid values are signed bytes */
-static inline int grid8_signed(uint64_t g, int j) {
-    return (int)(int8_t)(uint8_t)((g >> (8 * j)) & 0xff);
-}
 static inline float sign_of(unsigned signs, int j) {
     return signs & qr_iq_kmask[j] ? -1.f : 1.f;
 }
@@ -36,7 +25,7 @@ void qr_dequant_iq2_xxs(const void *src, float *dst, int64_t n) {
                 const uint64_t g = qr_iq2xxs_grid[q[l]];
                 const unsigned signs = qr_iq_ksigns[(aux >> (7 * l)) & 127];
                 for (int j = 0; j < 8; j++)
-                    dst[j] = db * (float)grid8(g, j) * sign_of(signs, j);
+                    dst[j] = db * (float)qr_iq_grid8(g, j) * sign_of(signs, j);
             }
         }
     }
@@ -55,7 +44,7 @@ void qr_dequant_iq2_xs(const void *src, float *dst, int64_t n) {
                 const uint64_t g = qr_iq2xs_grid[v & 511];
                 const unsigned signs = qr_iq_ksigns[v >> 9];
                 for (int j = 0; j < 8; j++)
-                    dst[j] = db[l / 2] * (float)grid8(g, j) * sign_of(signs, j);
+                    dst[j] = db[l / 2] * (float)qr_iq_grid8(g, j) * sign_of(signs, j);
             }
         }
     }
@@ -73,7 +62,7 @@ void qr_dequant_iq2_s(const void *src, float *dst, int64_t n) {
                 const unsigned idx = qs[l] | ((unsigned)b[i].qh[ib] << (8 - 2 * l) & 0x300);
                 const uint64_t g = qr_iq2s_grid[idx];
                 for (int j = 0; j < 8; j++)
-                    dst[j] = db[l / 2] * (float)grid8(g, j) * sign_of(signs[l], j);
+                    dst[j] = db[l / 2] * (float)qr_iq_grid8(g, j) * sign_of(signs[l], j);
             }
         }
     }
@@ -91,8 +80,8 @@ void qr_dequant_iq3_xxs(const void *src, float *dst, int64_t n) {
                 const unsigned signs = qr_iq_ksigns[(aux >> (7 * l)) & 127];
                 const uint32_t g1 = qr_iq3xxs_grid[qs[2 * l]], g2 = qr_iq3xxs_grid[qs[2 * l + 1]];
                 for (int j = 0; j < 4; j++) {
-                    dst[j] = db * (float)grid4(g1, j) * sign_of(signs, j);
-                    dst[j + 4] = db * (float)grid4(g2, j) * sign_of(signs, j + 4);
+                    dst[j] = db * (float)qr_iq_grid4(g1, j) * sign_of(signs, j);
+                    dst[j + 4] = db * (float)qr_iq_grid4(g2, j) * sign_of(signs, j + 4);
                 }
             }
         }
@@ -113,8 +102,8 @@ void qr_dequant_iq3_s(const void *src, float *dst, int64_t n) {
                 const uint32_t g1 = qr_iq3s_grid[qs[2 * l] | ((qh << (8 - 2 * l)) & 256)];
                 const uint32_t g2 = qr_iq3s_grid[qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)];
                 for (int j = 0; j < 4; j++) {
-                    dst[j] = db * (float)grid4(g1, j) * sign_of(signs[l], j);
-                    dst[j + 4] = db * (float)grid4(g2, j) * sign_of(signs[l], j + 4);
+                    dst[j] = db * (float)qr_iq_grid4(g1, j) * sign_of(signs[l], j);
+                    dst[j + 4] = db * (float)qr_iq_grid4(g2, j) * sign_of(signs[l], j + 4);
                 }
             }
         }
@@ -133,7 +122,7 @@ void qr_dequant_iq1_s(const void *src, float *dst, int64_t n) {
             for (int l = 0; l < 4; l++, dst += 8) {
                 const uint64_t g = qr_iq1s_grid[qs[l] | (((qh >> (3 * l)) & 7) << 8)];
                 for (int j = 0; j < 8; j++)
-                    dst[j] = dl * ((float)grid8_signed(g, j) + delta);
+                    dst[j] = dl * ((float)qr_iq_grid8_signed(g, j) + delta);
             }
         }
     }
@@ -160,7 +149,7 @@ void qr_dequant_iq1_m(const void *src, float *dst, int64_t n) {
                 const float delta = h & 8 ? -QR_IQ1S_DELTA : QR_IQ1S_DELTA;
                 const uint64_t g = qr_iq1s_grid[idx];
                 for (int j = 0; j < 8; j++)
-                    dst[j] = dl[l / 2] * ((float)grid8_signed(g, j) + delta);
+                    dst[j] = dl[l / 2] * ((float)qr_iq_grid8_signed(g, j) + delta);
             }
         }
     }

@@ -19,4 +19,15 @@ extern const int8_t qr_kvalues_mxfp4[16]; /* e2m1 values, doubled (ggml's kvalue
 
 #define QR_IQ1S_DELTA 0.125f /* iq1_s and iq1_m: the shift added to each grid value */
 
+/* value j of an 8-byte (grid8) or 4-byte (grid4) grid entry; iq1s_grid's bytes are signed */
+static inline int qr_iq_grid8(uint64_t g, int j) {
+    return (int)((g >> (8 * j)) & 0xff);
+}
+static inline int qr_iq_grid4(uint32_t g, int j) {
+    return (int)((g >> (8 * j)) & 0xff);
+}
+static inline int qr_iq_grid8_signed(uint64_t g, int j) {
+    return (int)(int8_t)(uint8_t)((g >> (8 * j)) & 0xff);
+}
+
 #endif

@@ -9,29 +9,19 @@
 #include "tensor/tensor.h"
 #include "util/util.h"
 
-/* value j of an 8-byte (grid8) or 4-byte (grid4) grid entry; iq1s_grid's bytes are signed */
-static inline int grid8(uint64_t g, int j) {
-    return (int)((g >> (8 * j)) & 0xff);
-}
-static inline int grid4(uint32_t g, int j) {
-    return (int)((g >> (8 * j)) & 0xff);
-}
-static inline int grid8_signed(uint64_t g, int j) {
-    return (int)(int8_t)(uint8_t)((g >> (8 * j)) & 0xff);
-}
 /* sum over 8 values of grid * sign * q8 */
 static inline int dot8_signed(uint64_t g, unsigned signs, const int8_t *q8) {
     int s = 0;
     for (int j = 0; j < 8; j++)
-        s += grid8(g, j) * q8[j] * (signs & qr_iq_kmask[j] ? -1 : 1);
+        s += qr_iq_grid8(g, j) * q8[j] * (signs & qr_iq_kmask[j] ? -1 : 1);
     return s;
 }
 /* the same for two 4-byte grid entries (values 0..3 and 4..7) */
 static inline int dot4x2_signed(uint32_t g1, uint32_t g2, unsigned signs, const int8_t *q8) {
     int s = 0;
     for (int j = 0; j < 4; j++) {
-        s += grid4(g1, j) * q8[j] * (signs & qr_iq_kmask[j] ? -1 : 1);
-        s += grid4(g2, j) * q8[j + 4] * (signs & qr_iq_kmask[j + 4] ? -1 : 1);
+        s += qr_iq_grid4(g1, j) * q8[j] * (signs & qr_iq_kmask[j] ? -1 : 1);
+        s += qr_iq_grid4(g2, j) * q8[j + 4] * (signs & qr_iq_kmask[j + 4] ? -1 : 1);
     }
     return s;
 }
@@ -172,7 +162,7 @@ void qr_vec_dot_iq1_s(int64_t n, float *out, const void *vx, const void *vy) {
             for (int l = 0; l < 4; l++, q8 += 8) {
                 const uint64_t g = qr_iq1s_grid[qs[l] | (((qh >> (3 * l)) & 7) << 8)];
                 for (int j = 0; j < 8; j++)
-                    lsum += q8[j] * grid8_signed(g, j);
+                    lsum += q8[j] * qr_iq_grid8_signed(g, j);
             }
             sumi += ls * lsum;
             sumi_delta += ls * delta * (y[i].bsums[2 * ib] + y[i].bsums[2 * ib + 1]);
@@ -204,7 +194,7 @@ void qr_vec_dot_iq1_m(int64_t n, float *out, const void *vx, const void *vy) {
                 const uint64_t g = qr_iq1s_grid[qs[l] | ((h & 7) << 8)];
                 int lsum = 0, lsum_q8 = 0;
                 for (int j = 0; j < 8; j++) {
-                    lsum += q8[j] * grid8_signed(g, j);
+                    lsum += q8[j] * qr_iq_grid8_signed(g, j);
                     lsum_q8 += q8[j];
                 }
                 sum_grid[l / 2] += lsum;
