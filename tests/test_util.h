@@ -25,6 +25,21 @@ static inline char *qr_test_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+/* Deterministic test data: xorshift64 uniform in [-1, 1), one stream per test program, and rows
+ * with a spread of magnitudes (so block scales differ and some blocks are near zero). */
+#include <stdint.h>
+static uint64_t qr_test_rng_state = 0x9E3779B97F4A7C15ULL;
+static inline float qr_test_frand(void) {
+    qr_test_rng_state ^= qr_test_rng_state << 13;
+    qr_test_rng_state ^= qr_test_rng_state >> 7;
+    qr_test_rng_state ^= qr_test_rng_state << 17;
+    return (float)((double)(qr_test_rng_state >> 11) / (double)(1ULL << 53) * 2.0 - 1.0);
+}
+static inline void qr_test_fill_random(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        x[i] = qr_test_frand() * (i % 37 == 0 ? 4.0f : 1.0f) * (i % 97 < 5 ? 0.01f : 1.0f);
+}
+
 /* Replays every file of a fuzz corpus folder through `parse` (an exact-size copy of the file,
  * so a read past its end is caught by ASan): parse returns 1 when the input was accepted, 0
  * when it was refused with a message, -1 when it was refused without one. Returns the number

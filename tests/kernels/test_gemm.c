@@ -24,6 +24,7 @@
 #include "kernels/matmul.h"
 #include "tensor/tensor.h"
 #include "util/util.h"
+#include "test_util.h"
 
 /* |simd - reference| <= GEMM_REL_TOL * sum_i |w_i| |x_i| (w dequantized, x the float input).
  * Integer block sums are exact in both; what differs is the order of float additions of the
@@ -36,20 +37,6 @@ static const int weight_types[] = {QR_TYPE_F32,  QR_TYPE_F16,  QR_TYPE_BF16, QR_
                                    QR_TYPE_Q4_1, QR_TYPE_Q5_0, QR_TYPE_Q5_1, QR_TYPE_Q8_0,
                                    QR_TYPE_Q2_K, QR_TYPE_Q3_K, QR_TYPE_Q4_K, QR_TYPE_Q5_K,
                                    QR_TYPE_Q6_K};
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((double)(rng_state >> 11) / (double)(1ULL << 53) * 2.0 - 1.0);
-}
-
-static void fill_random(float *x, int64_t n) {
-    /* a spread of magnitudes, so block scales differ and some blocks are near zero */
-    for (int64_t i = 0; i < n; i++)
-        x[i] = frand() * (i % 37 == 0 ? 4.0f : 1.0f) * (i % 97 < 5 ? 0.01f : 1.0f);
-}
 
 /* One weight type, one set: nr rows x nt tokens of n columns; packed: through the set's
  * repacked layout (pack, gemm_packed), whose rows must also read back (packed_row) exactly as
@@ -68,8 +55,8 @@ static void check_gemm_as(const qr_kernels *set, int type, int64_t n, int64_t nr
     float *y = malloc((size_t)(nr * nt) * sizeof(float)),
           *y_ref = malloc((size_t)(nr * nt) * sizeof(float));
     assert_true(wf && wd && x && w && act && y && y_ref);
-    fill_random(wf, nr * n);
-    fill_random(x, nt * n);
+    qr_test_fill_random(wf, nr * n);
+    qr_test_fill_random(x, nt * n);
     for (int64_t r = 0; r < nr; r++) {
         tr->from_float(wf + r * n, w + (size_t)r * row_bytes, n);
         tr->to_float(w + (size_t)r * row_bytes, wd + r * n, n);
@@ -188,7 +175,7 @@ static void check_quant(const qr_kernels *set) {
     static float x[N];
     static char out[2][N * 2];
     for (int pattern = 0; pattern < 4; pattern++) {
-        fill_random(x, N);
+        qr_test_fill_random(x, N);
         if (pattern == 1) /* ties: amax 127 gives id 1, so halves stay halves */
             for (int i = 0; i < N; i++)
                 x[i] = i % 32 == 0 ? 127.0f : (float)((i * 7) % 255 - 127) + 0.5f * (i % 3 == 0);
@@ -221,7 +208,7 @@ static void check_f16(const qr_kernels *set) {
     enum { N = 203 };
     static float x[N], r0[N], r1[N];
     static uint16_t h0[N], h1[N];
-    fill_random(x, N);
+    qr_test_fill_random(x, N);
     for (int i = 0; i < N; i += 5) /* halfway between 1 + k/1024 and its successor */
         x[i] = 1.0f + ((float)(i % 1024) + 0.5f) / 1024.0f;
     x[3] = 1e-6f;    /* subnormal in f16 */
@@ -297,9 +284,9 @@ static void check_rows(const qr_kernels *set) {
     static uint16_t kh[ROWS * STRIDE];
     for (int64_t n = 1; n <= N; n += 37)
         for (int64_t rows = 1; rows <= ROWS; rows += 2) {
-            fill_random(q, n);
-            fill_random(kf, ROWS * STRIDE);
-            fill_random(a, rows);
+            qr_test_fill_random(q, n);
+            qr_test_fill_random(kf, ROWS * STRIDE);
+            qr_test_fill_random(a, rows);
             for (int64_t i = 0; i < ROWS * STRIDE; i++)
                 kh[i] = qr_fp32_to_fp16(kf[i]);
             for (int64_t i = 0; i < n; i++) /* as the forward pass rounds q */
@@ -354,9 +341,9 @@ static void check_heads(const qr_kernels *set) {
         for (int ng = 1; ng <= MAXH; ng++)
             for (int64_t rows = 1; rows <= ROWS; rows += 3) {
                 const int64_t n = sizes[si];
-                fill_random(q, ng * n);
-                fill_random(kf, ROWS * STRIDE);
-                fill_random(a, MAXH * SS);
+                qr_test_fill_random(q, ng * n);
+                qr_test_fill_random(kf, ROWS * STRIDE);
+                qr_test_fill_random(a, MAXH * SS);
                 for (int64_t i = 0; i < ROWS * STRIDE; i++)
                     kh[i] = qr_fp32_to_fp16(kf[i]);
                 for (int64_t i = 0; i < ng * n; i++)
@@ -412,9 +399,9 @@ static void check_iq4(const qr_kernels *set) {
                 float *wd = malloc((size_t)(nr * n) * sizeof(float));
                 assert_true(w && wd);
                 for (size_t i = 0; i < row_bytes * (size_t)nr; i++)
-                    w[i] = (unsigned char)(frand() * 128.0f + 128.0f);
+                    w[i] = (unsigned char)(qr_test_frand() * 128.0f + 128.0f);
                 for (int64_t b = 0; b < nblk; b++) { /* d first in both block types */
-                    const uint16_t d = qr_fp32_to_fp16(frand() * (b % 5 == 0 ? 0.001f : 0.05f));
+                    const uint16_t d = qr_fp32_to_fp16(qr_test_frand() * (b % 5 == 0 ? 0.001f : 0.05f));
                     memcpy(w + (size_t)b * bsize, &d, sizeof d);
                 }
                 for (int64_t r = 0; r < nr; r++)
@@ -426,7 +413,7 @@ static void check_iq4(const qr_kernels *set) {
                     float *y = malloc((size_t)(nr * nt) * sizeof(float));
                     float *y_ref = malloc((size_t)(nr * nt) * sizeof(float));
                     assert_true(x && act && y && y_ref);
-                    fill_random(x, nt * n);
+                    qr_test_fill_random(x, nt * n);
                     const size_t stride = qr_act_convert(type, x, n, nt, act);
                     set->gemm[type](n, w, row_bytes, act, stride, y, nr, nr, nt);
                     ref->gemm[type](n, w, row_bytes, act, stride, y_ref, nr, nr, nt);
@@ -491,8 +478,8 @@ static void test_scalar_is_reference(void **state) {
     assert_string_equal(ref->name, "scalar");
     enum { N = 512 };
     float x[N], wf[N], y = 0.0f, want = 0.0f;
-    fill_random(x, N);
-    fill_random(wf, N);
+    qr_test_fill_random(x, N);
+    qr_test_fill_random(wf, N);
     char w[N * 4], act[N * 4 + 1024];
     for (size_t ti = 0; ti < sizeof weight_types / sizeof weight_types[0]; ti++) {
         const int type = weight_types[ti];
@@ -541,8 +528,8 @@ static void test_matmul_rows_range(void **state) {
     char *w = malloc(rb * ROWS), *act = malloc(qr_act_bytes(type, N, TOKENS));
     float *y = malloc(sizeof(float) * ROWS * TOKENS);
     assert_true(wf && x && w && act && y);
-    fill_random(wf, N * ROWS);
-    fill_random(x, N * TOKENS);
+    qr_test_fill_random(wf, N * ROWS);
+    qr_test_fill_random(x, N * TOKENS);
     for (int r = 0; r < ROWS; r++)
         qr_type_traits_get(type)->from_float(wf + r * N, w + r * rb, N);
     size_t stride = qr_act_convert(type, x, N, TOKENS, act);

@@ -23,6 +23,7 @@
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "quarrel.h"
+#include "test_util.h"
 #include "tensor/tensor.h"
 
 /* |dot - exact| <= DOT_REL_TOL(n_blocks) * sum_i |w_i| |x_i|, w and x dequantised. The
@@ -49,20 +50,6 @@ static const struct {
 };
 #define N_IQ (sizeof iq_types / sizeof iq_types[0])
 #define N_TOKENS 3
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((double)(rng_state >> 11) / (double)(1ULL << 53) * 2.0 - 1.0);
-}
-
-/* a spread of magnitudes, so activation block scales differ and some are near zero */
-static void fill_random(float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        x[i] = frand() * (i % 37 == 0 ? 4.0f : 1.0f) * (i % 97 < 5 ? 0.01f : 1.0f);
-}
 
 static void test_traits(void **state) {
     (void)state;
@@ -101,7 +88,7 @@ static void test_dot_and_gemm(void **state) {
         float *y = malloc(sizeof(float) * (size_t)(nr * N_TOKENS));
         assert_true(wd && x && xd && act && dots && y);
         if (qr_dequantize(type, t->data, wd, n * nr) != QR_OK) fail_msg("%s", qr_last_error());
-        fill_random(x, n * N_TOKENS);
+        qr_test_fill_random(x, n * N_TOKENS);
         const size_t stride = qr_act_convert(type, x, n, N_TOKENS, act);
         for (int64_t tk = 0; tk < N_TOKENS; tk++)
             if (qr_dequantize(iq_types[k].act_type, act + (size_t)tk * stride, xd + tk * n, n))
