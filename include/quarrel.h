@@ -220,14 +220,24 @@ typedef struct qr_quantize_params {
     int n_threads;
     bool verbose;              /* per-tensor lines on stderr */
     bool pure;                 /* every weight matrix gets the file type's default type */
-    const qr_imatrix *imatrix; /* NULL: none; used by the iq4_nl and iq4_xs tensors */
+    const qr_imatrix *imatrix; /* NULL: none */
+    /* llama-quantize's --allow-requantize: quantized input tensors are dequantized and
+     * quantized again (refused otherwise) */
+    bool allow_requantize;
+    bool leave_output_tensor; /* --leave-output-tensor: output.weight keeps its type */
+    /* --output-tensor-type / --token-embedding-type: a tensor type name ("q8_0", "f16", any
+     * case) for output.weight / token_embd.weight, over the mix's rules; NULL: the rules */
+    const char *output_tensor_type;
+    const char *token_embedding_type;
 } qr_quantize_params;
 
-/* ftype: a tensor type name ("Q8_0", "Q4_K", "F16", ...) or one of llama.cpp's mixes ("Q2_K",
- * "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "IQ4_NL", "IQ4_XS"),
- * in any case. With params->imatrix, a tensor that has an entry and is quantized to a type
- * Quarrel has no importance path for (the k-quants, q4_0..q5_1) is refused
- * (QR_ERR_UNSUPPORTED), and an entry whose length is not ne0 x matrices is QR_ERR_FORMAT. */
+/* ftype: one of llama.cpp's file types ("Q8_0", "Q4_K_M", "IQ2_XXS", "MXFP4_MOE", "F32", ...;
+ * qr_quantize_file's error lists them) or a bare "Q3_K"/"Q4_K"/"Q5_K" (every weight matrix of
+ * that type), in any case, with llama-quantize's per-tensor rules. With params->imatrix each
+ * tensor uses the entry named as it (an entry whose length is not ne0 x matrices is
+ * QR_ERR_FORMAT, except for token_embd, which then goes without); a tensor that llama-quantize
+ * will not make without an importance (iq1_*, iq2_*, iq3_xxs, q2_K of Q2_K_S; not token_embd
+ * or output) and has none is refused before anything is written. */
 qr_status qr_quantize_file(const char *in_path, const char *out_path, const char *ftype,
                            const qr_quantize_params *params);
 

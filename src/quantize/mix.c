@@ -10,6 +10,7 @@
 
 /* llama.cpp's LLAMA_FTYPE_* values (include/llama.h) */
 enum {
+    FTYPE_ALL_F32 = 0,
     FTYPE_F16 = 1,
     FTYPE_Q4_0 = 2,
     FTYPE_Q4_1 = 3,
@@ -25,14 +26,31 @@ enum {
     FTYPE_Q5_K_S = 16,
     FTYPE_Q5_K_M = 17,
     FTYPE_Q6_K = 18,
+    FTYPE_IQ2_XXS = 19,
+    FTYPE_IQ2_XS = 20,
+    FTYPE_Q2_K_S = 21,
+    FTYPE_IQ3_XS = 22,
+    FTYPE_IQ3_XXS = 23,
+    FTYPE_IQ1_S = 24,
     FTYPE_IQ4_NL = 25,
+    FTYPE_IQ3_S = 26,
+    FTYPE_IQ3_M = 27,
+    FTYPE_IQ2_S = 28,
+    FTYPE_IQ2_M = 29,
     FTYPE_IQ4_XS = 30,
+    FTYPE_IQ1_M = 31,
     FTYPE_BF16 = 32,
+    FTYPE_TQ1_0 = 36,
+    FTYPE_TQ2_0 = 37,
+    FTYPE_MXFP4_MOE = 38,
 };
 
 /* Bare Q3_K/Q4_K/Q5_K are no llama.cpp ftype: every weight matrix gets that type (as
- * llama-quantize --pure) and the file says Q3_K_S/Q4_K_S/Q5_K_S, the closest mix. */
+ * llama-quantize --pure) and the file says Q3_K_S/Q4_K_S/Q5_K_S, the closest mix. The default
+ * types are llama.cpp's llama_ftype_get_default_type (IQ2_S is mostly iq2_xs, IQ2_M iq2_s,
+ * IQ3_XS and IQ3_M iq3_s). */
 static const qr_quant_ftype ftypes[] = {
+    {"F32", FTYPE_ALL_F32, QR_TYPE_F32, QR_MIX_NONE},
     {"F16", FTYPE_F16, QR_TYPE_F16, QR_MIX_NONE},
     {"BF16", FTYPE_BF16, QR_TYPE_BF16, QR_MIX_NONE},
     {"Q8_0", FTYPE_Q8_0, QR_TYPE_Q8_0, QR_MIX_NONE},
@@ -45,6 +63,7 @@ static const qr_quant_ftype ftypes[] = {
     {"Q4_K", FTYPE_Q4_K_S, QR_TYPE_Q4_K, QR_MIX_PURE},
     {"Q5_K", FTYPE_Q5_K_S, QR_TYPE_Q5_K, QR_MIX_PURE},
     {"Q2_K", FTYPE_Q2_K, QR_TYPE_Q2_K, QR_MIX_Q2_K},
+    {"Q2_K_S", FTYPE_Q2_K_S, QR_TYPE_Q2_K, QR_MIX_Q2_K_S},
     {"Q3_K_S", FTYPE_Q3_K_S, QR_TYPE_Q3_K, QR_MIX_Q3_K_S},
     {"Q3_K_M", FTYPE_Q3_K_M, QR_TYPE_Q3_K, QR_MIX_Q3_K_M},
     {"Q3_K_L", FTYPE_Q3_K_L, QR_TYPE_Q3_K, QR_MIX_Q3_K_L},
@@ -52,8 +71,21 @@ static const qr_quant_ftype ftypes[] = {
     {"Q4_K_M", FTYPE_Q4_K_M, QR_TYPE_Q4_K, QR_MIX_Q4_K_M},
     {"Q5_K_S", FTYPE_Q5_K_S, QR_TYPE_Q5_K, QR_MIX_Q5_K_S},
     {"Q5_K_M", FTYPE_Q5_K_M, QR_TYPE_Q5_K, QR_MIX_Q5_K_M},
+    {"IQ1_S", FTYPE_IQ1_S, QR_TYPE_IQ1_S, QR_MIX_IQ1_S},
+    {"IQ1_M", FTYPE_IQ1_M, QR_TYPE_IQ1_M, QR_MIX_IQ1_M},
+    {"IQ2_XXS", FTYPE_IQ2_XXS, QR_TYPE_IQ2_XXS, QR_MIX_IQ2_XXS},
+    {"IQ2_XS", FTYPE_IQ2_XS, QR_TYPE_IQ2_XS, QR_MIX_IQ2_XS},
+    {"IQ2_S", FTYPE_IQ2_S, QR_TYPE_IQ2_XS, QR_MIX_IQ2_S},
+    {"IQ2_M", FTYPE_IQ2_M, QR_TYPE_IQ2_S, QR_MIX_IQ2_M},
+    {"IQ3_XXS", FTYPE_IQ3_XXS, QR_TYPE_IQ3_XXS, QR_MIX_IQ3_XXS},
+    {"IQ3_XS", FTYPE_IQ3_XS, QR_TYPE_IQ3_S, QR_MIX_IQ3_XS},
+    {"IQ3_S", FTYPE_IQ3_S, QR_TYPE_IQ3_S, QR_MIX_IQ3_S},
+    {"IQ3_M", FTYPE_IQ3_M, QR_TYPE_IQ3_S, QR_MIX_IQ3_M},
     {"IQ4_NL", FTYPE_IQ4_NL, QR_TYPE_IQ4_NL, QR_MIX_IQ4_NL},
     {"IQ4_XS", FTYPE_IQ4_XS, QR_TYPE_IQ4_XS, QR_MIX_IQ4_XS},
+    {"TQ1_0", FTYPE_TQ1_0, QR_TYPE_TQ1_0, QR_MIX_TQ1_0},
+    {"TQ2_0", FTYPE_TQ2_0, QR_TYPE_TQ2_0, QR_MIX_TQ2_0},
+    {"MXFP4_MOE", FTYPE_MXFP4_MOE, QR_TYPE_MXFP4, QR_MIX_MXFP4_MOE},
 };
 
 const qr_quant_ftype *qr_quant_ftype_find(const char *name) {
@@ -64,8 +96,10 @@ const qr_quant_ftype *qr_quant_ftype_find(const char *name) {
 }
 
 const char *qr_quant_ftype_names(void) {
-    return "F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q6_K, Q3_K, Q4_K, Q5_K (pure), "
-           "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, IQ4_NL, IQ4_XS (mixes)";
+    return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q6_K, Q3_K, Q4_K, Q5_K (pure), "
+           "Q2_K, Q2_K_S, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, IQ1_S, IQ1_M, "
+           "IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M, IQ3_XXS, IQ3_XS, IQ3_S, IQ3_M, IQ4_NL, IQ4_XS, TQ1_0, "
+           "TQ2_0, MXFP4_MOE (mixes)";
 }
 
 static int layer_of(const char *name) {
@@ -196,6 +230,75 @@ static int rule_layer(const qr_quant_model *m, int counter, const char *name) {
     return layer >= 0 && layer < m->n_layer ? layer : -1;
 }
 
+/* The IQ2/IQ1 mixes, which llama.cpp treats as one group before its ordinary rules. */
+static bool is_iq2_iq1(qr_mix mix) {
+    return mix == QR_MIX_IQ2_XXS || mix == QR_MIX_IQ2_XS || mix == QR_MIX_IQ2_S ||
+           mix == QR_MIX_IQ2_M || mix == QR_MIX_IQ1_S || mix == QR_MIX_IQ1_M;
+}
+
+static qr_status no_layer_error(const qr_quant_model *m, const qr_quant_tensor *t) {
+    return qr_error(QR_ERR_FORMAT, "tensor '%s': no layer number in [0, %d) in its name",
+                    t->name, m->n_layer);
+}
+
+/* output.weight, and token_embd when it doubles as the output */
+static int output_type(const qr_quant_ftype *ft, const qr_quant_model *m,
+                       const qr_quant_tensor *t, int nt) {
+    const qr_mix mix = ft->mix;
+    if (m->set_output_type) return m->output_type;
+    if (mix == QR_MIX_MXFP4_MOE) return QR_TYPE_Q8_0;
+    if ((m->arch && !strcmp(m->arch, "falcon")) || t->ne[0] % qr_type_block_size(nt) != 0)
+        return QR_TYPE_Q8_0;
+    if (is_iq2_iq1(mix) || mix == QR_MIX_IQ3_XXS) return QR_TYPE_Q5_K;
+    return nt != QR_TYPE_Q8_0 ? QR_TYPE_Q6_K : nt;
+}
+
+/* an untied token_embd: only the IQ1/IQ2/IQ3_XXS and ternary mixes change it */
+static int token_embd_type(qr_mix mix, int nt) {
+    switch (mix) {
+    case QR_MIX_IQ2_XXS:
+    case QR_MIX_IQ2_XS:
+    case QR_MIX_IQ1_S:
+    case QR_MIX_IQ1_M:
+        return QR_TYPE_Q2_K;
+    case QR_MIX_IQ2_S:
+    case QR_MIX_IQ2_M:
+    case QR_MIX_IQ3_XXS:
+        return QR_TYPE_IQ3_S;
+    case QR_MIX_TQ1_0:
+    case QR_MIX_TQ2_0:
+        return QR_TYPE_Q4_K;
+    default:
+        return nt;
+    }
+}
+
+/* The IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M, IQ1_S and IQ1_M rules for the other tensors. */
+static int iq2_iq1_type(qr_mix mix, const qr_quant_model *m, counters *c, category cat, int nt) {
+    const int n_gqa = m->n_head_kv > 0 ? m->n_head / m->n_head_kv : 0;
+    const bool iq2_sm = mix == QR_MIX_IQ2_S || mix == QR_MIX_IQ2_M;
+    if (cat == CAT_ATTN_V) {
+        nt = n_gqa >= 4 || m->n_expert >= 4 ? QR_TYPE_Q4_K
+             : iq2_sm                       ? QR_TYPE_IQ3_S
+                                            : QR_TYPE_Q2_K;
+        c->i_attn_v++;
+    } else if (cat == CAT_ATTN_K && m->n_expert == 8) {
+        nt = QR_TYPE_Q4_K;
+    } else if (cat == CAT_FFN_DOWN) {
+        /* by the running count, even with experts */
+        if (c->i_ffn_down < m->n_layer / 8) nt = iq2_sm ? QR_TYPE_IQ3_S : QR_TYPE_Q2_K;
+        c->i_ffn_down++;
+    } else if (cat == CAT_ATTN_OUTPUT) {
+        if (m->n_expert == 8)
+            nt = QR_TYPE_Q5_K;
+        else if (mix == QR_MIX_IQ1_S || mix == QR_MIX_IQ1_M)
+            nt = QR_TYPE_IQ2_XXS;
+        else if (iq2_sm)
+            nt = QR_TYPE_IQ3_S;
+    }
+    return nt;
+}
+
 static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, counters *c,
                           const qr_quant_tensor *t, category cat, int *type) {
     const qr_mix mix = ft->mix;
@@ -204,15 +307,24 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
     const bool iq4 = mix == QR_MIX_IQ4_NL || mix == QR_MIX_IQ4_XS;
     int nt = *type;
     if (cat == CAT_OUTPUT || (c->tied && cat == CAT_TOKEN_EMBD)) {
-        if (falcon || t->ne[0] % qr_type_block_size(nt) != 0)
-            nt = QR_TYPE_Q8_0;
-        else if (nt != QR_TYPE_Q8_0)
-            nt = QR_TYPE_Q6_K;
+        nt = output_type(ft, m, t, nt);
+    } else if (mix == QR_MIX_MXFP4_MOE) {
+        nt = t->ne[2] > 1 ? QR_TYPE_MXFP4 : QR_TYPE_Q8_0; /* experts mxfp4, the rest q8_0 */
     } else if (cat == CAT_TOKEN_EMBD) {
-        /* only the IQ and ternary ftypes change an untied token_embd */
+        nt = m->set_token_embd_type ? m->token_embd_type : token_embd_type(mix, nt);
+    } else if (is_iq2_iq1(mix)) {
+        nt = iq2_iq1_type(mix, m, c, cat, nt);
     } else if (cat == CAT_ATTN_V) {
         if (mix == QR_MIX_Q2_K)
             nt = n_gqa >= 4 ? QR_TYPE_Q4_K : QR_TYPE_Q3_K;
+        else if (mix == QR_MIX_Q2_K_S && n_gqa >= 4)
+            nt = QR_TYPE_Q4_K;
+        else if (mix == QR_MIX_IQ3_XXS)
+            nt = n_gqa >= 4 ? QR_TYPE_Q4_K : !m->has_imatrix ? QR_TYPE_IQ3_S : QR_TYPE_IQ3_XXS;
+        else if ((mix == QR_MIX_IQ3_XS || mix == QR_MIX_IQ3_S) && n_gqa >= 4)
+            nt = QR_TYPE_Q4_K;
+        else if (mix == QR_MIX_IQ3_M)
+            nt = QR_TYPE_Q4_K;
         else if (mix == QR_MIX_Q3_K_M)
             nt = c->i_attn_v < 2 ? QR_TYPE_Q5_K : QR_TYPE_Q4_K;
         else if (mix == QR_MIX_Q3_K_L)
@@ -227,19 +339,28 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
         if (is_70b(m) && (nt == QR_TYPE_Q3_K || nt == QR_TYPE_Q4_K)) nt = QR_TYPE_Q5_K;
         if (m->n_expert == 8) nt = QR_TYPE_Q8_0;
         c->i_attn_v++;
-    } else if (cat == CAT_ATTN_K) {
-        if (m->n_expert == 8) nt = QR_TYPE_Q8_0;
+    } else if (cat == CAT_ATTN_K || cat == CAT_ATTN_Q) {
+        if (cat == CAT_ATTN_K && m->n_expert == 8)
+            nt = QR_TYPE_Q8_0;
+        else if (mix == QR_MIX_IQ3_XS)
+            nt = QR_TYPE_IQ3_XXS;
+        else if (mix == QR_MIX_IQ3_XXS)
+            nt = QR_TYPE_IQ2_S;
     } else if (cat == CAT_FFN_DOWN) {
         const int i = rule_layer(m, c->i_ffn_down, t->name), n = m->n_layer;
-        if (i < 0)
-            return qr_error(QR_ERR_FORMAT, "tensor '%s': no layer number in [0, %d) in its name",
-                            t->name, n);
+        if (i < 0) return no_layer_error(m, t);
         if (mix == QR_MIX_Q2_K)
             nt = QR_TYPE_Q3_K;
+        else if (mix == QR_MIX_Q2_K_S) {
+            if (i < n / 8) nt = QR_TYPE_Q4_K;
+        } else if (mix == QR_MIX_IQ3_XXS && !m->has_imatrix)
+            nt = i < n / 8 ? QR_TYPE_Q4_K : QR_TYPE_Q3_K;
         else if (mix == QR_MIX_Q3_K_M)
             nt = i < n / 16                       ? QR_TYPE_Q5_K
                  : !falcon || use_more_bits(i, n) ? QR_TYPE_Q4_K
                                                   : QR_TYPE_Q3_K;
+        else if (mix == QR_MIX_IQ3_M && (i < n / 8 || (m->n_expert == 8 && use_more_bits(i, n))))
+            nt = QR_TYPE_Q4_K;
         else if (mix == QR_MIX_Q3_K_L)
             nt = falcon ? QR_TYPE_Q4_K : QR_TYPE_Q5_K;
         else if (mix == QR_MIX_Q4_K_M) {
@@ -253,27 +374,35 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
             nt = QR_TYPE_Q6_K;
         else if (mix == QR_MIX_Q4_K_S && !falcon && i < n / 8)
             nt = QR_TYPE_Q5_K;
+        else if (mix == QR_MIX_NONE &&
+                 (ft->default_type == QR_TYPE_Q4_0 || ft->default_type == QR_TYPE_Q5_0) &&
+                 m->has_imatrix && i < n / 8)
+            /* llama.cpp's guard for the first ffn_down layers of Q4_0/Q5_0 with an importance */
+            nt = ft->default_type == QR_TYPE_Q4_0 ? QR_TYPE_Q4_1 : QR_TYPE_Q5_1;
         c->i_ffn_down++;
     } else if (cat == CAT_ATTN_OUTPUT) {
         if (falcon) {
             if (mix == QR_MIX_Q3_K_L) nt = QR_TYPE_Q4_K;
         } else if (m->n_expert == 8) {
-            if (mix == QR_MIX_Q2_K || mix == QR_MIX_Q3_K_S || mix == QR_MIX_Q3_K_M ||
-                mix == QR_MIX_Q4_K_S || mix == QR_MIX_Q4_K_M || iq4)
+            if (mix == QR_MIX_Q2_K || mix == QR_MIX_IQ3_XS || mix == QR_MIX_IQ3_XXS ||
+                mix == QR_MIX_Q3_K_S || mix == QR_MIX_Q3_K_M || mix == QR_MIX_Q4_K_S ||
+                mix == QR_MIX_Q4_K_M || mix == QR_MIX_IQ3_S || mix == QR_MIX_IQ3_M || iq4)
                 nt = QR_TYPE_Q5_K;
         } else if (mix == QR_MIX_Q2_K) {
             nt = QR_TYPE_Q3_K;
-        } else if (mix == QR_MIX_Q3_K_M) {
+        } else if (mix == QR_MIX_IQ3_XXS) {
+            nt = QR_TYPE_IQ3_S;
+        } else if (mix == QR_MIX_Q3_K_M || mix == QR_MIX_IQ3_M) {
             nt = QR_TYPE_Q4_K;
         } else if (mix == QR_MIX_Q3_K_L) {
             nt = QR_TYPE_Q5_K;
         }
     } else if (cat == CAT_FFN_GATE || cat == CAT_FFN_UP) {
         int *counter = cat == CAT_FFN_GATE ? &c->i_ffn_gate : &c->i_ffn_up;
-        if (rule_layer(m, *counter, t->name) < 0)
-            return qr_error(QR_ERR_FORMAT, "tensor '%s': no layer number in [0, %d) in its name",
-                            t->name, m->n_layer);
-        (*counter)++; /* only the IQ3_XS mix changes these */
+        const int i = rule_layer(m, *counter, t->name), n = m->n_layer;
+        if (i < 0) return no_layer_error(m, t);
+        if (mix == QR_MIX_IQ3_XS && i >= n / 8 && i < 7 * n / 8) nt = QR_TYPE_IQ3_XXS;
+        (*counter)++;
     }
     *type = nt;
     return QR_OK;
@@ -287,8 +416,20 @@ static int fallback_type(int64_t ncols, int type, bool *fell_back) {
     *fell_back = true;
     int nt = type;
     switch (type) {
+    case QR_TYPE_IQ1_S:
+    case QR_TYPE_IQ1_M:
+    case QR_TYPE_IQ2_XXS:
+    case QR_TYPE_IQ2_XS:
+    case QR_TYPE_IQ2_S:
+    case QR_TYPE_IQ3_XXS:
+    case QR_TYPE_IQ3_S:
+    case QR_TYPE_IQ4_XS:
+        nt = QR_TYPE_IQ4_NL;
+        break;
     case QR_TYPE_Q2_K:
     case QR_TYPE_Q3_K:
+    case QR_TYPE_TQ1_0:
+    case QR_TYPE_TQ2_0:
         nt = QR_TYPE_Q4_0;
         break;
     case QR_TYPE_Q4_K:
@@ -300,14 +441,31 @@ static int fallback_type(int64_t ncols, int type, bool *fell_back) {
     case QR_TYPE_Q6_K:
         nt = QR_TYPE_Q8_0;
         break;
-    case QR_TYPE_IQ4_XS:
-        nt = QR_TYPE_IQ4_NL;
-        break;
     default:
         break; /* already a 32-block type: only f16 is left */
     }
     if (ncols % qr_type_block_size(nt) != 0) nt = QR_TYPE_F16;
     return nt;
+}
+
+bool qr_quant_requires_imatrix(const qr_quant_ftype *ft, const char *name, int type) {
+    const category cat = category_of(name);
+    if (cat == CAT_OUTPUT || !strcmp(name, "token_embd.weight") ||
+        !strcmp(name, "per_layer_token_embd.weight"))
+        return false;
+    switch (type) {
+    case QR_TYPE_IQ3_XXS:
+    case QR_TYPE_IQ2_XXS:
+    case QR_TYPE_IQ2_XS:
+    case QR_TYPE_IQ2_S:
+    case QR_TYPE_IQ1_M:
+    case QR_TYPE_IQ1_S:
+        return true;
+    case QR_TYPE_Q2_K:
+        return ft->mix == QR_MIX_Q2_K_S; /* the one k-quant case */
+    default:
+        return false;
+    }
 }
 
 qr_status qr_quant_choose_types(const qr_quant_ftype *ft, const qr_quant_model *model,
@@ -325,10 +483,21 @@ qr_status qr_quant_choose_types(const qr_quant_ftype *ft, const qr_quant_model *
         const qr_quant_tensor *t = &tensors[i];
         out_types[i] = t->type;
         if (!allows_quantization(t->name, t->ne)) continue;
+        const category cat = category_of(t->name);
+        if (cat == CAT_OUTPUT && model->keep_output) continue;
+        /* the user's types for these two win over everything, fallbacks included */
+        if (cat == CAT_TOKEN_EMBD && model->set_token_embd_type) {
+            out_types[i] = model->token_embd_type;
+            continue;
+        }
+        if (cat == CAT_OUTPUT && model->set_output_type) {
+            out_types[i] = model->output_type;
+            continue;
+        }
         int type = ft->default_type;
         if (quantized) {
             if (ft->mix != QR_MIX_PURE) {
-                qr_status st = mix_type(ft, model, &c, t, category_of(t->name), &type);
+                qr_status st = mix_type(ft, model, &c, t, cat, &type);
                 if (st) return st;
             }
             bool fell_back;

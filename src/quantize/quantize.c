@@ -5,13 +5,14 @@
  *
  * Inputs: F32, F16 and BF16 tensors are converted; a tensor that keeps its type is copied as
  * is (whatever its type). Re-quantizing an already quantized tensor to another type is refused
- * (llama-quantize also refuses unless --allow-requantize: errors compound). Weights that are
- * NaN or infinite are refused, naming the tensor and the element.
+ * unless params->allow_requantize (as llama-quantize: errors compound); then it is dequantized
+ * first, which is also how file type F32 (llama.cpp's ALL_F32) turns a quantized model back
+ * into floats. Weights that are NaN or infinite are refused, naming the tensor and the element.
  *
- * With an importance matrix (params->imatrix) the entry named as the tensor is used for the
- * types that Quarrel quantizes with an importance (iq4_nl, iq4_xs), ignored by the types ggml
- * also quantizes without one (f16, bf16, q8_0), and a tensor of another type with an entry is
- * refused rather than quantized as if there were none.
+ * With an importance matrix (params->imatrix) the entry named as the tensor goes to the row
+ * quantizer, which uses it where ggml does (every quantized type but q8_0 and the ternary and
+ * mxfp4 ones). Tensors that llama-quantize will not make without an importance are refused
+ * before anything is written, as are the ones the row quantizer would refuse.
  *
  * Memory: the quantized tensors are held until the file is written (the GGUF writer takes
  * the data at the end); copied tensors are read from the input's mapping. */
@@ -76,12 +77,11 @@ static void *quantize_worker(void *arg) {
                 }
             }
             uint8_t *dst = job->dst + (size_t)r * job->dst_row_bytes;
-            const qr_status st =
+            const float *importance =
                 job->imatrix
-                    ? qr_quantize_rows(job->type, row, dst, 1, ne0,
-                                       job->imatrix +
-                                           (r / job->rows_per_matrix % job->n_matrices) * ne0)
-                    : qr_quantize(job->type, row, dst, ne0);
+                    ? job->imatrix + (r / job->rows_per_matrix % job->n_matrices) * ne0
+                    : NULL;
+            const qr_status st = qr_quantize_rows(job->type, row, dst, 1, ne0, importance);
             if (st != QR_OK) {
                 atomic_store(&job->failed, 1);
                 break;
@@ -191,30 +191,76 @@ static qr_status read_model_info(const qr_gguf *g, const qr_quant_ftype *ft, qr_
     return QR_OK;
 }
 
-/* The importance entry of a tensor quantized to type, in *out (NULL if none applies). */
+/* The importance entry of a tensor quantized to type, in *out (NULL if none applies). As
+ * llama-quantize: an entry of the wrong length is an error (an importance matrix of another
+ * model), except for token_embd, which then goes without. */
 static qr_status find_importance(const qr_imatrix *im, const qr_gguf_tensor *t, int type,
                                  const float **out) {
     *out = NULL;
     int64_t n;
     const float *v = im ? qr_imatrix_find(im, t->name, &n) : NULL;
     if (!v || type == t->type) return QR_OK;
-    if (type == QR_TYPE_F32 || type == QR_TYPE_F16 || type == QR_TYPE_BF16 || type == QR_TYPE_Q8_0)
-        return QR_OK; /* ggml quantizes these without looking at an importance */
-    if (type != QR_TYPE_IQ4_NL && type != QR_TYPE_IQ4_XS)
-        return qr_error(QR_ERR_UNSUPPORTED,
-                        "tensor '%s' would be %s and the importance matrix has an entry for it, "
-                        "but Quarrel quantizes only iq4_nl and iq4_xs with an importance (not "
-                        "%s yet); quantizing it without would silently differ from "
-                        "llama-quantize --imatrix: use --pure with IQ4_NL or IQ4_XS, or no "
-                        "--imatrix",
-                        t->name, qr_type_name(type), qr_type_name(type));
-    if (n != t->ne[0] * t->ne[2])
+    if (n != t->ne[0] * t->ne[2]) {
+        if (!strcmp(t->name, "token_embd.weight") || !strcmp(t->name, "per_layer_token_embd.weight"))
+            return QR_OK;
         return qr_error(QR_ERR_FORMAT,
                         "tensor '%s' [%lld, %lld, %lld]: its importance has %lld values, not "
                         "%lld (ne0 x matrices): an importance matrix of another model?",
                         t->name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                         (long long)n, (long long)(t->ne[0] * t->ne[2]));
+    }
     *out = v;
+    return QR_OK;
+}
+
+static bool is_float_type(int type) {
+    return type == QR_TYPE_F32 || type == QR_TYPE_F16 || type == QR_TYPE_BF16;
+}
+
+/* Everything llama-quantize checks before it writes: re-quantizing, missing importance, and
+ * (Quarrel's own) whether the row quantizer takes this type with or without the importance
+ * at hand, probed on a zero row so its message names the problem. */
+static qr_status check_tensor(const qr_quant_ftype *ft, const qr_quantize_params *params,
+                              const qr_gguf_tensor *t, int type, const float *importance) {
+    if (type == t->type) return QR_OK;
+    if (!is_float_type(t->type) && !(params && params->allow_requantize))
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "tensor '%s' is already %s: re-quantizing to %s is refused without "
+                        "--allow-requantize (errors compound; quantize from the F32, F16 or "
+                        "BF16 model if you have it)",
+                        t->name, qr_type_name(t->type) ? qr_type_name(t->type) : "quantized",
+                        qr_type_name(type));
+    if (!importance && qr_quant_requires_imatrix(ft, t->name, type))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "tensor '%s' would be %s, a very low-bit type that llama-quantize "
+                        "refuses to make without an importance matrix (the result would be "
+                        "garbage): %s",
+                        t->name, qr_type_name(type),
+                        params && params->imatrix
+                            ? "the importance matrix has no entry for it"
+                            : "give one with --imatrix FILE (quarrel imatrix makes it)");
+    const int64_t ne0 = t->ne[0];
+    const size_t row_bytes = qr_type_row_bytes(type, ne0);
+    float *zeros = calloc((size_t)(ne0 > 0 ? ne0 : 1), sizeof *zeros);
+    uint8_t *scratch = malloc(row_bytes ? row_bytes : 1);
+    qr_status st = zeros && scratch ? qr_quantize_rows(type, zeros, scratch, 1, ne0, importance)
+                                    : qr_error(QR_ERR_NOMEM, "out of memory");
+    free(zeros);
+    free(scratch);
+    if (st) qr_error_prefix("tensor '%s'", t->name);
+    return st;
+}
+
+/* A tensor type name for --output-tensor-type / --token-embedding-type, if given. */
+static qr_status user_type(const char *name, const char *option, bool *set, int *out) {
+    *set = name != NULL;
+    if (!name) return QR_OK;
+    *out = qr_type_from_name(name);
+    if (*out < 0 || !qr_type_traits_get(*out)->from_float)
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "%s: '%s' is not a tensor type Quarrel can write (f32, f16, bf16, q8_0, "
+                        "q4_0, q4_1, q5_0, q5_1, q2_K ... q6_K, iq4_nl, iq4_xs, iq3_s, ...)",
+                        option, name);
     return QR_OK;
 }
 
@@ -236,6 +282,13 @@ static qr_status quantize_file(state *s, const char *in_path, const char *out_pa
         return st;
     }
     model.has_imatrix = imatrix != NULL;
+    model.keep_output = params && params->leave_output_tensor;
+    st = user_type(params ? params->output_tensor_type : NULL, "--output-tensor-type",
+                   &model.set_output_type, &model.output_type);
+    if (!st)
+        st = user_type(params ? params->token_embedding_type : NULL, "--token-embedding-type",
+                       &model.set_token_embd_type, &model.token_embd_type);
+    if (st) return st;
 
     s->n = qr_gguf_n_tensors(s->in);
     const size_t n = (size_t)s->n;
@@ -260,6 +313,7 @@ static qr_status quantize_file(state *s, const char *in_path, const char *out_pa
     for (size_t i = 0; i < n; i++) { /* refuse before quantizing anything */
         const float *importance;
         st = find_importance(imatrix, s->order[i], s->types[i], &importance);
+        if (!st) st = check_tensor(ft, params, s->order[i], s->types[i], importance);
         if (st) return st;
     }
 
@@ -291,15 +345,6 @@ static qr_status quantize_file(state *s, const char *in_path, const char *out_pa
         const void *data = t->data;
         size_t nbytes = t->nbytes;
         if (type != t->type) {
-            const qr_type_traits *from = qr_type_traits_get(t->type);
-            if (t->type != QR_TYPE_F32 && t->type != QR_TYPE_F16 && t->type != QR_TYPE_BF16) {
-                if (verbose) fprintf(stderr, "\n");
-                return qr_error(QR_ERR_UNSUPPORTED,
-                                "tensor '%s' is already %s: re-quantizing to %s is not "
-                                "supported; quantize from the F32, F16 or BF16 model",
-                                t->name, from ? from->name : "of an unknown type",
-                                qr_type_name(type));
-            }
             const int64_t ne0 = t->ne[0];
             const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
             tensor_job job = {.t = t, .type = type, .n_rows = rows};
@@ -351,24 +396,6 @@ static qr_status quantize_file(state *s, const char *in_path, const char *out_pa
     return st;
 }
 
-/* llama-quantize's file types whose main tensor type Quarrel reads but has no quantizer for
- * yet (llama.cpp's llama_model_quantize_impl): the main type, or -1 for any other name */
-static int not_yet_ftype_type(const char *ftype) {
-    static const struct {
-        const char *name;
-        int type;
-    } not_yet[] = {
-        {"IQ2_XXS", QR_TYPE_IQ2_XXS}, {"IQ2_XS", QR_TYPE_IQ2_XS},   {"IQ2_S", QR_TYPE_IQ2_XS},
-        {"IQ2_M", QR_TYPE_IQ2_S},     {"IQ3_XXS", QR_TYPE_IQ3_XXS}, {"IQ3_XS", QR_TYPE_IQ3_S},
-        {"IQ3_S", QR_TYPE_IQ3_S},     {"IQ3_M", QR_TYPE_IQ3_S},     {"IQ1_S", QR_TYPE_IQ1_S},
-        {"IQ1_M", QR_TYPE_IQ1_M},     {"TQ1_0", QR_TYPE_TQ1_0},     {"TQ2_0", QR_TYPE_TQ2_0},
-        {"MXFP4_MOE", QR_TYPE_MXFP4},
-    };
-    for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++)
-        if (!strcasecmp(not_yet[i].name, ftype)) return not_yet[i].type;
-    return -1;
-}
-
 qr_status qr_quantize_file(const char *in_path, const char *out_path, const char *ftype,
                            const qr_quantize_params *params) {
     if (!in_path || !out_path || !ftype)
@@ -377,24 +404,9 @@ qr_status qr_quantize_file(const char *in_path, const char *out_path, const char
                         : !out_path ? "output path"
                                     : "file type");
     const qr_quant_ftype *ft = qr_quant_ftype_find(ftype);
-    if (!ft) {
-        const int main_type = not_yet_ftype_type(ftype);
-        /* tq1_0, tq2_0 and mxfp4 tensors can be made one by one
-         * (qr_quantize_rows), but not yet llama.cpp's per-tensor choices for their files */
-        if (main_type >= 0 && qr_type_traits_get(main_type)->from_float)
-            return qr_error(QR_ERR_UNSUPPORTED,
-                            "file type '%s' is not supported yet: Quarrel quantizes single %s "
-                            "tensors but not yet llama.cpp's %s file (known: %s)",
-                            ftype, qr_type_name(main_type), ftype, qr_quant_ftype_names());
-        if (main_type >= 0)
-            return qr_error(QR_ERR_UNSUPPORTED,
-                            "file type '%s' is not supported yet: Quarrel reads %s tensors but "
-                            "cannot quantize to %s (known: %s)",
-                            ftype, qr_type_name(main_type), qr_type_name(main_type),
-                            qr_quant_ftype_names());
+    if (!ft)
         return qr_error(QR_ERR_INVALID_ARG, "unknown file type '%s' (known: %s)", ftype,
                         qr_quant_ftype_names());
-    }
     state s = {0};
     qr_status st = quantize_file(&s, in_path, out_path, ft, params);
     state_free(&s);

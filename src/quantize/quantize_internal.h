@@ -22,6 +22,20 @@ typedef enum qr_mix {
     QR_MIX_Q5_K_M, /* Q5_K_M */
     QR_MIX_IQ4_NL, /* IQ4_NL */
     QR_MIX_IQ4_XS, /* IQ4_XS */
+    QR_MIX_Q2_K_S, /* Q2_K_S */
+    QR_MIX_IQ2_XXS,
+    QR_MIX_IQ2_XS,
+    QR_MIX_IQ2_S, /* mostly iq2_xs */
+    QR_MIX_IQ2_M, /* mostly iq2_s */
+    QR_MIX_IQ3_XXS,
+    QR_MIX_IQ3_XS, /* mostly iq3_s, iq3_xxs in the middle layers' ffn_gate/up */
+    QR_MIX_IQ3_S,
+    QR_MIX_IQ3_M,
+    QR_MIX_IQ1_S,
+    QR_MIX_IQ1_M,
+    QR_MIX_TQ1_0,
+    QR_MIX_TQ2_0,
+    QR_MIX_MXFP4_MOE, /* mxfp4 experts, q8_0 elsewhere */
 } qr_mix;
 
 typedef struct qr_quant_ftype {
@@ -41,6 +55,10 @@ typedef struct qr_quant_model {
     const char *arch; /* general.architecture */
     int n_layer, n_head, n_head_kv, n_expert;
     bool has_imatrix; /* quantizing with an importance matrix (llama.cpp's qs.has_imatrix) */
+    /* llama-quantize's --output-tensor-type / --token-embedding-type (a qr_type, used where
+     * the flag beside it is set) and --leave-output-tensor (output.weight keeps its type) */
+    bool set_output_type, set_token_embd_type, keep_output;
+    int output_type, token_embd_type;
 } qr_quant_model;
 
 typedef struct qr_quant_tensor {
@@ -53,13 +71,18 @@ typedef struct qr_quant_tensor {
  * then by layer number, then by name. The per-layer counters of the rules depend on it. */
 int qr_quant_tensor_cmp(const char *a, const char *b);
 
+/* llama.cpp's tensor_requires_imatrix: a tensor (not token_embd or output) that becomes
+ * iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s or iq3_xxs, or q2_K in a Q2_K_S file, is not
+ * quantized without an importance matrix ("the result will be garbage"). */
+bool qr_quant_requires_imatrix(const qr_quant_ftype *ft, const char *name, int type);
+
 /* Choose the type of each tensor, visited in the order given (use qr_quant_tensor_cmp order),
  * as llama.cpp's llama_tensor_get_type: tensors that are not weight matrices keep their type,
- * the mix rules pick a type per tensor, then rows not a multiple of the block size fall back
- * (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, q2_K/q3_K -> q4_0, iq4_xs -> iq4_nl, else
- * f16). *n_fallback counts
- * the fallbacks. Fails (QR_ERR_FORMAT) only for a model with experts whose per-layer tensors
- * have no blk.N. layer number in range. */
+ * --token-embedding-type / --output-tensor-type win, the mix rules pick a type per tensor,
+ * then rows not a multiple of the block size fall back (the 256-block IQ types -> iq4_nl,
+ * q2_K/q3_K/tq1_0/tq2_0 -> q4_0, q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, else f16).
+ * *n_fallback counts the fallbacks. Fails (QR_ERR_FORMAT) only for a model with experts whose
+ * per-layer tensors have no blk.N. layer number in range. */
 qr_status qr_quant_choose_types(const qr_quant_ftype *ft, const qr_quant_model *model,
                                 const qr_quant_tensor *tensors, int64_t n, int *out_types,
                                 int *n_fallback);

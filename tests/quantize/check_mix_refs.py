@@ -14,7 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_tensors  # noqa: E402
-from mk_mix_refs import source_digest  # noqa: E402
+import synth_imatrix  # noqa: E402
+from mk_mix_refs import IMATRIX_SUFFIX, hash_key, source_digest  # noqa: E402
 
 
 def main():
@@ -35,12 +36,17 @@ def main():
               % (fixture, shape, got, ref["source_tensors_sha256"]))
         return 1
     names = ref["tensors"]
+    imatrix = os.path.join(work, shape + "-imatrix.dat")
+    synth_imatrix.write_dat(imatrix, synth_imatrix.entries(gguf_tensors.read(src)[1]))
     n_diff = 0
     for mix, m in ref["mixes"].items():
         if only and mix not in only:
             continue
         out = os.path.join(work, "%s-%s.gguf" % (shape, mix))
-        r = subprocess.run([quarrel, "quantize", src, out, mix, "-t", "2"],
+        args = [quarrel, "quantize", src, out, mix.replace(IMATRIX_SUFFIX, ""), "-t", "2"]
+        if mix.endswith(IMATRIX_SUFFIX):
+            args += ["--imatrix", imatrix]
+        r = subprocess.run(args,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             print("%s %s: quarrel quantize failed: %s" % (shape, mix, r.stderr.strip()))
@@ -60,7 +66,7 @@ def main():
             if typ != want:
                 print("%s %s: %s is %s, llama.cpp %s" % (shape, mix, name, typ, want))
                 n_diff += 1
-            elif digest != ref["sha256"][name][want]:
+            elif digest != ref["sha256"][name][hash_key(mix, want)]:
                 print("%s %s: %s (%s): bytes differ from llama.cpp's" % (shape, mix, name, typ))
                 n_diff += 1
     return 1 if n_diff else 0

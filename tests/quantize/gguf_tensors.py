@@ -11,8 +11,11 @@ GGML_TYPES = {
     0: ("f32", 1, 4), 1: ("f16", 1, 2), 2: ("q4_0", 32, 18), 3: ("q4_1", 32, 20),
     6: ("q5_0", 32, 22), 7: ("q5_1", 32, 24), 8: ("q8_0", 32, 34), 10: ("q2_K", 256, 84),
     11: ("q3_K", 256, 110), 12: ("q4_K", 256, 144), 13: ("q5_K", 256, 176),
-    14: ("q6_K", 256, 210), 20: ("iq4_nl", 32, 18), 23: ("iq4_xs", 256, 136),
-    30: ("bf16", 1, 2),
+    14: ("q6_K", 256, 210), 16: ("iq2_xxs", 256, 66), 17: ("iq2_xs", 256, 74),
+    18: ("iq3_xxs", 256, 98), 19: ("iq1_s", 256, 50), 20: ("iq4_nl", 32, 18),
+    21: ("iq3_s", 256, 110), 22: ("iq2_s", 256, 82), 23: ("iq4_xs", 256, 136),
+    29: ("iq1_m", 256, 56), 30: ("bf16", 1, 2), 34: ("tq1_0", 256, 54), 35: ("tq2_0", 256, 66),
+    39: ("mxfp4", 32, 17),
 }
 # GGUF metadata value types: fixed sizes (8 string, 9 array are read apart)
 _SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
@@ -44,10 +47,12 @@ class _Reader:
         return self.take(fmt)
 
 
-def read(path):
-    """(metadata dict, [(name, type name, [ne...], sha256 hex)]) in the file's tensor order."""
+def read(path, data=False):
+    """(metadata dict, [(name, type name, [ne...], sha256 hex)]) in the file's tensor order;
+    with data=True the tensor's bytes in place of their sha256."""
     with open(path, "rb") as f:
-        data = f.read()
+        raw = f.read()
+    keep_bytes, data = data, raw
     r = _Reader(data)
     if data[:4] != b"GGUF":
         raise ValueError("%s: not a GGUF file" % path)
@@ -79,7 +84,8 @@ def read(path):
         start = base + offset
         if start + nbytes > len(data):
             raise ValueError("%s: tensor %s runs past the end of the file" % (path, name))
-        out.append((name, tname, ne, hashlib.sha256(data[start:start + nbytes]).hexdigest()))
+        body = data[start:start + nbytes]
+        out.append((name, tname, ne, body if keep_bytes else hashlib.sha256(body).hexdigest()))
     return meta, out
 
 

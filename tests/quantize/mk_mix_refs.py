@@ -5,8 +5,9 @@ Quarrel's `quarrel quantize` with: per mix, every tensor's type and the sha256 o
 
 For each architecture: `quarrel synth --shape ARCH-mix` writes the F16 source (seed 1), and
 llama.cpp v0.5.0's llama_model_quantize (the peer, ../shared/peer; default parameters, as
-llama-quantize without options) quantizes it to each mix. The source is recorded by a hash of
-its tensors so the test can tell a changed source from a changed quantizer.
+llama-quantize without options) quantizes it to each mix, and again to each file type with
+synth_imatrix.py's importance matrix (as llama-quantize --imatrix). The source is recorded by a
+hash of its tensors so the test can tell a changed source from a changed quantizer.
 
 usage: /usr/bin/python3 tests/quantize/mk_mix_refs.py --quarrel build/quarrel
            [--peer ../shared/peer] [--out tests/quantize/data] [ARCH ...]
@@ -20,17 +21,27 @@ import os
 import subprocess
 import sys
 import tempfile
-from ctypes import (POINTER, Structure, c_bool, c_char_p, c_int, c_int32, c_size_t, c_uint32,
-                    c_void_p)
+from ctypes import (POINTER, Structure, c_bool, c_char_p, c_float, c_int, c_int32, c_size_t,
+                    c_uint32, c_void_p)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gguf_tensors  # noqa: E402
+import synth_imatrix  # noqa: E402
 
 ARCHS = ["qwen3", "gemma2", "gemma3", "phi3", "olmo2", "granite", "smollm3"]
 # llama.cpp's LLAMA_FTYPE_MOSTLY_* (include/llama.h)
 MIXES = {"Q2_K": 10, "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15,
-         "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18, "IQ4_NL": 25, "IQ4_XS": 30}
+         "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18, "IQ4_NL": 25, "IQ4_XS": 30, "IQ3_S": 26,
+         "IQ3_M": 27, "TQ1_0": 36, "TQ2_0": 37, "MXFP4_MOE": 38}
+# the same with synth_imatrix.py's importance matrix (recorded as "NAME+imatrix"): every file
+# type, the very low-bit ones that llama.cpp makes only with an importance included
+IMATRIX_MIXES = {"Q4_0": 2, "Q5_1": 9, "Q2_K": 10, "Q2_K_S": 21, "Q3_K_M": 12, "Q4_K_M": 15,
+                 "Q5_K_S": 16, "Q6_K": 18, "IQ1_S": 24, "IQ1_M": 31, "IQ2_XXS": 19, "IQ2_XS": 20,
+                 "IQ2_S": 28, "IQ2_M": 29, "IQ3_XXS": 23, "IQ3_XS": 22, "IQ3_S": 26, "IQ3_M": 27,
+                 "IQ4_NL": 25, "IQ4_XS": 30, "TQ2_0": 37, "MXFP4_MOE": 38}
+IMATRIX_SUFFIX = "+imatrix"
+
 SEED = 1
 
 
@@ -55,6 +66,27 @@ class llama_model_quantize_params(Structure):
     ]
 
 
+class llama_model_imatrix_data(Structure):
+    """include/llama.h of v0.5.0: one importance entry; an array ends with name NULL"""
+    _fields_ = [("name", c_char_p), ("data", POINTER(c_float)), ("size", c_size_t)]
+
+
+def imatrix_array(ents):
+    """a NULL-terminated llama_model_imatrix_data array for {name: float32 array} (the arrays
+    must outlive the call; the caller keeps ents)"""
+    arr = (llama_model_imatrix_data * (len(ents) + 1))()
+    for i, (name, v) in enumerate(ents.items()):
+        arr[i].name = name.encode()
+        arr[i].data = v.ctypes.data_as(POINTER(c_float))
+        arr[i].size = len(v)
+    return arr
+
+
+def hash_key(mix, typ):
+    """a tensor's bytes depend on its type and on whether an importance was given"""
+    return typ + IMATRIX_SUFFIX if mix.endswith(IMATRIX_SUFFIX) else typ
+
+
 def source_digest(tensors):
     """one hash for a file's tensors: sha256 of its "name type sha256" lines"""
     text = "".join("%s %s %s\n" % (n, t, d) for n, t, _, d in tensors)
@@ -64,14 +96,14 @@ def source_digest(tensors):
 def write_fixture(path, doc):
     """Compact JSON: the tensor names once (llama.cpp's file order), each mix's types as one
     string in that order, and each (tensor, type) pair's sha256 once (a pair's bytes do not
-    depend on the mix). One entry a line, so a change reads as a small diff."""
+    depend on the mix, only on whether an importance was given: hash_key). One entry a line, so a change reads as a small diff."""
     names = [t["name"] for t in next(iter(doc["mixes"].values()))["tensors"]]
     hashes = {n: {} for n in names}
     for mix, m in doc["mixes"].items():
         if [t["name"] for t in m["tensors"]] != names:
             sys.exit("%s: %s lists other tensors or another order" % (doc["shape"], mix))
         for t in m["tensors"]:
-            old = hashes[t["name"]].setdefault(t["type"], t["sha256"])
+            old = hashes[t["name"]].setdefault(hash_key(mix, t["type"]), t["sha256"])
             if old != t["sha256"]:
                 sys.exit("%s: %s as %s differs between mixes" % (doc["shape"], t["name"], t["type"]))
     j = json.dumps
@@ -129,11 +161,17 @@ def main():
                    "shape": shape, "seed": SEED,
                    "source_tensors_sha256": source_digest(gguf_tensors.read(src)[1]),
                    "mixes": {}}
-            for mix, ftype in MIXES.items():
+            ents = synth_imatrix.entries(gguf_tensors.read(src)[1])
+            todo = [(m, f, None) for m, f in MIXES.items()] + \
+                [(m + IMATRIX_SUFFIX, f, ents) for m, f in IMATRIX_MIXES.items()]
+            for mix, ftype, im in todo:
                 out = os.path.join(tmp, "%s-%s.gguf" % (shape, mix))
                 p = lib.llama_model_quantize_default_params()
                 p.nthread = a.threads
                 p.ftype = ftype
+                if im is not None:
+                    arr = imatrix_array(im)
+                    p.imatrix = ctypes.cast(arr, c_void_p)
                 rc = lib.llama_model_quantize(src.encode(), out.encode(), ctypes.byref(p))
                 if rc != 0:
                     sys.exit("llama_model_quantize %s %s failed (%d)" % (shape, mix, rc))
@@ -147,7 +185,7 @@ def main():
                 os.remove(out)
             path = os.path.join(a.out, "mix-%s.json" % arch)
             write_fixture(path, doc)
-            print("wrote %s (%d mixes)" % (path, len(MIXES)))
+            print("wrote %s (%d mixes)" % (path, len(todo)))
 
 
 if __name__ == "__main__":

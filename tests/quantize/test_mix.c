@@ -376,6 +376,133 @@ static void test_iq4_mixes_by_hand(void **state) {
     }
 }
 
+/* The IQ1/IQ2 group and IQ3_XXS (llama_tensor_get_type_impl), 16 layers of 256 wide: output
+ * q5_K, untied token_embd q2_K (IQ1_*, IQ2_XXS/XS) or iq3_s (IQ2_S/M, IQ3_XXS); attn_v q2_K or
+ * iq3_s, q4_K with 4+ query heads per kv head or 4+ experts; ffn_down of the first
+ * n_layer/8 = 2 layers q2_K or iq3_s; attn_output iq2_xxs for IQ1_*, iq3_s for IQ2_S/M.
+ * Real files: test_mix_arch.sh. */
+static void test_low_bit_mixes_by_hand(void **state) {
+    (void)state;
+    static model_list m;
+    llama_list(&m, 16, 256, false);
+    qr_quant_model llama = {
+        .arch = "llama", .n_layer = 16, .n_head = 8, .n_head_kv = 8, .has_imatrix = true};
+    static const struct {
+        const char *name;
+        int plain, embd, v, down0, out;
+    } cases[] = {
+        {"IQ1_S", QR_TYPE_IQ1_S, QR_TYPE_Q2_K, QR_TYPE_Q2_K, QR_TYPE_Q2_K, QR_TYPE_IQ2_XXS},
+        {"iq1_m", QR_TYPE_IQ1_M, QR_TYPE_Q2_K, QR_TYPE_Q2_K, QR_TYPE_Q2_K, QR_TYPE_IQ2_XXS},
+        {"IQ2_XXS", QR_TYPE_IQ2_XXS, QR_TYPE_Q2_K, QR_TYPE_Q2_K, QR_TYPE_Q2_K, QR_TYPE_IQ2_XXS},
+        {"IQ2_XS", QR_TYPE_IQ2_XS, QR_TYPE_Q2_K, QR_TYPE_Q2_K, QR_TYPE_Q2_K, QR_TYPE_IQ2_XS},
+        {"IQ2_S", QR_TYPE_IQ2_XS, QR_TYPE_IQ3_S, QR_TYPE_IQ3_S, QR_TYPE_IQ3_S, QR_TYPE_IQ3_S},
+        {"IQ2_M", QR_TYPE_IQ2_S, QR_TYPE_IQ3_S, QR_TYPE_IQ3_S, QR_TYPE_IQ3_S, QR_TYPE_IQ3_S},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        llama.n_head_kv = 8;
+        choose_model(&m, cases[k].name, &llama);
+        assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q5_K);
+        assert_int_equal(type_of(&m, "token_embd.weight"), cases[k].embd);
+        assert_int_equal(type_of(&m, "blk.3.attn_v.weight"), cases[k].v);
+        assert_int_equal(type_of(&m, "blk.1.ffn_down.weight"), cases[k].down0);
+        assert_int_equal(type_of(&m, "blk.2.ffn_down.weight"), cases[k].plain);
+        assert_int_equal(type_of(&m, "blk.4.attn_output.weight"), cases[k].out);
+        assert_int_equal(type_of(&m, "blk.4.attn_q.weight"), cases[k].plain);
+        assert_int_equal(type_of(&m, "blk.4.ffn_gate.weight"), cases[k].plain);
+        llama.n_head_kv = 2;
+        choose_model(&m, cases[k].name, &llama);
+        assert_int_equal(type_of(&m, "blk.3.attn_v.weight"), QR_TYPE_Q4_K);
+    }
+    /* IQ3_XXS: q/k iq2_s, v iq3_xxs with an importance (iq3_s without), output q5_K,
+     * attn_output iq3_s; without an importance ffn_down q4_K / q3_K */
+    llama.n_head_kv = 8;
+    choose_model(&m, "IQ3_XXS", &llama);
+    assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q5_K);
+    assert_int_equal(type_of(&m, "token_embd.weight"), QR_TYPE_IQ3_S);
+    assert_int_equal(type_of(&m, "blk.0.attn_q.weight"), QR_TYPE_IQ2_S);
+    assert_int_equal(type_of(&m, "blk.0.attn_k.weight"), QR_TYPE_IQ2_S);
+    assert_int_equal(type_of(&m, "blk.0.attn_v.weight"), QR_TYPE_IQ3_XXS);
+    assert_int_equal(type_of(&m, "blk.0.attn_output.weight"), QR_TYPE_IQ3_S);
+    assert_int_equal(type_of(&m, "blk.0.ffn_down.weight"), QR_TYPE_IQ3_XXS);
+    llama.has_imatrix = false;
+    choose_model(&m, "IQ3_XXS", &llama);
+    assert_int_equal(type_of(&m, "blk.0.attn_v.weight"), QR_TYPE_IQ3_S);
+    assert_int_equal(type_of(&m, "blk.1.ffn_down.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.2.ffn_down.weight"), QR_TYPE_Q3_K);
+    /* IQ3_XS: iq3_xxs for q, k, and the middle layers' gate and up (2 <= layer < 14) */
+    choose_model(&m, "IQ3_XS", &llama);
+    assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q6_K);
+    assert_int_equal(type_of(&m, "blk.0.attn_q.weight"), QR_TYPE_IQ3_XXS);
+    assert_int_equal(type_of(&m, "blk.1.ffn_up.weight"), QR_TYPE_IQ3_S);
+    assert_int_equal(type_of(&m, "blk.2.ffn_up.weight"), QR_TYPE_IQ3_XXS);
+    assert_int_equal(type_of(&m, "blk.13.ffn_gate.weight"), QR_TYPE_IQ3_XXS);
+    assert_int_equal(type_of(&m, "blk.14.ffn_gate.weight"), QR_TYPE_IQ3_S);
+    /* IQ3_M: attn_v, attn_output and the first two ffn_down q4_K */
+    choose_model(&m, "IQ3_M", &llama);
+    assert_int_equal(type_of(&m, "blk.7.attn_v.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.7.attn_output.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.1.ffn_down.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.2.ffn_down.weight"), QR_TYPE_IQ3_S);
+    /* Q2_K_S: attn_v plain unless 4+ query heads per kv head, the first ffn_down q4_K */
+    choose_model(&m, "Q2_K_S", &llama);
+    assert_int_equal(type_of(&m, "blk.7.attn_v.weight"), QR_TYPE_Q2_K);
+    assert_int_equal(type_of(&m, "blk.1.ffn_down.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.2.ffn_down.weight"), QR_TYPE_Q2_K);
+    /* TQ1_0/TQ2_0: an untied token_embd q4_K; the 256-wide matrices ternary */
+    choose_model(&m, "tq2_0", &llama);
+    assert_int_equal(type_of(&m, "token_embd.weight"), QR_TYPE_Q4_K);
+    assert_int_equal(type_of(&m, "blk.0.attn_q.weight"), QR_TYPE_TQ2_0);
+    assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q6_K);
+    /* MXFP4_MOE without experts: q8_0 everywhere */
+    choose_model(&m, "MXFP4_MOE", &llama);
+    assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q8_0);
+    assert_int_equal(type_of(&m, "token_embd.weight"), QR_TYPE_Q8_0);
+    assert_int_equal(type_of(&m, "blk.0.ffn_up.weight"), QR_TYPE_Q8_0);
+    /* which tensors need an importance */
+    const qr_quant_ftype *q2ks = qr_quant_ftype_find("Q2_K_S"), *q2k = qr_quant_ftype_find("Q2_K");
+    assert_true(qr_quant_requires_imatrix(q2ks, "blk.0.attn_q.weight", QR_TYPE_Q2_K));
+    assert_false(qr_quant_requires_imatrix(q2k, "blk.0.attn_q.weight", QR_TYPE_Q2_K));
+    assert_false(qr_quant_requires_imatrix(q2ks, "token_embd.weight", QR_TYPE_IQ2_XXS));
+    assert_false(qr_quant_requires_imatrix(q2ks, "output.weight", QR_TYPE_IQ1_S));
+    assert_true(qr_quant_requires_imatrix(q2k, "blk.3.ffn_down.weight", QR_TYPE_IQ3_XXS));
+    assert_false(qr_quant_requires_imatrix(q2k, "blk.3.ffn_down.weight", QR_TYPE_IQ3_S));
+}
+
+/* Experts (3-D tensors) in MXFP4_MOE are mxfp4; 2-D ones q8_0. The user's output and
+ * token_embd types win over the rules and are not demoted by the row-length fallback. */
+static void test_mxfp4_moe_and_user_types(void **state) {
+    (void)state;
+    static model_list m;
+    llama_list(&m, 4, 256, false);
+    m.t[m.n - 1].ne[2] = 8; /* the last ffn_up: 8 experts */
+    qr_quant_model moe = {.arch = "llama", .n_layer = 4, .n_head = 8, .n_head_kv = 8,
+                          .n_expert = 8};
+    choose_model(&m, "MXFP4_MOE", &moe);
+    assert_string_equal(m.t[m.n - 1].name, "blk.3.ffn_up.weight");
+    assert_int_equal(m.types[m.n - 1], QR_TYPE_MXFP4);
+    assert_int_equal(type_of(&m, "blk.3.ffn_gate.weight"), QR_TYPE_Q8_0);
+    m.t[m.n - 1].ne[2] = 1;
+
+    qr_quant_model llama = {.arch = "llama", .n_layer = 4, .n_head = 8, .n_head_kv = 8};
+    llama.set_output_type = true;
+    llama.output_type = QR_TYPE_Q4_0;
+    llama.set_token_embd_type = true;
+    llama.token_embd_type = QR_TYPE_Q8_0;
+    choose_model(&m, "Q4_K_M", &llama);
+    assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q4_0);
+    assert_int_equal(type_of(&m, "token_embd.weight"), QR_TYPE_Q8_0);
+    llama.output_type = QR_TYPE_Q6_K; /* 200 columns: no q6_K rows, yet no fallback */
+    llama_list(&m, 4, 200, false);
+    choose_model(&m, "Q8_0", &llama);
+    assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_Q6_K);
+    llama.set_output_type = llama.set_token_embd_type = false;
+    llama.keep_output = true;
+    llama_list(&m, 4, 256, false);
+    choose_model(&m, "Q8_0", &llama);
+    assert_int_equal(type_of(&m, "output.weight"), QR_TYPE_F16);
+    assert_int_equal(type_of(&m, "token_embd.weight"), QR_TYPE_Q8_0);
+}
+
 /* phi3's fused attn_qkv follows the attn_v rules and counts as one (llama.cpp v0.5.0: its own
  * ATTENTION_QKV branch is never reached); a fused ffn_up of 2 * n_ff rows is a plain ffn_up */
 static void test_fused_qkv_as_attn_v(void **state) {
@@ -445,6 +572,8 @@ int main(void) {
         cmocka_unit_test(test_other_mixes_by_hand),
         cmocka_unit_test(test_s_and_l_mixes_by_hand),
         cmocka_unit_test(test_iq4_mixes_by_hand),
+        cmocka_unit_test(test_low_bit_mixes_by_hand),
+        cmocka_unit_test(test_mxfp4_moe_and_user_types),
         cmocka_unit_test(test_fused_qkv_as_attn_v),
         cmocka_unit_test(test_tensor_order),
         cmocka_unit_test(test_ftype_names),

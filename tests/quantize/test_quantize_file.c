@@ -147,16 +147,12 @@ static void test_bad_type_and_paths(void **state) {
     write_input(QR_TYPE_F32, 0.0f, true);
     expect_error(in_path, out_path, "Q9_9", QR_ERR_INVALID_ARG, "unknown file type 'Q9_9'");
     expect_error(in_path, out_path, "q8_1", QR_ERR_INVALID_ARG, "unknown file type");
-    /* the IQ, ternary and mxfp4 file types: read, but not yet written */
-    expect_error(in_path, out_path, "IQ3_XS", QR_ERR_UNSUPPORTED,
-                 "file type 'IQ3_XS' is not supported yet: Quarrel reads iq3_s tensors but "
-                 "cannot quantize to iq3_s");
-    expect_error(in_path, out_path, "iq2_m", QR_ERR_UNSUPPORTED, "cannot quantize to iq2_s");
-    /* types with a tensor quantizer but no file mix yet */
-    expect_error(in_path, out_path, "TQ1_0", QR_ERR_UNSUPPORTED, "single tq1_0 tensors");
-    expect_error(in_path, out_path, "tq2_0", QR_ERR_UNSUPPORTED, "single tq2_0 tensors");
-    expect_error(in_path, out_path, "MXFP4_MOE", QR_ERR_UNSUPPORTED,
-                 "single mxfp4 tensors but not yet llama.cpp's MXFP4_MOE file");
+    /* the very low-bit file types without an importance matrix: refused, as llama-quantize */
+    expect_error(in_path, out_path, "IQ2_XXS", QR_ERR_INVALID_ARG,
+                 "tensor 'blk.0.attn_q.weight' would be iq2_xxs, a very low-bit type that "
+                 "llama-quantize refuses to make without an importance matrix");
+    expect_error(in_path, out_path, "iq2_m", QR_ERR_INVALID_ARG, "would be iq2_s, a very low-bit");
+    expect_error(in_path, out_path, "IQ1_M", QR_ERR_INVALID_ARG, "give one with --imatrix FILE");
     expect_error(in_path, out_path, NULL, QR_ERR_INVALID_ARG, "NULL file type");
     expect_error(NULL, out_path, "Q8_0", QR_ERR_INVALID_ARG, "NULL input path");
     expect_error("/nonexistent/model.gguf", out_path, "Q8_0", QR_ERR_IO,
@@ -261,7 +257,7 @@ static void test_imatrix(void **state) {
     for (int k = 0; k < 3; k++) {
         const qr_status st = qr_quantize_file(in_path, out_path, refused[k], &p);
         if (st != QR_ERR_UNSUPPORTED || !strstr(qr_last_error(), "blk.0.attn_q.weight") ||
-            !strstr(qr_last_error(), "only iq4_nl and iq4_xs with an importance"))
+            !strstr(qr_last_error(), "with an importance matrix is not implemented"))
             fail_msg("%s: status %s: %s", refused[k], qr_status_name(st), qr_last_error());
         assert_false(exists(out_path));
     }

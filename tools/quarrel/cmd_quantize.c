@@ -1,6 +1,6 @@
-/* cmd_quantize.c - `quarrel quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--pure] [-t N]
- * [-v]`: write a copy of a model with its weights converted to TYPE (a tensor type or one of
- * llama.cpp's mixes), as llama-quantize. OUT appears only when complete (the writer renames a
+/* cmd_quantize.c - `quarrel quantize IN.gguf OUT.gguf TYPE [options]`: write a copy of a
+ * model with its weights converted to TYPE (one of llama.cpp's file types), as
+ * llama-quantize. OUT appears only when complete (the writer renames a
  * finished temp file). Options go before or after the positionals. */
 #include "cli.h"
 #include "options.h"
@@ -10,28 +10,42 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: quarrel quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--pure] [-t N] [-v]\n"
+            "usage: quarrel quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--pure]\n"
+            "                        [--allow-requantize] [--leave-output-tensor]\n"
+            "                        [--output-tensor-type T] [--token-embedding-type T] [-t N] [-v]\n"
             "\n"
-            "Converts the F32/F16/BF16 weight matrices of IN to TYPE; norms and other 1-D tensors\n"
-            "keep their type. TYPE is one of\n"
-            "  F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q6_K   llama.cpp's file types of those names\n"
-            "  Q3_K Q4_K Q5_K                           every weight matrix of that type (pure)\n"
-            "  Q2_K Q3_K_S Q3_K_M Q3_K_L                llama.cpp's mixes (more bits for attn_v,\n"
-            "  Q4_K_S Q4_K_M Q5_K_S Q5_K_M              ffn_down, attn_output and output, by\n"
-            "  IQ4_NL IQ4_XS                            layer)\n"
-            "(names in any case). Rows whose length is not a multiple of a type's block fall back\n"
-            "as in llama.cpp (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, q2_K/q3_K -> q4_0,\n"
-            "iq4_xs -> iq4_nl).\n"
+            "Converts the weight matrices of IN to TYPE, as llama-quantize; norms and other 1-D\n"
+            "tensors keep their type. TYPE is one of llama.cpp's file types (any case):\n"
+            "  F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q6_K\n"
+            "  Q2_K Q2_K_S Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M   (k-quant mixes)\n"
+            "  IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ3_XXS IQ3_XS IQ3_S IQ3_M IQ4_NL IQ4_XS\n"
+            "  TQ1_0 TQ2_0 MXFP4_MOE\n"
+            "or Q3_K, Q4_K, Q5_K: every weight matrix of that type. The mixes give attn_v, ffn_down,\n"
+            "attn_output, token_embd and output their own types by layer, with llama.cpp's rules;\n"
+            "rows whose length is not a multiple of a type's block fall back as in llama.cpp (the\n"
+            "256-wide IQ types -> iq4_nl, q2_K/q3_K/tq* -> q4_0, q4_K -> q5_0, q5_K -> q5_1,\n"
+            "q6_K -> q8_0). IQ1_*, IQ2_*, IQ3_XXS and Q2_K_S need an importance matrix.\n"
             "\n"
             "options:\n"
-            "  --imatrix FILE    importance matrix (llama-imatrix's imatrix.dat or GGUF): the\n"
-            "                    iq4_nl and iq4_xs tensors use the entry named as the tensor;\n"
-            "                    a tensor of another quantized type with an entry is refused\n"
-            "                    (Quarrel has no importance path for the k-quants and q4_0..q5_1\n"
-            "                    yet)\n"
-            "  --pure            every weight matrix gets TYPE's main type (no mix rules)\n"
-            "  -t, --threads N   threads (default: all CPUs)\n"
-            "  -v, --verbose     one line per tensor on stderr\n");
+            "  --imatrix FILE              importance matrix (llama-imatrix's imatrix.dat or GGUF,\n"
+            "                              `quarrel imatrix` makes one): each tensor uses the entry\n"
+            "                              named as it\n"
+            "  --pure                      every weight matrix gets TYPE's main type (no mix rules)\n"
+            "  --allow-requantize          accept quantized input (dequantized, then quantized)\n"
+            "  --leave-output-tensor       output.weight keeps its type\n"
+            "  --output-tensor-type T      type of output.weight (q8_0, f16, q6_K, ...)\n"
+            "  --token-embedding-type T    type of token_embd.weight\n"
+            "  -t, --threads N             threads (default: all CPUs)\n"
+            "  -v, --verbose               one line per tensor on stderr\n");
+}
+
+/* the value of option argv[*i], advancing *i; NULL (after a message) if there is none */
+static const char *option_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "quarrel quantize: %s needs a value\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
 }
 
 int cmd_quantize(int argc, char **argv) {
@@ -45,21 +59,22 @@ int cmd_quantize(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "quarrel quantize: %s needs a value\n", a);
-                return 2;
-            }
-            if (parse_int(a, argv[++i], 1, 1024, &params.n_threads)) return 2;
+            const char *v = option_value(argc, argv, &i);
+            if (!v || parse_int(a, v, 1, 1024, &params.n_threads)) return 2;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             params.verbose = true;
         } else if (!strcmp(a, "--pure")) {
             params.pure = true;
+        } else if (!strcmp(a, "--allow-requantize")) {
+            params.allow_requantize = true;
+        } else if (!strcmp(a, "--leave-output-tensor")) {
+            params.leave_output_tensor = true;
         } else if (!strcmp(a, "--imatrix")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "quarrel quantize: %s needs a value\n", a);
-                return 2;
-            }
-            imatrix_path = argv[++i];
+            if (!(imatrix_path = option_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--output-tensor-type")) {
+            if (!(params.output_tensor_type = option_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--token-embedding-type")) {
+            if (!(params.token_embedding_type = option_value(argc, argv, &i))) return 2;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "quarrel quantize: unknown option '%s'\n\n", a);
             usage(stderr);
