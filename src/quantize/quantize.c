@@ -9,9 +9,9 @@
  * NaN or infinite are refused, naming the tensor and the element.
  *
  * With an importance matrix (params->imatrix) the entry named as the tensor is used for the
- * types that Quarrel quantizes with an importance (iq4_nl, iq4_xs), ignored by the types ggml
- * also quantizes without one (f16, bf16, q8_0), and a tensor of another type with an entry is
- * refused rather than quantized as if there were none.
+ * types that Quarrel quantizes with an importance (q4_0 ... q5_1, q2_K ... q6_K, iq4_nl,
+ * iq4_xs), ignored by the types ggml also quantizes without one (f16, bf16, q8_0), and a tensor
+ * of another type with an entry is refused rather than quantized as if there were none.
  *
  * Memory: the quantized tensors are held until the file is written (the GGUF writer takes
  * the data at the end); copied tensors are read from the input's mapping. */
@@ -200,13 +200,16 @@ static qr_status find_importance(const qr_imatrix *im, const qr_gguf_tensor *t, 
     if (!v || type == t->type) return QR_OK;
     if (type == QR_TYPE_F32 || type == QR_TYPE_F16 || type == QR_TYPE_BF16 || type == QR_TYPE_Q8_0)
         return QR_OK; /* ggml quantizes these without looking at an importance */
-    if (type != QR_TYPE_IQ4_NL && type != QR_TYPE_IQ4_XS)
+    const bool weighted = type == QR_TYPE_IQ4_NL || type == QR_TYPE_IQ4_XS ||
+                          type == QR_TYPE_Q4_0 || type == QR_TYPE_Q4_1 || type == QR_TYPE_Q5_0 ||
+                          type == QR_TYPE_Q5_1 || type == QR_TYPE_Q2_K || type == QR_TYPE_Q3_K ||
+                          type == QR_TYPE_Q4_K || type == QR_TYPE_Q5_K || type == QR_TYPE_Q6_K;
+    if (!weighted)
         return qr_error(QR_ERR_UNSUPPORTED,
                         "tensor '%s' would be %s and the importance matrix has an entry for it, "
-                        "but Quarrel quantizes only iq4_nl and iq4_xs with an importance (not "
-                        "%s yet); quantizing it without would silently differ from "
-                        "llama-quantize --imatrix: use --pure with IQ4_NL or IQ4_XS, or no "
-                        "--imatrix",
+                        "but Quarrel quantizes only the legacy types, the k-quants, iq4_nl and "
+                        "iq4_xs with an importance (not %s yet); quantizing it without would "
+                        "silently differ from llama-quantize --imatrix: use no --imatrix",
                         t->name, qr_type_name(type), qr_type_name(type));
     if (n != t->ne[0] * t->ne[2])
         return qr_error(QR_ERR_FORMAT,

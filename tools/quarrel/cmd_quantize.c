@@ -25,10 +25,9 @@ static void usage(FILE *f) {
             "\n"
             "options:\n"
             "  --imatrix FILE    importance matrix (llama-imatrix's imatrix.dat or GGUF): the\n"
-            "                    iq4_nl and iq4_xs tensors use the entry named as the tensor;\n"
-            "                    a tensor of another quantized type with an entry is refused\n"
-            "                    (Quarrel has no importance path for the k-quants and q4_0..q5_1\n"
-            "                    yet)\n"
+            "                    q4_0..q5_1, k-quant, iq4_nl and iq4_xs tensors use the entry\n"
+            "                    named as the tensor (as llama-quantize --imatrix); q8_0 and the\n"
+            "                    float types ignore it\n"
             "  --pure            every weight matrix gets TYPE's main type (no mix rules)\n"
             "  -t, --threads N   threads (default: all CPUs)\n"
             "  -v, --verbose     one line per tensor on stderr\n");
