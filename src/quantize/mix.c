@@ -253,6 +253,10 @@ static qr_status mix_type(const qr_quant_ftype *ft, const qr_quant_model *m, cou
             nt = QR_TYPE_Q6_K;
         else if (mix == QR_MIX_Q4_K_S && !falcon && i < n / 8)
             nt = QR_TYPE_Q5_K;
+        else if ((ft->llama_ftype == FTYPE_Q4_0 || ft->llama_ftype == FTYPE_Q5_0) &&
+                 m->has_imatrix && i < n / 8)
+            /* llama.cpp's guard for the first ffn_down layers, with an importance only */
+            nt = ft->llama_ftype == FTYPE_Q4_0 ? QR_TYPE_Q4_1 : QR_TYPE_Q5_1;
         c->i_ffn_down++;
     } else if (cat == CAT_ATTN_OUTPUT) {
         if (falcon) {
