@@ -77,6 +77,26 @@ void qr_quant_q3_K(const float *src, void *dst, int64_t n);
 void qr_quant_q4_K(const float *src, void *dst, int64_t n);
 void qr_quant_q5_K(const float *src, void *dst, int64_t n);
 void qr_quant_q6_K(const float *src, void *dst, int64_t n);
+/* the same with an importance (ggml's quantize_q4_0 ... quantize_q6_K): imatrix NULL gives the
+ * reference quantizers' bytes, else ggml's importance-weighted path (quantize_row_*_impl) */
+void qr_quantize_q4_0(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                      const float *imatrix);
+void qr_quantize_q4_1(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                      const float *imatrix);
+void qr_quantize_q5_0(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                      const float *imatrix);
+void qr_quantize_q5_1(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                      const float *imatrix);
+void qr_quantize_q2_K(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                      const float *imatrix);
+void qr_quantize_q3_K(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                      const float *imatrix);
+void qr_quantize_q4_K(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                      const float *imatrix);
+void qr_quantize_q5_K(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                      const float *imatrix);
+void qr_quantize_q6_K(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                      const float *imatrix);
 /* quantize_iq.c: iq4_nl, iq4_xs (with or without importance), tq1_0, tq2_0, mxfp4 (ignore it) */
 void qr_quant_iq4_nl(const float *src, void *dst, int64_t n);
 void qr_quant_iq4_xs(const float *src, void *dst, int64_t n);

@@ -74,9 +74,13 @@ static const qr_type_traits traits[QR_TYPE_COUNT] = {
 /* Quantizers that take an importance matrix (ggml's quantize_<type>, which may ignore it), by
  * type; a type without one is quantized with an importance only where ggml ignores it too. */
 static const qr_quantize_fn quantize_with_importance[QR_TYPE_COUNT] = {
-    [QR_TYPE_IQ4_NL] = qr_quantize_iq4_nl, [QR_TYPE_IQ4_XS] = qr_quantize_iq4_xs,
-    [QR_TYPE_TQ1_0] = qr_quantize_tq1_0,   [QR_TYPE_TQ2_0] = qr_quantize_tq2_0,
-    [QR_TYPE_MXFP4] = qr_quantize_mxfp4,
+    [QR_TYPE_Q4_0] = qr_quantize_q4_0,     [QR_TYPE_Q4_1] = qr_quantize_q4_1,
+    [QR_TYPE_Q5_0] = qr_quantize_q5_0,     [QR_TYPE_Q5_1] = qr_quantize_q5_1,
+    [QR_TYPE_Q2_K] = qr_quantize_q2_K,     [QR_TYPE_Q3_K] = qr_quantize_q3_K,
+    [QR_TYPE_Q4_K] = qr_quantize_q4_K,     [QR_TYPE_Q5_K] = qr_quantize_q5_K,
+    [QR_TYPE_Q6_K] = qr_quantize_q6_K,     [QR_TYPE_IQ4_NL] = qr_quantize_iq4_nl,
+    [QR_TYPE_IQ4_XS] = qr_quantize_iq4_xs, [QR_TYPE_TQ1_0] = qr_quantize_tq1_0,
+    [QR_TYPE_TQ2_0] = qr_quantize_tq2_0,   [QR_TYPE_MXFP4] = qr_quantize_mxfp4,
 };
 
 const qr_type_traits *qr_type_traits_get(int type) {
@@ -154,9 +158,9 @@ qr_status qr_quantize_rows(int type, const float *src, void *dst, int64_t n_rows
         quantize_with_importance[type](src, dst, n_rows, n_per_row, imatrix);
         return QR_OK;
     }
-    /* ggml's quantize_q8_0 and the float types ignore the importance; the legacy and k-quants
-     * have an importance-weighted path in ggml that Quarrel lacks, so it refuses rather than
-     * giving bytes ggml would not */
+    /* ggml's quantize_q8_0 and the float types ignore the importance; what is left here (the
+     * activation types q8_1 and q8_K, which ggml_quantize_chunk does not take) is refused
+     * rather than quantized as if there were no importance */
     if (imatrix && t->is_quantized && type != QR_TYPE_Q8_0)
         return qr_error(QR_ERR_UNSUPPORTED,
                         "quantizing to %s with an importance matrix is not implemented", t->name);

@@ -35,41 +35,49 @@ def main():
               "(tensors hash %s, fixture %s): regenerate the fixture with mk_mix_refs.py"
               % (fixture, shape, got, ref["source_tensors_sha256"]))
         return 1
+    return 1 if compare_mixes(quarrel, src, ref, shape, work, only) else 0
+
+
+def compare_mixes(quarrel, src, ref, label, work, only=(), extra_args=()):
+    """`quarrel quantize SRC OUT MIX [extra_args]` for each of ref's mixes (those in only, if
+    any), compared with ref tensor by tensor; prints a line per difference and returns their
+    number"""
     names = ref["tensors"]
-    imatrix = os.path.join(work, shape + "-imatrix.dat")
-    synth_imatrix.write_dat(imatrix, synth_imatrix.entries(gguf_tensors.read(src)[1]))
+    imatrix = os.path.join(work, label + "-imatrix.dat")  # for the "+imatrix" mixes
+    if any(mix.endswith(IMATRIX_SUFFIX) for mix in ref["mixes"]):
+        synth_imatrix.write_dat(imatrix, synth_imatrix.entries(gguf_tensors.read(src)[1]))
     n_diff = 0
     for mix, m in ref["mixes"].items():
         if only and mix not in only:
             continue
-        out = os.path.join(work, "%s-%s.gguf" % (shape, mix))
+        out = os.path.join(work, "%s-%s.gguf" % (label, mix))
         args = [quarrel, "quantize", src, out, mix.replace(IMATRIX_SUFFIX, ""), "-t", "2"]
         if mix.endswith(IMATRIX_SUFFIX):
             args += ["--imatrix", imatrix]
-        r = subprocess.run(args,
+        r = subprocess.run(args + list(extra_args),
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
-            print("%s %s: quarrel quantize failed: %s" % (shape, mix, r.stderr.strip()))
+            print("%s %s: quarrel quantize failed: %s" % (label, mix, r.stderr.strip()))
             n_diff += 1
             continue
         meta, tensors = gguf_tensors.read(out)
         os.remove(out)
         if meta.get("general.file_type") != m["file_type"]:
             print("%s %s: general.file_type %s, llama.cpp %d"
-                  % (shape, mix, meta.get("general.file_type"), m["file_type"]))
+                  % (label, mix, meta.get("general.file_type"), m["file_type"]))
             n_diff += 1
         if [t[0] for t in tensors] != names:
-            print("%s %s: tensor names or order differ: %s" % (shape, mix, [t[0] for t in tensors]))
+            print("%s %s: tensor names or order differ: %s" % (label, mix, [t[0] for t in tensors]))
             n_diff += 1
             continue
         for (name, typ, _, digest), want in zip(tensors, m["types"].split()):
             if typ != want:
-                print("%s %s: %s is %s, llama.cpp %s" % (shape, mix, name, typ, want))
+                print("%s %s: %s is %s, llama.cpp %s" % (label, mix, name, typ, want))
                 n_diff += 1
             elif digest != ref["sha256"][name][hash_key(mix, want)]:
-                print("%s %s: %s (%s): bytes differ from llama.cpp's" % (shape, mix, name, typ))
+                print("%s %s: %s (%s): bytes differ from llama.cpp's" % (label, mix, name, typ))
                 n_diff += 1
-    return 1 if n_diff else 0
+    return n_diff
 
 
 if __name__ == "__main__":

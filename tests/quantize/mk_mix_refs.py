@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from ctypes import (POINTER, Structure, c_bool, c_char_p, c_float, c_int, c_int32, c_size_t,
-                    c_uint32, c_void_p)
+                    c_uint32, c_void_p, cast)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -67,19 +67,43 @@ class llama_model_quantize_params(Structure):
 
 
 class llama_model_imatrix_data(Structure):
-    """include/llama.h of v0.5.0: one importance entry; an array ends with name NULL"""
+    """include/llama.h of v0.5.0: one importance entry; an array of them ends with name NULL"""
     _fields_ = [("name", c_char_p), ("data", POINTER(c_float)), ("size", c_size_t)]
 
 
-def imatrix_array(ents):
-    """a NULL-terminated llama_model_imatrix_data array for {name: float32 array} (the arrays
-    must outlive the call; the caller keeps ents)"""
-    arr = (llama_model_imatrix_data * (len(ents) + 1))()
-    for i, (name, v) in enumerate(ents.items()):
-        arr[i].name = name.encode()
-        arr[i].data = v.ctypes.data_as(POINTER(c_float))
-        arr[i].size = len(v)
-    return arr
+def load_quantizer(peer):
+    """libllama (the peer's binding) with llama_model_quantize and its defaults declared"""
+    sys.path.insert(0, os.path.abspath(peer))
+    import libllama
+    lib = libllama.load(cpu_backend="haswell")
+    lib.llama_model_quantize_default_params.restype = llama_model_quantize_params
+    lib.llama_model_quantize_default_params.argtypes = []
+    lib.llama_model_quantize.restype = c_uint32
+    lib.llama_model_quantize.argtypes = [c_char_p, c_char_p, POINTER(llama_model_quantize_params)]
+    return lib, libllama.LLAMA_CPP_VERSION
+
+
+def quantize(lib, src, out, ftype, threads, imatrix=None):
+    """llama_model_quantize(src, out) to ftype with default parameters, as llama-quantize
+    without options; imatrix: {tensor name: float32 numpy array} passed as params.imatrix (what
+    llama-quantize --imatrix FILE hands it: per entry the importance, sums / ncall), or None.
+    Returns llama_model_quantize's status (0: done)."""
+    p = lib.llama_model_quantize_default_params()
+    p.nthread = threads
+    p.ftype = ftype
+    keep = []  # the arrays and names must outlive the call
+    if imatrix is not None:
+        entries = (llama_model_imatrix_data * (len(imatrix) + 1))()
+        for i, (name, values) in enumerate(sorted(imatrix.items())):
+            values = values.astype("<f4", copy=False)
+            keep += [values, name.encode()]
+            entries[i].name = keep[-1]
+            entries[i].data = values.ctypes.data_as(POINTER(c_float))
+            entries[i].size = values.size
+        entries[len(imatrix)].name = None  # terminator
+        keep.append(entries)
+        p.imatrix = cast(entries, c_void_p)
+    return lib.llama_model_quantize(src.encode(), out.encode(), ctypes.byref(p))
 
 
 def hash_key(mix, typ):
@@ -93,22 +117,25 @@ def source_digest(tensors):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def write_fixture(path, doc):
-    """Compact JSON: the tensor names once (llama.cpp's file order), each mix's types as one
-    string in that order, and each (tensor, type) pair's sha256 once (a pair's bytes do not
-    depend on the mix, only on whether an importance was given: hash_key). One entry a line, so a change reads as a small diff."""
+def write_fixture(path, doc, header=("generator", "llama_cpp", "shape", "seed",
+                                     "source_tensors_sha256")):
+    """Compact JSON: the header keys, the tensor names once (llama.cpp's file order), each
+    mix's types as one string in that order, and each (tensor, type) pair's sha256 once (a
+    pair's bytes do not depend on the mix, only on whether an importance was given: hash_key). One entry a line, so a change reads as a small
+    diff."""
     names = [t["name"] for t in next(iter(doc["mixes"].values()))["tensors"]]
+    what = doc.get("shape") or doc["model"]
     hashes = {n: {} for n in names}
     for mix, m in doc["mixes"].items():
         if [t["name"] for t in m["tensors"]] != names:
-            sys.exit("%s: %s lists other tensors or another order" % (doc["shape"], mix))
+            sys.exit("%s: %s lists other tensors or another order" % (what, mix))
         for t in m["tensors"]:
             old = hashes[t["name"]].setdefault(hash_key(mix, t["type"]), t["sha256"])
             if old != t["sha256"]:
-                sys.exit("%s: %s as %s differs between mixes" % (doc["shape"], t["name"], t["type"]))
+                sys.exit("%s: %s as %s differs between mixes" % (what, t["name"], t["type"]))
     j = json.dumps
     lines = ["{"]
-    for k in ("generator", "llama_cpp", "shape", "seed", "source_tensors_sha256"):
+    for k in header:
         lines.append("  %s: %s," % (j(k), j(doc[k])))
     lines.append('  "tensors": [')
     lines += ["    %s%s" % (j(n), "," if i + 1 < len(names) else "") for i, n in enumerate(names)]
@@ -141,13 +168,7 @@ def main():
     ap.add_argument("archs", nargs="*", default=ARCHS)
     a = ap.parse_args()
 
-    sys.path.insert(0, os.path.abspath(a.peer))
-    import libllama
-    lib = libllama.load(cpu_backend="haswell")
-    lib.llama_model_quantize_default_params.restype = llama_model_quantize_params
-    lib.llama_model_quantize_default_params.argtypes = []
-    lib.llama_model_quantize.restype = c_uint32
-    lib.llama_model_quantize.argtypes = [c_char_p, c_char_p, POINTER(llama_model_quantize_params)]
+    lib, llama_cpp_version = load_quantizer(a.peer)
 
     os.makedirs(a.out, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mk_mix_refs.") as tmp:
@@ -157,7 +178,7 @@ def main():
             subprocess.run([a.quarrel, "synth", "--shape", shape, "-o", src, "--seed",
                             str(SEED)], check=True, stdout=subprocess.DEVNULL)
             doc = {"generator": "tests/quantize/mk_mix_refs.py",
-                   "llama_cpp": libllama.LLAMA_CPP_VERSION + ", llama_model_quantize defaults",
+                   "llama_cpp": llama_cpp_version + ", llama_model_quantize defaults",
                    "shape": shape, "seed": SEED,
                    "source_tensors_sha256": source_digest(gguf_tensors.read(src)[1]),
                    "mixes": {}}
@@ -166,13 +187,7 @@ def main():
                 [(m + IMATRIX_SUFFIX, f, ents) for m, f in IMATRIX_MIXES.items()]
             for mix, ftype, im in todo:
                 out = os.path.join(tmp, "%s-%s.gguf" % (shape, mix))
-                p = lib.llama_model_quantize_default_params()
-                p.nthread = a.threads
-                p.ftype = ftype
-                if im is not None:
-                    arr = imatrix_array(im)
-                    p.imatrix = ctypes.cast(arr, c_void_p)
-                rc = lib.llama_model_quantize(src.encode(), out.encode(), ctypes.byref(p))
+                rc = quantize(lib, src, out, ftype, a.threads, imatrix=im)
                 if rc != 0:
                     sys.exit("llama_model_quantize %s %s failed (%d)" % (shape, mix, rc))
                 meta, tensors = gguf_tensors.read(out)

@@ -208,8 +208,8 @@ static qr_imatrix *one_entry_imatrix(int n) {
 }
 
 /* IQ4_NL and IQ4_XS files with an importance: the entry named as the tensor is used (the bytes
- * are qr_quantize_rows' with it); a tensor of a type without an importance path is refused, as
- * is an entry of the wrong length; types that ggml quantizes without importance ignore it. */
+ * are qr_quantize_rows' with it), for the k-quants and legacy types too; an entry of the wrong
+ * length is refused; types that ggml quantizes without importance ignore it. */
 static void test_imatrix(void **state) {
     (void)state;
     write_input(QR_TYPE_F32, 0.0f, true);
@@ -251,15 +251,23 @@ static void test_imatrix(void **state) {
     qr_gguf_free(out);
     unlink(out_path);
 
-    /* a k-quant (or q4_0) tensor with an entry: refused, not quantized as if without */
+    /* k-quant and legacy tensors with an entry: quantized with it, as ggml's quantize_q*_K
+     * and quantize_q4_0 ... q5_1 do */
     p.imatrix = im;
-    const char *refused[3] = {"Q4_K_M", "Q6_K", "Q4_0"};
-    for (int k = 0; k < 3; k++) {
-        const qr_status st = qr_quantize_file(in_path, out_path, refused[k], &p);
-        if (st != QR_ERR_UNSUPPORTED || !strstr(qr_last_error(), "blk.0.attn_q.weight") ||
-            !strstr(qr_last_error(), "with an importance matrix is not implemented"))
-            fail_msg("%s: status %s: %s", refused[k], qr_status_name(st), qr_last_error());
-        assert_false(exists(out_path));
+    const char *weighted[4] = {"Q4_K_M", "Q6_K", "Q4_0", "Q5_1"};
+    const int weighted_types[4] = {QR_TYPE_Q4_K, QR_TYPE_Q6_K, QR_TYPE_Q4_0, QR_TYPE_Q5_1};
+    for (int k = 0; k < 4; k++) {
+        if (qr_quantize_file(in_path, out_path, weighted[k], &p))
+            fail_msg("%s: %s", weighted[k], qr_last_error());
+        assert_int_equal(qr_quantize_rows(weighted_types[k], x, want, NE1, NE0, imp), QR_OK);
+        assert_int_equal(qr_quantize_rows(weighted_types[k], x, plain, NE1, NE0, NULL), QR_OK);
+        assert_int_equal(qr_gguf_open(out_path, &out), QR_OK);
+        const qr_gguf_tensor *m = qr_gguf_find_tensor(out, "blk.0.attn_q.weight");
+        assert_int_equal(m->type, weighted_types[k]);
+        assert_memory_equal(m->data, want, m->nbytes);
+        assert_memory_not_equal(m->data, plain, m->nbytes);
+        qr_gguf_free(out);
+        unlink(out_path);
     }
     /* q8_0 and f16 are quantized without one by ggml too */
     if (qr_quantize_file(in_path, out_path, "Q8_0", &p)) fail_msg("%s", qr_last_error());
