@@ -309,6 +309,50 @@ static void test_iq4_nl_weights(void **state) {
     remove(model_path);
 }
 
+/* smol135 in the new tensor types: IQ4_XS, IQ3_S, IQ2_XXS and IQ1_M (these two with
+ * tests/quantize/synth_imatrix.py's importance matrix), TQ2_0, and every weight matrix mxfp4
+ * (--pure MXFP4_MOE). Quarrel quantizes the F16 source itself (mk_smol135_types.py --quarrel);
+ * the file's tensors must be exactly those llama.cpp made from the same source and importance
+ * (`tensors_sha256`, from mk_smol135_type_refs.sh), and the logits llama.cpp's on its file, with
+ * the tolerance measured there. 576 is not a multiple of 256, so the 256-block types fall back
+ * (to iq4_nl, q4_0) on most matrices, as in llama.cpp; ffn_down (1536 wide) keeps them. */
+static void test_smol135_types(void **state) {
+    (void)state;
+    const char *variants[] = {"iq4_xs", "iq3_s", "iq2_xxs", "iq1_m", "tq2_0", "mxfp4"};
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        char ref_prefix[512], path[600], model_path[256], cmd[2048];
+        snprintf(ref_prefix, sizeof ref_prefix, "%s/model/data/smol135-%s", QR_TEST_DIR,
+                 variants[i]);
+        snprintf(path, sizeof path, "%s.json", ref_prefix);
+        char *text = slurp(path, NULL);
+        cJSON *ref = cJSON_Parse(text);
+        free(text);
+        assert_non_null(ref);
+        snprintf(model_path, sizeof model_path, "smol135-%s.gguf", variants[i]);
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 %s/model/mk_smol135_types.py %s %s work --quarrel %s "
+                 "--shared %s",
+                 QR_TEST_DIR, variants[i], model_path, QR_CLI, QR_SHARED_DIR);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        char got[65] = "";
+        const int n = fscanf(p, "%64s", got);
+        if (pclose(p) != 0 || n != 1)
+            fail_msg("'%s' failed (Debian's python3-numpy is needed)", cmd);
+        const char *want = cJSON_GetObjectItem(ref, "tensors_sha256")->valuestring;
+        if (strcmp(got, want))
+            fail_msg("smol135 %s: Quarrel's quantization is not llama.cpp's (tensors digest %s, "
+                     "llama.cpp's %s; compare the two files with tests/quantize/gguf_tensors.py)",
+                     variants[i], got, want);
+        cJSON_Delete(ref);
+        check_model(model_path, model_path, ref_prefix, -1, 512);
+        remove(model_path);
+    }
+    remove("work/smol135-f16.gguf");
+    remove("work/smol135-imatrix.dat");
+    rmdir("work");
+}
+
 /* The synthetic models of every architecture (tests/model/data/<name>.json with `synth_args`:
  * qwen3, gemma2, gemma3, phi3, olmo2, granite, smollm3, and YaRN, linear and LongRoPE short
  * and long variants), each written by `quarrel synth` into the build tree and checked against
@@ -359,6 +403,7 @@ int main(void) {
         cmocka_unit_test(test_no_repack),   cmocka_unit_test(test_kv_f32),
         cmocka_unit_test(test_rope_freqs),  cmocka_unit_test(test_half_weights),
         cmocka_unit_test(test_architectures), cmocka_unit_test(test_iq4_nl_weights),
+        cmocka_unit_test(test_smol135_types),
     };
     const int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (chdir("..") == 0) rmdir(dir); /* left behind only if a failed test left a file */
