@@ -20,18 +20,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#define IMATRIX_BATCH 2048 /* llama-imatrix's logical batch (common_params.n_batch) */
-#define IMATRIX_STEP 512   /* its physical batch (n_ubatch) */
+#define IMATRIX_BATCH 2048  /* llama-imatrix's logical batch (common_params.n_batch) */
+#define IMATRIX_STEP 512    /* its physical batch (n_ubatch) */
 #define IMATRIX_MAX_SEQ 256 /* llama.cpp's LLAMA_MAX_SEQ */
-#define MIN_ROWS 16        /* products of fewer input rows are not collected */
+#define MIN_ROWS 16         /* products of fewer input rows are not collected */
 
 /* ---- the collector ---- */
 
 typedef struct collector {
     qr_imatrix_stats *entries;
     int64_t n, cap;
-    int64_t next;  /* where the next lookup starts: products come in the same order each step */
-    qr_status st;  /* the first failure (the observer cannot return one) */
+    int64_t next; /* where the next lookup starts: products come in the same order each step */
+    qr_status st; /* the first failure (the observer cannot return one) */
 } collector;
 
 static void collector_free(collector *c) {
@@ -58,7 +58,8 @@ static qr_imatrix_stats *find_entry(collector *c, const char *name, int64_t n_co
         const int64_t cap = c->cap ? 2 * c->cap : 64;
         qr_imatrix_stats *grown = realloc(c->entries, (size_t)cap * sizeof *grown);
         if (!grown) {
-            c->st = qr_error(QR_ERR_NOMEM, "out of memory for %lld imatrix entries", (long long)cap);
+            c->st =
+                qr_error(QR_ERR_NOMEM, "out of memory for %lld imatrix entries", (long long)cap);
             return NULL;
         }
         c->entries = grown;
@@ -83,7 +84,8 @@ static qr_imatrix_stats *find_entry(collector *c, const char *name, int64_t n_co
 }
 
 /* qr_matmul_fn: the statistics of one product's input (collect_imatrix's dense branch) */
-static void observe(const char *weight, const float *x, int64_t n_cols, int32_t n_rows, void *user) {
+static void observe(const char *weight, const float *x, int64_t n_cols, int32_t n_rows,
+                    void *user) {
     collector *c = user;
     if (c->st || n_rows < MIN_ROWS || strncmp(weight, "blk.", 4) != 0) return;
     qr_imatrix_stats *e = find_entry(c, weight, n_cols);

@@ -138,7 +138,8 @@ qr_status qr_imatrix_write_dat(const char *path, const qr_imatrix_stats *entries
         }
         const size_t len = strlen(e->name);
         ok = put_i32(f, (int32_t)len) && fwrite(e->name, 1, len, f) == len && put_i32(f, ncall) &&
-             put_i32(f, (int32_t)nval) && fwrite(values, sizeof *values, (size_t)nval, f) == (size_t)nval;
+             put_i32(f, (int32_t)nval) &&
+             fwrite(values, sizeof *values, (size_t)nval, f) == (size_t)nval;
     }
     const char *dataset = meta->dataset ? meta->dataset : "";
     const size_t dataset_len = strlen(dataset);

@@ -87,8 +87,8 @@ static bool collect(struct ggml_tensor *t, bool ask, void *user) {
     for (int64_t i3 = 0; i3 < src1->ne[3]; i3++)
         for (int64_t i2 = 0; i2 < src1->ne[2]; i2++)
             for (int64_t r = 0; r < src1->ne[1]; r++) {
-                const float *x =
-                    (const float *)(src1_copy + r * src1->nb[1] + i2 * src1->nb[2] + i3 * src1->nb[3]);
+                const float *x = (const float *)(src1_copy + r * src1->nb[1] + i2 * src1->nb[2] +
+                                                 i3 * src1->nb[3]);
                 for (int64_t j = 0; j < e->n; j++)
                     e->sums[j] += x[j] * x[j];
             }
@@ -155,7 +155,8 @@ int main(int argc, char **argv) {
     cp.n_ubatch = 512;
     cp.n_seq_max = (uint32_t)n_seq;
     cp.n_threads = cp.n_threads_batch = 2;
-    cp.flash_attn_type = getenv("MK_FA_OFF") ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
+    cp.flash_attn_type =
+        getenv("MK_FA_OFF") ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
     cp.kv_unified = false;
     cp.cb_eval = collect;
     cp.cb_eval_user_data = NULL;
@@ -176,13 +177,15 @@ int main(int argc, char **argv) {
         llama_memory_clear(llama_get_memory(ctx), true);
         for (int j = 0; j < num_batches; j++) {
             const int batch_start = start + j * n_batch;
-            const int batch_size = start + n_ctx - batch_start < n_batch ? start + n_ctx - batch_start : n_batch;
+            const int batch_size =
+                start + n_ctx - batch_start < n_batch ? start + n_ctx - batch_start : n_batch;
             batch.n_tokens = 0;
             for (int s = 0; s < n_seq_batch; s++) {
                 const int seq_start = batch_start + s * n_ctx;
                 for (int k = 0; k < batch_size; k++) {
                     const int b = batch.n_tokens++;
-                    batch.token[b] = add_bos && j == 0 && k == 0 ? llama_vocab_bos(vocab) : tokens[seq_start + k];
+                    batch.token[b] = add_bos && j == 0 && k == 0 ? llama_vocab_bos(vocab)
+                                                                 : tokens[seq_start + k];
                     batch.pos[b] = j * n_batch + k;
                     batch.n_seq_id[b] = 1;
                     batch.seq_id[b][0] = s;
@@ -192,15 +195,18 @@ int main(int argc, char **argv) {
             if (llama_decode(ctx, batch)) return fprintf(stderr, "llama_decode failed\n"), 1;
             /* the logits of position p of sequence s, for the single-batch case */
             if (num_batches > 1) return fprintf(stderr, "use n_ctx <= 2048\n"), 1;
-            memcpy(logits, llama_get_logits(ctx), (size_t)batch.n_tokens * (size_t)n_vocab * sizeof(float));
+            memcpy(logits, llama_get_logits(ctx),
+                   (size_t)batch.n_tokens * (size_t)n_vocab * sizeof(float));
         }
         for (int s = 0; s < n_seq_batch; s++) {
             for (int k = first; k < n_ctx - 1; k++) {
                 const float *l = logits + ((size_t)s * n_ctx + (size_t)k) * (size_t)n_vocab;
                 float mx = l[0];
-                for (int v = 1; v < n_vocab; v++) mx = l[v] > mx ? l[v] : mx;
+                for (int v = 1; v < n_vocab; v++)
+                    mx = l[v] > mx ? l[v] : mx;
                 double sum = 0;
-                for (int v = 0; v < n_vocab; v++) sum += expf(l[v] - mx);
+                for (int v = 0; v < n_vocab; v++)
+                    sum += expf(l[v] - mx);
                 const double v = -((double)(l[tokens[start + s * n_ctx + k + 1]] - mx) - log(sum));
                 nll += v;
                 nll2 += v * v;
@@ -260,8 +266,8 @@ int main(int argc, char **argv) {
     fprintf(js, "  ]\n}\n");
     fclose(js);
     fclose(bin);
-    fprintf(stderr, "%s: %d entries, %lld floats, chunk_count %lld, PPL %.4f\n", prefix,
-            n_entries, (long long)at, (long long)(max_count / n_ctx), ppl);
+    fprintf(stderr, "%s: %d entries, %lld floats, chunk_count %lld, PPL %.4f\n", prefix, n_entries,
+            (long long)at, (long long)(max_count / n_ctx), ppl);
     llama_batch_free(batch);
     llama_free(ctx);
     llama_model_free(model);

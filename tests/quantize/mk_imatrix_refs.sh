@@ -13,12 +13,15 @@
 # largest difference between four configurations (the canonical one; flash attention auto
 # with repacking and the best CPU variant, llama-imatrix's default; flash attention off with
 # repacking; the generic x64 variant), per value and for the entry's total (each at least 1e-3).
-# Usage: tests/quantize/mk_imatrix_refs.sh   (from anywhere)
+# phi3-tiny (`quarrel synth --shape phi3-tiny`, deterministic) has fused attn_qkv and ffn_up:
+# one entry each, under the fused name, as llama.cpp multiplies them whole.
+# Usage: QUARREL=build/quarrel tests/quantize/mk_imatrix_refs.sh   (from the repository root)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=${LLAMA_SRC:-/tmp/llama-src}
 BIN=${LLAMAREF_BIN_DIR:-/tmp/peer/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64}
 SHARED=${QR_SHARED_DIR:-$(cd "$HERE/../../.." && pwd)/shared}
+Q=${QUARREL:-$HERE/../../build/quarrel}
 OUT=$HERE/data
 [ -f "$SRC/include/llama.h" ] ||
     git clone -q /tmp/peer/node_modules/node-llama-cpp/llama/gitRelease.bundle "$SRC"
@@ -30,9 +33,13 @@ cc -O2 -std=c11 -o "$exe" "$HERE/mk_imatrix_ref.c" -I"$SRC/include" -I"$SRC/ggml
     -Wl,-rpath,"$BIN"
 text=$SHARED/reference/text/gpl-3.txt
 
-# canonical NAME MODEL N_CTX CHUNKS
+"$Q" synth --shape phi3-tiny -o "$tmp/phi3-tiny.gguf" > /dev/null
+
+# canonical NAME MODEL N_CTX CHUNKS (MODEL in ../shared/models, or a path)
 canonical() {
-    MK_CPU=haswell MK_NO_REPACK=1 MK_FA_OFF=1 "$exe" "$BIN" "$SHARED/models/$2" "$text" "$3" "$4" \
+    local m=$2
+    [ -f "$m" ] || m=$SHARED/models/$2
+    MK_CPU=haswell MK_NO_REPACK=1 MK_FA_OFF=1 "$exe" "$BIN" "$m" "$text" "$3" "$4" \
         "$OUT/imatrix-$1"
 }
 # measured NAME MODEL N_CTX CHUNKS: the other configurations, and the tolerances from them
@@ -69,9 +76,11 @@ PY
 #   stories260K -c 128: 16 chunks a batch in steps of 32 tokens each, then the last 4 (128 each)
 #   stories260K -c 8: 5 chunks of 8 in one step of 40 rows (each alone would be under 16)
 #   stories260K -c 1030: 1 chunk a batch in steps of 512, 512 and 6 tokens (the 6 not counted)
+#   phi3-tiny -c 64: 3 chunks in one step, fused weights
 #   smol135 -c 128: 3 chunks in one step
 canonical stories260K-c128 stories260K.gguf 128 20
 canonical stories260K-c8 stories260K.gguf 8 5
 canonical stories260K-c1030 stories260K.gguf 1030 2
+canonical phi3-tiny-c64 "$tmp/phi3-tiny.gguf" 64 3
 canonical smol135-c128 smol135-q4_k_m.gguf 128 3
 measured smol135-c128 smol135-q4_k_m.gguf 128 3

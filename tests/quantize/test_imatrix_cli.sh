@@ -2,7 +2,8 @@
 # `quarrel imatrix` against llama-imatrix's results (tests/quantize/data/imatrix-*.json and .bin,
 # made through the peer by mk_imatrix_refs.sh): stories260K in three groupings of chunks (16 a
 # batch in steps of 32 tokens; 5 chunks of 8 in one step; chunks of 1030 whose last step of 6
-# rows is not counted) and smol135 (3 chunks of 128), each in both formats, checked by
+# rows is not counted), phi3-tiny (synthesized; fused attn_qkv and ffn_up are one entry each)
+# and smol135 (3 chunks of 128), each in both formats, checked by
 # check_imatrix.py (metadata, entry names, shapes and types exactly; counts exactly; sums
 # within 1e-3 relative, smol135 within its measured tolerances; the final PPL within 0.02 in
 # ln). Then: `quarrel quantize --imatrix` takes both files (and the IQ4_NL tensors they steer
@@ -18,14 +19,15 @@ check() { /usr/bin/python3 "$T/quantize/check_imatrix.py" "$@"; }
 
 # case NAME MODEL N_CTX CHUNKS
 case_() {
-    local ref=$T/quantize/data/imatrix-$1.json
-    "$Q" imatrix -m "$S/models/$2" -f "$text" -o "$dir/$1.gguf" -c "$3" --chunks "$4" -t 2 \
+    local ref=$T/quantize/data/imatrix-$1.json m=$2
+    [ -f "$m" ] || m=$S/models/$2
+    "$Q" imatrix -m "$m" -f "$text" -o "$dir/$1.gguf" -c "$3" --chunks "$4" -t 2 \
         > "$dir/stdout" 2> "$dir/stderr" || fail "imatrix $1: $(cat "$dir/stderr")"
     local ppl
     ppl=$(sed -n 's/^Final estimate: PPL = \([^ ]*\) +\/- .*/\1/p' "$dir/stdout")
     [ -n "$ppl" ] || fail "imatrix $1: no final PPL in: $(cat "$dir/stdout")"
     grep -q "^imatrix: chunk $4/$4, running PPL " "$dir/stderr" || fail "no progress: $(cat "$dir/stderr")"
-    "$Q" imatrix -m "$S/models/$2" -f "$text" -o "$dir/$1.dat" -c "$3" --chunks "$4" -t 2 \
+    "$Q" imatrix -m "$m" -f "$text" -o "$dir/$1.dat" -c "$3" --chunks "$4" -t 2 \
         --output-format dat --no-ppl > "$dir/stdout" 2> "$dir/stderr" ||
         fail "imatrix $1 (dat): $(cat "$dir/stderr")"
     ! grep -q "PPL" "$dir/stdout" "$dir/stderr" || fail "--no-ppl printed a PPL"
@@ -37,6 +39,8 @@ $(head -30 "$dir/diff")"
 case_ stories260K-c128 stories260K.gguf 128 20
 case_ stories260K-c8 stories260K.gguf 8 5
 case_ stories260K-c1030 stories260K.gguf 1030 2
+"$Q" synth --shape phi3-tiny -o "$dir/phi3-tiny.gguf" > /dev/null || fail "synth phi3-tiny"
+case_ phi3-tiny-c64 "$dir/phi3-tiny.gguf" 64 3
 case_ smol135-c128 smol135-q4_k_m.gguf 128 3
 
 # quantize takes both files; the importance changes the IQ4_NL tensors it is used for

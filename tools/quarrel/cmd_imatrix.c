@@ -44,9 +44,9 @@ static int parse(int argc, char **argv, imatrix_opts *o) {
             o->p.no_ppl = true;
             continue;
         }
-        static const char *const with_value[] = {
-            "-m", "--model",   "-f",       "--file",          "-o",      "--output",
-            "-c", "--ctx-size", "--chunks", "--output-format", "-t",      "--threads"};
+        static const char *const with_value[] = {"-m",       "--model",         "-f", "--file",
+                                                 "-o",       "--output",        "-c", "--ctx-size",
+                                                 "--chunks", "--output-format", "-t", "--threads"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known = known || !strcmp(a, with_value[k]);
@@ -142,6 +142,12 @@ int cmd_imatrix(int argc, char **argv) {
         qr_model_free(model);
         return cli_fail(o.file);
     }
+    const size_t out_len = strlen(o.output);
+    if (o.p.format == QR_IMATRIX_GGUF && (out_len < 5 || strcmp(o.output + out_len - 5, ".gguf")))
+        fprintf(stderr,
+                "quarrel imatrix: note: writing the GGUF format to '%s', a name not "
+                "ending in .gguf (--output-format dat writes the legacy imatrix.dat)\n",
+                o.output);
     progress_state ps = {isatty(STDERR_FILENO) != 0, !o.p.no_ppl};
     o.p.dataset = o.file;
     o.p.progress = progress;
