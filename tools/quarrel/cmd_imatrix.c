@@ -25,20 +25,30 @@ static void usage(FILE *f) {
             "Computes what llama-imatrix computes: for every blk.* weight matrix, the sum of the\n"
             "squares of each input column over the tokens, and their count. The file records -f\n"
             "as given as its dataset.\n");
+    rope_options_usage(f);
 }
 
 typedef struct imatrix_opts {
     const char *model, *file, *output;
     qr_imatrix_params p;
+    qr_context_params cp; /* the RoPE overrides, through p.context */
 } imatrix_opts;
 
 static int parse(int argc, char **argv, imatrix_opts *o) {
     o->output = "imatrix.gguf";
+    o->cp = qr_context_default_params();
+    o->p.context = &o->cp;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             exit(0);
+        }
+        const int used = rope_option(a, v, &o->cp);
+        if (used < 0) return 2;
+        if (used > 0) {
+            i += used - 1;
+            continue;
         }
         if (!strcmp(a, "--no-ppl")) {
             o->p.no_ppl = true;
@@ -107,7 +117,7 @@ static void progress(const qr_imatrix_chunk *c, void *user) {
     if (ps->tty) {
         const int width = 30;
         const int fill = (int)((int64_t)(c->chunk + 1) * width / c->n_chunk);
-        fprintf(stderr, "\rimatrix [%.*s%*s] %d/%d chunks%s, %.1f s", fill,
+        fprintf(stderr, "\rimatrix [%.*s%*s] %d/%d chunks%s, %.1f s\033[K", fill,
                 "##############################", width - fill, "", c->chunk + 1, c->n_chunk, ppl,
                 c->seconds);
         if (c->chunk + 1 == c->n_chunk) fputc('\n', stderr);
