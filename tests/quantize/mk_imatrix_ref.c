@@ -5,8 +5,9 @@
  * It follows tools/imatrix/imatrix.cpp of that release: -f read verbatim with one trailing
  * newline dropped, tokenized with add_special (BOS where the vocab adds it), no special
  * parsing; n_seq = max(1, 2048 / n_ctx) chunks a batch, context n_seq * n_ctx cells, n_batch
- * min(2048, that), n_ubatch 512, n_seq_max n_seq, non-unified cache, flash attention auto;
- * each chunk from a cleared cache, its first token replaced by BOS where the vocab adds it,
+ * min(2048, that), n_ubatch 512, n_seq_max n_seq, non-unified cache, flash attention auto,
+ * repacking on, the best CPU variant (MK_FA_OFF=1, MK_NO_REPACK=1 and MK_CPU=<variant> change
+ * those three: mk_imatrix_refs.sh's canonical run sets all three); each chunk from a cleared cache, its first token replaced by BOS where the vocab adds it,
  * logits for every token. The callback asks for GGML_OP_MUL_MAT nodes whose weight (src[0],
  * name between '#'s stripped) starts with "blk." and whose src[1] is F32 with ne[1] >= 16, and
  * adds x[j]^2 (float) over src[1]'s rows and the row count. The perplexity is computed as the
