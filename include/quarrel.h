@@ -334,6 +334,15 @@ typedef enum qr_rope_scaling {
 typedef void (*qr_debug_fn)(const char *name, const float *data, int64_t ne0, int64_t n_tokens,
                             void *user);
 
+/* Weight observer: called on the evaluating thread before each matrix product by a weight of
+ * the model (the attention and FFN matrices of every layer, the output head), with the
+ * weight's GGUF tensor name ("blk.3.attn_q.weight"; a fused tensor such as phi3's attn_qkv
+ * once, under its own name) and the product's f32 input, n_rows rows of n_cols values, as they
+ * are before any conversion for the kernels. The rows are the tokens of one forward step (at
+ * most n_batch). What qr_imatrix_compute collects its statistics with; NULL: not called. */
+typedef void (*qr_matmul_fn)(const char *weight, const float *x, int64_t n_cols, int32_t n_rows,
+                             void *user);
+
 typedef struct qr_context_params {
     int32_t n_ctx;     /* total KV cells (0: the model's training context, capped at 4096) */
     int32_t n_batch;   /* most tokens evaluated at once (0: 512) */
@@ -352,6 +361,8 @@ typedef struct qr_context_params {
     int32_t yarn_orig_ctx;        /* 0: the model's original context (else its training one) */
     qr_debug_fn debug_fn;
     void *debug_user;
+    qr_matmul_fn matmul_observer;
+    void *matmul_user;
 } qr_context_params;
 
 qr_context_params qr_context_default_params(void);
@@ -630,6 +641,60 @@ typedef struct qr_ppl_result {
  * scored against the next token. Needs at least 2 * n_ctx tokens. */
 qr_status qr_perplexity(qr_model *model, const qr_token *tokens, int32_t n_tokens,
                         const qr_ppl_params *params, qr_ppl_result *out);
+
+/* Importance matrices as llama-imatrix computes them (tools/imatrix/imatrix.cpp), the file
+ * `quarrel quantize --imatrix` (and llama-quantize) reads: the tokens are cut into chunks of
+ * n_ctx, each evaluated from an empty cache with its first token replaced by BOS when the
+ * vocabulary adds one; for every product by a blk.* weight whose input has at least 16 rows,
+ * in_sum2[j] += x[j]^2 over the rows x and counts += rows (see qr_matmul_fn). Chunks are
+ * grouped into batches and steps as llama-imatrix's defaults group them (batch 2048, steps
+ * of 512), so the same products reach the 16-row threshold. */
+typedef enum qr_imatrix_format {
+    QR_IMATRIX_GGUF = 0, /* llama-imatrix's default: <name>.in_sum2 and <name>.counts */
+    QR_IMATRIX_DAT = 1,  /* the legacy imatrix.dat (--output-format dat) */
+} qr_imatrix_format;
+
+/* One finished chunk, for progress reports. */
+typedef struct qr_imatrix_chunk {
+    int32_t chunk;      /* from 0 */
+    int32_t n_chunk;    /* chunks in the whole run */
+    double ppl_running; /* perplexity over chunks 0..chunk as llama-imatrix prints it (its
+                           second halves scored as qr_perplexity does); 0 with no_ppl */
+    double seconds;     /* since the first chunk started */
+} qr_imatrix_chunk;
+
+typedef void (*qr_imatrix_progress_fn)(const qr_imatrix_chunk *chunk, void *user);
+
+typedef struct qr_imatrix_params {
+    int32_t n_ctx;            /* tokens per chunk (0: 512), at most the model's training context */
+    int32_t n_chunks;         /* evaluate at most this many chunks (0: all) */
+    int32_t n_threads;        /* 0: all CPUs */
+    qr_imatrix_format format; /* of the file written */
+    bool no_ppl;              /* skip the perplexity (and the output head's products) */
+    /* The text's name the file records (imatrix.datasets; llama-imatrix records its -f
+     * argument as given); NULL or "": none. */
+    const char *dataset;
+    qr_imatrix_progress_fn progress; /* called after each chunk (may be NULL) */
+    void *progress_user;
+    /* The context starts from these (NULL: qr_context_default_params()); the sizes, threads
+     * and the matmul observer are set here. */
+    const qr_context_params *context;
+} qr_imatrix_params;
+
+typedef struct qr_imatrix_result {
+    int32_t n_ctx, n_chunk;
+    int64_t n_entries;      /* weight matrices in the file */
+    double ppl;             /* with the perplexity: its final estimate, and */
+    double ppl_uncertainty; /* PPL * sqrt(var(NLL) / (N - 1)) */
+    double seconds;         /* wall time of the evaluation */
+} qr_imatrix_result;
+
+/* Compute the importance matrix of tokens (qr_eval_tokenize's) and write it to out_path.
+ * Needs at least 2 * n_ctx tokens. The output path is checked before the evaluation starts;
+ * the file appears whole or not at all. out may be NULL. */
+qr_status qr_imatrix_compute(qr_model *model, const qr_token *tokens, int32_t n_tokens,
+                             const qr_imatrix_params *params, const char *out_path,
+                             qr_imatrix_result *out);
 
 /* Multiple choice. A task file has one JSON object a line:
  *   {"context": "...", "choices": ["...", ...], "answer": INDEX}

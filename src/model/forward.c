@@ -11,7 +11,8 @@
  *              h = rmsnorm(x) * ffn_norm (if any); f = Wdown (act(Wgate h) * Wup h)
  *              x += rmsnorm(f) * ffn_post_norm (if any) * residual_scale
  *   logits = softcap(Wout (rmsnorm(x) * output_norm) * logit_mult)
- * Matrix products go through kernels/matmul, split over the context's threads by rows. */
+ * Matrix products go through kernels/matmul, split over the context's threads by rows; an
+ * optional observer sees each product's input first (qr_imatrix_compute collects with it). */
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "runtime/context.h"
@@ -101,13 +102,13 @@ static size_t convert(qr_context *ctx, const qr_weight *w, const float *x, int32
 }
 
 /* y[i][n][w[i].n_rows] = x[n][n_cols] w[i]^T for i < count; small products stay on this thread */
-static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y, int count,
+static void products(qr_context *ctx, const qr_weight *const *w, float *const *y, int count,
                      const float *x, int32_t n) {
     const int vdt = qr_type_traits_get(w[0]->type)->vec_dot_type;
     for (int i = 1; i < count; i++)
         if (qr_type_traits_get(w[i]->type)->vec_dot_type != vdt) { /* inputs differ: one by one */
             for (int k = 0; k < count; k++)
-                matmul_n(ctx, &w[k], &y[k], 1, x, n);
+                products(ctx, &w[k], &y[k], 1, x, n);
             return;
         }
     matmul_task t = {.n_mats = count, .act = ctx->act_q, .n_tokens = n};
@@ -123,6 +124,18 @@ static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y
             t.first_chunk[i] + (w[i]->n_rows + t.chunk_rows[i] - 1) / t.chunk_rows[i];
     }
     qr_pool_run(ctx->pool, matmul_worker, &t, t.first_chunk[count]);
+}
+
+/* The observer (qr_context_params.matmul_observer) sees each weight's input once: the views
+ * of one fused tensor (phi3's q, k, v of attn_qkv) are one product in llama.cpp's graph. */
+static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y, int count,
+                     const float *x, int32_t n) {
+    if (ctx->params.matmul_observer)
+        for (int i = 0; i < count; i++)
+            if (i == 0 || w[i]->name != w[i - 1]->name)
+                ctx->params.matmul_observer(w[i]->name, x, w[i]->n_cols, n,
+                                            ctx->params.matmul_user);
+    products(ctx, w, y, count, x, n);
 }
 
 static void matmul(qr_context *ctx, const qr_weight *w, const float *x, int32_t n, float *y) {

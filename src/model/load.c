@@ -244,6 +244,7 @@ static qr_status bind(qr_model *m, qr_weight *w, const char *name, int64_t n_col
                         "tensor '%s' is %s; norm weights and biases must be f32", name,
                         qr_type_name(t->type));
     w->data = t->data;
+    w->name = t->name;
     w->type = t->type;
     w->n_cols = n_cols;
     w->n_rows = want_rows;

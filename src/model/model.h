@@ -76,6 +76,7 @@ typedef struct qr_hparams {
  * mapping or repacked for the kernels (load.c). */
 typedef struct qr_weight {
     const void *data; /* NULL: absent (optional tensors) */
+    const char *name; /* the GGUF tensor's name (a fused tensor's for its views), NULL if absent */
     bool packed;      /* data is the kernels' repacked layout (model.pack), not the file's */
     int type;
     int64_t n_cols, n_rows;

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"synth", cmd_synth, "write a random-weight model of a given architecture and shape"},
     {"perplexity", cmd_perplexity, "perplexity of a text, KL divergence between two models"},
     {"eval", cmd_eval, "multiple-choice accuracy on a JSONL task file"},
+    {"imatrix", cmd_imatrix, "importance matrix of a text for quantizing (like llama-imatrix)"},
 };
 
 int cli_fail(const char *what) {
