@@ -379,9 +379,9 @@ qr_status qr_quantize_file(const char *in_path, const char *out_path, const char
     const qr_quant_ftype *ft = qr_quant_ftype_find(ftype);
     if (!ft) {
         const int main_type = not_yet_ftype_type(ftype);
-        /* tq1_0, tq2_0 and mxfp4 tensors can be made one by one
-         * (qr_quantize_rows), but not yet llama.cpp's per-tensor choices for their files */
-        if (main_type >= 0 && qr_type_traits_get(main_type)->from_float)
+        /* IQ, ternary and mxfp4 tensors can be made one by one (qr_quantize_rows), but not
+         * yet llama.cpp's per-tensor choices for their files */
+        if (main_type >= 0 && qr_type_can_quantize(main_type))
             return qr_error(QR_ERR_UNSUPPORTED,
                             "file type '%s' is not supported yet: Quarrel quantizes single %s "
                             "tensors but not yet llama.cpp's %s file (known: %s)",

@@ -147,12 +147,13 @@ static void test_bad_type_and_paths(void **state) {
     write_input(QR_TYPE_F32, 0.0f, true);
     expect_error(in_path, out_path, "Q9_9", QR_ERR_INVALID_ARG, "unknown file type 'Q9_9'");
     expect_error(in_path, out_path, "q8_1", QR_ERR_INVALID_ARG, "unknown file type");
-    /* the IQ, ternary and mxfp4 file types: read, but not yet written */
+    /* the IQ grid, ternary and mxfp4 types: a tensor quantizer but no file mix yet (iq2_xxs
+     * only with an importance matrix) */
     expect_error(in_path, out_path, "IQ3_XS", QR_ERR_UNSUPPORTED,
-                 "file type 'IQ3_XS' is not supported yet: Quarrel reads iq3_s tensors but "
-                 "cannot quantize to iq3_s");
-    expect_error(in_path, out_path, "iq2_m", QR_ERR_UNSUPPORTED, "cannot quantize to iq2_s");
-    /* types with a tensor quantizer but no file mix yet */
+                 "file type 'IQ3_XS' is not supported yet: Quarrel quantizes single iq3_s "
+                 "tensors but not yet llama.cpp's IQ3_XS file");
+    expect_error(in_path, out_path, "iq2_m", QR_ERR_UNSUPPORTED, "single iq2_s tensors");
+    expect_error(in_path, out_path, "IQ2_XXS", QR_ERR_UNSUPPORTED, "single iq2_xxs tensors");
     expect_error(in_path, out_path, "TQ1_0", QR_ERR_UNSUPPORTED, "single tq1_0 tensors");
     expect_error(in_path, out_path, "tq2_0", QR_ERR_UNSUPPORTED, "single tq2_0 tensors");
     expect_error(in_path, out_path, "MXFP4_MOE", QR_ERR_UNSUPPORTED,
