@@ -62,6 +62,7 @@ static inline float max_ggml(float a, float b) {
 typedef struct grid_search {
     int n_coord, bits, n_levels;
     int8_t *odd;          /* per grid point, its n_coord values 2l + 1 */
+    float *odd_f;         /* the same as floats, for the neighbour searches */
     int32_t *map;         /* key -> grid index, or -(start + 1) of the key's neighbour list */
     uint16_t *neighbours; /* lists: a count, then grid indices, nearest first, ties by index */
 } grid_search;
@@ -97,6 +98,7 @@ static int grid_value(int grid, int p, int j) {
 
 static void grid_search_free(grid_search *s) {
     free(s->odd);
+    free(s->odd_f);
     free(s->map);
     free(s->neighbours);
     memset(s, 0, sizeof *s);
@@ -113,10 +115,11 @@ static bool grid_search_build(int grid, grid_search *s) {
     n_keys += 1;
     *s = (grid_search){.n_coord = c, .bits = g->bits, .n_levels = g->n_levels};
     s->odd = malloc((size_t)n * c);
+    s->odd_f = malloc((size_t)n * c * sizeof(float));
     s->map = malloc((size_t)n_keys * sizeof(int32_t));
     int *d2 = malloc((size_t)n * sizeof(int));
     size_t used = 0, cap = 0; /* entries of s->neighbours */
-    if (!s->odd || !s->map || !d2) goto fail;
+    if (!s->odd || !s->odd_f || !s->map || !d2) goto fail;
 
     int rank[512] = {0}; /* stored value + 256 -> 1 + level */
     for (int p = 0; p < n; p++)
@@ -133,6 +136,7 @@ static bool grid_search_build(int grid, grid_search *s) {
         for (int j = 0; j < c; j++) {
             const int l = rank[grid_value(grid, p, j) + 256] - 1;
             s->odd[p * c + j] = (int8_t)(2 * l + 1);
+            s->odd_f[p * c + j] = (float)(2 * l + 1);
             key |= l << (g->bits * j);
         }
         s->map[key] = p;
@@ -256,18 +260,19 @@ static int grid_index_of(const grid_search *s, const int8_t *L) {
 }
 
 /* Sets L to the levels of the listed grid point nearest scale * (2L + 1) ~ xval in the weighted
- * squared distance (the first on ties), returns its index (iq2_ / iq3_find_best_neighbour). */
-static int best_neighbour(const grid_search *s, const uint16_t *list, const float *xval,
-                          const float *weight, float scale, int8_t *L) {
-    const int c = s->n_coord;
+ * squared distance (the first on ties), returns its index (iq2_ / iq3_find_best_neighbour).
+ * c = s->n_coord, a constant where it is inlined (the search loops' hot spot). */
+static inline int best_neighbour(const grid_search *s, int c, const uint16_t *list,
+                                 const float *xval, const float *weight, float scale, int8_t *L) {
     float best_d2 = FLT_MAX;
     int best = list[1]; /* kept only if no distance is finite (ggml aborts) */
     for (int j = 1; j <= list[0]; j++) {
-        const int8_t *pg = s->odd + list[j] * c;
+        const float *pg = s->odd_f + list[j] * c;
         float d2 = 0;
+        /* -O2 leaves this loop rolled; unrolled it is a tenth faster (ggml builds with -O3) */
+#pragma GCC unroll 8
         for (int i = 0; i < c; i++) {
-            const float q = pg[i];
-            const float diff = scale * q - xval[i];
+            const float diff = scale * pg[i] - xval[i];
             d2 += weight[i] * diff * diff;
         }
         if (d2 < best_d2) {
@@ -280,16 +285,28 @@ static int best_neighbour(const grid_search *s, const uint16_t *list, const floa
     return best;
 }
 
-/* The levels of the group of 8 (or 4) magnitudes xval at 1/id, each (id * x - 1) / 2 rounded
- * into 0 .. kmax-1, then moved onto the grid: returns whether they were on it. */
-static bool round_group(const grid_search *s, const float *xval, const float *waux, float id,
-                        float scale, int kmax, int8_t *L) {
-    for (int i = 0; i < s->n_coord; i++)
+/* The levels of the group of c (8, or 4 for iq3) magnitudes xval at 1/id, each (id * x - 1) / 2
+ * rounded into 0 .. kmax-1, then moved onto the grid: returns whether they were on it. */
+static inline bool round_group(const grid_search *s, int c, const float *xval, const float *waux,
+                               float id, float scale, int kmax, int8_t *L) {
+    int key = 0;
+    for (int i = 0; i < c; i++) {
         L[i] = (int8_t)clamp_int(nearest_int(0.5f * (id * xval[i] - 1)), 0, kmax - 1);
-    const int key = group_key(s, L);
+        key |= L[i] << (s->bits * i);
+    }
     if (s->map[key] >= 0) return true;
-    best_neighbour(s, neighbour_list(s, key), xval, waux, scale, L);
+    best_neighbour(s, c, neighbour_list(s, key), xval, waux, scale, L);
     return false;
+}
+
+static bool round_group8(const grid_search *s, const float *xval, const float *waux, float id,
+                         float scale, int kmax, int8_t *L) {
+    return round_group(s, 8, xval, waux, id, scale, kmax, L);
+}
+
+static bool round_group4(const grid_search *s, const float *xval, const float *waux, float id,
+                         float scale, int kmax, int8_t *L) {
+    return round_group(s, 4, xval, waux, id, scale, kmax, L);
 }
 
 /* sum w x q and sum w q^2 over n values at q = 2L + 1 */
@@ -482,7 +499,7 @@ static void quantize_iq2_xxs_row(const grid_search *s, const float *x, void *dst
                 const float id = (2 * kmax - 1 + is * 0.1f) / eff_max;
                 const float this_scale = 1 / id;
                 for (int k = 0; k < 4; k++)
-                    round_group(s, xval + 8 * k, waux + 8 * k, id, this_scale, kmax, Laux + 8 * k);
+                    round_group8(s, xval + 8 * k, waux + 8 * k, id, this_scale, kmax, Laux + 8 * k);
                 float sumqx, sumq2;
                 odd_sums(32, weight, xval, Laux, &sumqx, &sumq2);
                 if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
@@ -494,7 +511,7 @@ static void quantize_iq2_xxs_row(const grid_search *s, const float *x, void *dst
             if (scale > 0) {
                 const float id = 1 / scale;
                 for (int k = 0; k < 4; k++) {
-                    round_group(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
+                    round_group8(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
                 }
                 float sumqx, sumq2;
                 odd_sums(32, weight, xval, L, &sumqx, &sumq2);
@@ -554,7 +571,7 @@ static bool quantize_iq2_16(const grid_search *s, const float *xb, const float *
         const float this_scale = 1 / id;
         for (int k = 0; k < 2; k++)
             on_grid_aux[k] =
-                round_group(s, xval + 8 * k, waux + 8 * k, id, this_scale, kmax, Laux + 8 * k);
+                round_group8(s, xval + 8 * k, waux + 8 * k, id, this_scale, kmax, Laux + 8 * k);
         float sumqx, sumq2;
         odd_sums(16, weight, xval, Laux, &sumqx, &sumq2);
         if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
@@ -568,7 +585,8 @@ static bool quantize_iq2_16(const grid_search *s, const float *xb, const float *
     if ((!on_grid[0] || !on_grid[1]) && scale > 0) {
         const float id = 1 / scale;
         for (int k = 0; k < 2; k++)
-            if (!on_grid[k]) round_group(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
+            if (!on_grid[k])
+                round_group8(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
         float sumqx, sumq2;
         odd_sums(16, weight, xval, L, &sumqx, &sumq2);
         if (sumq2 > 0) scale = sumqx / sumq2;
@@ -696,7 +714,7 @@ static bool quantize_iq3_32(const grid_search *s, const float *xb, const float *
         const float this_scale = 1 / id;
         for (int k = 0; k < 8; k++)
             on_grid_aux[k] =
-                round_group(s, xval + 4 * k, waux + 4 * k, id, this_scale, kmax, Laux + 4 * k);
+                round_group4(s, xval + 4 * k, waux + 4 * k, id, this_scale, kmax, Laux + 4 * k);
         float sumqx, sumq2;
         odd_sums(32, weight, xval, Laux, &sumqx, &sumq2);
         if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
@@ -713,7 +731,7 @@ static bool quantize_iq3_32(const grid_search *s, const float *xb, const float *
         const float id = 1 / scale;
         for (int k = 0; k < 8; k++)
             if (!is_xxs || !on_grid[k])
-                round_group(s, xval + 4 * k, waux + 4 * k, id, scale, kmax, L + 4 * k);
+                round_group4(s, xval + 4 * k, waux + 4 * k, id, scale, kmax, L + 4 * k);
         float sumqx, sumq2;
         odd_sums(32, weight, xval, L, &sumqx, &sumq2);
         if (sumq2 > 0) scale = sumqx / sumq2;
@@ -840,6 +858,7 @@ static int best_neighbour_iq1(const grid_search *s, const uint16_t *list, const 
     for (int j = 1; j <= list[0]; j++) {
         const int8_t *pg = s->odd + list[j] * 8;
         float d2 = 0;
+#pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
             const float q = xg[(pg[i] - 1) / 2];
             const float w = weight[i];
@@ -1069,6 +1088,7 @@ static void quantize_iq1_m_row(const grid_search *s, const float *x, void *dst, 
                     sumq2[1] = q2_p[0] + q2_m[1];
                     sumq2[2] = q2_m[0] + q2_p[1];
                     sumq2[3] = q2_m[0] + q2_m[1];
+#pragma GCC unroll 4
                     for (int k = 0; k < 4; k++) {
                         if (sumq2[k] > 0 && sumqx[k] * sumqx[k] > best_score * sumq2[k]) {
                             scale = sumqx[k] / sumq2[k];
