@@ -87,9 +87,10 @@ qr_status qr_quantize(int type, const float *src, void *dst, int64_t n);
 /* Quantize n_rows rows of n_per_row elements (a multiple of the block size) into dst
  * (n_rows * qr_type_row_bytes(type, n_per_row)) with an importance matrix as llama-quantize's
  * --imatrix gives it to ggml_quantize_chunk: imatrix holds n_per_row weights, one per column,
- * or is NULL for none. Byte-exact with ggml for iq4_nl and iq4_xs (which use it), tq1_0, tq2_0,
+ * or is NULL for none. Byte-exact with ggml for the IQ types (which use it), tq1_0, tq2_0,
  * mxfp4, q8_0 and the float types (which ignore it); without importance for every type
- * qr_quantize supports. Other types with an importance: QR_ERR_UNSUPPORTED. */
+ * qr_quantize supports. Other types with an importance: QR_ERR_UNSUPPORTED. iq2_xxs, iq2_xs
+ * and iq1_s need one (QR_ERR_INVALID_ARG without). */
 qr_status qr_quantize_rows(int type, const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
                            const float *imatrix);
 

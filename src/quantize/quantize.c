@@ -256,7 +256,7 @@ static qr_status user_type(const char *name, const char *option, bool *set, int 
     *set = name != NULL;
     if (!name) return QR_OK;
     *out = qr_type_from_name(name);
-    if (*out < 0 || !qr_type_traits_get(*out)->from_float)
+    if (*out < 0 || !qr_type_can_quantize(*out))
         return qr_error(QR_ERR_INVALID_ARG,
                         "%s: '%s' is not a tensor type Quarrel can write (f32, f16, bf16, q8_0, "
                         "q4_0, q4_1, q5_0, q5_1, q2_K ... q6_K, iq4_nl, iq4_xs, iq3_s, ...)",

@@ -13,6 +13,7 @@
 #include "tensor/tensor.h"
 #include "util/util.h"
 
+#include <float.h>
 #include <math.h>
 
 /* sub-blocks whose largest magnitude is below this are all zero (ggml's GROUP_MAX_EPS) */
@@ -294,8 +295,10 @@ void qr_quant_mxfp4(const float *src, void *dst, int64_t n) {
         for (int j = 0; j < QK_MXFP4; j++)
             if (amax < fabsf(x[j])) amax = fabsf(x[j]);
         /* ggml converts the float straight to uint8_t; via int gives the same byte without
-         * undefined behaviour for absmax below 2^-125 */
-        const uint8_t e = amax > 0.0f ? (uint8_t)(int)(floorf(log2f(amax)) - 2 + 127) : 0;
+         * undefined behaviour for absmax below 2^-125. An infinite absmax gives 0, the byte
+         * x86 makes of ggml's out-of-range conversion (0x80000000). */
+        const uint8_t e =
+            amax > 0.0f && amax <= FLT_MAX ? (uint8_t)(int)(floorf(log2f(amax)) - 2 + 127) : 0;
         const float d = e8m0_to_fp32_half(e);
         y[i].e = e;
         for (int j = 0; j < QK_MXFP4 / 2; j++) {

@@ -32,6 +32,8 @@ typedef struct qr_type_traits {
 
 /* NULL if Quarrel does not know the type. */
 const qr_type_traits *qr_type_traits_get(int type);
+/* Whether qr_quantize_rows can make the type (some types only with an importance matrix). */
+bool qr_type_can_quantize(int type);
 
 /* Conversions and dot products, by type (dequant.c, quant_act.c, vec_dot.c). */
 void qr_dequant_f16(const void *src, float *dst, int64_t n);
@@ -112,6 +114,30 @@ void qr_quantize_tq1_0(const float *src, void *dst, int64_t n_rows, int64_t n_pe
 void qr_quantize_tq2_0(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
                        const float *imatrix);
 void qr_quantize_mxfp4(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                       const float *imatrix);
+/* quantize_iq_grid.c: the grid IQ types. iq2_xxs, iq2_xs and iq1_s need the importance (their
+ * rows come out zero without it: qr_quantize_rows refuses first); the other four take NULL,
+ * which qr_quant_<type> passes. qr_quantize_iq_init builds the search structures a type's
+ * quantizer needs (ggml_quantize_init), once, thread-safe: QR_OK for every other type,
+ * QR_ERR_NOMEM if they cannot be built. */
+qr_status qr_quantize_iq_init(int type);
+void qr_quant_iq2_s(const float *src, void *dst, int64_t n);
+void qr_quant_iq3_xxs(const float *src, void *dst, int64_t n);
+void qr_quant_iq3_s(const float *src, void *dst, int64_t n);
+void qr_quant_iq1_m(const float *src, void *dst, int64_t n);
+void qr_quantize_iq2_xxs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                         const float *imatrix);
+void qr_quantize_iq2_xs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                        const float *imatrix);
+void qr_quantize_iq2_s(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                       const float *imatrix);
+void qr_quantize_iq3_xxs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                         const float *imatrix);
+void qr_quantize_iq3_s(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                       const float *imatrix);
+void qr_quantize_iq1_s(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                       const float *imatrix);
+void qr_quantize_iq1_m(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
                        const float *imatrix);
 
 void qr_vec_dot_f32(int64_t n, float *out, const void *x, const void *y);

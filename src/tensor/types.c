@@ -12,7 +12,8 @@ static void copy_to_f32(const float *src, void *dst, int64_t n) {
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
-/* from_float is NULL where Quarrel has no quantizer for the type yet (qr_quantize says so);
+/* from_float is NULL where Quarrel has no quantizer for the type yet (qr_quantize says so) and
+ * for iq2_xxs, iq2_xs and iq1_s, which ggml quantizes only with an importance;
  * vec_dot is NULL where it has no dot product yet (qr_context_create refuses such a matrix).
  * The vec_dot_type of the IQ, ternary and mxfp4 types is ggml's (q8_K; q8_0 for iq4_nl and
  * mxfp4); their dot products are in vec_dot_iq.c. */
@@ -49,19 +50,19 @@ static const qr_type_traits traits[QR_TYPE_COUNT] = {
                          qr_vec_dot_iq2_xxs, QR_TYPE_Q8_K},
     [QR_TYPE_IQ2_XS] = {"iq2_xs", QK_K, sizeof(block_iq2_xs), true, qr_dequant_iq2_xs, NULL,
                         qr_vec_dot_iq2_xs, QR_TYPE_Q8_K},
-    [QR_TYPE_IQ3_XXS] = {"iq3_xxs", QK_K, sizeof(block_iq3_xxs), true, qr_dequant_iq3_xxs, NULL,
-                         qr_vec_dot_iq3_xxs, QR_TYPE_Q8_K},
+    [QR_TYPE_IQ3_XXS] = {"iq3_xxs", QK_K, sizeof(block_iq3_xxs), true, qr_dequant_iq3_xxs,
+                         qr_quant_iq3_xxs, qr_vec_dot_iq3_xxs, QR_TYPE_Q8_K},
     [QR_TYPE_IQ1_S] = {"iq1_s", QK_K, sizeof(block_iq1_s), true, qr_dequant_iq1_s, NULL,
                        qr_vec_dot_iq1_s, QR_TYPE_Q8_K},
     [QR_TYPE_IQ4_NL] = {"iq4_nl", QK4_NL, sizeof(block_iq4_nl), true, qr_dequant_iq4_nl,
                         qr_quant_iq4_nl, qr_vec_dot_iq4_nl, QR_TYPE_Q8_0},
-    [QR_TYPE_IQ3_S] = {"iq3_s", QK_K, sizeof(block_iq3_s), true, qr_dequant_iq3_s, NULL,
+    [QR_TYPE_IQ3_S] = {"iq3_s", QK_K, sizeof(block_iq3_s), true, qr_dequant_iq3_s, qr_quant_iq3_s,
                        qr_vec_dot_iq3_s, QR_TYPE_Q8_K},
-    [QR_TYPE_IQ2_S] = {"iq2_s", QK_K, sizeof(block_iq2_s), true, qr_dequant_iq2_s, NULL,
+    [QR_TYPE_IQ2_S] = {"iq2_s", QK_K, sizeof(block_iq2_s), true, qr_dequant_iq2_s, qr_quant_iq2_s,
                        qr_vec_dot_iq2_s, QR_TYPE_Q8_K},
     [QR_TYPE_IQ4_XS] = {"iq4_xs", QK_K, sizeof(block_iq4_xs), true, qr_dequant_iq4_xs,
                         qr_quant_iq4_xs, qr_vec_dot_iq4_xs, QR_TYPE_Q8_K},
-    [QR_TYPE_IQ1_M] = {"iq1_m", QK_K, sizeof(block_iq1_m), true, qr_dequant_iq1_m, NULL,
+    [QR_TYPE_IQ1_M] = {"iq1_m", QK_K, sizeof(block_iq1_m), true, qr_dequant_iq1_m, qr_quant_iq1_m,
                        qr_vec_dot_iq1_m, QR_TYPE_Q8_K},
     [QR_TYPE_TQ1_0] = {"tq1_0", QK_K, sizeof(block_tq1_0), true, qr_dequant_tq1_0, qr_quant_tq1_0,
                        qr_vec_dot_tq1_0, QR_TYPE_Q8_K},
@@ -74,18 +75,27 @@ static const qr_type_traits traits[QR_TYPE_COUNT] = {
 /* Quantizers that take an importance matrix (ggml's quantize_<type>, which may ignore it), by
  * type; a type without one is quantized with an importance only where ggml ignores it too. */
 static const qr_quantize_fn quantize_with_importance[QR_TYPE_COUNT] = {
-    [QR_TYPE_Q4_0] = qr_quantize_q4_0,     [QR_TYPE_Q4_1] = qr_quantize_q4_1,
-    [QR_TYPE_Q5_0] = qr_quantize_q5_0,     [QR_TYPE_Q5_1] = qr_quantize_q5_1,
-    [QR_TYPE_Q2_K] = qr_quantize_q2_K,     [QR_TYPE_Q3_K] = qr_quantize_q3_K,
-    [QR_TYPE_Q4_K] = qr_quantize_q4_K,     [QR_TYPE_Q5_K] = qr_quantize_q5_K,
-    [QR_TYPE_Q6_K] = qr_quantize_q6_K,     [QR_TYPE_IQ4_NL] = qr_quantize_iq4_nl,
-    [QR_TYPE_IQ4_XS] = qr_quantize_iq4_xs, [QR_TYPE_TQ1_0] = qr_quantize_tq1_0,
-    [QR_TYPE_TQ2_0] = qr_quantize_tq2_0,   [QR_TYPE_MXFP4] = qr_quantize_mxfp4,
+    [QR_TYPE_Q4_0] = qr_quantize_q4_0,       [QR_TYPE_Q4_1] = qr_quantize_q4_1,
+    [QR_TYPE_Q5_0] = qr_quantize_q5_0,       [QR_TYPE_Q5_1] = qr_quantize_q5_1,
+    [QR_TYPE_Q2_K] = qr_quantize_q2_K,       [QR_TYPE_Q3_K] = qr_quantize_q3_K,
+    [QR_TYPE_Q4_K] = qr_quantize_q4_K,       [QR_TYPE_Q5_K] = qr_quantize_q5_K,
+    [QR_TYPE_Q6_K] = qr_quantize_q6_K,       [QR_TYPE_IQ4_NL] = qr_quantize_iq4_nl,
+    [QR_TYPE_IQ4_XS] = qr_quantize_iq4_xs,   [QR_TYPE_TQ1_0] = qr_quantize_tq1_0,
+    [QR_TYPE_TQ2_0] = qr_quantize_tq2_0,     [QR_TYPE_MXFP4] = qr_quantize_mxfp4,
+    [QR_TYPE_IQ2_XXS] = qr_quantize_iq2_xxs, [QR_TYPE_IQ2_XS] = qr_quantize_iq2_xs,
+    [QR_TYPE_IQ2_S] = qr_quantize_iq2_s,     [QR_TYPE_IQ3_XXS] = qr_quantize_iq3_xxs,
+    [QR_TYPE_IQ3_S] = qr_quantize_iq3_s,     [QR_TYPE_IQ1_S] = qr_quantize_iq1_s,
+    [QR_TYPE_IQ1_M] = qr_quantize_iq1_m,
 };
 
 const qr_type_traits *qr_type_traits_get(int type) {
     if (type < 0 || type >= QR_TYPE_COUNT || !traits[type].name) return NULL;
     return &traits[type];
+}
+
+bool qr_type_can_quantize(int type) {
+    const qr_type_traits *t = qr_type_traits_get(type);
+    return t && (t->from_float || quantize_with_importance[type]);
 }
 
 const char *qr_type_name(int type) {
@@ -137,8 +147,11 @@ qr_status qr_quantize(int type, const float *src, void *dst, int64_t n) {
     const qr_type_traits *t = qr_type_traits_get(type);
     qr_status st = check_n(t, type, n);
     if (st) return st;
+    if (!t->from_float && quantize_with_importance[type])
+        return qr_error(QR_ERR_INVALID_ARG, "%s needs an importance matrix", t->name);
     if (!t->from_float)
         return qr_error(QR_ERR_UNSUPPORTED, "quantizing to %s is not implemented", t->name);
+    if ((st = qr_quantize_iq_init(type))) return st;
     t->from_float(src, dst, n);
     return QR_OK;
 }
@@ -151,8 +164,12 @@ qr_status qr_quantize_rows(int type, const float *src, void *dst, int64_t n_rows
     if (n_rows < 0)
         return qr_error(QR_ERR_INVALID_ARG, "quantizing %lld rows: negative count",
                         (long long)n_rows);
-    if (!t->from_float)
+    if (!t->from_float && !quantize_with_importance[type])
         return qr_error(QR_ERR_UNSUPPORTED, "quantizing to %s is not implemented", t->name);
+    /* ggml_quantize_chunk asserts here (iq2_xxs, iq2_xs, iq1_s) */
+    if (!t->from_float && !imatrix)
+        return qr_error(QR_ERR_INVALID_ARG, "%s needs an importance matrix", t->name);
+    if ((st = qr_quantize_iq_init(type))) return st;
     const size_t row_bytes = qr_type_row_bytes(type, n_per_row);
     if (quantize_with_importance[type]) {
         quantize_with_importance[type](src, dst, n_rows, n_per_row, imatrix);
