@@ -21,7 +21,7 @@ if [ -z "$Q" ]; then
 fi
 [ -x "${Q:-}" ] || { echo "mk_arch_refs.sh: no quarrel binary (set QUARREL)" >&2; exit 1; }
 PY=/usr/bin/python3
-REF="$PY $S/peer/llamaref.py"
+. "$here/llamaref_tolerance.sh"
 data=$here/data
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -51,31 +51,16 @@ for entry in "${models[@]}"; do
     model=$tmp/$name.gguf
     # shellcheck disable=SC2086
     "$Q" synth $args -o "$model" 2> "$tmp/synth.log" || { cat "$tmp/synth.log" >&2; exit 1; }
-    common=(--prompt "$P1" --prompt "$P2" --ctx "$ctx" --n-gen 32)
-    $REF "$model" --out "$data/$name" "${common[@]}" \
-        --cpu-backend haswell --flash-attn off --no-repack > "$tmp/ref.log"
-    v=$tmp/var
-    $REF "$model" --out "$v-defaults" "${common[@]}" --dump-step-logits > /dev/null
-    $REF "$model" --out "$v-x64" "${common[@]}" --dump-step-logits \
-        --cpu-backend x64 --flash-attn off --no-repack > /dev/null
-    $REF "$model" --out "$v-fa" "${common[@]}" --dump-step-logits \
-        --cpu-backend haswell --flash-attn on --no-repack > /dev/null
-    $REF "$model" --out "$v-repack" "${common[@]}" --dump-step-logits \
-        --cpu-backend haswell --flash-attn off > /dev/null
-    $REF "$model" --out "$v-incr" "${common[@]}" --dump-step-logits \
-        --cpu-backend haswell --flash-attn off --no-repack --incremental-prompt > /dev/null
-    $PY "$here/arch_tolerance.py" "$data/$name" "auto-defaults=$v-defaults" \
-        "x64-generic=$v-x64" "flash-attn-on=$v-fa" "repack-on=$v-repack" \
-        "token-by-token=$v-incr"
+    reference_with_tolerance "$model" "$data/$name" "$tmp" --prompt "$P1" --prompt "$P2" \
+        --ctx "$ctx" --n-gen 32
     # the model's name rather than its temporary path, and how to remake it
-    $PY - "$data/$name.json" "$name" "$args" <<'PYEOF'
+    set_json_keys "$data/$name.json" "model=$name.gguf"
+    $PY - "$data/$name.json" "$args" <<'PYEOF'
 import json, sys
-path, name, args = sys.argv[1:]
+path, args = sys.argv[1:]
 d = json.load(open(path))
-d["model"] = name + ".gguf"
 d["synth_args"] = args.split()
 json.dump(d, open(path, "w"), indent=1, ensure_ascii=False)
 open(path, "a").write("\n")
 PYEOF
-    rm -f "$v"-*
 done
