@@ -1936,7 +1936,7 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm[QR_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[QR_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
-    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl;
+    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl_prompt;
     k->gemm[QR_TYPE_IQ4_XS] = gemm_iq4_xs;
     k->gemm[QR_TYPE_IQ2_XXS] = gemm_iq2_xxs;
     k->gemm[QR_TYPE_IQ2_XS] = gemm_iq2_xs;

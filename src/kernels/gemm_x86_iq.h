@@ -75,6 +75,29 @@ static inline const block_q8_K *iq_act(const char *a, size_t as, int t, int64_t 
     return (const block_q8_K *)(a + (size_t)t * as) + i;
 }
 
+/* ---- iq4_nl prompts on VNNI ----
+ * gemm_x86.h's iq4_nl kernel is the 4-token tile at every batch size; from IL_MIN_TOKENS
+ * tokens on VNNI, 8-row groups go through the interleaved panel of q4_0 / q5_0 / q8_0
+ * (DEFINE_IL_GEMM) instead, with the levels + 128 as unsigned bytes (decode_u_iq4_nl) and
+ * q8_0's offset correction. The remaining rows, and every row on AVX2, keep the tile. */
+#if QR_VNNI
+DEFINE_IL_GEMM(il_gemm_iq4_nl, block_iq4_nl, decode_u_iq4_nl, Q8_0_OFFSET_SHIFT)
+#endif
+static void gemm_iq4_nl_prompt(int64_t n, const void *w, size_t w_stride, const void *act,
+                               size_t act_stride, float *y, int64_t y_stride, int64_t nr,
+                               int64_t nt) {
+    int64_t r0 = 0;
+#if QR_VNNI
+    if (nt >= IL_MIN_TOKENS)
+        for (; r0 + IL_ROWS <= nr; r0 += IL_ROWS)
+            il_gemm_iq4_nl(n, (const char *)w + (size_t)r0 * w_stride, w_stride, act, act_stride,
+                           y + r0, y_stride, nt);
+#endif
+    if (r0 < nr)
+        gemm_iq4_nl(n, (const char *)w + (size_t)r0 * w_stride, w_stride, act, act_stride, y + r0,
+                    y_stride, nr - r0, nt);
+}
+
 /* ---- the grid types with sign bits: iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s ----
  * A sub-block decodes to g, the grid values (unsigned, 4..62: never 0), s, the signs as +1 /
  * -1 bytes, and sc, its odd scales (one or two) as 16-bit lanes. Per token: y with the
@@ -177,11 +200,90 @@ IQ_GRID_TILE(tile_iq2_xs, block_iq2_xs, decode_iq2_xs, 0.125f)
 IQ_GRID_TILE(tile_iq2_s, block_iq2_s, decode_iq2_s, 0.125f)
 IQ_GRID_TILE(tile_iq3_xxs, block_iq3_xxs, decode_iq3_xxs, 0.25f)
 IQ_GRID_TILE(tile_iq3_s, block_iq3_s, decode_iq3_s, 1.0f)
-DEFINE_GEMM(gemm_iq2_xxs, tile_iq2_xxs)
-DEFINE_GEMM(gemm_iq2_xs, tile_iq2_xs)
-DEFINE_GEMM(gemm_iq2_s, tile_iq2_s)
-DEFINE_GEMM(gemm_iq3_xxs, tile_iq3_xxs)
-DEFINE_GEMM(gemm_iq3_s, tile_iq3_s)
+DEFINE_GEMM(gemm_tiles_iq2_xxs, tile_iq2_xxs)
+DEFINE_GEMM(gemm_tiles_iq2_xs, tile_iq2_xs)
+DEFINE_GEMM(gemm_tiles_iq2_s, tile_iq2_s)
+DEFINE_GEMM(gemm_tiles_iq3_xxs, tile_iq3_xxs)
+DEFINE_GEMM(gemm_tiles_iq3_s, tile_iq3_s)
+
+/* Prompts (IQ_ROW_MIN_TOKENS or more): the decoding (grid lookups, signs, scales) costs about
+ * three times the per-token work, so a weight row is decoded once per call into a scratch row
+ * (per sub-block: g, s and sc as three vectors, 3 bytes per weight, in L1) that all the
+ * tokens then read 4 at a time. Rows longer than IQ_ROW_MAX take the 4-token tiles alone. */
+#define IQ_ROW_MAX 8192
+#define IQ_ROW_MIN_TOKENS 8
+
+TILE void iq_grid_row_tokens(const __m256i *dec, const float *dx, int64_t n, const char *a,
+                             size_t as, float factor, float *y, int64_t ys, const int NT) {
+    float sumf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        __m256i isum[4];
+        UNROLL for (int t = 0; t < 4; t++) isum[t] = _mm256_setzero_si256();
+        UNROLL for (int ib = 0; ib < QK_K / 32; ib++) {
+            const __m256i *v = dec + 3 * (i * (QK_K / 32) + ib);
+            const __m256i g = _mm256_load_si256(v), s = _mm256_load_si256(v + 1);
+            const __m256i sc = _mm256_load_si256(v + 2);
+            UNROLL for (int t = 0; t < NT; t++) {
+                const __m256i yq = load256(iq_act(a, as, t, i)->qs + 32 * ib);
+                isum[t] = dot_i16(isum[t], _mm256_maddubs_epi16(g, _mm256_sign_epi8(yq, s)), sc);
+            }
+        }
+        int32_t bsum[4];
+        iq_hsum_epi32_x4(isum, NT, bsum);
+        UNROLL for (int t = 0; t < NT; t++) {
+            const float d = dx[i] * iq_act(a, as, t, i)->d;
+            sumf[t] += d * (float)bsum[t];
+        }
+    }
+    UNROLL for (int t = 0; t < NT; t++) y[t * ys] = factor * sumf[t];
+}
+
+#define DEFINE_IQ_GRID_GEMM(name, block_t, decode, FACTOR)                                         \
+    static void gemm_##name(int64_t n, const void *w, size_t w_stride, const void *act,            \
+                            size_t act_stride, float *y, int64_t y_stride, int64_t nr,             \
+                            int64_t nt) {                                                          \
+        if (nt < IQ_ROW_MIN_TOKENS || n > IQ_ROW_MAX) {                                            \
+            gemm_tiles_##name(n, w, w_stride, act, act_stride, y, y_stride, nr, nt);               \
+            return;                                                                                \
+        }                                                                                          \
+        _Alignas(32) __m256i dec[3 * IQ_ROW_MAX / 32];                                             \
+        float dx[IQ_ROW_MAX / QK_K];                                                               \
+        const char *ac = act;                                                                      \
+        for (int64_t r = 0; r < nr; r++) {                                                         \
+            const block_t *x = (const block_t *)((const char *)w + (size_t)r * w_stride);          \
+            for (int64_t i = 0; i < n / QK_K; i++) {                                               \
+                dx[i] = f16(qr_rd_u16(&x[i].d));                                                   \
+                for (int ib = 0; ib < QK_K / 32; ib++) {                                           \
+                    __m256i *v = dec + 3 * (i * (QK_K / 32) + ib);                                 \
+                    decode(&x[i], ib, &v[0], &v[1], &v[2]);                                        \
+                }                                                                                  \
+            }                                                                                      \
+            int64_t t = 0;                                                                         \
+            for (; t + 4 <= nt; t += 4)                                                            \
+                iq_grid_row_tokens(dec, dx, n, ac + (size_t)t * act_stride, act_stride, FACTOR,    \
+                                   y + t * y_stride + r, y_stride, 4);                             \
+            const char *at = ac + (size_t)t * act_stride;                                          \
+            float *yt = y + t * y_stride + r;                                                      \
+            switch (nt - t) {                                                                      \
+            case 3:                                                                                \
+                iq_grid_row_tokens(dec, dx, n, at, act_stride, FACTOR, yt, y_stride, 3);           \
+                break;                                                                             \
+            case 2:                                                                                \
+                iq_grid_row_tokens(dec, dx, n, at, act_stride, FACTOR, yt, y_stride, 2);           \
+                break;                                                                             \
+            case 1:                                                                                \
+                iq_grid_row_tokens(dec, dx, n, at, act_stride, FACTOR, yt, y_stride, 1);           \
+                break;                                                                             \
+            default:                                                                               \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+    }
+DEFINE_IQ_GRID_GEMM(iq2_xxs, block_iq2_xxs, decode_iq2_xxs, 0.125f)
+DEFINE_IQ_GRID_GEMM(iq2_xs, block_iq2_xs, decode_iq2_xs, 0.125f)
+DEFINE_IQ_GRID_GEMM(iq2_s, block_iq2_s, decode_iq2_s, 0.125f)
+DEFINE_IQ_GRID_GEMM(iq3_xxs, block_iq3_xxs, decode_iq3_xxs, 0.25f)
+DEFINE_IQ_GRID_GEMM(iq3_s, block_iq3_s, decode_iq3_s, 1.0f)
 
 /* ---- iq1_s and iq1_m: grid values -1, 0, 1 plus a delta of +-1/8 ----
  * The grid values are decoded as u = grid + 1 (0..2) for maddubs; sum(grid * y) is then

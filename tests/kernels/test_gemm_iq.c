@@ -10,9 +10,10 @@
  * the float scale set to a finite random value of either sign) and extreme blocks (every
  * byte 0x00, every byte 0xFF: the largest grid indices and scales, alternating 0x00 / 0xFF /
  * 0x55 / 0xAA), against random activations and against activations at the q8 extremes
- * (+-127 everywhere). Sizes: 1, 2, 3 and 7 super-blocks (mxfp4: 1, 3, 4, 5, 8 and 17 blocks,
+ * (+-127 everywhere). Sizes: 1, 2, 3, 7 and 33 super-blocks (33: longer than the prompt
+ * path's scratch row, IQ_ROW_MAX) (mxfp4: 1, 3, 4, 5, 8 and 17 blocks,
  * its 4-block fold and tail), 1, 2 and 5 rows, 1..9 and 17 tokens (4-token tiles and the
- * leftovers). */
+ * leftovers; 8 and more: the prompt path that decodes a row once for all tokens). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -82,7 +83,7 @@ static void fill_weights(int type, unsigned char *w, size_t bytes, int fill) {
 }
 
 static void check_type(const qr_kernels *set, const qr_kernels *ref, int type) {
-    static const int64_t sbs[] = {1, 2, 3, 7};
+    static const int64_t sbs[] = {1, 2, 3, 7, 33}; /* 33: past the row scratch */
     static const int64_t mx_blocks[] = {1, 3, 4, 5, 8, 17};
     static const int64_t rows[] = {1, 2, 5};
     static const int64_t tokens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
