@@ -26,7 +26,7 @@ for t in $TYPES; do
             fi
         done
         # the best GB/s (1 token) or GMAC/s (more) of the repetitions
-        best() { echo "$1" | tr ' ' '\n' | grep -o "[0-9.]* $2" | sort -n | tail -1; }
+        best() { echo "$1" | grep -o "[0-9.]* $2" | sort -n | tail -1; }
         unit="GB/s"; [ "$nt" -gt 1 ] && unit="GMAC/s"
         sc="-"; [ "$nt" -eq 1 ] && sc="$(best "$s" GMAC/s)"
         echo "| $t | $nt | $(best "$a" "$unit") | $(best "$b" "$unit") | $sc |"

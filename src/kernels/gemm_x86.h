@@ -1948,6 +1948,7 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm[QR_TYPE_TQ1_0] = gemm_tq1_0;
     k->gemm[QR_TYPE_TQ2_0] = gemm_tq2_0;
     k->gemm[QR_TYPE_MXFP4] = gemm_mxfp4;
+    k->gemm[QR_TYPE_Q2_K] = gemm_q2_K;
     k->dot_f16_heads = dot_f16_heads_x86;
     k->axpy_f16_heads = axpy_f16_heads_x86;
     k->dot_f32 = dot_f32_x86;

@@ -558,6 +558,49 @@ TILE void tile_mxfp4(int64_t n, const char *wr, const char *a, size_t as, float 
 }
 DEFINE_GEMM(gemm_mxfp4, tile_mxfp4)
 
+/* ---- q2_K against q8_K ----
+ * Not an IQ type, but llama.cpp's IQ2_XXS / IQ2_XS files put a few ffn_down in q2_K, which had
+ * only the scalar kernel (a third of smol135-iq2_xxs's prompt time). Layout as tq2_0 (2-bit
+ * values, vector k = bits 2(k%4) of qs[32(k/4) ..]); vector k holds sub-blocks 2k and 2k+1
+ * (4-bit scales in its two halves); the 4-bit mins pair with the activation's bsums. Float
+ * block terms as K4_TILE, so within GEMM_REL_TOL of the reference (test_gemm.c), not exact. */
+TILE void tile_q2_K(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,
+                    const int NT) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    __m256 acc[4], accm[4];
+    UNROLL for (int t = 0; t < NT; t++) acc[t] = accm[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const block_q2_K *x = (const block_q2_K *)wr + i;
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
+        __m256i isum[4];
+        UNROLL for (int t = 0; t < 4; t++) isum[t] = _mm256_setzero_si256();
+        UNROLL for (int h = 0; h < 2; h++) {
+            const __m256i b = load256(x->qs + 32 * h);
+            UNROLL for (int l = 0; l < 4; l++) {
+                const int k = 4 * h + l;
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(b, 2 * l), m3);
+                const __m256i sc = iq_scales16(x->scales[2 * k] & 15, x->scales[2 * k + 1] & 15);
+                UNROLL for (int t = 0; t < NT; t++) isum[t] =
+                    dot_i16(isum[t],
+                            _mm256_maddubs_epi16(q, load256(iq_act(a, as, t, i)->qs + 32 * k)), sc);
+            }
+        }
+        const float xd = f16(qr_rd_u16(&x->d)), xmin = f16(qr_rd_u16(&x->dmin));
+        UNROLL for (int t = 0; t < NT; t++) {
+            const block_q8_K *yb = iq_act(a, as, t, i);
+            const __m256i msum = _mm256_madd_epi16(load256(yb->bsums), mins);
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(xd * yb->d), acc[t]);
+            accm[t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(xmin * yb->d), accm[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < NT; t++) y[t * ys] = hsum_ps(acc[t]) - hsum_ps(accm[t]);
+}
+DEFINE_GEMM(gemm_q2_K, tile_q2_K)
+
 #ifdef __clang__
 #pragma STDC FP_CONTRACT ON
 #endif
