@@ -34,8 +34,8 @@ static void fill_random_blocks(int type, char *w, size_t bytes) {
         unsigned char *blk = (unsigned char *)w + b;
         if (type == QR_TYPE_IQ1_M) {
             for (int k = 0; k < 4; k++) /* after qs[32] and qh[16] */
-                blk[48 + 2 * k + 1] = (unsigned char)((blk[48 + 2 * k + 1] & 0x0F) |
-                                                      (((d >> (4 * k)) & 15) << 4));
+                blk[48 + 2 * k + 1] =
+                    (unsigned char)((blk[48 + 2 * k + 1] & 0x0F) | (((d >> (4 * k)) & 15) << 4));
         } else {
             memcpy(blk, &d, sizeof d);
         }
