@@ -5,14 +5,16 @@
  * Every tile takes one weight row and NT <= 4 tokens: a weight sub-block (32 values) is
  * decoded once into bytes (grid entries looked up, signs spread to bytes) and dotted with the
  * NT activation sub-blocks. The activations are those of the scalar reference
- * (tensor/vec_dot_iq.c): q8_K rows, q8_0 for mxfp4.
+ * (tensor/vec_dot_iq.c): q8_K rows, q8_0 for mxfp4. Prompts (8+ tokens) of the iq2/iq3 types
+ * decode a whole row once per call instead; iq4_nl prompts on VNNI take gemm_x86.h's
+ * interleaved panel; and a q2_K tile sits at the end (llama.cpp's IQ2 files carry q2_K).
  *
- * Exactness: the reference sums integers over a super-block (or block) and then adds one
- * float term per super-block in order. These tiles compute the same integers (in another
- * order, which integers do not see) and then evaluate the very same float expressions in the
- * same order, so their results equal the reference's bit for bit. Clang would contract those
- * expressions into FMAs in these files (built with -mfma) but not in the scalar file, hence
- * FP_CONTRACT OFF; GCC in ISO C mode (-std=c11) does not contract. */
+ * Exactness (all but iq4_nl's prompt path and q2_K): the reference sums integers over a super-block
+ * (or block) and then adds one float term per super-block in order. These tiles compute the same
+ * integers (in another order, which integers do not see) and then evaluate the very same float
+ * expressions in the same order, so their results equal the reference's bit for bit. Clang would
+ * contract those expressions into FMAs in these files (built with -mfma) but not in the scalar
+ * file, hence FP_CONTRACT OFF; GCC in ISO C mode (-std=c11) does not contract. */
 
 #include "tensor/iq_tables.h"
 
