@@ -1338,6 +1338,9 @@ TILE void tile_iq4_xs(int64_t n, const char *wr, const char *a, size_t as, float
 }
 DEFINE_GEMM(gemm_iq4_xs, tile_iq4_xs)
 
+/* the other IQ types, ternary and mxfp4 */
+#include "kernels/gemm_x86_iq.h"
+
 /* Unsigned weights with a minimum (q4_1, q5_1) against q8_1: d*dy*sum(q*y) + m*s. */
 #define LEGACY_MIN_TILE(name, block_t, decode)                                                     \
     TILE void name(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,      \
@@ -1933,8 +1936,19 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm[QR_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[QR_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
-    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl;
+    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl_prompt;
     k->gemm[QR_TYPE_IQ4_XS] = gemm_iq4_xs;
+    k->gemm[QR_TYPE_IQ2_XXS] = gemm_iq2_xxs;
+    k->gemm[QR_TYPE_IQ2_XS] = gemm_iq2_xs;
+    k->gemm[QR_TYPE_IQ2_S] = gemm_iq2_s;
+    k->gemm[QR_TYPE_IQ3_XXS] = gemm_iq3_xxs;
+    k->gemm[QR_TYPE_IQ3_S] = gemm_iq3_s;
+    k->gemm[QR_TYPE_IQ1_S] = gemm_iq1_s;
+    k->gemm[QR_TYPE_IQ1_M] = gemm_iq1_m;
+    k->gemm[QR_TYPE_TQ1_0] = gemm_tq1_0;
+    k->gemm[QR_TYPE_TQ2_0] = gemm_tq2_0;
+    k->gemm[QR_TYPE_MXFP4] = gemm_mxfp4;
+    k->gemm[QR_TYPE_Q2_K] = gemm_q2_K;
     k->dot_f16_heads = dot_f16_heads_x86;
     k->axpy_f16_heads = axpy_f16_heads_x86;
     k->dot_f32 = dot_f32_x86;

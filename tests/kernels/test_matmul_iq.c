@@ -33,7 +33,8 @@
  * up to 3 (d_w * d_x, * scale, * sum) and its float accumulation one per block. So the error
  * is at most about (8 + n_blocks) u of the magnitude; the tolerance allows twice that. */
 #define DOT_REL_TOL(n_blocks) ((8.0 + (double)(n_blocks)) * FLT_EPSILON)
-/* qr_matmul_rows may run a SIMD kernel one day: float block sums in another order */
+/* qr_matmul_rows runs the chosen set's kernel: iq4_nl's and iq4_xs's SIMD ones add float block
+ * terms in another order (the other types' are exact, test_gemm_iq.c) */
 #define GEMM_REL_TOL 1e-5
 
 static const struct {
