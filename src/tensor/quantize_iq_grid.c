@@ -20,6 +20,7 @@
  * in-range indices and the loops end. */
 #include "tensor/blocks.h"
 #include "tensor/iq_tables.h"
+#include "tensor/quantize_fit.h"
 #include "tensor/tensor.h"
 #include "util/util.h"
 
@@ -35,19 +36,6 @@
 #define GROUP_MAX_EPS_IQ3_XXS 1e-8f
 #define GROUP_MAX_EPS_IQ1_S 1e-12f
 #define GROUP_MAX_EPS_IQ1_M 1e-7f
-
-/* Round half to even by the float-add trick, as ggml's nearest_int (any input, NaN included,
- * gives some int: no undefined conversion). */
-static inline int nearest_int(float x) {
-    float v = x + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
-static inline int clamp_int(int v, int lo, int hi) {
-    return v < lo ? lo : v > hi ? hi : v;
-}
 
 /* ggml's MAX(a, b): a when a > b, else b (which matters only for NaN) */
 static inline float max_ggml(float a, float b) {

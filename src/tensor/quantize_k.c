@@ -23,19 +23,6 @@
 /* sub-blocks whose largest magnitude is below this are all zero (ggml's GROUP_MAX_EPS) */
 #define GROUP_MAX_EPS 1e-15f
 
-/* Round half to even by the float-add trick, exactly as ggml's nearest_int (which the reference
- * quantizers use; for |x| >= 2^22 it wraps, and the callers clamp the result). */
-static inline int nearest_int(float x) {
-    float v = x + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
-static inline int clamp_int(int v, int lo, int hi) {
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
 /* Asymmetric fit x ~ scale * L + min over n values, L in [0, nmax], weights w (ggml's
  * make_qkx2_quants): start from the min/max grid, then try nstep+1 grid widths
  * (nmax + rmin + rdelta*is) and keep the weighted least-squares (scale, min) of the
