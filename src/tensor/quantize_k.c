@@ -119,6 +119,17 @@ float qr_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t 
     return scale;
 }
 
+/* Adds w x l to *sumlx and w l^2 to *suml2, with ggml's products and rounding: (w x) l and
+ * (w l) l, each rounded to float before the sum. */
+static inline void add_weighted(float w, float x, int l, float *sumlx, float *suml2) {
+    const float wx = w * x;
+    const float wxl = wx * l;
+    const float wl = w * l;
+    const float wll = wl * l;
+    *sumlx += wxl;
+    *suml2 += wll;
+}
+
 /* The largest-magnitude value, signed, and its magnitude. */
 static float signed_absmax(const float *x, int n, float *amax_out) {
     float max = 0, amax = 0;
@@ -150,13 +161,7 @@ static float fit_scale_q3(int n, int nmax, const float *x, int8_t *L) {
         const float t = iscale * x[i];
         const int l = clamp_int(nearest_int(t), -nmax, nmax - 1);
         L[i] = (int8_t)l;
-        const float w = x[i] * x[i];
-        const float wx = w * x[i];
-        const float wxl = wx * l;
-        const float wl = w * l;
-        const float wll = wl * l;
-        sumlx += wxl;
-        suml2 += wll;
+        add_weighted(x[i] * x[i], x[i], l, &sumlx, &suml2);
     }
     for (int itry = 0; itry < 5; itry++) {
         int n_changed = 0;
@@ -172,11 +177,7 @@ static float fit_scale_q3(int n, int nmax, const float *x, int8_t *L) {
                 const float xs = x[i] * sl2;
                 int new_l = clamp_int(nearest_int(xs / slx), -nmax, nmax - 1);
                 if (new_l != L[i]) {
-                    const float wxn = wx * new_l;
-                    slx += wxn;
-                    const float wn = w * new_l;
-                    const float wnn = wn * new_l;
-                    sl2 += wnn;
+                    add_weighted(w, x[i], new_l, &slx, &sl2);
                     const float ss = slx * slx, lhs = ss * suml2;
                     const float tt = sumlx * sumlx, rhs = tt * sl2;
                     if (sl2 > 0 && lhs > rhs) {
@@ -212,13 +213,7 @@ float qr_fit_scale_sym(int n, int nmax, const float *x, int8_t *L, const float *
         const float t = iscale * x[i];
         const int l = clamp_int(nearest_int(t), -nmax, nmax - 1);
         L[i] = (int8_t)(l + nmax);
-        const float w = qw ? qw[i] : x[i] * x[i];
-        const float wx = w * x[i];
-        const float wxl = wx * l;
-        const float wl = w * l;
-        const float wll = wl * l;
-        sumlx += wxl;
-        suml2 += wll;
+        add_weighted(qw ? qw[i] : x[i] * x[i], x[i], l, &sumlx, &suml2);
     }
     float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
@@ -230,13 +225,7 @@ float qr_fit_scale_sym(int n, int nmax, const float *x, int8_t *L, const float *
         for (int i = 0; i < n; i++) {
             const float t = iscale * x[i];
             const int l = clamp_int(nearest_int(t), -nmax, nmax - 1);
-            const float w = qw ? qw[i] : x[i] * x[i];
-            const float wx = w * x[i];
-            const float wxl = wx * l;
-            const float wl = w * l;
-            const float wll = wl * l;
-            sumlx += wxl;
-            suml2 += wll;
+            add_weighted(qw ? qw[i] : x[i] * x[i], x[i], l, &sumlx, &suml2);
         }
         const float lhs = sumlx * sumlx, rhs = best * suml2;
         if (suml2 > 0 && lhs > rhs) {
@@ -306,13 +295,7 @@ static float fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const fl
         int l = nearest_int(t);
         if (l > nmax) l = nmax;
         L[i] = (uint8_t)l;
-        const float w = qw[i];
-        const float wx = w * x[i];
-        const float wxl = wx * l;
-        const float wl = w * l;
-        const float wll = wl * l;
-        sumlx += wxl;
-        suml2 += wll;
+        add_weighted(qw[i], x[i], l, &sumlx, &suml2);
     }
     for (int itry = 0; itry < 5; itry++) {
         int n_changed = 0;
@@ -328,11 +311,7 @@ static float fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const fl
                 int new_l = nearest_int(xs / slx);
                 if (new_l > nmax) new_l = nmax;
                 if (new_l != L[i]) {
-                    const float wxn = wx * new_l;
-                    slx += wxn;
-                    const float wn = w * new_l;
-                    const float wnn = wn * new_l;
-                    sl2 += wnn;
+                    add_weighted(w, x[i], new_l, &slx, &sl2);
                     const float ss = slx * slx, lhs = ss * suml2;
                     const float tt = sumlx * sumlx, rhs = tt * sl2;
                     if (lhs > rhs) {
