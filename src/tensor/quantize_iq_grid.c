@@ -311,35 +311,51 @@ static void odd_sums(int n, const float *weight, const float *xval, const int8_t
     *sumq2 = q2;
 }
 
-/* The magnitudes of 8 values and their sign bits. iq2_xxs, iq2_xs and iq3_xxs keep 7 sign bits
- * with an even count: with an odd number of negatives, the value of least weighted square
- * (the first on ties) keeps its sign and enters as a negative magnitude. */
-static uint8_t even_signs(const float *xb, const float *weight, float *xval) {
-    int n_flip = 0;
-    uint8_t s = 0;
-    for (int i = 0; i < 8; i++) {
-        if (xb[i] >= 0) {
-            xval[i] = xb[i];
-        } else {
-            xval[i] = -xb[i];
-            n_flip++;
-            s |= (uint8_t)(1 << i);
-        }
-    }
-    if (n_flip % 2) {
-        int imin = 0;
-        float min = weight[0] * xb[0] * xb[0];
-        for (int i = 1; i < 8; i++) {
-            const float ax = weight[i] * xb[i] * xb[i];
-            if (ax < min) {
-                min = ax;
-                imin = i;
-            }
-        }
-        xval[imin] = -xval[imin];
-        s ^= (uint8_t)(1 << imin);
-    }
-    return s & 127;
+/* ggml's running MAX over x[0..n-1], from x[0] */
+static float max_of(int n, const float *x) {
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        max = max_ggml(max, x[i]);
+    return max;
+}
+
+/* the same over |x| */
+static float max_abs_of(int n, const float *x) {
+    float max = fabsf(x[0]);
+    for (int i = 1; i < n; i++)
+        max = max_ggml(max, fabsf(x[i]));
+    return max;
+}
+
+/* One step of the scale searches: the least-squares scale of the candidate levels Laux (n
+ * values) and its score scale * sumqx; where the score beats *best (compared as ggml, without
+ * dividing), Laux becomes L. Returns whether it did. */
+static bool keep_if_better(int n, const float *weight, const float *xval, const int8_t *Laux,
+                           float *best, float *scale, int8_t *L) {
+    float sumqx, sumq2;
+    odd_sums(n, weight, xval, Laux, &sumqx, &sumq2);
+    if (!(sumq2 > 0 && sumqx * sumqx > *best * sumq2)) return false;
+    *scale = sumqx / sumq2;
+    *best = *scale * sumqx;
+    memcpy(L, Laux, (size_t)n);
+    return true;
+}
+
+/* The least-squares scale of the final levels L, or scale where they give none */
+static float refit_scale(int n, const float *weight, const float *xval, const int8_t *L,
+                         float scale) {
+    float sumqx, sumq2;
+    odd_sums(n, weight, xval, L, &sumqx, &sumq2);
+    return sumq2 > 0 ? sumqx / sumq2 : scale;
+}
+
+/* A negative scale (ggml: "should never happen") is stored positive with the n sign bytes
+ * inverted (7 bits each with even_parity, 8 otherwise). */
+static float positive_scale(float scale, int n, bool even_parity, uint8_t *signs) {
+    if (scale >= 0) return scale;
+    for (int k = 0; k < n; k++)
+        signs[k] = (uint8_t)(even_parity ? ~signs[k] & 127 : ~signs[k]);
+    return -scale;
 }
 
 /* The magnitudes of 8 values and all 8 sign bits (iq2_s, iq3_s). */
@@ -354,6 +370,30 @@ static uint8_t all_signs(const float *xb, float *xval) {
         }
     }
     return s;
+}
+
+/* The magnitudes of 8 values and their sign bits. iq2_xxs, iq2_xs and iq3_xxs keep 7 sign bits
+ * with an even count: with an odd number of negatives, the value of least weighted square
+ * (the first on ties) keeps its sign and enters as a negative magnitude. */
+static uint8_t even_signs(const float *xb, const float *weight, float *xval) {
+    uint8_t s = all_signs(xb, xval);
+    int n_flip = 0;
+    for (int i = 0; i < 8; i++)
+        n_flip += (s >> i) & 1;
+    if (n_flip % 2) {
+        int imin = 0;
+        float min = weight[0] * xb[0] * xb[0];
+        for (int i = 1; i < 8; i++) {
+            const float ax = weight[i] * xb[i] * xb[i];
+            if (ax < min) {
+                min = ax;
+                imin = i;
+            }
+        }
+        xval[imin] = -xval[imin];
+        s ^= (uint8_t)(1 << imin);
+    }
+    return s & 127;
 }
 
 /* A weighted scale for levels 0..nmax of the n values x (ggml's make_qp_quants): nmax / max,
@@ -439,6 +479,17 @@ static void importance_weights(int n, const float *xb, const float *qw, float si
         weight[i] = qw[i] * sqrtf(sigma2 + xb[i] * xb[i]);
 }
 
+/* weights of n values (iq3_xxs, iq3_s, iq1_m): with the importance qw, or x^2 */
+static void weights_or_squares(int n, const float *xb, const float *qw, float sigma2,
+                               float *weight) {
+    if (qw) {
+        importance_weights(n, xb, qw, sigma2, weight);
+    } else {
+        for (int i = 0; i < n; i++)
+            weight[i] = xb[i] * xb[i];
+    }
+}
+
 /* The 4-bit sub-block scale: (scale / d - 1) / 2 rounded into 0..15 (0..7 for iq1) */
 static int scale_level(float id, float scale, int max) {
     return clamp_int(nearest_int(0.5f * (id * scale - 1)), 0, max);
@@ -468,10 +519,7 @@ static void quantize_iq2_xxs_row(const grid_search *s, const float *x, void *dst
                 waux[i] = sqrtf(weight[i]);
             for (int k = 0; k < 4; k++)
                 signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-            float max = xval[0];
-            for (int i = 1; i < 32; i++)
-                max = max_ggml(max, xval[i]);
-            if (max < GROUP_MAX_EPS) {
+            if (max_of(32, xval) < GROUP_MAX_EPS) {
                 scales[ib] = 0;
                 continue;
             }
@@ -488,28 +536,15 @@ static void quantize_iq2_xxs_row(const grid_search *s, const float *x, void *dst
                 const float this_scale = 1 / id;
                 for (int k = 0; k < 4; k++)
                     round_group8(s, xval + 8 * k, waux + 8 * k, id, this_scale, kmax, Laux + 8 * k);
-                float sumqx, sumq2;
-                odd_sums(32, weight, xval, Laux, &sumqx, &sumq2);
-                if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-                    scale = sumqx / sumq2;
-                    best = scale * sumqx;
-                    memcpy(L, Laux, 32);
-                }
+                keep_if_better(32, weight, xval, Laux, &best, &scale, L);
             }
             if (scale > 0) {
                 const float id = 1 / scale;
-                for (int k = 0; k < 4; k++) {
-                    round_group8(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
-                }
-                float sumqx, sumq2;
-                odd_sums(32, weight, xval, L, &sumqx, &sumq2);
-                if (sumq2 > 0) scale = sumqx / sumq2;
-            }
-            if (scale < 0) { /* ggml: "should never happen"; the scale is stored unsigned */
-                scale = -scale;
                 for (int k = 0; k < 4; k++)
-                    signs[k] = (uint8_t)(~signs[k] & 127);
+                    round_group8(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
+                scale = refit_scale(32, weight, xval, L, scale);
             }
+            scale = positive_scale(scale, 4, true, signs);
             for (int k = 0; k < 4; k++) {
                 q2[2 * ib + 0] |= (uint32_t)grid_index_of(s, L + 8 * k) << (8 * k);
                 q2[2 * ib + 1] |= (uint32_t)signs[k] << (7 * k);
@@ -545,9 +580,7 @@ static bool quantize_iq2_16(const grid_search *s, const float *xb, const float *
     for (int k = 0; k < 2; k++)
         signs[k] = even_parity ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k)
                                : all_signs(xb + 8 * k, xval + 8 * k);
-    float max = xval[0];
-    for (int i = 1; i < 16; i++)
-        max = max_ggml(max, xval[i]);
+    const float max = max_of(16, xval);
     memset(L, 0, 16);
     if (max < eps) {
         *scale_out = 0;
@@ -560,12 +593,7 @@ static bool quantize_iq2_16(const grid_search *s, const float *xb, const float *
         for (int k = 0; k < 2; k++)
             on_grid_aux[k] =
                 round_group8(s, xval + 8 * k, waux + 8 * k, id, this_scale, kmax, Laux + 8 * k);
-        float sumqx, sumq2;
-        odd_sums(16, weight, xval, Laux, &sumqx, &sumq2);
-        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-            scale = sumqx / sumq2;
-            best = scale * sumqx;
-            memcpy(L, Laux, 16);
+        if (keep_if_better(16, weight, xval, Laux, &best, &scale, L)) {
             on_grid[0] = on_grid_aux[0];
             on_grid[1] = on_grid_aux[1];
         }
@@ -575,16 +603,9 @@ static bool quantize_iq2_16(const grid_search *s, const float *xb, const float *
         for (int k = 0; k < 2; k++)
             if (!on_grid[k])
                 round_group8(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
-        float sumqx, sumq2;
-        odd_sums(16, weight, xval, L, &sumqx, &sumq2);
-        if (sumq2 > 0) scale = sumqx / sumq2;
+        scale = refit_scale(16, weight, xval, L, scale);
     }
-    if (scale < 0) {
-        scale = -scale;
-        for (int k = 0; k < 2; k++)
-            signs[k] = (uint8_t)(even_parity ? ~signs[k] & 127 : ~signs[k]);
-    }
-    *scale_out = scale;
+    *scale_out = positive_scale(scale, 2, even_parity, signs);
     return true;
 }
 
@@ -686,9 +707,7 @@ static bool quantize_iq3_32(const grid_search *s, const float *xb, const float *
     for (int k = 0; k < 4; k++)
         signs[k] = is_xxs ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k)
                           : all_signs(xb + 8 * k, xval + 8 * k);
-    float max = xval[0];
-    for (int i = 1; i < 32; i++)
-        max = max_ggml(max, xval[i]);
+    const float max = max_of(32, xval);
     memset(L, 0, 32);
     if (is_xxs ? max < GROUP_MAX_EPS_IQ3_XXS : !max) {
         *scale_out = 0;
@@ -703,14 +722,8 @@ static bool quantize_iq3_32(const grid_search *s, const float *xb, const float *
         for (int k = 0; k < 8; k++)
             on_grid_aux[k] =
                 round_group4(s, xval + 4 * k, waux + 4 * k, id, this_scale, kmax, Laux + 4 * k);
-        float sumqx, sumq2;
-        odd_sums(32, weight, xval, Laux, &sumqx, &sumq2);
-        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-            scale = sumqx / sumq2;
-            best = scale * sumqx;
-            memcpy(L, Laux, 32);
+        if (keep_if_better(32, weight, xval, Laux, &best, &scale, L))
             memcpy(on_grid, on_grid_aux, sizeof on_grid);
-        }
     }
     int n_off_grid = 0;
     for (int k = 0; k < 8; k++)
@@ -720,27 +733,10 @@ static bool quantize_iq3_32(const grid_search *s, const float *xb, const float *
         for (int k = 0; k < 8; k++)
             if (!is_xxs || !on_grid[k])
                 round_group4(s, xval + 4 * k, waux + 4 * k, id, scale, kmax, L + 4 * k);
-        float sumqx, sumq2;
-        odd_sums(32, weight, xval, L, &sumqx, &sumq2);
-        if (sumq2 > 0) scale = sumqx / sumq2;
+        scale = refit_scale(32, weight, xval, L, scale);
     }
-    if (scale < 0) {
-        scale = -scale;
-        for (int k = 0; k < 4; k++)
-            signs[k] = (uint8_t)(is_xxs ? ~signs[k] & 127 : ~signs[k]);
-    }
-    *scale_out = scale;
+    *scale_out = positive_scale(scale, 4, is_xxs, signs);
     return true;
-}
-
-/* weights of 32 values: with the importance, or x^2 */
-static void iq3_weights(const float *xb, const float *qw, float sigma2, float *weight) {
-    if (qw) {
-        importance_weights(32, xb, qw, sigma2, weight);
-    } else {
-        for (int i = 0; i < 32; i++)
-            weight[i] = xb[i] * xb[i];
-    }
 }
 
 static void quantize_iq3_xxs_row(const grid_search *s, const float *x, void *dst, int64_t nbl,
@@ -761,7 +757,8 @@ static void quantize_iq3_xxs_row(const grid_search *s, const float *x, void *dst
         const float sigma2 = block_sigma2(xbl, 2);
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const float *xb = xbl + 32 * ib;
-            iq3_weights(xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2, weight);
+            weights_or_squares(32, xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2,
+                               weight);
             if (!quantize_iq3_32(s, xb, weight, true, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 8; k++)
                 q3[8 * ib + k] = (uint8_t)grid_index_of(s, L + 4 * k);
@@ -797,7 +794,8 @@ static void quantize_iq3_s_row(const grid_search *s, const float *x, void *dst, 
         const float sigma2 = block_sigma2(xbl, 2);
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const float *xb = xbl + 32 * ib;
-            iq3_weights(xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2, weight);
+            weights_or_squares(32, xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2,
+                               weight);
             if (!quantize_iq3_32(s, xb, weight, false, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 8; k++) {
                 const int index = grid_index_of(s, L + 4 * k);
@@ -895,9 +893,7 @@ static void quantize_iq1_s_row(const grid_search *s, const float *x, void *dst, 
         for (int ib = 0; ib < QK_K / bs; ib++) {
             const float *xb = xbl + bs * ib;
             importance_weights(bs, xb, imatrix + QK_K * ibl + bs * ib, sigma2, weight);
-            float max = fabsf(xb[0]);
-            for (int i = 1; i < bs; i++)
-                max = max_ggml(max, fabsf(xb[i]));
+            const float max = max_abs_of(bs, xb);
             if (max < GROUP_MAX_EPS_IQ1_S) {
                 scales[ib] = 0;
                 shifts[ib] = 1;
@@ -998,15 +994,6 @@ static const float *iq1_m_levels(int k, int group) {
     return plus ? iq1_plus : iq1_minus;
 }
 
-static void iq1_m_weights(const float *xb, const float *qw, float sigma2, float *weight) {
-    if (qw) {
-        importance_weights(16, xb, qw, sigma2, weight);
-    } else {
-        for (int i = 0; i < 16; i++)
-            weight[i] = xb[i] * xb[i];
-    }
-}
-
 static void quantize_iq1_m_row(const grid_search *s, const float *x, void *dst, int64_t nbl,
                                const float *imatrix) {
     block_iq1_m *y = dst;
@@ -1026,10 +1013,9 @@ static void quantize_iq1_m_row(const grid_search *s, const float *x, void *dst, 
         const float sigma2 = block_sigma2(xbl, 2);
         for (int ib = 0; ib < QK_K / bs; ib++) {
             const float *xb = xbl + bs * ib;
-            iq1_m_weights(xb, imatrix ? imatrix + QK_K * ibl + bs * ib : NULL, sigma2, weight);
-            float max = fabsf(xb[0]);
-            for (int i = 1; i < bs; i++)
-                max = max_ggml(max, fabsf(xb[i]));
+            weights_or_squares(bs, xb, imatrix ? imatrix + QK_K * ibl + bs * ib : NULL, sigma2,
+                               weight);
+            const float max = max_abs_of(bs, xb);
             if (max < GROUP_MAX_EPS_IQ1_M) {
                 scales[ib] = 0;
                 shifts[ib] = 0;
@@ -1138,7 +1124,8 @@ static void quantize_iq1_m_row(const grid_search *s, const float *x, void *dst, 
             sc[ib / 4] |= (uint16_t)(l << 3 * (ib % 4));
             y[ibl].qh[ib] |= masks[shifts[ib]];
             const float *xb = xbl + bs * ib;
-            iq1_m_weights(xb, imatrix ? imatrix + QK_K * ibl + bs * ib : NULL, sigma2, weight);
+            weights_or_squares(bs, xb, imatrix ? imatrix + QK_K * ibl + bs * ib : NULL, sigma2,
+                               weight);
             for (int k = 0; k < 2; k++) {
                 const float *xx = iq1_m_levels(shifts[ib], k);
                 const int gi = y[ibl].qs[2 * ib + k] + ((y[ibl].qh[ib] << (8 - 4 * k)) & 0x700);
