@@ -352,7 +352,7 @@ static float refit_scale(int n, const float *weight, const float *xval, const in
 /* A negative scale (ggml: "should never happen") is stored positive with the n sign bytes
  * inverted (7 bits each with even_parity, 8 otherwise). */
 static float positive_scale(float scale, int n, bool even_parity, uint8_t *signs) {
-    if (scale >= 0) return scale;
+    if (!(scale < 0)) return scale; /* a NaN scale stays, as in ggml */
     for (int k = 0; k < n; k++)
         signs[k] = (uint8_t)(even_parity ? ~signs[k] & 127 : ~signs[k]);
     return -scale;
@@ -871,6 +871,44 @@ static int iq1_group_index(const grid_search *s, const float *xb, const float *w
     return best_neighbour_iq1(s, neighbour_list(s, key), xb, weight, scale, xg, L);
 }
 
+/* L from the split of the sorted values (order) at i1 <= i2 into levels 0, 1, 2; a negative
+ * *scale is made positive with the levels mirrored (2 - L), and then true is returned (the
+ * caller flips its delta signs). */
+static bool iq1_split_levels(int n, const int *order, int i1, int i2, float *scale, int8_t *L) {
+    for (int j = 0; j < n; j++)
+        L[order[j]] = (int8_t)(j < i1 ? 0 : j < i2 ? 1 : 2);
+    if (!(*scale < 0)) return false; /* as ggml: a NaN scale stays */
+    for (int j = 0; j < n; j++)
+        L[j] = (int8_t)(2 - L[j]);
+    *scale = -*scale;
+    return true;
+}
+
+/* The grid indices of n_groups groups of 8 (group k at levels levels[k], L updated where it is
+ * moved to a neighbour); if any group was off the grid, *scale is refitted by least squares to
+ * the grid points taken (kept where the sums are not positive). */
+static void iq1_place_groups(const grid_search *s, int n_groups, const float *xb,
+                             const float *weight, const float *const *levels, int8_t *L,
+                             uint16_t *index, float *scale) {
+    bool all_on_grid = true;
+    for (int k = 0; k < n_groups; k++)
+        index[k] = (uint16_t)iq1_group_index(s, xb + 8 * k, weight + 8 * k, *scale, levels[k],
+                                             L + 8 * k, &all_on_grid);
+    if (all_on_grid) return;
+    float sumqx = 0, sumq2 = 0;
+    for (int k = 0; k < n_groups; k++) {
+        const float *xx = levels[k];
+        const int8_t *pg = s->odd + index[k] * 8;
+        for (int j = 0; j < 8; j++) {
+            const float w = weight[8 * k + j];
+            const float q = xx[(pg[j] - 1) / 2];
+            sumqx += w * q * xb[8 * k + j];
+            sumq2 += w * q * q;
+        }
+    }
+    if (sumqx > 0 && sumq2 > 0) *scale = sumqx / sumq2;
+}
+
 static const float iq1_plus[3] = {-1 + QR_IQ1S_DELTA, QR_IQ1S_DELTA, 1 + QR_IQ1S_DELTA};
 static const float iq1_minus[3] = {-1 - QR_IQ1S_DELTA, -QR_IQ1S_DELTA, 1 - QR_IQ1S_DELTA};
 
@@ -939,32 +977,10 @@ static void quantize_iq1_s_row(const grid_search *s, const float *x, void *dst, 
                 shifts[ib] = 1;
                 continue;
             }
-            for (int j = 0; j < bs; j++)
-                L[order[j]] = (int8_t)(j < besti1 ? 0 : j < besti2 ? 1 : 2);
-            if (scale < 0) {
-                for (int j = 0; j < bs; j++)
-                    L[j] = (int8_t)(2 - L[j]);
-                scale = -scale;
-                best_shift = -best_shift;
-            }
+            if (iq1_split_levels(bs, order, besti1, besti2, &scale, L)) best_shift = -best_shift;
             const float *xx = best_shift == 1 ? x_p : x_m;
-            bool all_on_grid = true;
-            for (int k = 0; k < bs / 8; k++)
-                index[k] = (uint16_t)iq1_group_index(s, xb + 8 * k, weight + 8 * k, scale, xx,
-                                                     L + 8 * k, &all_on_grid);
-            if (!all_on_grid) {
-                float sumqx = 0, sumq2 = 0;
-                for (int k = 0; k < bs / 8; k++) {
-                    const int8_t *pg = s->odd + index[k] * 8;
-                    for (int j = 0; j < 8; j++) {
-                        const float w = weight[8 * k + j];
-                        const float q = xx[(pg[j] - 1) / 2];
-                        sumqx += w * q * xb[8 * k + j];
-                        sumq2 += w * q * q;
-                    }
-                }
-                if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
-            }
+            const float *const levels[4] = {xx, xx, xx, xx};
+            iq1_place_groups(s, bs / 8, xb, weight, levels, L, index, &scale);
             uint16_t h = 0;
             for (int k = 0; k < bs / 8; k++) {
                 y[ibl].qs[(bs / 8) * ib + k] = (uint8_t)(index[k] & 255);
@@ -1077,33 +1093,10 @@ static void quantize_iq1_m_row(const grid_search *s, const float *x, void *dst, 
                 shifts[ib] = 0;
                 continue;
             }
-            for (int j = 0; j < bs; j++)
-                L[order[j]] = (int8_t)(j < besti1 ? 0 : j < besti2 ? 1 : 2);
-            if (scale < 0) {
-                for (int j = 0; j < bs; j++)
-                    L[j] = (int8_t)(2 - L[j]);
-                scale = -scale;
+            if (iq1_split_levels(bs, order, besti1, besti2, &scale, L))
                 best_k = 3 - best_k; /* both delta signs flip */
-            }
-            bool all_on_grid = true;
-            for (int k = 0; k < 2; k++)
-                index[k] =
-                    (uint16_t)iq1_group_index(s, xb + 8 * k, weight + 8 * k, scale,
-                                              iq1_m_levels(best_k, k), L + 8 * k, &all_on_grid);
-            if (!all_on_grid) {
-                float sumqx_f = 0, sumq2_f = 0;
-                for (int k = 0; k < 2; k++) {
-                    const float *xx = iq1_m_levels(best_k, k);
-                    const int8_t *pg = s->odd + index[k] * 8;
-                    for (int j = 0; j < 8; j++) {
-                        const float w = weight[8 * k + j];
-                        const float q = xx[(pg[j] - 1) / 2];
-                        sumqx_f += w * q * xb[8 * k + j];
-                        sumq2_f += w * q * q;
-                    }
-                }
-                if (sumqx_f > 0 && sumq2_f > 0) scale = sumqx_f / sumq2_f;
-            }
+            const float *const levels[2] = {iq1_m_levels(best_k, 0), iq1_m_levels(best_k, 1)};
+            iq1_place_groups(s, 2, xb, weight, levels, L, index, &scale);
             y[ibl].qs[2 * ib + 0] = (uint8_t)(index[0] & 255);
             y[ibl].qs[2 * ib + 1] = (uint8_t)(index[1] & 255);
             y[ibl].qh[ib] = (uint8_t)((index[0] >> 8) | ((index[1] >> 8) << 4));
