@@ -495,6 +495,14 @@ static int scale_level(float id, float scale, int max) {
     return clamp_int(nearest_int(0.5f * (id * scale - 1)), 0, max);
 }
 
+/* n sub-block scales as 4-bit levels, two a byte (even sub-block low), into the zeroed out */
+static void pack_scale_nibbles(int n, const float *scales, float id, uint8_t *out) {
+    for (int ib = 0; ib < n; ib++) {
+        const int l = scale_level(id, scales[ib], 15);
+        out[ib / 2] |= (uint8_t)(ib % 2 ? l << 4 : l);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* iq2_xxs, iq2_xs, iq2_s                                                                     */
 
@@ -639,10 +647,7 @@ static void quantize_iq2_xs_row(const grid_search *s, const float *x, void *dst,
         const float d = max_scale / 31;
         y[ibl].d = qr_fp32_to_fp16(d);
         const float id = 1 / d;
-        for (int ib = 0; ib < QK_K / 16; ib++) {
-            const int l = scale_level(id, scales[ib], 15);
-            y[ibl].scales[ib / 2] |= (uint8_t)(ib % 2 ? l << 4 : l);
-        }
+        pack_scale_nibbles(QK_K / 16, scales, id, y[ibl].scales);
         memcpy(y[ibl].qs, q2, sizeof y[ibl].qs);
     }
 }
@@ -681,10 +686,7 @@ static void quantize_iq2_s_row(const grid_search *s, const float *x, void *dst, 
         const float d = max_scale / 31;
         y[ibl].d = qr_fp32_to_fp16(d * 0.9875f);
         const float id = 1 / d;
-        for (int ib = 0; ib < QK_K / 16; ib++) {
-            const int l = scale_level(id, scales[ib], 15);
-            y[ibl].scales[ib / 2] |= (uint8_t)(ib % 2 ? l << 4 : l);
-        }
+        pack_scale_nibbles(QK_K / 16, scales, id, y[ibl].scales);
     }
 }
 
@@ -809,11 +811,7 @@ static void quantize_iq3_s_row(const grid_search *s, const float *x, void *dst, 
         const float d = max_scale / 31;
         y[ibl].d = qr_fp32_to_fp16(d * 1.033f);
         const float id = 1 / d;
-        for (int ib = 0; ib < QK_K / 32; ib += 2) {
-            const int l1 = scale_level(id, scales[ib], 15),
-                      l2 = scale_level(id, scales[ib + 1], 15);
-            y[ibl].scales[ib / 2] = (uint8_t)(l1 | l2 << 4);
-        }
+        pack_scale_nibbles(QK_K / 32, scales, id, y[ibl].scales);
     }
 }
 
@@ -1164,62 +1162,28 @@ static void quantize_grid_rows(int type, grid_row_fn row_fn, bool needs_importan
     }
 }
 
-void qr_quantize_iq2_xxs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                         const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ2_XXS, quantize_iq2_xxs_row, true, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq2_xs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                        const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ2_XS, quantize_iq2_xs_row, true, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq2_s(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                       const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ2_S, quantize_iq2_s_row, false, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq3_xxs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                         const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ3_XXS, quantize_iq3_xxs_row, false, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq3_s(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                       const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ3_S, quantize_iq3_s_row, false, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq1_s(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                       const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ1_S, quantize_iq1_s_row, true, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq1_m(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                       const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ1_M, quantize_iq1_m_row, false, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
+/* qr_quantize_<type> for each grid type; needs_importance: ggml's quantize_<type> requires one */
+#define QUANTIZE_GRID(type, TYPE, needs_importance)                                                \
+    void qr_quantize_##type(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,        \
+                            const float *imatrix) {                                                \
+        quantize_grid_rows(TYPE, quantize_##type##_row, needs_importance, src, dst, n_rows,        \
+                           n_per_row, imatrix);                                                    \
+    }
+QUANTIZE_GRID(iq2_xxs, QR_TYPE_IQ2_XXS, true)
+QUANTIZE_GRID(iq2_xs, QR_TYPE_IQ2_XS, true)
+QUANTIZE_GRID(iq2_s, QR_TYPE_IQ2_S, false)
+QUANTIZE_GRID(iq3_xxs, QR_TYPE_IQ3_XXS, false)
+QUANTIZE_GRID(iq3_s, QR_TYPE_IQ3_S, false)
+QUANTIZE_GRID(iq1_s, QR_TYPE_IQ1_S, true)
+QUANTIZE_GRID(iq1_m, QR_TYPE_IQ1_M, false)
 
 /* Without importance (ggml's quantize_row_<type>_ref; iq1_m has none in ggml: quantize_iq1_m
  * with NULL): the blocks are independent, so n elements are one row. */
-void qr_quant_iq2_s(const float *src, void *dst, int64_t n) {
-    qr_quantize_iq2_s(src, dst, 1, n, NULL);
-}
-
-void qr_quant_iq3_xxs(const float *src, void *dst, int64_t n) {
-    qr_quantize_iq3_xxs(src, dst, 1, n, NULL);
-}
-
-void qr_quant_iq3_s(const float *src, void *dst, int64_t n) {
-    qr_quantize_iq3_s(src, dst, 1, n, NULL);
-}
-
-void qr_quant_iq1_m(const float *src, void *dst, int64_t n) {
-    qr_quantize_iq1_m(src, dst, 1, n, NULL);
-}
+#define QUANT_GRID_WITHOUT_IMPORTANCE(type)                                                        \
+    void qr_quant_##type(const float *src, void *dst, int64_t n) {                                 \
+        qr_quantize_##type(src, dst, 1, n, NULL);                                                  \
+    }
+QUANT_GRID_WITHOUT_IMPORTANCE(iq2_s)
+QUANT_GRID_WITHOUT_IMPORTANCE(iq3_xxs)
+QUANT_GRID_WITHOUT_IMPORTANCE(iq3_s)
+QUANT_GRID_WITHOUT_IMPORTANCE(iq1_m)
