@@ -57,18 +57,8 @@ static int parse(int argc, char **argv, imatrix_opts *o) {
         static const char *const with_value[] = {"-m",       "--model",         "-f", "--file",
                                                  "-o",       "--output",        "-c", "--ctx-size",
                                                  "--chunks", "--output-format", "-t", "--threads"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known = known || !strcmp(a, with_value[k]);
-        if (!known) {
-            fprintf(stderr, "quarrel imatrix: unknown option '%s' (see quarrel imatrix --help)\n",
-                    a);
+        if (value_option("imatrix", a, v, with_value, sizeof with_value / sizeof with_value[0]))
             return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "quarrel imatrix: %s needs a value\n", a);
-            return 2;
-        }
         i++;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
             o->model = v;

@@ -73,18 +73,8 @@ static int parse(int argc, char **argv, ppl_opts *o) {
                                                  "--chunks",
                                                  "--save-logits",
                                                  "--kl-divergence-base"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known = known || !strcmp(a, with_value[k]);
-        if (!known) {
-            fprintf(stderr,
-                    "quarrel perplexity: unknown option '%s' (see quarrel perplexity --help)\n", a);
+        if (value_option("perplexity", a, v, with_value, sizeof with_value / sizeof with_value[0]))
             return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "quarrel perplexity: %s needs a value\n", a);
-            return 2;
-        }
         i++;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
             o->model = v;
