@@ -1,6 +1,6 @@
 /* quantize_fit.h - what ggml's quantizers share: its rounding (nearest_int) and clamping, and the
- * per-sub-block scale searches of the k-quants and the importance-weighted legacy types
- * (defined in quantize_k.c). Internal to src/tensor. */
+ * per-sub-block scale searches of the k-quants, the importance-weighted legacy types and
+ * iq2_xxs (defined in quantize_k.c). Internal to src/tensor. */
 #ifndef QR_QUANTIZE_FIT_H
 #define QR_QUANTIZE_FIT_H
 
@@ -31,5 +31,9 @@ float qr_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t 
 /* Symmetric fit x ~ scale * l, l in [-nmax, nmax-1], L = l + nmax (ggml's make_qx_quants with
  * rmse_type 1): weights qw, or x^2 where qw is NULL. */
 float qr_fit_scale_sym(int n, int nmax, const float *x, int8_t *L, const float *qw);
+
+/* Fit of non-negative x ~ scale * L, L in [0, nmax], with weights qw (ggml's make_qp_quants):
+ * the k-quants' sub-block scales and mins, iq2_xxs's starting levels. */
+float qr_fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const float *qw);
 
 #endif

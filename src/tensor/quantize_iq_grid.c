@@ -3,7 +3,8 @@
  *   iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s (quantize_row_<type>_impl): per group of 8 (4 for
  *       iq3) magnitudes a least-squares scale search; a group whose rounded levels are not a
  *       grid point takes the best of that point's precomputed nearest grid points
- *       (iq2_find_best_neighbour, iq3_find_best_neighbour; make_qp_quants seeds iq2_xxs).
+ *       (iq2_find_best_neighbour, iq3_find_best_neighbour; make_qp_quants, in quantize_k.c as
+ *       qr_fit_scale_pos, seeds iq2_xxs).
  *   iq1_s, iq1_m (quantize_row_iq1_s_impl, quantize_row_iq1_m_impl): the values sorted, every
  *       pair of thresholds splitting them into -1, 0, +1 tried (+-0.125, per half for iq1_m),
  *       then the same neighbour step (iq1_find_best_neighbour2).
@@ -396,75 +397,6 @@ static uint8_t even_signs(const float *xb, const float *weight, float *xval) {
     return s & 127;
 }
 
-/* A weighted scale for levels 0..nmax of the n values x (ggml's make_qp_quants): nmax / max,
- * then 8 nearby scales, then up to 5 rounds of single-level changes. Levels are bytes as in
- * ggml, where a level below 0 (only a negative x, which iq2_xxs can pass) wraps. */
-static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float *w) {
-    float max = 0;
-    for (int i = 0; i < n; i++)
-        max = max_ggml(max, x[i]);
-    if (max < GROUP_MAX_EPS) {
-        memset(L, 0, (size_t)n);
-        return 0.f;
-    }
-    float iscale = nmax / max;
-    for (int i = 0; i < n; i++)
-        L[i] = (uint8_t)nearest_int(iscale * x[i]);
-    const float scale = 1 / iscale;
-    float best_mse = 0;
-    for (int i = 0; i < n; i++) {
-        const float diff = x[i] - scale * L[i];
-        best_mse += w[i] * diff * diff;
-    }
-    for (int is = -4; is <= 4; is++) {
-        if (is == 0) continue;
-        const float iscale_is = (0.1f * is + nmax) / max;
-        const float scale_is = 1 / iscale_is;
-        float mse = 0;
-        for (int i = 0; i < n; i++) {
-            int l = nearest_int(iscale_is * x[i]);
-            l = l < nmax ? l : nmax;
-            const float diff = x[i] - scale_is * l;
-            mse += w[i] * diff * diff;
-        }
-        if (mse < best_mse) {
-            best_mse = mse;
-            iscale = iscale_is;
-        }
-    }
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = nearest_int(iscale * x[i]);
-        l = l < nmax ? l : nmax;
-        L[i] = (uint8_t)l;
-        sumlx += w[i] * x[i] * l;
-        suml2 += w[i] * l * l;
-    }
-    for (int itry = 0; itry < 5; itry++) {
-        int n_changed = 0;
-        for (int i = 0; i < n; i++) {
-            float slx = sumlx - w[i] * x[i] * L[i];
-            float sl2 = suml2 - w[i] * L[i] * L[i];
-            if (slx > 0 && sl2 > 0) {
-                int new_l = nearest_int(x[i] * sl2 / slx);
-                new_l = new_l < nmax ? new_l : nmax;
-                if (new_l != L[i]) {
-                    slx += w[i] * x[i] * new_l;
-                    sl2 += w[i] * new_l * new_l;
-                    if (slx * slx * suml2 > sumlx * sumlx * sl2) {
-                        L[i] = (uint8_t)new_l;
-                        sumlx = slx;
-                        suml2 = sl2;
-                        n_changed++;
-                    }
-                }
-            }
-        }
-        if (!n_changed) break;
-    }
-    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
-}
-
 /* sigma2 of a super-block: factor * sum x^2 / QK_K (factor 1 for iq2_xxs and iq2_xs, 2 else) */
 static float block_sigma2(const float *xbl, float factor) {
     float sumx2 = 0;
@@ -531,7 +463,7 @@ static void quantize_iq2_xxs_row(const grid_search *s, const float *x, void *dst
                 scales[ib] = 0;
                 continue;
             }
-            float scale = make_qp_quants(32, kmax + 1, xval, Lqp, weight);
+            float scale = qr_fit_scale_pos(32, kmax + 1, xval, Lqp, weight);
             memcpy(L, Lqp, 32);
             const float eff_max = scale * kmax;
             if (eff_max <= 0) {

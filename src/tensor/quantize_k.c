@@ -8,7 +8,7 @@
  *      (make_qx_quants, type 1); the weights are x^2, |x| or similar without importance,
  *      imatrix[j] * sqrt(sigma2 + x^2) with it (q6_K: imatrix[j] alone);
  *   2. the sub-block scales are themselves quantised against the super-block's d (and dmin):
- *      from their largest value without importance, by a weighted fit with it (fit_scale_pos,
+ *      from their largest value without importance, by a weighted fit with it (qr_fit_scale_pos,
  *      ggml's make_qp_quants; q3_K: qr_fit_scale_sym);
  *   3. the values are re-quantised with the scales as stored, then bit-packed.
  * Float expressions are written in ggml's order; products that ggml sums are kept unfused.
@@ -240,12 +240,12 @@ float qr_fit_scale_sym(int n, int nmax, const float *x, int8_t *L, const float *
     return scale;
 }
 
-/* Fit of non-negative values (the sub-block scales or mins of q2_K, q4_K, q5_K) by d * L, L in
- * [0, nmax], with weights qw: ggml's make_qp_quants. Tries nine grid widths nmax + 0.1*is by
- * weighted squared error, then moves single values while (sum w x l)^2 / sum w l^2 grows.
- * L is bytes as in ggml: a negative level (from a negative x) is stored modulo 256, and the
- * later steps read it back that way. */
-static float fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
+/* Fit of non-negative values (the sub-block scales or mins of q2_K, q4_K, q5_K; iq2_xxs's
+ * magnitudes) by d * L, L in [0, nmax], with weights qw: ggml's make_qp_quants. Tries nine grid
+ * widths nmax + 0.1*is by weighted squared error, then moves single values while
+ * (sum w x l)^2 / sum w l^2 grows. L is bytes as in ggml: a negative level (from a negative x)
+ * is stored modulo 256, and the later steps read it back that way. */
+float qr_fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
     float max = 0;
     for (int i = 0; i < n; i++)
         max = max > x[i] ? max : x[i];
@@ -378,8 +378,8 @@ static void quantize_q2_K_block(const float *x, block_q2_K *y, const float *qw) 
             scales[j] = qr_fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f,
                                          0.05f, 36, false);
         }
-        const float dm = fit_scale_pos(QK_K / 16, 15, scales, Ls, sw);
-        const float mm = fit_scale_pos(QK_K / 16, 15, mins, Lm, sw);
+        const float dm = qr_fit_scale_pos(QK_K / 16, 15, scales, Ls, sw);
+        const float mm = qr_fit_scale_pos(QK_K / 16, 15, mins, Lm, sw);
         y->d = qr_fp32_to_fp16(dm);
         y->dmin = qr_fp32_to_fp16(mm);
         for (int j = 0; j < QK_K / 16; j++)
@@ -537,8 +537,8 @@ static void quant_q45_K_block(const float *x, int nmax, float rmin, int nstep, c
             scales[j] = qr_fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -0.9f,
                                          0.05f, 36, false);
         }
-        d_block = fit_scale_pos(QK_K / 32, 63, scales, Ls, sw);
-        m_block = fit_scale_pos(QK_K / 32, 63, mins, Lm, sw);
+        d_block = qr_fit_scale_pos(QK_K / 32, 63, scales, Ls, sw);
+        m_block = qr_fit_scale_pos(QK_K / 32, 63, mins, Lm, sw);
         if (clamp_levels)
             for (int j = 0; j < QK_K / 32; j++) {
                 if (Ls[j] > 63) Ls[j] = 63;
