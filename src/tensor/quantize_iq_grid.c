@@ -505,47 +505,75 @@ static void quantize_iq2_xxs_row(const grid_search *s, const float *x, void *dst
     }
 }
 
-/* iq2_xs and iq2_s: 16 values a sub-block, two groups of 8; they differ in the signs (7 with
- * even parity, or 8), the weights without importance and the packing. Sets the signs, the
- * scale and the levels L; false for an all-zero sub-block, which ggml leaves unpacked. */
-static bool quantize_iq2_16(const grid_search *s, const float *xb, const float *weight,
-                            bool even_parity, float eps, uint8_t signs[2], float *scale_out,
-                            int8_t L[16]) {
-    const int kmax = 3;
-    float xval[16], waux[16];
-    int8_t Laux[16];
-    bool on_grid[2] = {true, true}, on_grid_aux[2];
-    for (int i = 0; i < 16; i++)
+/* What differs between the sub-block searches of quantize_row_iq2_xs_impl, _iq2_s_impl,
+ * _iq3_xxs_impl and _iq3_s_impl: the size, the grid, the signs, the zero test, the scales tried,
+ * and for iq3_s the starting on-grid state and which groups are redone at the best scale. */
+typedef struct sub_block_spec {
+    int n, c, kmax;   /* values a sub-block (16, 32), a grid group (8, 4); levels (3, 8) */
+    int n_try;        /* the scales tried: (2 kmax - 1 + is * step) / max, is in -n_try..n_try */
+    float step;       /* (0.1 for iq2, 0.2 for iq3) */
+    bool even_parity; /* 7 sign bits of even count a group of 8 (even_signs), or all 8 */
+    float eps;        /* all zero where the largest magnitude is below eps (iq3_s: 0, only 0) */
+    bool redo_all;    /* iq3_s: no group counts as on the grid before the search, and at the
+                       * best scale all groups are redone (the others redo those off it) */
+} sub_block_spec;
+
+static const sub_block_spec spec_iq2_xs = {16, 8, 3, 9, 0.1f, true, GROUP_MAX_EPS, false};
+static const sub_block_spec spec_iq2_s = {16, 8, 3, 9, 0.1f, false, GROUP_MAX_EPS_IQ2_S, false};
+static const sub_block_spec spec_iq3_xxs = {32, 4, 8, 15, 0.2f, true, GROUP_MAX_EPS_IQ3_XXS, false};
+static const sub_block_spec spec_iq3_s = {32, 4, 8, 9, 0.2f, false, 0, true};
+
+/* round_group with the group size a constant (8 or 4) where it is inlined */
+static bool round_group_c(const grid_search *s, int c, const float *xval, const float *waux,
+                          float id, float scale, int kmax, int8_t *L) {
+    return c == 8 ? round_group8(s, xval, waux, id, scale, kmax, L)
+                  : round_group4(s, xval, waux, id, scale, kmax, L);
+}
+
+/* One sub-block of iq2_xs, iq2_s, iq3_xxs or iq3_s (sp): sets the n/8 sign bytes, the scale and
+ * the levels L; false for an all-zero sub-block, which ggml leaves unpacked. */
+static bool quantize_sub_block(const grid_search *s, const sub_block_spec *sp, const float *xb,
+                               const float *weight, uint8_t *signs, float *scale_out, int8_t *L) {
+    const int n = sp->n, c = sp->c, kmax = sp->kmax, n_groups = sp->n / sp->c;
+    float xval[32] = {0}, waux[32]; /* (initialised only for gcc, which cannot see n >= 8) */
+    int8_t Laux[32];
+    bool on_grid[8], on_grid_aux[8];
+    for (int i = 0; i < n; i++)
         waux[i] = sqrtf(weight[i]);
-    for (int k = 0; k < 2; k++)
-        signs[k] = even_parity ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k)
-                               : all_signs(xb + 8 * k, xval + 8 * k);
-    const float max = max_of(16, xval);
-    memset(L, 0, 16);
-    if (max < eps) {
+    for (int k = 0; k < n / 8; k++)
+        signs[k] = sp->even_parity ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k)
+                                   : all_signs(xb + 8 * k, xval + 8 * k);
+    const float max = max_of(n, xval);
+    for (int i = 0; i < n; i++)
+        L[i] = 0;
+    if (max < sp->eps || !max) { /* !max: iq3_s's test; below a positive eps it adds nothing */
         *scale_out = 0;
         return false;
     }
     float best = 0, scale = max / (2 * kmax - 1);
-    for (int is = -9; is <= 9; is++) {
-        const float id = (2 * kmax - 1 + is * 0.1f) / max;
+    for (int k = 0; k < n_groups; k++)
+        on_grid[k] = !sp->redo_all;
+    for (int is = -sp->n_try; is <= sp->n_try; is++) {
+        const float id = (2 * kmax - 1 + is * sp->step) / max;
         const float this_scale = 1 / id;
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < n_groups; k++)
             on_grid_aux[k] =
-                round_group8(s, xval + 8 * k, waux + 8 * k, id, this_scale, kmax, Laux + 8 * k);
-        if (keep_if_better(16, weight, xval, Laux, &best, &scale, L)) {
-            on_grid[0] = on_grid_aux[0];
-            on_grid[1] = on_grid_aux[1];
-        }
+                round_group_c(s, c, xval + c * k, waux + c * k, id, this_scale, kmax, Laux + c * k);
+        if (keep_if_better(n, weight, xval, Laux, &best, &scale, L))
+            for (int k = 0; k < n_groups; k++)
+                on_grid[k] = on_grid_aux[k];
     }
-    if ((!on_grid[0] || !on_grid[1]) && scale > 0) {
+    int n_off_grid = 0;
+    for (int k = 0; k < n_groups; k++)
+        n_off_grid += !on_grid[k];
+    if (n_off_grid > 0 && scale > 0) {
         const float id = 1 / scale;
-        for (int k = 0; k < 2; k++)
-            if (!on_grid[k])
-                round_group8(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
-        scale = refit_scale(16, weight, xval, L, scale);
+        for (int k = 0; k < n_groups; k++)
+            if (sp->redo_all || !on_grid[k])
+                round_group_c(s, c, xval + c * k, waux + c * k, id, scale, kmax, L + c * k);
+        scale = refit_scale(n, weight, xval, L, scale);
     }
-    *scale_out = positive_scale(scale, 2, even_parity, signs);
+    *scale_out = positive_scale(scale, n / 8, sp->even_parity, signs);
     return true;
 }
 
@@ -566,8 +594,7 @@ static void quantize_iq2_xs_row(const grid_search *s, const float *x, void *dst,
         for (int ib = 0; ib < QK_K / 16; ib++) {
             const float *xb = xbl + 16 * ib;
             importance_weights(16, xb, imatrix + QK_K * ibl + 16 * ib, sigma2, weight);
-            if (!quantize_iq2_16(s, xb, weight, true, GROUP_MAX_EPS, signs, &scales[ib], L))
-                continue;
+            if (!quantize_sub_block(s, &spec_iq2_xs, xb, weight, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 2; k++)
                 q2[2 * ib + k] = (uint16_t)(grid_index_of(s, L + 8 * k) | signs[k] << 9);
             max_scale = max_ggml(max_scale, scales[ib]);
@@ -604,8 +631,7 @@ static void quantize_iq2_s_row(const grid_search *s, const float *x, void *dst, 
                 for (int i = 0; i < 16; i++)
                     weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
             }
-            if (!quantize_iq2_16(s, xb, weight, false, GROUP_MAX_EPS_IQ2_S, signs, &scales[ib], L))
-                continue;
+            if (!quantize_sub_block(s, &spec_iq2_s, xb, weight, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 2; k++) {
                 const int i8 = 2 * ib + k, index = grid_index_of(s, L + 8 * k);
                 y[ibl].qs[i8] = (uint8_t)(index & 255);
@@ -624,54 +650,6 @@ static void quantize_iq2_s_row(const grid_search *s, const float *x, void *dst, 
 
 /* ------------------------------------------------------------------------------------------ */
 /* iq3_xxs, iq3_s                                                                             */
-
-/* 32 values, 8 groups of 4 (quantize_row_iq3_xxs_impl and quantize_row_iq3_s_impl differ in the
- * signs, the zero test, the scales tried, the starting on-grid state and which groups are
- * redone at the best scale). Sets the 4 sign bytes, the scale and L; false for an all-zero
- * sub-block, which ggml leaves unpacked. */
-static bool quantize_iq3_32(const grid_search *s, const float *xb, const float *weight, bool is_xxs,
-                            uint8_t signs[4], float *scale_out, int8_t L[32]) {
-    const int kmax = 8;
-    const int n_try = is_xxs ? 15 : 9;
-    float xval[32], waux[32];
-    int8_t Laux[32];
-    bool on_grid[8], on_grid_aux[8];
-    for (int i = 0; i < 32; i++)
-        waux[i] = sqrtf(weight[i]);
-    for (int k = 0; k < 4; k++)
-        signs[k] = is_xxs ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k)
-                          : all_signs(xb + 8 * k, xval + 8 * k);
-    const float max = max_of(32, xval);
-    memset(L, 0, 32);
-    if (is_xxs ? max < GROUP_MAX_EPS_IQ3_XXS : !max) {
-        *scale_out = 0;
-        return false;
-    }
-    float best = 0, scale = max / (2 * kmax - 1);
-    for (int k = 0; k < 8; k++)
-        on_grid[k] = is_xxs;
-    for (int is = -n_try; is <= n_try; is++) {
-        const float id = (2 * kmax - 1 + is * 0.2f) / max;
-        const float this_scale = 1 / id;
-        for (int k = 0; k < 8; k++)
-            on_grid_aux[k] =
-                round_group4(s, xval + 4 * k, waux + 4 * k, id, this_scale, kmax, Laux + 4 * k);
-        if (keep_if_better(32, weight, xval, Laux, &best, &scale, L))
-            memcpy(on_grid, on_grid_aux, sizeof on_grid);
-    }
-    int n_off_grid = 0;
-    for (int k = 0; k < 8; k++)
-        n_off_grid += !on_grid[k];
-    if (n_off_grid > 0 && scale > 0) {
-        const float id = 1 / scale;
-        for (int k = 0; k < 8; k++)
-            if (!is_xxs || !on_grid[k])
-                round_group4(s, xval + 4 * k, waux + 4 * k, id, scale, kmax, L + 4 * k);
-        scale = refit_scale(32, weight, xval, L, scale);
-    }
-    *scale_out = positive_scale(scale, 4, is_xxs, signs);
-    return true;
-}
 
 static void quantize_iq3_xxs_row(const grid_search *s, const float *x, void *dst, int64_t nbl,
                                  const float *imatrix) {
@@ -693,7 +671,7 @@ static void quantize_iq3_xxs_row(const grid_search *s, const float *x, void *dst
             const float *xb = xbl + 32 * ib;
             weights_or_squares(32, xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2,
                                weight);
-            if (!quantize_iq3_32(s, xb, weight, true, signs, &scales[ib], L)) continue;
+            if (!quantize_sub_block(s, &spec_iq3_xxs, xb, weight, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 8; k++)
                 q3[8 * ib + k] = (uint8_t)grid_index_of(s, L + 4 * k);
             scales_and_signs[ib] = signs[0] | (uint32_t)signs[1] << 7 | (uint32_t)signs[2] << 14 |
@@ -730,7 +708,7 @@ static void quantize_iq3_s_row(const grid_search *s, const float *x, void *dst, 
             const float *xb = xbl + 32 * ib;
             weights_or_squares(32, xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2,
                                weight);
-            if (!quantize_iq3_32(s, xb, weight, false, signs, &scales[ib], L)) continue;
+            if (!quantize_sub_block(s, &spec_iq3_s, xb, weight, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 8; k++) {
                 const int index = grid_index_of(s, L + 4 * k);
                 y[ibl].qs[8 * ib + k] = (uint8_t)(index & 255);
