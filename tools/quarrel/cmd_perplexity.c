@@ -174,23 +174,11 @@ int cmd_perplexity(int argc, char **argv) {
                 "quarrel perplexity: note: -f is not used with --kl-divergence; the "
                 "tokens come from '%s'\n",
                 o.kl_base);
-    char *text = NULL;
-    size_t len = 0;
-    if (!o.kl_base && read_file(o.file, &text, &len)) return 1;
     qr_model *model = NULL;
-    int load_rc = cli_load_model(path, NULL, &model);
-    if (load_rc) {
-        free(text);
-        return load_rc;
-    }
     qr_token *tokens = NULL;
     int32_t n_tokens = 0;
-    if (text && qr_eval_tokenize(model, text, len, &tokens, &n_tokens) != QR_OK) {
-        free(text);
-        qr_model_free(model);
-        return cli_fail(o.file);
-    }
-    free(text);
+    rc = cli_load_model_text(path, o.kl_base ? NULL : o.file, &model, &tokens, &n_tokens);
+    if (rc) return rc;
     progress_state ps = {isatty(STDERR_FILENO) != 0};
     o.p.save_logits = o.save;
     o.p.kl_base = o.kl_base;
