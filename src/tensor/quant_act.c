@@ -1,18 +1,11 @@
 /* quant_act.c - round-to-nearest 8-bit quantisation (ggml's quantize_row_q8_0/q8_1/q8_K
  * reference rules): the activation formats of the dot products, and q8_0/f16/bf16 weights. */
 #include "tensor/blocks.h"
+#include "tensor/quantize_fit.h"
 #include "tensor/tensor.h"
 #include "util/util.h"
 
 #include <math.h>
-
-/* round half to even, as ggml's nearest_int (the float-add trick) for |x| < 2^22 */
-static inline int nearest_int(float x) {
-    float v = x + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
 
 void qr_quant_f16(const float *src, void *dst, int64_t n) {
     uint16_t *h = dst;

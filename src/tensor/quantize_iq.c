@@ -10,6 +10,7 @@
  * written in ggml's order (products that ggml sums are not fused: no FMA in this build). */
 #include "tensor/blocks.h"
 #include "tensor/iq_tables.h"
+#include "tensor/quantize_fit.h"
 #include "tensor/tensor.h"
 #include "util/util.h"
 
@@ -21,14 +22,6 @@
 /* ggml's ntry for quantize_iq4_nl / quantize_iq4_xs: the scales tried are (values[0] + t)/max
  * for t in -7..7 */
 #define IQ4_NTRY 7
-
-/* Round half to even by the float-add trick, as ggml's nearest_int. */
-static inline int nearest_int(float x) {
-    float v = x + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
 
 /* Index of the level of the sorted table val[0..n-1] nearest x (the upper one on ties), as
  * ggml's best_index_int8. */

@@ -3,7 +3,8 @@
  *   iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s (quantize_row_<type>_impl): per group of 8 (4 for
  *       iq3) magnitudes a least-squares scale search; a group whose rounded levels are not a
  *       grid point takes the best of that point's precomputed nearest grid points
- *       (iq2_find_best_neighbour, iq3_find_best_neighbour; make_qp_quants seeds iq2_xxs).
+ *       (iq2_find_best_neighbour, iq3_find_best_neighbour; make_qp_quants, in quantize_k.c as
+ *       qr_fit_scale_pos, seeds iq2_xxs).
  *   iq1_s, iq1_m (quantize_row_iq1_s_impl, quantize_row_iq1_m_impl): the values sorted, every
  *       pair of thresholds splitting them into -1, 0, +1 tried (+-0.125, per half for iq1_m),
  *       then the same neighbour step (iq1_find_best_neighbour2).
@@ -20,6 +21,7 @@
  * in-range indices and the loops end. */
 #include "tensor/blocks.h"
 #include "tensor/iq_tables.h"
+#include "tensor/quantize_fit.h"
 #include "tensor/tensor.h"
 #include "util/util.h"
 
@@ -35,19 +37,6 @@
 #define GROUP_MAX_EPS_IQ3_XXS 1e-8f
 #define GROUP_MAX_EPS_IQ1_S 1e-12f
 #define GROUP_MAX_EPS_IQ1_M 1e-7f
-
-/* Round half to even by the float-add trick, as ggml's nearest_int (any input, NaN included,
- * gives some int: no undefined conversion). */
-static inline int nearest_int(float x) {
-    float v = x + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
-static inline int clamp_int(int v, int lo, int hi) {
-    return v < lo ? lo : v > hi ? hi : v;
-}
 
 /* ggml's MAX(a, b): a when a > b, else b (which matters only for NaN) */
 static inline float max_ggml(float a, float b) {
@@ -323,35 +312,51 @@ static void odd_sums(int n, const float *weight, const float *xval, const int8_t
     *sumq2 = q2;
 }
 
-/* The magnitudes of 8 values and their sign bits. iq2_xxs, iq2_xs and iq3_xxs keep 7 sign bits
- * with an even count: with an odd number of negatives, the value of least weighted square
- * (the first on ties) keeps its sign and enters as a negative magnitude. */
-static uint8_t even_signs(const float *xb, const float *weight, float *xval) {
-    int n_flip = 0;
-    uint8_t s = 0;
-    for (int i = 0; i < 8; i++) {
-        if (xb[i] >= 0) {
-            xval[i] = xb[i];
-        } else {
-            xval[i] = -xb[i];
-            n_flip++;
-            s |= (uint8_t)(1 << i);
-        }
-    }
-    if (n_flip % 2) {
-        int imin = 0;
-        float min = weight[0] * xb[0] * xb[0];
-        for (int i = 1; i < 8; i++) {
-            const float ax = weight[i] * xb[i] * xb[i];
-            if (ax < min) {
-                min = ax;
-                imin = i;
-            }
-        }
-        xval[imin] = -xval[imin];
-        s ^= (uint8_t)(1 << imin);
-    }
-    return s & 127;
+/* ggml's running MAX over x[0..n-1], from x[0] */
+static float max_of(int n, const float *x) {
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        max = max_ggml(max, x[i]);
+    return max;
+}
+
+/* the same over |x| */
+static float max_abs_of(int n, const float *x) {
+    float max = fabsf(x[0]);
+    for (int i = 1; i < n; i++)
+        max = max_ggml(max, fabsf(x[i]));
+    return max;
+}
+
+/* One step of the scale searches: the least-squares scale of the candidate levels Laux (n
+ * values) and its score scale * sumqx; where the score beats *best (compared as ggml, without
+ * dividing), Laux becomes L. Returns whether it did. */
+static bool keep_if_better(int n, const float *weight, const float *xval, const int8_t *Laux,
+                           float *best, float *scale, int8_t *L) {
+    float sumqx, sumq2;
+    odd_sums(n, weight, xval, Laux, &sumqx, &sumq2);
+    if (!(sumq2 > 0 && sumqx * sumqx > *best * sumq2)) return false;
+    *scale = sumqx / sumq2;
+    *best = *scale * sumqx;
+    memcpy(L, Laux, (size_t)n);
+    return true;
+}
+
+/* The least-squares scale of the final levels L, or scale where they give none */
+static float refit_scale(int n, const float *weight, const float *xval, const int8_t *L,
+                         float scale) {
+    float sumqx, sumq2;
+    odd_sums(n, weight, xval, L, &sumqx, &sumq2);
+    return sumq2 > 0 ? sumqx / sumq2 : scale;
+}
+
+/* A negative scale (ggml: "should never happen") is stored positive with the n sign bytes
+ * inverted (7 bits each with even_parity, 8 otherwise). */
+static float positive_scale(float scale, int n, bool even_parity, uint8_t *signs) {
+    if (!(scale < 0)) return scale; /* a NaN scale stays, as in ggml */
+    for (int k = 0; k < n; k++)
+        signs[k] = (uint8_t)(even_parity ? ~signs[k] & 127 : ~signs[k]);
+    return -scale;
 }
 
 /* The magnitudes of 8 values and all 8 sign bits (iq2_s, iq3_s). */
@@ -368,73 +373,28 @@ static uint8_t all_signs(const float *xb, float *xval) {
     return s;
 }
 
-/* A weighted scale for levels 0..nmax of the n values x (ggml's make_qp_quants): nmax / max,
- * then 8 nearby scales, then up to 5 rounds of single-level changes. Levels are bytes as in
- * ggml, where a level below 0 (only a negative x, which iq2_xxs can pass) wraps. */
-static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float *w) {
-    float max = 0;
-    for (int i = 0; i < n; i++)
-        max = max_ggml(max, x[i]);
-    if (max < GROUP_MAX_EPS) {
-        memset(L, 0, (size_t)n);
-        return 0.f;
-    }
-    float iscale = nmax / max;
-    for (int i = 0; i < n; i++)
-        L[i] = (uint8_t)nearest_int(iscale * x[i]);
-    const float scale = 1 / iscale;
-    float best_mse = 0;
-    for (int i = 0; i < n; i++) {
-        const float diff = x[i] - scale * L[i];
-        best_mse += w[i] * diff * diff;
-    }
-    for (int is = -4; is <= 4; is++) {
-        if (is == 0) continue;
-        const float iscale_is = (0.1f * is + nmax) / max;
-        const float scale_is = 1 / iscale_is;
-        float mse = 0;
-        for (int i = 0; i < n; i++) {
-            int l = nearest_int(iscale_is * x[i]);
-            l = l < nmax ? l : nmax;
-            const float diff = x[i] - scale_is * l;
-            mse += w[i] * diff * diff;
-        }
-        if (mse < best_mse) {
-            best_mse = mse;
-            iscale = iscale_is;
-        }
-    }
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = nearest_int(iscale * x[i]);
-        l = l < nmax ? l : nmax;
-        L[i] = (uint8_t)l;
-        sumlx += w[i] * x[i] * l;
-        suml2 += w[i] * l * l;
-    }
-    for (int itry = 0; itry < 5; itry++) {
-        int n_changed = 0;
-        for (int i = 0; i < n; i++) {
-            float slx = sumlx - w[i] * x[i] * L[i];
-            float sl2 = suml2 - w[i] * L[i] * L[i];
-            if (slx > 0 && sl2 > 0) {
-                int new_l = nearest_int(x[i] * sl2 / slx);
-                new_l = new_l < nmax ? new_l : nmax;
-                if (new_l != L[i]) {
-                    slx += w[i] * x[i] * new_l;
-                    sl2 += w[i] * new_l * new_l;
-                    if (slx * slx * suml2 > sumlx * sumlx * sl2) {
-                        L[i] = (uint8_t)new_l;
-                        sumlx = slx;
-                        suml2 = sl2;
-                        n_changed++;
-                    }
-                }
+/* The magnitudes of 8 values and their sign bits. iq2_xxs, iq2_xs and iq3_xxs keep 7 sign bits
+ * with an even count: with an odd number of negatives, the value of least weighted square
+ * (the first on ties) keeps its sign and enters as a negative magnitude. */
+static uint8_t even_signs(const float *xb, const float *weight, float *xval) {
+    uint8_t s = all_signs(xb, xval);
+    int n_flip = 0;
+    for (int i = 0; i < 8; i++)
+        n_flip += (s >> i) & 1;
+    if (n_flip % 2) {
+        int imin = 0;
+        float min = weight[0] * xb[0] * xb[0];
+        for (int i = 1; i < 8; i++) {
+            const float ax = weight[i] * xb[i] * xb[i];
+            if (ax < min) {
+                min = ax;
+                imin = i;
             }
         }
-        if (!n_changed) break;
+        xval[imin] = -xval[imin];
+        s ^= (uint8_t)(1 << imin);
     }
-    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+    return s & 127;
 }
 
 /* sigma2 of a super-block: factor * sum x^2 / QK_K (factor 1 for iq2_xxs and iq2_xs, 2 else) */
@@ -451,9 +411,28 @@ static void importance_weights(int n, const float *xb, const float *qw, float si
         weight[i] = qw[i] * sqrtf(sigma2 + xb[i] * xb[i]);
 }
 
+/* weights of n values (iq3_xxs, iq3_s, iq1_m): with the importance qw, or x^2 */
+static void weights_or_squares(int n, const float *xb, const float *qw, float sigma2,
+                               float *weight) {
+    if (qw) {
+        importance_weights(n, xb, qw, sigma2, weight);
+    } else {
+        for (int i = 0; i < n; i++)
+            weight[i] = xb[i] * xb[i];
+    }
+}
+
 /* The 4-bit sub-block scale: (scale / d - 1) / 2 rounded into 0..15 (0..7 for iq1) */
 static int scale_level(float id, float scale, int max) {
     return clamp_int(nearest_int(0.5f * (id * scale - 1)), 0, max);
+}
+
+/* n sub-block scales as 4-bit levels, two a byte (even sub-block low), into the zeroed out */
+static void pack_scale_nibbles(int n, const float *scales, float id, uint8_t *out) {
+    for (int ib = 0; ib < n; ib++) {
+        const int l = scale_level(id, scales[ib], 15);
+        out[ib / 2] |= (uint8_t)(ib % 2 ? l << 4 : l);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -480,14 +459,11 @@ static void quantize_iq2_xxs_row(const grid_search *s, const float *x, void *dst
                 waux[i] = sqrtf(weight[i]);
             for (int k = 0; k < 4; k++)
                 signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-            float max = xval[0];
-            for (int i = 1; i < 32; i++)
-                max = max_ggml(max, xval[i]);
-            if (max < GROUP_MAX_EPS) {
+            if (max_of(32, xval) < GROUP_MAX_EPS) {
                 scales[ib] = 0;
                 continue;
             }
-            float scale = make_qp_quants(32, kmax + 1, xval, Lqp, weight);
+            float scale = qr_fit_scale_pos(32, kmax + 1, xval, Lqp, weight);
             memcpy(L, Lqp, 32);
             const float eff_max = scale * kmax;
             if (eff_max <= 0) {
@@ -500,28 +476,15 @@ static void quantize_iq2_xxs_row(const grid_search *s, const float *x, void *dst
                 const float this_scale = 1 / id;
                 for (int k = 0; k < 4; k++)
                     round_group8(s, xval + 8 * k, waux + 8 * k, id, this_scale, kmax, Laux + 8 * k);
-                float sumqx, sumq2;
-                odd_sums(32, weight, xval, Laux, &sumqx, &sumq2);
-                if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-                    scale = sumqx / sumq2;
-                    best = scale * sumqx;
-                    memcpy(L, Laux, 32);
-                }
+                keep_if_better(32, weight, xval, Laux, &best, &scale, L);
             }
             if (scale > 0) {
                 const float id = 1 / scale;
-                for (int k = 0; k < 4; k++) {
-                    round_group8(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
-                }
-                float sumqx, sumq2;
-                odd_sums(32, weight, xval, L, &sumqx, &sumq2);
-                if (sumq2 > 0) scale = sumqx / sumq2;
-            }
-            if (scale < 0) { /* ggml: "should never happen"; the scale is stored unsigned */
-                scale = -scale;
                 for (int k = 0; k < 4; k++)
-                    signs[k] = (uint8_t)(~signs[k] & 127);
+                    round_group8(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
+                scale = refit_scale(32, weight, xval, L, scale);
             }
+            scale = positive_scale(scale, 4, true, signs);
             for (int k = 0; k < 4; k++) {
                 q2[2 * ib + 0] |= (uint32_t)grid_index_of(s, L + 8 * k) << (8 * k);
                 q2[2 * ib + 1] |= (uint32_t)signs[k] << (7 * k);
@@ -542,61 +505,75 @@ static void quantize_iq2_xxs_row(const grid_search *s, const float *x, void *dst
     }
 }
 
-/* iq2_xs and iq2_s: 16 values a sub-block, two groups of 8; they differ in the signs (7 with
- * even parity, or 8), the weights without importance and the packing. Sets the signs, the
- * scale and the levels L; false for an all-zero sub-block, which ggml leaves unpacked. */
-static bool quantize_iq2_16(const grid_search *s, const float *xb, const float *weight,
-                            bool even_parity, float eps, uint8_t signs[2], float *scale_out,
-                            int8_t L[16]) {
-    const int kmax = 3;
-    float xval[16], waux[16];
-    int8_t Laux[16];
-    bool on_grid[2] = {true, true}, on_grid_aux[2];
-    for (int i = 0; i < 16; i++)
+/* What differs between the sub-block searches of quantize_row_iq2_xs_impl, _iq2_s_impl,
+ * _iq3_xxs_impl and _iq3_s_impl: the size, the grid, the signs, the zero test, the scales tried,
+ * and for iq3_s the starting on-grid state and which groups are redone at the best scale. */
+typedef struct sub_block_spec {
+    int n, c, kmax;   /* values a sub-block (16, 32), a grid group (8, 4); levels (3, 8) */
+    int n_try;        /* the scales tried: (2 kmax - 1 + is * step) / max, is in -n_try..n_try */
+    float step;       /* (0.1 for iq2, 0.2 for iq3) */
+    bool even_parity; /* 7 sign bits of even count a group of 8 (even_signs), or all 8 */
+    float eps;        /* all zero where the largest magnitude is below eps (iq3_s: 0, only 0) */
+    bool redo_all;    /* iq3_s: no group counts as on the grid before the search, and at the
+                       * best scale all groups are redone (the others redo those off it) */
+} sub_block_spec;
+
+static const sub_block_spec spec_iq2_xs = {16, 8, 3, 9, 0.1f, true, GROUP_MAX_EPS, false};
+static const sub_block_spec spec_iq2_s = {16, 8, 3, 9, 0.1f, false, GROUP_MAX_EPS_IQ2_S, false};
+static const sub_block_spec spec_iq3_xxs = {32, 4, 8, 15, 0.2f, true, GROUP_MAX_EPS_IQ3_XXS, false};
+static const sub_block_spec spec_iq3_s = {32, 4, 8, 9, 0.2f, false, 0, true};
+
+/* round_group with the group size a constant (8 or 4) where it is inlined */
+static bool round_group_c(const grid_search *s, int c, const float *xval, const float *waux,
+                          float id, float scale, int kmax, int8_t *L) {
+    return c == 8 ? round_group8(s, xval, waux, id, scale, kmax, L)
+                  : round_group4(s, xval, waux, id, scale, kmax, L);
+}
+
+/* One sub-block of iq2_xs, iq2_s, iq3_xxs or iq3_s (sp): sets the n/8 sign bytes, the scale and
+ * the levels L; false for an all-zero sub-block, which ggml leaves unpacked. */
+static bool quantize_sub_block(const grid_search *s, const sub_block_spec *sp, const float *xb,
+                               const float *weight, uint8_t *signs, float *scale_out, int8_t *L) {
+    const int n = sp->n, c = sp->c, kmax = sp->kmax, n_groups = sp->n / sp->c;
+    float xval[32] = {0}, waux[32]; /* (initialised only for gcc, which cannot see n >= 8) */
+    int8_t Laux[32];
+    bool on_grid[8], on_grid_aux[8];
+    for (int i = 0; i < n; i++)
         waux[i] = sqrtf(weight[i]);
-    for (int k = 0; k < 2; k++)
-        signs[k] = even_parity ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k)
-                               : all_signs(xb + 8 * k, xval + 8 * k);
-    float max = xval[0];
-    for (int i = 1; i < 16; i++)
-        max = max_ggml(max, xval[i]);
-    memset(L, 0, 16);
-    if (max < eps) {
+    for (int k = 0; k < n / 8; k++)
+        signs[k] = sp->even_parity ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k)
+                                   : all_signs(xb + 8 * k, xval + 8 * k);
+    const float max = max_of(n, xval);
+    for (int i = 0; i < n; i++)
+        L[i] = 0;
+    if (max < sp->eps || !max) { /* !max: iq3_s's test; below a positive eps it adds nothing */
         *scale_out = 0;
         return false;
     }
     float best = 0, scale = max / (2 * kmax - 1);
-    for (int is = -9; is <= 9; is++) {
-        const float id = (2 * kmax - 1 + is * 0.1f) / max;
+    for (int k = 0; k < n_groups; k++)
+        on_grid[k] = !sp->redo_all;
+    for (int is = -sp->n_try; is <= sp->n_try; is++) {
+        const float id = (2 * kmax - 1 + is * sp->step) / max;
         const float this_scale = 1 / id;
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < n_groups; k++)
             on_grid_aux[k] =
-                round_group8(s, xval + 8 * k, waux + 8 * k, id, this_scale, kmax, Laux + 8 * k);
-        float sumqx, sumq2;
-        odd_sums(16, weight, xval, Laux, &sumqx, &sumq2);
-        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-            scale = sumqx / sumq2;
-            best = scale * sumqx;
-            memcpy(L, Laux, 16);
-            on_grid[0] = on_grid_aux[0];
-            on_grid[1] = on_grid_aux[1];
-        }
+                round_group_c(s, c, xval + c * k, waux + c * k, id, this_scale, kmax, Laux + c * k);
+        if (keep_if_better(n, weight, xval, Laux, &best, &scale, L))
+            for (int k = 0; k < n_groups; k++)
+                on_grid[k] = on_grid_aux[k];
     }
-    if ((!on_grid[0] || !on_grid[1]) && scale > 0) {
+    int n_off_grid = 0;
+    for (int k = 0; k < n_groups; k++)
+        n_off_grid += !on_grid[k];
+    if (n_off_grid > 0 && scale > 0) {
         const float id = 1 / scale;
-        for (int k = 0; k < 2; k++)
-            if (!on_grid[k])
-                round_group8(s, xval + 8 * k, waux + 8 * k, id, scale, kmax, L + 8 * k);
-        float sumqx, sumq2;
-        odd_sums(16, weight, xval, L, &sumqx, &sumq2);
-        if (sumq2 > 0) scale = sumqx / sumq2;
+        for (int k = 0; k < n_groups; k++)
+            if (sp->redo_all || !on_grid[k])
+                round_group_c(s, c, xval + c * k, waux + c * k, id, scale, kmax, L + c * k);
+        scale = refit_scale(n, weight, xval, L, scale);
     }
-    if (scale < 0) {
-        scale = -scale;
-        for (int k = 0; k < 2; k++)
-            signs[k] = (uint8_t)(even_parity ? ~signs[k] & 127 : ~signs[k]);
-    }
-    *scale_out = scale;
+    *scale_out = positive_scale(scale, n / 8, sp->even_parity, signs);
     return true;
 }
 
@@ -617,8 +594,7 @@ static void quantize_iq2_xs_row(const grid_search *s, const float *x, void *dst,
         for (int ib = 0; ib < QK_K / 16; ib++) {
             const float *xb = xbl + 16 * ib;
             importance_weights(16, xb, imatrix + QK_K * ibl + 16 * ib, sigma2, weight);
-            if (!quantize_iq2_16(s, xb, weight, true, GROUP_MAX_EPS, signs, &scales[ib], L))
-                continue;
+            if (!quantize_sub_block(s, &spec_iq2_xs, xb, weight, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 2; k++)
                 q2[2 * ib + k] = (uint16_t)(grid_index_of(s, L + 8 * k) | signs[k] << 9);
             max_scale = max_ggml(max_scale, scales[ib]);
@@ -630,10 +606,7 @@ static void quantize_iq2_xs_row(const grid_search *s, const float *x, void *dst,
         const float d = max_scale / 31;
         y[ibl].d = qr_fp32_to_fp16(d);
         const float id = 1 / d;
-        for (int ib = 0; ib < QK_K / 16; ib++) {
-            const int l = scale_level(id, scales[ib], 15);
-            y[ibl].scales[ib / 2] |= (uint8_t)(ib % 2 ? l << 4 : l);
-        }
+        pack_scale_nibbles(QK_K / 16, scales, id, y[ibl].scales);
         memcpy(y[ibl].qs, q2, sizeof y[ibl].qs);
     }
 }
@@ -658,8 +631,7 @@ static void quantize_iq2_s_row(const grid_search *s, const float *x, void *dst, 
                 for (int i = 0; i < 16; i++)
                     weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
             }
-            if (!quantize_iq2_16(s, xb, weight, false, GROUP_MAX_EPS_IQ2_S, signs, &scales[ib], L))
-                continue;
+            if (!quantize_sub_block(s, &spec_iq2_s, xb, weight, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 2; k++) {
                 const int i8 = 2 * ib + k, index = grid_index_of(s, L + 8 * k);
                 y[ibl].qs[i8] = (uint8_t)(index & 255);
@@ -672,88 +644,12 @@ static void quantize_iq2_s_row(const grid_search *s, const float *x, void *dst, 
         const float d = max_scale / 31;
         y[ibl].d = qr_fp32_to_fp16(d * 0.9875f);
         const float id = 1 / d;
-        for (int ib = 0; ib < QK_K / 16; ib++) {
-            const int l = scale_level(id, scales[ib], 15);
-            y[ibl].scales[ib / 2] |= (uint8_t)(ib % 2 ? l << 4 : l);
-        }
+        pack_scale_nibbles(QK_K / 16, scales, id, y[ibl].scales);
     }
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* iq3_xxs, iq3_s                                                                             */
-
-/* 32 values, 8 groups of 4 (quantize_row_iq3_xxs_impl and quantize_row_iq3_s_impl differ in the
- * signs, the zero test, the scales tried, the starting on-grid state and which groups are
- * redone at the best scale). Sets the 4 sign bytes, the scale and L; false for an all-zero
- * sub-block, which ggml leaves unpacked. */
-static bool quantize_iq3_32(const grid_search *s, const float *xb, const float *weight, bool is_xxs,
-                            uint8_t signs[4], float *scale_out, int8_t L[32]) {
-    const int kmax = 8;
-    const int n_try = is_xxs ? 15 : 9;
-    float xval[32], waux[32];
-    int8_t Laux[32];
-    bool on_grid[8], on_grid_aux[8];
-    for (int i = 0; i < 32; i++)
-        waux[i] = sqrtf(weight[i]);
-    for (int k = 0; k < 4; k++)
-        signs[k] = is_xxs ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k)
-                          : all_signs(xb + 8 * k, xval + 8 * k);
-    float max = xval[0];
-    for (int i = 1; i < 32; i++)
-        max = max_ggml(max, xval[i]);
-    memset(L, 0, 32);
-    if (is_xxs ? max < GROUP_MAX_EPS_IQ3_XXS : !max) {
-        *scale_out = 0;
-        return false;
-    }
-    float best = 0, scale = max / (2 * kmax - 1);
-    for (int k = 0; k < 8; k++)
-        on_grid[k] = is_xxs;
-    for (int is = -n_try; is <= n_try; is++) {
-        const float id = (2 * kmax - 1 + is * 0.2f) / max;
-        const float this_scale = 1 / id;
-        for (int k = 0; k < 8; k++)
-            on_grid_aux[k] =
-                round_group4(s, xval + 4 * k, waux + 4 * k, id, this_scale, kmax, Laux + 4 * k);
-        float sumqx, sumq2;
-        odd_sums(32, weight, xval, Laux, &sumqx, &sumq2);
-        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-            scale = sumqx / sumq2;
-            best = scale * sumqx;
-            memcpy(L, Laux, 32);
-            memcpy(on_grid, on_grid_aux, sizeof on_grid);
-        }
-    }
-    int n_off_grid = 0;
-    for (int k = 0; k < 8; k++)
-        n_off_grid += !on_grid[k];
-    if (n_off_grid > 0 && scale > 0) {
-        const float id = 1 / scale;
-        for (int k = 0; k < 8; k++)
-            if (!is_xxs || !on_grid[k])
-                round_group4(s, xval + 4 * k, waux + 4 * k, id, scale, kmax, L + 4 * k);
-        float sumqx, sumq2;
-        odd_sums(32, weight, xval, L, &sumqx, &sumq2);
-        if (sumq2 > 0) scale = sumqx / sumq2;
-    }
-    if (scale < 0) {
-        scale = -scale;
-        for (int k = 0; k < 4; k++)
-            signs[k] = (uint8_t)(is_xxs ? ~signs[k] & 127 : ~signs[k]);
-    }
-    *scale_out = scale;
-    return true;
-}
-
-/* weights of 32 values: with the importance, or x^2 */
-static void iq3_weights(const float *xb, const float *qw, float sigma2, float *weight) {
-    if (qw) {
-        importance_weights(32, xb, qw, sigma2, weight);
-    } else {
-        for (int i = 0; i < 32; i++)
-            weight[i] = xb[i] * xb[i];
-    }
-}
 
 static void quantize_iq3_xxs_row(const grid_search *s, const float *x, void *dst, int64_t nbl,
                                  const float *imatrix) {
@@ -773,8 +669,9 @@ static void quantize_iq3_xxs_row(const grid_search *s, const float *x, void *dst
         const float sigma2 = block_sigma2(xbl, 2);
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const float *xb = xbl + 32 * ib;
-            iq3_weights(xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2, weight);
-            if (!quantize_iq3_32(s, xb, weight, true, signs, &scales[ib], L)) continue;
+            weights_or_squares(32, xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2,
+                               weight);
+            if (!quantize_sub_block(s, &spec_iq3_xxs, xb, weight, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 8; k++)
                 q3[8 * ib + k] = (uint8_t)grid_index_of(s, L + 4 * k);
             scales_and_signs[ib] = signs[0] | (uint32_t)signs[1] << 7 | (uint32_t)signs[2] << 14 |
@@ -809,8 +706,9 @@ static void quantize_iq3_s_row(const grid_search *s, const float *x, void *dst, 
         const float sigma2 = block_sigma2(xbl, 2);
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const float *xb = xbl + 32 * ib;
-            iq3_weights(xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2, weight);
-            if (!quantize_iq3_32(s, xb, weight, false, signs, &scales[ib], L)) continue;
+            weights_or_squares(32, xb, imatrix ? imatrix + QK_K * ibl + 32 * ib : NULL, sigma2,
+                               weight);
+            if (!quantize_sub_block(s, &spec_iq3_s, xb, weight, signs, &scales[ib], L)) continue;
             for (int k = 0; k < 8; k++) {
                 const int index = grid_index_of(s, L + 4 * k);
                 y[ibl].qs[8 * ib + k] = (uint8_t)(index & 255);
@@ -823,11 +721,7 @@ static void quantize_iq3_s_row(const grid_search *s, const float *x, void *dst, 
         const float d = max_scale / 31;
         y[ibl].d = qr_fp32_to_fp16(d * 1.033f);
         const float id = 1 / d;
-        for (int ib = 0; ib < QK_K / 32; ib += 2) {
-            const int l1 = scale_level(id, scales[ib], 15),
-                      l2 = scale_level(id, scales[ib + 1], 15);
-            y[ibl].scales[ib / 2] = (uint8_t)(l1 | l2 << 4);
-        }
+        pack_scale_nibbles(QK_K / 32, scales, id, y[ibl].scales);
     }
 }
 
@@ -885,6 +779,44 @@ static int iq1_group_index(const grid_search *s, const float *xb, const float *w
     return best_neighbour_iq1(s, neighbour_list(s, key), xb, weight, scale, xg, L);
 }
 
+/* L from the split of the sorted values (order) at i1 <= i2 into levels 0, 1, 2; a negative
+ * *scale is made positive with the levels mirrored (2 - L), and then true is returned (the
+ * caller flips its delta signs). */
+static bool iq1_split_levels(int n, const int *order, int i1, int i2, float *scale, int8_t *L) {
+    for (int j = 0; j < n; j++)
+        L[order[j]] = (int8_t)(j < i1 ? 0 : j < i2 ? 1 : 2);
+    if (!(*scale < 0)) return false; /* as ggml: a NaN scale stays */
+    for (int j = 0; j < n; j++)
+        L[j] = (int8_t)(2 - L[j]);
+    *scale = -*scale;
+    return true;
+}
+
+/* The grid indices of n_groups groups of 8 (group k at levels levels[k], L updated where it is
+ * moved to a neighbour); if any group was off the grid, *scale is refitted by least squares to
+ * the grid points taken (kept where the sums are not positive). */
+static void iq1_place_groups(const grid_search *s, int n_groups, const float *xb,
+                             const float *weight, const float *const *levels, int8_t *L,
+                             uint16_t *index, float *scale) {
+    bool all_on_grid = true;
+    for (int k = 0; k < n_groups; k++)
+        index[k] = (uint16_t)iq1_group_index(s, xb + 8 * k, weight + 8 * k, *scale, levels[k],
+                                             L + 8 * k, &all_on_grid);
+    if (all_on_grid) return;
+    float sumqx = 0, sumq2 = 0;
+    for (int k = 0; k < n_groups; k++) {
+        const float *xx = levels[k];
+        const int8_t *pg = s->odd + index[k] * 8;
+        for (int j = 0; j < 8; j++) {
+            const float w = weight[8 * k + j];
+            const float q = xx[(pg[j] - 1) / 2];
+            sumqx += w * q * xb[8 * k + j];
+            sumq2 += w * q * q;
+        }
+    }
+    if (sumqx > 0 && sumq2 > 0) *scale = sumqx / sumq2;
+}
+
 static const float iq1_plus[3] = {-1 + QR_IQ1S_DELTA, QR_IQ1S_DELTA, 1 + QR_IQ1S_DELTA};
 static const float iq1_minus[3] = {-1 - QR_IQ1S_DELTA, -QR_IQ1S_DELTA, 1 - QR_IQ1S_DELTA};
 
@@ -907,9 +839,7 @@ static void quantize_iq1_s_row(const grid_search *s, const float *x, void *dst, 
         for (int ib = 0; ib < QK_K / bs; ib++) {
             const float *xb = xbl + bs * ib;
             importance_weights(bs, xb, imatrix + QK_K * ibl + bs * ib, sigma2, weight);
-            float max = fabsf(xb[0]);
-            for (int i = 1; i < bs; i++)
-                max = max_ggml(max, fabsf(xb[i]));
+            const float max = max_abs_of(bs, xb);
             if (max < GROUP_MAX_EPS_IQ1_S) {
                 scales[ib] = 0;
                 shifts[ib] = 1;
@@ -955,32 +885,10 @@ static void quantize_iq1_s_row(const grid_search *s, const float *x, void *dst, 
                 shifts[ib] = 1;
                 continue;
             }
-            for (int j = 0; j < bs; j++)
-                L[order[j]] = (int8_t)(j < besti1 ? 0 : j < besti2 ? 1 : 2);
-            if (scale < 0) {
-                for (int j = 0; j < bs; j++)
-                    L[j] = (int8_t)(2 - L[j]);
-                scale = -scale;
-                best_shift = -best_shift;
-            }
+            if (iq1_split_levels(bs, order, besti1, besti2, &scale, L)) best_shift = -best_shift;
             const float *xx = best_shift == 1 ? x_p : x_m;
-            bool all_on_grid = true;
-            for (int k = 0; k < bs / 8; k++)
-                index[k] = (uint16_t)iq1_group_index(s, xb + 8 * k, weight + 8 * k, scale, xx,
-                                                     L + 8 * k, &all_on_grid);
-            if (!all_on_grid) {
-                float sumqx = 0, sumq2 = 0;
-                for (int k = 0; k < bs / 8; k++) {
-                    const int8_t *pg = s->odd + index[k] * 8;
-                    for (int j = 0; j < 8; j++) {
-                        const float w = weight[8 * k + j];
-                        const float q = xx[(pg[j] - 1) / 2];
-                        sumqx += w * q * xb[8 * k + j];
-                        sumq2 += w * q * q;
-                    }
-                }
-                if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
-            }
+            const float *const levels[4] = {xx, xx, xx, xx};
+            iq1_place_groups(s, bs / 8, xb, weight, levels, L, index, &scale);
             uint16_t h = 0;
             for (int k = 0; k < bs / 8; k++) {
                 y[ibl].qs[(bs / 8) * ib + k] = (uint8_t)(index[k] & 255);
@@ -1010,15 +918,6 @@ static const float *iq1_m_levels(int k, int group) {
     return plus ? iq1_plus : iq1_minus;
 }
 
-static void iq1_m_weights(const float *xb, const float *qw, float sigma2, float *weight) {
-    if (qw) {
-        importance_weights(16, xb, qw, sigma2, weight);
-    } else {
-        for (int i = 0; i < 16; i++)
-            weight[i] = xb[i] * xb[i];
-    }
-}
-
 static void quantize_iq1_m_row(const grid_search *s, const float *x, void *dst, int64_t nbl,
                                const float *imatrix) {
     block_iq1_m *y = dst;
@@ -1038,10 +937,9 @@ static void quantize_iq1_m_row(const grid_search *s, const float *x, void *dst, 
         const float sigma2 = block_sigma2(xbl, 2);
         for (int ib = 0; ib < QK_K / bs; ib++) {
             const float *xb = xbl + bs * ib;
-            iq1_m_weights(xb, imatrix ? imatrix + QK_K * ibl + bs * ib : NULL, sigma2, weight);
-            float max = fabsf(xb[0]);
-            for (int i = 1; i < bs; i++)
-                max = max_ggml(max, fabsf(xb[i]));
+            weights_or_squares(bs, xb, imatrix ? imatrix + QK_K * ibl + bs * ib : NULL, sigma2,
+                               weight);
+            const float max = max_abs_of(bs, xb);
             if (max < GROUP_MAX_EPS_IQ1_M) {
                 scales[ib] = 0;
                 shifts[ib] = 0;
@@ -1103,33 +1001,10 @@ static void quantize_iq1_m_row(const grid_search *s, const float *x, void *dst, 
                 shifts[ib] = 0;
                 continue;
             }
-            for (int j = 0; j < bs; j++)
-                L[order[j]] = (int8_t)(j < besti1 ? 0 : j < besti2 ? 1 : 2);
-            if (scale < 0) {
-                for (int j = 0; j < bs; j++)
-                    L[j] = (int8_t)(2 - L[j]);
-                scale = -scale;
+            if (iq1_split_levels(bs, order, besti1, besti2, &scale, L))
                 best_k = 3 - best_k; /* both delta signs flip */
-            }
-            bool all_on_grid = true;
-            for (int k = 0; k < 2; k++)
-                index[k] =
-                    (uint16_t)iq1_group_index(s, xb + 8 * k, weight + 8 * k, scale,
-                                              iq1_m_levels(best_k, k), L + 8 * k, &all_on_grid);
-            if (!all_on_grid) {
-                float sumqx_f = 0, sumq2_f = 0;
-                for (int k = 0; k < 2; k++) {
-                    const float *xx = iq1_m_levels(best_k, k);
-                    const int8_t *pg = s->odd + index[k] * 8;
-                    for (int j = 0; j < 8; j++) {
-                        const float w = weight[8 * k + j];
-                        const float q = xx[(pg[j] - 1) / 2];
-                        sumqx_f += w * q * xb[8 * k + j];
-                        sumq2_f += w * q * q;
-                    }
-                }
-                if (sumqx_f > 0 && sumq2_f > 0) scale = sumqx_f / sumq2_f;
-            }
+            const float *const levels[2] = {iq1_m_levels(best_k, 0), iq1_m_levels(best_k, 1)};
+            iq1_place_groups(s, 2, xb, weight, levels, L, index, &scale);
             y[ibl].qs[2 * ib + 0] = (uint8_t)(index[0] & 255);
             y[ibl].qs[2 * ib + 1] = (uint8_t)(index[1] & 255);
             y[ibl].qh[ib] = (uint8_t)((index[0] >> 8) | ((index[1] >> 8) << 4));
@@ -1150,7 +1025,8 @@ static void quantize_iq1_m_row(const grid_search *s, const float *x, void *dst, 
             sc[ib / 4] |= (uint16_t)(l << 3 * (ib % 4));
             y[ibl].qh[ib] |= masks[shifts[ib]];
             const float *xb = xbl + bs * ib;
-            iq1_m_weights(xb, imatrix ? imatrix + QK_K * ibl + bs * ib : NULL, sigma2, weight);
+            weights_or_squares(bs, xb, imatrix ? imatrix + QK_K * ibl + bs * ib : NULL, sigma2,
+                               weight);
             for (int k = 0; k < 2; k++) {
                 const float *xx = iq1_m_levels(shifts[ib], k);
                 const int gi = y[ibl].qs[2 * ib + k] + ((y[ibl].qh[ib] << (8 - 4 * k)) & 0x700);
@@ -1196,62 +1072,28 @@ static void quantize_grid_rows(int type, grid_row_fn row_fn, bool needs_importan
     }
 }
 
-void qr_quantize_iq2_xxs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                         const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ2_XXS, quantize_iq2_xxs_row, true, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq2_xs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                        const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ2_XS, quantize_iq2_xs_row, true, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq2_s(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                       const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ2_S, quantize_iq2_s_row, false, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq3_xxs(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                         const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ3_XXS, quantize_iq3_xxs_row, false, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq3_s(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                       const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ3_S, quantize_iq3_s_row, false, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq1_s(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                       const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ1_S, quantize_iq1_s_row, true, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
-
-void qr_quantize_iq1_m(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
-                       const float *imatrix) {
-    quantize_grid_rows(QR_TYPE_IQ1_M, quantize_iq1_m_row, false, src, dst, n_rows, n_per_row,
-                       imatrix);
-}
+/* qr_quantize_<type> for each grid type; needs_importance: ggml's quantize_<type> requires one */
+#define QUANTIZE_GRID(type, TYPE, needs_importance)                                                \
+    void qr_quantize_##type(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,        \
+                            const float *imatrix) {                                                \
+        quantize_grid_rows(TYPE, quantize_##type##_row, needs_importance, src, dst, n_rows,        \
+                           n_per_row, imatrix);                                                    \
+    }
+QUANTIZE_GRID(iq2_xxs, QR_TYPE_IQ2_XXS, true)
+QUANTIZE_GRID(iq2_xs, QR_TYPE_IQ2_XS, true)
+QUANTIZE_GRID(iq2_s, QR_TYPE_IQ2_S, false)
+QUANTIZE_GRID(iq3_xxs, QR_TYPE_IQ3_XXS, false)
+QUANTIZE_GRID(iq3_s, QR_TYPE_IQ3_S, false)
+QUANTIZE_GRID(iq1_s, QR_TYPE_IQ1_S, true)
+QUANTIZE_GRID(iq1_m, QR_TYPE_IQ1_M, false)
 
 /* Without importance (ggml's quantize_row_<type>_ref; iq1_m has none in ggml: quantize_iq1_m
  * with NULL): the blocks are independent, so n elements are one row. */
-void qr_quant_iq2_s(const float *src, void *dst, int64_t n) {
-    qr_quantize_iq2_s(src, dst, 1, n, NULL);
-}
-
-void qr_quant_iq3_xxs(const float *src, void *dst, int64_t n) {
-    qr_quantize_iq3_xxs(src, dst, 1, n, NULL);
-}
-
-void qr_quant_iq3_s(const float *src, void *dst, int64_t n) {
-    qr_quantize_iq3_s(src, dst, 1, n, NULL);
-}
-
-void qr_quant_iq1_m(const float *src, void *dst, int64_t n) {
-    qr_quantize_iq1_m(src, dst, 1, n, NULL);
-}
+#define QUANT_GRID_WITHOUT_IMPORTANCE(type)                                                        \
+    void qr_quant_##type(const float *src, void *dst, int64_t n) {                                 \
+        qr_quantize_##type(src, dst, 1, n, NULL);                                                  \
+    }
+QUANT_GRID_WITHOUT_IMPORTANCE(iq2_s)
+QUANT_GRID_WITHOUT_IMPORTANCE(iq3_xxs)
+QUANT_GRID_WITHOUT_IMPORTANCE(iq3_s)
+QUANT_GRID_WITHOUT_IMPORTANCE(iq1_m)

@@ -8,7 +8,7 @@
  *      (make_qx_quants, type 1); the weights are x^2, |x| or similar without importance,
  *      imatrix[j] * sqrt(sigma2 + x^2) with it (q6_K: imatrix[j] alone);
  *   2. the sub-block scales are themselves quantised against the super-block's d (and dmin):
- *      from their largest value without importance, by a weighted fit with it (fit_scale_pos,
+ *      from their largest value without importance, by a weighted fit with it (qr_fit_scale_pos,
  *      ggml's make_qp_quants; q3_K: qr_fit_scale_sym);
  *   3. the values are re-quantised with the scales as stored, then bit-packed.
  * Float expressions are written in ggml's order; products that ggml sums are kept unfused.
@@ -22,19 +22,6 @@
 
 /* sub-blocks whose largest magnitude is below this are all zero (ggml's GROUP_MAX_EPS) */
 #define GROUP_MAX_EPS 1e-15f
-
-/* Round half to even by the float-add trick, exactly as ggml's nearest_int (which the reference
- * quantizers use; for |x| >= 2^22 it wraps, and the callers clamp the result). */
-static inline int nearest_int(float x) {
-    float v = x + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
-static inline int clamp_int(int v, int lo, int hi) {
-    return v < lo ? lo : v > hi ? hi : v;
-}
 
 /* Asymmetric fit x ~ scale * L + min over n values, L in [0, nmax], weights w (ggml's
  * make_qkx2_quants): start from the min/max grid, then try nstep+1 grid widths
@@ -132,6 +119,17 @@ float qr_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t 
     return scale;
 }
 
+/* Adds w x l to *sumlx and w l^2 to *suml2, with ggml's products and rounding: (w x) l and
+ * (w l) l, each rounded to float before the sum. */
+static inline void add_weighted(float w, float x, int l, float *sumlx, float *suml2) {
+    const float wx = w * x;
+    const float wxl = wx * l;
+    const float wl = w * l;
+    const float wll = wl * l;
+    *sumlx += wxl;
+    *suml2 += wll;
+}
+
 /* The largest-magnitude value, signed, and its magnitude. */
 static float signed_absmax(const float *x, int n, float *amax_out) {
     float max = 0, amax = 0;
@@ -163,13 +161,7 @@ static float fit_scale_q3(int n, int nmax, const float *x, int8_t *L) {
         const float t = iscale * x[i];
         const int l = clamp_int(nearest_int(t), -nmax, nmax - 1);
         L[i] = (int8_t)l;
-        const float w = x[i] * x[i];
-        const float wx = w * x[i];
-        const float wxl = wx * l;
-        const float wl = w * l;
-        const float wll = wl * l;
-        sumlx += wxl;
-        suml2 += wll;
+        add_weighted(x[i] * x[i], x[i], l, &sumlx, &suml2);
     }
     for (int itry = 0; itry < 5; itry++) {
         int n_changed = 0;
@@ -185,11 +177,7 @@ static float fit_scale_q3(int n, int nmax, const float *x, int8_t *L) {
                 const float xs = x[i] * sl2;
                 int new_l = clamp_int(nearest_int(xs / slx), -nmax, nmax - 1);
                 if (new_l != L[i]) {
-                    const float wxn = wx * new_l;
-                    slx += wxn;
-                    const float wn = w * new_l;
-                    const float wnn = wn * new_l;
-                    sl2 += wnn;
+                    add_weighted(w, x[i], new_l, &slx, &sl2);
                     const float ss = slx * slx, lhs = ss * suml2;
                     const float tt = sumlx * sumlx, rhs = tt * sl2;
                     if (sl2 > 0 && lhs > rhs) {
@@ -225,13 +213,7 @@ float qr_fit_scale_sym(int n, int nmax, const float *x, int8_t *L, const float *
         const float t = iscale * x[i];
         const int l = clamp_int(nearest_int(t), -nmax, nmax - 1);
         L[i] = (int8_t)(l + nmax);
-        const float w = qw ? qw[i] : x[i] * x[i];
-        const float wx = w * x[i];
-        const float wxl = wx * l;
-        const float wl = w * l;
-        const float wll = wl * l;
-        sumlx += wxl;
-        suml2 += wll;
+        add_weighted(qw ? qw[i] : x[i] * x[i], x[i], l, &sumlx, &suml2);
     }
     float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
@@ -243,13 +225,7 @@ float qr_fit_scale_sym(int n, int nmax, const float *x, int8_t *L, const float *
         for (int i = 0; i < n; i++) {
             const float t = iscale * x[i];
             const int l = clamp_int(nearest_int(t), -nmax, nmax - 1);
-            const float w = qw ? qw[i] : x[i] * x[i];
-            const float wx = w * x[i];
-            const float wxl = wx * l;
-            const float wl = w * l;
-            const float wll = wl * l;
-            sumlx += wxl;
-            suml2 += wll;
+            add_weighted(qw ? qw[i] : x[i] * x[i], x[i], l, &sumlx, &suml2);
         }
         const float lhs = sumlx * sumlx, rhs = best * suml2;
         if (suml2 > 0 && lhs > rhs) {
@@ -264,12 +240,12 @@ float qr_fit_scale_sym(int n, int nmax, const float *x, int8_t *L, const float *
     return scale;
 }
 
-/* Fit of non-negative values (the sub-block scales or mins of q2_K, q4_K, q5_K) by d * L, L in
- * [0, nmax], with weights qw: ggml's make_qp_quants. Tries nine grid widths nmax + 0.1*is by
- * weighted squared error, then moves single values while (sum w x l)^2 / sum w l^2 grows.
- * L is bytes as in ggml: a negative level (from a negative x) is stored modulo 256, and the
- * later steps read it back that way. */
-static float fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
+/* Fit of non-negative values (the sub-block scales or mins of q2_K, q4_K, q5_K; iq2_xxs's
+ * magnitudes) by d * L, L in [0, nmax], with weights qw: ggml's make_qp_quants. Tries nine grid
+ * widths nmax + 0.1*is by weighted squared error, then moves single values while
+ * (sum w x l)^2 / sum w l^2 grows. L is bytes as in ggml: a negative level (from a negative x)
+ * is stored modulo 256, and the later steps read it back that way. */
+float qr_fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
     float max = 0;
     for (int i = 0; i < n; i++)
         max = max > x[i] ? max : x[i];
@@ -319,13 +295,7 @@ static float fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const fl
         int l = nearest_int(t);
         if (l > nmax) l = nmax;
         L[i] = (uint8_t)l;
-        const float w = qw[i];
-        const float wx = w * x[i];
-        const float wxl = wx * l;
-        const float wl = w * l;
-        const float wll = wl * l;
-        sumlx += wxl;
-        suml2 += wll;
+        add_weighted(qw[i], x[i], l, &sumlx, &suml2);
     }
     for (int itry = 0; itry < 5; itry++) {
         int n_changed = 0;
@@ -341,11 +311,7 @@ static float fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const fl
                 int new_l = nearest_int(xs / slx);
                 if (new_l > nmax) new_l = nmax;
                 if (new_l != L[i]) {
-                    const float wxn = wx * new_l;
-                    slx += wxn;
-                    const float wn = w * new_l;
-                    const float wnn = wn * new_l;
-                    sl2 += wnn;
+                    add_weighted(w, x[i], new_l, &slx, &sl2);
                     const float ss = slx * slx, lhs = ss * suml2;
                     const float tt = sumlx * sumlx, rhs = tt * sl2;
                     if (lhs > rhs) {
@@ -412,8 +378,8 @@ static void quantize_q2_K_block(const float *x, block_q2_K *y, const float *qw) 
             scales[j] = qr_fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f,
                                          0.05f, 36, false);
         }
-        const float dm = fit_scale_pos(QK_K / 16, 15, scales, Ls, sw);
-        const float mm = fit_scale_pos(QK_K / 16, 15, mins, Lm, sw);
+        const float dm = qr_fit_scale_pos(QK_K / 16, 15, scales, Ls, sw);
+        const float mm = qr_fit_scale_pos(QK_K / 16, 15, mins, Lm, sw);
         y->d = qr_fp32_to_fp16(dm);
         y->dmin = qr_fp32_to_fp16(mm);
         for (int j = 0; j < QK_K / 16; j++)
@@ -571,8 +537,8 @@ static void quant_q45_K_block(const float *x, int nmax, float rmin, int nstep, c
             scales[j] = qr_fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -0.9f,
                                          0.05f, 36, false);
         }
-        d_block = fit_scale_pos(QK_K / 32, 63, scales, Ls, sw);
-        m_block = fit_scale_pos(QK_K / 32, 63, mins, Lm, sw);
+        d_block = qr_fit_scale_pos(QK_K / 32, 63, scales, Ls, sw);
+        m_block = qr_fit_scale_pos(QK_K / 32, 63, mins, Lm, sw);
         if (clamp_levels)
             for (int j = 0; j < QK_K / 32; j++) {
                 if (Ls[j] > 63) Ls[j] = 63;

@@ -167,22 +167,27 @@ static void block_q5_0_weighted(const float *x, const float *w, block_q5_0 *y) {
     pack_5bit(q, y->qs, y->qh);
 }
 
-static void block_q4_1_weighted(const float *x, const float *w, block_q4_1 *y) {
-    uint8_t L[QK4_1], Laux[QK4_1];
+/* q4_1 and q5_1 (32 values, levels 0..nmax): the asymmetric fit, d and m as stored */
+static void fit_block_min(const float *x, const float *w, int nmax, uint8_t L[32], uint16_t *d,
+                          uint16_t *m) {
+    uint8_t Laux[32];
     float neg_min;
-    const float d = qr_fit_scale_min(QK4_1, 15, x, w, L, &neg_min, Laux, -0.9f, 0.05f, 36, false);
-    y->d = qr_fp32_to_fp16(d);
-    y->m = qr_fp32_to_fp16(-neg_min);
+    const float scale =
+        qr_fit_scale_min(32, nmax, x, w, L, &neg_min, Laux, -0.9f, 0.05f, 36, false);
+    *d = qr_fp32_to_fp16(scale);
+    *m = qr_fp32_to_fp16(-neg_min);
+}
+
+static void block_q4_1_weighted(const float *x, const float *w, block_q4_1 *y) {
+    uint8_t L[QK4_1];
+    fit_block_min(x, w, 15, L, &y->d, &y->m);
     for (int j = 0; j < QK4_1 / 2; j++)
         y->qs[j] = (uint8_t)(L[j] | L[j + QK4_1 / 2] << 4);
 }
 
 static void block_q5_1_weighted(const float *x, const float *w, block_q5_1 *y) {
-    uint8_t L[QK5_1], Laux[QK5_1];
-    float neg_min;
-    const float d = qr_fit_scale_min(QK5_1, 31, x, w, L, &neg_min, Laux, -0.9f, 0.05f, 36, false);
-    y->d = qr_fp32_to_fp16(d);
-    y->m = qr_fp32_to_fp16(-neg_min);
+    uint8_t L[QK5_1];
+    fit_block_min(x, w, 31, L, &y->d, &y->m);
     pack_5bit(L, y->qs, y->qh);
 }
 

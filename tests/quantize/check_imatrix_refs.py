@@ -9,24 +9,18 @@ the same order, the same type, the same bytes (sha256).
 usage: check_imatrix_refs.py QUARREL FIXTURE.json WORKDIR [MIX ...]
 Prints one line per difference and exits 1 if there is any."""
 
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_tensors  # noqa: E402
-from check_mix_refs import compare_mixes  # noqa: E402
+from check_mix_refs import compare_mixes, read_args  # noqa: E402
 from mk_imatrix_refs import importance_entries, source_path, write_imatrix_dat  # noqa: E402
 from mk_mix_refs import source_digest  # noqa: E402
 
 
 def main():
-    if len(sys.argv) < 4:
-        sys.exit(__doc__)
-    quarrel, fixture, work = sys.argv[1:4]
-    only = set(sys.argv[4:])
-    with open(fixture) as f:
-        ref = json.load(f)
+    quarrel, fixture, ref, work, only = read_args(__doc__)
     model = ref["model"]
     src = source_path(model, work, quarrel)
     got = source_digest(gguf_tensors.read(src)[1])

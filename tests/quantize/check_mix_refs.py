@@ -18,13 +18,19 @@ import synth_imatrix  # noqa: E402
 from mk_mix_refs import IMATRIX_SUFFIX, hash_key, source_digest  # noqa: E402
 
 
-def main():
+def read_args(usage):
+    """QUARREL FIXTURE.json WORKDIR [MIX ...] from the command line (else exits with usage): the
+    quarrel path, the fixture's path, its contents, the work folder and the mixes to check"""
     if len(sys.argv) < 4:
-        sys.exit(__doc__)
+        sys.exit(usage)
     quarrel, fixture, work = sys.argv[1:4]
-    only = set(sys.argv[4:])
     with open(fixture) as f:
         ref = json.load(f)
+    return quarrel, fixture, ref, work, set(sys.argv[4:])
+
+
+def main():
+    quarrel, fixture, ref, work, only = read_args(__doc__)
     shape = ref["shape"]
     src = os.path.join(work, shape + "-f16.gguf")
     subprocess.run([quarrel, "synth", "--shape", shape, "-o", src, "--seed", str(ref["seed"])],

@@ -29,7 +29,7 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gguf_tensors  # noqa: E402
-from mk_mix_refs import load_quantizer, quantize, source_digest, write_fixture  # noqa: E402
+from mk_mix_refs import load_quantizer, record_mix, source_digest, write_fixture  # noqa: E402
 
 SHARED = os.environ.get("QR_SHARED_DIR") or os.path.join(HERE, "..", "..", "..", "shared")
 # model name -> where its source comes from: a file under ../shared, or a synth shape
@@ -117,18 +117,8 @@ def main():
                    "imatrix_entries": len(entries), "imatrix_dat_sha256": dat_sha,
                    "mixes": {}}
             for mix, ftype in MIXES.items():
-                out = os.path.join(tmp, "%s-%s.gguf" % (model, mix))
-                rc = quantize(lib, src, out, ftype, a.threads, imatrix=entries)
-                if rc != 0:
-                    sys.exit("llama_model_quantize %s %s failed (%d)" % (model, mix, rc))
-                meta, tensors = gguf_tensors.read(out)
-                if meta.get("general.file_type") != ftype:
-                    sys.exit("%s %s: general.file_type %s" % (model, mix,
-                                                           meta.get("general.file_type")))
-                doc["mixes"][mix] = {
-                    "file_type": ftype,
-                    "tensors": [{"name": n, "type": t, "sha256": d} for n, t, _, d in tensors]}
-                os.remove(out)
+                doc["mixes"][mix] = record_mix(lib, src, tmp, model, mix, ftype, a.threads,
+                                               entries)
             path = os.path.join(a.out, "imatrix-%s.json" % model)
             write_fixture(path, doc, header=("generator", "llama_cpp", "model", "source",
                                              "source_tensors_sha256", "imatrix_entries",

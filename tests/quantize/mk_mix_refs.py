@@ -158,6 +158,22 @@ def write_fixture(path, doc, header=("generator", "llama_cpp", "shape", "seed",
         f.write("\n".join(lines) + "\n")
 
 
+def record_mix(lib, src, work, label, mix, ftype, threads, imatrix=None):
+    """llama.cpp's quantization of SRC to ftype (with the importance entries imatrix, if any),
+    as a fixture's mix entry: the file type and every tensor's name, type and sha256; exits on
+    a failure"""
+    out = os.path.join(work, "%s-%s.gguf" % (label, mix))
+    rc = quantize(lib, src, out, ftype, threads, imatrix=imatrix)
+    if rc != 0:
+        sys.exit("llama_model_quantize %s %s failed (%d)" % (label, mix, rc))
+    meta, tensors = gguf_tensors.read(out)
+    if meta.get("general.file_type") != ftype:
+        sys.exit("%s %s: general.file_type %s" % (label, mix, meta.get("general.file_type")))
+    os.remove(out)
+    return {"file_type": ftype,
+            "tensors": [{"name": n, "type": t, "sha256": d} for n, t, _, d in tensors]}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quarrel", required=True, help="the quarrel binary (for synth)")
@@ -186,18 +202,7 @@ def main():
             todo = [(m, f, None) for m, f in MIXES.items()] + \
                 [(m + IMATRIX_SUFFIX, f, ents) for m, f in IMATRIX_MIXES.items()]
             for mix, ftype, im in todo:
-                out = os.path.join(tmp, "%s-%s.gguf" % (shape, mix))
-                rc = quantize(lib, src, out, ftype, a.threads, imatrix=im)
-                if rc != 0:
-                    sys.exit("llama_model_quantize %s %s failed (%d)" % (shape, mix, rc))
-                meta, tensors = gguf_tensors.read(out)
-                if meta.get("general.file_type") != ftype:
-                    sys.exit("%s %s: general.file_type %s" % (shape, mix,
-                                                           meta.get("general.file_type")))
-                doc["mixes"][mix] = {
-                    "file_type": ftype,
-                    "tensors": [{"name": n, "type": t, "sha256": d} for n, t, _, d in tensors]}
-                os.remove(out)
+                doc["mixes"][mix] = record_mix(lib, src, tmp, shape, mix, ftype, a.threads, im)
             path = os.path.join(a.out, "mix-%s.json" % arch)
             write_fixture(path, doc)
             print("wrote %s (%d mixes)" % (path, len(todo)))

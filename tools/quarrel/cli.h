@@ -24,5 +24,10 @@ int cli_fail(const char *what);
 int cli_fail_status(const char *what, qr_status st);
 /* qr_model_load, printing the failure; returns 0 or cli_fail_status's exit status */
 int cli_load_model(const char *path, const qr_model_params *mp, qr_model **out);
+/* Reads the text of file (unless file is NULL), loads the model at path (cli_load_model) and
+ * tokenizes the text for evaluation (qr_eval_tokenize: *tokens to free, or NULL without a file);
+ * returns 0, or the exit status after printing the failure (nothing left to free). */
+int cli_load_model_text(const char *path, const char *file, qr_model **model, qr_token **tokens,
+                        int32_t *n_tokens);
 
 #endif

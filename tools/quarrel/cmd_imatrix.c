@@ -57,18 +57,8 @@ static int parse(int argc, char **argv, imatrix_opts *o) {
         static const char *const with_value[] = {"-m",       "--model",         "-f", "--file",
                                                  "-o",       "--output",        "-c", "--ctx-size",
                                                  "--chunks", "--output-format", "-t", "--threads"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known = known || !strcmp(a, with_value[k]);
-        if (!known) {
-            fprintf(stderr, "quarrel imatrix: unknown option '%s' (see quarrel imatrix --help)\n",
-                    a);
+        if (value_option("imatrix", a, v, with_value, sizeof with_value / sizeof with_value[0]))
             return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "quarrel imatrix: %s needs a value\n", a);
-            return 2;
-        }
         i++;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
             o->model = v;
@@ -135,23 +125,11 @@ int cmd_imatrix(int argc, char **argv) {
     char path[4096];
     if (qr_model_resolve(o.model, QR_MODELS_DIR, path, sizeof path) != QR_OK)
         return cli_fail("model");
-    char *text = NULL;
-    size_t len = 0;
-    if (read_file(o.file, &text, &len)) return 1;
     qr_model *model = NULL;
-    int load_rc = cli_load_model(path, NULL, &model);
-    if (load_rc) {
-        free(text);
-        return load_rc;
-    }
     qr_token *tokens = NULL;
     int32_t n_tokens = 0;
-    qr_status st = qr_eval_tokenize(model, text, len, &tokens, &n_tokens);
-    free(text);
-    if (st) {
-        qr_model_free(model);
-        return cli_fail(o.file);
-    }
+    rc = cli_load_model_text(path, o.file, &model, &tokens, &n_tokens);
+    if (rc) return rc;
     const size_t out_len = strlen(o.output);
     if (o.p.format == QR_IMATRIX_GGUF && (out_len < 5 || strcmp(o.output + out_len - 5, ".gguf")))
         fprintf(stderr,
@@ -163,7 +141,7 @@ int cmd_imatrix(int argc, char **argv) {
     o.p.progress = progress;
     o.p.progress_user = &ps;
     qr_imatrix_result r;
-    st = qr_imatrix_compute(model, tokens, n_tokens, &o.p, o.output, &r);
+    qr_status st = qr_imatrix_compute(model, tokens, n_tokens, &o.p, o.output, &r);
     free(tokens);
     qr_model_free(model);
     if (st) return cli_fail("imatrix");

@@ -73,18 +73,8 @@ static int parse(int argc, char **argv, ppl_opts *o) {
                                                  "--chunks",
                                                  "--save-logits",
                                                  "--kl-divergence-base"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known = known || !strcmp(a, with_value[k]);
-        if (!known) {
-            fprintf(stderr,
-                    "quarrel perplexity: unknown option '%s' (see quarrel perplexity --help)\n", a);
+        if (value_option("perplexity", a, v, with_value, sizeof with_value / sizeof with_value[0]))
             return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "quarrel perplexity: %s needs a value\n", a);
-            return 2;
-        }
         i++;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
             o->model = v;
@@ -184,23 +174,11 @@ int cmd_perplexity(int argc, char **argv) {
                 "quarrel perplexity: note: -f is not used with --kl-divergence; the "
                 "tokens come from '%s'\n",
                 o.kl_base);
-    char *text = NULL;
-    size_t len = 0;
-    if (!o.kl_base && read_file(o.file, &text, &len)) return 1;
     qr_model *model = NULL;
-    int load_rc = cli_load_model(path, NULL, &model);
-    if (load_rc) {
-        free(text);
-        return load_rc;
-    }
     qr_token *tokens = NULL;
     int32_t n_tokens = 0;
-    if (text && qr_eval_tokenize(model, text, len, &tokens, &n_tokens) != QR_OK) {
-        free(text);
-        qr_model_free(model);
-        return cli_fail(o.file);
-    }
-    free(text);
+    rc = cli_load_model_text(path, o.kl_base ? NULL : o.file, &model, &tokens, &n_tokens);
+    if (rc) return rc;
     progress_state ps = {isatty(STDERR_FILENO) != 0};
     o.p.save_logits = o.save;
     o.p.kl_base = o.kl_base;

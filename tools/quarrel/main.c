@@ -1,7 +1,9 @@
 /* main.c - `quarrel <command> [args]`: dispatch to the subcommands. */
 #include "cli.h"
+#include "options.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct command {
@@ -37,6 +39,28 @@ int cli_fail_status(const char *what, qr_status st) {
 int cli_load_model(const char *path, const qr_model_params *mp, qr_model **out) {
     qr_status st = qr_model_load(path, mp, out);
     return st == QR_OK ? 0 : cli_fail_status("loading model", st);
+}
+
+int cli_load_model_text(const char *path, const char *file, qr_model **model, qr_token **tokens,
+                        int32_t *n_tokens) {
+    char *text = NULL;
+    size_t len = 0;
+    *tokens = NULL;
+    *n_tokens = 0;
+    if (file && read_file(file, &text, &len)) return 1;
+    const int rc = cli_load_model(path, NULL, model);
+    if (rc) {
+        free(text);
+        return rc;
+    }
+    if (text && qr_eval_tokenize(*model, text, len, tokens, n_tokens) != QR_OK) {
+        free(text);
+        qr_model_free(*model);
+        *model = NULL;
+        return cli_fail(file);
+    }
+    free(text);
+    return 0;
 }
 
 static void usage(FILE *f) {

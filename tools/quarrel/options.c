@@ -32,6 +32,23 @@ int parse_float(const char *flag, const char *v, double lo, double hi, float *ou
     return 0;
 }
 
+int value_option(const char *cmd, const char *flag, const char *v, const char *const *names,
+                 size_t n_names) {
+    bool known = false;
+    for (size_t k = 0; k < n_names; k++)
+        known = known || !strcmp(flag, names[k]);
+    if (!known) {
+        fprintf(stderr, "quarrel %s: unknown option '%s' (see quarrel %s --help)\n", cmd, flag,
+                cmd);
+        return 1;
+    }
+    if (!v) {
+        fprintf(stderr, "quarrel %s: %s needs a value\n", cmd, flag);
+        return 1;
+    }
+    return 0;
+}
+
 int read_file(const char *path, char **out, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) {

@@ -11,6 +11,11 @@
  * non-zero when the value is not one. */
 int parse_int(const char *flag, const char *v, int64_t lo, int64_t hi, int32_t *out);
 int parse_float(const char *flag, const char *v, double lo, double hi, float *out);
+/* Whether `flag`, not otherwise known to subcommand cmd, is one of its n_names options that take
+ * a value (names) and has one (v); if not, prints "quarrel <cmd>: unknown option" or "... needs a
+ * value" and returns non-zero. */
+int value_option(const char *cmd, const char *flag, const char *v, const char *const *names,
+                 size_t n_names);
 /* Read a whole file (NUL-terminated, *len without the NUL); prints an error on failure. */
 int read_file(const char *path, char **out, size_t *len);
 
