@@ -16,12 +16,12 @@ usage: /usr/bin/python3 bench/iq/mk_iq_models.py OUTDIR [--quarrel build/quarrel
            [--peer ../shared/peer] [--only smol135|tinyllama]"""
 
 import argparse
-import ctypes
 import math
 import os
 import subprocess
 import sys
-from ctypes import POINTER, Structure, c_char_p, c_float, c_size_t, c_uint32
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -35,11 +35,6 @@ GGML_TYPE_NAMES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 6: "q5_0", 7: "q5_1
                    17: "iq2_xs", 18: "iq3_xxs", 19: "iq1_s", 20: "iq4_nl", 21: "iq3_s",
                    22: "iq2_s", 23: "iq4_xs", 29: "iq1_m", 30: "bf16", 34: "tq1_0",
                    35: "tq2_0", 39: "mxfp4"}
-
-
-class llama_model_imatrix_data(Structure):
-    """include/llama.h of v0.5.0: one tensor's importance values; a NULL name ends the array"""
-    _fields_ = [("name", c_char_p), ("data", POINTER(c_float)), ("size", c_size_t)]
 
 
 def tensor_infos(path):
@@ -76,21 +71,13 @@ def type_summary(path):
 
 
 def quantize(lib, src, out, ftype, imatrix=False):
-    p = lib.llama_model_quantize_default_params()
-    p.nthread = 2
-    p.ftype = FTYPES[ftype]
-    keep = []
+    """llama.cpp's quantization of src; with imatrix, a synthetic importance of 1 + 0.5 sin(i)
+    per column of every matrix (the files in bench/README.md were made with it)"""
+    ents = None
     if imatrix:
-        entries = [(n, ne[0]) for n, tid, ne in tensor_infos(src) if len(ne) >= 2]
-        arr = (llama_model_imatrix_data * (len(entries) + 1))()
-        for k, (name, size) in enumerate(entries):
-            vals = (c_float * size)(*[1.0 + 0.5 * math.sin(i) for i in range(size)])
-            keep.append(vals)
-            arr[k].name, arr[k].data, arr[k].size = name.encode(), vals, size
-        arr[len(entries)].name = None
-        keep.append(arr)
-        p.imatrix = ctypes.cast(arr, ctypes.c_void_p)
-    rc = lib.llama_model_quantize(src.encode(), out.encode(), ctypes.byref(p))
+        ents = {n: np.array([1.0 + 0.5 * math.sin(i) for i in range(ne[0])], dtype=np.float32)
+                for n, tid, ne in tensor_infos(src) if len(ne) >= 2}
+    rc = mk_mix_refs.quantize(lib, src, out, FTYPES[ftype], 2, imatrix=ents)
     if rc != 0:
         sys.exit("llama_model_quantize %s -> %s failed (%d)" % (src, ftype, rc))
 
@@ -103,14 +90,7 @@ def main():
     ap.add_argument("--only", choices=["smol135", "tinyllama"])
     a = ap.parse_args()
     os.makedirs(a.outdir, exist_ok=True)
-    sys.path.insert(0, os.path.abspath(a.peer))
-    import libllama
-    lib = libllama.load(cpu_backend="haswell")
-    lib.llama_model_quantize_default_params.restype = mk_mix_refs.llama_model_quantize_params
-    lib.llama_model_quantize_default_params.argtypes = []
-    lib.llama_model_quantize.restype = c_uint32
-    lib.llama_model_quantize.argtypes = [c_char_p, c_char_p,
-                                         POINTER(mk_mix_refs.llama_model_quantize_params)]
+    lib, _ = mk_mix_refs.load_quantizer(a.peer)
     made = []
     if a.only in (None, "smol135"):
         src = os.path.join(a.outdir, "smol135-f16.gguf")

@@ -8,10 +8,8 @@ usage: /usr/bin/python3 tests/model/mk_iq4_nl_model.py OUT.gguf
            [--source ../shared/models/stories260K.gguf] [--peer ../shared/peer]"""
 
 import argparse
-import ctypes
 import os
 import sys
-from ctypes import POINTER, c_char_p, c_uint32
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "quantize"))
@@ -27,18 +25,8 @@ def main():
                                                      "stories260K.gguf"))
     ap.add_argument("--peer", default=os.path.join(HERE, "..", "..", "..", "shared", "peer"))
     a = ap.parse_args()
-    sys.path.insert(0, os.path.abspath(a.peer))
-    import libllama
-    lib = libllama.load(cpu_backend="haswell")
-    lib.llama_model_quantize_default_params.restype = mk_mix_refs.llama_model_quantize_params
-    lib.llama_model_quantize_default_params.argtypes = []
-    lib.llama_model_quantize.restype = c_uint32
-    lib.llama_model_quantize.argtypes = [c_char_p, c_char_p,
-                                         POINTER(mk_mix_refs.llama_model_quantize_params)]
-    p = lib.llama_model_quantize_default_params()
-    p.nthread = 1
-    p.ftype = LLAMA_FTYPE_MOSTLY_IQ4_NL
-    rc = lib.llama_model_quantize(a.source.encode(), a.out.encode(), ctypes.byref(p))
+    lib, _ = mk_mix_refs.load_quantizer(a.peer)
+    rc = mk_mix_refs.quantize(lib, a.source, a.out, LLAMA_FTYPE_MOSTLY_IQ4_NL, 1)
     if rc != 0:
         sys.exit("llama_model_quantize failed (%d)" % rc)
 
