@@ -252,8 +252,9 @@ qr_status qr_decode_timed(qr_context *ctx, const qr_batch *b, bool prompt) {
     int32_t done_rows = 0;
     for (int32_t i0 = 0; i0 < b->n_tokens; i0 += ctx->n_batch) {
         int32_t n = b->n_tokens - i0 < ctx->n_batch ? b->n_tokens - i0 : ctx->n_batch;
-        st = qr_forward(ctx, b->token + i0, b->pos + i0, b->seq_id + i0, n, b->logits + i0,
-                        ctx->logits + (size_t)done_rows * (size_t)n_vocab);
+        /* no logits buffer when no row asks for one (imatrix without perplexity) */
+        float *out = ctx->logits ? ctx->logits + (size_t)done_rows * (size_t)n_vocab : NULL;
+        st = qr_forward(ctx, b->token + i0, b->pos + i0, b->seq_id + i0, n, b->logits + i0, out);
         if (st) return st;
         for (int32_t i = i0; i < i0 + n; i++) {
             ctx->seq_len[b->seq_id[i]] = b->pos[i] + 1;
