@@ -219,7 +219,7 @@ static bool is_float_type(int type) {
 
 /* Everything llama-quantize checks before it writes: re-quantizing, missing importance, and
  * (Quarrel's own) whether the row quantizer takes this type with or without the importance
- * at hand, probed on a zero row so its message names the problem. */
+ * at hand (qr_quantize_check: the message qr_quantize_rows would give). */
 static qr_status check_tensor(const qr_quant_ftype *ft, const qr_quantize_params *params,
                               const qr_gguf_tensor *t, int type, const float *importance) {
     if (type == t->type) return QR_OK;
@@ -239,14 +239,7 @@ static qr_status check_tensor(const qr_quant_ftype *ft, const qr_quantize_params
                         params && params->imatrix
                             ? "the importance matrix has no entry for it"
                             : "give one with --imatrix FILE (quarrel imatrix makes it)");
-    const int64_t ne0 = t->ne[0];
-    const size_t row_bytes = qr_type_row_bytes(type, ne0);
-    float *zeros = calloc((size_t)(ne0 > 0 ? ne0 : 1), sizeof *zeros);
-    uint8_t *scratch = malloc(row_bytes ? row_bytes : 1);
-    qr_status st = zeros && scratch ? qr_quantize_rows(type, zeros, scratch, 1, ne0, importance)
-                                    : qr_error(QR_ERR_NOMEM, "out of memory");
-    free(zeros);
-    free(scratch);
+    const qr_status st = qr_quantize_check(type, t->ne[0], importance != NULL);
     if (st) qr_error_prefix("tensor '%s'", t->name);
     return st;
 }

@@ -34,6 +34,10 @@ typedef struct qr_type_traits {
 const qr_type_traits *qr_type_traits_get(int type);
 /* Whether qr_quantize_rows can make the type (some types only with an importance matrix). */
 bool qr_type_can_quantize(int type);
+/* What qr_quantize_rows would refuse for rows of n_per_row values of this type, with or
+ * without an importance matrix (the same status and message), without quantizing anything;
+ * builds the type's search tables if it has any. */
+qr_status qr_quantize_check(int type, int64_t n_per_row, bool with_importance);
 
 /* Conversions and dot products, by type (dequant.c, quant_act.c, vec_dot.c). */
 void qr_dequant_f16(const void *src, float *dst, int64_t n);

@@ -143,44 +143,45 @@ qr_status qr_dequantize(int type, const void *src, float *dst, int64_t n) {
     return QR_OK;
 }
 
-qr_status qr_quantize(int type, const float *src, void *dst, int64_t n) {
+qr_status qr_quantize_check(int type, int64_t n_per_row, bool with_importance) {
     const qr_type_traits *t = qr_type_traits_get(type);
-    qr_status st = check_n(t, type, n);
+    qr_status st = check_n(t, type, n_per_row);
     if (st) return st;
-    if (!t->from_float && quantize_with_importance[type])
-        return qr_error(QR_ERR_INVALID_ARG, "%s needs an importance matrix", t->name);
-    if (!t->from_float)
+    if (!t->from_float && !quantize_with_importance[type])
         return qr_error(QR_ERR_UNSUPPORTED, "quantizing to %s is not implemented", t->name);
-    if ((st = qr_quantize_iq_init(type))) return st;
-    t->from_float(src, dst, n);
+    /* ggml_quantize_chunk asserts here (iq2_xxs, iq2_xs, iq1_s) */
+    if (!t->from_float && !with_importance)
+        return qr_error(QR_ERR_INVALID_ARG, "%s needs an importance matrix", t->name);
+    /* ggml's quantize_q8_0 and the float types ignore the importance; what is left without a
+     * quantizer that takes one (the activation types q8_1 and q8_K, which ggml_quantize_chunk
+     * does not take) is refused rather than quantized as if there were no importance */
+    if (with_importance && !quantize_with_importance[type] && t->is_quantized &&
+        type != QR_TYPE_Q8_0)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "quantizing to %s with an importance matrix is not implemented", t->name);
+    return qr_quantize_iq_init(type);
+}
+
+qr_status qr_quantize(int type, const float *src, void *dst, int64_t n) {
+    qr_status st = qr_quantize_check(type, n, false);
+    if (st) return st;
+    qr_type_traits_get(type)->from_float(src, dst, n);
     return QR_OK;
 }
 
 qr_status qr_quantize_rows(int type, const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
                            const float *imatrix) {
-    const qr_type_traits *t = qr_type_traits_get(type);
-    qr_status st = check_n(t, type, n_per_row);
+    qr_status st = qr_quantize_check(type, n_per_row, imatrix != NULL);
     if (st) return st;
     if (n_rows < 0)
         return qr_error(QR_ERR_INVALID_ARG, "quantizing %lld rows: negative count",
                         (long long)n_rows);
-    if (!t->from_float && !quantize_with_importance[type])
-        return qr_error(QR_ERR_UNSUPPORTED, "quantizing to %s is not implemented", t->name);
-    /* ggml_quantize_chunk asserts here (iq2_xxs, iq2_xs, iq1_s) */
-    if (!t->from_float && !imatrix)
-        return qr_error(QR_ERR_INVALID_ARG, "%s needs an importance matrix", t->name);
-    if ((st = qr_quantize_iq_init(type))) return st;
-    const size_t row_bytes = qr_type_row_bytes(type, n_per_row);
     if (quantize_with_importance[type]) {
         quantize_with_importance[type](src, dst, n_rows, n_per_row, imatrix);
         return QR_OK;
     }
-    /* ggml's quantize_q8_0 and the float types ignore the importance; what is left here (the
-     * activation types q8_1 and q8_K, which ggml_quantize_chunk does not take) is refused
-     * rather than quantized as if there were no importance */
-    if (imatrix && t->is_quantized && type != QR_TYPE_Q8_0)
-        return qr_error(QR_ERR_UNSUPPORTED,
-                        "quantizing to %s with an importance matrix is not implemented", t->name);
+    const qr_type_traits *t = qr_type_traits_get(type);
+    const size_t row_bytes = qr_type_row_bytes(type, n_per_row);
     for (int64_t r = 0; r < n_rows; r++)
         t->from_float(src + r * n_per_row, (char *)dst + (size_t)r * row_bytes, n_per_row);
     return QR_OK;
