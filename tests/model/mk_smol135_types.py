@@ -15,7 +15,6 @@ usage: /usr/bin/python3 tests/model/mk_smol135_types.py VARIANT OUT.gguf WORKDIR
 VARIANT: one of VARIANTS below. WORKDIR keeps the F16 source and the importance between runs."""
 
 import argparse
-import ctypes
 import os
 import subprocess
 import sys
@@ -75,12 +74,7 @@ def main():
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     else:
         lib, _ = mk_mix_refs.load_quantizer(a.peer)
-        if pure:  # llama_model_quantize with --pure: the defaults but one field
-            p = lib.llama_model_quantize_default_params()
-            p.nthread, p.ftype, p.pure = a.threads, ftype_id, True
-            rc = lib.llama_model_quantize(src.encode(), a.out.encode(), ctypes.byref(p))
-        else:
-            rc = mk_mix_refs.quantize(lib, src, a.out, ftype_id, a.threads, imatrix=ents)
+        rc = mk_mix_refs.quantize(lib, src, a.out, ftype_id, a.threads, imatrix=ents, pure=pure)
         if rc != 0:
             sys.exit("llama_model_quantize %s failed (%d)" % (ftype, rc))
     print(mk_mix_refs.source_digest(gguf_tensors.read(a.out)[1]))

@@ -83,14 +83,15 @@ def load_quantizer(peer):
     return lib, libllama.LLAMA_CPP_VERSION
 
 
-def quantize(lib, src, out, ftype, threads, imatrix=None):
+def quantize(lib, src, out, ftype, threads, imatrix=None, pure=False):
     """llama_model_quantize(src, out) to ftype with default parameters, as llama-quantize
     without options; imatrix: {tensor name: float32 numpy array} passed as params.imatrix (what
-    llama-quantize --imatrix FILE hands it: per entry the importance, sums / ncall), or None.
-    Returns llama_model_quantize's status (0: done)."""
+    llama-quantize --imatrix FILE hands it: per entry the importance, sums / ncall), or None;
+    pure: llama-quantize --pure. Returns llama_model_quantize's status (0: done)."""
     p = lib.llama_model_quantize_default_params()
     p.nthread = threads
     p.ftype = ftype
+    p.pure = pure
     keep = []  # the arrays and names must outlive the call
     if imatrix is not None:
         entries = (llama_model_imatrix_data * (len(imatrix) + 1))()
