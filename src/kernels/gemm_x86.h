@@ -463,7 +463,7 @@ DEFINE_IL_GEMM(il_gemm_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
 DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
 #endif
 
-/* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0, iq4_nl in 16-row groups ----
+/* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0, iq4_nl, mxfp4 in 16-row groups ----
  * The panel layout above, made once when the model loads instead of on every call, as compact
  * as the file's, and 512 bits wide: a group of 16 rows is a run of "x16 blocks", one per 32
  * columns, each the 16 rows' f16 scales (32 bytes) then their 512 weights as unsigned bytes
@@ -473,6 +473,7 @@ DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
  *   q4_0: 4 vectors of nibble pairs, low nibble vector p, high p + 4 32 + 256      = 16 x 18
  *   q5_0: the q4_0 nibbles, then per vector a 64-bit mask of fifth bits 32 + 256 + 64 = 16 x 22
  *   iq4_nl: the q4_0 nibbles (indices; levels + 128 looked up by vpshufb) 32 + 256 = 16 x 18
+ *   mxfp4: the 16 rows' e8m0 exponents (bytes), then as iq4_nl          16 + 256 = 16 x 17
  * so a group is 16 rows' bytes exactly, and rows r0.. (r0 a multiple of 16) start at
  * r0 * row_bytes as in the file. One sequential stream per group (separate row streams read
  * memory at a third of the speed here), no packing per call, and every token count takes the
@@ -495,11 +496,22 @@ DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
 static inline size_t pk_block_bytes(int type) {
     return type == QR_TYPE_Q8_0                                 ? 32 + 512
            : type == QR_TYPE_Q4_0 || type == QR_TYPE_IQ4_NL ? 32 + 256
+           : type == QR_TYPE_MXFP4                          ? 16 + 256
                                                                 : 32 + 256 + 64;
 }
+/* bytes of an x16 block before its weight vectors: 16 f16 scales, or 16 e8m0 exponents */
+static inline size_t pk_head_bytes(int type) {
+    return type == QR_TYPE_MXFP4 ? 16 : 32;
+}
 
-/* block b of row `row` of a file-layout tensor as unsigned bytes (w + offset); its f16 scale */
+/* block b of row `row` of a file-layout tensor as unsigned bytes (w + offset); its f16 scale
+ * (mxfp4: its exponent byte) */
 static inline __m256i pk_decode_row(int type, const char *row, int64_t b, uint16_t *d) {
+    if (type == QR_TYPE_MXFP4) { /* the indices, as q4_0's nibbles */
+        const block_mxfp4 *x = (const block_mxfp4 *)row + b;
+        *d = x->e;
+        return nibbles32_u(x->qs);
+    }
     if (type == QR_TYPE_Q8_0) {
         const block_q8_0 *x = (const block_q8_0 *)row + b;
         *d = x->d;
@@ -522,6 +534,7 @@ static inline __m256i pk_decode_row(int type, const char *row, int64_t b, uint16
 
 static void pack_x16(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
     const size_t rb = qr_type_row_bytes(type, n), xb = pk_block_bytes(type);
+    const size_t hb = pk_head_bytes(type);
     const int64_t nb = n / QK8_0;
     const __m256i lo = _mm256_set1_epi8(0x0F);
     for (int64_t r0 = 0; r0 + PK_ROWS <= n_rows; r0 += PK_ROWS) {
@@ -531,7 +544,10 @@ static void pack_x16(int type, const void *w, int64_t n, int64_t n_rows, void *o
             for (int r = 0; r < PK_ROWS; r++) {
                 uint16_t d;
                 v[r] = pk_decode_row(type, (const char *)w + (size_t)(r0 + r) * rb, b, &d);
-                memcpy(o + 2 * r, &d, 2);
+                if (type == QR_TYPE_MXFP4)
+                    o[r] = (uint8_t)d;
+                else
+                    memcpy(o + 2 * r, &d, 2);
             }
             transpose8_epi32(v);
             transpose8_epi32(v + 8);
@@ -544,7 +560,7 @@ static void pack_x16(int type, const void *w, int64_t n, int64_t n_rows, void *o
                 }
                 for (int p = 0; p < 4; p++)
                     _mm256_storeu_si256(
-                        (__m256i *)(o + 32 + 64 * p + 32 * h),
+                        (__m256i *)(o + hb + 64 * p + 32 * h),
                         _mm256_or_si256(_mm256_and_si256(u[p], lo),
                                         _mm256_slli_epi16(_mm256_and_si256(u[p + 4], lo), 4)));
                 if (type == QR_TYPE_Q5_0)
@@ -563,11 +579,12 @@ static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, floa
     const size_t xb = pk_block_bytes(type);
     const int rr = (int)(row % PK_ROWS);
     const int offset = type == QR_TYPE_Q8_0 ? 128 : type == QR_TYPE_Q4_0 ? 8 : 16;
+    const size_t hb = pk_head_bytes(type);
     const uint8_t *o = (const uint8_t *)w + (size_t)(row - rr) * qr_type_row_bytes(type, n);
     for (int64_t b = 0; b < n / QK8_0; b++, o += xb) {
         uint16_t dh;
         memcpy(&dh, o + 2 * rr, 2);
-        const float d = f16(dh);
+        const float d = type == QR_TYPE_MXFP4 ? qr_e8m0_to_fp32_half(o[rr]) : f16(dh);
         for (int g = 0; g < 8; g++)
             for (int k = 0; k < 4; k++) {
                 const int lane = 4 * rr + k;
@@ -575,7 +592,7 @@ static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, floa
                 if (type == QR_TYPE_Q8_0) {
                     u = o[32 + 64 * g + lane];
                 } else {
-                    const uint8_t q = o[32 + 64 * (g & 3) + lane];
+                    const uint8_t q = o[hb + 64 * (g & 3) + lane];
                     u = g < 4 ? q & 0x0F : q >> 4;
                     if (type == QR_TYPE_Q5_0) {
                         uint64_t m;
@@ -583,8 +600,9 @@ static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, floa
                         u |= (int)((m >> lane) & 1) << 4;
                     }
                 }
-                out[b * QK8_0 + 4 * g + k] =
-                    type == QR_TYPE_IQ4_NL ? d * (float)qr_kvalues_iq4nl[u] : (float)(u - offset) * d;
+                out[b * QK8_0 + 4 * g + k] = type == QR_TYPE_IQ4_NL ? d * (float)qr_kvalues_iq4nl[u]
+                                             : type == QR_TYPE_MXFP4 ? (float)qr_kvalues_mxfp4[u] * d
+                                                                     : (float)(u - offset) * d;
             }
     }
 }
@@ -891,15 +909,32 @@ static inline __m512i pk_iq4_levels_u(void) {
                                                 _mm_set1_epi8((char)0x80)));
 }
 
+/* mxfp4's 16 doubled e2m1 levels + 128, likewise */
+static inline __m512i pk_mxfp4_levels_u(void) {
+    return _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)qr_kvalues_mxfp4),
+                                                _mm_set1_epi8((char)0x80)));
+}
+
+/* 16 e8m0 exponents to 2^(e - 128) (e = 0, 1: the subnormals, as qr_e8m0_to_fp32_half) */
+static inline __m512 pk_e8m0_half(const uint8_t *e) {
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)e));
+    const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(v, _mm512_set1_epi32(1)), 23);
+    const __m512i sub = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), v);
+    return _mm512_castsi512_ps(
+        _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(v, _mm512_set1_epi32(2)), normal, sub));
+}
+
 /* the 8 weight vectors of one x16 block */
 TILE void pk_decode(const uint8_t *xb, const int type, __m512i v[8]) {
     if (type == QR_TYPE_Q8_0) {
         UNROLL for (int g = 0; g < 8; g++) v[g] = _mm512_loadu_si512(xb + 32 + 64 * g);
         return;
     }
-    pk_nibbles(xb + 32, v);
+    pk_nibbles(xb + pk_head_bytes(type), v);
     if (type == QR_TYPE_IQ4_NL)
         UNROLL for (int g = 0; g < 8; g++) v[g] = _mm512_shuffle_epi8(pk_iq4_levels_u(), v[g]);
+    if (type == QR_TYPE_MXFP4)
+        UNROLL for (int g = 0; g < 8; g++) v[g] = _mm512_shuffle_epi8(pk_mxfp4_levels_u(), v[g]);
     if (type == QR_TYPE_Q5_0)
         UNROLL for (int g = 0; g < 8; g++) {
             uint64_t m;
@@ -920,9 +955,9 @@ static bool pk_prefetch_always;
 TILE void pk_group(const uint8_t *xw, int64_t nb, const int type, const char *a, size_t as,
                    size_t yd_off, size_t ysum_off, float *y, int64_t ys, const int NT) {
     const size_t xbytes = pk_block_bytes(type);
-    const int shift = type == QR_TYPE_Q8_0 || type == QR_TYPE_IQ4_NL ? 7
-                      : type == QR_TYPE_Q4_0                          ? 3
-                                                                      : 4;
+    const int shift = type == QR_TYPE_Q8_0 || type == QR_TYPE_IQ4_NL || type == QR_TYPE_MXFP4 ? 7
+                      : type == QR_TYPE_Q4_0                                                   ? 3
+                                                                                               : 4;
     __m512 acc[PK_MAX_TOKENS];
     UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, xw += xbytes) {
@@ -934,7 +969,8 @@ TILE void pk_group(const uint8_t *xw, int64_t nb, const int type, const char *a,
             for (size_t c = 0; c < xbytes; c += 64)
                 _mm_prefetch((const char *)xw + 2048 + c, _MM_HINT_T0);
         pk_decode(xw, type, v);
-        const __m512 xd = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
+        const __m512 xd = type == QR_TYPE_MXFP4 ? pk_e8m0_half(xw)
+                                                : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
         /* the tokens' chains of 8 multiply-adds side by side, so their latencies overlap */
         __m512i s[PK_MAX_TOKENS];
         UNROLL for (int t = 0; t < NT; t++) s[t] = _mm512_set1_epi32(
@@ -962,6 +998,7 @@ PK_LEGACY_GROUP(pk_group_q4_0, QR_TYPE_Q4_0)
 PK_LEGACY_GROUP(pk_group_q5_0, QR_TYPE_Q5_0)
 PK_LEGACY_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
 PK_LEGACY_GROUP(pk_group_iq4_nl, QR_TYPE_IQ4_NL)
+PK_LEGACY_GROUP(pk_group_mxfp4, QR_TYPE_MXFP4)
 #define PK_CASES(group)                                                                            \
     PK_CASE(8, group) PK_CASE(7, group) PK_CASE(6, group) PK_CASE(5, group) PK_CASE(4, group)      \
     PK_CASE(3, group) PK_CASE(2, group)
@@ -969,6 +1006,7 @@ DEFINE_PK_GEMM(pk_gemm_q4_0, pk_group_q4_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q5_0, pk_group_q5_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_iq4_nl, pk_group_iq4_nl, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_mxfp4, pk_group_mxfp4, QK8_0)
 
 /* one 16-row group of f16 / bf16 times NT <= 8 tokens: per column one conversion, NT
  * multiply-adds; one token keeps 4 chains of sums (columns c mod 4), two tokens 2 */
@@ -2103,8 +2141,9 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm_packed[QR_TYPE_BF16] = pk_gemm_bf16;
 #if QR_VNNI /* on AVX2, q6_K's file-layout kernel generates faster (21 against 16 GB/s) */
     k->gemm_packed[QR_TYPE_Q6_K] = pk_gemm_q6_K;
-    /* iq4_nl / iq4_xs: only with VNNI (AVX2 keeps the file-layout tiles) */
+    /* iq4_nl / iq4_xs / mxfp4: only with VNNI (AVX2 keeps the file-layout tiles) */
     k->gemm_packed[QR_TYPE_IQ4_NL] = pk_gemm_iq4_nl;
     k->gemm_packed[QR_TYPE_IQ4_XS] = pk_gemm_iq4_xs;
+    k->gemm_packed[QR_TYPE_MXFP4] = pk_gemm_mxfp4;
 #endif
 }

@@ -625,14 +625,6 @@ DEFINE_GEMM(gemm_tq1_0, tile_tq1_0)
  * does (d = y's scale * 2^(e - 128), then d * sum) and added to the token's sum one block at a
  * time, in order. */
 
-/* 2^(e - 128) as a float (subnormal for e < 2), the reference's e8m0_to_fp32_half */
-static inline float mxfp4_scale(uint8_t e) {
-    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 static inline __m256i mxfp4_dot(__m256i w, const block_q8_0 *yb) {
     return dot_u8s8(_mm256_setzero_si256(), _mm256_sign_epi8(w, w),
                     _mm256_sign_epi8(load256(yb->qs), w));
@@ -658,8 +650,8 @@ TILE void tile_mxfp4(int64_t n, const char *wr, const char *a, size_t as, float 
             }
             UNROLL for (int t = 0; t < NT; t++) pair[hp][t] = _mm256_hadd_epi32(dd[0][t], dd[1][t]);
         }
-        const __m128 xe = _mm_setr_ps(mxfp4_scale(x[i].e), mxfp4_scale(x[i + 1].e),
-                                      mxfp4_scale(x[i + 2].e), mxfp4_scale(x[i + 3].e));
+        const __m128 xe = _mm_setr_ps(qr_e8m0_to_fp32_half(x[i].e), qr_e8m0_to_fp32_half(x[i + 1].e),
+                                      qr_e8m0_to_fp32_half(x[i + 2].e), qr_e8m0_to_fp32_half(x[i + 3].e));
         UNROLL for (int t = 0; t < NT; t++) {
             const __m256i q = _mm256_hadd_epi32(pair[0][t], pair[1][t]); /* lane b: block b */
             const __m128i s =
@@ -681,7 +673,7 @@ TILE void tile_mxfp4(int64_t n, const char *wr, const char *a, size_t as, float 
             mxfp4_dot(w, (const block_q8_0 *)(a + (size_t)t * as) + i);
         int32_t s[4];
         iq_hsum_epi32_x4(dd, NT, s);
-        const float xe = mxfp4_scale(x[i].e);
+        const float xe = qr_e8m0_to_fp32_half(x[i].e);
         UNROLL for (int t = 0; t < NT; t++) {
             const float d = ((const float *)(a + (size_t)t * as + yd_off))[i] * xe;
             sumf[t] += d * (float)s[t];
