@@ -325,19 +325,19 @@ static qr_status bind_fused(qr_model *m, qr_weight *const *parts, const int64_t 
 
 /* Bind a 3-D expert tensor [n_cols, n_rows, n_expert] (llama.cpp's ffn_*_exps) as n_expert
  * matrices of n_rows x n_cols: view e (field `which` of ex[e]) is the e-th slice, at e times
- * the slice's bytes. */
+ * the slice's bytes. dims: what the expected shape is made of, for the message. */
 static qr_status bind_experts(qr_model *m, qr_expert *ex, size_t which, const char *name,
-                              int64_t n_cols, int64_t n_rows) {
+                              int64_t n_cols, int64_t n_rows, const char *dims) {
     const qr_gguf_tensor *t = qr_gguf_find_tensor(m->gguf, name);
     const int64_t n_expert = m->hp.n_expert;
     if (!t) return qr_error(QR_ERR_FORMAT, "missing tensor '%s'", name);
     if (t->ne[0] != n_cols || t->ne[1] != n_rows || t->ne[2] != n_expert || t->ne[3] != 1)
         return qr_error(QR_ERR_FORMAT,
                         "expert tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
-                        "%lld, %lld] (%lld experts)",
+                        "%lld, %lld] (%s, expert_count)",
                         name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                         (long long)t->ne[3], (long long)n_cols, (long long)n_rows,
-                        (long long)n_expert, (long long)n_expert);
+                        (long long)n_expert, dims);
     const size_t row_bytes = qr_type_row_bytes(t->type, n_cols);
     for (int64_t e = 0; e < n_expert; e++) {
         qr_weight *w = (qr_weight *)((char *)&ex[e] + which);
@@ -430,14 +430,28 @@ static qr_status load_weights(qr_model *m) {
         BIND(ffn_norm, "ffn_norm.weight", d, 0, pre_norms);
         if (hp->n_expert > 0) { /* a mixture: the router and the experts, no dense FFN */
             const int64_t ffe = hp->n_ff_exp;
+            const char *width = fl & QR_ARCH_EXPERTS ? "expert_feed_forward_length"
+                                                     : "feed_forward_length";
+            char in_dims[64], out_dims[64];
+            snprintf(in_dims, sizeof in_dims, "embedding_length, %s", width);
+            snprintf(out_dims, sizeof out_dims, "%s, embedding_length", width);
+            const qr_gguf_tensor *router = qr_gguf_find_tensor(m->gguf, NAME("ffn_gate_inp.weight"));
+            if (router && (router->ne[0] != d || router->ne[1] != hp->n_expert ||
+                           router->ne[2] != 1 || router->ne[3] != 1))
+                return qr_error(QR_ERR_FORMAT,
+                                "router '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
+                                "%lld] (embedding_length, expert_count)",
+                                name, (long long)router->ne[0], (long long)router->ne[1],
+                                (long long)router->ne[2], (long long)router->ne[3], (long long)d,
+                                (long long)hp->n_expert);
             BIND(ffn_gate_inp, "ffn_gate_inp.weight", d, hp->n_expert, true);
             L->experts = m->experts + (size_t)l * (size_t)hp->n_expert;
             if ((st = bind_experts(m, L->experts, offsetof(qr_expert, gate),
-                                   NAME("ffn_gate_exps.weight"), d, ffe)) ||
+                                   NAME("ffn_gate_exps.weight"), d, ffe, in_dims)) ||
                 (st = bind_experts(m, L->experts, offsetof(qr_expert, up),
-                                   NAME("ffn_up_exps.weight"), d, ffe)) ||
+                                   NAME("ffn_up_exps.weight"), d, ffe, in_dims)) ||
                 (st = bind_experts(m, L->experts, offsetof(qr_expert, down),
-                                   NAME("ffn_down_exps.weight"), ffe, d)))
+                                   NAME("ffn_down_exps.weight"), ffe, d, out_dims)))
                 return st;
         } else if (fl & QR_ARCH_GATE_IN_UP) {
             qr_weight *parts[] = {&L->ffn_gate, &L->ffn_up};
