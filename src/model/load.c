@@ -7,7 +7,6 @@
 #include "runtime/threadpool.h"
 
 #include <math.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -323,13 +322,14 @@ static qr_status bind_fused(qr_model *m, qr_weight *const *parts, const int64_t 
     return QR_OK;
 }
 
-/* Bind a 3-D expert tensor [n_cols, n_rows, n_expert] (llama.cpp's ffn_*_exps) as n_expert
- * matrices of n_rows x n_cols: view e (field `which` of ex[e]) is the e-th slice, at e times
- * the slice's bytes. dims: what the expected shape is made of, for the message. */
-static qr_status bind_experts(qr_model *m, qr_expert *ex, size_t which, const char *name,
-                              int64_t n_cols, int64_t n_rows, const char *dims) {
+/* Bind a 3-D expert tensor [n_cols, n_rows, n_expert] (llama.cpp's ffn_*_exps) as its first
+ * expert's n_rows x n_cols matrix (expert_slice gives the others); dims: what the expected
+ * shape is made of, for the message. */
+static qr_status bind_experts(qr_model *m, qr_weight *w, const char *name, int64_t n_cols,
+                              int64_t n_rows, const char *dims) {
     const qr_gguf_tensor *t = qr_gguf_find_tensor(m->gguf, name);
     const int64_t n_expert = m->hp.n_expert;
+    memset(w, 0, sizeof *w);
     if (!t) return qr_error(QR_ERR_FORMAT, "missing tensor '%s'", name);
     if (t->ne[0] != n_cols || t->ne[1] != n_rows || t->ne[2] != n_expert || t->ne[3] != 1)
         return qr_error(QR_ERR_FORMAT,
@@ -338,19 +338,57 @@ static qr_status bind_experts(qr_model *m, qr_expert *ex, size_t which, const ch
                         name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                         (long long)t->ne[3], (long long)n_cols, (long long)n_rows,
                         (long long)n_expert, dims);
-    const size_t row_bytes = qr_type_row_bytes(t->type, n_cols);
-    for (int64_t e = 0; e < n_expert; e++) {
-        qr_weight *w = (qr_weight *)((char *)&ex[e] + which);
-        memset(w, 0, sizeof *w);
-        w->data = (const char *)t->data + (size_t)e * (size_t)n_rows * row_bytes;
-        w->name = t->name;
-        w->type = t->type;
-        w->n_cols = n_cols;
-        w->n_rows = n_rows;
-        w->row_bytes = row_bytes;
-    }
+    w->data = t->data;
+    w->name = t->name;
+    w->type = t->type;
+    w->n_cols = n_cols;
+    w->n_rows = n_rows;
+    w->row_bytes = qr_type_row_bytes(t->type, n_cols);
     m->n_params += (uint64_t)(n_cols * n_rows * n_expert);
     m->weight_bytes += t->nbytes;
+    return QR_OK;
+}
+
+/* expert e of a 3-D tensor bound by bind_experts: the e-th slice, e slices' bytes on */
+static qr_weight expert_slice(const qr_weight *first, int64_t e) {
+    qr_weight w = *first;
+    w.data = (const char *)first->data + (size_t)e * (size_t)first->n_rows * first->row_bytes;
+    return w;
+}
+
+/* Layer l's mixture of experts: the router ffn_gate_inp [n_embd, n_expert] and the experts'
+ * gate, up [n_embd, n_ff_exp, n_expert] and down [n_ff_exp, n_embd, n_expert] */
+static qr_status bind_mixture(qr_model *m, int32_t l) {
+    const qr_hparams *hp = &m->hp;
+    qr_layer *L = &m->layers[l];
+    const int64_t d = hp->n_embd, ff = hp->n_ff_exp;
+    const char *width =
+        m->arch->flags & QR_ARCH_EXPERTS ? "expert_feed_forward_length" : "feed_forward_length";
+    char name[96], in_dims[64], out_dims[64];
+    snprintf(in_dims, sizeof in_dims, "embedding_length, %s", width);
+    snprintf(out_dims, sizeof out_dims, "%s, embedding_length", width);
+#define NAME(tname) (snprintf(name, sizeof name, "blk.%d." tname, (int)l), name)
+    const qr_gguf_tensor *router = qr_gguf_find_tensor(m->gguf, NAME("ffn_gate_inp.weight"));
+    if (router && (router->ne[0] != d || router->ne[1] != hp->n_expert || router->ne[2] != 1 ||
+                   router->ne[3] != 1))
+        return qr_error(QR_ERR_FORMAT,
+                        "router '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld] "
+                        "(embedding_length, expert_count)",
+                        name, (long long)router->ne[0], (long long)router->ne[1],
+                        (long long)router->ne[2], (long long)router->ne[3], (long long)d,
+                        (long long)hp->n_expert);
+    qr_weight gate, up, down;
+    qr_status st;
+    if ((st = bind(m, &L->ffn_gate_inp, name, d, hp->n_expert, true)) ||
+        (st = bind_experts(m, &gate, NAME("ffn_gate_exps.weight"), d, ff, in_dims)) ||
+        (st = bind_experts(m, &up, NAME("ffn_up_exps.weight"), d, ff, in_dims)) ||
+        (st = bind_experts(m, &down, NAME("ffn_down_exps.weight"), ff, d, out_dims)))
+        return st;
+#undef NAME
+    L->experts = m->experts + (size_t)l * (size_t)hp->n_expert;
+    for (int32_t e = 0; e < hp->n_expert; e++)
+        L->experts[e] = (qr_expert){expert_slice(&gate, e), expert_slice(&up, e),
+                                    expert_slice(&down, e)};
     return QR_OK;
 }
 
@@ -429,30 +467,7 @@ static qr_status load_weights(qr_model *m) {
         if (post_norms) BIND(attn_post_norm, "post_attention_norm.weight", d, 0, true);
         BIND(ffn_norm, "ffn_norm.weight", d, 0, pre_norms);
         if (hp->n_expert > 0) { /* a mixture: the router and the experts, no dense FFN */
-            const int64_t ffe = hp->n_ff_exp;
-            const char *width = fl & QR_ARCH_EXPERTS ? "expert_feed_forward_length"
-                                                     : "feed_forward_length";
-            char in_dims[64], out_dims[64];
-            snprintf(in_dims, sizeof in_dims, "embedding_length, %s", width);
-            snprintf(out_dims, sizeof out_dims, "%s, embedding_length", width);
-            const qr_gguf_tensor *router = qr_gguf_find_tensor(m->gguf, NAME("ffn_gate_inp.weight"));
-            if (router && (router->ne[0] != d || router->ne[1] != hp->n_expert ||
-                           router->ne[2] != 1 || router->ne[3] != 1))
-                return qr_error(QR_ERR_FORMAT,
-                                "router '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
-                                "%lld] (embedding_length, expert_count)",
-                                name, (long long)router->ne[0], (long long)router->ne[1],
-                                (long long)router->ne[2], (long long)router->ne[3], (long long)d,
-                                (long long)hp->n_expert);
-            BIND(ffn_gate_inp, "ffn_gate_inp.weight", d, hp->n_expert, true);
-            L->experts = m->experts + (size_t)l * (size_t)hp->n_expert;
-            if ((st = bind_experts(m, L->experts, offsetof(qr_expert, gate),
-                                   NAME("ffn_gate_exps.weight"), d, ffe, in_dims)) ||
-                (st = bind_experts(m, L->experts, offsetof(qr_expert, up),
-                                   NAME("ffn_up_exps.weight"), d, ffe, in_dims)) ||
-                (st = bind_experts(m, L->experts, offsetof(qr_expert, down),
-                                   NAME("ffn_down_exps.weight"), ffe, d, out_dims)))
-                return st;
+            if ((st = bind_mixture(m, l))) return st;
         } else if (fl & QR_ARCH_GATE_IN_UP) {
             qr_weight *parts[] = {&L->ffn_gate, &L->ffn_up};
             if ((st =
