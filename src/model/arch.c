@@ -2,13 +2,15 @@
  * the forward pass the architecture takes (model.h's QR_ARCH_* flags), its RoPE pairing, its
  * FFN activation and its sliding-window layout. The facts are llama.cpp's (src/models/<arch>.cpp
  * and llama_model_rope_type): llama, granite and smollm3 rotate adjacent pairs, the others the
- * two halves of a head. */
+ * two halves of a head. A llama file with llama.expert_count (Mixtral) and qwen3moe have a
+ * mixture-of-experts FFN in every layer (llama.cpp's build_moe_ffn). */
 #include "model/model.h"
 
 static const qr_arch_info archs[] = {
-    {"llama", QR_ROPE_NORM, QR_ACT_SILU, 0, 0, 0},
+    {"llama", QR_ROPE_NORM, QR_ACT_SILU, QR_ARCH_EXPERTS_IF_COUNTED, 0, 0},
     {"qwen2", QR_ROPE_NEOX, QR_ACT_SILU, QR_ARCH_QKV_BIAS, 0, 0},
     {"qwen3", QR_ROPE_NEOX, QR_ACT_SILU, QR_ARCH_QK_NORM, 0, 0},
+    {"qwen3moe", QR_ROPE_NEOX, QR_ACT_SILU, QR_ARCH_QK_NORM | QR_ARCH_EXPERTS, 0, 0},
     /* gemma2: even layers windowed (4096 unless declared); gemma3: 5 of every 6 */
     {"gemma2", QR_ROPE_NEOX, QR_ACT_GELU,
      QR_ARCH_POST_NORMS | QR_ARCH_EMBD_SCALE_SQRT | QR_ARCH_TIED | QR_ARCH_SOFTCAP |
@@ -33,5 +35,5 @@ const qr_arch_info *qr_arch_find(const char *name) {
 }
 
 const char *qr_arch_names(void) {
-    return "llama, qwen2, qwen3, gemma2, gemma3, phi3, olmo2, granite, smollm3";
+    return "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, olmo2, granite, smollm3";
 }

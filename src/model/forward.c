@@ -8,7 +8,8 @@
  *              rope(q, k) (if the layer has it); q *= q_scale; cache k, v
  *              o = Wo attention(q, K, V) (+bo), windowed on windowed layers, soft-capped
  *              x += rmsnorm(o) * attn_post_norm (if any) * residual_scale
- *              h = rmsnorm(x) * ffn_norm (if any); f = Wdown (act(Wgate h) * Wup h)
+ *              h = rmsnorm(x) * ffn_norm (if any); f = Wdown (act(Wgate h) * Wup h), or
+ *              for a mixture f = sum over the router's top k experts e of w_e FFN_e(h)
  *              x += rmsnorm(f) * ffn_post_norm (if any) * residual_scale
  *   logits = softcap(Wout (rmsnorm(x) * output_norm) * logit_mult)
  * Matrix products go through kernels/matmul, split over the context's threads by rows; an
@@ -307,6 +308,118 @@ static void attention(qr_context *ctx, int layer, const int32_t *pos, const int3
     qr_pool_run(ctx->pool, attn_worker, &at, (total + at.per_chunk - 1) / at.per_chunk);
 }
 
+/* ---- feed-forward ---- */
+
+/* g = act(g) * u over n values: SwiGLU or GeGLU, as the architecture says */
+static void act_mul(const qr_model *m, float *g, const float *u, int64_t n) {
+    if (m->arch->act == QR_ACT_GELU)
+        gelu_mul(m->gelu, g, u, n);
+    else
+        qr_kernels_best()->silu_mul(g, u, n);
+}
+
+/* out = Wdown (act(Wgate h + bg) * (Wup h + bu)) + bd for n tokens (out may be h) */
+static void ffn_dense(qr_context *ctx, int l, const float *h, int32_t n, float *out) {
+    const qr_model *m = ctx->model;
+    const qr_layer *L = &m->layers[l];
+    const int64_t ff = m->hp.n_ff;
+    matmul_n(ctx, (const qr_weight *[]){&L->ffn_gate, &L->ffn_up}, (float *[]){ctx->hb, ctx->hb2},
+             2, h, n);
+    add_bias(&L->ffn_gate_b, ctx->hb, ff, n);
+    add_bias(&L->ffn_up_b, ctx->hb2, ff, n);
+    dump(ctx, "ffn_gate", l, ctx->hb, ff, n);
+    dump(ctx, "ffn_up", l, ctx->hb2, ff, n);
+    act_mul(m, ctx->hb, ctx->hb2, (int64_t)n * ff);
+    dump(ctx, "ffn_swiglu", l, ctx->hb, ff, n);
+    matmul(ctx, &L->ffn_down, ctx->hb, n, out);
+    add_bias(&L->ffn_down_b, out, m->hp.n_embd, n);
+    dump(ctx, "ffn_out", l, out, m->hp.n_embd, n);
+}
+
+/* One token's routing (llama.cpp's build_moe_ffn with softmax gating and norm_w, as llama and
+ * qwen3moe call it): p = softmax(router logits) over all n_expert experts in place; the k most
+ * probable, best first (the lower index on ties); their weights p / sum of the k p's, the sum
+ * taken in double and kept at least 2^-14 as ggml_sum_rows and ggml_clamp do. */
+static void route(float *p, int32_t n_expert, int32_t k, int32_t *choice, float *weight) {
+    qr_kernels_best()->softmax(p, n_expert, 1.0f);
+    double sum = 0.0;
+    for (int32_t i = 0; i < k; i++) {
+        int32_t best = -1;
+        for (int32_t e = 0; e < n_expert; e++) {
+            bool taken = false;
+            for (int32_t j = 0; j < i && !taken; j++)
+                taken = choice[j] == e;
+            if (!taken && (best < 0 || p[e] > p[best])) best = e;
+        }
+        choice[i] = best;
+        weight[i] = p[best];
+        sum += (double)p[best];
+    }
+    float s = (float)sum;
+    if (s < 6.103515625e-5f) s = 6.103515625e-5f;
+    for (int32_t i = 0; i < k; i++)
+        weight[i] /= s;
+}
+
+/* The mixture-of-experts FFN: each token is routed to hp.n_expert_used experts and gets the
+ * weighted sum of their SwiGLU FFNs. The batch is grouped by expert: an expert's tokens are
+ * gathered into one sub-batch that its gate, up and down products run on (so each chosen
+ * expert's matrices are read once per batch, split over the threads by rows like any
+ * product, and an expert no token chose is not read at all), and its outputs are added into
+ * the tokens' sums with their weights. out may be h. */
+static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float *out) {
+    const qr_model *m = ctx->model;
+    const qr_layer *L = &m->layers[l];
+    const int32_t n_expert = m->hp.n_expert, k = m->hp.n_expert_used;
+    const int64_t d = m->hp.n_embd, ff = m->hp.n_ff_exp;
+
+    /* route every token */
+    matmul(ctx, &L->ffn_gate_inp, h, n, ctx->moe_probs);
+    dump(ctx, "ffn_moe_logits", l, ctx->moe_probs, n_expert, n);
+    for (int32_t t = 0; t < n; t++)
+        route(ctx->moe_probs + (int64_t)t * n_expert, n_expert, k, ctx->moe_choice + t * k,
+              ctx->moe_weight + t * k);
+    dump(ctx, "ffn_moe_probs", l, ctx->moe_probs, n_expert, n);
+    dump(ctx, "ffn_moe_weights_norm", l, ctx->moe_weight, k, n);
+
+    /* group the (token, slot) pairs by expert, in token order (a counting sort) */
+    int32_t *first = ctx->moe_first, *pairs = ctx->moe_pairs;
+    memset(first, 0, (size_t)(n_expert + 1) * sizeof *first);
+    for (int32_t i = 0; i < n * k; i++)
+        first[ctx->moe_choice[i] + 1]++;
+    for (int32_t e = 0; e < n_expert; e++)
+        first[e + 1] += first[e];
+    for (int32_t i = 0; i < n * k; i++) /* moe_first[e] is the next free place meanwhile */
+        pairs[first[ctx->moe_choice[i]]++] = i;
+    for (int32_t e = n_expert; e > 0; e--) /* ... and back to each group's start */
+        first[e] = first[e - 1];
+    first[0] = 0;
+
+    /* each chosen expert on its tokens */
+    float *sum = ctx->moe_sum;
+    memset(sum, 0, (size_t)(n * d) * sizeof *sum);
+    for (int32_t e = 0; e < n_expert; e++) {
+        const int32_t n_e = first[e + 1] - first[e], *pe = pairs + first[e];
+        if (n_e == 0) continue;
+        const qr_expert *ex = &L->experts[e];
+        for (int32_t i = 0; i < n_e; i++)
+            memcpy(ctx->moe_in + i * d, h + (pe[i] / k) * d, (size_t)d * sizeof(float));
+        /* (not shown to the observer: its entries are whole tensors, an expert's a slice) */
+        products(ctx, (const qr_weight *[]){&ex->gate, &ex->up}, (float *[]){ctx->hb, ctx->hb2}, 2,
+                 ctx->moe_in, n_e);
+        act_mul(m, ctx->hb, ctx->hb2, (int64_t)n_e * ff);
+        products(ctx, (const qr_weight *[]){&ex->down}, &ctx->moe_out, 1, ctx->hb, n_e);
+        for (int32_t i = 0; i < n_e; i++) {
+            const float w = ctx->moe_weight[pe[i]], *y = ctx->moe_out + i * d;
+            float *s = sum + (pe[i] / k) * d;
+            for (int64_t j = 0; j < d; j++)
+                s[j] += y[j] * w;
+        }
+    }
+    memcpy(out, sum, (size_t)(n * d) * sizeof *out);
+    dump(ctx, "ffn_moe_out", l, out, d, n);
+}
+
 /* ---- the pass ---- */
 
 qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos, const int32_t *seq, int32_t n,
@@ -381,27 +494,17 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
         add_scaled(x, xb, n * d, hp->residual_scale);
         dump(ctx, "ffn_inp", l, x, d, n);
 
-        /* feed-forward: act(gate) * up, SwiGLU or GeGLU */
+        /* feed-forward: dense, or a mixture of experts (the layer's description says) */
         h = x;
         if (L->ffn_norm.data) {
             rmsnorm(xb, x, &L->ffn_norm, d, hp->norm_eps, n);
             dump(ctx, "ffn_norm", l, xb, d, n);
             h = xb;
         }
-        matmul_n(ctx, (const qr_weight *[]){&L->ffn_gate, &L->ffn_up},
-                 (float *[]){ctx->hb, ctx->hb2}, 2, h, n);
-        add_bias(&L->ffn_gate_b, ctx->hb, hp->n_ff, n);
-        add_bias(&L->ffn_up_b, ctx->hb2, hp->n_ff, n);
-        dump(ctx, "ffn_gate", l, ctx->hb, hp->n_ff, n);
-        dump(ctx, "ffn_up", l, ctx->hb2, hp->n_ff, n);
-        if (m->arch->act == QR_ACT_GELU)
-            gelu_mul(m->gelu, ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff);
+        if (L->experts)
+            ffn_mixture(ctx, l, h, n, xb);
         else
-            qr_kernels_best()->silu_mul(ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff);
-        dump(ctx, "ffn_swiglu", l, ctx->hb, hp->n_ff, n);
-        matmul(ctx, &L->ffn_down, ctx->hb, n, xb);
-        add_bias(&L->ffn_down_b, xb, d, n);
-        dump(ctx, "ffn_out", l, xb, d, n);
+            ffn_dense(ctx, l, h, n, xb);
         if (L->ffn_post_norm.data) {
             rmsnorm(xb, xb, &L->ffn_post_norm, d, hp->norm_eps, n);
             dump(ctx, "ffn_post_norm", l, xb, d, n);

@@ -88,6 +88,44 @@ static qr_status load_swa_layers(qr_model *m) {
     return QR_OK;
 }
 
+/* Mixture of experts (llama_model::load_hparams, then qwen3moe's): expert_count experts, of
+ * which expert_used_count (1 to expert_count, as llama.cpp asserts) run per token; an expert is
+ * expert_feed_forward_length wide (qwen3moe; default feed_forward_length / expert_used_count)
+ * or feed_forward_length (llama). A llama file without expert_count, or with 0, is dense. */
+static qr_status load_experts(qr_model *m) {
+    qr_hparams *hp = &m->hp;
+    const uint32_t fl = m->arch->flags;
+    hp->n_expert = hp->n_expert_used = 0;
+    hp->n_ff_exp = hp->n_ff;
+    if (!(fl & (QR_ARCH_EXPERTS | QR_ARCH_EXPERTS_IF_COUNTED))) return QR_OK;
+    qr_status st;
+    if ((st = key_i32(m, "expert_count", fl & QR_ARCH_EXPERTS, 0, &hp->n_expert))) return st;
+    if (hp->n_expert == 0) {
+        if (fl & QR_ARCH_EXPERTS)
+            return qr_error(QR_ERR_FORMAT, "metadata key '%s.expert_count' must be positive",
+                            m->arch_name);
+        return QR_OK;
+    }
+    if (hp->n_expert > QR_MAX_EXPERTS)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "metadata key '%s.expert_count' is %d: at most %d experts are supported",
+                        m->arch_name, hp->n_expert, QR_MAX_EXPERTS);
+    if ((st = key_i32(m, "expert_used_count", true, 0, &hp->n_expert_used))) return st;
+    if (hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)
+        return qr_error(QR_ERR_FORMAT,
+                        "metadata key '%s.expert_used_count' is %d: it must be 1 to "
+                        "expert_count (%d)",
+                        m->arch_name, hp->n_expert_used, hp->n_expert);
+    if ((fl & QR_ARCH_EXPERTS) && (st = key_i32(m, "expert_feed_forward_length", false,
+                                                hp->n_ff / hp->n_expert_used, &hp->n_ff_exp)))
+        return st;
+    if (hp->n_ff_exp <= 0)
+        return qr_error(QR_ERR_FORMAT,
+                        "metadata key '%s.expert_feed_forward_length' must be positive",
+                        m->arch_name);
+    return QR_OK;
+}
+
 static qr_status load_hparams(qr_model *m) {
     qr_hparams *hp = &m->hp;
     const uint32_t fl = m->arch->flags;
@@ -112,6 +150,7 @@ static qr_status load_hparams(qr_model *m) {
         return qr_error(QR_ERR_FORMAT,
                         "%s.attention.head_count %d is not a multiple of head_count_kv %d",
                         m->arch_name, hp->n_head, hp->n_head_kv);
+    if ((st = load_experts(m))) return st;
     if ((st = key_i32(m, "attention.key_length", false, hp->n_embd / hp->n_head, &hp->head_dim)))
         return st;
     if ((st = key_i32(m, "rope.dimension_count", false, hp->head_dim, &hp->n_rot))) return st;
@@ -283,6 +322,76 @@ static qr_status bind_fused(qr_model *m, qr_weight *const *parts, const int64_t 
     return QR_OK;
 }
 
+/* Bind a 3-D expert tensor [n_cols, n_rows, n_expert] (llama.cpp's ffn_*_exps) as its first
+ * expert's n_rows x n_cols matrix (expert_slice gives the others); dims: what the expected
+ * shape is made of, for the message. */
+static qr_status bind_experts(qr_model *m, qr_weight *w, const char *name, int64_t n_cols,
+                              int64_t n_rows, const char *dims) {
+    const qr_gguf_tensor *t = qr_gguf_find_tensor(m->gguf, name);
+    const int64_t n_expert = m->hp.n_expert;
+    memset(w, 0, sizeof *w);
+    if (!t) return qr_error(QR_ERR_FORMAT, "missing tensor '%s'", name);
+    if (t->ne[0] != n_cols || t->ne[1] != n_rows || t->ne[2] != n_expert || t->ne[3] != 1)
+        return qr_error(QR_ERR_FORMAT,
+                        "expert tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
+                        "%lld, %lld] (%s, expert_count)",
+                        name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                        (long long)t->ne[3], (long long)n_cols, (long long)n_rows,
+                        (long long)n_expert, dims);
+    w->data = t->data;
+    w->name = t->name;
+    w->type = t->type;
+    w->n_cols = n_cols;
+    w->n_rows = n_rows;
+    w->row_bytes = qr_type_row_bytes(t->type, n_cols);
+    m->n_params += (uint64_t)(n_cols * n_rows * n_expert);
+    m->weight_bytes += t->nbytes;
+    return QR_OK;
+}
+
+/* expert e of a 3-D tensor bound by bind_experts: the e-th slice, e slices' bytes on */
+static qr_weight expert_slice(const qr_weight *first, int64_t e) {
+    qr_weight w = *first;
+    w.data = (const char *)first->data + (size_t)e * (size_t)first->n_rows * first->row_bytes;
+    return w;
+}
+
+/* Layer l's mixture of experts: the router ffn_gate_inp [n_embd, n_expert] and the experts'
+ * gate, up [n_embd, n_ff_exp, n_expert] and down [n_ff_exp, n_embd, n_expert] */
+static qr_status bind_mixture(qr_model *m, int32_t l) {
+    const qr_hparams *hp = &m->hp;
+    qr_layer *L = &m->layers[l];
+    const int64_t d = hp->n_embd, ff = hp->n_ff_exp;
+    const char *width =
+        m->arch->flags & QR_ARCH_EXPERTS ? "expert_feed_forward_length" : "feed_forward_length";
+    char name[96], in_dims[64], out_dims[64];
+    snprintf(in_dims, sizeof in_dims, "embedding_length, %s", width);
+    snprintf(out_dims, sizeof out_dims, "%s, embedding_length", width);
+#define NAME(tname) (snprintf(name, sizeof name, "blk.%d." tname, (int)l), name)
+    const qr_gguf_tensor *router = qr_gguf_find_tensor(m->gguf, NAME("ffn_gate_inp.weight"));
+    if (router && (router->ne[0] != d || router->ne[1] != hp->n_expert || router->ne[2] != 1 ||
+                   router->ne[3] != 1))
+        return qr_error(QR_ERR_FORMAT,
+                        "router '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld] "
+                        "(embedding_length, expert_count)",
+                        name, (long long)router->ne[0], (long long)router->ne[1],
+                        (long long)router->ne[2], (long long)router->ne[3], (long long)d,
+                        (long long)hp->n_expert);
+    qr_weight gate, up, down;
+    qr_status st;
+    if ((st = bind(m, &L->ffn_gate_inp, name, d, hp->n_expert, true)) ||
+        (st = bind_experts(m, &gate, NAME("ffn_gate_exps.weight"), d, ff, in_dims)) ||
+        (st = bind_experts(m, &up, NAME("ffn_up_exps.weight"), d, ff, in_dims)) ||
+        (st = bind_experts(m, &down, NAME("ffn_down_exps.weight"), ff, d, out_dims)))
+        return st;
+#undef NAME
+    L->experts = m->experts + (size_t)l * (size_t)hp->n_expert;
+    for (int32_t e = 0; e < hp->n_expert; e++)
+        L->experts[e] = (qr_expert){expert_slice(&gate, e), expert_slice(&up, e),
+                                    expert_slice(&down, e)};
+    return QR_OK;
+}
+
 static bool has_tensor(const qr_model *m, const char *name) {
     return qr_gguf_find_tensor(m->gguf, name) != NULL;
 }
@@ -306,6 +415,10 @@ static qr_status load_weights(qr_model *m) {
         return st;
     m->layers = qr_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return QR_ERR_NOMEM;
+    if (hp->n_expert > 0) {
+        m->experts = qr_calloc((size_t)hp->n_layer * (size_t)hp->n_expert, sizeof *m->experts);
+        if (!m->experts) return QR_ERR_NOMEM;
+    }
     const bool pre_norms = !(fl & QR_ARCH_NO_PRE_NORMS), post_norms = fl & QR_ARCH_POST_NORMS;
     const bool qk_norm = fl & (QR_ARCH_QK_NORM | QR_ARCH_QK_NORM_FULL);
     const int64_t q_norm_dim = fl & QR_ARCH_QK_NORM_FULL ? q_dim : hp->head_dim;
@@ -353,7 +466,9 @@ static qr_status load_weights(qr_model *m) {
         }
         if (post_norms) BIND(attn_post_norm, "post_attention_norm.weight", d, 0, true);
         BIND(ffn_norm, "ffn_norm.weight", d, 0, pre_norms);
-        if (fl & QR_ARCH_GATE_IN_UP) {
+        if (hp->n_expert > 0) { /* a mixture: the router and the experts, no dense FFN */
+            if ((st = bind_mixture(m, l))) return st;
+        } else if (fl & QR_ARCH_GATE_IN_UP) {
             qr_weight *parts[] = {&L->ffn_gate, &L->ffn_up};
             if ((st =
                      bind_fused(m, parts, (int64_t[]){ff, ff}, 2, NAME("ffn_up.weight"), d, false)))
@@ -362,10 +477,12 @@ static qr_status load_weights(qr_model *m) {
             BIND(ffn_gate, "ffn_gate.weight", d, ff, true);
             BIND(ffn_up, "ffn_up.weight", d, ff, true);
         }
-        BIND(ffn_down, "ffn_down.weight", ff, d, true);
-        BIND(ffn_gate_b, "ffn_gate.bias", ff, 0, false);
-        BIND(ffn_up_b, "ffn_up.bias", ff, 0, false);
-        BIND(ffn_down_b, "ffn_down.bias", d, 0, false);
+        if (!L->experts) {
+            BIND(ffn_down, "ffn_down.weight", ff, d, true);
+            BIND(ffn_gate_b, "ffn_gate.bias", ff, 0, false);
+            BIND(ffn_up_b, "ffn_up.bias", ff, 0, false);
+            BIND(ffn_down_b, "ffn_down.bias", d, 0, false);
+        }
         if (post_norms) BIND(ffn_post_norm, "post_ffw_norm.weight", d, 0, true);
 #undef BIND
 #undef NAME
@@ -396,6 +513,15 @@ static qr_status check_kernels(const qr_model *m) {
                                 "supported yet",
                                 (int)l, names[i], qr_type_name(lw[i]->type),
                                 qr_type_name(lw[i]->type));
+        if (!L->experts) continue;
+        const qr_weight *ew[] = {&L->ffn_gate_inp, &L->experts[0].gate, &L->experts[0].up,
+                                 &L->experts[0].down}; /* one tensor's slices share a type */
+        for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++)
+            if (!qr_matmul_supports(ew[i]->type))
+                return qr_error(QR_ERR_UNSUPPORTED,
+                                "tensor '%s' is %s: matrix products of %s weights are not "
+                                "supported yet",
+                                ew[i]->name, qr_type_name(ew[i]->type), qr_type_name(ew[i]->type));
     }
     return QR_OK;
 }
@@ -417,13 +543,22 @@ static int all_weights(qr_model *m, qr_weight **w) {
                            &L->ffn_up_b,  &L->ffn_down, &L->ffn_down_b, &L->ffn_post_norm};
         for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
             if (ws[i]->data) w[n++] = ws[i];
+        if (!L->experts) continue;
+        /* the router, then each expert's three matrices side by side (a token reads those
+         * of its chosen experts) */
+        w[n++] = &L->ffn_gate_inp;
+        for (int32_t e = 0; e < m->hp.n_expert; e++) {
+            w[n++] = &L->experts[e].gate;
+            w[n++] = &L->experts[e].up;
+            w[n++] = &L->experts[e].down;
+        }
     }
     w[n++] = &m->output_norm;
     if (m->output.data != m->tok_embd.data) w[n++] = &m->output;
     w[n++] = &m->tok_embd;
     return n;
 }
-#define MAX_WEIGHTS(n_layer) (6 + 20 * (n_layer))
+#define MAX_WEIGHTS(hp) (6 + (21 + 3 * (hp).n_expert) * (hp).n_layer)
 
 /* Drop the whole pages of [p, p + bytes) from this process (clean pages of the read-only
  * mapping: a later read would fault them back in from the page cache) */
@@ -484,7 +619,7 @@ static void copy_worker(void *arg, int64_t chunk, int ith) {
  * mapping again would bring back its neighbours, up to a large page cache folio each.) The
  * slices are spread over the CPUs (a 7B model is gigabytes). */
 static qr_status repack(qr_model *m) {
-    const int max = MAX_WEIGHTS(m->hp.n_layer);
+    const int max = MAX_WEIGHTS(m->hp);
     qr_weight **w = qr_calloc((size_t)max, sizeof *w);
     const char **src = qr_calloc((size_t)max, sizeof *src);
     bool *pack = qr_calloc((size_t)max, sizeof *pack);
@@ -628,6 +763,7 @@ void qr_model_free(qr_model *m) {
     if (!m) return;
     qr_vocab_free(m->vocab);
     free(m->layers);
+    free(m->experts);
     free(m->pack);
     free(m->gelu);
     qr_gguf_free(m->gguf);

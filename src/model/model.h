@@ -27,7 +27,14 @@ enum {
     QR_ARCH_NOPE_EVERY_4 = 1 << 10, /* no RoPE on layers with (il + 1) % 4 == 0 (smollm3) */
     QR_ARCH_GATE_IN_UP = 1 << 11,   /* ffn_up holds [gate | up], no ffn_gate (phi3) */
     QR_ARCH_UNTIED = 1 << 12,       /* output.weight required (olmo2) */
+    /* the FFN is a mixture of experts (qwen3moe); ..._IF_COUNTED: when expert_count > 0 (llama,
+     * as Mixtral is stored) */
+    QR_ARCH_EXPERTS = 1 << 13,
+    QR_ARCH_EXPERTS_IF_COUNTED = 1 << 14,
 };
+
+/* the most experts a layer may have (llama.cpp's LLAMA_MAX_EXPERTS) */
+#define QR_MAX_EXPERTS 1024
 
 typedef struct qr_arch_info {
     const char *name; /* general.architecture */
@@ -53,6 +60,8 @@ typedef struct qr_hparams {
     int32_t n_head;
     int32_t n_head_kv;
     int32_t n_ff;
+    int32_t n_expert, n_expert_used; /* 0, 0: a dense FFN */
+    int32_t n_ff_exp;                /* an expert's width (expert_feed_forward_length) */
     int32_t head_dim; /* attention.key_length, default n_embd / n_head */
     int32_t n_rot;    /* rope.dimension_count, default head_dim */
     float norm_eps;
@@ -83,6 +92,12 @@ typedef struct qr_weight {
     size_t row_bytes;
 } qr_weight;
 
+/* One expert of a mixture-of-experts layer: the e-th 2-D slices of the layer's 3-D
+ * ffn_{gate,up,down}_exps tensors, each an ordinary matrix (repacked like any other). */
+typedef struct qr_expert {
+    qr_weight gate, up, down;
+} qr_expert;
+
 /* One layer: its weights (absent optional ones have data NULL; fused tensors are bound as
  * views of their parts) and its attributes. */
 typedef struct qr_layer {
@@ -95,6 +110,10 @@ typedef struct qr_layer {
     qr_weight ffn_gate, ffn_up, ffn_down;
     qr_weight ffn_gate_b, ffn_up_b, ffn_down_b;
     qr_weight ffn_post_norm;
+    /* the FFN step: dense (experts NULL) or a mixture, routed by ffn_gate_inp
+     * ([n_expert][n_embd]) to hp.n_expert_used of hp.n_expert experts */
+    qr_weight ffn_gate_inp;
+    qr_expert *experts;
     bool swa;  /* windowed attention (hp.n_swa) with the windowed layers' rope */
     bool rope; /* RoPE applied (smollm3 skips some layers) */
 } qr_layer;
@@ -111,6 +130,7 @@ struct qr_model {
     qr_weight rope_long, rope_short; /* LongRoPE factors (phi3): long past n_ctx_orig */
     float *gelu; /* GELU archs: ggml's f16 GELU table, one float per f16 value (65536) */
     qr_layer *layers;
+    qr_expert *experts; /* every layer's experts, n_layer * n_expert (NULL: dense) */
     uint64_t n_params, weight_bytes;
     void *pack; /* the repacked matrices (qr_model_params.no_repack), or NULL */
 };

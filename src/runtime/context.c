@@ -82,7 +82,7 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     }
 
     const size_t nb = (size_t)p.n_batch;
-    const size_t d = (size_t)hp->n_embd, ff = (size_t)hp->n_ff;
+    const size_t d = (size_t)hp->n_embd, ff = max_size((size_t)hp->n_ff, (size_t)hp->n_ff_exp);
     ctx->x = qr_malloc(nb * d * sizeof(float));
     ctx->xb = qr_malloc(nb * max_size(d, (size_t)q_dim) * sizeof(float));
     ctx->q = qr_malloc(nb * (size_t)q_dim * sizeof(float));
@@ -106,6 +106,27 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
                                  &L->ffn_gate, &L->ffn_up, &L->ffn_down};
         for (size_t i = 0; i < sizeof lw / sizeof lw[0]; i++)
             act = max_size(act, qr_act_bytes(lw[i]->type, lw[i]->n_cols, (int64_t)nb));
+    }
+    if (hp->n_expert > 0) {
+        const size_t ne = (size_t)hp->n_expert, k = (size_t)hp->n_expert_used;
+        ctx->moe_probs = qr_malloc(nb * ne * sizeof(float));
+        ctx->moe_weight = qr_malloc(nb * k * sizeof(float));
+        ctx->moe_choice = qr_malloc(nb * k * sizeof(int32_t));
+        ctx->moe_pairs = qr_malloc(nb * k * sizeof(int32_t));
+        ctx->moe_first = qr_malloc((ne + 1) * sizeof(int32_t));
+        ctx->moe_in = qr_malloc(nb * d * sizeof(float));
+        ctx->moe_out = qr_malloc(nb * d * sizeof(float));
+        ctx->moe_sum = qr_malloc(nb * d * sizeof(float));
+        if (!ctx->moe_probs || !ctx->moe_weight || !ctx->moe_choice || !ctx->moe_pairs ||
+            !ctx->moe_first || !ctx->moe_in || !ctx->moe_out || !ctx->moe_sum)
+            goto nomem;
+        for (int32_t l = 0; l < hp->n_layer; l++) {
+            const qr_layer *L = &model->layers[l];
+            if (!L->experts) continue;
+            const qr_weight *ew[] = {&L->ffn_gate_inp, &L->experts[0].gate, &L->experts[0].down};
+            for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++)
+                act = max_size(act, qr_act_bytes(ew[i]->type, ew[i]->n_cols, (int64_t)nb));
+        }
     }
     ctx->act_q_bytes = act;
     ctx->act_q = qr_malloc(act);
@@ -143,6 +164,14 @@ void qr_context_free(qr_context *ctx) {
     free(ctx->hb2);
     free(ctx->scores);
     free(ctx->act_q);
+    free(ctx->moe_probs);
+    free(ctx->moe_weight);
+    free(ctx->moe_choice);
+    free(ctx->moe_pairs);
+    free(ctx->moe_first);
+    free(ctx->moe_in);
+    free(ctx->moe_out);
+    free(ctx->moe_sum);
     free(ctx->logits);
     free(ctx->logits_row);
     free(ctx);

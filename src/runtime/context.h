@@ -23,6 +23,13 @@ struct qr_context {
 
     /* scratch for n_batch tokens, allocated once */
     float *x, *xb, *q, *k, *v, *att_out, *hb, *hb2;
+    /* mixture-of-experts layers (NULL for a dense model): per token the router's
+     * probabilities (n_expert), its chosen experts and their weights (n_expert_used, best
+     * first); the (token, slot) pairs grouped by expert (moe_first[e] .. moe_first[e + 1] of
+     * moe_pairs); an expert's gathered inputs and outputs and the sum of the outputs (n_embd
+     * per token) */
+    float *moe_probs, *moe_weight, *moe_in, *moe_out, *moe_sum;
+    int32_t *moe_choice, *moe_pairs, *moe_first;
     void *act_q; /* activations converted to a weight's vec_dot type */
     size_t act_q_bytes;
     float *scores;             /* attention scratch, scores_per_thread floats per thread */

@@ -69,6 +69,42 @@ if arch == "smollm3":
 PY
 done
 
+# mixtures of experts: mixtral is a llama file with experts (as Mixtral is stored), qwen3moe has
+# qwen3's attention; 3-D expert tensors [n_in, n_out, n_expert], an F32 router, no dense FFN;
+# the routing code (cmd_synth.c) gives every token two experts by a clear margin
+for arch in mixtral qwen3moe; do
+    "$Q" synth --arch "$arch" -o "$tmp/$arch.gguf" 2> "$tmp/err" || fail "synth $arch: $(cat "$tmp/err")"
+    check "$tmp/$arch.gguf" "$arch" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); synth = sys.argv[2]
+arch = "llama" if synth == "mixtral" else synth
+md = d["metadata"]; t = {x["name"]: x for x in d["tensors"]}
+assert md["general.architecture"] == arch, md["general.architecture"]
+K = lambda k: md[arch + "." + k]
+E, L, X, k = K("embedding_length"), K("block_count"), K("expert_count"), K("expert_used_count")
+assert 4 <= X <= 8 and k == 2 and 2 <= L <= 4, (X, k, L)
+ffe = md.get(arch + ".expert_feed_forward_length", K("feed_forward_length"))
+assert (arch + ".expert_feed_forward_length" in md) == (arch == "qwen3moe")
+for l in range(L):
+    b = "blk.%d." % l
+    assert t[b + "ffn_gate_inp.weight"]["shape"] == [E, X] and t[b + "ffn_gate_inp.weight"]["type"] == "f32"
+    assert t[b + "ffn_gate_exps.weight"]["shape"] == [E, ffe, X]
+    assert t[b + "ffn_up_exps.weight"]["shape"] == [E, ffe, X]
+    assert t[b + "ffn_down_exps.weight"]["shape"] == [ffe, E, X]
+    assert b + "ffn_gate.weight" not in t and b + "ffn_down.weight" not in t
+assert "output.weight" in t, "untied"
+if arch == "qwen3moe":
+    assert t["blk.0.attn_q_norm.weight"]["shape"] == [md["qwen3moe.attention.key_length"]]
+PY
+done
+"$Q" synth --shape qwen3moe-mix --type Q4_K_M -o "$tmp/moe-mix.gguf" 2> /dev/null || fail "qwen3moe-mix"
+check "$tmp/moe-mix.gguf" qwen3moe <<'PY'
+import json, sys
+t = {x["name"]: x for x in json.load(open(sys.argv[1]))["tensors"]}
+assert t["blk.0.ffn_gate_exps.weight"]["type"] in ("q4_K", "q5_K", "q6_K"), t["blk.0.ffn_gate_exps.weight"]
+assert t["blk.0.ffn_gate_inp.weight"]["type"] == "f32"
+PY
+
 # rope-scaling variants
 "$Q" synth --arch qwen3 --rope-scaling yarn -o "$tmp/yarn.gguf" 2> /dev/null || fail "yarn"
 check "$tmp/yarn.gguf" qwen3 <<'PY'

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the llama.cpp references of the synthetic architecture models (qwen3, gemma2,
-# gemma3, phi3, olmo2, granite, smollm3 and rope-scaling variants): for each, `quarrel synth`
+# gemma3, phi3, olmo2, granite, smollm3, the mixtures of experts mixtral and qwen3moe, and
+# rope-scaling and quantized variants): for each, `quarrel synth`
 # writes the model into a temporary folder, ../shared/peer/llamaref.py runs llama.cpp on it at
 # the canonical settings (haswell, flash attention off, no repack, ctx 512 unless noted, 32
 # generated tokens, two prompts that outrun the sliding windows) into
@@ -41,6 +42,10 @@ models=(
     "olmo2-tiny|--arch olmo2|512"
     "granite-tiny|--arch granite|512"
     "smollm3-tiny|--arch smollm3|512"
+    "mixtral-tiny|--arch mixtral|512"
+    "mixtral-tiny-q8_0|--arch mixtral --type Q8_0|512"
+    "qwen3moe-tiny|--arch qwen3moe|512"
+    "qwen3moe-mix-q4_k_m|--shape qwen3moe-mix --type Q4_K_M|512"
 )
 
 want=("$@")

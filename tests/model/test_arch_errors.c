@@ -4,7 +4,10 @@
  * named; an optional one's default may make a tensor misfit, which must be named instead), with a
  * tensor of the wrong shape, and cut short at many points. A model that still loads (an optional
  * tensor or key was removed) must evaluate a few tokens; one that does not must say which tensor or
- * key. An unknown architecture is refused with the list of supported ones. */
+ * key. An unknown architecture is refused with the list of supported ones. The mixtures of
+ * experts (mixtral: a llama file with experts; qwen3moe) also get bad expert counts, expert
+ * tensors of inconsistent shapes and routers of the wrong width, each refused naming the key
+ * or tensor. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,16 +21,24 @@
 #include "quarrel.h"
 #include "test_util.h"
 
-static const char *const archs[] = {"llama", "qwen2", "qwen3",   "gemma2", "gemma3",
-                                    "phi3",  "olmo2", "granite", "smollm3"};
+/* synth's architecture names; mixtral writes general.architecture llama (with experts) */
+static const char *const archs[] = {"llama", "qwen2",   "qwen3",   "gemma2",  "gemma3",
+                                    "phi3",  "olmo2",   "granite", "smollm3", "mixtral",
+                                    "qwen3moe"};
+
+static const char *gguf_arch(const char *arch) {
+    return strcmp(arch, "mixtral") ? arch : "llama";
+}
 
 /* tensors a model may lack: the output head (tied), biases, RoPE factors */
 static bool optional_tensor(const char *name) {
     return !strcmp(name, "output.weight") || strstr(name, ".bias") || strstr(name, "rope_");
 }
 
-/* keys llama.cpp requires of every architecture here (and Quarrel too) */
-static bool required_key(const char *arch, const char *key) {
+/* keys llama.cpp requires of every architecture here (and Quarrel too); moe: the model has
+ * experts (then expert_used_count is required, and expert_count where experts are the only FFN;
+ * a llama file without it is dense, and misses its dense tensors) */
+static bool required_key(const char *arch, bool moe, const char *key) {
     static const char *const always[] = {"embedding_length", "block_count", "attention.head_count",
                                          "feed_forward_length"};
     const size_t n = strlen(arch);
@@ -37,6 +48,8 @@ static bool required_key(const char *arch, const char *key) {
         if (!strcmp(suffix, always[i])) return true;
     if (!strcmp(suffix, "attention.layer_norm_rms_epsilon")) return strcmp(arch, "llama") != 0;
     if (!strcmp(suffix, "logit_scale")) return !strcmp(arch, "granite");
+    if (!strcmp(suffix, "expert_used_count")) return moe;
+    if (!strcmp(suffix, "expert_count")) return !strcmp(arch, "qwen3moe");
     return false;
 }
 
@@ -97,15 +110,17 @@ static bool load_and_run(const char *path) {
     return true;
 }
 
-static void check_arch(const char *arch) {
+static void check_arch(const char *synth_arch) {
     char path[256], bad[256];
-    snprintf(path, sizeof path, "arch-errors-%s.gguf", arch);
-    snprintf(bad, sizeof bad, "arch-errors-%s.bad.gguf", arch);
-    synth(arch, path);
+    snprintf(path, sizeof path, "arch-errors-%s.gguf", synth_arch);
+    snprintf(bad, sizeof bad, "arch-errors-%s.bad.gguf", synth_arch);
+    synth(synth_arch, path);
     assert_true(load_and_run(path));
     qr_gguf *g;
     assert_int_equal(qr_gguf_open(path, &g), QR_OK);
+    const char *arch = gguf_arch(synth_arch);
     assert_string_equal(qr_gguf_get_str(g, "general.architecture"), arch);
+    const bool moe = qr_gguf_find_tensor(g, "blk.0.ffn_gate_inp.weight") != NULL;
 
     int n_missing_t = 0, n_missing_k = 0;
     for (int64_t i = 0; i < qr_gguf_n_tensors(g); i++) {
@@ -135,8 +150,8 @@ static void check_arch(const char *arch) {
         if (strncmp(key, arch, strlen(arch))) continue; /* the architecture's own keys */
         rewrite(g, i, -1, -1, bad);
         if (load_and_run(bad)) {
-            if (required_key(arch, key)) fail_msg("%s without '%s' loaded", arch, key);
-        } else if (required_key(arch, key)) {
+            if (required_key(arch, moe, key)) fail_msg("%s without '%s' loaded", arch, key);
+        } else if (required_key(arch, moe, key)) {
             if (!strstr(qr_last_error(), key))
                 fail_msg("%s without '%s': the error does not name it: %s", arch, key,
                          qr_last_error());
@@ -169,6 +184,100 @@ static void test_architectures(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof archs / sizeof *archs; i++)
         check_arch(archs[i]);
+}
+
+/* Write g to path with key `key` (u32) set to v, or tensor `tensor`'s shape made ne (its
+ * data the first bytes of the original's, which must be at least as large). */
+static void rewrite_with(const qr_gguf *g, const char *key, uint32_t v, const char *tensor,
+                         const int64_t *ne, const char *path) {
+    qr_gguf_writer *w = qr_gguf_writer_create();
+    assert_non_null(w);
+    for (int64_t i = 0; i < qr_gguf_n_kv(g); i++)
+        if (strcmp(qr_gguf_key(g, i), "general.alignment"))
+            assert_int_equal(qr_gguf_writer_set(w, qr_gguf_key(g, i), qr_gguf_value_at(g, i)),
+                             QR_OK);
+    if (key) assert_int_equal(qr_gguf_writer_set_u32(w, key, v), QR_OK);
+    for (int64_t i = 0; i < qr_gguf_n_tensors(g); i++) {
+        const qr_gguf_tensor *t = qr_gguf_tensor_at(g, i);
+        if (tensor && !strcmp(t->name, tensor)) {
+            const size_t nbytes =
+                qr_type_row_bytes(t->type, ne[0]) * (size_t)(ne[1] * ne[2] * ne[3]);
+            assert_true(nbytes <= t->nbytes);
+            uint32_t n_dims = ne[3] > 1 ? 4 : ne[2] > 1 ? 3 : 2;
+            assert_int_equal(qr_gguf_writer_add_tensor(w, t->name, t->type, n_dims, ne, t->data,
+                                                       nbytes),
+                             QR_OK);
+        } else {
+            assert_int_equal(qr_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne,
+                                                       t->data, t->nbytes),
+                             QR_OK);
+        }
+    }
+    assert_int_equal(qr_gguf_writer_write(w, path), QR_OK);
+    qr_gguf_writer_free(w);
+}
+
+/* path must fail to load with an error naming `what` */
+static void refused(const char *path, const char *what, const char *why) {
+    qr_model *m;
+    if (qr_model_load(path, NULL, &m) == QR_OK) fail_msg("a model with %s loaded", why);
+    if (!strstr(qr_last_error(), what))
+        fail_msg("a model with %s: the error does not name '%s': %s", why, what, qr_last_error());
+    print_message("%s: %s\n", why, qr_last_error());
+}
+
+/* Bad mixtures of experts: expert_used_count 0 or above expert_count, expert_count 0 (qwen3moe:
+ * experts are its only FFN), expert tensors of inconsistent shapes (fewer experts, another
+ * width), a router of the wrong width. */
+static void check_moe(const char *synth_arch) {
+    const char *arch = gguf_arch(synth_arch);
+    const char *path = "arch-errors-moe.gguf", *bad = "arch-errors-moe.bad.gguf";
+    synth(synth_arch, path);
+    qr_gguf *g;
+    assert_int_equal(qr_gguf_open(path, &g), QR_OK);
+    char used[64], count[64];
+    snprintf(used, sizeof used, "%s.expert_used_count", arch);
+    snprintf(count, sizeof count, "%s.expert_count", arch);
+    const qr_gguf_tensor *gate = qr_gguf_find_tensor(g, "blk.0.ffn_gate_exps.weight");
+    const qr_gguf_tensor *down = qr_gguf_find_tensor(g, "blk.1.ffn_down_exps.weight");
+    const qr_gguf_tensor *router = qr_gguf_find_tensor(g, "blk.0.ffn_gate_inp.weight");
+    assert_non_null(gate);
+    assert_non_null(down);
+    assert_non_null(router);
+    const int64_t n_embd = gate->ne[0], n_ff = gate->ne[1], n_expert = gate->ne[2];
+
+    rewrite_with(g, used, 0, NULL, NULL, bad);
+    refused(bad, used, "expert_used_count 0");
+    rewrite_with(g, used, (uint32_t)n_expert + 1, NULL, NULL, bad);
+    refused(bad, used, "expert_used_count above expert_count");
+    if (!strcmp(arch, "qwen3moe")) {
+        rewrite_with(g, count, 0, NULL, NULL, bad);
+        refused(bad, count, "expert_count 0");
+    }
+    /* expert_count 2 fewer than the tensors hold: every expert tensor misfits, the first named */
+    rewrite_with(g, count, (uint32_t)n_expert - 2, NULL, NULL, bad);
+    refused(bad, "blk.0.ffn_gate_inp.weight", "expert_count below the tensors' experts");
+    rewrite_with(g, NULL, 0, "blk.1.ffn_down_exps.weight",
+                 (int64_t[]){n_ff, n_embd, n_expert / 2, 1}, bad);
+    refused(bad, "blk.1.ffn_down_exps.weight", "an expert tensor with fewer experts");
+    rewrite_with(g, NULL, 0, "blk.0.ffn_gate_exps.weight",
+                 (int64_t[]){n_embd, n_ff / 2, n_expert, 1}, bad);
+    refused(bad, "blk.0.ffn_gate_exps.weight", "an expert tensor narrower than the others");
+    rewrite_with(g, NULL, 0, "blk.0.ffn_gate_inp.weight", (int64_t[]){n_embd, n_expert / 2, 1, 1},
+                 bad);
+    refused(bad, "blk.0.ffn_gate_inp.weight", "a router of fewer experts");
+    rewrite_with(g, NULL, 0, "blk.0.ffn_gate_inp.weight",
+                 (int64_t[]){n_embd / 2, n_expert, 1, 1}, bad);
+    refused(bad, "blk.0.ffn_gate_inp.weight", "a router narrower than the embedding");
+    qr_gguf_free(g);
+    remove(bad);
+    remove(path);
+}
+
+static void test_moe(void **state) {
+    (void)state;
+    check_moe("mixtral");
+    check_moe("qwen3moe");
 }
 
 static void test_unknown_architecture(void **state) {
@@ -207,6 +316,7 @@ static void test_unknown_architecture(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_moe),
         cmocka_unit_test(test_unknown_architecture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,9 @@
 /* cmd_synth.c - `quarrel synth`: a random-weight model of a known architecture and shape, so
  * tests can compare Quarrel with llama.cpp on every architecture without downloads, and
  * benchmarks can run on models far larger than the caches. Architectures: llama, qwen2, qwen3,
- * gemma2, gemma3, phi3, olmo2, granite, smollm3; each has a tiny test shape (`--arch NAME`) and
- * some have real shapes (`--shape qwen3-0.6b`, ...). The tokenizer (every tokenizer.* key) is
+ * gemma2, gemma3, phi3, olmo2, granite, smollm3, and the mixtures of experts mixtral (a llama
+ * file with experts, as Mixtral is stored) and qwen3moe; each has a tiny test shape (`--arch NAME`)
+ * and some have real shapes (`--shape qwen3-0.6b`, ...). The tokenizer (every tokenizer.* key) is
  * copied from a vocabulary GGUF. Keys and tensors are exactly those llama.cpp (v0.5.0) reads
  * for the architecture (src/models/<arch>.cpp), under its GGUF names.
  *
@@ -15,6 +16,15 @@
  * numerics stay the recipe's: post-norms (gemma, olmo2) carry the residual gain themselves;
  * granite's residual_scale, attention.scale and logit_scale are undone in attn_output/ffn_down,
  * attn_q and output_norm; gemma2's q is made larger so its attention soft-cap bites.
+ *
+ * Mixtures of experts are routed by a code, so that no token's k-th and (k+1)-th experts are
+ * near a tie (where llama.cpp's own configurations would choose differently): the last n_expert
+ * embedding dimensions carry a per-token code (two of them set, CODE_FIRST and CODE_SECOND, the
+ * rest 0), which no block writes (attn_output's and ffn_down_exps' rows there are zero) so it
+ * reaches every layer unchanged; layer l's router reads mostly that code (expert e gains
+ * ROUTER_GAIN from code dimension (e + l) % n_expert, plus weak noise), so each token's two
+ * experts win by a clear margin and differ from layer to layer, and tokens spread over all of
+ * them.
  *
  * Tensors are generated into a scratch file mapped shared (unlinked at once), so even a 7B
  * model does not need its size in RAM. A plain type (F32, F16, Q8_0, Q4_K, ...) is produced
@@ -50,18 +60,23 @@ typedef struct synth_arch {
     bool head_keys;       /* always write attention.key_length and value_length */
     tie_rule tie;         /* gemma2 has no output.weight; olmo2 requires one */
     const char *tiny;     /* the shape `--arch NAME` alone picks */
+    const char *gguf;     /* general.architecture, when it is not the name (mixtral: llama) */
 } synth_arch;
 
 static const synth_arch archs[] = {
-    {"llama", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "tiny"},
-    {"qwen2", true, false, QKN_NONE, false, true, false, false, TIE_SHAPE, "qwen2-tiny"},
-    {"qwen3", true, false, QKN_HEAD, false, false, false, true, TIE_SHAPE, "qwen3-tiny"},
-    {"gemma2", true, true, QKN_NONE, false, false, true, true, TIE_ALWAYS, "gemma2-tiny"},
-    {"gemma3", true, true, QKN_HEAD, false, false, true, true, TIE_SHAPE, "gemma3-tiny"},
-    {"phi3", true, false, QKN_NONE, true, false, false, false, TIE_SHAPE, "phi3-tiny"},
-    {"olmo2", false, true, QKN_FULL, false, false, false, false, TIE_NEVER, "olmo2-tiny"},
-    {"granite", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "granite-tiny"},
-    {"smollm3", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "smollm3-tiny"},
+    {"llama", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "tiny", NULL},
+    {"qwen2", true, false, QKN_NONE, false, true, false, false, TIE_SHAPE, "qwen2-tiny", NULL},
+    {"qwen3", true, false, QKN_HEAD, false, false, false, true, TIE_SHAPE, "qwen3-tiny", NULL},
+    {"gemma2", true, true, QKN_NONE, false, false, true, true, TIE_ALWAYS, "gemma2-tiny", NULL},
+    {"gemma3", true, true, QKN_HEAD, false, false, true, true, TIE_SHAPE, "gemma3-tiny", NULL},
+    {"phi3", true, false, QKN_NONE, true, false, false, false, TIE_SHAPE, "phi3-tiny", NULL},
+    {"olmo2", false, true, QKN_FULL, false, false, false, false, TIE_NEVER, "olmo2-tiny", NULL},
+    {"granite", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "granite-tiny", NULL},
+    {"smollm3", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "smollm3-tiny", NULL},
+    {"mixtral", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "mixtral-tiny",
+     "llama"},
+    {"qwen3moe", true, false, QKN_HEAD, false, false, false, true, TIE_SHAPE, "qwen3moe-tiny",
+     NULL},
 };
 #define N_ARCHS (sizeof archs / sizeof archs[0])
 
@@ -79,6 +94,8 @@ typedef struct synth_shape {
     const char *rope_scaling; /* the default: NULL (none), "linear", "yarn" or "longrope" */
     int32_t orig_ctx;         /* rope.scaling.original_context_length, 0: n_ctx / factor */
     float rope_attn_factor;   /* rope.scaling.attn_factor (longrope), 0: not written */
+    int32_t n_expert, n_expert_used; /* a mixture of experts; 0: dense */
+    int32_t n_ff_exp; /* expert_feed_forward_length (qwen3moe), 0: n_ff (and not written) */
 } synth_shape;
 
 static const synth_shape shapes[] = {
@@ -322,6 +339,67 @@ static const synth_shape shapes[] = {
      .eps = 1e-6f,
      .tied = true,
      .vocab = "ggml-vocab-starcoder.gguf"},
+    /* mixtures of experts: 8 experts, 2 per token */
+    {.name = "mixtral-tiny",
+     .arch = "mixtral",
+     .what = "test-sized Mixtral-style llama (64 wide, 2 layers, 8 experts, 2 used)",
+     .n_embd = 64,
+     .n_layer = 2,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 128,
+     .n_ctx = 512,
+     .rope_base = 1e6f,
+     .eps = 1e-5f,
+     .vocab = "ggml-vocab-llama-spm.gguf",
+     .n_expert = 8,
+     .n_expert_used = 2},
+    {.name = "qwen3moe-tiny",
+     .arch = "qwen3moe",
+     .what = "test-sized qwen3moe (64 wide, 3 layers, head_dim 32, 8 experts of 64, 2 used)",
+     .n_embd = 64,
+     .n_layer = 3,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 192,
+     .n_ctx = 512,
+     .head_dim = 32,
+     .rope_base = 1e6f,
+     .eps = 1e-6f,
+     .vocab = "ggml-vocab-qwen2.gguf",
+     .n_expert = 8,
+     .n_expert_used = 2,
+     .n_ff_exp = 64},
+    {.name = "mixtral-8x7b",
+     .arch = "mixtral",
+     .what = "Mixtral-8x7B (8 experts, 2 used)",
+     .n_embd = 4096,
+     .n_layer = 32,
+     .n_head = 32,
+     .n_head_kv = 8,
+     .n_ff = 14336,
+     .n_ctx = 32768,
+     .rope_base = 1e6f,
+     .eps = 1e-5f,
+     .vocab = "ggml-vocab-llama-spm.gguf",
+     .n_expert = 8,
+     .n_expert_used = 2},
+    {.name = "qwen3-30b-a3b",
+     .arch = "qwen3moe",
+     .what = "Qwen3-30B-A3B (128 experts of 768, 8 used)",
+     .n_embd = 2048,
+     .n_layer = 48,
+     .n_head = 32,
+     .n_head_kv = 4,
+     .n_ff = 6144,
+     .n_ctx = 40960,
+     .head_dim = 128,
+     .rope_base = 1e6f,
+     .eps = 1e-6f,
+     .vocab = "ggml-vocab-qwen2.gguf",
+     .n_expert = 128,
+     .n_expert_used = 8,
+     .n_ff_exp = 768},
     /* quantizer mixes: 256 wide with 512-long ffn rows, so every matrix takes the k-quants
      * (no fallback) and llama.cpp's per-tensor rules show (tests/quantize/mk_mix_refs.py).
      * One small vocabulary: only token_embd's row count depends on it. */
@@ -413,6 +491,21 @@ static const synth_shape shapes[] = {
      .res_scale = 0.22f,
      .attn_scale = 0.015625f,
      .logit_scale = 8.0f},
+    {.name = "qwen3moe-mix",
+     .arch = "qwen3moe",
+     .what = "quantizer test qwen3moe (256 wide, 2 layers, 4 experts of 256, 2 used)",
+     .n_embd = 256,
+     .n_layer = 2,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 512,
+     .n_ctx = 512,
+     .rope_base = 1e6f,
+     .eps = 1e-6f,
+     .vocab = "ggml-vocab-llama-spm.gguf",
+     .n_expert = 4,
+     .n_expert_used = 2,
+     .n_ff_exp = 256},
     {.name = "smollm3-mix",
      .arch = "smollm3",
      .what = "quantizer test smollm3 (256 wide, 4 layers, untied)",
@@ -435,6 +528,11 @@ static const synth_shape shapes[] = {
 #define RES_GAIN 2.0
 /* gemma2: q scaled up so attention scores have std ~3 and its soft-cap (5) bites */
 #define SOFTCAP_Q_GAIN 3.0
+/* mixtures of experts: each token's routing code and the routers' reading of it (above) */
+#define CODE_FIRST 1.0
+#define CODE_SECOND 0.6
+#define ROUTER_GAIN 8.0
+#define ROUTER_NOISE 0.1 /* the std of a router's logits from the rest of the residual */
 
 static const synth_arch *find_arch(const char *name) {
     for (size_t i = 0; i < N_ARCHS; i++)
@@ -508,13 +606,19 @@ static double rng_normal(rng *r) {
 /* T_ROPE_LONG / T_ROPE_SHORT: LongRoPE's per-frequency divisors, a fixed ramp (not random):
  * long from 1 to 8 geometrically, short from 1 to 2 linearly, so the two differ everywhere
  * but at the highest frequency. */
-typedef enum tkind { T_MAT, T_EMB, T_VEC, T_ROPE_LONG, T_ROPE_SHORT } tkind;
+typedef enum tkind { T_MAT, T_EMB, T_VEC, T_ROPE_LONG, T_ROPE_SHORT, T_ROUTER } tkind;
+
+/* What the routing code (mixtures of experts, above) does to a tensor's values */
+typedef enum troute { R_NONE, R_CODE, R_ZERO_CODE_ROWS, R_ROUTER } troute;
 
 typedef struct synth_tensor {
     char name[64];
     tkind kind;
     int64_t n_in, n_out; /* ne[0], ne[1] (n_out = 1 for vectors) */
+    int64_t n_mat;       /* ne[2]: experts of a 3-D tensor, else 1 */
     double std, mean;    /* mean: vectors only */
+    troute route;        /* token_embd's code, the rows that must not write it, a router */
+    int layer;
     int type;
     size_t nbytes, offset; /* in the scratch arena */
 } synth_tensor;
@@ -526,6 +630,13 @@ typedef struct synth_plan {
 
 #define MAX_TENSORS_PER_LAYER 16
 
+/* the last tensor added: a mixture's 3-D expert tensor, or what the routing code touches */
+static void set_last(synth_plan *p, int64_t n_mat, troute route, int layer) {
+    p->t[p->n - 1].n_mat = n_mat;
+    p->t[p->n - 1].route = route;
+    p->t[p->n - 1].layer = layer;
+}
+
 static void add(synth_plan *p, const char *name, tkind kind, int64_t n_in, int64_t n_out,
                 double std, double mean) {
     synth_tensor *t = &p->t[p->n++];
@@ -536,6 +647,7 @@ static void add(synth_plan *p, const char *name, tkind kind, int64_t n_in, int64
     t->n_out = n_out;
     t->std = std;
     t->mean = mean;
+    t->n_mat = 1;
 }
 
 /* What the command resolved: the shape, its architecture and the rope scaling chosen. */
@@ -547,6 +659,8 @@ typedef struct synth_model {
     const char *rope_scaling; /* NULL, "linear", "yarn", "longrope" */
     float rope_factor;
     int32_t orig_ctx;
+    int32_t n_ff_exp; /* an expert's width */
+    uint64_t seed;
 } synth_model;
 
 static void plan_tensors(const synth_model *m, int64_t n_vocab, synth_plan *p) {
@@ -570,7 +684,9 @@ static void plan_tensors(const synth_model *m, int64_t n_vocab, synth_plan *p) {
     double g_out = LOGIT_STD / (sqrt((double)E) * out_std);
     if (s->logit_scale > 0) g_out *= s->logit_scale; /* granite divides the logits by it */
     char n[64];
+    const bool moe = s->n_expert > 0;
     add(p, "token_embd.weight", T_EMB, E, n_vocab, EMB_STD, 0);
+    if (moe) set_last(p, 1, R_CODE, 0);
     for (int64_t l = 0; l < L; l++) {
 #define NAME(x) (snprintf(n, sizeof n, "blk.%d." x, (int)l), n)
         if (a->pre_norms) add(p, NAME("attn_norm.weight"), T_VEC, E, 1, 0.05, 1.0);
@@ -594,16 +710,28 @@ static void plan_tensors(const synth_model *m, int64_t n_vocab, synth_plan *p) {
             add(p, NAME("attn_k_norm.weight"), T_VEC, nkv, 1, 0.05, 1.0);
         }
         add(p, NAME("attn_output.weight"), T_MAT, nq, E, o_std, 0);
+        if (moe) set_last(p, 1, R_ZERO_CODE_ROWS, (int)l);
         if (a->post_norms)
             add(p, NAME("post_attention_norm.weight"), T_VEC, E, 1, 0.05 * s_res, s_res);
         if (a->pre_norms) add(p, NAME("ffn_norm.weight"), T_VEC, E, 1, 0.05, 1.0);
-        if (a->fused) {
+        if (moe) { /* the router, then the experts as 3-D tensors [n_in, n_out, n_expert] */
+            const int64_t X = s->n_expert, FE = m->n_ff_exp;
+            add(p, NAME("ffn_gate_inp.weight"), T_ROUTER, E, X, ROUTER_NOISE * s_in, 0);
+            set_last(p, 1, R_ROUTER, (int)l);
+            add(p, NAME("ffn_gate_exps.weight"), T_MAT, E, FE, s_in, 0);
+            set_last(p, X, R_NONE, (int)l);
+            add(p, NAME("ffn_up_exps.weight"), T_MAT, E, FE, s_in, 0);
+            set_last(p, X, R_NONE, (int)l);
+            add(p, NAME("ffn_down_exps.weight"), T_MAT, FE, E,
+                a->post_norms ? 1.0 / sqrt((double)FE) : s_res * res_comp / sqrt((double)FE), 0);
+            set_last(p, X, R_ZERO_CODE_ROWS, (int)l);
+        } else if (a->fused) {
             add(p, NAME("ffn_up.weight"), T_MAT, E, 2 * FF, s_in, 0); /* [gate | up] rows */
         } else {
             add(p, NAME("ffn_gate.weight"), T_MAT, E, FF, s_in, 0);
             add(p, NAME("ffn_up.weight"), T_MAT, E, FF, s_in, 0);
         }
-        add(p, NAME("ffn_down.weight"), T_MAT, FF, E, down_std, 0);
+        if (!moe) add(p, NAME("ffn_down.weight"), T_MAT, FF, E, down_std, 0);
         if (a->post_norms) add(p, NAME("post_ffw_norm.weight"), T_VEC, E, 1, 0.05 * s_res, s_res);
 #undef NAME
     }
@@ -615,9 +743,42 @@ static void plan_tensors(const synth_model *m, int64_t n_vocab, synth_plan *p) {
     }
 }
 
-/* Fill rows [r0, r0 + n_rows) of tensor t as f32 into buf. Each tensor has its own stream
- * (seed, tensor index), so the values do not depend on the chunking. */
-static void gen_rows(const synth_tensor *t, rng *r, int64_t n_rows, float *buf) {
+/* A token's routing code: its two experts' code dimensions, different (a mixture, above) */
+static void token_code(const synth_model *m, int64_t token, int *first, int *second) {
+    const int n = m->s->n_expert;
+    rng r = {.s = m->seed * 0xD1B54A32D192ED03ull + (uint64_t)token};
+    const uint64_t h = rng_next(&r);
+    *first = (int)(h % (uint64_t)n);
+    *second = (*first + 1 + (int)((h >> 32) % (uint64_t)(n - 1))) % n;
+}
+
+/* What the routing code makes of row `row` (counted over all experts) of t: token_embd's code
+ * in its last n_expert values; zero rows where a block would write the code; a router row
+ * reading its code dimension. */
+static void route_row(const synth_model *m, const synth_tensor *t, int64_t row, float *x) {
+    const int n = m->s->n_expert;
+    const int64_t code0 = m->s->n_embd - n; /* the first code dimension */
+    if (t->route == R_CODE) {
+        int first, second;
+        token_code(m, row, &first, &second);
+        for (int j = 0; j < n; j++)
+            x[code0 + j] = 0.0f;
+        x[code0 + first] = (float)CODE_FIRST;
+        x[code0 + second] = (float)CODE_SECOND;
+    } else if (t->route == R_ZERO_CODE_ROWS) {
+        if (row % t->n_out >= code0)
+            for (int64_t j = 0; j < t->n_in; j++)
+                x[j] = 0.0f;
+    } else if (t->route == R_ROUTER) { /* row = expert */
+        x[code0 + (row + t->layer) % n] = (float)ROUTER_GAIN;
+    }
+}
+
+/* Fill rows [r0, r0 + n_rows) of tensor t (rows counted over all its experts) as f32 into buf.
+ * Each tensor has its own stream (seed, tensor index), so the values do not depend on the
+ * chunking. */
+static void gen_rows(const synth_model *m, const synth_tensor *t, rng *r, int64_t r0,
+                     int64_t n_rows, float *buf) {
     if (t->kind == T_ROPE_LONG || t->kind == T_ROPE_SHORT) {
         for (int64_t j = 0; j < t->n_in; j++) {
             double x = t->n_in > 1 ? (double)j / (double)(t->n_in - 1) : 0.0;
@@ -632,6 +793,7 @@ static void gen_rows(const synth_tensor *t, rng *r, int64_t n_rows, float *buf) 
             scale *= exp(NORM_SIGMA * rng_normal(r) - NORM_SIGMA * NORM_SIGMA);
         for (int64_t j = 0; j < t->n_in; j++)
             x[j] = (float)(t->mean + scale * rng_normal(r));
+        if (t->route != R_NONE) route_row(m, t, r0 + row, x);
     }
 }
 
@@ -711,7 +873,7 @@ static int file_type_of(int type) {
 static qr_status set_metadata(qr_gguf_writer *w, const synth_model *m, const qr_gguf *vocab,
                               int64_t n_vocab, int file_type, uint64_t seed) {
     const synth_shape *s = m->s;
-    const char *arch = m->a->name;
+    const char *arch = m->a->gguf ? m->a->gguf : m->a->name;
     char name[160], key[128];
     snprintf(name, sizeof name, "quarrel-synth-%s%s%s-seed%llu", s->name,
              m->rope_scaling ? "-" : "", m->rope_scaling ? m->rope_scaling : "",
@@ -731,6 +893,10 @@ static qr_status set_metadata(qr_gguf_writer *w, const synth_model *m, const qr_
         (U32("attention.key_length", m->head_dim) || U32("attention.value_length", m->head_dim)))
         return st;
     if (!strcmp(arch, "llama") && U32("vocab_size", n_vocab)) return st;
+    if (s->n_expert > 0 &&
+        (U32("expert_count", s->n_expert) || U32("expert_used_count", s->n_expert_used)))
+        return st;
+    if (s->n_ff_exp > 0 && U32("expert_feed_forward_length", s->n_ff_exp)) return st;
     if (s->rope_base_swa > 0 && F32("rope.freq_base_swa", s->rope_base_swa)) return st;
     if (s->window > 0 && U32("attention.sliding_window", s->window)) return st;
     if (s->attn_softcap > 0 && F32("attn_logit_softcapping", s->attn_softcap)) return st;
@@ -895,13 +1061,16 @@ static int resolve(const synth_opts *o, synth_model *m) {
             return 2;
         }
     }
+    m->n_ff_exp = s->n_ff_exp ? s->n_ff_exp : s->n_ff;
+    m->seed = o->seed;
     m->rope_factor = 4.0f;
     m->orig_ctx = s->orig_ctx ? s->orig_ctx : (int32_t)(s->n_ctx / m->rope_factor);
     return 0;
 }
 
 /* Generate every tensor of the plan into the arena and register it with the writer. */
-static int generate(const synth_opts *o, synth_plan *p, arena *a, qr_gguf_writer *w) {
+static int generate(const synth_opts *o, const synth_model *m, synth_plan *p, arena *a,
+                    qr_gguf_writer *w) {
     const int64_t chunk_elems = (int64_t)1 << 22;
     float *buf = malloc((size_t)chunk_elems * sizeof *buf); /* holds >= 1 row of any shape */
     if (!buf) {
@@ -916,9 +1085,10 @@ static int generate(const synth_opts *o, synth_plan *p, arena *a, qr_gguf_writer
         const int64_t rows_per_chunk = chunk_elems / t->n_in;
         const size_t row_bytes = qr_type_row_bytes(t->type, t->n_in);
         char *dst = (char *)a->base + t->offset;
-        for (int64_t r0 = 0; r0 < t->n_out; r0 += rows_per_chunk) {
-            int64_t nr = t->n_out - r0 < rows_per_chunk ? t->n_out - r0 : rows_per_chunk;
-            gen_rows(t, &r, nr, buf);
+        const int64_t n_rows = t->n_out * t->n_mat;
+        for (int64_t r0 = 0; r0 < n_rows; r0 += rows_per_chunk) {
+            int64_t nr = n_rows - r0 < rows_per_chunk ? n_rows - r0 : rows_per_chunk;
+            gen_rows(m, t, &r, r0, nr, buf);
             char *d = dst + (size_t)r0 * row_bytes;
             if (t->type == QR_TYPE_F32) {
                 memcpy(d, buf, (size_t)(nr * t->n_in) * sizeof(float));
@@ -930,9 +1100,9 @@ static int generate(const synth_opts *o, synth_plan *p, arena *a, qr_gguf_writer
             }
         }
         if (rc) break;
-        int64_t ne[2] = {t->n_in, t->n_out};
-        if (qr_gguf_writer_add_tensor(w, t->name, t->type, t->n_out == 1 ? 1 : 2, ne, dst,
-                                      t->nbytes) != QR_OK)
+        int64_t ne[3] = {t->n_in, t->n_out, t->n_mat};
+        const uint32_t n_dims = t->n_mat > 1 ? 3 : t->n_out == 1 ? 1 : 2;
+        if (qr_gguf_writer_add_tensor(w, t->name, t->type, n_dims, ne, dst, t->nbytes) != QR_OK)
             rc = cli_fail(t->name);
     }
     free(buf);
@@ -1009,7 +1179,7 @@ int cmd_synth(int argc, char **argv) {
             t->type = QR_TYPE_F16;
             n_fallback++;
         }
-        t->nbytes = qr_type_row_bytes(t->type, t->n_in) * (size_t)t->n_out;
+        t->nbytes = qr_type_row_bytes(t->type, t->n_in) * (size_t)(t->n_out * t->n_mat);
         t->offset = total;
         total += (t->nbytes + 63) / 64 * 64;
     }
@@ -1026,7 +1196,7 @@ int cmd_synth(int argc, char **argv) {
     fprintf(stderr, "quarrel synth: %s %s%s%s, %d tensors, %.1f MB as %s...\n", m.a->name, s->what,
             m.rope_scaling ? ", rope scaling " : "", m.rope_scaling ? m.rope_scaling : "", plan.n,
             (double)total / 1e6, mix ? "F16" : qr_type_name(type));
-    if (generate(&o, &plan, &a, w)) goto done;
+    if (generate(&o, &m, &plan, &a, w)) goto done;
 
     const char *write_path = o.out;
     if (mix) {
