@@ -548,7 +548,7 @@ static const synth_shape *find_shape(const char *name) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: quarrel synth (--arch NAME | --shape NAME) -o OUT.gguf [--type TYPE]\n"
-               "                     [--rope-scaling KIND] [--vocab FILE] [--seed N]\n"
+               "                     [--rope-scaling KIND] [--vocab FILE] [--seed N] [--layers N]\n"
                "  --arch NAME    an architecture, alone its test-sized shape below; one of\n"
                "                ");
     for (size_t i = 0; i < N_ARCHS; i++)
@@ -567,6 +567,8 @@ static void usage(FILE *f) {
                "                 looked up in the shared tokenizer-vectors folder (default: the\n"
                "                 shape's usual vocabulary from there)\n"
                "  --seed N       random seed (default 1)\n"
+               "  --layers N     the first N of the shape's layers only (benchmark files of big\n"
+               "                 shapes: the widths and experts stay the real ones)\n"
                "  -t, --threads N  quantizer threads for mixes (default 2)\n");
 }
 
@@ -653,6 +655,7 @@ static void add(synth_plan *p, const char *name, tkind kind, int64_t n_in, int64
 /* What the command resolved: the shape, its architecture and the rope scaling chosen. */
 typedef struct synth_model {
     const synth_shape *s;
+    synth_shape own; /* the shape with --layers applied (s points here then) */
     const synth_arch *a;
     int32_t head_dim, n_rot;
     bool tied;
@@ -940,7 +943,7 @@ typedef struct synth_opts {
     const char *arch, *shape, *rope_scaling;
     const char *out, *type_name, *vocab;
     uint64_t seed;
-    int32_t threads;
+    int32_t threads, layers;
 } synth_opts;
 
 static int parse(int argc, char **argv, synth_opts *o) {
@@ -957,7 +960,7 @@ static int parse(int argc, char **argv, synth_opts *o) {
         bool known = !strcmp(a, "--arch") || !strcmp(a, "--shape") || !strcmp(a, "-o") ||
                      !strcmp(a, "--output") || !strcmp(a, "--type") || !strcmp(a, "--vocab") ||
                      !strcmp(a, "--seed") || !strcmp(a, "--rope-scaling") || !strcmp(a, "-t") ||
-                     !strcmp(a, "--threads");
+                     !strcmp(a, "--threads") || !strcmp(a, "--layers");
         if (!known) {
             fprintf(stderr, "quarrel synth: unknown option '%s' (see quarrel synth --help)\n", a);
             return 2;
@@ -981,6 +984,8 @@ static int parse(int argc, char **argv, synth_opts *o) {
             o->vocab = v;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (parse_int(a, v, 1, 512, &o->threads)) return 2;
+        } else if (!strcmp(a, "--layers")) {
+            if (parse_int(a, v, 1, 4096, &o->layers)) return 2;
         } else { /* --seed */
             char *end;
             errno = 0;
@@ -1032,6 +1037,16 @@ static int resolve(const synth_opts *o, synth_model *m) {
         }
     } else {
         m->s = find_shape(find_arch(o->arch)->tiny);
+    }
+    if (o->layers) {
+        if (o->layers > m->s->n_layer) {
+            fprintf(stderr, "quarrel synth: --layers %d: shape '%s' has %d layers\n", (int)o->layers,
+                    m->s->name, (int)m->s->n_layer);
+            return 2;
+        }
+        m->own = *m->s;
+        m->own.n_layer = o->layers;
+        m->s = &m->own;
     }
     const synth_shape *s = m->s;
     m->a = find_arch(s->arch);
