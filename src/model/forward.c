@@ -158,7 +158,7 @@ static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y
     if (ctx->params.matmul_observer)
         for (int i = 0; i < count; i++)
             if (i == 0 || w[i]->name != w[i - 1]->name)
-                ctx->params.matmul_observer(w[i]->name, x, w[i]->n_cols, n,
+                ctx->params.matmul_observer(w[i]->name, -1, 0, x, w[i]->n_cols, n,
                                             ctx->params.matmul_user);
     products(ctx, w, y, count, x, n);
 }
@@ -385,6 +385,28 @@ static void route(float *p, int32_t n_expert, int32_t k, int32_t *choice, float 
         weight[i] /= s;
 }
 
+/* The observer's view of a mixture's products (imatrix): one row at a time, slot by slot, the
+ * tokens in order within a slot, as llama-imatrix walks a MUL_MAT_ID's routing. Gate and up
+ * (slot_of NULL): each token's input x + t * n_embd; down: the pair's activation, row
+ * slot_of[pair] of x. */
+static void observe_experts(qr_context *ctx, const qr_layer *L, const float *x,
+                           const int32_t *slot_of, int32_t n) {
+    if (!ctx->params.matmul_observer) return;
+    const int32_t k = ctx->model->hp.n_expert_used, n_expert = ctx->model->hp.n_expert;
+    const qr_weight *w0[2] = {slot_of ? &L->experts[0].down : &L->experts[0].gate,
+                              &L->experts[0].up};
+    for (int wi = 0; wi < (slot_of ? 1 : 2); wi++) {
+        const int64_t cols = w0[wi]->n_cols;
+        for (int32_t j = 0; j < k; j++)
+            for (int32_t t = 0; t < n; t++) {
+                const int32_t pair = t * k + j;
+                const float *row = x + (slot_of ? (int64_t)slot_of[pair] : (int64_t)t) * cols;
+                ctx->params.matmul_observer(w0[wi]->name, ctx->moe_choice[pair], n_expert, row,
+                                            cols, 1, ctx->params.matmul_user);
+            }
+    }
+}
+
 /* h's rows converted to w's activation type (in ctx->act_q) and copied in group order into
  * out: row g of out is the token of pair pairs[g]; returns the row stride */
 static size_t gather_inputs(qr_context *ctx, const qr_weight *w, const float *h, int32_t n,
@@ -448,6 +470,8 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
         su = gather_inputs(ctx, up0, h, n, pairs, k, act_u);
     }
 
+    observe_experts(ctx, L, h, NULL, n);
+
     /* every chosen expert's gate and up products in one task, each on its own tokens */
     matmul_item items[2 * QR_MAX_EXPERTS];
     int n_items = 0;
@@ -461,6 +485,8 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
     }
     run_items(ctx, items, n_items);
     act_mul(m, ctx->moe_g, ctx->moe_u, (int64_t)n * k * ff);
+
+    observe_experts(ctx, L, ctx->moe_g, slot_of, n);
 
     /* the down products, on the activations in the same group order */
     const qr_weight *down0 = &L->experts[0].down;
