@@ -51,6 +51,19 @@ static const char *weight_name(const char *name, char *buf) {
     return buf;
 }
 
+/* w's entry, made (n x n_mat sums, n_mat counts) if new */
+static entry *find_entry(const char *w, int64_t n, int64_t n_mat) {
+    for (int i = 0; i < n_entries; i++)
+        if (!strcmp(entries[i].name, w)) return &entries[i];
+    entry *e = &entries[n_entries++];
+    snprintf(e->name, sizeof e->name, "%s", w);
+    e->n = n;
+    e->n_mat = n_mat;
+    e->sums = calloc((size_t)(n * n_mat), sizeof(float));
+    e->counts = calloc((size_t)n_mat, sizeof(int64_t));
+    return e;
+}
+
 static bool collect(struct ggml_tensor *t, bool ask, void *user) {
     (void)user;
     const struct ggml_tensor *src0 = t->src[0], *src1 = t->src[1];
@@ -74,18 +87,8 @@ static bool collect(struct ggml_tensor *t, bool ask, void *user) {
         static char *ids_copy;
         ids_copy = realloc(ids_copy, ggml_nbytes(ids));
         ggml_backend_tensor_get(ids, ids_copy, 0, ggml_nbytes(ids));
-        const int64_t n_as = src0->ne[2], n = src1->ne[0];
-        entry *e = NULL;
-        for (int i = 0; i < n_entries && !e; i++)
-            if (!strcmp(entries[i].name, w)) e = &entries[i];
-        if (!e) {
-            e = &entries[n_entries++];
-            snprintf(e->name, sizeof e->name, "%s", w);
-            e->n = n;
-            e->n_mat = n_as;
-            e->sums = calloc((size_t)(n * n_as), sizeof(float));
-            e->counts = calloc((size_t)n_as, sizeof(int64_t));
-        }
+        const int64_t n = src1->ne[0];
+        entry *e = find_entry(w, n, src0->ne[2]);
         for (int64_t idx = 0; idx < ids->ne[0]; idx++)
             for (int64_t row = 0; row < src1->ne[2]; row++) {
                 const int32_t ex = *(const int32_t *)(ids_copy + row * ids->nb[1] + idx * ids->nb[0]);
@@ -102,16 +105,7 @@ static bool collect(struct ggml_tensor *t, bool ask, void *user) {
         fprintf(stderr, "mk_imatrix_ref: 3-D weight %s not handled\n", w);
         exit(1);
     }
-    entry *e = NULL;
-    for (int i = 0; i < n_entries && !e; i++)
-        if (!strcmp(entries[i].name, w)) e = &entries[i];
-    if (!e) {
-        e = &entries[n_entries++];
-        snprintf(e->name, sizeof e->name, "%s", w);
-        e->n = src1->ne[0];
-        e->n_mat = 1;
-        e->sums = calloc((size_t)e->n, sizeof(float));
-    }
+    entry *e = find_entry(w, src1->ne[0], 1);
     if (e->n != src1->ne[0]) {
         fprintf(stderr, "mk_imatrix_ref: %s: sizes %lld and %lld\n", w, (long long)e->n,
                 (long long)src1->ne[0]);
