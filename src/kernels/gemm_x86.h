@@ -1099,17 +1099,23 @@ void qr_kernels_use_avx512_bf16(qr_kernels *k) {
     k->gemm_packed[QR_TYPE_BF16] = pk_gemm_bf16dp;
 }
 
+/* the start of a packed superblock of `bytes` at xw: its prefetch (where
+ * pk_prefetch_always) and NT zeroed integer sums */
+TILE void pk_superblock_start(const uint8_t *xw, int bytes, __m512i *isum, const int NT) {
+    if (pk_prefetch_always)
+        for (int c = 0; c < bytes; c += 64)
+            _mm_prefetch((const char *)xw + PK_PREFETCH_K + c, _MM_HINT_T0);
+    UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+}
+
 /* one 16-row group of q4_K times NT <= 8 tokens */
 TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
                         int64_t ys, const int NT) {
     __m512 acc[PK_MAX_TOKENS];
     UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < nsb; sb++, xw += PK_KQ4_BYTES) {
-        if (pk_prefetch_always)
-            for (int c = 0; c < PK_KQ4_BYTES; c += 64)
-                _mm_prefetch((const char *)xw + PK_PREFETCH_K + c, _MM_HINT_T0);
         __m512i isum[PK_MAX_TOKENS];
-        UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+        pk_superblock_start(xw, PK_KQ4_BYTES, isum, NT);
         for (int j = 0; j < 8; j++) {
             __m512i v[8];
             pk_nibbles(xw + 320 + 256 * j, v);
@@ -1151,11 +1157,8 @@ TILE void pk_group_q6_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
     __m512 acc[PK_MAX_TOKENS];
     UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < nsb; sb++, xw += PK_KQ6_BYTES) {
-        if (pk_prefetch_always)
-            for (int c = 0; c < PK_KQ6_BYTES; c += 64)
-                _mm_prefetch((const char *)xw + PK_PREFETCH_K + c, _MM_HINT_T0);
         __m512i isum[PK_MAX_TOKENS];
-        UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+        pk_superblock_start(xw, PK_KQ6_BYTES, isum, NT);
         for (int m = 0; m < 8; m++) {
             const uint8_t *c = xw + 32 + 416 * m;
             __m512i v[8];
@@ -1201,11 +1204,8 @@ TILE void pk_group_iq4_xs(const uint8_t *xw, int64_t nsb, const char *a, size_t 
     __m512 acc[PK_MAX_TOKENS];
     UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < nsb; sb++, xw += PK_IQ4XS_BYTES) {
-        if (pk_prefetch_always)
-            for (int c = 0; c < PK_IQ4XS_BYTES; c += 64)
-                _mm_prefetch((const char *)xw + PK_PREFETCH_K + c, _MM_HINT_T0);
         __m512i isum[PK_MAX_TOKENS];
-        UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+        pk_superblock_start(xw, PK_IQ4XS_BYTES, isum, NT);
         for (int j = 0; j < 8; j++) {
             __m512i v[8];
             pk_nibbles(xw + 160 + 256 * j, v);
