@@ -7,8 +7,8 @@
  * decoded once (nibbles and high bits into bytes, scales into 16-bit lanes) and then dotted
  * with the NT activation blocks, so prompt processing pays the decoding once per 4 tokens.
  * Prompts of 16+ tokens on VNNI take q4_0/q5_0/q8_0 through an 8-row interleaved panel
- * instead (DEFINE_IL_GEMM). With VNNI, the model normally loads q4_0/q5_0/q8_0/q4_K/q6_K
- * weights repacked into 16-row interleaved blocks instead (pack_*, pk_gemm_*: every token count
+ * instead (DEFINE_IL_GEMM). With VNNI, the model normally loads q4_0/q5_0/q8_0/q4_K/q6_K/
+ * iq4_nl/iq4_xs weights repacked into 16-row interleaved blocks instead (pack_*, pk_gemm_*: every token count
  * goes through them); the file-layout kernels then serve the rest (other types, row counts
  * not a multiple of 16, QR_KERNELS=avx2, qr_model_params.no_repack). The activation quantizers
  * (q8_0, q8_K), attention rows and elementwise helpers are at the end. iq4_nl and iq4_xs
@@ -18,6 +18,7 @@
  */
 #include "kernels/kernels.h"
 #include "tensor/blocks.h"
+#include "tensor/iq_tables.h"
 #include "tensor/tensor.h"
 #include "util/util.h"
 
@@ -210,6 +211,14 @@ static inline __m256i nibbles32_u(const uint8_t *qs) {
     const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
     return _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_setr_epi64x(0, 0, 4, 4)),
                             _mm256_set1_epi8(0x0F));
+}
+
+/* iq4_nl / iq4_xs: the 16 levels of kvalues_iq4nl (iq_tables.c) in both lanes, as an
+ * immediate so it stays in a register */
+static inline __m256i iq4nl_levels(void) {
+    return _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89,
+                            113, -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69,
+                            89, 113);
 }
 
 /* Weight blocks decoded to unsigned bytes u = w + OFFSET, so that sum(w * y) = sum(u * y) -
@@ -454,7 +463,7 @@ DEFINE_IL_GEMM(il_gemm_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
 DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
 #endif
 
-/* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0 in 16-row groups ----
+/* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0, iq4_nl, mxfp4 in 16-row groups ----
  * The panel layout above, made once when the model loads instead of on every call, as compact
  * as the file's, and 512 bits wide: a group of 16 rows is a run of "x16 blocks", one per 32
  * columns, each the 16 rows' f16 scales (32 bytes) then their 512 weights as unsigned bytes
@@ -463,6 +472,8 @@ DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
  *   q8_0: the 8 vectors (w ^ 0x80)                                  32 + 512      = 16 x 34
  *   q4_0: 4 vectors of nibble pairs, low nibble vector p, high p + 4 32 + 256      = 16 x 18
  *   q5_0: the q4_0 nibbles, then per vector a 64-bit mask of fifth bits 32 + 256 + 64 = 16 x 22
+ *   iq4_nl: the q4_0 nibbles (indices; levels + 128 looked up by vpshufb) 32 + 256 = 16 x 18
+ *   mxfp4: the 16 rows' e8m0 exponents (bytes), then as iq4_nl          16 + 256 = 16 x 17
  * so a group is 16 rows' bytes exactly, and rows r0.. (r0 a multiple of 16) start at
  * r0 * row_bytes as in the file. One sequential stream per group (separate row streams read
  * memory at a third of the speed here), no packing per call, and every token count takes the
@@ -483,11 +494,24 @@ DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
     }
 
 static inline size_t pk_block_bytes(int type) {
-    return type == QR_TYPE_Q8_0 ? 32 + 512 : type == QR_TYPE_Q4_0 ? 32 + 256 : 32 + 256 + 64;
+    return type == QR_TYPE_Q8_0                                 ? 32 + 512
+           : type == QR_TYPE_Q4_0 || type == QR_TYPE_IQ4_NL ? 32 + 256
+           : type == QR_TYPE_MXFP4                          ? 16 + 256
+                                                                : 32 + 256 + 64;
+}
+/* bytes of an x16 block before its weight vectors: 16 f16 scales, or 16 e8m0 exponents */
+static inline size_t pk_head_bytes(int type) {
+    return type == QR_TYPE_MXFP4 ? 16 : 32;
 }
 
-/* block b of row `row` of a file-layout tensor as unsigned bytes (w + offset); its f16 scale */
+/* block b of row `row` of a file-layout tensor as unsigned bytes (w + offset); its f16 scale
+ * (mxfp4: its exponent byte) */
 static inline __m256i pk_decode_row(int type, const char *row, int64_t b, uint16_t *d) {
+    if (type == QR_TYPE_MXFP4) { /* the indices, as q4_0's nibbles */
+        const block_mxfp4 *x = (const block_mxfp4 *)row + b;
+        *d = x->e;
+        return nibbles32_u(x->qs);
+    }
     if (type == QR_TYPE_Q8_0) {
         const block_q8_0 *x = (const block_q8_0 *)row + b;
         *d = x->d;
@@ -498,6 +522,11 @@ static inline __m256i pk_decode_row(int type, const char *row, int64_t b, uint16
         *d = x->d;
         return decode_u_q4_0(x);
     }
+    if (type == QR_TYPE_IQ4_NL) { /* the indices, as q4_0's nibbles */
+        const block_iq4_nl *x = (const block_iq4_nl *)row + b;
+        *d = x->d;
+        return nibbles32_u(x->qs);
+    }
     const block_q5_0 *x = (const block_q5_0 *)row + b;
     *d = x->d;
     return decode_u_q5_0(x);
@@ -505,6 +534,7 @@ static inline __m256i pk_decode_row(int type, const char *row, int64_t b, uint16
 
 static void pack_x16(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
     const size_t rb = qr_type_row_bytes(type, n), xb = pk_block_bytes(type);
+    const size_t hb = pk_head_bytes(type);
     const int64_t nb = n / QK8_0;
     const __m256i lo = _mm256_set1_epi8(0x0F);
     for (int64_t r0 = 0; r0 + PK_ROWS <= n_rows; r0 += PK_ROWS) {
@@ -514,7 +544,10 @@ static void pack_x16(int type, const void *w, int64_t n, int64_t n_rows, void *o
             for (int r = 0; r < PK_ROWS; r++) {
                 uint16_t d;
                 v[r] = pk_decode_row(type, (const char *)w + (size_t)(r0 + r) * rb, b, &d);
-                memcpy(o + 2 * r, &d, 2);
+                if (type == QR_TYPE_MXFP4)
+                    o[r] = (uint8_t)d;
+                else
+                    memcpy(o + 2 * r, &d, 2);
             }
             transpose8_epi32(v);
             transpose8_epi32(v + 8);
@@ -527,7 +560,7 @@ static void pack_x16(int type, const void *w, int64_t n, int64_t n_rows, void *o
                 }
                 for (int p = 0; p < 4; p++)
                     _mm256_storeu_si256(
-                        (__m256i *)(o + 32 + 64 * p + 32 * h),
+                        (__m256i *)(o + hb + 64 * p + 32 * h),
                         _mm256_or_si256(_mm256_and_si256(u[p], lo),
                                         _mm256_slli_epi16(_mm256_and_si256(u[p + 4], lo), 4)));
                 if (type == QR_TYPE_Q5_0)
@@ -546,11 +579,12 @@ static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, floa
     const size_t xb = pk_block_bytes(type);
     const int rr = (int)(row % PK_ROWS);
     const int offset = type == QR_TYPE_Q8_0 ? 128 : type == QR_TYPE_Q4_0 ? 8 : 16;
+    const size_t hb = pk_head_bytes(type);
     const uint8_t *o = (const uint8_t *)w + (size_t)(row - rr) * qr_type_row_bytes(type, n);
     for (int64_t b = 0; b < n / QK8_0; b++, o += xb) {
         uint16_t dh;
         memcpy(&dh, o + 2 * rr, 2);
-        const float d = f16(dh);
+        const float d = type == QR_TYPE_MXFP4 ? qr_e8m0_to_fp32_half(o[rr]) : f16(dh);
         for (int g = 0; g < 8; g++)
             for (int k = 0; k < 4; k++) {
                 const int lane = 4 * rr + k;
@@ -558,7 +592,7 @@ static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, floa
                 if (type == QR_TYPE_Q8_0) {
                     u = o[32 + 64 * g + lane];
                 } else {
-                    const uint8_t q = o[32 + 64 * (g & 3) + lane];
+                    const uint8_t q = o[hb + 64 * (g & 3) + lane];
                     u = g < 4 ? q & 0x0F : q >> 4;
                     if (type == QR_TYPE_Q5_0) {
                         uint64_t m;
@@ -566,7 +600,9 @@ static void packed_row_x16(int type, const void *w, int64_t n, int64_t row, floa
                         u |= (int)((m >> lane) & 1) << 4;
                     }
                 }
-                out[b * QK8_0 + 4 * g + k] = (float)(u - offset) * d;
+                out[b * QK8_0 + 4 * g + k] = type == QR_TYPE_IQ4_NL ? d * (float)qr_kvalues_iq4nl[u]
+                                             : type == QR_TYPE_MXFP4 ? (float)qr_kvalues_mxfp4[u] * d
+                                                                     : (float)(u - offset) * d;
             }
     }
 }
@@ -745,6 +781,66 @@ static void packed_row_k_x16(int type, const void *w, int64_t n, int64_t row, fl
     }
 }
 
+/* ---- iq4_xs repacked: 16-row groups, one x16 superblock per 256 columns, as q4_K's ----
+ *   d[16] (f16) | scales - 32 [j][r] (int8) | per sub-block j four vectors of nibble pairs
+ *   (the indices; low: vector 8j+i, high: 8j+i+4)                     2208 = 16 x 138
+ * (2 bytes per row and superblock more than the file: the scales as bytes). The kernel looks
+ * the indices up as levels + 128 (vpshufb) and starts each half sub-block's sum at -128 times
+ * the activation's sum of it. */
+#define PK_IQ4XS_BYTES 2208
+
+static void pack_iq4xs_x16(const void *w, int64_t n, int64_t n_rows, void *out) {
+    const size_t rb = qr_type_row_bytes(QR_TYPE_IQ4_XS, n);
+    const int64_t nsb = n / QK_K;
+    uint8_t vec[64][64];
+    for (int64_t r0 = 0; r0 + PK_ROWS <= n_rows; r0 += PK_ROWS) {
+        uint8_t *o = (uint8_t *)out + (size_t)(r0 / PK_ROWS) * PK_IQ4XS_BYTES * (size_t)nsb;
+        for (int64_t sb = 0; sb < nsb; sb++, o += PK_IQ4XS_BYTES) {
+            for (int r = 0; r < PK_ROWS; r++) {
+                const block_iq4_xs *b = (const block_iq4_xs *)((const char *)w + (size_t)(r0 + r) * rb) + sb;
+                const unsigned sh = qr_rd_u16(&b->scales_h);
+                memcpy(o + 2 * r, &b->d, 2);
+                uint8_t q[QK_K];
+                for (int j = 0; j < 8; j++) {
+                    const int ls = ((b->scales_l[j / 2] >> (4 * (j % 2))) & 15) | (((sh >> (2 * j)) & 3) << 4);
+                    o[32 + 16 * j + r] = (uint8_t)(int8_t)(ls - 32);
+                    for (int e = 0; e < 16; e++) {
+                        q[32 * j + e] = b->qs[16 * j + e] & 15;
+                        q[32 * j + e + 16] = b->qs[16 * j + e] >> 4;
+                    }
+                }
+                for (int g = 0; g < 64; g++) /* the dword transpose */
+                    memcpy(&vec[g][4 * r], q + 4 * g, 4);
+            }
+            for (int j = 0; j < 8; j++)
+                for (int i = 0; i < 4; i++)
+                    for (int b = 0; b < 64; b++)
+                        o[160 + 256 * j + 64 * i + b] =
+                            (uint8_t)(vec[8 * j + i][b] | vec[8 * j + i + 4][b] << 4);
+        }
+    }
+}
+
+/* row `row` of a packed iq4_xs tensor, dequantized as the file's row would be */
+static void packed_row_iq4xs_x16(const void *w, int64_t n, int64_t row, float *out) {
+    const int64_t nsb = n / QK_K;
+    const int rr = (int)(row % PK_ROWS);
+    const uint8_t *o = (const uint8_t *)w + (size_t)(row / PK_ROWS) * PK_IQ4XS_BYTES * (size_t)nsb;
+    for (int64_t sb = 0; sb < nsb; sb++, o += PK_IQ4XS_BYTES, out += QK_K) {
+        uint16_t h;
+        memcpy(&h, o + 2 * rr, 2);
+        const float d = f16(h);
+        for (int j = 0; j < 8; j++) {
+            const float dl = d * (float)(int8_t)o[32 + 16 * j + rr];
+            for (int e = 0; e < 32; e++) {
+                const int g = 8 * j + e / 4, lane = 4 * rr + e % 4;
+                const uint8_t b = o[160 + 256 * j + 64 * (g % 4) + lane];
+                out[32 * j + e] = dl * (float)qr_kvalues_iq4nl[g % 8 < 4 ? b & 0xF : b >> 4];
+            }
+        }
+    }
+}
+
 /* ---- f16 and bf16 repacked: 16-row groups, column-major within a group ----
  * Column c of a group is 32 bytes, its 16 rows' halves in row order, so one 256-bit load
  * converted to floats is 16 rows' weights of one column: a multiply-add with the broadcast
@@ -771,6 +867,8 @@ static inline bool is_half(int type) {
 static void pack_any_x16(int type, const void *w, int64_t n, int64_t n_rows, void *out) {
     if (type == QR_TYPE_Q4_K || type == QR_TYPE_Q6_K)
         pack_k_x16(type, w, n, n_rows, out);
+    else if (type == QR_TYPE_IQ4_XS)
+        pack_iq4xs_x16(w, n, n_rows, out);
     else if (is_half(type))
         pack_half_x16(w, n, n_rows, out);
     else
@@ -779,6 +877,8 @@ static void pack_any_x16(int type, const void *w, int64_t n, int64_t n_rows, voi
 static void packed_row_any_x16(int type, const void *w, int64_t n, int64_t row, float *out) {
     if (type == QR_TYPE_Q4_K || type == QR_TYPE_Q6_K)
         packed_row_k_x16(type, w, n, row, out);
+    else if (type == QR_TYPE_IQ4_XS)
+        packed_row_iq4xs_x16(w, n, row, out);
     else if (is_half(type))
         packed_row_half_x16(type, w, n, row, out);
     else
@@ -787,6 +887,7 @@ static void packed_row_any_x16(int type, const void *w, int64_t n, int64_t row, 
 /* bytes per row of the packed layout (whole groups: a group is PK_ROWS times this) */
 static size_t packed_row_bytes_x16(int type, int64_t n) {
     if (type == QR_TYPE_Q4_K) return (size_t)(n / QK_K) * (PK_KQ4_BYTES / PK_ROWS);
+    if (type == QR_TYPE_IQ4_XS) return (size_t)(n / QK_K) * (PK_IQ4XS_BYTES / PK_ROWS);
     return qr_type_row_bytes(type, n);
 }
 
@@ -802,13 +903,38 @@ TILE void pk_nibbles(const uint8_t *p, __m512i v[8]) {
     }
 }
 
+/* iq4_nl's 16 levels + 128 (unsigned, 1..241) in every 128-bit lane, for vpshufb */
+static inline __m512i pk_iq4_levels_u(void) {
+    return _mm512_broadcast_i32x4(_mm_xor_si128(_mm256_castsi256_si128(iq4nl_levels()),
+                                                _mm_set1_epi8((char)0x80)));
+}
+
+/* mxfp4's 16 doubled e2m1 levels + 128, likewise */
+static inline __m512i pk_mxfp4_levels_u(void) {
+    return _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)qr_kvalues_mxfp4),
+                                                _mm_set1_epi8((char)0x80)));
+}
+
+/* 16 e8m0 exponents to 2^(e - 128) (e = 0, 1: the subnormals, as qr_e8m0_to_fp32_half) */
+static inline __m512 pk_e8m0_half(const uint8_t *e) {
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)e));
+    const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(v, _mm512_set1_epi32(1)), 23);
+    const __m512i sub = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), v);
+    return _mm512_castsi512_ps(
+        _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(v, _mm512_set1_epi32(2)), normal, sub));
+}
+
 /* the 8 weight vectors of one x16 block */
 TILE void pk_decode(const uint8_t *xb, const int type, __m512i v[8]) {
     if (type == QR_TYPE_Q8_0) {
         UNROLL for (int g = 0; g < 8; g++) v[g] = _mm512_loadu_si512(xb + 32 + 64 * g);
         return;
     }
-    pk_nibbles(xb + 32, v);
+    pk_nibbles(xb + pk_head_bytes(type), v);
+    if (type == QR_TYPE_IQ4_NL)
+        UNROLL for (int g = 0; g < 8; g++) v[g] = _mm512_shuffle_epi8(pk_iq4_levels_u(), v[g]);
+    if (type == QR_TYPE_MXFP4)
+        UNROLL for (int g = 0; g < 8; g++) v[g] = _mm512_shuffle_epi8(pk_mxfp4_levels_u(), v[g]);
     if (type == QR_TYPE_Q5_0)
         UNROLL for (int g = 0; g < 8; g++) {
             uint64_t m;
@@ -829,7 +955,9 @@ static bool pk_prefetch_always;
 TILE void pk_group(const uint8_t *xw, int64_t nb, const int type, const char *a, size_t as,
                    size_t yd_off, size_t ysum_off, float *y, int64_t ys, const int NT) {
     const size_t xbytes = pk_block_bytes(type);
-    const int shift = type == QR_TYPE_Q8_0 ? 7 : type == QR_TYPE_Q4_0 ? 3 : 4;
+    const int shift = type == QR_TYPE_Q8_0 || type == QR_TYPE_IQ4_NL || type == QR_TYPE_MXFP4 ? 7
+                      : type == QR_TYPE_Q4_0                                                   ? 3
+                                                                                               : 4;
     __m512 acc[PK_MAX_TOKENS];
     UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, xw += xbytes) {
@@ -841,7 +969,8 @@ TILE void pk_group(const uint8_t *xw, int64_t nb, const int type, const char *a,
             for (size_t c = 0; c < xbytes; c += 64)
                 _mm_prefetch((const char *)xw + 2048 + c, _MM_HINT_T0);
         pk_decode(xw, type, v);
-        const __m512 xd = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
+        const __m512 xd = type == QR_TYPE_MXFP4 ? pk_e8m0_half(xw)
+                                                : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
         /* the tokens' chains of 8 multiply-adds side by side, so their latencies overlap */
         __m512i s[PK_MAX_TOKENS];
         UNROLL for (int t = 0; t < NT; t++) s[t] = _mm512_set1_epi32(
@@ -868,12 +997,16 @@ TILE void pk_group(const uint8_t *xw, int64_t nb, const int type, const char *a,
 PK_LEGACY_GROUP(pk_group_q4_0, QR_TYPE_Q4_0)
 PK_LEGACY_GROUP(pk_group_q5_0, QR_TYPE_Q5_0)
 PK_LEGACY_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
+PK_LEGACY_GROUP(pk_group_iq4_nl, QR_TYPE_IQ4_NL)
+PK_LEGACY_GROUP(pk_group_mxfp4, QR_TYPE_MXFP4)
 #define PK_CASES(group)                                                                            \
     PK_CASE(8, group) PK_CASE(7, group) PK_CASE(6, group) PK_CASE(5, group) PK_CASE(4, group)      \
     PK_CASE(3, group) PK_CASE(2, group)
 DEFINE_PK_GEMM(pk_gemm_q4_0, pk_group_q4_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q5_0, pk_group_q5_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_iq4_nl, pk_group_iq4_nl, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_mxfp4, pk_group_mxfp4, QK8_0)
 
 /* one 16-row group of f16 / bf16 times NT <= 8 tokens: per column one conversion, NT
  * multiply-adds; one token keeps 4 chains of sums (columns c mod 4), two tokens 2 */
@@ -1061,8 +1194,50 @@ TILE void pk_group_q6_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
     UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
+/* one 16-row group of iq4_xs times NT <= 8 tokens */
+TILE void pk_group_iq4_xs(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
+                          int64_t ys, const int NT) {
+    const __m512i levels = pk_iq4_levels_u();
+    __m512 acc[PK_MAX_TOKENS];
+    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; sb++, xw += PK_IQ4XS_BYTES) {
+        if (pk_prefetch_always)
+            for (int c = 0; c < PK_IQ4XS_BYTES; c += 64)
+                _mm_prefetch((const char *)xw + PK_PREFETCH_K + c, _MM_HINT_T0);
+        __m512i isum[PK_MAX_TOKENS];
+        UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            __m512i v[8];
+            pk_nibbles(xw + 160 + 256 * j, v);
+            UNROLL for (int g = 0; g < 8; g++) v[g] = _mm512_shuffle_epi8(levels, v[g]);
+            const __m512i sc =
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(xw + 32 + 16 * j)));
+            UNROLL for (int t = 0; t < NT; t++) {
+                const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
+                const int8_t *yq = yb->qs + 32 * j;
+                __m512i s0 = _mm512_set1_epi32(-128 * yb->bsums[2 * j]);
+                __m512i s1 = _mm512_set1_epi32(-128 * yb->bsums[2 * j + 1]);
+                UNROLL for (int g = 0; g < 4; g++) {
+                    s0 = _mm512_dpbusd_epi32(s0, v[g], _mm512_set1_epi32((int)qr_rd_u32(yq + 4 * g)));
+                    s1 = _mm512_dpbusd_epi32(s1, v[g + 4],
+                                             _mm512_set1_epi32((int)qr_rd_u32(yq + 16 + 4 * g)));
+                }
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc));
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
+        UNROLL for (int t = 0; t < NT; t++) {
+            const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]),
+                                     _mm512_mul_ps(d, _mm512_set1_ps(yb->d)), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
 DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_q6_K, pk_group_q6_K, QK_K)
+DEFINE_PK_GEMM(pk_gemm_iq4_xs, pk_group_iq4_xs, QK_K)
 
 
 #define IL_PREFIX(il, nr_var)                                                                      \
@@ -1286,11 +1461,6 @@ DEFINE_GEMM2(gemm_q8_0, tile_q8_0, IL_PREFIX(il_gemm_q8_0, nr))
  * quants within +-127): maddubs's 16-bit pair sums are exact, and the sub-block's 6-bit scale
  * multiplies them in the same widening step (vpdpwssd / pmaddwd), integer over the superblock
  * as ggml_vec_dot_iq4_xs_q8_K's AVX2 path. */
-static inline __m256i iq4nl_levels(void) {
-    return _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89,
-                            113, -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69,
-                            89, 113);
-}
 static inline __m256i decode_u_iq4_nl(const block_iq4_nl *b) {
     const __m256i w = _mm256_shuffle_epi8(iq4nl_levels(), nibbles32_u(b->qs));
 #if QR_VNNI
@@ -1971,5 +2141,9 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm_packed[QR_TYPE_BF16] = pk_gemm_bf16;
 #if QR_VNNI /* on AVX2, q6_K's file-layout kernel generates faster (21 against 16 GB/s) */
     k->gemm_packed[QR_TYPE_Q6_K] = pk_gemm_q6_K;
+    /* iq4_nl / iq4_xs / mxfp4: only with VNNI (AVX2 keeps the file-layout tiles) */
+    k->gemm_packed[QR_TYPE_IQ4_NL] = pk_gemm_iq4_nl;
+    k->gemm_packed[QR_TYPE_IQ4_XS] = pk_gemm_iq4_xs;
+    k->gemm_packed[QR_TYPE_MXFP4] = pk_gemm_mxfp4;
 #endif
 }

@@ -14,6 +14,7 @@
 #define QR_TENSOR_BLOCKS_H
 
 #include <stdint.h>
+#include <string.h>
 
 #define QK4_0 32
 #define QK4_1 32
@@ -259,5 +260,15 @@ typedef struct block_mxfp4 {
     uint8_t qs[QK_MXFP4 / 2];
 } block_mxfp4;
 _Static_assert(sizeof(block_mxfp4) == 17, "block_mxfp4 size");
+
+/* e8m0 exponent e to 2^(e - 128), half of 2^(e - 127) because kvalues_mxfp4 holds doubled
+ * e2m1 values (ggml's GGML_E8M0_TO_FP32_HALF): e = 0 and 1 are the subnormals 2^-128 and
+ * 2^-127; e = 255 gives 2^127, not NaN, as ggml's */
+static inline float qr_e8m0_to_fp32_half(uint8_t e) {
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
 
 #endif

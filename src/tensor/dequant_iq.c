@@ -222,20 +222,10 @@ void qr_dequant_tq2_0(const void *src, float *dst, int64_t n) {
     }
 }
 
-/* e8m0 exponent e to 2^(e - 128), i.e. half of 2^(e - 127) because kvalues_mxfp4 holds doubled
- * e2m1 values (ggml's GGML_E8M0_TO_FP32_HALF): e = 0 and 1 are the subnormals 2^-128 and
- * 2^-127; e = 255 gives 2^127, not NaN, as ggml's */
-static float e8m0_to_fp32_half(uint8_t e) {
-    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 void qr_dequant_mxfp4(const void *src, float *dst, int64_t n) {
     const block_mxfp4 *b = src;
     for (int64_t i = 0; i < n / QK_MXFP4; i++, dst += QK_MXFP4) {
-        const float d = e8m0_to_fp32_half(b[i].e);
+        const float d = qr_e8m0_to_fp32_half(b[i].e);
         for (int j = 0; j < QK_MXFP4 / 2; j++) {
             dst[j] = (float)qr_kvalues_mxfp4[b[i].qs[j] & 15] * d;
             dst[j + QK_MXFP4 / 2] = (float)qr_kvalues_mxfp4[b[i].qs[j] >> 4] * d;

@@ -257,14 +257,6 @@ void qr_quant_tq2_0(const float *src, void *dst, int64_t n) {
     }
 }
 
-/* e8m0 exponent e to 2^(e - 128), half of 2^(e - 127): kvalues_mxfp4 holds doubled values
- * (ggml's ggml_e8m0_to_fp32_half) */
-static float e8m0_to_fp32_half(uint8_t e) {
-    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 
 /* the e2m1 level nearest x at scale d (the first on ties), as ggml's best_index_mxfp4 */
 static int best_index_mxfp4(float x, float d) {
@@ -292,7 +284,7 @@ void qr_quant_mxfp4(const float *src, void *dst, int64_t n) {
          * x86 makes of ggml's out-of-range conversion (0x80000000). */
         const uint8_t e =
             amax > 0.0f && amax <= FLT_MAX ? (uint8_t)(int)(floorf(log2f(amax)) - 2 + 127) : 0;
-        const float d = e8m0_to_fp32_half(e);
+        const float d = qr_e8m0_to_fp32_half(e);
         y[i].e = e;
         for (int j = 0; j < QK_MXFP4 / 2; j++) {
             const int lo = best_index_mxfp4(x[j], d), hi = best_index_mxfp4(x[j + QK_MXFP4 / 2], d);

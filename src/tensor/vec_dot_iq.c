@@ -297,20 +297,12 @@ void qr_vec_dot_tq2_0(int64_t n, float *out, const void *vx, const void *vy) {
     *out = sumf;
 }
 
-/* e8m0 exponent to 2^(e - 128) (see dequant_iq.c: kvalues_mxfp4 holds doubled values) */
-static float e8m0_to_fp32_half(uint8_t e) {
-    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 void qr_vec_dot_mxfp4(int64_t n, float *out, const void *vx, const void *vy) {
     const block_mxfp4 *x = vx;
     const block_q8_0 *y = vy;
     float sumf = 0.f;
     for (int64_t i = 0; i < n / QK_MXFP4; i++) {
-        const float d = qr_fp16_to_fp32(y[i].d) * e8m0_to_fp32_half(x[i].e);
+        const float d = qr_fp16_to_fp32(y[i].d) * qr_e8m0_to_fp32_half(x[i].e);
         int sumi1 = 0, sumi2 = 0;
         for (int j = 0; j < QK_MXFP4 / 2; j++) {
             sumi1 += y[i].qs[j] * qr_kvalues_mxfp4[x[i].qs[j] & 15];

@@ -35,6 +35,16 @@ typedef struct preset {
     RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"        \
                     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
+/* gpt-4o (o200k: gpt-oss, llama4): letter runs split at case changes, in llama.cpp's
+ * rewriting of the tokenizer.json regex: an "upper" letter is any letter but a-z, a "lower"
+ * one any letter but A-Z (so caseless scripts are both), contractions after either run */
+#define RE_GPT4O_UPPER "((?=[\\p{L}])([^a-z]))"
+#define RE_GPT4O_LOWER "((?=[\\p{L}])([^A-Z]))"
+#define RE_GPT4O                                                                                   \
+    "[^\\r\\n\\p{L}\\p{N}]?" RE_GPT4O_UPPER "*" RE_GPT4O_LOWER "+" RE_CONTRACTIONS          \
+    "?|[^\\r\\n\\p{L}\\p{N}]?" RE_GPT4O_UPPER "+" RE_GPT4O_LOWER "*" RE_CONTRACTIONS        \
+    "?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
 static const preset presets[] = {
     {"default",
      true,
@@ -48,6 +58,7 @@ static const preset presets[] = {
      {RE_LLAMA3}},
     {"dbrx|smaug-bpe", true, false, false, {RE_LLAMA3}},
     {"qwen2|deepseek-r1-qwen|kormo|f2llmv2", false, false, false, {RE_QWEN2}},
+    {"gpt-4o|llama4|kanana2|talkie|minimax-m2", false, false, false, {RE_GPT4O}},
     {"megrez|stablelm2", true, false, false, {RE_QWEN2}},
     {"starcoder|refact|codeshell|exaone|minerva-7b|mellum2",
      true,

@@ -124,8 +124,8 @@ static void check_set_packed(const qr_kernels *set) {
                                   tokens[ki], true);
     }
     if (!set->pack) print_message("%s kernels: no repacked layout\n", set->name);
-    else /* f16, bf16, q4_0, q5_0, q8_0, q4_K; with VNNI also q6_K */
-        assert_int_equal(n_types, strcmp(set->name, "avx512") == 0 ? 7 : 6);
+    else /* f16, bf16, q4_0, q5_0, q8_0, q4_K; with VNNI also q6_K, iq4_nl, iq4_xs, mxfp4 */
+        assert_int_equal(n_types, strcmp(set->name, "avx512") == 0 ? 10 : 6);
 }
 
 static void check_set(const qr_kernels *set) {
@@ -442,6 +442,41 @@ static void check_iq4(const qr_kernels *set) {
     }
 }
 
+/* mxfp4's packed kernel converts the 16 rows' e8m0 exponents with vector ops: every exponent
+ * (row r of 240 has e = r, so e = 0 and 1 are the subnormal scales 2^-128, 2^-127; then 2^-1
+ * .. 2^111), random indices, against the reference per row with no absolute floor */
+static void check_mxfp4_exponents(const qr_kernels *set) {
+    if (!set->gemm_packed[QR_TYPE_MXFP4]) return;
+    enum { NR = 240, NB = 3, NT = 5 };
+    const int64_t n = NB * 32;
+    const size_t rb = qr_type_row_bytes(QR_TYPE_MXFP4, n);
+    uint8_t *w = malloc(rb * NR), *pw = malloc(set->packed_row_bytes(QR_TYPE_MXFP4, n) * NR);
+    float *x = malloc(sizeof(float) * n * NT), *wd = malloc(sizeof(float) * n * NR);
+    float *y = malloc(sizeof(float) * NR * NT), *y_ref = malloc(sizeof(float) * NR * NT);
+    char *act = malloc(qr_act_bytes(QR_TYPE_MXFP4, n, NT));
+    assert_true(w && pw && x && wd && y && y_ref && act);
+    for (size_t i = 0; i < rb * NR; i++) w[i] = (uint8_t)(rand() & 0xFF);
+    for (int r = 0; r < NR; r++)
+        for (int b = 0; b < NB; b++) w[r * rb + 17 * b] = (uint8_t)r; /* the exponent byte */
+    assert_int_equal(qr_dequantize(QR_TYPE_MXFP4, w, wd, n * NR), QR_OK);
+    qr_test_fill_random(x, n * NT);
+    const size_t stride = qr_act_convert(QR_TYPE_MXFP4, x, n, NT, act);
+    set->pack(QR_TYPE_MXFP4, w, n, NR, pw);
+    set->gemm_packed[QR_TYPE_MXFP4](n, pw, set->packed_row_bytes(QR_TYPE_MXFP4, n), act, stride, y,
+                                    NR, NR, NT);
+    qr_kernels_named("scalar")->gemm[QR_TYPE_MXFP4](n, w, rb, act, stride, y_ref, NR, NR, NT);
+    for (int t = 0; t < NT; t++)
+        for (int r = 0; r < NR; r++) {
+            double mag = 0.0;
+            for (int64_t i = 0; i < n; i++) mag += fabs((double)wd[r * n + i] * (double)x[t * n + i]);
+            const double diff = fabs((double)y[t * NR + r] - (double)y_ref[t * NR + r]);
+            if (!(diff <= GEMM_REL_TOL * mag))
+                fail_msg("%s mxfp4 packed: e = %d, token %d: %.9g, reference %.9g", set->name, r, t,
+                         (double)y[t * NR + r], (double)y_ref[t * NR + r]);
+        }
+    free(w), free(pw), free(x), free(wd), free(y), free(y_ref), free(act);
+}
+
 /* every check of one SIMD set, or a skip naming what this CPU lacks */
 static void check_named_set(const char *name, const char *lacks) {
     const qr_kernels *set = qr_kernels_named(name);
@@ -453,6 +488,7 @@ static void check_named_set(const char *name, const char *lacks) {
     check_iq4(set);
     check_set_prompt(set);
     check_set_packed(set);
+    check_mxfp4_exponents(set);
     check_quant(set);
     check_f16(set);
     check_exp(set);

@@ -85,7 +85,7 @@ static void fill_weights(int type, unsigned char *w, size_t bytes, int fill) {
 static void check_type(const qr_kernels *set, const qr_kernels *ref, int type) {
     static const int64_t sbs[] = {1, 2, 3, 7, 33}; /* 33: past the row scratch */
     static const int64_t mx_blocks[] = {1, 3, 4, 5, 8, 17};
-    static const int64_t rows[] = {1, 2, 5};
+    static const int64_t rows[] = {1, 2, 5, 16, 35};
     static const int64_t tokens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
     const qr_type_traits *tr = qr_type_traits_get(type);
     assert_non_null(set->gemm[type]);

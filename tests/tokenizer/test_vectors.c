@@ -53,11 +53,10 @@ static bool roundtrip_exception(const char *vocab, const char *text, size_t len,
 
 static int n_case_failures;
 
-static void check_vocab(const char *name) {
-    char path[1024], inp_path[1100], out_path[1100];
-    snprintf(path, sizeof(path), "%s/tokenizer-vectors/ggml-vocab-%s.gguf", QR_SHARED_DIR, name);
-    snprintf(inp_path, sizeof(inp_path), "%s.inp", path);
-    snprintf(out_path, sizeof(out_path), "%s.out", path);
+/* the texts of inp_path (test-tokenizer-0 format) through the vocabulary at path against the ids
+ * of out_path, and back */
+static void check_vocab_files(const char *name, const char *path, const char *inp_path,
+                              const char *out_path) {
     qr_gguf *g;
     qr_vocab *v = load_vocab(path, &g);
     size_t inp_len = 0, out_len = 0;
@@ -116,6 +115,36 @@ static void check_vocab(const char *name) {
     free(outs);
     qr_vocab_free(v);
     qr_gguf_free(g);
+}
+
+static void check_vocab(const char *name) {
+    char path[1024], inp_path[1100], out_path[1100];
+    snprintf(path, sizeof(path), "%s/tokenizer-vectors/ggml-vocab-%s.gguf", QR_SHARED_DIR, name);
+    snprintf(inp_path, sizeof(inp_path), "%s.inp", path);
+    snprintf(out_path, sizeof(out_path), "%s.out", path);
+    check_vocab_files(name, path, inp_path, out_path);
+}
+
+/* The "gpt-4o" pre-tokenizer (gpt-oss, llama4): no such vocabulary is in ../shared, so qwen2's
+ * with tokenizer.ggml.pre set to "gpt-4o", written into the build folder, against llama.cpp's
+ * ids for the same file (tests/tokenizer/mk_gpt4o_refs.py): qwen2's texts and some with case
+ * runs, contractions in capitals, digit runs and accented capitals, where the presets differ. */
+static void check_gpt4o(void) {
+    qr_gguf *src;
+    const char *qwen2 = QR_SHARED_DIR "/tokenizer-vectors/ggml-vocab-qwen2.gguf";
+    if (qr_gguf_open(qwen2, &src) != QR_OK) fail_msg("%s: %s", qwen2, qr_last_error());
+    qr_gguf_writer *w = qr_gguf_writer_create();
+    assert_non_null(w);
+    for (int64_t i = 0; i < qr_gguf_n_kv(src); i++)
+        assert_int_equal(qr_gguf_writer_set(w, qr_gguf_key(src, i), qr_gguf_value_at(src, i)), QR_OK);
+    assert_int_equal(qr_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt-4o"), QR_OK);
+    const char *path = "test-vocab-gpt4o.gguf"; /* in the build folder (the working directory) */
+    assert_int_equal(qr_gguf_writer_write(w, path), QR_OK);
+    qr_gguf_writer_free(w);
+    qr_gguf_free(src);
+    check_vocab_files("gpt-4o", path, QR_TEST_DIR "/tokenizer/data/gpt4o.inp",
+                      QR_TEST_DIR "/tokenizer/data/gpt4o.out");
+    remove(path);
 }
 
 /* ---- a few JSON helpers, enough for ../shared/reference/<model>.json ---- */
@@ -294,6 +323,7 @@ static void test_vectors_all(void **state) {
     n_case_failures = 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         check_vocab(names[i]);
+    check_gpt4o();
     assert_int_equal(n_case_failures, 0);
 }
 
