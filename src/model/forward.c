@@ -265,7 +265,7 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
             kn->dot_f32(hd, qr + h * hd, (const float *)kc + off, hd, rows, scores + h * S + first);
     for (int h = 0; h < ng; h++) {
         if (hp->attn_softcap > 0.0f) softcap(scores + h * S + first, rows, hp->attn_softcap);
-        kn->softmax(scores + h * S + first, rows, hp->kq_scale);
+        kn->softmax(scores + h * S + first, rows, hp->kq_scale, -INFINITY);
         kv_round(ctx, scores + h * S + first, rows);
     }
     memset(out, 0, (size_t)(ng * hd) * sizeof *out);
@@ -341,7 +341,7 @@ static void ffn_dense(qr_context *ctx, int l, const float *h, int32_t n, float *
  * probable, best first (the lower index on ties); their weights p / sum of the k p's, the sum
  * taken in double and kept at least 2^-14 as ggml_sum_rows and ggml_clamp do. */
 static void route(float *p, int32_t n_expert, int32_t k, int32_t *choice, float *weight) {
-    qr_kernels_best()->softmax(p, n_expert, 1.0f);
+    qr_kernels_best()->softmax(p, n_expert, 1.0f, -INFINITY);
     double sum = 0.0;
     for (int32_t i = 0; i < k; i++) {
         int32_t best = -1;
