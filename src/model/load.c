@@ -515,7 +515,16 @@ static qr_status load_weights(qr_model *m) {
         }
         BIND(wo, "attn_output.weight", q_dim, d, true);
         BIND(bo, "attn_output.bias", d, 0, fl & QR_ARCH_OUT_BIAS);
-        if (fl & QR_ARCH_ATTN_SINKS) BIND(attn_sinks, "attn_sinks.weight", hp->n_head, 0, true);
+        if (fl & QR_ARCH_ATTN_SINKS) { /* one logit per query head */
+            const qr_gguf_tensor *t = qr_gguf_find_tensor(m->gguf, NAME("attn_sinks.weight"));
+            if (t && (t->ne[0] != hp->n_head || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1))
+                return qr_error(QR_ERR_FORMAT,
+                                "attention sinks '%s' have shape [%lld, %lld, %lld, %lld], "
+                                "expected [%d] (attention.head_count)",
+                                name, (long long)t->ne[0], (long long)t->ne[1],
+                                (long long)t->ne[2], (long long)t->ne[3], hp->n_head);
+            BIND(attn_sinks, "attn_sinks.weight", hp->n_head, 0, true);
+        }
         if (qk_norm) {
             BIND(q_norm, "attn_q_norm.weight", q_norm_dim, 0, true);
             BIND(k_norm, "attn_k_norm.weight", k_norm_dim, 0, true);
