@@ -388,11 +388,11 @@ static void route(float *p, int32_t n_expert, int32_t k, bool topk_softmax, int3
 }
 
 /* The mixture-of-experts FFN: each token is routed to hp.n_expert_used experts and gets the
- * weighted sum of their gated FFNs (with their biases, if any). The batch is grouped by expert: an expert's tokens are
- * gathered into one sub-batch that its gate, up and down products run on (so each chosen
- * expert's matrices are read once per batch, split over the threads by rows like any
- * product, and an expert no token chose is not read at all), and its outputs are added into
- * the tokens' sums with their weights. out may be h. */
+ * weighted sum of their gated FFNs (with their biases, if any). The batch is grouped by
+ * expert: an expert's tokens are gathered into one sub-batch that its gate, up and down
+ * products run on (so each chosen expert's matrices are read once per batch, split over the
+ * threads by rows like any product, and an expert no token chose is not read at all), and its
+ * outputs are added into the tokens' sums with their weights. out may be h. */
 static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float *out) {
     const qr_model *m = ctx->model;
     const qr_layer *L = &m->layers[l];
