@@ -340,9 +340,13 @@ typedef void (*qr_debug_fn)(const char *name, const float *data, int64_t ne0, in
  * weight's GGUF tensor name ("blk.3.attn_q.weight"; a fused tensor such as phi3's attn_qkv
  * once, under its own name) and the product's f32 input, n_rows rows of n_cols values, as they
  * are before any conversion for the kernels. The rows are the tokens of one forward step (at
- * most n_batch). What qr_imatrix_compute collects its statistics with; NULL: not called. */
-typedef void (*qr_matmul_fn)(const char *weight, const float *x, int64_t n_cols, int32_t n_rows,
-                             void *user);
+ * most n_batch). A mixture's expert matrices (3-D tensors such as "blk.3.ffn_up_exps.weight")
+ * come one row at a time with the expert's index (0 .. n_expert - 1): for each slot of the
+ * tokens' chosen experts (best first), the tokens in order, as llama-imatrix sees a
+ * MUL_MAT_ID's rows; every other product has expert -1 and n_expert 0. What
+ * qr_imatrix_compute collects its statistics with; NULL: not called. */
+typedef void (*qr_matmul_fn)(const char *weight, int32_t expert, int32_t n_expert, const float *x,
+                             int64_t n_cols, int32_t n_rows, void *user);
 
 typedef struct qr_context_params {
     int32_t n_ctx;     /* total KV cells (0: the model's training context, capped at 4096) */

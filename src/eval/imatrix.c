@@ -42,7 +42,11 @@ static void collector_free(collector *c) {
     free(c->entries);
 }
 
-static qr_imatrix_stats *find_entry(collector *c, const char *name, int64_t n_cols) {
+/* name's entry (n_mat matrices of n_cols: an expert tensor's experts, or 1), made if new */
+static qr_imatrix_stats *find_entry(collector *c, const char *name, int64_t n_cols, int64_t n_mat) {
+    /* an expert's rows come one at a time: the entry found last, first */
+    if (c->n && !strcmp(c->entries[(c->next + c->n - 1) % c->n].name, name))
+        return &c->entries[(c->next + c->n - 1) % c->n];
     for (int64_t k = 0; k < c->n; k++) {
         qr_imatrix_stats *e = &c->entries[(c->next + k) % c->n];
         if (!strcmp(e->name, name)) {
@@ -69,9 +73,9 @@ static qr_imatrix_stats *find_entry(collector *c, const char *name, int64_t n_co
     memset(e, 0, sizeof *e);
     snprintf(e->name, sizeof e->name, "%s", name);
     e->n_cols = n_cols;
-    e->n_mat = 1; /* a dense weight: one matrix, one count */
-    e->sums = qr_calloc((size_t)n_cols, sizeof *e->sums);
-    e->counts = qr_calloc(1, sizeof *e->counts);
+    e->n_mat = n_mat; /* one sum per column and one count per matrix */
+    e->sums = qr_calloc((size_t)(n_cols * n_mat), sizeof *e->sums);
+    e->counts = qr_calloc((size_t)n_mat, sizeof *e->counts);
     if (!e->sums || !e->counts) {
         free(e->sums);
         free(e->counts);
@@ -83,25 +87,30 @@ static qr_imatrix_stats *find_entry(collector *c, const char *name, int64_t n_co
     return e;
 }
 
-/* qr_matmul_fn: the statistics of one product's input (collect_imatrix's dense branch) */
-static void observe(const char *weight, const float *x, int64_t n_cols, int32_t n_rows,
-                    void *user) {
+/* qr_matmul_fn: the statistics of one product's input (collect_imatrix's dense branch; an
+ * expert's rows, its MUL_MAT_ID branch: every row, into the expert's slice and count) */
+static void observe(const char *weight, int32_t expert, int32_t n_expert, const float *x,
+                    int64_t n_cols, int32_t n_rows, void *user) {
     collector *c = user;
-    if (c->st || n_rows < MIN_ROWS || strncmp(weight, "blk.", 4) != 0) return;
-    qr_imatrix_stats *e = find_entry(c, weight, n_cols);
+    if (c->st || strncmp(weight, "blk.", 4) != 0) return;
+    if (expert < 0 && n_rows < MIN_ROWS) return;
+    const int64_t n_mat = expert < 0 ? 1 : n_expert;
+    qr_imatrix_stats *e = find_entry(c, weight, n_cols, n_mat);
     if (!e) return;
-    if (e->n_cols != n_cols) {
-        c->st = qr_error(QR_ERR_FORMAT, "'%s': inputs of %lld and %lld values", weight,
-                         (long long)e->n_cols, (long long)n_cols);
+    if (e->n_cols != n_cols || e->n_mat != n_mat) {
+        c->st = qr_error(QR_ERR_FORMAT, "'%s': inputs of %lld x %lld and %lld x %lld values",
+                         weight, (long long)e->n_cols, (long long)e->n_mat, (long long)n_cols,
+                         (long long)n_mat);
         return;
     }
-    float *sums = e->sums; /* summed in float, as llama-imatrix does */
+    const int64_t m = expert < 0 ? 0 : expert;
+    float *sums = e->sums + m * n_cols; /* summed in float, as llama-imatrix does */
     for (int32_t r = 0; r < n_rows; r++) {
         const float *row = x + (int64_t)r * n_cols;
         for (int64_t j = 0; j < n_cols; j++)
             sums[j] += row[j] * row[j];
     }
-    e->counts[0] += n_rows;
+    e->counts[m] += n_rows;
     for (int64_t j = 0; j < n_cols; j++)
         if (!isfinite(sums[j])) {
             c->st = qr_error(QR_ERR_NUMERIC, "non-finite activations at the input of '%s'", weight);

@@ -1247,15 +1247,31 @@ DEFINE_PK_GEMM(pk_gemm_iq4_xs, pk_group_iq4_xs, QK_K)
                y_stride, nt);
 #else
 /* AVX2 (no VNNI): the same 16-row layout in two passes of 8 rows (the 32-byte halves of each
- * vector), u8 x s8 products by vpmaddubsw + vpmaddwd; q8_0 through the sign trick (|w| . y
- * with w's sign), since 255 x 127 pairs would saturate 16 bits. */
+ * vector), u8 x s8 products by vpmaddubsw + vpmaddwd; q8_0, iq4_nl and mxfp4 through the sign
+ * trick (|w| . y with w's sign, the levels looked up signed), since 255 x 127 pairs would
+ * saturate 16 bits. */
+/* 8 e8m0 exponents to 2^(e - 128) (e = 0, 1: the subnormals, as qr_e8m0_to_fp32_half) */
+static inline __m256 pk_e8m0_half8(const uint8_t *e) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)e));
+    const __m256i normal = _mm256_slli_epi32(_mm256_sub_epi32(v, _mm256_set1_epi32(1)), 23);
+    const __m256i sub = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), v);
+    const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(2), v);
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(normal, sub, small));
+}
+
 TILE void pk_group_avx2(const uint8_t *xw, int64_t nb, const int type, const char *a, size_t as,
                         float *y, int64_t ys, const int NT) {
     const size_t xbytes = pk_block_bytes(type);
-    const int shift = type == QR_TYPE_Q4_0 ? 3 : 4; /* q8_0: signed, no offset */
+    const int shift = type == QR_TYPE_Q4_0 ? 3 : 4; /* q8_0, iq4_nl, mxfp4: signed, no offset */
+    const bool sign_route =
+        type == QR_TYPE_Q8_0 || type == QR_TYPE_IQ4_NL || type == QR_TYPE_MXFP4;
     const size_t yd_off = qr_act_q8_0_scales_offset(nb * QK8_0),
-                 ysum_off = qr_act_q8_0_sums_offset(nb * QK8_0);
+                 ysum_off = qr_act_q8_0_sums_offset(nb * QK8_0), hb = pk_head_bytes(type);
     const __m256i lo = _mm256_set1_epi8(0x0F);
+    const __m256i levels =
+        type == QR_TYPE_MXFP4
+            ? _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qr_kvalues_mxfp4))
+            : iq4nl_levels();
     for (int h = 0; h < 2; h++) {
         __m256 acc[PK_MAX_TOKENS];
         UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
@@ -1267,27 +1283,31 @@ TILE void pk_group_avx2(const uint8_t *xw, int64_t nb, const int type, const cha
                     load256(xb + 32 + 64 * g + 32 * h), _mm256_set1_epi8((char)0x80));
             } else {
                 UNROLL for (int i = 0; i < 4; i++) {
-                    const __m256i q = load256(xb + 32 + 64 * i + 32 * h);
+                    const __m256i q = load256(xb + hb + 64 * i + 32 * h);
                     v[i] = _mm256_and_si256(q, lo);
                     v[i + 4] = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
                 }
+                if (type == QR_TYPE_IQ4_NL || type == QR_TYPE_MXFP4)
+                    UNROLL for (int g = 0; g < 8; g++) v[g] = _mm256_shuffle_epi8(levels, v[g]);
                 if (type == QR_TYPE_Q5_0)
                     UNROLL for (int g = 0; g < 8; g++) v[g] = _mm256_or_si256(
                         v[g], _mm256_and_si256(bits_to_bytes(qr_rd_u32(xb + 288 + 8 * g + 4 * h)),
                                                _mm256_set1_epi8(0x10)));
             }
-            const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xb + 16 * h)));
+            const __m256 xd = type == QR_TYPE_MXFP4
+                                  ? pk_e8m0_half8(xb + 8 * h)
+                                  : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xb + 16 * h)));
             UNROLL for (int t = 0; t < NT; t++) {
                 const char *at = a + (size_t)t * as;
                 const int8_t *yq = ((const block_q8_0 *)at + b)->qs;
-                __m256i s = type == QR_TYPE_Q8_0
+                __m256i s = sign_route
                                 ? _mm256_setzero_si256()
                                 : _mm256_set1_epi32(-((const int32_t *)(at + ysum_off))[b] * (1 << shift));
                 UNROLL for (int g = 0; g < 8; g++) {
                     const __m256i yb = _mm256_set1_epi32((int)qr_rd_u32(yq + 4 * g));
-                    s = type == QR_TYPE_Q8_0 ? dot_u8s8(s, _mm256_sign_epi8(v[g], v[g]),
-                                                        _mm256_sign_epi8(yb, v[g]))
-                                             : dot_u8s8(s, v[g], yb);
+                    s = sign_route ? dot_u8s8(s, _mm256_sign_epi8(v[g], v[g]),
+                                              _mm256_sign_epi8(yb, v[g]))
+                                   : dot_u8s8(s, v[g], yb);
                 }
                 acc[t] = _mm256_fmadd_ps(
                     _mm256_cvtepi32_ps(s),
@@ -1305,6 +1325,8 @@ TILE void pk_group_avx2(const uint8_t *xw, int64_t nb, const int type, const cha
 PK_AVX2_GROUP(pk_group_q4_0, QR_TYPE_Q4_0)
 PK_AVX2_GROUP(pk_group_q5_0, QR_TYPE_Q5_0)
 PK_AVX2_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
+PK_AVX2_GROUP(pk_group_iq4_nl, QR_TYPE_IQ4_NL)
+PK_AVX2_GROUP(pk_group_mxfp4, QR_TYPE_MXFP4)
 
 /* f16 / bf16 on AVX2: each column's 16 rows as two 8-float halves, both in one pass */
 static inline __m256 pk_load_half8(const uint16_t *p, const int type) {
@@ -1400,6 +1422,8 @@ TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
 DEFINE_PK_GEMM(pk_gemm_q4_0, pk_group_q4_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q5_0, pk_group_q5_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_iq4_nl, pk_group_iq4_nl, QK8_0)
+DEFINE_PK_GEMM(pk_gemm_mxfp4, pk_group_mxfp4, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
 DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
@@ -2140,11 +2164,10 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm_packed[QR_TYPE_Q4_K] = pk_gemm_q4_K;
     k->gemm_packed[QR_TYPE_F16] = pk_gemm_f16;
     k->gemm_packed[QR_TYPE_BF16] = pk_gemm_bf16;
+    k->gemm_packed[QR_TYPE_IQ4_NL] = pk_gemm_iq4_nl;
+    k->gemm_packed[QR_TYPE_MXFP4] = pk_gemm_mxfp4;
 #if QR_VNNI /* on AVX2, q6_K's file-layout kernel generates faster (21 against 16 GB/s) */
     k->gemm_packed[QR_TYPE_Q6_K] = pk_gemm_q6_K;
-    /* iq4_nl / iq4_xs / mxfp4: only with VNNI (AVX2 keeps the file-layout tiles) */
-    k->gemm_packed[QR_TYPE_IQ4_NL] = pk_gemm_iq4_nl;
-    k->gemm_packed[QR_TYPE_IQ4_XS] = pk_gemm_iq4_xs;
-    k->gemm_packed[QR_TYPE_MXFP4] = pk_gemm_mxfp4;
+    k->gemm_packed[QR_TYPE_IQ4_XS] = pk_gemm_iq4_xs; /* AVX2 keeps iq4_xs's file-layout tile */
 #endif
 }

@@ -42,21 +42,27 @@ static void dump(const qr_context *ctx, const char *name, int layer, const float
 
 /* ---- parallel matrix product ---- */
 
-/* Up to 3 products of the same input (q, k, v; gate, up) run as one parallel task: the input
- * is converted once, and the threads meet once instead of once per product (a decode step is
- * ~200 products of a few microseconds each, where each meeting costs a good part of one). */
-#define MAX_FUSED 3
+/* Several products run as one parallel task, so the threads meet once instead of once per
+ * product (a decode step is ~200 products of a few microseconds each, where each meeting
+ * costs a good part of one): those of one input (q, k, v; gate, up: the input converted
+ * once), and a mixture's expert products, each on its own tokens. */
+#define MAX_ITEMS 64
 
-typedef struct matmul_task {
-    int n_mats;
-    const qr_weight *w[MAX_FUSED];
-    float *y[MAX_FUSED];
-    int64_t chunk_rows[MAX_FUSED];
-    int64_t
-        first_chunk[MAX_FUSED + 1]; /* chunks of product i: [first_chunk[i], first_chunk[i+1]) */
+/* one product of a task: y[n][w.n_rows] = act[n] w^T, act already converted (rows act_stride
+ * bytes apart) */
+typedef struct matmul_item {
+    const qr_weight *w;
     const void *act;
     size_t act_stride;
     int32_t n_tokens;
+    float *y;
+} matmul_item;
+
+typedef struct matmul_task {
+    int n_items;
+    matmul_item it[MAX_ITEMS];
+    int64_t chunk_rows[MAX_ITEMS];
+    int64_t first_chunk[MAX_ITEMS + 1]; /* chunks of item i: [first_chunk[i], first_chunk[i+1]) */
 } matmul_task;
 
 static void matmul_worker(void *arg, int64_t chunk, int ith) {
@@ -65,11 +71,33 @@ static void matmul_worker(void *arg, int64_t chunk, int ith) {
     int i = 0;
     while (chunk >= t->first_chunk[i + 1])
         i++;
-    const qr_weight *w = t->w[i];
+    const matmul_item *it = &t->it[i];
+    const qr_weight *w = it->w;
     const int64_t rows = w->n_rows, r0 = (chunk - t->first_chunk[i]) * t->chunk_rows[i];
     const int64_t r1 = r0 + t->chunk_rows[i] < rows ? r0 + t->chunk_rows[i] : rows;
-    qr_matmul_rows(w->type, w->data, w->packed, w->row_bytes, w->n_cols, t->act, t->act_stride, t->n_tokens,
-                   t->y[i], rows, r0, r1);
+    qr_matmul_rows(w->type, w->data, w->packed, w->row_bytes, w->n_cols, it->act, it->act_stride,
+                   it->n_tokens, it->y, rows, r0, r1);
+}
+
+/* the items, MAX_ITEMS at a time, each a parallel task split by rows */
+static void run_items(qr_context *ctx, const matmul_item *items, int count) {
+    for (int b = 0; b < count; b += MAX_ITEMS) {
+        matmul_task t;
+        t.n_items = count - b < MAX_ITEMS ? count - b : MAX_ITEMS;
+        int64_t task_macs = 0;
+        for (int i = 0; i < t.n_items; i++)
+            task_macs += items[b + i].w->n_rows * items[b + i].w->n_cols * items[b + i].n_tokens;
+        t.first_chunk[0] = 0;
+        for (int i = 0; i < t.n_items; i++) {
+            const matmul_item *it = &items[b + i];
+            t.it[i] = *it;
+            t.chunk_rows[i] = qr_matmul_chunk_rows(it->w->n_rows, it->w->n_cols, it->n_tokens,
+                                                   qr_pool_size(ctx->pool), task_macs);
+            t.first_chunk[i + 1] =
+                t.first_chunk[i] + (it->w->n_rows + t.chunk_rows[i] - 1) / t.chunk_rows[i];
+        }
+        qr_pool_run(ctx->pool, matmul_worker, &t, t.first_chunk[t.n_items]);
+    }
 }
 
 typedef struct convert_task {
@@ -91,17 +119,21 @@ static void convert_worker(void *arg, int64_t chunk, int ith) {
 
 /* x converted to w's activation format in ctx->act_q (a prompt's rows split over the threads);
  * returns the row stride */
-static size_t convert(qr_context *ctx, const qr_weight *w, const float *x, int32_t n) {
+static size_t convert_into(qr_context *ctx, const qr_weight *w, const float *x, int32_t n,
+                           void *out) {
     const int nth = qr_pool_size(ctx->pool);
-    if (nth == 1 || n < 16) return qr_act_convert(w->type, x, w->n_cols, n, ctx->act_q);
+    if (nth == 1 || n < 16) return qr_act_convert(w->type, x, w->n_cols, n, out);
     convert_task c = {.w = w,
                       .x = x,
                       .n_tokens = n,
-                      .out = ctx->act_q,
+                      .out = out,
                       .stride = qr_act_bytes(w->type, w->n_cols, 1)};
     c.per_chunk = (n + 2 * nth - 1) / (2 * nth);
     qr_pool_run(ctx->pool, convert_worker, &c, (n + c.per_chunk - 1) / c.per_chunk);
     return c.stride;
+}
+static size_t convert(qr_context *ctx, const qr_weight *w, const float *x, int32_t n) {
+    return convert_into(ctx, w, x, n, ctx->act_q);
 }
 
 /* y[i][n][w[i].n_rows] = x[n][n_cols] w[i]^T for i < count; small products stay on this thread */
@@ -114,19 +146,11 @@ static void products(qr_context *ctx, const qr_weight *const *w, float *const *y
                 products(ctx, &w[k], &y[k], 1, x, n);
             return;
         }
-    matmul_task t = {.n_mats = count, .act = ctx->act_q, .n_tokens = n};
-    t.act_stride = convert(ctx, w[0], x, n);
-    int64_t task_macs = 0;
-    for (int i = 0; i < count; i++) task_macs += w[i]->n_rows * w[i]->n_cols * n;
-    for (int i = 0; i < count; i++) {
-        t.w[i] = w[i];
-        t.y[i] = y[i];
-        t.chunk_rows[i] =
-            qr_matmul_chunk_rows(w[i]->n_rows, w[i]->n_cols, n, qr_pool_size(ctx->pool), task_macs);
-        t.first_chunk[i + 1] =
-            t.first_chunk[i] + (w[i]->n_rows + t.chunk_rows[i] - 1) / t.chunk_rows[i];
-    }
-    qr_pool_run(ctx->pool, matmul_worker, &t, t.first_chunk[count]);
+    const size_t stride = convert(ctx, w[0], x, n);
+    matmul_item items[MAX_ITEMS];
+    for (int i = 0; i < count; i++)
+        items[i] = (matmul_item){w[i], ctx->act_q, stride, n, y[i]};
+    run_items(ctx, items, count);
 }
 
 /* The observer (qr_context_params.matmul_observer) sees each weight's input once: the views
@@ -136,7 +160,7 @@ static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y
     if (ctx->params.matmul_observer)
         for (int i = 0; i < count; i++)
             if (i == 0 || w[i]->name != w[i - 1]->name)
-                ctx->params.matmul_observer(w[i]->name, x, w[i]->n_cols, n,
+                ctx->params.matmul_observer(w[i]->name, -1, 0, x, w[i]->n_cols, n,
                                             ctx->params.matmul_user);
     products(ctx, w, y, count, x, n);
 }
@@ -387,6 +411,39 @@ static void route(float *p, int32_t n_expert, int32_t k, bool topk_softmax, int3
         weight[i] /= s;
 }
 
+/* The observer's view of a mixture's products (imatrix): one row at a time, slot by slot, the
+ * tokens in order within a slot, as llama-imatrix walks a MUL_MAT_ID's routing. Gate and up
+ * (slot_of NULL): each token's input x + t * n_embd; down: the pair's activation, row
+ * slot_of[pair] of x. */
+static void observe_experts(qr_context *ctx, const qr_layer *L, const float *x,
+                           const int32_t *slot_of, int32_t n) {
+    if (!ctx->params.matmul_observer) return;
+    const int32_t k = ctx->model->hp.n_expert_used, n_expert = ctx->model->hp.n_expert;
+    const qr_weight *w0[2] = {slot_of ? &L->experts[0].down : &L->experts[0].gate,
+                              &L->experts[0].up};
+    for (int wi = 0; wi < (slot_of ? 1 : 2); wi++) {
+        const int64_t cols = w0[wi]->n_cols;
+        for (int32_t j = 0; j < k; j++)
+            for (int32_t t = 0; t < n; t++) {
+                const int32_t pair = t * k + j;
+                const float *row = x + (slot_of ? (int64_t)slot_of[pair] : (int64_t)t) * cols;
+                ctx->params.matmul_observer(w0[wi]->name, ctx->moe_choice[pair], n_expert, row,
+                                            cols, 1, ctx->params.matmul_user);
+            }
+    }
+}
+
+/* h's rows converted to w's activation type (in ctx->act_q) and copied in group order into
+ * out: row g of out is the token of pair pairs[g]; returns the row stride */
+static size_t gather_inputs(qr_context *ctx, const qr_weight *w, const float *h, int32_t n,
+                            const int32_t *pairs, int32_t k, char *out) {
+    const size_t stride = convert(ctx, w, h, n);
+    for (int32_t g = 0; g < n * k; g++)
+        memcpy(out + (size_t)g * stride, (const char *)ctx->act_q + (size_t)(pairs[g] / k) * stride,
+               stride);
+    return stride;
+}
+
 /* The mixture-of-experts FFN: each token is routed to hp.n_expert_used experts and gets the
  * weighted sum of their gated FFNs (with their biases, if any). The batch is grouped by
  * expert: an expert's tokens are gathered into one sub-batch that its gate, up and down
@@ -427,31 +484,73 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
         first[e] = first[e - 1];
     first[0] = 0;
 
-    /* each chosen expert on its tokens */
-    float *sum = ctx->moe_sum;
-    memset(sum, 0, (size_t)(n * d) * sizeof *sum);
+    /* where each pair's rows land in the grouped buffers */
+    int32_t *slot_of = ctx->moe_pos;
+    for (int32_t g = 0; g < n * k; g++)
+        slot_of[pairs[g]] = g;
+
+    /* the inputs, converted once per token and gathered in group order (gate and up share
+     * them when their activation types agree) */
+    const qr_weight *gate0 = &L->experts[0].gate, *up0 = &L->experts[0].up;
+    const bool shared = qr_type_traits_get(gate0->type)->vec_dot_type ==
+                        qr_type_traits_get(up0->type)->vec_dot_type;
+    char *act_g = ctx->moe_act, *act_u = ctx->moe_act;
+    const size_t sa = gather_inputs(ctx, gate0, h, n, pairs, k, act_g);
+    size_t su = sa;
+    if (!shared) {
+        act_u = ctx->moe_act + (size_t)(n * k) * sa;
+        su = gather_inputs(ctx, up0, h, n, pairs, k, act_u);
+    }
+
+    observe_experts(ctx, L, h, NULL, n);
+
+    /* every chosen expert's gate and up products in one task, each on its own tokens */
+    matmul_item items[2 * QR_MAX_EXPERTS];
+    int n_items = 0;
     for (int32_t e = 0; e < n_expert; e++) {
-        const int32_t n_e = first[e + 1] - first[e], *pe = pairs + first[e];
+        const int32_t g0 = first[e], n_e = first[e + 1] - first[e];
         if (n_e == 0) continue;
-        const qr_expert *ex = &L->experts[e];
-        for (int32_t i = 0; i < n_e; i++)
-            memcpy(ctx->moe_in + i * d, h + (pe[i] / k) * d, (size_t)d * sizeof(float));
-        /* (not shown to the observer: its entries are whole tensors, an expert's a slice) */
-        products(ctx, (const qr_weight *[]){&ex->gate, &ex->up}, (float *[]){ctx->hb, ctx->hb2}, 2,
-                 ctx->moe_in, n_e);
-        add_bias(&ex->gate_b, ctx->hb, ff, n_e);
-        add_bias(&ex->up_b, ctx->hb2, ff, n_e);
-        act_mul(m, ctx->hb, ctx->hb2, (int64_t)n_e * ff);
-        products(ctx, (const qr_weight *[]){&ex->down}, &ctx->moe_out, 1, ctx->hb, n_e);
-        add_bias(&ex->down_b, ctx->moe_out, d, n_e);
-        for (int32_t i = 0; i < n_e; i++) {
-            const float w = ctx->moe_weight[pe[i]], *y = ctx->moe_out + i * d;
-            float *s = sum + (pe[i] / k) * d;
-            for (int64_t j = 0; j < d; j++)
-                s[j] += y[j] * w;
+        items[n_items++] = (matmul_item){&L->experts[e].gate, act_g + (size_t)g0 * sa, sa, n_e,
+                                         ctx->moe_g + g0 * ff};
+        items[n_items++] = (matmul_item){&L->experts[e].up, act_u + (size_t)g0 * su, su, n_e,
+                                         ctx->moe_u + g0 * ff};
+    }
+    run_items(ctx, items, n_items);
+    for (int32_t e = 0; e < n_expert; e++) { /* the experts' biases (gpt-oss), if any */
+        const int32_t g0 = first[e], n_e = first[e + 1] - first[e];
+        add_bias(&L->experts[e].gate_b, ctx->moe_g + g0 * ff, ff, n_e);
+        add_bias(&L->experts[e].up_b, ctx->moe_u + g0 * ff, ff, n_e);
+    }
+    act_mul(m, ctx->moe_g, ctx->moe_u, (int64_t)n * k * ff);
+
+    observe_experts(ctx, L, ctx->moe_g, slot_of, n);
+
+    /* the down products, on the activations in the same group order */
+    const qr_weight *down0 = &L->experts[0].down;
+    const size_t sd = convert_into(ctx, down0, ctx->moe_g, n * k, ctx->moe_act);
+    n_items = 0;
+    for (int32_t e = 0; e < n_expert; e++) {
+        const int32_t g0 = first[e], n_e = first[e + 1] - first[e];
+        if (n_e == 0) continue;
+        items[n_items++] = (matmul_item){&L->experts[e].down, ctx->moe_act + (size_t)g0 * sd, sd,
+                                         n_e, ctx->moe_out + g0 * d};
+    }
+    run_items(ctx, items, n_items);
+    for (int32_t e = 0; e < n_expert; e++)
+        add_bias(&L->experts[e].down_b, ctx->moe_out + first[e] * d, d, first[e + 1] - first[e]);
+
+    /* each token's weighted sum, in slot order (best expert first), as llama.cpp adds them */
+    for (int32_t t = 0; t < n; t++) {
+        float *o = out + (int64_t)t * d;
+        for (int32_t j = 0; j < k; j++) {
+            const float w = ctx->moe_weight[t * k + j];
+            const float *y = ctx->moe_out + (int64_t)slot_of[t * k + j] * d;
+            if (j == 0)
+                for (int64_t c = 0; c < d; c++) o[c] = y[c] * w;
+            else
+                for (int64_t c = 0; c < d; c++) o[c] += y[c] * w;
         }
     }
-    memcpy(out, sum, (size_t)(n * d) * sizeof *out);
     dump(ctx, "ffn_moe_out", l, out, d, n);
 }
 

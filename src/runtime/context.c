@@ -114,11 +114,26 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
         ctx->moe_choice = qr_malloc(nb * k * sizeof(int32_t));
         ctx->moe_pairs = qr_malloc(nb * k * sizeof(int32_t));
         ctx->moe_first = qr_malloc((ne + 1) * sizeof(int32_t));
-        ctx->moe_in = qr_malloc(nb * d * sizeof(float));
-        ctx->moe_out = qr_malloc(nb * d * sizeof(float));
-        ctx->moe_sum = qr_malloc(nb * d * sizeof(float));
+        const size_t ff = (size_t)hp->n_ff_exp;
+        ctx->moe_pos = qr_malloc(nb * k * sizeof(int32_t));
+        ctx->moe_g = qr_malloc(nb * k * ff * sizeof(float));
+        ctx->moe_u = qr_malloc(nb * k * ff * sizeof(float));
+        ctx->moe_out = qr_malloc(nb * k * d * sizeof(float));
+        /* the pairs' inputs for gate and up (two conversions when their types differ), later
+         * for down */
+        size_t moe_act = 0;
+        for (int32_t l = 0; l < hp->n_layer; l++) {
+            const qr_layer *L = &model->layers[l];
+            if (!L->experts) continue;
+            const qr_expert *x = &L->experts[0];
+            moe_act = max_size(moe_act, qr_act_bytes(x->gate.type, d, (int64_t)(nb * k)) +
+                                            qr_act_bytes(x->up.type, d, (int64_t)(nb * k)));
+            moe_act = max_size(moe_act, qr_act_bytes(x->down.type, (int64_t)ff, (int64_t)(nb * k)));
+        }
+        ctx->moe_act = qr_malloc(moe_act);
         if (!ctx->moe_probs || !ctx->moe_weight || !ctx->moe_choice || !ctx->moe_pairs ||
-            !ctx->moe_first || !ctx->moe_in || !ctx->moe_out || !ctx->moe_sum)
+            !ctx->moe_first || !ctx->moe_pos || !ctx->moe_g || !ctx->moe_u || !ctx->moe_out ||
+            !ctx->moe_act)
             goto nomem;
         for (int32_t l = 0; l < hp->n_layer; l++) {
             const qr_layer *L = &model->layers[l];
@@ -169,9 +184,11 @@ void qr_context_free(qr_context *ctx) {
     free(ctx->moe_choice);
     free(ctx->moe_pairs);
     free(ctx->moe_first);
-    free(ctx->moe_in);
+    free(ctx->moe_pos);
+    free(ctx->moe_g);
+    free(ctx->moe_u);
     free(ctx->moe_out);
-    free(ctx->moe_sum);
+    free(ctx->moe_act);
     free(ctx->logits);
     free(ctx->logits_row);
     free(ctx);

@@ -26,10 +26,12 @@ struct qr_context {
     /* mixture-of-experts layers (NULL for a dense model): per token the router's
      * probabilities (n_expert), its chosen experts and their weights (n_expert_used, best
      * first); the (token, slot) pairs grouped by expert (moe_first[e] .. moe_first[e + 1] of
-     * moe_pairs); an expert's gathered inputs and outputs and the sum of the outputs (n_embd
-     * per token) */
-    float *moe_probs, *moe_weight, *moe_in, *moe_out, *moe_sum;
-    int32_t *moe_choice, *moe_pairs, *moe_first;
+     * moe_pairs) and each pair's place in that order (moe_pos); in that order, the pairs'
+     * converted inputs (moe_act), gate and up outputs (n_ff_exp each) and down outputs
+     * (n_embd) */
+    float *moe_probs, *moe_weight, *moe_g, *moe_u, *moe_out;
+    int32_t *moe_choice, *moe_pairs, *moe_first, *moe_pos;
+    char *moe_act;
     void *act_q; /* activations converted to a weight's vec_dot type */
     size_t act_q_bytes;
     float *scores;             /* attention scratch, scores_per_thread floats per thread */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CLI on the mixtures of experts (`quarrel synth --arch mixtral`, a llama file with experts,
-# in Q8_0, and `--arch gpt-oss --expert-type MXFP4`): `quarrel perplexity` within llama-perplexity's acceptance (|ln PPL - ln PPL_ref| <=
-# 0.02, ../shared/reference/README.md) of the peer's llama.cpp on the same file and text
+# in Q8_0, and `--arch gpt-oss --expert-type MXFP4`): `quarrel perplexity` within
+# llama-perplexity's acceptance (|ln PPL - ln PPL_ref| <= 0.02, ../shared/reference/README.md)
+# of the peer's llama.cpp on the same file and text
 # (../shared/peer/llamaref_ppl.py, installed by the README's test command), and `quarrel bench`
 # running prompt and generation and counting only the used experts' share of the expert
 # tensors as the bytes a decode reads. (`quarrel run` on every synthetic architecture, experts
@@ -48,7 +49,50 @@ tests = [r["test"] for r in b["results"]]
 assert "pp16" in tests and "tg4" in tests, tests
 PY
 }
-check_model mixtral-tiny-q8_0 --arch mixtral --type Q8_0
 # gpt-oss as it ships: MXFP4 experts (sinks, biases, windows, YaRN)
 check_model gpt-oss-tiny-mxfp4 --arch gpt-oss --expert-type MXFP4
+check_model mixtral-tiny-q8_0 --arch mixtral --type Q8_0 # $model: mixtral-tiny-q8_0 from here
+# imatrix: the experts' entries hold one sum row and one count per expert (llama-imatrix's
+# MUL_MAT_ID branch: every routed row counts, so each layer's counts add up to tokens x 2 used);
+# quantizing with it to IQ2_XXS (which needs one) takes each expert's slice
+"$Q" imatrix -m "$model" -f "$tmp/text.txt" -o "$tmp/imatrix.gguf" -c 64 --chunks 3 \
+    > "$tmp/imatrix.out" 2>&1 || fail "imatrix: $(tail -3 "$tmp/imatrix.out")"
+"$Q" inspect --json "$tmp/imatrix.gguf" > "$tmp/imatrix.json"
+/usr/bin/python3 - "$tmp/imatrix.json" <<'PY' || fail "imatrix entries of the experts"
+import json, sys
+t = {x["name"]: x for x in json.load(open(sys.argv[1]))["tensors"]}
+for l in range(2):
+    for w in ("gate", "up", "down"):
+        name = "blk.%d.ffn_%s_exps.weight" % (l, w)
+        assert t[name + ".counts"]["shape"] == [1, 8], t[name + ".counts"]
+        assert t[name + ".in_sum2"]["shape"][1] == 8, t[name + ".in_sum2"]
+PY
+/usr/bin/python3 - "$tmp/imatrix.gguf" "$tmp/imatrix.json" <<'PY' || fail "imatrix counts of the experts"
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+# the data section starts after the header, key-values and tensor infos, aligned to 32
+SZ = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip(off, typ):
+    if typ == 8:
+        return off + 8 + struct.unpack_from("<Q", b, off)[0]
+    if typ == 9:
+        et, n = struct.unpack_from("<IQ", b, off); off += 12
+        for _ in range(n) if et == 8 else ():
+            off = skip(off, 8)
+        return off if et == 8 else off + SZ[et] * n
+    return off + SZ[typ]
+_, _, n_t, n_kv = struct.unpack_from("<4sIQQ", b, 0); off = 24
+for _ in range(n_kv):
+    off = skip(off, 8); off = skip(off + 4, struct.unpack_from("<I", b, off)[0])
+for _ in range(n_t):
+    off = skip(off, 8); nd = struct.unpack_from("<I", b, off)[0]; off += 4 + 8 * nd + 4 + 8
+data = (off + 31) // 32 * 32
+for x in json.load(open(sys.argv[2]))["tensors"]:
+    if "_exps." in x["name"] and x["name"].endswith(".counts"):
+        c = struct.unpack_from("<8f", b, data + x["offset"])
+        assert sum(c) == 3 * 64 * 2 and min(c) > 0, (x["name"], c)
+PY
+"$Q" quantize "$model" "$tmp/iq2.gguf" IQ2_XXS --imatrix "$tmp/imatrix.gguf" --allow-requantize \
+    > "$tmp/q.out" 2>&1 || fail "quantize with the experts' importance: $(tail -3 "$tmp/q.out")"
+"$Q" run -m "$tmp/iq2.gguf" -p "Hello" -n 4 > /dev/null 2>&1 || fail "run on the IQ2_XXS mixture"
 echo ok

@@ -128,10 +128,12 @@ typedef struct observed {
     char last[64];
 } observed;
 
-static void observer(const char *weight, const float *x, int64_t n_cols, int32_t n_rows,
-                     void *user) {
+static void observer(const char *weight, int32_t expert, int32_t n_expert, const float *x,
+                     int64_t n_cols, int32_t n_rows, void *user) {
     observed *o = user;
     o->calls++;
+    assert_int_equal(expert, -1); /* a dense model */
+    assert_int_equal(n_expert, 0);
     /* the layers multiply every token, the output head only the one whose logits are wanted */
     assert_int_equal(n_rows, strncmp(weight, "blk.", 4) ? 1 : 20);
     assert_true(n_cols == 64 || n_cols == 172);

@@ -71,6 +71,12 @@ def read_gguf(path):
     return kvs, tensors
 
 
+def mats(e):
+    """an entry's matrices (an expert tensor's experts) and their counts"""
+    n_mat = e.get("n_mat", 1)
+    return n_mat, e["counts"] if n_mat > 1 else [e["count"]]
+
+
 def check_gguf(ref, sums, path, dataset):
     kvs, tensors = read_gguf(path)
     want_kv = [("general.type", (8, None), "imatrix"),
@@ -91,19 +97,23 @@ def check_gguf(ref, sums, path, dataset):
         return
     for i, e in enumerate(ref["entries"]):
         s, c = tensors[2 * i], tensors[2 * i + 1]
-        if (s[1], s[2], s[3]) != (0, 2, [e["n"], 1]) or (c[1], c[2], c[3]) != (0, 2, [1, 1]):
-            err("%s: %s: types/shapes %s %s, llama-imatrix F32 [%d, 1] and F32 [1, 1]" % (
-                path, e["name"], (s[1], s[3]), (c[1], c[3]), e["n"]))
+        n_mat, counts = mats(e)
+        if (s[1], s[2], s[3]) != (0, 2, [e["n"], n_mat]) or (c[1], c[2], c[3]) != (0, 2, [1, n_mat]):
+            err("%s: %s: types/shapes %s %s, llama-imatrix F32 [%d, %d] and F32 [1, %d]" % (
+                path, e["name"], (s[1], s[3]), (c[1], c[3]), e["n"], n_mat, n_mat))
             continue
-        if c[4][0] != e["count"]:
-            err("%s: %s.counts is %r, llama-imatrix %d" % (path, e["name"], c[4][0], e["count"]))
-        want = sums[e["offset"]:e["offset"] + e["n"]]
+        if list(c[4]) != counts:
+            err("%s: %s.counts is %r, llama-imatrix %s" % (
+                path, e["name"], c[4][0] if n_mat == 1 else list(c[4]),
+                counts[0] if n_mat == 1 else counts))
+        nv = e["n"] * n_mat
+        want = sums[e["offset"]:e["offset"] + nv]
         tol = e.get("tol", REL)
-        bad = [j for j in range(e["n"]) if not close(s[4][j], want[j], tol)]
+        bad = [j for j in range(nv) if not close(s[4][j], want[j], tol)]
         if bad:
             j = bad[0]
             err("%s: %s.in_sum2: %d of %d values off by more than %g relative (first [%d]: %r, "
-                "llama-imatrix %r)" % (path, e["name"], len(bad), e["n"], tol, j, s[4][j],
+                "llama-imatrix %r)" % (path, e["name"], len(bad), nv, tol, j, s[4][j],
                                        want[j]))
         if "tol_total" in e and not close(sum(s[4]), sum(want), e["tol_total"]):
             err("%s: %s.in_sum2: total %r, llama-imatrix %r (more than %g relative apart)" % (
@@ -130,13 +140,16 @@ def check_dat(ref, sums, path, dataset):
         name = data[pos:pos + ln].decode()
         pos += ln
         ncall, nval = take("ii")
-        want_ncall = (e["count"] + chunk - 1) // chunk
-        if name != e["name"] or ncall != want_ncall or nval != e["n"]:
+        n_mat, counts = mats(e)
+        want_ncall = (max(counts) + chunk - 1) // chunk
+        if name != e["name"] or ncall != want_ncall or nval != e["n"] * n_mat:
             err("%s: entry %r ncall %d nval %d, llama-imatrix %r %d %d" % (
-                path, name, ncall, nval, e["name"], want_ncall, e["n"]))
+                path, name, ncall, nval, e["name"], want_ncall, e["n"] * n_mat))
             return
         vals = take("%df" % nval)
-        want = [v / e["count"] * ncall for v in sums[e["offset"]:e["offset"] + nval]]
+        # llama-imatrix stores 1 (times ncall) for an expert no row reached
+        want = [v / counts[j // e["n"]] * ncall if counts[j // e["n"]] else float(ncall)
+                for j, v in enumerate(sums[e["offset"]:e["offset"] + nval])]
         bad = [j for j in range(nval) if not close(vals[j], want[j], e.get("tol", REL))]
         if bad:
             err("%s: %s: %d values off (first [%d]: %r, expected %r)" % (

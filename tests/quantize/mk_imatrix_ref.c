@@ -10,10 +10,13 @@
  * those three: mk_imatrix_refs.sh's canonical run sets all three); each chunk from a cleared cache, its first token replaced by BOS where the vocab adds it,
  * logits for every token. The callback asks for GGML_OP_MUL_MAT nodes whose weight (src[0],
  * name between '#'s stripped) starts with "blk." and whose src[1] is F32 with ne[1] >= 16, and
- * adds x[j]^2 (float) over src[1]'s rows and the row count. The perplexity is computed as the
- * tool does (second half of each chunk, expf sum in double).
+ * adds x[j]^2 (float) over src[1]'s rows and the row count; and every GGML_OP_MUL_MAT_ID
+ * node (a mixture's experts), whose rows it adds into the routed expert's slice and count, slot
+ * by slot and token by token, as the tool's MUL_MAT_ID branch. The perplexity is computed as
+ * the tool does (second half of each chunk, expf sum in double).
  *
- * Output: PREFIX.json (metadata, per entry its count and where its sums are) and PREFIX.bin
+ * Output: PREFIX.json (metadata, per entry its count (an expert tensor: "n_mat" and one count
+ * per expert in "counts", its sums n x n_mat) and where its sums are) and PREFIX.bin
  * (the sums, float32 little-endian; entries with bit-identical sums, such as q, k and v, share
  * one copy). */
 #include "ggml-backend.h"
@@ -27,7 +30,8 @@
 
 typedef struct entry {
     char name[GGML_MAX_NAME];
-    int64_t n, count;
+    int64_t n, count, n_mat; /* n_mat > 1: an expert tensor, counts per expert */
+    int64_t *counts;
     float *sums;
 } entry;
 
@@ -52,10 +56,7 @@ static bool collect(struct ggml_tensor *t, bool ask, void *user) {
     const struct ggml_tensor *src0 = t->src[0], *src1 = t->src[1];
     char buf[GGML_MAX_NAME];
     if (ask) {
-        if (t->op == GGML_OP_MUL_MAT_ID) {
-            fprintf(stderr, "mk_imatrix_ref: MUL_MAT_ID (experts) not handled\n");
-            exit(1);
-        }
+        if (t->op == GGML_OP_MUL_MAT_ID) return true; /* every routed product */
         if (t->op != GGML_OP_MUL_MAT) return false;
         if (src1->ne[1] < 16 || src1->type != GGML_TYPE_F32) return false;
         return strncmp(weight_name(src0->name, buf), "blk.", 4) == 0;
@@ -67,6 +68,36 @@ static bool collect(struct ggml_tensor *t, bool ask, void *user) {
         src1_cap = nbytes;
     }
     ggml_backend_tensor_get(src1, src1_copy, 0, nbytes);
+    if (t->op == GGML_OP_MUL_MAT_ID) {
+        /* ids [n_used, n_tokens] (not contiguous), src1 [n, 1 or n_used, n_tokens] */
+        const struct ggml_tensor *ids = t->src[2];
+        static char *ids_copy;
+        ids_copy = realloc(ids_copy, ggml_nbytes(ids));
+        ggml_backend_tensor_get(ids, ids_copy, 0, ggml_nbytes(ids));
+        const int64_t n_as = src0->ne[2], n = src1->ne[0];
+        entry *e = NULL;
+        for (int i = 0; i < n_entries && !e; i++)
+            if (!strcmp(entries[i].name, w)) e = &entries[i];
+        if (!e) {
+            e = &entries[n_entries++];
+            snprintf(e->name, sizeof e->name, "%s", w);
+            e->n = n;
+            e->n_mat = n_as;
+            e->sums = calloc((size_t)(n * n_as), sizeof(float));
+            e->counts = calloc((size_t)n_as, sizeof(int64_t));
+        }
+        for (int64_t idx = 0; idx < ids->ne[0]; idx++)
+            for (int64_t row = 0; row < src1->ne[2]; row++) {
+                const int32_t ex = *(const int32_t *)(ids_copy + row * ids->nb[1] + idx * ids->nb[0]);
+                const float *x = (const float *)(src1_copy + (idx % src1->ne[1]) * src1->nb[1] +
+                                                 row * src1->nb[2]);
+                float *acc = e->sums + ex * n;
+                e->counts[ex]++;
+                for (int64_t j = 0; j < n; j++)
+                    acc[j] += x[j] * x[j];
+            }
+        return true;
+    }
     if (src0->ne[2] * src0->ne[3] != 1) {
         fprintf(stderr, "mk_imatrix_ref: 3-D weight %s not handled\n", w);
         exit(1);
@@ -78,6 +109,7 @@ static bool collect(struct ggml_tensor *t, bool ask, void *user) {
         e = &entries[n_entries++];
         snprintf(e->name, sizeof e->name, "%s", w);
         e->n = src1->ne[0];
+        e->n_mat = 1;
         e->sums = calloc((size_t)e->n, sizeof(float));
     }
     if (e->n != src1->ne[0]) {
@@ -223,8 +255,11 @@ int main(int argc, char **argv) {
 
     qsort(entries, (size_t)n_entries, sizeof *entries, cmp_entry);
     int64_t max_count = 0;
-    for (int i = 0; i < n_entries; i++)
+    for (int i = 0; i < n_entries; i++) {
         if (entries[i].count > max_count) max_count = entries[i].count;
+        for (int64_t m = 0; m < (entries[i].n_mat > 1 ? entries[i].n_mat : 0); m++)
+            if (entries[i].counts[m] > max_count) max_count = entries[i].counts[m];
+    }
 
     char path[4096];
     snprintf(path, sizeof path, "%s.bin", prefix);
@@ -252,16 +287,26 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_entries; i++) {
         offset[i] = -1;
         for (int k = 0; k < i && offset[i] < 0; k++)
-            if (entries[k].n == entries[i].n &&
-                !memcmp(entries[k].sums, entries[i].sums, (size_t)entries[i].n * sizeof(float)))
+            if (entries[k].n * entries[k].n_mat == entries[i].n * entries[i].n_mat &&
+                !memcmp(entries[k].sums, entries[i].sums,
+                        (size_t)(entries[i].n * entries[i].n_mat) * sizeof(float)))
                 offset[i] = offset[k];
         if (offset[i] < 0) {
             offset[i] = at;
-            fwrite(entries[i].sums, sizeof(float), (size_t)entries[i].n, bin);
-            at += entries[i].n;
+            fwrite(entries[i].sums, sizeof(float), (size_t)(entries[i].n * entries[i].n_mat), bin);
+            at += entries[i].n * entries[i].n_mat;
         }
-        fprintf(js, "    {\"name\": \"%s\", \"n\": %lld, \"count\": %lld, \"offset\": %lld}%s\n",
-                entries[i].name, (long long)entries[i].n, (long long)entries[i].count,
+        char counts[4096] = ""; /* an expert tensor: n_mat and the per-expert counts */
+        if (entries[i].n_mat > 1) {
+            size_t o = (size_t)snprintf(counts, sizeof counts, ", \"n_mat\": %lld, \"counts\": [",
+                                        (long long)entries[i].n_mat);
+            for (int64_t m = 0; m < entries[i].n_mat && o < sizeof counts; m++)
+                o += (size_t)snprintf(counts + o, sizeof counts - o, "%s%lld", m ? ", " : "",
+                                      (long long)entries[i].counts[m]);
+            if (o < sizeof counts) snprintf(counts + o, sizeof counts - o, "]");
+        }
+        fprintf(js, "    {\"name\": \"%s\", \"n\": %lld, \"count\": %lld%s, \"offset\": %lld}%s\n",
+                entries[i].name, (long long)entries[i].n, (long long)entries[i].count, counts,
                 (long long)offset[i], i + 1 < n_entries ? "," : "");
     }
     fprintf(js, "  ]\n}\n");

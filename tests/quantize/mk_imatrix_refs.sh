@@ -15,7 +15,9 @@
 # repacking; the generic x64 variant), per value and for the entry's total (each at least 1e-3).
 # phi3-tiny (`quarrel synth --shape phi3-tiny`, deterministic) has fused attn_qkv and ffn_up:
 # one entry each, under the fused name, as llama.cpp multiplies them whole.
-# Usage: QUARREL=build/quarrel tests/quantize/mk_imatrix_refs.sh   (from the repository root)
+# qwen3moe-tiny (`quarrel synth --arch qwen3moe`) has experts: per-expert sums and counts.
+# Usage: QUARREL=build/quarrel tests/quantize/mk_imatrix_refs.sh [NAME...]   (from the
+# repository root; NAMEs: only those cases, e.g. qwen3moe-tiny-c64)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=${LLAMA_SRC:-/tmp/llama-src}
@@ -34,9 +36,13 @@ cc -O2 -std=c11 -o "$exe" "$HERE/mk_imatrix_ref.c" -I"$SRC/include" -I"$SRC/ggml
 text=$SHARED/reference/text/gpl-3.txt
 
 "$Q" synth --shape phi3-tiny -o "$tmp/phi3-tiny.gguf" > /dev/null
+"$Q" synth --arch qwen3moe -o "$tmp/qwen3moe-tiny.gguf" > /dev/null
+want=("$@")
+selected() { [ ${#want[@]} -eq 0 ] || [[ " ${want[*]} " == *" $1 "* ]]; }
 
 # canonical NAME MODEL N_CTX CHUNKS (MODEL in ../shared/models, or a path)
 canonical() {
+    selected "$1" || return 0
     local m=$2
     [ -f "$m" ] || m=$SHARED/models/$2
     MK_CPU=haswell MK_NO_REPACK=1 MK_FA_OFF=1 "$exe" "$BIN" "$m" "$text" "$3" "$4" \
@@ -44,16 +50,20 @@ canonical() {
 }
 # measured NAME MODEL N_CTX CHUNKS: the other configurations, and the tolerances from them
 measured() {
-    "$exe" "$BIN" "$SHARED/models/$2" "$text" "$3" "$4" "$tmp/a"
-    MK_FA_OFF=1 "$exe" "$BIN" "$SHARED/models/$2" "$text" "$3" "$4" "$tmp/b"
-    MK_CPU=x64 MK_FA_OFF=1 "$exe" "$BIN" "$SHARED/models/$2" "$text" "$3" "$4" "$tmp/c"
+    selected "$1" || return 0
+    local m=$2
+    [ -f "$m" ] || m=$SHARED/models/$2
+    "$exe" "$BIN" "$m" "$text" "$3" "$4" "$tmp/a"
+    MK_FA_OFF=1 "$exe" "$BIN" "$m" "$text" "$3" "$4" "$tmp/b"
+    MK_CPU=x64 MK_FA_OFF=1 "$exe" "$BIN" "$m" "$text" "$3" "$4" "$tmp/c"
     /usr/bin/python3 - "$OUT/imatrix-$1" "$tmp/a" "$tmp/b" "$tmp/c" <<'PY'
 import itertools, json, struct, sys
 def load(prefix):
     ref = json.load(open(prefix + ".json"))
     raw = open(prefix + ".bin", "rb").read()
     s = struct.unpack("<%df" % (len(raw) // 4), raw)
-    return ref, {e["name"]: s[e["offset"]:e["offset"] + e["n"]] for e in ref["entries"]}
+    return ref, {e["name"]: s[e["offset"]:e["offset"] + e["n"] * e.get("n_mat", 1)]
+                 for e in ref["entries"]}
 ref, canon = load(sys.argv[1])
 runs = [canon] + [load(p)[1] for p in sys.argv[2:]]
 for e in ref["entries"]:
@@ -73,6 +83,7 @@ with open(sys.argv[1] + ".json", "w") as f:  # one entry a line, as mk_imatrix_r
 PY
 }
 # the cases: the chunks of the text, grouped and stepped as llama-imatrix does
+#   (qwen3moe-tiny, three F16 layers of random weights, is held to measured tolerances too)
 #   stories260K -c 128: 16 chunks a batch in steps of 32 tokens each, then the last 4 (128 each)
 #   stories260K -c 8: 5 chunks of 8 in one step of 40 rows (each alone would be under 16)
 #   stories260K -c 1030: 1 chunk a batch in steps of 512, 512 and 6 tokens (the 6 not counted)
@@ -83,4 +94,6 @@ canonical stories260K-c8 stories260K.gguf 8 5
 canonical stories260K-c1030 stories260K.gguf 1030 2
 canonical phi3-tiny-c64 "$tmp/phi3-tiny.gguf" 64 3
 canonical smol135-c128 smol135-q4_k_m.gguf 128 3
+canonical qwen3moe-tiny-c64 "$tmp/qwen3moe-tiny.gguf" 64 3
+measured qwen3moe-tiny-c64 "$tmp/qwen3moe-tiny.gguf" 64 3
 measured smol135-c128 smol135-q4_k_m.gguf 128 3

@@ -42,6 +42,8 @@ case_ stories260K-c1030 stories260K.gguf 1030 2
 "$Q" synth --shape phi3-tiny -o "$dir/phi3-tiny.gguf" > /dev/null || fail "synth phi3-tiny"
 case_ phi3-tiny-c64 "$dir/phi3-tiny.gguf" 64 3
 case_ smol135-c128 smol135-q4_k_m.gguf 128 3
+"$Q" synth --arch qwen3moe -o "$dir/qwen3moe-tiny.gguf" > /dev/null || fail "synth qwen3moe"
+case_ qwen3moe-tiny-c64 "$dir/qwen3moe-tiny.gguf" 64 3 # experts: sums and counts per expert
 
 # quantize takes both files; the importance changes the IQ4_NL tensors it is used for
 m=$S/models/stories260K.gguf

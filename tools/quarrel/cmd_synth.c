@@ -410,6 +410,36 @@ static const synth_shape shapes[] = {
      .n_expert = 8,
      .n_expert_used = 2,
      .n_ff_exp = 64},
+    {.name = "mixtral-8x7b",
+     .arch = "mixtral",
+     .what = "Mixtral-8x7B (8 experts, 2 used)",
+     .n_embd = 4096,
+     .n_layer = 32,
+     .n_head = 32,
+     .n_head_kv = 8,
+     .n_ff = 14336,
+     .n_ctx = 32768,
+     .rope_base = 1e6f,
+     .eps = 1e-5f,
+     .vocab = "ggml-vocab-llama-spm.gguf",
+     .n_expert = 8,
+     .n_expert_used = 2},
+    {.name = "qwen3-30b-a3b",
+     .arch = "qwen3moe",
+     .what = "Qwen3-30B-A3B (128 experts of 768, 8 used)",
+     .n_embd = 2048,
+     .n_layer = 48,
+     .n_head = 32,
+     .n_head_kv = 4,
+     .n_ff = 6144,
+     .n_ctx = 40960,
+     .head_dim = 128,
+     .rope_base = 1e6f,
+     .eps = 1e-6f,
+     .vocab = "ggml-vocab-qwen2.gguf",
+     .n_expert = 128,
+     .n_expert_used = 8,
+     .n_ff_exp = 768},
     /* quantizer mixes: 256 wide with 512-long ffn rows, so every matrix takes the k-quants
      * (no fallback) and llama.cpp's per-tensor rules show (tests/quantize/mk_mix_refs.py).
      * One small vocabulary: only token_embd's row count depends on it. */
@@ -566,7 +596,7 @@ static const synth_shape *find_shape(const char *name) {
 static void usage(FILE *f) {
     fprintf(f, "usage: quarrel synth (--arch NAME | --shape NAME) -o OUT.gguf [--type TYPE]\n"
                "                     [--expert-type TYPE] [--rope-scaling KIND] [--vocab FILE]\n"
-               "                     [--seed N]\n"
+               "                     [--seed N] [--layers N]\n"
                "  --arch NAME    an architecture, alone its test-sized shape below; one of\n"
                "                ");
     for (size_t i = 0; i < N_ARCHS; i++)
@@ -587,6 +617,8 @@ static void usage(FILE *f) {
                "                 looked up in the shared tokenizer-vectors folder (default: the\n"
                "                 shape's usual vocabulary from there)\n"
                "  --seed N       random seed (default 1)\n"
+               "  --layers N     the first N of the shape's layers only (benchmark files of big\n"
+               "                 shapes: the widths and experts stay the real ones)\n"
                "  -t, --threads N  quantizer threads for mixes (default 2)\n");
 }
 
@@ -673,6 +705,7 @@ static void add(synth_plan *p, const char *name, tkind kind, int64_t n_in, int64
 /* What the command resolved: the shape, its architecture and the rope scaling chosen. */
 typedef struct synth_model {
     const synth_shape *s;
+    synth_shape own; /* the shape with --layers applied (s points here then) */
     const synth_arch *a;
     int32_t head_dim, n_rot;
     bool tied;
@@ -982,7 +1015,7 @@ typedef struct synth_opts {
     const char *arch, *shape, *rope_scaling;
     const char *out, *type_name, *vocab, *expert_type;
     uint64_t seed;
-    int32_t threads;
+    int32_t threads, layers;
 } synth_opts;
 
 static int parse(int argc, char **argv, synth_opts *o) {
@@ -999,7 +1032,8 @@ static int parse(int argc, char **argv, synth_opts *o) {
         bool known = !strcmp(a, "--arch") || !strcmp(a, "--shape") || !strcmp(a, "-o") ||
                      !strcmp(a, "--output") || !strcmp(a, "--type") || !strcmp(a, "--vocab") ||
                      !strcmp(a, "--seed") || !strcmp(a, "--rope-scaling") || !strcmp(a, "-t") ||
-                     !strcmp(a, "--threads") || !strcmp(a, "--expert-type");
+                     !strcmp(a, "--threads") || !strcmp(a, "--expert-type") ||
+                     !strcmp(a, "--layers");
         if (!known) {
             fprintf(stderr, "quarrel synth: unknown option '%s' (see quarrel synth --help)\n", a);
             return 2;
@@ -1025,6 +1059,8 @@ static int parse(int argc, char **argv, synth_opts *o) {
             o->vocab = v;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (parse_int(a, v, 1, 512, &o->threads)) return 2;
+        } else if (!strcmp(a, "--layers")) {
+            if (parse_int(a, v, 1, 4096, &o->layers)) return 2;
         } else { /* --seed */
             char *end;
             errno = 0;
@@ -1076,6 +1112,16 @@ static int resolve(const synth_opts *o, synth_model *m) {
         }
     } else {
         m->s = find_shape(find_arch(o->arch)->tiny);
+    }
+    if (o->layers) {
+        if (o->layers > m->s->n_layer) {
+            fprintf(stderr, "quarrel synth: --layers %d: shape '%s' has %d layers\n", (int)o->layers,
+                    m->s->name, (int)m->s->n_layer);
+            return 2;
+        }
+        m->own = *m->s;
+        m->own.n_layer = o->layers;
+        m->s = &m->own;
     }
     const synth_shape *s = m->s;
     m->a = find_arch(s->arch);
