@@ -101,8 +101,8 @@ static void round_f16(float *x, int64_t n) {
         x[i] = qr_fp16_to_fp32(qr_fp32_to_fp16(x[i]));
 }
 
-static void softmax(float *x, int64_t n, float scale) {
-    float max = -INFINITY;
+static void softmax(float *x, int64_t n, float scale, float sink) {
+    float max = sink;
     for (int64_t i = 0; i < n; i++) {
         x[i] *= scale;
         if (x[i] > max) max = x[i];
@@ -112,6 +112,7 @@ static void softmax(float *x, int64_t n, float scale) {
         x[i] = expf(x[i] - max);
         sum += (double)x[i];
     }
+    if (sink != -INFINITY) sum += (double)expf(sink - max);
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
         x[i] *= inv;

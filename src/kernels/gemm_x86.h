@@ -1951,7 +1951,7 @@ static inline __m256 exp_ps(__m256 x) {
 
 /* softmax in three vector passes: scale and max; exp and a double sum (two 4-lane
  * accumulators); normalise */
-static void softmax_x86(float *x, int64_t n, float scale) {
+static void softmax_x86(float *x, int64_t n, float scale, float sink) {
     const __m256 sc = _mm256_set1_ps(scale);
     __m256 mv = _mm256_set1_ps(-INFINITY);
     int64_t i = 0;
@@ -1960,7 +1960,7 @@ static void softmax_x86(float *x, int64_t n, float scale) {
         _mm256_storeu_ps(x + i, v);
         mv = _mm256_max_ps(mv, v);
     }
-    float max = hmax_ps(mv);
+    float max = fmaxf(hmax_ps(mv), sink);
     for (; i < n; i++) {
         x[i] *= scale;
         if (x[i] > max) max = x[i];
@@ -1978,6 +1978,7 @@ static void softmax_x86(float *x, int64_t n, float scale) {
         x[i] = expf(x[i] - max);
         sum += (double)x[i];
     }
+    if (sink != -INFINITY) sum += (double)expf(sink - max);
     const float inv = (float)(1.0 / sum);
     const __m256 iv = _mm256_set1_ps(inv);
     for (i = 0; i + 8 <= n; i += 8)

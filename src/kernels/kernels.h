@@ -39,10 +39,12 @@ typedef struct qr_kernels {
     void (*to_f16)(const float *x, uint16_t *y, int64_t n);
     void (*round_f16)(float *x, int64_t n);
     /* elementwise: softmax replaces x[0..n) by softmax(scale * x) (s = x * scale rounded to
-     * float, e = exp(s - max s), summed in double, times (float)(1 / sum)); silu_mul sets
+     * float, e = exp(s - max s), summed in double, times (float)(1 / sum)); sink: one more
+     * logit (already scaled) that joins the max and the sum but has no output, as ggml's
+     * soft_max with sinks (gpt-oss's attention); -INFINITY for none; silu_mul sets
      * g[i] = g[i] / (1 + exp(-g[i])) * u[i] (SwiGLU). The SIMD exp is within 2 ulp of libm's,
      * as ggml's vectorised one is. */
-    void (*softmax)(float *x, int64_t n, float scale);
+    void (*softmax)(float *x, int64_t n, float scale, float sink);
     void (*silu_mul)(float *g, const float *u, int64_t n);
     /* activation quantizers, bit-identical to the reference (tensor/quant_act.c):
      * quant_q8_0 writes a whole q8_0 activation row (blocks, then float scales and integer

@@ -3,7 +3,10 @@
  * FFN activation and its sliding-window layout. The facts are llama.cpp's (src/models/<arch>.cpp
  * and llama_model_rope_type): llama, granite and smollm3 rotate adjacent pairs, the others the
  * two halves of a head. A llama file with llama.expert_count (Mixtral) and qwen3moe have a
- * mixture-of-experts FFN in every layer (llama.cpp's build_moe_ffn). */
+ * mixture-of-experts FFN in every layer (llama.cpp's build_moe_ffn). gpt-oss (llama.cpp's
+ * openai-moe.cpp): attention sinks, biases everywhere, even layers windowed (the window key
+ * required), its FFN norm stored as post_attention_norm, routing by softmax over the top k raw
+ * logits and the clamped SwiGLU. */
 #include "model/model.h"
 
 static const qr_arch_info archs[] = {
@@ -26,6 +29,10 @@ static const qr_arch_info archs[] = {
      QR_ARCH_QK_NORM_FULL | QR_ARCH_POST_NORMS | QR_ARCH_NO_PRE_NORMS | QR_ARCH_UNTIED, 4, 0},
     {"granite", QR_ROPE_NORM, QR_ACT_SILU, QR_ARCH_MULTIPLIERS, 0, 0},
     {"smollm3", QR_ROPE_NORM, QR_ACT_SILU, QR_ARCH_NOPE_EVERY_4, 0, 0},
+    {"gpt-oss", QR_ROPE_NEOX, QR_ACT_SWIGLU_OAI,
+     QR_ARCH_EXPERTS | QR_ARCH_ATTN_SINKS | QR_ARCH_OUT_BIAS | QR_ARCH_EXPERT_BIASES |
+         QR_ARCH_ROUTE_TOPK_SOFTMAX | QR_ARCH_FFN_NORM_POST_ATTN | QR_ARCH_UNTIED,
+     2, -1},
 };
 
 const qr_arch_info *qr_arch_find(const char *name) {
@@ -35,5 +42,6 @@ const qr_arch_info *qr_arch_find(const char *name) {
 }
 
 const char *qr_arch_names(void) {
-    return "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, olmo2, granite, smollm3";
+    return "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, olmo2, granite, smollm3, "
+           "gpt-oss";
 }

@@ -6,10 +6,12 @@
  *   per layer: h = rmsnorm(x) * attn_norm (if any); q,k,v = Wq h (+bq), Wk h (+bk), Wv h (+bv)
  *              q, k = rmsnorm(q) * q_norm, rmsnorm(k) * k_norm (per head or whole; if any)
  *              rope(q, k) (if the layer has it); q *= q_scale; cache k, v
- *              o = Wo attention(q, K, V) (+bo), windowed on windowed layers, soft-capped
+ *              o = Wo attention(q, K, V) (+bo), windowed on windowed layers, soft-capped,
+ *                  with a sink logit per head (if any)
  *              x += rmsnorm(o) * attn_post_norm (if any) * residual_scale
  *              h = rmsnorm(x) * ffn_norm (if any); f = Wdown (act(Wgate h) * Wup h), or
  *              for a mixture f = sum over the router's top k experts e of w_e FFN_e(h)
+ *              (the router's and the experts' biases, if any, added to their products)
  *              x += rmsnorm(f) * ffn_post_norm (if any) * residual_scale
  *   logits = softcap(Wout (rmsnorm(x) * output_norm) * logit_mult)
  * Matrix products go through kernels/matmul, split over the context's threads by rows; an
@@ -264,7 +266,8 @@ typedef struct attn_task {
 
 /* One token and ng of the query heads that share KV head kv_h, from its h_first-th (grouped-
  * query attention): softmax(q.K / sqrt(hd) + causal mask) . V over the cells of its sequence,
- * each cache row read once for all of them. scratch: scores_per_thread floats. */
+ * each cache row read once for all of them; a layer with attention sinks has one more logit
+ * per head in that softmax (ggml_soft_max_add_sinks). scratch: scores_per_thread floats. */
 static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
                    int32_t pos, int32_t seq, float *scratch) {
     const qr_hparams *hp = &ctx->model->hp;
@@ -287,9 +290,12 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
     else
         for (int h = 0; h < ng; h++)
             kn->dot_f32(hd, qr + h * hd, (const float *)kc + off, hd, rows, scores + h * S + first);
+    /* gpt-oss's sinks: one more logit per query head, in the max and the sum, with no value */
+    const float *sinks = ctx->model->layers[layer].attn_sinks.data;
+    const int h0 = kv_h * (hp->n_head / hp->n_head_kv) + h_first; /* the first query head */
     for (int h = 0; h < ng; h++) {
         if (hp->attn_softcap > 0.0f) softcap(scores + h * S + first, rows, hp->attn_softcap);
-        kn->softmax(scores + h * S + first, rows, hp->kq_scale);
+        kn->softmax(scores + h * S + first, rows, hp->kq_scale, sinks ? sinks[h0 + h] : -INFINITY);
         kv_round(ctx, scores + h * S + first, rows);
     }
     memset(out, 0, (size_t)(ng * hd) * sizeof *out);
@@ -334,10 +340,23 @@ static void attention(qr_context *ctx, int layer, const int32_t *pos, const int3
 
 /* ---- feed-forward ---- */
 
-/* g = act(g) * u over n values: SwiGLU or GeGLU, as the architecture says */
+/* gpt-oss's clamped SwiGLU, as ggml_swiglu_oai with llama.cpp's alpha 1.702 and limit 7: the
+ * gate clamped from above only, the up clamped both ways and shifted by one */
+static void swiglu_oai(float *g, const float *u, int64_t n) {
+    const float alpha = 1.702f, limit = 7.0f;
+    for (int64_t i = 0; i < n; i++) {
+        const float x = fminf(g[i], limit);
+        const float y = fminf(fmaxf(u[i], -limit), limit);
+        g[i] = x / (1.0f + expf(alpha * -x)) * (y + 1.0f);
+    }
+}
+
+/* g = act(g) * u over n values: SwiGLU, GeGLU or the clamped SwiGLU, as the architecture says */
 static void act_mul(const qr_model *m, float *g, const float *u, int64_t n) {
     if (m->arch->act == QR_ACT_GELU)
         gelu_mul(m->gelu, g, u, n);
+    else if (m->arch->act == QR_ACT_SWIGLU_OAI)
+        swiglu_oai(g, u, n);
     else
         qr_kernels_best()->silu_mul(g, u, n);
 }
@@ -360,12 +379,15 @@ static void ffn_dense(qr_context *ctx, int l, const float *h, int32_t n, float *
     dump(ctx, "ffn_out", l, out, m->hp.n_embd, n);
 }
 
-/* One token's routing (llama.cpp's build_moe_ffn with softmax gating and norm_w, as llama and
- * qwen3moe call it): p = softmax(router logits) over all n_expert experts in place; the k most
- * probable, best first (the lower index on ties); their weights p / sum of the k p's, the sum
- * taken in double and kept at least 2^-14 as ggml_sum_rows and ggml_clamp do. */
-static void route(float *p, int32_t n_expert, int32_t k, int32_t *choice, float *weight) {
-    qr_kernels_best()->softmax(p, n_expert, 1.0f);
+/* One token's routing, as llama.cpp's build_moe_ffn. By default (softmax gating and norm_w, as
+ * llama and qwen3moe call it): p = softmax(router logits) over all n_expert experts in place;
+ * the k most probable, best first (the lower index on ties); their weights p / sum of the k
+ * p's, the sum taken in double and kept at least 2^-14 as ggml_sum_rows and ggml_clamp do.
+ * topk_softmax (SOFTMAX_WEIGHT gating, gpt-oss): the k highest raw logits, their weights the
+ * softmax over those k alone. */
+static void route(float *p, int32_t n_expert, int32_t k, bool topk_softmax, int32_t *choice,
+                  float *weight) {
+    if (!topk_softmax) qr_kernels_best()->softmax(p, n_expert, 1.0f, -INFINITY);
     double sum = 0.0;
     for (int32_t i = 0; i < k; i++) {
         int32_t best = -1;
@@ -378,6 +400,10 @@ static void route(float *p, int32_t n_expert, int32_t k, int32_t *choice, float 
         choice[i] = best;
         weight[i] = p[best];
         sum += (double)p[best];
+    }
+    if (topk_softmax) {
+        qr_kernels_best()->softmax(weight, k, 1.0f, -INFINITY);
+        return;
     }
     float s = (float)sum;
     if (s < 6.103515625e-5f) s = 6.103515625e-5f;
@@ -419,11 +445,11 @@ static size_t gather_inputs(qr_context *ctx, const qr_weight *w, const float *h,
 }
 
 /* The mixture-of-experts FFN: each token is routed to hp.n_expert_used experts and gets the
- * weighted sum of their SwiGLU FFNs. The batch is grouped by expert: an expert's tokens are
- * gathered into one sub-batch that its gate, up and down products run on (so each chosen
- * expert's matrices are read once per batch, split over the threads by rows like any
- * product, and an expert no token chose is not read at all), and its outputs are added into
- * the tokens' sums with their weights. out may be h. */
+ * weighted sum of their gated FFNs (with their biases, if any). The batch is grouped by
+ * expert: an expert's tokens are gathered into one sub-batch that its gate, up and down
+ * products run on (so each chosen expert's matrices are read once per batch, split over the
+ * threads by rows like any product, and an expert no token chose is not read at all), and its
+ * outputs are added into the tokens' sums with their weights. out may be h. */
 static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float *out) {
     const qr_model *m = ctx->model;
     const qr_layer *L = &m->layers[l];
@@ -431,13 +457,19 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
     const int64_t d = m->hp.n_embd, ff = m->hp.n_ff_exp;
 
     /* route every token */
+    const bool topk_softmax = m->arch->flags & QR_ARCH_ROUTE_TOPK_SOFTMAX;
     matmul(ctx, &L->ffn_gate_inp, h, n, ctx->moe_probs);
     dump(ctx, "ffn_moe_logits", l, ctx->moe_probs, n_expert, n);
+    if (L->ffn_gate_inp_b.data) {
+        add_bias(&L->ffn_gate_inp_b, ctx->moe_probs, n_expert, n);
+        dump(ctx, "ffn_moe_logits_biased", l, ctx->moe_probs, n_expert, n);
+    }
     for (int32_t t = 0; t < n; t++)
-        route(ctx->moe_probs + (int64_t)t * n_expert, n_expert, k, ctx->moe_choice + t * k,
-              ctx->moe_weight + t * k);
+        route(ctx->moe_probs + (int64_t)t * n_expert, n_expert, k, topk_softmax,
+              ctx->moe_choice + t * k, ctx->moe_weight + t * k);
     dump(ctx, "ffn_moe_probs", l, ctx->moe_probs, n_expert, n);
-    dump(ctx, "ffn_moe_weights_norm", l, ctx->moe_weight, k, n);
+    dump(ctx, topk_softmax ? "ffn_moe_weights_softmax" : "ffn_moe_weights_norm", l,
+         ctx->moe_weight, k, n);
 
     /* group the (token, slot) pairs by expert, in token order (a counting sort) */
     int32_t *first = ctx->moe_first, *pairs = ctx->moe_pairs;
@@ -484,6 +516,11 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
                                          ctx->moe_u + g0 * ff};
     }
     run_items(ctx, items, n_items);
+    for (int32_t e = 0; e < n_expert; e++) { /* the experts' biases (gpt-oss), if any */
+        const int32_t g0 = first[e], n_e = first[e + 1] - first[e];
+        add_bias(&L->experts[e].gate_b, ctx->moe_g + g0 * ff, ff, n_e);
+        add_bias(&L->experts[e].up_b, ctx->moe_u + g0 * ff, ff, n_e);
+    }
     act_mul(m, ctx->moe_g, ctx->moe_u, (int64_t)n * k * ff);
 
     observe_experts(ctx, L, ctx->moe_g, slot_of, n);
@@ -499,6 +536,8 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
                                          n_e, ctx->moe_out + g0 * d};
     }
     run_items(ctx, items, n_items);
+    for (int32_t e = 0; e < n_expert; e++)
+        add_bias(&L->experts[e].down_b, ctx->moe_out + first[e] * d, d, first[e + 1] - first[e]);
 
     /* each token's weighted sum, in slot order (best expert first), as llama.cpp adds them */
     for (int32_t t = 0; t < n; t++) {

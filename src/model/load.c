@@ -210,12 +210,14 @@ static qr_status load_hparams(qr_model *m) {
     /* sliding window: gemma2 defaults it, gemma3 and olmo2 window only when it is declared;
      * llama.cpp reads but ignores phi3's, and no other architecture here has one */
     hp->n_swa = 0;
-    if (m->arch->swa_pattern &&
-        (st = key_i32(m, "attention.sliding_window", false, m->arch->swa_default, &hp->n_swa)))
+    const int32_t swa_default = m->arch->swa_default;
+    if (m->arch->swa_pattern && (st = key_i32(m, "attention.sliding_window", swa_default < 0,
+                                              swa_default < 0 ? 0 : swa_default, &hp->n_swa)))
         return st;
     hp->rope_freq_base_swa = hp->rope_freq_base;
     hp->rope_freq_scale_swa = 1.0f;
-    if (!strcmp(m->arch->name, "gemma2")) hp->rope_freq_scale_swa = hp->rope_freq_scale;
+    if (!strcmp(m->arch->name, "gemma2") || !strcmp(m->arch->name, "gpt-oss"))
+        hp->rope_freq_scale_swa = hp->rope_freq_scale;
     if (!strcmp(m->arch->name, "gemma3")) hp->rope_freq_base_swa = 10000.0f;
     if (hp->n_swa > 0 &&
         (st = key_f32(m, "rope.freq_base_swa", hp->rope_freq_base_swa, &hp->rope_freq_base_swa)))
@@ -356,8 +358,38 @@ static qr_weight expert_slice(const qr_weight *first, int64_t e) {
     return w;
 }
 
+/* A 2-D expert bias [n_cols, n_expert] (gpt-oss's ffn_*_exps.bias), f32: bound as its first
+ * expert's row (n_cols values; expert_slice gives the others); dim: what n_cols is. */
+static qr_status bind_expert_bias(qr_model *m, qr_weight *w, const char *name, int64_t n_cols,
+                                  const char *dim) {
+    const qr_gguf_tensor *t = qr_gguf_find_tensor(m->gguf, name);
+    const int64_t n_expert = m->hp.n_expert;
+    memset(w, 0, sizeof *w);
+    if (!t) return qr_error(QR_ERR_FORMAT, "missing tensor '%s'", name);
+    if (t->ne[0] != n_cols || t->ne[1] != n_expert || t->ne[2] != 1 || t->ne[3] != 1)
+        return qr_error(QR_ERR_FORMAT,
+                        "expert bias '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
+                        "%lld] (%s, expert_count)",
+                        name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                        (long long)t->ne[3], (long long)n_cols, (long long)n_expert, dim);
+    if (t->type != QR_TYPE_F32)
+        return qr_error(QR_ERR_UNSUPPORTED, "expert bias '%s' is %s; biases must be f32", name,
+                        qr_type_name(t->type));
+    w->data = t->data;
+    w->name = t->name;
+    w->type = t->type;
+    w->n_cols = n_cols;
+    w->n_rows = 1;
+    w->row_bytes = (size_t)n_cols * sizeof(float);
+    m->n_params += (uint64_t)(n_cols * n_expert);
+    m->weight_bytes += t->nbytes;
+    return QR_OK;
+}
+
 /* Layer l's mixture of experts: the router ffn_gate_inp [n_embd, n_expert] and the experts'
- * gate, up [n_embd, n_ff_exp, n_expert] and down [n_ff_exp, n_embd, n_expert] */
+ * gate, up [n_embd, n_ff_exp, n_expert] and down [n_ff_exp, n_embd, n_expert]; with
+ * EXPERT_BIASES also the router's bias [n_expert] and the experts' biases [n_ff_exp, n_expert]
+ * (gate, up) and [n_embd, n_expert] (down) */
 static qr_status bind_mixture(qr_model *m, int32_t l) {
     const qr_hparams *hp = &m->hp;
     qr_layer *L = &m->layers[l];
@@ -384,11 +416,34 @@ static qr_status bind_mixture(qr_model *m, int32_t l) {
         (st = bind_experts(m, &up, NAME("ffn_up_exps.weight"), d, ff, in_dims)) ||
         (st = bind_experts(m, &down, NAME("ffn_down_exps.weight"), ff, d, out_dims)))
         return st;
+    qr_weight gate_b = {0}, up_b = {0}, down_b = {0};
+    if (m->arch->flags & QR_ARCH_EXPERT_BIASES) {
+        const qr_gguf_tensor *rb = qr_gguf_find_tensor(m->gguf, NAME("ffn_gate_inp.bias"));
+        if (rb && (rb->ne[0] != hp->n_expert || rb->ne[1] != 1 || rb->ne[2] != 1 || rb->ne[3] != 1))
+            return qr_error(QR_ERR_FORMAT,
+                            "router bias '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld] "
+                            "(expert_count)",
+                            name, (long long)rb->ne[0], (long long)rb->ne[1], (long long)rb->ne[2],
+                            (long long)rb->ne[3], (long long)hp->n_expert);
+        if ((st = bind(m, &L->ffn_gate_inp_b, name, hp->n_expert, 0, true)) ||
+            (st = bind_expert_bias(m, &gate_b, NAME("ffn_gate_exps.bias"), ff, width)) ||
+            (st = bind_expert_bias(m, &up_b, NAME("ffn_up_exps.bias"), ff, width)) ||
+            (st = bind_expert_bias(m, &down_b, NAME("ffn_down_exps.bias"), d, "embedding_length")))
+            return st;
+    }
 #undef NAME
     L->experts = m->experts + (size_t)l * (size_t)hp->n_expert;
-    for (int32_t e = 0; e < hp->n_expert; e++)
-        L->experts[e] = (qr_expert){expert_slice(&gate, e), expert_slice(&up, e),
-                                    expert_slice(&down, e)};
+    for (int32_t e = 0; e < hp->n_expert; e++) {
+        qr_expert *x = &L->experts[e];
+        *x = (qr_expert){.gate = expert_slice(&gate, e),
+                         .up = expert_slice(&up, e),
+                         .down = expert_slice(&down, e)};
+        if (gate_b.data) {
+            x->gate_b = expert_slice(&gate_b, e);
+            x->up_b = expert_slice(&up_b, e);
+            x->down_b = expert_slice(&down_b, e);
+        }
+    }
     return QR_OK;
 }
 
@@ -459,13 +514,26 @@ static qr_status load_weights(qr_model *m) {
             BIND(bv, "attn_v.bias", kv_dim, 0, fl & QR_ARCH_QKV_BIAS);
         }
         BIND(wo, "attn_output.weight", q_dim, d, true);
-        BIND(bo, "attn_output.bias", d, 0, false);
+        BIND(bo, "attn_output.bias", d, 0, fl & QR_ARCH_OUT_BIAS);
+        if (fl & QR_ARCH_ATTN_SINKS) { /* one logit per query head */
+            const qr_gguf_tensor *t = qr_gguf_find_tensor(m->gguf, NAME("attn_sinks.weight"));
+            if (t && (t->ne[0] != hp->n_head || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1))
+                return qr_error(QR_ERR_FORMAT,
+                                "attention sinks '%s' have shape [%lld, %lld, %lld, %lld], "
+                                "expected [%d] (attention.head_count)",
+                                name, (long long)t->ne[0], (long long)t->ne[1],
+                                (long long)t->ne[2], (long long)t->ne[3], hp->n_head);
+            BIND(attn_sinks, "attn_sinks.weight", hp->n_head, 0, true);
+        }
         if (qk_norm) {
             BIND(q_norm, "attn_q_norm.weight", q_norm_dim, 0, true);
             BIND(k_norm, "attn_k_norm.weight", k_norm_dim, 0, true);
         }
         if (post_norms) BIND(attn_post_norm, "post_attention_norm.weight", d, 0, true);
-        BIND(ffn_norm, "ffn_norm.weight", d, 0, pre_norms);
+        if (fl & QR_ARCH_FFN_NORM_POST_ATTN)
+            BIND(ffn_norm, "post_attention_norm.weight", d, 0, true);
+        else
+            BIND(ffn_norm, "ffn_norm.weight", d, 0, pre_norms);
         if (hp->n_expert > 0) { /* a mixture: the router and the experts, no dense FFN */
             if ((st = bind_mixture(m, l))) return st;
         } else if (fl & QR_ARCH_GATE_IN_UP) {
@@ -538,19 +606,22 @@ static int all_weights(qr_model *m, qr_weight **w) {
         qr_layer *L = &m->layers[l];
         qr_weight *ws[] = {&L->attn_norm, &L->wq,       &L->wk,         &L->wv,
                            &L->bq,        &L->bk,       &L->bv,         &L->q_norm,
-                           &L->k_norm,    &L->wo,       &L->bo,         &L->attn_post_norm,
-                           &L->ffn_norm,  &L->ffn_gate, &L->ffn_gate_b, &L->ffn_up,
-                           &L->ffn_up_b,  &L->ffn_down, &L->ffn_down_b, &L->ffn_post_norm};
+                           &L->k_norm,    &L->attn_sinks, &L->wo,       &L->bo,
+                           &L->attn_post_norm, &L->ffn_norm, &L->ffn_gate, &L->ffn_gate_b,
+                           &L->ffn_up,    &L->ffn_up_b, &L->ffn_down,   &L->ffn_down_b,
+                           &L->ffn_post_norm};
         for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
             if (ws[i]->data) w[n++] = ws[i];
         if (!L->experts) continue;
         /* the router, then each expert's three matrices side by side (a token reads those
          * of its chosen experts) */
         w[n++] = &L->ffn_gate_inp;
+        if (L->ffn_gate_inp_b.data) w[n++] = &L->ffn_gate_inp_b;
         for (int32_t e = 0; e < m->hp.n_expert; e++) {
-            w[n++] = &L->experts[e].gate;
-            w[n++] = &L->experts[e].up;
-            w[n++] = &L->experts[e].down;
+            qr_expert *x = &L->experts[e];
+            qr_weight *xs[] = {&x->gate, &x->gate_b, &x->up, &x->up_b, &x->down, &x->down_b};
+            for (size_t i = 0; i < sizeof xs / sizeof *xs; i++)
+                if (xs[i]->data) w[n++] = xs[i];
         }
     }
     w[n++] = &m->output_norm;
@@ -558,7 +629,7 @@ static int all_weights(qr_model *m, qr_weight **w) {
     w[n++] = &m->tok_embd;
     return n;
 }
-#define MAX_WEIGHTS(hp) (6 + (21 + 3 * (hp).n_expert) * (hp).n_layer)
+#define MAX_WEIGHTS(hp) (6 + (23 + 6 * (hp).n_expert) * (hp).n_layer)
 
 /* Drop the whole pages of [p, p + bytes) from this process (clean pages of the read-only
  * mapping: a later read would fault them back in from the page cache) */

@@ -11,7 +11,9 @@
  * optional steps of the one forward pass it takes, which tensors it must have and which keys
  * it reads. Adding an architecture is a row there plus any genuinely new step. */
 typedef enum qr_rope_type { QR_ROPE_NORM, QR_ROPE_NEOX } qr_rope_type;
-typedef enum qr_act { QR_ACT_SILU, QR_ACT_GELU } qr_act;
+/* the FFN's gated activation: SwiGLU, GeGLU, or gpt-oss's clamped SwiGLU (ggml_swiglu_oai:
+ * x = min(g, 7), x sigmoid(1.702 x) (clamp(u, -7, 7) + 1)) */
+typedef enum qr_act { QR_ACT_SILU, QR_ACT_GELU, QR_ACT_SWIGLU_OAI } qr_act;
 
 enum {
     QR_ARCH_QKV_BIAS = 1 << 0,        /* q, k, v biases required (qwen2) */
@@ -31,6 +33,13 @@ enum {
      * as Mixtral is stored) */
     QR_ARCH_EXPERTS = 1 << 13,
     QR_ARCH_EXPERTS_IF_COUNTED = 1 << 14,
+    QR_ARCH_ATTN_SINKS = 1 << 15,     /* attn_sinks: one more logit per head in the softmax */
+    QR_ARCH_OUT_BIAS = 1 << 16,       /* attn_output.bias required (gpt-oss) */
+    QR_ARCH_EXPERT_BIASES = 1 << 17,  /* router and experts' gate/up/down biases required */
+    QR_ARCH_ROUTE_TOPK_SOFTMAX = 1 << 18, /* top k of the raw router logits, softmax over those
+                                            k (llama.cpp's SOFTMAX_WEIGHT gating, gpt-oss) */
+    QR_ARCH_FFN_NORM_POST_ATTN = 1 << 19, /* the FFN's pre-norm is stored as
+                                            post_attention_norm (gpt-oss) */
 };
 
 /* the most experts a layer may have (llama.cpp's LLAMA_MAX_EXPERTS) */
@@ -43,7 +52,8 @@ typedef struct qr_arch_info {
     uint32_t flags;
     /* sliding-window attention: layers with il % swa_pattern < swa_pattern - 1 are windowed
      * (attention.sliding_window_pattern overrides); swa_default: the window when the key is
-     * absent; 0 with a pattern: windowed only when the key is there and positive */
+     * absent; 0 with a pattern: windowed only when the key is there and positive; -1: the key
+     * is required (gpt-oss) */
     int32_t swa_pattern, swa_default;
 } qr_arch_info;
 
@@ -96,6 +106,7 @@ typedef struct qr_weight {
  * ffn_{gate,up,down}_exps tensors, each an ordinary matrix (repacked like any other). */
 typedef struct qr_expert {
     qr_weight gate, up, down;
+    qr_weight gate_b, up_b, down_b; /* rows of ffn_*_exps.bias (gpt-oss), or absent */
 } qr_expert;
 
 /* One layer: its weights (absent optional ones have data NULL; fused tensors are bound as
@@ -112,8 +123,9 @@ typedef struct qr_layer {
     qr_weight ffn_post_norm;
     /* the FFN step: dense (experts NULL) or a mixture, routed by ffn_gate_inp
      * ([n_expert][n_embd]) to hp.n_expert_used of hp.n_expert experts */
-    qr_weight ffn_gate_inp;
+    qr_weight ffn_gate_inp, ffn_gate_inp_b; /* the router and its bias (if any) */
     qr_expert *experts;
+    qr_weight attn_sinks; /* per query head, a logit with no value (gpt-oss), or absent */
     bool swa;  /* windowed attention (hp.n_swa) with the windowed layers' rope */
     bool rope; /* RoPE applied (smollm3 skips some layers) */
 } qr_layer;

@@ -91,7 +91,8 @@ expect 2 "unknown --type 'Q9_9'" "$Q" synth --shape tiny --type Q9_9 -o "$T/x.gg
 expect 2 "give an output file with -o" "$Q" synth --shape tiny
 expect 2 "give an architecture with --arch or a shape with --shape" "$Q" synth -o "$T/x.gguf"
 expect 2 "--seed expects a non-negative integer" "$Q" synth --shape tiny --seed -3 -o "$T/x.gguf"
-expect 2 "unknown option '--layers'" "$Q" synth --shape tiny --layers 3 -o "$T/x.gguf"
+expect 2 "unknown option '--frobnicate'" "$Q" synth --shape tiny --frobnicate 3 -o "$T/x.gguf"
+expect 2 "--layers 3: shape 'tiny' has 2 layers" "$Q" synth --shape tiny --layers 3 -o "$T/x.gguf"
 expect 1 "/nonexistent/vocab.gguf" "$Q" synth --shape tiny --vocab /nonexistent/vocab.gguf -o "$T/x.gguf"
 expect 1 "has no tokenizer.ggml.tokens" "$Q" synth --shape tiny --vocab "$S/reference/alltypes.gguf" -o "$T/x.gguf"
 [ ! -e "$T/x.gguf" ] || fail "a failed synth left an output file"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CLI on the mixtures of experts (`quarrel synth --arch mixtral`, a llama file with experts,
-# in Q8_0): `quarrel perplexity` within llama-perplexity's acceptance (|ln PPL - ln PPL_ref| <=
-# 0.02, ../shared/reference/README.md) of the peer's llama.cpp on the same file and text
+# in Q8_0, and `--arch gpt-oss --expert-type MXFP4`): `quarrel perplexity` within
+# llama-perplexity's acceptance (|ln PPL - ln PPL_ref| <= 0.02, ../shared/reference/README.md)
+# of the peer's llama.cpp on the same file and text
 # (../shared/peer/llamaref_ppl.py, installed by the README's test command), and `quarrel bench`
 # running prompt and generation and counting only the used experts' share of the expert
 # tensors as the bytes a decode reads. (`quarrel run` on every synthetic architecture, experts
@@ -10,9 +11,12 @@ set -euo pipefail
 Q=${QUARREL:?} S=${QR_SHARED_DIR:?}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-model=$tmp/mixtral-tiny-q8_0.gguf
-"$Q" synth --arch mixtral --type Q8_0 -o "$model" 2> "$tmp/err" || fail "synth: $(cat "$tmp/err")"
 head -c 24000 "$S/reference/text/gpl-3.txt" > "$tmp/text.txt"
+# NAME SYNTH-ARGS...: the two checks below on `quarrel synth SYNTH-ARGS`
+check_model() {
+name=$1; shift
+model=$tmp/$name.gguf
+"$Q" synth "$@" -o "$model" 2> "$tmp/err" || fail "synth: $(cat "$tmp/err")"
 
 # perplexity against llama.cpp's
 "$Q" perplexity -m "$model" -f "$tmp/text.txt" -c 128 > "$tmp/ppl.out" 2>&1 ||
@@ -20,21 +24,21 @@ head -c 24000 "$S/reference/text/gpl-3.txt" > "$tmp/text.txt"
 /usr/bin/python3 "$S/peer/llamaref_ppl.py" "$model" "$tmp/text.txt" --ctx 128 \
     --out "$tmp/ref.json" > /dev/null 2>&1 ||
     fail "llamaref_ppl.py failed: the peer is needed (the README's test command installs it)"
-/usr/bin/python3 - "$tmp/ppl.out" "$tmp/ref.json" <<'PY' || fail "perplexity differs from llama.cpp's"
+/usr/bin/python3 - "$tmp/ppl.out" "$tmp/ref.json" "$name" <<'PY' || fail "$name: perplexity differs from llama.cpp's"
 import json, math, re, sys
 out = open(sys.argv[1]).read()
 ppl = float(re.findall(r"PPL = ([0-9.e+]+)", out)[-1])
 ref = json.load(open(sys.argv[2]))["ppl"]
 d = abs(math.log(ppl) - math.log(ref))
-print("mixtral-tiny-q8_0 ctx 128: PPL %.6g, llama.cpp %.6g, |ln ratio| %.5f" % (ppl, ref, d))
+print("%s ctx 128: PPL %.6g, llama.cpp %.6g, |ln ratio| %.5f" % (sys.argv[3], ppl, ref, d))
 assert d <= 0.02, d
 PY
 
-# bench: both tests run; a decode reads 2 of the 8 experts
+# bench: both tests run; a decode reads 2 of the 8 experts (and of their biases)
 "$Q" bench -m "$model" -p 16 -n 4 -r 1 -t 1 -o json > "$tmp/bench.json" 2> "$tmp/err" ||
     fail "bench: $(cat "$tmp/err")"
 "$Q" inspect --json "$model" > "$tmp/inspect.json"
-/usr/bin/python3 - "$tmp/bench.json" "$tmp/inspect.json" <<'PY' || fail "bench on experts"
+/usr/bin/python3 - "$tmp/bench.json" "$tmp/inspect.json" <<'PY' || fail "$name: bench on experts"
 import json, sys
 b = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))["tensors"]
 exps = sum(x["bytes"] for x in t if "_exps." in x["name"])
@@ -44,6 +48,10 @@ assert abs(b["weight_bytes_per_decode"] - want) <= 64, (b["weight_bytes_per_deco
 tests = [r["test"] for r in b["results"]]
 assert "pp16" in tests and "tg4" in tests, tests
 PY
+}
+# gpt-oss as it ships: MXFP4 experts (sinks, biases, windows, YaRN)
+check_model gpt-oss-tiny-mxfp4 --arch gpt-oss --expert-type MXFP4
+check_model mixtral-tiny-q8_0 --arch mixtral --type Q8_0 # $model: mixtral-tiny-q8_0 from here
 # imatrix: the experts' entries hold one sum row and one count per expert (llama-imatrix's
 # MUL_MAT_ID branch: every routed row counts, so each layer's counts add up to tokens x 2 used);
 # quantizing with it to IQ2_XXS (which needs one) takes each expert's slice

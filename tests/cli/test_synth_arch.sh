@@ -105,6 +105,37 @@ assert t["blk.0.ffn_gate_exps.weight"]["type"] in ("q4_K", "q5_K", "q6_K"), t["b
 assert t["blk.0.ffn_gate_inp.weight"]["type"] == "f32"
 PY
 
+# gpt-oss: attention sinks, biases on q/k/v/output, the router and the experts (2-D, one row
+# per expert), the FFN norm under post_attention_norm, YaRN as it ships (factor 32), a window;
+# --expert-type MXFP4 makes the experts' matrices MXFP4 and leaves the rest F16
+"$Q" synth --arch gpt-oss --expert-type MXFP4 -o "$tmp/gpt-oss.gguf" 2> "$tmp/err" ||
+    fail "synth gpt-oss: $(cat "$tmp/err")"
+check "$tmp/gpt-oss.gguf" gpt-oss <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); arch = sys.argv[2]
+md = d["metadata"]; t = {x["name"]: x for x in d["tensors"]}
+K = lambda k: md[arch + "." + k]
+assert md["general.architecture"] == "gpt-oss"
+E, L, H, KV = K("embedding_length"), K("block_count"), K("attention.head_count"), K("attention.head_count_kv")
+X, k, ffe, hd = K("expert_count"), K("expert_used_count"), K("expert_feed_forward_length"), K("attention.key_length")
+assert hd != E // H and 2 <= L <= 4 and 4 <= X <= 8 and k == 2, (hd, L, X, k)
+assert K("attention.sliding_window") == 8 and K("rope.scaling.type") == "yarn"
+assert K("rope.scaling.factor") == 32 and K("rope.scaling.original_context_length") == 128
+shape = lambda n: t[n]["shape"]
+for l in range(L):
+    b = "blk.%d." % l
+    assert shape(b + "attn_sinks.weight") == [H] and t[b + "attn_sinks.weight"]["type"] == "f32"
+    assert shape(b + "attn_q.bias") == [H * hd] and shape(b + "attn_k.bias") == [KV * hd]
+    assert shape(b + "attn_output.bias") == [E] and shape(b + "post_attention_norm.weight") == [E]
+    assert b + "ffn_norm.weight" not in t
+    assert shape(b + "ffn_gate_inp.bias") == [X]
+    for n, w in (("gate", ffe), ("up", ffe), ("down", E)):
+        assert t[b + "ffn_%s_exps.weight" % n]["type"] == "mxfp4", t[b + "ffn_%s_exps.weight" % n]
+        assert shape(b + "ffn_%s_exps.bias" % n) == [w, X] and t[b + "ffn_%s_exps.bias" % n]["type"] == "f32"
+    assert t[b + "attn_q.weight"]["type"] == "f16"
+assert "output.weight" in t
+PY
+
 # rope-scaling variants
 "$Q" synth --arch qwen3 --rope-scaling yarn -o "$tmp/yarn.gguf" 2> /dev/null || fail "yarn"
 check "$tmp/yarn.gguf" qwen3 <<'PY'
@@ -148,4 +179,6 @@ usage_err "not gemma3" --arch gemma3 --shape qwen3-0.6b
 usage_err "'spiral'" --arch qwen3 --rope-scaling spiral
 usage_err "longrope" --arch qwen3 --rope-scaling longrope
 usage_err "--arch" -t 2
+usage_err "'Q9_9'" --arch gpt-oss --expert-type Q9_9
+usage_err "no experts" --arch qwen3 --expert-type MXFP4
 echo ok

@@ -246,8 +246,8 @@ static void check_exp(const qr_kernels *set) {
     for (int64_t n = 1; n <= N; n += 1366) {
         memcpy(e, x, sizeof x);
         memcpy(r, x, sizeof x);
-        set->softmax(e, n, 0.125f);
-        qr_kernels_named("scalar")->softmax(r, n, 0.125f);
+        set->softmax(e, n, 0.125f, -INFINITY);
+        qr_kernels_named("scalar")->softmax(r, n, 0.125f, -INFINITY);
         for (int64_t i = 0; i < n; i++)
             if (!(fabsf(e[i] - r[i]) <= EXP_ULP * 2 * (nextafterf(r[i], INFINITY) - r[i]) + 1e-30f))
                 fail_msg("%s softmax n=%lld [%lld] = %.9g, reference %.9g", set->name, (long long)n,
@@ -258,12 +258,44 @@ static void check_exp(const qr_kernels *set) {
     for (int i = 0; i < N; i += 7) {
         const float xi = x[i] * 0.9f;
         float pair[2] = {xi, 0.0f};
-        set->softmax(pair, 2, 1.0f);
+        set->softmax(pair, 2, 1.0f, -INFINITY);
         const double t = (double)xi;
         const double want0 = t >= 0 ? 1.0 / (1.0 + exp(-t)) : exp(t) / (exp(t) + 1.0);
         if (!(fabs(pair[0] - want0) <= 4e-7 * want0 + 1e-37))
             fail_msg("%s softmax{%.9g, 0}[0] = %.9g, want %.9g", set->name, t, (double)pair[0], want0);
+        /* a sink: {x} with a sink logit of 0 is the same 1 / (1 + exp(-x)), the sink's share
+         * not written anywhere */
+        float one = xi;
+        set->softmax(&one, 1, 1.0f, 0.0f);
+        if (!(fabs(one - want0) <= 4e-7 * want0 + 1e-37))
+            fail_msg("%s softmax{%.9g} with sink 0 = %.9g, want %.9g", set->name, t, (double)one,
+                     want0);
     }
+    /* sinks above and below the row's max, at lengths with vector tails, against the
+     * reference: scale, then the sink joins the max and the sum (ggml's soft_max) */
+    for (int64_t n = 3; n <= 40; n += 37)
+        for (int k = 0; k < 3; k++) {
+            const float sink = (float[]){-3.0f, 0.5f, 20.0f}[k];
+            memcpy(e, x + 2000, (size_t)n * sizeof *x);
+            memcpy(r, x + 2000, (size_t)n * sizeof *x);
+            set->softmax(e, n, 0.125f, sink);
+            qr_kernels_named("scalar")->softmax(r, n, 0.125f, sink);
+            double max = sink, sum = 0.0;
+            for (int64_t i = 0; i < n; i++)
+                max = fmax(max, (double)(x[2000 + i] * 0.125f));
+            for (int64_t i = 0; i < n; i++)
+                sum += exp((double)(x[2000 + i] * 0.125f) - max);
+            sum += exp((double)sink - max);
+            for (int64_t i = 0; i < n; i++) {
+                const double want = exp((double)(x[2000 + i] * 0.125f) - max) / sum;
+                if (!(fabs(e[i] - r[i]) <= EXP_ULP * 2 * (nextafterf(r[i], INFINITY) - r[i]) +
+                                               1e-30f) ||
+                    !(fabs(r[i] - want) <= 4e-6 * want + 1e-37)) /* float s - max */
+                    fail_msg("%s softmax n=%lld sink %g [%lld] = %.9g, reference %.9g, want %.9g",
+                             set->name, (long long)n, (double)sink, (long long)i, (double)e[i],
+                             (double)r[i], want);
+            }
+        }
     memcpy(s, g, sizeof g);
     set->silu_mul(s, u, N);
     for (int i = 0; i < N; i++) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the llama.cpp references of the synthetic architecture models (qwen3, gemma2,
-# gemma3, phi3, olmo2, granite, smollm3, the mixtures of experts mixtral and qwen3moe, and
+# gemma3, phi3, olmo2, granite, smollm3, the mixtures of experts mixtral, qwen3moe and gpt-oss, and
 # rope-scaling and quantized variants): for each, `quarrel synth`
 # writes the model into a temporary folder, ../shared/peer/llamaref.py runs llama.cpp on it at
 # the canonical settings (haswell, flash attention off, no repack, ctx 512 unless noted, 32
@@ -46,6 +46,8 @@ models=(
     "mixtral-tiny-q8_0|--arch mixtral --type Q8_0|512"
     "qwen3moe-tiny|--arch qwen3moe|512"
     "qwen3moe-mix-q4_k_m|--shape qwen3moe-mix --type Q4_K_M|512"
+    "gpt-oss-tiny|--arch gpt-oss|512"
+    "gpt-oss-tiny-mxfp4|--arch gpt-oss --expert-type MXFP4|512"
 )
 
 want=("$@")

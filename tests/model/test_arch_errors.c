@@ -7,7 +7,7 @@
  * key. An unknown architecture is refused with the list of supported ones. The mixtures of
  * experts (mixtral: a llama file with experts; qwen3moe) also get bad expert counts, expert
  * tensors of inconsistent shapes and routers of the wrong width, each refused naming the key
- * or tensor. */
+ * or tensor; gpt-oss also attention sinks, router and expert biases of the wrong shape. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,16 +22,20 @@
 #include "test_util.h"
 
 /* synth's architecture names; mixtral writes general.architecture llama (with experts) */
-static const char *const archs[] = {"llama", "qwen2",   "qwen3",   "gemma2",  "gemma3",
-                                    "phi3",  "olmo2",   "granite", "smollm3", "mixtral",
-                                    "qwen3moe"};
+static const char *const archs[] = {"llama",   "qwen2",   "qwen3",    "gemma2", "gemma3", "phi3",
+                                    "olmo2",   "granite", "smollm3",  "mixtral", "qwen3moe",
+                                    "gpt-oss"};
 
 static const char *gguf_arch(const char *arch) {
     return strcmp(arch, "mixtral") ? arch : "llama";
 }
 
-/* tensors a model may lack: the output head (tied), biases, RoPE factors */
-static bool optional_tensor(const char *name) {
+/* tensors a model may lack: the output head (tied), biases (gpt-oss: only q, k and v's, as
+ * llama.cpp binds them), RoPE factors */
+static bool optional_tensor(const char *arch, const char *name) {
+    if (!strcmp(arch, "gpt-oss"))
+        return strstr(name, "attn_q.bias") || strstr(name, "attn_k.bias") ||
+               strstr(name, "attn_v.bias");
     return !strcmp(name, "output.weight") || strstr(name, ".bias") || strstr(name, "rope_");
 }
 
@@ -49,7 +53,9 @@ static bool required_key(const char *arch, bool moe, const char *key) {
     if (!strcmp(suffix, "attention.layer_norm_rms_epsilon")) return strcmp(arch, "llama") != 0;
     if (!strcmp(suffix, "logit_scale")) return !strcmp(arch, "granite");
     if (!strcmp(suffix, "expert_used_count")) return moe;
-    if (!strcmp(suffix, "expert_count")) return !strcmp(arch, "qwen3moe");
+    if (!strcmp(suffix, "expert_count"))
+        return !strcmp(arch, "qwen3moe") || !strcmp(arch, "gpt-oss");
+    if (!strcmp(suffix, "attention.sliding_window")) return !strcmp(arch, "gpt-oss");
     return false;
 }
 
@@ -128,7 +134,7 @@ static void check_arch(const char *synth_arch) {
         if (!strncmp(name, "blk.", 4) && strncmp(name, "blk.0.", 6)) continue;
         rewrite(g, -1, i, -1, bad);
         if (load_and_run(bad)) {
-            if (!optional_tensor(name)) fail_msg("%s without '%s' loaded", arch, name);
+            if (!optional_tensor(arch, name)) fail_msg("%s without '%s' loaded", arch, name);
         } else {
             if (!strstr(qr_last_error(), name))
                 fail_msg("%s without '%s': the error does not name it: %s", arch, name,
@@ -250,7 +256,7 @@ static void check_moe(const char *synth_arch) {
     refused(bad, used, "expert_used_count 0");
     rewrite_with(g, used, (uint32_t)n_expert + 1, NULL, NULL, bad);
     refused(bad, used, "expert_used_count above expert_count");
-    if (!strcmp(arch, "qwen3moe")) {
+    if (strcmp(arch, "llama")) { /* experts are the only FFN */
         rewrite_with(g, count, 0, NULL, NULL, bad);
         refused(bad, count, "expert_count 0");
     }
@@ -278,6 +284,45 @@ static void test_moe(void **state) {
     (void)state;
     check_moe("mixtral");
     check_moe("qwen3moe");
+    check_moe("gpt-oss");
+}
+
+/* gpt-oss's own tensors of the wrong shape: attention sinks of another length than the head
+ * count, a router bias of fewer experts, expert biases of fewer experts or another width */
+static void test_gpt_oss(void **state) {
+    (void)state;
+    const char *path = "arch-errors-oai.gguf", *bad = "arch-errors-oai.bad.gguf";
+    synth("gpt-oss", path);
+    qr_gguf *g;
+    assert_int_equal(qr_gguf_open(path, &g), QR_OK);
+    const qr_gguf_tensor *sinks = qr_gguf_find_tensor(g, "blk.1.attn_sinks.weight");
+    const qr_gguf_tensor *gate_b = qr_gguf_find_tensor(g, "blk.0.ffn_gate_exps.bias");
+    const qr_gguf_tensor *down_b = qr_gguf_find_tensor(g, "blk.0.ffn_down_exps.bias");
+    assert_non_null(sinks);
+    assert_non_null(gate_b);
+    assert_non_null(down_b);
+    const int64_t n_head = sinks->ne[0], n_ff = gate_b->ne[0], n_expert = gate_b->ne[1];
+    const int64_t n_embd = down_b->ne[0];
+
+    rewrite_with(g, NULL, 0, "blk.1.attn_sinks.weight", (int64_t[]){n_head - 1, 1, 1, 1}, bad);
+    refused(bad, "blk.1.attn_sinks.weight", "attention sinks shorter than the head count");
+    rewrite_with(g, NULL, 0, "blk.0.ffn_gate_inp.bias", (int64_t[]){n_expert / 2, 1, 1, 1}, bad);
+    refused(bad, "blk.0.ffn_gate_inp.bias", "a router bias of fewer experts");
+    rewrite_with(g, NULL, 0, "blk.0.ffn_gate_exps.bias", (int64_t[]){n_ff, n_expert / 2, 1, 1},
+                 bad);
+    refused(bad, "blk.0.ffn_gate_exps.bias", "an expert gate bias of fewer experts");
+    rewrite_with(g, NULL, 0, "blk.0.ffn_up_exps.bias", (int64_t[]){n_ff / 2, n_expert, 1, 1},
+                 bad);
+    refused(bad, "blk.0.ffn_up_exps.bias", "an expert up bias narrower than the experts");
+    rewrite_with(g, NULL, 0, "blk.0.ffn_down_exps.bias", (int64_t[]){n_embd / 2, n_expert, 1, 1},
+                 bad);
+    refused(bad, "blk.0.ffn_down_exps.bias", "an expert down bias narrower than the embedding");
+    rewrite_with(g, NULL, 0, "blk.0.ffn_down_exps.bias", (int64_t[]){n_embd, n_expert / 2, 2, 1},
+                 bad);
+    refused(bad, "blk.0.ffn_down_exps.bias", "a 3-D expert down bias");
+    qr_gguf_free(g);
+    remove(bad);
+    remove(path);
 }
 
 static void test_unknown_architecture(void **state) {
@@ -317,6 +362,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_moe),
+        cmocka_unit_test(test_gpt_oss),
         cmocka_unit_test(test_unknown_architecture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -362,7 +362,8 @@ static void test_smol135_types(void **state) {
 /* The synthetic models of every architecture (tests/model/data/<name>.json with `synth_args`:
  * qwen3, gemma2, gemma3, phi3, olmo2, granite, smollm3, YaRN, linear and LongRoPE short and
  * long variants, and the mixtures of experts: Mixtral-style llama in F16 and Q8_0, qwen3moe in
- * F16 and a Q4_K_M mix with k-quant expert tensors), each written by `quarrel synth` into the
+ * F16 and a Q4_K_M mix with k-quant expert tensors, gpt-oss (sinks, biases, YaRN, windows) in
+ * F16 and with MXFP4 experts), each written by `quarrel synth` into the
  * build tree and checked against llama.cpp's reference made by tests/model/mk_arch_refs.sh
  * with its measured tolerance; the prompts (22-42 tokens) and 32 generated tokens outrun the
  * sliding windows (8), and route tokens to every expert of every layer (synth's routing code
@@ -374,7 +375,8 @@ static void test_architectures(void **state) {
     const char *names[] = {"qwen3-tiny",   "qwen3-tiny-yarn", "gemma2-tiny",     "gemma3-tiny",
                            "gemma3-tiny-linear", "phi3-tiny", "phi3-tiny-short", "olmo2-tiny",
                            "granite-tiny", "smollm3-tiny", "mixtral-tiny", "mixtral-tiny-q8_0",
-                           "qwen3moe-tiny", "qwen3moe-mix-q4_k_m"};
+                           "qwen3moe-tiny", "qwen3moe-mix-q4_k_m", "gpt-oss-tiny",
+                           "gpt-oss-tiny-mxfp4"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char ref_prefix[512], path[600], model_path[256], cmd[2048];
         snprintf(ref_prefix, sizeof ref_prefix, "%s/model/data/%s", QR_TEST_DIR, names[i]);

@@ -204,8 +204,8 @@ static double measure_bandwidth(int n_threads) {
 
 /* Weight bytes one decode reads: every tensor, except that the token embedding is only looked
  * up (one row per token) when a separate output matrix exists; with tied embeddings it is read
- * whole as the output matrix. Of a mixture's 3-D expert tensors a token reads its
- * expert_used_count experts' slices. */
+ * whole as the output matrix. Of a mixture's 3-D expert tensors (and gpt-oss's 2-D expert
+ * biases, one row per expert) a token reads its expert_used_count experts' slices. */
 static uint64_t weight_bytes_per_decode(const qr_model *model) {
     const qr_gguf *g = qr_model_gguf(model);
     bool has_output = qr_gguf_find_tensor(g, "output.weight") != NULL;
@@ -219,7 +219,8 @@ static uint64_t weight_bytes_per_decode(const qr_model *model) {
     for (int64_t i = 0; i < qr_gguf_n_tensors(g); i++) {
         const qr_gguf_tensor *t = qr_gguf_tensor_at(g, i);
         if (has_output && !strcmp(t->name, "token_embd.weight")) continue;
-        if (n_expert > 0 && n_used > 0 && n_used <= n_expert && t->ne[2] == n_expert &&
+        const bool bias = t->ne[2] == 1 && t->ne[1] == n_expert && strstr(t->name, ".bias");
+        if (n_expert > 0 && n_used > 0 && n_used <= n_expert && (t->ne[2] == n_expert || bias) &&
             strstr(t->name, "_exps."))
             total += t->nbytes / (uint64_t)n_expert * (uint64_t)n_used;
         else

@@ -169,6 +169,55 @@ static void dump_fn(const char *name, const float *data, int64_t ne0, int64_t n_
 
 /* ---- output ---- */
 
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0 if none starts there
+ * (a stray continuation byte, an overlong or surrogate form, or one cut short). */
+static int utf8_valid_len(const unsigned char *s, int32_t n) {
+    const unsigned char c = s[0];
+    int len;
+    unsigned lo = 0x80, hi = 0xBF; /* the second byte's range */
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
+    for (int i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return len;
+}
+
+/* A token's piece as JSON text: JSON is UTF-8, and a byte token (<0xC9>) may hold part of a
+ * character only; each byte of no valid sequence becomes U+FFFD, as a UTF-8 decoder's
+ * replacement. Returns a malloc'd string. */
+static char *json_piece(const char *piece, int32_t n) {
+    char *text = malloc((size_t)n * 3 + 1);
+    if (!text) return NULL;
+    size_t o = 0;
+    for (int32_t i = 0; i < n;) {
+        const int len = utf8_valid_len((const unsigned char *)piece + i, n - i);
+        if (len == 0) {
+            memcpy(text + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(text + o, piece + i, (size_t)len);
+            o += (size_t)len;
+            i += len;
+        }
+    }
+    text[o] = '\0';
+    return text;
+}
+
 static void print_json_token(const qr_model *model, qr_token id, const float *logits,
                              const qr_token_logprobs *lp) {
     char piece[256];
@@ -190,10 +239,8 @@ static void print_json_token(const qr_model *model, qr_token id, const float *lo
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", id);
-    char *text = malloc((size_t)n + 1);
-    memcpy(text, piece, (size_t)n);
-    text[n] = '\0';
-    cJSON_AddStringToObject(o, "text", text);
+    char *text = json_piece(piece, n);
+    cJSON_AddStringToObject(o, "text", text ? text : "");
     free(text);
     cJSON *arr = cJSON_AddArrayToObject(o, "top");
     for (int i = 0; i < n_top; i++) {

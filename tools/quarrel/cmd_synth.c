@@ -2,7 +2,8 @@
  * tests can compare Quarrel with llama.cpp on every architecture without downloads, and
  * benchmarks can run on models far larger than the caches. Architectures: llama, qwen2, qwen3,
  * gemma2, gemma3, phi3, olmo2, granite, smollm3, and the mixtures of experts mixtral (a llama
- * file with experts, as Mixtral is stored) and qwen3moe; each has a tiny test shape (`--arch NAME`)
+ * file with experts, as Mixtral is stored), qwen3moe and gpt-oss (attention sinks, biases
+ * everywhere, YaRN, every other layer windowed); each has a tiny test shape (`--arch NAME`)
  * and some have real shapes (`--shape qwen3-0.6b`, ...). The tokenizer (every tokenizer.* key) is
  * copied from a vocabulary GGUF. Keys and tensors are exactly those llama.cpp (v0.5.0) reads
  * for the architecture (src/models/<arch>.cpp), under its GGUF names.
@@ -24,7 +25,10 @@
  * reaches every layer unchanged; layer l's router reads mostly that code (expert e gains
  * ROUTER_GAIN from code dimension (e + l) % n_expert, plus weak noise), so each token's two
  * experts win by a clear margin and differ from layer to layer, and tokens spread over all of
- * them.
+ * them. gpt-oss's router bias, expert biases and attention output bias leave the code alone
+ * too (their entries in the code dimensions are zero), and its routers read the code more
+ * weakly (ROUTER_GAIN_OAI): its weights are a softmax over the chosen two's logits alone, and
+ * the second expert should keep a visible share.
  *
  * Tensors are generated into a scratch file mapped shared (unlinked at once), so even a 7B
  * model does not need its size in RAM. A plain type (F32, F16, Q8_0, Q4_K, ...) is produced
@@ -61,22 +65,33 @@ typedef struct synth_arch {
     tie_rule tie;         /* gemma2 has no output.weight; olmo2 requires one */
     const char *tiny;     /* the shape `--arch NAME` alone picks */
     const char *gguf;     /* general.architecture, when it is not the name (mixtral: llama) */
+    bool oai; /* gpt-oss: attention sinks, output, router and expert biases, the FFN norm stored
+                 as post_attention_norm */
 } synth_arch;
 
 static const synth_arch archs[] = {
-    {"llama", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "tiny", NULL},
-    {"qwen2", true, false, QKN_NONE, false, true, false, false, TIE_SHAPE, "qwen2-tiny", NULL},
-    {"qwen3", true, false, QKN_HEAD, false, false, false, true, TIE_SHAPE, "qwen3-tiny", NULL},
-    {"gemma2", true, true, QKN_NONE, false, false, true, true, TIE_ALWAYS, "gemma2-tiny", NULL},
-    {"gemma3", true, true, QKN_HEAD, false, false, true, true, TIE_SHAPE, "gemma3-tiny", NULL},
-    {"phi3", true, false, QKN_NONE, true, false, false, false, TIE_SHAPE, "phi3-tiny", NULL},
-    {"olmo2", false, true, QKN_FULL, false, false, false, false, TIE_NEVER, "olmo2-tiny", NULL},
-    {"granite", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "granite-tiny", NULL},
-    {"smollm3", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "smollm3-tiny", NULL},
+    {"llama", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "tiny", NULL, false},
+    {"qwen2", true, false, QKN_NONE, false, true, false, false, TIE_SHAPE, "qwen2-tiny", NULL,
+     false},
+    {"qwen3", true, false, QKN_HEAD, false, false, false, true, TIE_SHAPE, "qwen3-tiny", NULL,
+     false},
+    {"gemma2", true, true, QKN_NONE, false, false, true, true, TIE_ALWAYS, "gemma2-tiny", NULL,
+     false},
+    {"gemma3", true, true, QKN_HEAD, false, false, true, true, TIE_SHAPE, "gemma3-tiny", NULL,
+     false},
+    {"phi3", true, false, QKN_NONE, true, false, false, false, TIE_SHAPE, "phi3-tiny", NULL, false},
+    {"olmo2", false, true, QKN_FULL, false, false, false, false, TIE_NEVER, "olmo2-tiny", NULL,
+     false},
+    {"granite", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "granite-tiny", NULL,
+     false},
+    {"smollm3", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "smollm3-tiny", NULL,
+     false},
     {"mixtral", true, false, QKN_NONE, false, false, false, false, TIE_SHAPE, "mixtral-tiny",
-     "llama"},
-    {"qwen3moe", true, false, QKN_HEAD, false, false, false, true, TIE_SHAPE, "qwen3moe-tiny",
-     NULL},
+     "llama", false},
+    {"qwen3moe", true, false, QKN_HEAD, false, false, false, true, TIE_SHAPE, "qwen3moe-tiny", NULL,
+     false},
+    {"gpt-oss", true, false, QKN_NONE, false, true, false, true, TIE_NEVER, "gpt-oss-tiny", NULL,
+     true},
 };
 #define N_ARCHS (sizeof archs / sizeof archs[0])
 
@@ -92,6 +107,7 @@ typedef struct synth_shape {
     float attn_softcap, final_softcap;                   /* gemma2; 0: not written */
     float emb_scale, res_scale, attn_scale, logit_scale; /* granite; 0: not written */
     const char *rope_scaling; /* the default: NULL (none), "linear", "yarn" or "longrope" */
+    float rope_factor;        /* rope.scaling.factor (linear, yarn), 0: 4 */
     int32_t orig_ctx;         /* rope.scaling.original_context_length, 0: n_ctx / factor */
     float rope_attn_factor;   /* rope.scaling.attn_factor (longrope), 0: not written */
     int32_t n_expert, n_expert_used; /* a mixture of experts; 0: dense */
@@ -354,6 +370,30 @@ static const synth_shape shapes[] = {
      .vocab = "ggml-vocab-llama-spm.gguf",
      .n_expert = 8,
      .n_expert_used = 2},
+    /* gpt-oss: 64 heads of 64 over 2880 scaled down (head_dim 32 apart from n_embd / n_head),
+     * YaRN as it ships (factor 32, base 150000) over a scaled-down original context, a window
+     * of 8 on the even layers */
+    {.name = "gpt-oss-tiny",
+     .arch = "gpt-oss",
+     .what = "test-sized gpt-oss (64 wide, 4 layers, head_dim 32, window 8, YaRN 32, 8 experts "
+             "of 64, 2 used)",
+     .n_embd = 64,
+     .n_layer = 4,
+     .n_head = 4,
+     .n_head_kv = 2,
+     .n_ff = 64,
+     .n_ctx = 4096,
+     .head_dim = 32,
+     .rope_base = 150000,
+     .eps = 1e-5f,
+     .vocab = "ggml-vocab-llama-spm.gguf",
+     .window = 8,
+     .rope_scaling = "yarn",
+     .rope_factor = 32.0f,
+     .orig_ctx = 128,
+     .n_expert = 8,
+     .n_expert_used = 2,
+     .n_ff_exp = 64},
     {.name = "qwen3moe-tiny",
      .arch = "qwen3moe",
      .what = "test-sized qwen3moe (64 wide, 3 layers, head_dim 32, 8 experts of 64, 2 used)",
@@ -533,6 +573,13 @@ static const synth_shape shapes[] = {
 #define CODE_SECOND 0.6
 #define ROUTER_GAIN 8.0
 #define ROUTER_NOISE 0.1 /* the std of a router's logits from the rest of the residual */
+#define ROUTER_GAIN_OAI 3.0
+/* gpt-oss: its experts' gate and up are this much larger (pre-activations of std ~4, so its
+ * activation's clamps at 7 bite for some), their down as much smaller twice */
+#define OAI_EXPERT_GAIN 4.0
+/* gpt-oss: the attention sinks' mean and std (logits next to scores of std ~1) */
+#define SINK_MEAN 1.0
+#define SINK_STD 1.0
 
 static const synth_arch *find_arch(const char *name) {
     for (size_t i = 0; i < N_ARCHS; i++)
@@ -548,7 +595,8 @@ static const synth_shape *find_shape(const char *name) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: quarrel synth (--arch NAME | --shape NAME) -o OUT.gguf [--type TYPE]\n"
-               "                     [--rope-scaling KIND] [--vocab FILE] [--seed N] [--layers N]\n"
+               "                     [--expert-type TYPE] [--rope-scaling KIND] [--vocab FILE]\n"
+               "                     [--seed N] [--layers N]\n"
                "  --arch NAME    an architecture, alone its test-sized shape below; one of\n"
                "                ");
     for (size_t i = 0; i < N_ARCHS; i++)
@@ -560,6 +608,8 @@ static void usage(FILE *f) {
     fprintf(f, "  -o, --output FILE  the GGUF file to write\n"
                "  --type TYPE    F16 (default), F32, a tensor type (Q8_0, Q4_K, ...) or a mix\n"
                "                 (Q4_K_M, Q5_K_M, ...: written as F16, then quantized)\n"
+               "  --expert-type TYPE  the experts' matrices (a mixture's ffn_*_exps) in this\n"
+               "                 tensor type instead (MXFP4, as gpt-oss ships them, ...)\n"
                "  --rope-scaling KIND  none, linear (factor 4), yarn (factor 4, trained on\n"
                "                 n_ctx / 4) or longrope (phi3 only: rope_factors_long/short);\n"
                "                 default: the shape's (longrope for phi3, else none)\n"
@@ -611,7 +661,7 @@ static double rng_normal(rng *r) {
 typedef enum tkind { T_MAT, T_EMB, T_VEC, T_ROPE_LONG, T_ROPE_SHORT, T_ROUTER } tkind;
 
 /* What the routing code (mixtures of experts, above) does to a tensor's values */
-typedef enum troute { R_NONE, R_CODE, R_ZERO_CODE_ROWS, R_ROUTER } troute;
+typedef enum troute { R_NONE, R_CODE, R_ZERO_CODE_ROWS, R_ZERO_CODE_COLS, R_ROUTER } troute;
 
 typedef struct synth_tensor {
     char name[64];
@@ -630,7 +680,7 @@ typedef struct synth_plan {
     int n;
 } synth_plan;
 
-#define MAX_TENSORS_PER_LAYER 16
+#define MAX_TENSORS_PER_LAYER 24
 
 /* the last tensor added: a mixture's 3-D expert tensor, or what the routing code touches */
 static void set_last(synth_plan *p, int64_t n_mat, troute route, int layer) {
@@ -660,7 +710,7 @@ typedef struct synth_model {
     int32_t head_dim, n_rot;
     bool tied;
     const char *rope_scaling; /* NULL, "linear", "yarn", "longrope" */
-    float rope_factor;
+    float rope_factor, router_gain;
     int32_t orig_ctx;
     int32_t n_ff_exp; /* an expert's width */
     uint64_t seed;
@@ -714,20 +764,39 @@ static void plan_tensors(const synth_model *m, int64_t n_vocab, synth_plan *p) {
         }
         add(p, NAME("attn_output.weight"), T_MAT, nq, E, o_std, 0);
         if (moe) set_last(p, 1, R_ZERO_CODE_ROWS, (int)l);
+        if (a->oai) { /* the output's bias, then the sinks: a logit per query head */
+            add(p, NAME("attn_output.bias"), T_VEC, E, 1, 0.02, 0);
+            set_last(p, 1, R_ZERO_CODE_COLS, (int)l);
+            add(p, NAME("attn_sinks.weight"), T_VEC, s->n_head, 1, SINK_STD, SINK_MEAN);
+        }
         if (a->post_norms)
             add(p, NAME("post_attention_norm.weight"), T_VEC, E, 1, 0.05 * s_res, s_res);
-        if (a->pre_norms) add(p, NAME("ffn_norm.weight"), T_VEC, E, 1, 0.05, 1.0);
+        if (a->oai) /* gpt-oss's FFN norm, under this name */
+            add(p, NAME("post_attention_norm.weight"), T_VEC, E, 1, 0.05, 1.0);
+        else if (a->pre_norms)
+            add(p, NAME("ffn_norm.weight"), T_VEC, E, 1, 0.05, 1.0);
         if (moe) { /* the router, then the experts as 3-D tensors [n_in, n_out, n_expert] */
             const int64_t X = s->n_expert, FE = m->n_ff_exp;
+            const double gain = a->oai ? OAI_EXPERT_GAIN : 1.0;
+            const double down_exp_std =
+                (a->post_norms ? 1.0 / sqrt((double)FE) : s_res * res_comp / sqrt((double)FE)) /
+                (gain * gain);
             add(p, NAME("ffn_gate_inp.weight"), T_ROUTER, E, X, ROUTER_NOISE * s_in, 0);
             set_last(p, 1, R_ROUTER, (int)l);
-            add(p, NAME("ffn_gate_exps.weight"), T_MAT, E, FE, s_in, 0);
+            if (a->oai) add(p, NAME("ffn_gate_inp.bias"), T_VEC, X, 1, 0.1, 0);
+            add(p, NAME("ffn_gate_exps.weight"), T_MAT, E, FE, s_in * gain, 0);
             set_last(p, X, R_NONE, (int)l);
-            add(p, NAME("ffn_up_exps.weight"), T_MAT, E, FE, s_in, 0);
+            if (a->oai) add(p, NAME("ffn_gate_exps.bias"), T_VEC, FE, X, 0.1, 0);
+            add(p, NAME("ffn_up_exps.weight"), T_MAT, E, FE, s_in * gain, 0);
             set_last(p, X, R_NONE, (int)l);
-            add(p, NAME("ffn_down_exps.weight"), T_MAT, FE, E,
-                a->post_norms ? 1.0 / sqrt((double)FE) : s_res * res_comp / sqrt((double)FE), 0);
+            if (a->oai) add(p, NAME("ffn_up_exps.bias"), T_VEC, FE, X, 0.1, 0);
+            add(p, NAME("ffn_down_exps.weight"), T_MAT, FE, E, down_exp_std, 0);
             set_last(p, X, R_ZERO_CODE_ROWS, (int)l);
+            if (a->oai) { /* [n_embd, n_expert]: each expert's row, the code entries 0 */
+                add(p, NAME("ffn_down_exps.bias"), T_VEC, E, X,
+                    0.1 * down_exp_std * gain * gain * sqrt((double)FE), 0);
+                set_last(p, 1, R_ZERO_CODE_COLS, (int)l);
+            }
         } else if (a->fused) {
             add(p, NAME("ffn_up.weight"), T_MAT, E, 2 * FF, s_in, 0); /* [gate | up] rows */
         } else {
@@ -772,8 +841,11 @@ static void route_row(const synth_model *m, const synth_tensor *t, int64_t row, 
         if (row % t->n_out >= code0)
             for (int64_t j = 0; j < t->n_in; j++)
                 x[j] = 0.0f;
+    } else if (t->route == R_ZERO_CODE_COLS) { /* a bias (row) over n_embd */
+        for (int j = 0; j < n; j++)
+            x[code0 + j] = 0.0f;
     } else if (t->route == R_ROUTER) { /* row = expert */
-        x[code0 + (row + t->layer) % n] = (float)ROUTER_GAIN;
+        x[code0 + (row + t->layer) % n] = (float)m->router_gain;
     }
 }
 
@@ -941,7 +1013,7 @@ static qr_status set_metadata(qr_gguf_writer *w, const synth_model *m, const qr_
 
 typedef struct synth_opts {
     const char *arch, *shape, *rope_scaling;
-    const char *out, *type_name, *vocab;
+    const char *out, *type_name, *vocab, *expert_type;
     uint64_t seed;
     int32_t threads, layers;
 } synth_opts;
@@ -960,7 +1032,8 @@ static int parse(int argc, char **argv, synth_opts *o) {
         bool known = !strcmp(a, "--arch") || !strcmp(a, "--shape") || !strcmp(a, "-o") ||
                      !strcmp(a, "--output") || !strcmp(a, "--type") || !strcmp(a, "--vocab") ||
                      !strcmp(a, "--seed") || !strcmp(a, "--rope-scaling") || !strcmp(a, "-t") ||
-                     !strcmp(a, "--threads") || !strcmp(a, "--layers");
+                     !strcmp(a, "--threads") || !strcmp(a, "--expert-type") ||
+                     !strcmp(a, "--layers");
         if (!known) {
             fprintf(stderr, "quarrel synth: unknown option '%s' (see quarrel synth --help)\n", a);
             return 2;
@@ -980,6 +1053,8 @@ static int parse(int argc, char **argv, synth_opts *o) {
             o->out = v;
         } else if (!strcmp(a, "--type")) {
             o->type_name = v;
+        } else if (!strcmp(a, "--expert-type")) {
+            o->expert_type = v;
         } else if (!strcmp(a, "--vocab")) {
             o->vocab = v;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
@@ -1078,7 +1153,8 @@ static int resolve(const synth_opts *o, synth_model *m) {
     }
     m->n_ff_exp = s->n_ff_exp ? s->n_ff_exp : s->n_ff;
     m->seed = o->seed;
-    m->rope_factor = 4.0f;
+    m->rope_factor = s->rope_factor > 0 ? s->rope_factor : 4.0f;
+    m->router_gain = m->a->oai ? ROUTER_GAIN_OAI : ROUTER_GAIN;
     m->orig_ctx = s->orig_ctx ? s->orig_ctx : (int32_t)(s->n_ctx / m->rope_factor);
     return 0;
 }
@@ -1154,6 +1230,21 @@ int cmd_synth(int argc, char **argv) {
         return 2;
     }
 
+    int expert_type = type;
+    if (o.expert_type) {
+        expert_type = qr_type_from_name(o.expert_type);
+        if (expert_type < 0 || qr_type_block_size(expert_type) <= 0 || mix) {
+            fprintf(stderr,
+                    "quarrel synth: --expert-type '%s' is not a tensor type Quarrel can write%s\n",
+                    o.expert_type, mix ? " (or --type is a mix)" : "");
+            return 2;
+        }
+        if (s->n_expert == 0) {
+            fprintf(stderr, "quarrel synth: --expert-type: shape '%s' has no experts\n", s->name);
+            return 2;
+        }
+    }
+
     /* a bare file name that is not here names a file of the shared vocabulary folder */
     char vocab_path[4096];
     if (o.vocab && (strchr(o.vocab, '/') || access(o.vocab, F_OK) == 0))
@@ -1189,7 +1280,8 @@ int cmd_synth(int argc, char **argv) {
     int n_fallback = 0;
     for (int i = 0; i < plan.n; i++) {
         synth_tensor *t = &plan.t[i];
-        t->type = t->kind == T_MAT || t->kind == T_EMB ? type : QR_TYPE_F32;
+        t->type = t->kind == T_MAT || t->kind == T_EMB ? (t->n_mat > 1 ? expert_type : type)
+                                                       : QR_TYPE_F32;
         if (t->n_in % qr_type_block_size(t->type) != 0) { /* rows not whole blocks */
             t->type = QR_TYPE_F16;
             n_fallback++;
@@ -1203,7 +1295,8 @@ int cmd_synth(int argc, char **argv) {
                 "quarrel synth: %d tensors have rows of a size %s cannot hold; they are "
                 "F16\n",
                 n_fallback, qr_type_name(type));
-    if (set_metadata(w, &m, vocab, n_vocab, mix ? 1 : file_type_of(type), o.seed) != QR_OK) {
+    const int file_type = mix ? 1 : expert_type != type ? -1 : file_type_of(type);
+    if (set_metadata(w, &m, vocab, n_vocab, file_type, o.seed) != QR_OK) {
         cli_fail("metadata");
         goto done;
     }
