@@ -1108,6 +1108,34 @@ TILE void pk_superblock_start(const uint8_t *xw, int bytes, __m512i *isum, const
     UNROLL for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
 }
 
+/* the two half sums of 32-value sub-block j (q8_K's bsums 2j and 2j + 1) of token yb against
+ * the sub-block's 8 vectors of unsigned values u = w + off: each started at -off times its
+ * half's activation sum, so that they are the sums of w * y */
+TILE void pk_sub_dots(const __m512i v[8], const block_q8_K *yb, int j, int off, __m512i *s0,
+                      __m512i *s1) {
+    const int8_t *yq = yb->qs + 32 * j;
+    __m512i h0 = _mm512_set1_epi32(-off * yb->bsums[2 * j]);
+    __m512i h1 = _mm512_set1_epi32(-off * yb->bsums[2 * j + 1]);
+    UNROLL for (int g = 0; g < 4; g++) {
+        h0 = _mm512_dpbusd_epi32(h0, v[g], _mm512_set1_epi32((int)qr_rd_u32(yq + 4 * g)));
+        h1 = _mm512_dpbusd_epi32(h1, v[g + 4], _mm512_set1_epi32((int)qr_rd_u32(yq + 16 + 4 * g)));
+    }
+    *s0 = h0;
+    *s1 = h1;
+}
+
+/* the end of a packed superblock sb whose 16 rows' f16 d start it: acc[t] += isum[t] * (d *
+ * token t's d) */
+TILE void pk_superblock_finish(const uint8_t *xw, const char *a, size_t as, int64_t sb,
+                               const __m512i *isum, __m512 *acc, const int NT) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
+    UNROLL for (int t = 0; t < NT; t++) {
+        const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]),
+                                 _mm512_mul_ps(d, _mm512_set1_ps(yb->d)), acc[t]);
+    }
+}
+
 /* one 16-row group of q4_K times NT <= 8 tokens */
 TILE void pk_group_q4_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as, float *y,
                         int64_t ys, const int NT) {
@@ -1174,25 +1202,13 @@ TILE void pk_group_q6_K(const uint8_t *xw, int64_t nsb, const char *a, size_t as
             const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + 384)));
             const __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + 400)));
             UNROLL for (int t = 0; t < NT; t++) {
-                const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
-                const int8_t *yq = yb->qs + 32 * m;
-                __m512i s0 = _mm512_set1_epi32(-32 * yb->bsums[2 * m]);
-                __m512i s1 = _mm512_set1_epi32(-32 * yb->bsums[2 * m + 1]);
-                UNROLL for (int g = 0; g < 4; g++) {
-                    s0 = _mm512_dpbusd_epi32(s0, v[g], _mm512_set1_epi32((int)qr_rd_u32(yq + 4 * g)));
-                    s1 = _mm512_dpbusd_epi32(s1, v[g + 4],
-                                             _mm512_set1_epi32((int)qr_rd_u32(yq + 16 + 4 * g)));
-                }
+                __m512i s0, s1;
+                pk_sub_dots(v, (const block_q8_K *)(a + (size_t)t * as) + sb, m, 32, &s0, &s1);
                 isum[t] = _mm512_add_epi32(
                     isum[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
             }
         }
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
-        UNROLL for (int t = 0; t < NT; t++) {
-            const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]),
-                                     _mm512_mul_ps(d, _mm512_set1_ps(yb->d)), acc[t]);
-        }
+        pk_superblock_finish(xw, a, as, sb, isum, acc, NT);
     }
     UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
@@ -1213,24 +1229,12 @@ TILE void pk_group_iq4_xs(const uint8_t *xw, int64_t nsb, const char *a, size_t 
             const __m512i sc =
                 _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(xw + 32 + 16 * j)));
             UNROLL for (int t = 0; t < NT; t++) {
-                const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
-                const int8_t *yq = yb->qs + 32 * j;
-                __m512i s0 = _mm512_set1_epi32(-128 * yb->bsums[2 * j]);
-                __m512i s1 = _mm512_set1_epi32(-128 * yb->bsums[2 * j + 1]);
-                UNROLL for (int g = 0; g < 4; g++) {
-                    s0 = _mm512_dpbusd_epi32(s0, v[g], _mm512_set1_epi32((int)qr_rd_u32(yq + 4 * g)));
-                    s1 = _mm512_dpbusd_epi32(s1, v[g + 4],
-                                             _mm512_set1_epi32((int)qr_rd_u32(yq + 16 + 4 * g)));
-                }
+                __m512i s0, s1;
+                pk_sub_dots(v, (const block_q8_K *)(a + (size_t)t * as) + sb, j, 128, &s0, &s1);
                 isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc));
             }
         }
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xw));
-        UNROLL for (int t = 0; t < NT; t++) {
-            const block_q8_K *yb = (const block_q8_K *)(a + (size_t)t * as) + sb;
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]),
-                                     _mm512_mul_ps(d, _mm512_set1_ps(yb->d)), acc[t]);
-        }
+        pk_superblock_finish(xw, a, as, sb, isum, acc, NT);
     }
     UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
