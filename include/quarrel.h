@@ -455,7 +455,33 @@ typedef struct qr_sampler_params {
     int32_t n_logit_bias;
     const qr_logit_bias *logit_bias;
     int32_t n_probs; /* top alternatives reported with each token (0: none) */
+    /* Grammar-constrained sampling (src/grammar/): a GBNF grammar in llama.cpp's syntax. Only
+     * tokens whose bytes the grammar can accept from its current state are drawn (as
+     * llama.cpp's grammar sampler, applied before every other stage); an end-of-generation
+     * token only where the grammar may end, and nothing else once it is complete. Token texts
+     * are needed: create with qr_sampler_create_for_model. The grammar advances with the
+     * tokens qr_sampler_sample picks, never with qr_sampler_accept's (prompt) tokens. */
+    const char *grammar;      /* NULL or "": off; not owned (parsed at create) */
+    const char *grammar_root; /* NULL: "root" */
+    /* Lazy grammar (tool calls): off until the generated text contains one of the trigger
+     * words, or matches one of the trigger patterns (PCRE2, the whole generated text so far,
+     * as llama.cpp's lazy grammar: the grammar is then fed from the first capture group, or
+     * from the match's start); from there it constrains the rest. */
+    bool grammar_lazy;
+    const char *const *grammar_trigger_words; /* not owned */
+    int32_t n_grammar_trigger_words;
+    const char *const *grammar_trigger_patterns; /* not owned */
+    int32_t n_grammar_trigger_patterns;
 } qr_sampler_params;
+
+/* Parse a GBNF grammar only to check it: QR_OK, or QR_ERR_INVALID_ARG with a message naming
+ * the line and column of the problem ("grammar: line 3, column 7: ..."). root NULL: "root". */
+qr_status qr_grammar_check(const char *gbnf, const char *root);
+/* Convert a JSON schema (JSON text, n bytes) into a GBNF grammar accepting the strings that
+ * llama.cpp's converter's grammar accepts (common/json-schema-to-grammar.cpp). *out is
+ * malloc'd (caller frees). A schema that is not JSON, or uses a keyword the converter does not
+ * support, fails with QR_ERR_INVALID_ARG and a message naming it. */
+qr_status qr_json_schema_to_grammar(const char *schema, size_t n, char **out);
 
 #define QR_SEED_RANDOM UINT64_MAX
 #define QR_MAX_TOP_LOGPROBS 20
