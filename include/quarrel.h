@@ -510,6 +510,9 @@ qr_status qr_sampler_sample(qr_sampler *s, const float *logits, qr_token *out,
  * for prompt tokens. */
 void qr_sampler_accept(qr_sampler *s, qr_token token);
 void qr_sampler_reset(qr_sampler *s);
+/* Start the grammar over (a new reply of a chat), keeping the penalties' history and the
+ * random state; nothing without a grammar. A lazy grammar waits for its trigger again. */
+void qr_sampler_restart_grammar(qr_sampler *s);
 
 /* Stop strings matched across token boundaries: feed generated text; text that might be the
  * start of a stop string is held back. */
