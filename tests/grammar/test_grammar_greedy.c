@@ -13,7 +13,7 @@
  * llama.cpp's own token path, the set of tokens Quarrel's matcher allows (a token's text with
  * special tokens rendered, never an empty one or one starting with a NUL byte; end-of-generation
  * tokens where the grammar may end) must be the set llama.cpp's sampler allowed (its size and
- * its FNV-1a hash). */
+ * its FNV-1a hash), both by the whole-vocabulary mask and by the one-token query. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,6 +108,15 @@ static void test_allowed_sets(void **state) {
             piece[t] = malloc((size_t)n_piece[t] + 1);
             memcpy(piece[t], buf, (size_t)n_piece[t]);
         }
+        bool *testable = calloc((size_t)n_vocab, sizeof *testable);
+        uint8_t *mask = calloc((size_t)n_vocab, 1);
+        assert_non_null(testable);
+        assert_non_null(mask);
+        for (int32_t t = 0; t < n_vocab; t++) /* llama.cpp's rules: EOG aside, no empty text */
+            testable[t] = !qr_token_is_eog(model, t) && n_piece[t] > 0 && piece[t][0] != 0;
+        qr_grammar_tokens *tt =
+            qr_grammar_tokens_create(n_vocab, (const char *const *)piece, n_piece, testable);
+        assert_non_null(tt);
         qr_grammar *g = NULL;
         if (qr_grammar_parse(cJSON_GetObjectItem(c, "grammar")->valuestring, NULL, &g) != QR_OK)
             fail_msg("%s: %s", name, qr_last_error());
@@ -116,32 +125,36 @@ static void test_allowed_sets(void **state) {
         cJSON *s;
         int step = 0;
         cJSON_ArrayForEach(s, cJSON_GetObjectItem(c, "steps")) {
-            uint64_t h = 0xcbf29ce484222325ull;
-            int n_allowed = 0;
-            for (int32_t t = 0; t < n_vocab; t++) {
-                bool ok;
-                if (qr_token_is_eog(model, t))
-                    ok = qr_grammar_matcher_can_end(m);
-                else if (n_piece[t] == 0 || piece[t][0] == 0)
-                    ok = false;
-                else {
-                    qr_grammar_matcher *probe = qr_grammar_matcher_clone(m);
-                    assert_non_null(probe);
-                    ok = qr_grammar_matcher_accept(probe, piece[t], (size_t)n_piece[t]);
-                    qr_grammar_matcher_free(probe);
+            /* the whole-vocabulary mask (the trie walk) and the one-token query must both give
+             * llama.cpp's set */
+            memset(mask, 0, (size_t)n_vocab);
+            assert_true(qr_grammar_matcher_mask(m, tt, mask) >= 0);
+            for (int way = 0; way < 2; way++) {
+                uint64_t h = 0xcbf29ce484222325ull;
+                int n_allowed = 0;
+                for (int32_t t = 0; t < n_vocab; t++) {
+                    bool ok;
+                    if (qr_token_is_eog(model, t))
+                        ok = qr_grammar_matcher_can_end(m);
+                    else if (!testable[t])
+                        ok = false;
+                    else
+                        ok = way == 0 ? mask[t] != 0 : qr_grammar_matcher_allows_token(m, tt, t);
+                    if (ok) {
+                        fnv1a_add(&h, t);
+                        n_allowed++;
+                    }
                 }
-                if (ok) {
-                    fnv1a_add(&h, t);
-                    n_allowed++;
-                }
+                char hex[17];
+                snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+                const int want_n = cJSON_GetObjectItem(s, "n_allowed")->valueint;
+                const char *want_h = cJSON_GetObjectItem(s, "allowed_fnv1a")->valuestring;
+                if (n_allowed != want_n || strcmp(hex, want_h) != 0)
+                    fail_msg("%s: step %d: Quarrel's %s allows %d tokens (hash %s), llama.cpp %d "
+                             "(%s)",
+                             name, step, way == 0 ? "mask" : "token query", n_allowed, hex, want_n,
+                             want_h);
             }
-            char hex[17];
-            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
-            const int want_n = cJSON_GetObjectItem(s, "n_allowed")->valueint;
-            const char *want_h = cJSON_GetObjectItem(s, "allowed_fnv1a")->valuestring;
-            if (n_allowed != want_n || strcmp(hex, want_h) != 0)
-                fail_msg("%s: step %d: Quarrel allows %d tokens (hash %s), llama.cpp %d (%s)",
-                         name, step, n_allowed, hex, want_n, want_h);
             const int id = cJSON_GetObjectItem(s, "id")->valueint;
             if (!qr_token_is_eog(model, id))
                 assert_true(qr_grammar_matcher_accept(m, piece[id], (size_t)n_piece[id]));
@@ -150,6 +163,9 @@ static void test_allowed_sets(void **state) {
         }
         qr_grammar_matcher_free(m);
         qr_grammar_free(g);
+        qr_grammar_tokens_free(tt);
+        free(testable);
+        free(mask);
         for (int32_t t = 0; t < n_vocab; t++)
             free(piece[t]);
         free(piece);
