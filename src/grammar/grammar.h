@@ -74,8 +74,7 @@ typedef struct qr_utf8_partial {
 /* Decode bytes[0..n) (stopping at a NUL byte, as llama.cpp's C string) continuing from
  * *partial; code points go to cps (room for n + 1) and *partial becomes the end state.
  * Returns the number of complete code points (0 with n_remain -1 if invalid). */
-size_t qr_utf8_decode_partial(const char *bytes, size_t n, qr_utf8_partial *partial,
-                              uint32_t *cps);
+size_t qr_utf8_decode_partial(const char *bytes, size_t n, qr_utf8_partial *partial, uint32_t *cps);
 
 /* ---- token-level queries for the sampler stage ----
  * A vocabulary decoded once (from a fresh UTF-8 state) and sorted by code points, so that a
@@ -100,8 +99,7 @@ qr_grammar_tokens *qr_grammar_tokens_create(int32_t n_vocab, const char *const *
                                             const int32_t *len, const bool *testable);
 void qr_grammar_tokens_free(qr_grammar_tokens *t);
 /* Token t (testable) can be accepted from the matcher's state (the state is not changed). */
-bool qr_grammar_matcher_allows_token(qr_grammar_matcher *m, const qr_grammar_tokens *t,
-                                     int32_t id);
+bool qr_grammar_matcher_allows_token(qr_grammar_matcher *m, const qr_grammar_tokens *t, int32_t id);
 /* allowed[t] = 1 for every testable token the matcher can accept, 0 otherwise (untouched for
  * the others); returns how many are allowed, or -1 when the parse grew past its bounds
  * (qr_error set). */
