@@ -121,9 +121,10 @@ void qr_grammar_matcher_reset(qr_grammar_matcher *m);
  *     qr_schema_rules *r = qr_schema_rules_create();
  *     for each tool i:
  *         qr_json_schema_rules(r, "tool-args", tool[i].parameters, &args);   // e.g. "tool-args0"
- *         lit = qr_gbnf_literal(json of the tool's name, e.g. ""get_weather"")
- *         body = ""{" space "\"name\"" space ":" space " lit " "," space "
- *                ""\"arguments\"" space ":" space " args " space "}""
+ *         lit = qr_gbnf_literal of the tool's name as JSON text ("get_weather" in quotes)
+ *         body = GBNF of {"name": <lit>, "arguments": <args>} in the converter's style:
+ *                "{" space "\"name\"" space ":" space LIT "," space
+ *                "\"arguments\"" space ":" space ARGS space "}"
  *         qr_schema_rules_add(r, "tool-call", body, &call[i]);
  *     qr_schema_rules_add(r, "root", call[0] " | " call[1] ..., NULL);
  *     qr_schema_rules_text(r, &gbnf); qr_schema_rules_free(r);
@@ -145,7 +146,7 @@ qr_status qr_schema_rules_add(qr_schema_rules *r, const char *name, const char *
                               const char **rule);
 /* All rules as GBNF text, one "name ::= body" line each, sorted by name; malloc'd. */
 qr_status qr_schema_rules_text(const qr_schema_rules *r, char **out);
-/* The GBNF literal matching exactly the n bytes s (""..."", with \ " \r \n escaped),
+/* The GBNF literal matching exactly the n bytes s (in double quotes, \\ \" \r \n escaped),
  * malloc'd; NULL when out of memory. */
 char *qr_gbnf_literal(const char *s, size_t n);
 /* qr_json_schema_to_grammar for a parsed schema (no re-serialising): root rule "root". */

@@ -794,6 +794,7 @@ typedef struct conv {
     ref_entry *refs;
     size_t n_refs, cap_refs;
     int depth;
+    long n_visits; /* against QR_SCHEMA_MAX_VISITS: type arrays and allOf visit a schema again */
 } conv;
 
 static char *visit(conv *c, const cJSON *s, const char *name, const char *path);
@@ -1226,41 +1227,50 @@ done:
     return res;
 }
 
-/* the optional members from index i on, in order, each at most once (the additional-properties
- * member, last, any number of times): llama.cpp's get_recursive_refs */
-static char *optional_chain(conv *c, char **kv, const char **keys, size_t n, size_t i,
-                            bool first_optional, bool last_is_additional, const char *name) {
-    bool star = last_is_additional && i == n - 1;
-    qr_strbuf b = {0};
-    if (first_optional) {
-        sb_puts(&b, "( \",\" space ");
-        sb_puts(&b, kv[i]);
-        sb_puts(&b, star ? " )*" : " )?");
-    } else {
+/* The alternatives of the optional members (the additional-properties member last, repeated
+ * any number of times): alternative i starts with member i, then any of the later ones in
+ * order through the "<key>-rest" rules (llama.cpp's get_recursive_refs, built from the end so
+ * each rest rule is made once). alt[i] are malloc'd. */
+static bool optional_alternatives(conv *c, char **kv, const char **keys, size_t n, bool star_last,
+                                  const char *name, char **alt) {
+    char *rest = NULL; /* the rest rule after member i */
+    bool ok = true;
+    for (size_t i = n; i-- > 0 && ok;) {
+        bool star = star_last && i == n - 1;
+        qr_strbuf b = {0};
         sb_puts(&b, kv[i]);
         if (star) {
             sb_puts(&b, " ( \",\" space ");
             sb_puts(&b, kv[i]);
             sb_puts(&b, " )*");
         }
-    }
-    if (i + 1 < n) {
-        char *rest = optional_chain(c, kv, keys, n, i + 1, true, last_is_additional, name);
-        char *rest_suffix = qr_schema_strf("%s-rest", keys[i]);
-        char *rest_name = rest_suffix ? sub_name(name, rest_suffix) : NULL;
-        char *rule = rest && rest_name ? put(c, rest_name, rest, NULL) : NULL;
-        if (!rest_name) free(rest);
-        free(rest_suffix);
-        free(rest_name);
-        if (!rule) {
-            free(b.p);
-            return NULL;
+        if (rest) {
+            sb_putc(&b, ' ');
+            sb_puts(&b, rest);
         }
-        sb_putc(&b, ' ');
-        sb_puts(&b, rule);
-        free(rule);
+        alt[i] = sb_take(&b);
+        ok = alt[i] != NULL;
+        if (ok && i > 0) { /* the rest after member i - 1: member i optional, then its rest */
+            qr_strbuf r = {0};
+            sb_puts(&r, "( \",\" space ");
+            sb_puts(&r, kv[i]);
+            sb_puts(&r, star ? " )*" : " )?");
+            if (rest) {
+                sb_putc(&r, ' ');
+                sb_puts(&r, rest);
+            }
+            char *suffix = qr_schema_strf("%s-rest", keys[i - 1]);
+            char *rest_name = suffix ? sub_name(name, suffix) : NULL;
+            free(rest);
+            rest = rest_name ? put(c, rest_name, sb_take(&r), NULL) : NULL;
+            if (!rest_name) free(r.p);
+            free(suffix);
+            free(rest_name);
+            ok = rest != NULL;
+        }
     }
-    return sb_take(&b);
+    free(rest);
+    return ok;
 }
 
 /* llama.cpp's _build_object_rule: required members first in schema order, then any subset of
@@ -1348,12 +1358,18 @@ static char *object_rule(conv *c, prop_list *l, const char *name, bool has_addit
     if (n_opt) {
         sb_puts(&b, " (");
         if (n_req) sb_puts(&b, " \",\" space ( ");
-        for (size_t i = 0; i < n_opt; i++) {
-            char *alt = optional_chain(c, opt, opt_keys, n_opt, i, false, has_additional, name);
-            if (!alt) goto done;
+        char **alts = calloc(n_opt, sizeof *alts);
+        bool ok = alts && optional_alternatives(c, opt, opt_keys, n_opt, has_additional, name, alts);
+        for (size_t i = 0; ok && i < n_opt; i++) {
             if (i) sb_puts(&b, " | ");
-            sb_puts(&b, alt);
-            free(alt);
+            sb_puts(&b, alts[i]);
+        }
+        for (size_t i = 0; alts && i < n_opt; i++)
+            free(alts[i]);
+        free(alts);
+        if (!ok) {
+            if (!qr_last_error()[0]) qr_error(QR_ERR_NOMEM, "json schema: out of memory");
+            goto done;
         }
         if (n_req) sb_puts(&b, " )");
         sb_puts(&b, " )?");
@@ -1868,6 +1884,10 @@ static char *visit(conv *c, const cJSON *s, const char *name, const char *path) 
     if (c->depth >= QR_SCHEMA_MAX_DEPTH) {
         qr_error(QR_ERR_INVALID_ARG, "json schema: schemas nest deeper than %d at %s",
                  QR_SCHEMA_MAX_DEPTH, path);
+        return NULL;
+    }
+    if (++c->n_visits > QR_SCHEMA_MAX_VISITS) {
+        qr_error(QR_ERR_INVALID_ARG, "json schema: the schema at %s takes more than %d schema visits to convert", path, QR_SCHEMA_MAX_VISITS);
         return NULL;
     }
     if (!check_duplicates(s, path)) return NULL;

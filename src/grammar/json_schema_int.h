@@ -12,6 +12,7 @@
 #define QR_SCHEMA_MAX_DEPTH 64             /* nested schemas (through $refs too) */
 #define QR_SCHEMA_MAX_GRAMMAR (4u << 20)   /* bytes of rule bodies */
 #define QR_SCHEMA_MAX_PATTERN_DEPTH 100    /* nested groups in a pattern, as llama.cpp */
+#define QR_SCHEMA_MAX_VISITS 100000        /* schemas visited (each type of a type array again) */
 
 typedef struct qr_schema_rule {
     char *name;
