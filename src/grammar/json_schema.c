@@ -35,6 +35,19 @@ char *qr_schema_strf(const char *fmt, ...) {
     return s;
 }
 
+bool qr_schema_grow(void *items, size_t *cap, size_t n, size_t elem) {
+    if (n < *cap) return true;
+    size_t new_cap = *cap ? 2 * *cap : 8;
+    void *p = realloc(*(void **)items, new_cap * elem);
+    if (!p) {
+        qr_error(QR_ERR_NOMEM, "json schema: out of memory");
+        return false;
+    }
+    *(void **)items = p;
+    *cap = new_cap;
+    return true;
+}
+
 static void sb_puts(qr_strbuf *b, const char *s) { qr_strbuf_append(b, s, strlen(s)); }
 
 static void sb_putc(qr_strbuf *b, char c) { qr_strbuf_append(b, &c, 1); }
@@ -164,13 +177,7 @@ static bool count_bytes(struct qr_schema_rules *r, size_t n) {
 static const char *rules_insert(struct qr_schema_rules *r, char *name, char *body,
                                 const void *owner) {
     if (!count_bytes(r, strlen(name) + (body ? strlen(body) : 0) + 6)) goto fail;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 64;
-        qr_schema_rule *rules = realloc(r->rules, cap * sizeof *rules);
-        if (!rules) goto oom;
-        r->rules = rules;
-        r->cap = cap;
-    }
+    if (!qr_schema_grow(&r->rules, &r->cap, r->n, sizeof *r->rules)) goto fail;
     r->rules[r->n] = (qr_schema_rule){name, body, owner};
     if (!index_add(r, r->n)) goto oom;
     return r->rules[r->n++].name;
@@ -911,16 +918,7 @@ static char *resolve_ref(conv *c, const cJSON *s, const char *path) {
     const char *rule = qr_schema_rules_reserve(c->r, want, target);
     free(want);
     if (!rule) return NULL;
-    if (c->n_refs == c->cap_refs) {
-        size_t cap = c->cap_refs ? 2 * c->cap_refs : 8;
-        ref_entry *refs = realloc(c->refs, cap * sizeof *refs);
-        if (!refs) {
-            qr_error(QR_ERR_NOMEM, "json schema: out of memory");
-            return NULL;
-        }
-        c->refs = refs;
-        c->cap_refs = cap;
-    }
+    if (!qr_schema_grow(&c->refs, &c->cap_refs, c->n_refs, sizeof *c->refs)) return NULL;
     char *ref_copy = qr_schema_strf("%s", ref);
     if (!ref_copy) return NULL;
     c->refs[c->n_refs++] = (ref_entry){ref_copy, rule};
@@ -998,16 +996,7 @@ static bool props_add(prop_list *l, const char *key, const cJSON *schema, const 
                      key, path);
             return false;
         }
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 8;
-        prop *p = realloc(l->p, cap * sizeof *p);
-        if (!p) {
-            qr_error(QR_ERR_NOMEM, "json schema: out of memory");
-            return false;
-        }
-        l->p = p;
-        l->cap = cap;
-    }
+    if (!qr_schema_grow(&l->p, &l->cap, l->n, sizeof *l->p)) return false;
     char *pp = child_path(path, key);
     if (!pp) return false;
     l->p[l->n++] = (prop){key, schema, pp, required, NULL};
@@ -1088,13 +1077,7 @@ static uint32_t next_cp(const unsigned char **p) {
 }
 
 static long trie_new_node(trie *t) {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 16;
-        trie_node *nodes = realloc(t->nodes, cap * sizeof *nodes);
-        if (!nodes) return -1;
-        t->nodes = nodes;
-        t->cap = cap;
-    }
+    if (!qr_schema_grow(&t->nodes, &t->cap, t->n, sizeof *t->nodes)) return -1;
     t->nodes[t->n] = (trie_node){0};
     return (long)t->n++;
 }
@@ -1493,18 +1476,11 @@ static bool allof_component(conv *c, const cJSON *comp, const char *path, bool r
                 free(lit);
                 continue;
             }
-            if (a->n_lits == a->cap_lits) {
-                size_t cap = a->cap_lits ? 2 * a->cap_lits : 8;
-                char **lits = realloc(a->lits, cap * sizeof *lits);
-                if (lits) a->lits = lits;
-                int *counts = lits ? realloc(a->counts, cap * sizeof *counts) : NULL;
-                if (!counts) {
-                    free(lit);
-                    qr_error(QR_ERR_NOMEM, "json schema: out of memory");
-                    return false;
-                }
-                a->counts = counts;
-                a->cap_lits = cap;
+            size_t cap_counts = a->cap_lits;
+            if (!qr_schema_grow(&a->counts, &cap_counts, a->n_lits, sizeof *a->counts) ||
+                !qr_schema_grow(&a->lits, &a->cap_lits, a->n_lits, sizeof *a->lits)) {
+                free(lit);
+                return false;
             }
             a->lits[a->n_lits] = lit;
             a->counts[a->n_lits++] = 1;

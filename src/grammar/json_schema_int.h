@@ -41,6 +41,10 @@ const char *qr_schema_rules_reserve(struct qr_schema_rules *r, const char *name,
 /* the rule's index, or -1 */
 long qr_schema_rules_find(const struct qr_schema_rules *r, const char *name);
 
+/* Room for one more element in *items (n used of *cap, elem bytes each): false with qr_error
+ * set when out of memory. */
+bool qr_schema_grow(void *items, size_t *cap, size_t n, size_t elem);
+
 /* a malloc'd printf; NULL with qr_error set */
 char *qr_schema_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

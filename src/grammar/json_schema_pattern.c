@@ -68,16 +68,10 @@ static bool seq_push(pat *ps, seq *s, char *text, bool literal) {
         oom(ps);
         return false;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 8;
-        item *items = realloc(s->items, cap * sizeof *items);
-        if (!items) {
-            free(text);
-            oom(ps);
-            return false;
-        }
-        s->items = items;
-        s->cap = cap;
+    if (!qr_schema_grow(&s->items, &s->cap, s->n, sizeof *s->items)) {
+        free(text);
+        ps->failed = true;
+        return false;
     }
     s->items[s->n++] = (item){text, literal};
     return true;
@@ -178,12 +172,9 @@ static char *repeat(const char *x, int min, int max) {
 static char *sub_rule_for(pat *ps, const char *body) {
     for (size_t i = 0; i < ps->n_subs; i++)
         if (!strcmp(ps->subs[i].body, body)) return qr_schema_strf("%s", ps->subs[i].name);
-    if (ps->n_subs == ps->cap_subs) {
-        size_t cap = ps->cap_subs ? 2 * ps->cap_subs : 4;
-        sub_rule *subs = realloc(ps->subs, cap * sizeof *subs);
-        if (!subs) return NULL;
-        ps->subs = subs;
-        ps->cap_subs = cap;
+    if (!qr_schema_grow(&ps->subs, &ps->cap_subs, ps->n_subs, sizeof *ps->subs)) {
+        ps->failed = true;
+        return NULL;
     }
     char *want = qr_schema_strf("%s-%zu", ps->name, ps->n_subs + 1);
     const char *got = want ? qr_schema_rules_put(ps->r, want, body) : NULL;
