@@ -379,8 +379,8 @@ qr_grammar_matcher *qr_grammar_matcher_clone(const qr_grammar_matcher *m) {
     c->table = dup(m->table, m->table_cap * sizeof *m->table);
     c->seen = dup(m->seen, m->cap_nodes * sizeof *m->seen);
     c->in_out = dup(m->in_out, m->cap_nodes * sizeof *m->in_out);
-    bool ok = c->nodes && c->table && c->seen && c->in_out && vec_reserve(&c->stacks, m->stacks.n) &&
-              vec_reserve(&c->init, m->init.n);
+    bool ok = c->nodes && c->table && c->seen && c->in_out &&
+              vec_reserve(&c->stacks, m->stacks.n) && vec_reserve(&c->init, m->init.n);
     if (!ok) {
         qr_grammar_matcher_free(c);
         qr_error(QR_ERR_NOMEM, "grammar matcher: out of memory");
@@ -491,8 +491,8 @@ bool qr_grammar_matcher_allows_token(qr_grammar_matcher *m, const qr_grammar_tok
     long c;
     qr_utf8_partial end;
     if (m->partial.n_remain > 0) { /* inside a character: decode this token from there */
-        c = test_bytes(m, t->bytes + t->byte_off[id], t->byte_off[id + 1] - t->byte_off[id],
-                       &off, &end);
+        c = test_bytes(m, t->bytes + t->byte_off[id], t->byte_off[id + 1] - t->byte_off[id], &off,
+                       &end);
     } else {
         end = t->end[id];
         if (end.n_remain < 0) return false;

@@ -66,9 +66,12 @@ static const char *piece_of(const grammar_stage *s, qr_token t, size_t *n) {
 static bool allow(void *ctx, int32_t id) {
     grammar_stage *s = ctx;
     switch (s->kind[id]) {
-    case KIND_EOG: return qr_grammar_matcher_can_end(s->m);
-    case KIND_NEVER: return false;
-    default: return qr_grammar_matcher_allows_token(s->m, s->tokens, id);
+    case KIND_EOG:
+        return qr_grammar_matcher_can_end(s->m);
+    case KIND_NEVER:
+        return false;
+    default:
+        return qr_grammar_matcher_allows_token(s->m, s->tokens, id);
     }
 }
 
@@ -214,7 +217,8 @@ static const qr_stage_vtable grammar_vt = {"grammar", grammar_apply, NULL, gramm
 
 /* Every token's text, decoded once; kind[] as llama_grammar_apply_impl sorts them. */
 static qr_status load_vocab(grammar_stage *s, const qr_dry_vocab *v) {
-    int32_t (*piece)(void *, qr_token, char *, int32_t) = v->token_piece ? v->token_piece : v->piece;
+    int32_t (*piece)(void *, qr_token, char *, int32_t) =
+        v->token_piece ? v->token_piece : v->piece;
     const int32_t n = s->n_vocab;
     char **pieces = qr_calloc((size_t)n, sizeof *pieces);
     int32_t *len = qr_calloc((size_t)n, sizeof *len);
@@ -242,7 +246,7 @@ static qr_status load_vocab(grammar_stage *s, const qr_dry_vocab *v) {
         }
         if (!big) memcpy(pieces[t], small, (size_t)k);
         len[t] = k;
-        s->kind[t] = v->is_eog(v->user, t)        ? KIND_EOG
+        s->kind[t] = v->is_eog(v->user, t)         ? KIND_EOG
                      : k == 0 || pieces[t][0] == 0 ? KIND_NEVER
                                                    : KIND_TEXT;
         testable[t] = s->kind[t] == KIND_TEXT;
@@ -277,9 +281,8 @@ static qr_status load_triggers(grammar_stage *s, const qr_sampler_params *p) {
         int err;
         PCRE2_SIZE at;
         /* $ only at the very end, as ECMAScript's (llama.cpp uses std::regex) */
-        pcre2_code *c =
-            pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_DOLLAR_ENDONLY, &err, &at,
-                          NULL);
+        pcre2_code *c = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_DOLLAR_ENDONLY,
+                                      &err, &at, NULL);
         if (!c) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(err, msg, sizeof msg);

@@ -204,8 +204,10 @@ static void select_front(qr_candidate *d, size_t lo, size_t hi, size_t n) {
         const float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
         size_t i = lo, j = hi - 1;
         for (;;) {
-            while (d[i].logit > pivot) i++;
-            while (d[j].logit < pivot) j--;
+            while (d[i].logit > pivot)
+                i++;
+            while (d[j].logit < pivot)
+                j--;
             if (i >= j) break;
             qr_candidate t = d[i];
             d[i] = d[j];

@@ -195,9 +195,10 @@ static qr_status build_chain(qr_sampler *s, const qr_dry_vocab *vocab) {
     s->n_before_logprobs = s->n_stages;
     if (grammar_on(p)) { /* masking commutes with the bias: as if it ran first, llama.cpp's way */
         qr_stage *g = qr_stage_grammar(p, vocab);
-        if (!g) return qr_last_error()[0] && !strstr(qr_last_error(), "out of memory")
-                           ? QR_ERR_INVALID_ARG
-                           : QR_ERR_NOMEM;
+        if (!g)
+            return qr_last_error()[0] && !strstr(qr_last_error(), "out of memory")
+                       ? QR_ERR_INVALID_ARG
+                       : QR_ERR_NOMEM;
         s->grammar = g;
         s->stages[s->n_stages++] = g;
     }
