@@ -303,7 +303,7 @@ static void slot_on_token(srv_scheduler *s, srv_slot *sl, qr_token tok,
     size_t n_emit = 0, n_emit2 = 0;
     bool stopped = false;
     if (!eog) {
-        int32_t n = qr_token_to_piece(s->model, tok, piece, sizeof piece, false);
+        int32_t n = qr_token_to_piece(s->model, tok, piece, sizeof piece, t->req.render_special);
         if (n > 0) {
             size_t m = qr_utf8_stream_push(&sl->utf8, piece, (size_t)n, text);
             stopped = qr_stop_matcher_push(sl->stop, text, m, &emit, &n_emit);
