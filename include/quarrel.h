@@ -404,6 +404,26 @@ void qr_kv_clear(qr_context *ctx);
 int32_t qr_kv_seq_pos_max(const qr_context *ctx, int32_t seq_id); /* -1 if empty */
 int32_t qr_kv_used_cells(const qr_context *ctx);
 
+/* Embeddings: a sequence's final hidden state (after the output norm, before the output head),
+ * as llama.cpp computes with embeddings on. Pooling has llama.cpp's enum values. */
+typedef enum qr_pooling {
+    QR_POOLING_MODEL = -1, /* the GGUF's pooling_type, else mean */
+    QR_POOLING_NONE = 0,   /* every token's row */
+    QR_POOLING_MEAN = 1,   /* the mean over all tokens, BOS included */
+    QR_POOLING_CLS = 2,    /* the first token's row */
+    QR_POOLING_LAST = 3,   /* the last token's row */
+} qr_pooling;
+/* QR_POOLING_MODEL resolved for this model. */
+qr_pooling qr_model_pooling(const qr_model *model);
+/* Evaluate tokens[0..n_tokens) as sequence seq_id of ctx (whose cache is cleared before and
+ * after) and write its embedding to out: n_embd floats pooled, or n_tokens rows of n_embd with
+ * QR_POOLING_NONE. Not normalised (qr_embd_normalize). */
+qr_status qr_embed(qr_context *ctx, int32_t seq_id, const qr_token *tokens, int32_t n_tokens,
+                   qr_pooling pooling, float *out);
+/* llama.cpp's common_embd_normalize: norm -1 none, 0 max-abs scaled to int16 range, 1 taxicab,
+ * 2 Euclidean (L2), p > 2 the p-norm. */
+void qr_embd_normalize(const float *in, float *out, int64_t n, int norm);
+
 /* Timings accumulated since creation or the last reset. */
 typedef struct qr_timings {
     int64_t n_prompt_tokens, n_gen_tokens;
@@ -510,6 +530,9 @@ qr_status qr_sampler_sample(qr_sampler *s, const float *logits, qr_token *out,
  * for prompt tokens. */
 void qr_sampler_accept(qr_sampler *s, qr_token token);
 void qr_sampler_reset(qr_sampler *s);
+/* Start the grammar over (a new reply of a chat), keeping the penalties' history and the
+ * random state; nothing without a grammar. A lazy grammar waits for its trigger again. */
+void qr_sampler_restart_grammar(qr_sampler *s);
 
 /* Stop strings matched across token boundaries: feed generated text; text that might be the
  * start of a stop string is held back. */

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct qr_grammar qr_grammar;
 typedef struct qr_grammar_matcher qr_grammar_matcher;
@@ -34,5 +35,82 @@ bool qr_grammar_matcher_done(const qr_grammar_matcher *m);
 
 /* The whole string matches the grammar (accepted from the start and may end after it). */
 bool qr_grammar_accepts(const qr_grammar *g, const char *s, size_t n);
+
+/* ---- the parsed form (gbnf.c builds it, grammar.c walks it) ----
+ * Element kinds and layout as llama.cpp's llama_grammar_element: each rule is a run of
+ * elements, alternatives separated by ALT, ended by END; a char class is CHAR or CHAR_NOT
+ * followed by CHAR_ALT / CHAR_RNG_UPPER elements. All rules live in one array; a parse
+ * position is an index into it. */
+typedef enum qr_gelem_type {
+    QR_GE_END = 0,
+    QR_GE_ALT,
+    QR_GE_RULE_REF,       /* value: rule id */
+    QR_GE_CHAR,           /* value: code point */
+    QR_GE_CHAR_NOT,       /* [^...] */
+    QR_GE_CHAR_RNG_UPPER, /* the upper end of a range begun by the previous element */
+    QR_GE_CHAR_ALT,       /* another char of the same class */
+    QR_GE_CHAR_ANY,       /* . */
+} qr_gelem_type;
+
+typedef struct qr_gelem {
+    uint32_t type; /* qr_gelem_type */
+    uint32_t value;
+} qr_gelem;
+
+struct qr_grammar {
+    qr_gelem *elems;
+    uint32_t n_elems;
+    uint32_t *rule_start; /* n_rules: index of each rule's first element */
+    uint32_t n_rules;
+    uint32_t root; /* rule id */
+};
+
+/* UTF-8 decoding as llama.cpp's decode_utf8 (llama-grammar.cpp), including its handling of
+ * invalid input, with the state of a character cut at a token boundary. */
+typedef struct qr_utf8_partial {
+    uint32_t value;   /* bits so far */
+    int32_t n_remain; /* continuation bytes still expected; -1: invalid sequence */
+} qr_utf8_partial;
+/* Decode bytes[0..n) (stopping at a NUL byte, as llama.cpp's C string) continuing from
+ * *partial; code points go to cps (room for n + 1) and *partial becomes the end state.
+ * Returns the number of complete code points (0 with n_remain -1 if invalid). */
+size_t qr_utf8_decode_partial(const char *bytes, size_t n, qr_utf8_partial *partial,
+                              uint32_t *cps);
+
+/* ---- token-level queries for the sampler stage ----
+ * A vocabulary decoded once (from a fresh UTF-8 state) and sorted by code points, so that a
+ * full mask walks the shared prefixes once (a trie laid out as a sorted list: each token's
+ * longest common prefix with the one before it). */
+typedef struct qr_grammar_tokens {
+    int32_t n_vocab;
+    uint32_t *cps;        /* all tokens' code points */
+    uint32_t *cp_off;     /* n_vocab + 1 */
+    qr_utf8_partial *end; /* state after each token (n_remain -1: invalid UTF-8) */
+    char *bytes;          /* all tokens' bytes (for decoding from a partial character) */
+    uint32_t *byte_off;   /* n_vocab + 1 */
+    int32_t *order;       /* n_order tokens (the ones to test) sorted by code points */
+    uint32_t *lcp;        /* lcp[i]: common prefix of order[i - 1] and order[i] (0 for i = 0) */
+    int32_t n_order;
+    uint32_t max_len; /* longest token in code points */
+} qr_grammar_tokens;
+
+/* pieces[t] of len[t] bytes; testable[t]: false for tokens the walk must skip (EOG, empty).
+ * NULL with qr_error set on allocation failure. */
+qr_grammar_tokens *qr_grammar_tokens_create(int32_t n_vocab, const char *const *pieces,
+                                            const int32_t *len, const bool *testable);
+void qr_grammar_tokens_free(qr_grammar_tokens *t);
+/* Token t (testable) can be accepted from the matcher's state (the state is not changed). */
+bool qr_grammar_matcher_allows_token(qr_grammar_matcher *m, const qr_grammar_tokens *t,
+                                     int32_t id);
+/* allowed[t] = 1 for every testable token the matcher can accept, 0 otherwise (untouched for
+ * the others); returns how many are allowed, or -1 when the parse grew past its bounds
+ * (qr_error set). */
+int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *t,
+                                uint8_t *allowed);
+/* The matcher stopped on its bounds (too many stacks or states for an ambiguous grammar): its
+ * last accept or query failed for that reason, not because the grammar rejects the text. */
+bool qr_grammar_matcher_overflowed(const qr_grammar_matcher *m);
+/* Back to the start state. */
+void qr_grammar_matcher_reset(qr_grammar_matcher *m);
 
 #endif

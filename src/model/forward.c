@@ -657,6 +657,10 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
     if (n_out == 0) return QR_OK;
     rmsnorm(xb, x, &m->output_norm, d, hp->norm_eps, n_out);
     dump(ctx, "result_norm", -1, xb, d, n_out);
+    if (ctx->embd_only) { /* qr_embed: the normed hidden state is the result */
+        memcpy(out, xb, (size_t)n_out * (size_t)d * sizeof *out);
+        return QR_OK;
+    }
     matmul(ctx, &m->output, xb, n_out, out);
     scale(out, (int64_t)n_out * hp->n_vocab, hp->logit_mult);
     if (hp->final_softcap > 0.0f) softcap(out, (int64_t)n_out * hp->n_vocab, hp->final_softcap);

@@ -135,8 +135,13 @@ static qr_status load_hparams(qr_model *m) {
         (st = key_i32(m, "attention.head_count", true, 0, &hp->n_head)) ||
         (st = key_i32(m, "attention.head_count_kv", false, hp->n_head, &hp->n_head_kv)) ||
         (st = key_i32(m, "feed_forward_length", true, 0, &hp->n_ff)) ||
-        (st = key_i32(m, "context_length", false, 2048, &hp->n_ctx_train)))
+        (st = key_i32(m, "context_length", false, 2048, &hp->n_ctx_train)) ||
+        (st = key_i32(m, "pooling_type", false, -1, &hp->pooling_type)))
         return st;
+    if (hp->pooling_type > QR_POOLING_LAST) /* rank (4) pools through a classifier head */
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "%s.pooling_type %d is not supported (none 0, mean 1, cls 2, last 3)",
+                        m->arch_name, (int)hp->pooling_type);
     if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
         hp->n_ff <= 0)
         return qr_error(QR_ERR_FORMAT,

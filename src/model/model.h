@@ -72,6 +72,7 @@ typedef struct qr_hparams {
     int32_t n_ff;
     int32_t n_expert, n_expert_used; /* 0, 0: a dense FFN */
     int32_t n_ff_exp;                /* an expert's width (expert_feed_forward_length) */
+    int32_t pooling_type; /* the GGUF's pooling_type (qr_pooling), -1 when it has none */
     int32_t head_dim; /* attention.key_length, default n_embd / n_head */
     int32_t n_rot;    /* rope.dimension_count, default head_dim */
     float norm_eps;

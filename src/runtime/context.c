@@ -276,12 +276,13 @@ qr_status qr_decode_timed(qr_context *ctx, const qr_batch *b, bool prompt) {
     int32_t n_out = 0;
     for (int32_t i = 0; i < b->n_tokens; i++)
         n_out += b->logits[i] != 0;
-    const int64_t n_vocab = ctx->model->hp.n_vocab;
-    if (n_out > ctx->cap_logits) {
+    /* a row is the logits, or the hidden state when embeddings are wanted (never wider) */
+    const int64_t n_vocab = ctx->embd_only ? ctx->model->hp.n_embd : ctx->model->hp.n_vocab;
+    if ((size_t)n_out * (size_t)n_vocab > ctx->cap_logits) {
         float *l = realloc(ctx->logits, (size_t)n_out * (size_t)n_vocab * sizeof(float));
         if (!l) return qr_error(QR_ERR_NOMEM, "out of memory for %d rows of logits", n_out);
         ctx->logits = l;
-        ctx->cap_logits = n_out;
+        ctx->cap_logits = (size_t)n_out * (size_t)n_vocab;
     }
     if (b->n_tokens > ctx->cap_batch_index) {
         int32_t *r = realloc(ctx->logits_row, (size_t)b->n_tokens * sizeof *r);

@@ -37,9 +37,13 @@ struct qr_context {
     float *scores;             /* attention scratch, scores_per_thread floats per thread */
     int64_t scores_per_thread; /* (n_head / n_head_kv) * (head_dim + n_ctx_seq) */
 
+    /* embeddings instead of logits (qr_embed): the forward pass stops after the output norm
+     * and the rows below are n_embd wide */
+    bool embd_only;
     /* logits of the last batch: one row per token that asked for them */
     float *logits;
-    int32_t n_logits, cap_logits;
+    int32_t n_logits;
+    size_t cap_logits; /* floats allocated at logits */
     int32_t *logits_row; /* batch index -> logits row, -1 if none */
     int32_t cap_batch_index;
 

@@ -8,8 +8,18 @@
 #include <emmintrin.h>
 #endif
 
+void qr_cand_apply_filter(qr_sample_state *st) {
+    if (!st->filter || st->gathered) return;
+    const qr_token_filter *f = st->filter;
+    st->filter = NULL;
+    int64_t n = f->mask_all(f->ctx, st->logits, st->n_vocab);
+    if (n < 0) st->filter_failed = true;
+    if (n == 0) st->filter_empty = true;
+}
+
 void qr_cand_gather_all(qr_sample_state *st) {
     if (st->gathered) return;
+    qr_cand_apply_filter(st);
     size_t m = 0;
     for (int32_t i = 0; i < st->n_vocab; i++) {
         float l = st->logits[i];
@@ -24,14 +34,20 @@ void qr_cand_gather_all(qr_sample_state *st) {
     st->gathered = true;
 }
 
-/* min-heap on .logit */
+/* a ranks below b: lower logit, or the same logit and a higher id (ties go to the lower id,
+ * so the top k are one well-defined set whether or not a filter thinned the list first) */
+static inline bool worse(const qr_candidate *a, const qr_candidate *b) {
+    return a->logit < b->logit || (a->logit == b->logit && a->id > b->id);
+}
+
+/* min-heap: the worst candidate on top */
 static void sift_down(qr_candidate *h, int32_t n, int32_t i) {
     qr_candidate v = h[i];
     for (;;) {
         int32_t c = 2 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && h[c + 1].logit < h[c].logit) c++;
-        if (h[c].logit >= v.logit) break;
+        if (c + 1 < n && worse(&h[c + 1], &h[c])) c++;
+        if (!worse(&h[c], &v)) break;
         h[i] = h[c];
         i = c;
     }
@@ -83,11 +99,51 @@ int32_t qr_select_top(const float *x, int32_t len, int32_t n, qr_candidate *out)
     return n;
 }
 
+/* The k best allowed tokens through the filter, testing the best m tokens and widening m
+ * until k pass or every finite logit was looked at. false: not settled that way (m reached the
+ * vocabulary, or nothing passed), the caller masks the whole vocabulary instead. */
+static bool gather_filtered(qr_sample_state *st, int32_t k, int32_t m) {
+    const qr_token_filter *f = st->filter;
+    for (; m < st->n_vocab; m *= 8) {
+        int32_t got = qr_select_top(st->logits, st->n_vocab, m, st->data);
+        int32_t n = 0;
+        bool all_seen = false;
+        for (int32_t j = 0; j < got && n < k; j++) {
+            if (st->data[j].logit == -INFINITY) {
+                all_seen = true;
+                break;
+            }
+            if (f->allow(f->ctx, st->data[j].id)) st->data[n++] = st->data[j];
+        }
+        if (n > 0 && (n == k || all_seen)) {
+            st->size = (size_t)n;
+            st->sorted = true;
+            st->gathered = true;
+            st->filter = NULL;
+            return true;
+        }
+        if (all_seen) break;
+        if (m > st->n_vocab / 8) break;
+    }
+    return false;
+}
+
+void qr_cand_gather_max(qr_sample_state *st) {
+    if (st->filter && !st->gathered && gather_filtered(st, 1, 8)) return;
+    qr_cand_apply_filter(st);
+    int32_t m = qr_select_top(st->logits, st->n_vocab, 1, st->data);
+    st->size = (m == 1 && st->data[0].logit != -INFINITY) ? 1 : 0;
+    st->gathered = true;
+    st->sorted = true;
+}
+
 void qr_cand_gather_top_k(qr_sample_state *st, int32_t k) {
     if (st->gathered || k >= st->n_vocab) { /* nothing to cut: top-k is a no-op */
         qr_cand_gather_all(st);
         return;
     }
+    if (st->filter && gather_filtered(st, k, k * 4 > 64 ? k * 4 : 64)) return;
+    qr_cand_apply_filter(st);
     int32_t m = qr_select_top(st->logits, st->n_vocab, k, st->data);
     while (m > 0 && st->data[m - 1].logit == -INFINITY) /* banned tokens sort last */
         m--;
@@ -192,6 +248,11 @@ size_t qr_cand_draw(qr_sample_state *st) {
 }
 
 qr_status qr_cand_check_nonempty(const qr_sample_state *st) {
+    if (st->filter_failed) return QR_ERR_INVALID_ARG; /* the filter has set the message */
+    if (st->filter_empty)
+        return qr_error(QR_ERR_NUMERIC, "grammar: no token of the vocabulary can continue the "
+                                        "grammar from here (an end-of-generation token is not "
+                                        "allowed either: the grammar cannot end here)");
     if (st->gathered && st->size == 0)
         return qr_error(QR_ERR_NUMERIC, "sampling: no candidate token left (every logit is -inf "
                                         "after logit bias: all tokens are banned)");

@@ -14,6 +14,7 @@ static qr_status min_p_apply(qr_stage *self, qr_sample_state *st) {
     float p = ((const min_p_stage *)self)->p;
     if (p <= 0.0f) return QR_OK;
     if (!st->gathered) {
+        qr_cand_apply_filter(st); /* reads every dense logit */
         float max_l = -INFINITY;
         for (int32_t i = 0; i < st->n_vocab; i++)
             if (st->logits[i] > max_l) max_l = st->logits[i];

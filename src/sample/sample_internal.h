@@ -34,6 +34,18 @@ typedef struct qr_candidate {
     float p;
 } qr_candidate;
 
+/* An optional token filter (the grammar stage): a token it refuses counts as if its logit were
+ * -inf. Gathering honours it lazily, testing tokens in descending logit order only until it has
+ * what it needs (top-k: k allowed tokens; greedy: one), and falls back to mask_all, which sets
+ * every refused token's dense logit to -inf at once, when it needs them all. Either way the
+ * result is that of masking first: ties are broken by token id (lower first) everywhere. */
+typedef struct qr_token_filter {
+    void *ctx;
+    bool (*allow)(void *ctx, int32_t id);
+    /* returns how many tokens are allowed, or -1 on failure (qr_error set) */
+    int64_t (*mask_all)(void *ctx, float *logits, int32_t n_vocab);
+} qr_token_filter;
+
 typedef struct qr_sample_state {
     float *logits; /* dense, n_vocab entries, valid while !gathered (scratch afterwards) */
     int32_t n_vocab;
@@ -43,7 +55,17 @@ typedef struct qr_sample_state {
     bool sorted;      /* data is in descending logit order */
     int32_t selected; /* index into data chosen by the final stage, -1 before */
     qr_rng *rng;
+    const qr_token_filter *filter; /* NULL: none; cleared once applied to the dense logits */
+    bool filter_empty;             /* the filter allowed no token at all */
+    bool filter_failed;            /* mask_all failed (qr_error holds why) */
 } qr_sample_state;
+
+/* Apply the filter to the dense logits now (before a stage reads them all); no-op without one
+ * or once gathered. */
+void qr_cand_apply_filter(qr_sample_state *st);
+/* The greedy pick honouring the filter: the highest-logit allowed token (lowest id on ties) as
+ * the only candidate; size 0 if none. */
+void qr_cand_gather_max(qr_sample_state *st);
 
 /* Gather every token whose logit is not -inf into the candidate list (no-op once gathered). */
 void qr_cand_gather_all(qr_sample_state *st);
@@ -114,6 +136,10 @@ typedef struct qr_dry_vocab {
     void *user;
     int32_t (*piece)(void *user, qr_token t, char *buf, int32_t len);
     int32_t (*tokenize)(void *user, const char *text, size_t len, qr_token *out, int32_t n_max);
+    /* for the grammar stage (NULL: no grammar possible): end-of-generation tokens, and the
+     * token's text as llama.cpp's token_to_piece(special = true) (NULL: piece) */
+    bool (*is_eog)(void *user, qr_token t);
+    int32_t (*token_piece)(void *user, qr_token t, char *buf, int32_t len);
 } qr_dry_vocab;
 /* *out is malloc'd (caller frees; NULL when *n_out is 0). NULL or empty strings are skipped. */
 qr_status qr_dry_breakers_build(const qr_dry_vocab *v, const char *const *strings,
@@ -128,6 +154,12 @@ void qr_stage_free(qr_stage *s);
  * model's. */
 qr_status qr_sampler_create_vocab(const qr_sampler_params *params, const qr_dry_vocab *vocab,
                                   int32_t n_vocab, qr_sampler **out);
+
+/* The grammar stage (src/grammar/grammar_stage.c): parses params->grammar and decodes the
+ * vocabulary's texts once. NULL with qr_error set on a bad grammar or pattern. */
+qr_stage *qr_stage_grammar(const qr_sampler_params *params, const qr_dry_vocab *vocab);
+/* Advance the grammar with a token the sampler picked (never with prompt tokens). */
+void qr_stage_grammar_advance(qr_stage *s, qr_token token);
 
 /* Mirostat's current mu (v1 or v2; for tests). */
 float qr_stage_mirostat_mu(const qr_stage *s);

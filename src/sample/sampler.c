@@ -48,6 +48,7 @@ struct qr_sampler {
     float *work;           /* dense logits, n_vocab */
     float *lp_work;        /* copy for the chosen token's log-probability, n_vocab */
     qr_candidate *cand;    /* n_vocab */
+    qr_stage *grammar;     /* the grammar stage (also in stages), advanced on picked tokens */
 };
 
 static const char *const default_breakers[4] = {"\n", ":", "\"", "*"}; /* llama.cpp's */
@@ -138,6 +139,11 @@ static qr_status validate(const qr_sampler_params *p, int32_t n_vocab) {
     BAD(p->quality && p->mirostat != 0, "the quality preset cannot be combined with mirostat");
     BAD(p->n_probs < 0 || p->n_probs > QR_MAX_TOP_LOGPROBS, "n_probs must be in [0, %d] (got %d)",
         QR_MAX_TOP_LOGPROBS, (int)p->n_probs);
+    BAD(p->n_grammar_trigger_words < 0 || p->n_grammar_trigger_patterns < 0,
+        "n_grammar_trigger_words and n_grammar_trigger_patterns must be >= 0");
+    BAD((p->n_grammar_trigger_words > 0 && !p->grammar_trigger_words) ||
+            (p->n_grammar_trigger_patterns > 0 && !p->grammar_trigger_patterns),
+        "grammar trigger words or patterns are NULL but their count is not 0");
     BAD(p->n_logit_bias < 0, "n_logit_bias must be >= 0 (got %d)", (int)p->n_logit_bias);
     BAD(p->n_logit_bias > 0 && !p->logit_bias, "logit_bias is NULL but n_logit_bias is %d",
         (int)p->n_logit_bias);
@@ -178,11 +184,23 @@ static qr_status add_dry(qr_sampler *s, const qr_dry_vocab *vocab) {
     return st;
 }
 
+static bool grammar_on(const qr_sampler_params *p) {
+    return p->grammar && p->grammar[0];
+}
+
 static qr_status build_chain(qr_sampler *s, const qr_dry_vocab *vocab) {
     const qr_sampler_params *p = &s->params;
     if (p->n_logit_bias > 0 && add(s, qr_stage_logit_bias(p->logit_bias, p->n_logit_bias)))
         return QR_ERR_NOMEM;
     s->n_before_logprobs = s->n_stages;
+    if (grammar_on(p)) { /* masking commutes with the bias: as if it ran first, llama.cpp's way */
+        qr_stage *g = qr_stage_grammar(p, vocab);
+        if (!g) return qr_last_error()[0] && !strstr(qr_last_error(), "out of memory")
+                           ? QR_ERR_INVALID_ARG
+                           : QR_ERR_NOMEM;
+        s->grammar = g;
+        s->stages[s->n_stages++] = g;
+    }
     bool penalties =
         p->repeat_last_n != 0 &&
         (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
@@ -239,6 +257,11 @@ qr_status qr_sampler_create_vocab(const qr_sampler_params *params, const qr_dry_
                         "sampler: DRY's sequence breakers are matched against the token texts: "
                         "create the sampler with qr_sampler_create_for_model (or pass no "
                         "breakers)");
+    if (grammar_on(params) &&
+        (!vocab || !vocab->is_eog || !vocab->piece || vocab->n_vocab != n_vocab))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "sampler: a grammar needs the token texts: create the sampler with "
+                        "qr_sampler_create_for_model");
     qr_sampler *s = qr_calloc(1, sizeof *s);
     if (!s) return QR_ERR_NOMEM;
     s->params = *params;
@@ -362,11 +385,14 @@ qr_status qr_sampler_sample(qr_sampler *s, const float *logits, qr_token *out,
         qr_status rc = s->stages[i]->vt->apply(s->stages[i], &st);
         if (rc != QR_OK) return rc;
     }
-    if (st.selected < 0 || (size_t)st.selected >= st.size) /* the chain always ends in a draw */
-        return qr_error(QR_ERR_NUMERIC, "sampling: no token was selected");
+    if (st.selected < 0 || (size_t)st.selected >= st.size) { /* the chain ends in a draw */
+        qr_status rc = qr_cand_check_nonempty(&st); /* the grammar's message, if it was that */
+        return rc != QR_OK ? rc : qr_error(QR_ERR_NUMERIC, "sampling: no token was selected");
+    }
     qr_token tok = st.data[st.selected].id;
     if (logprobs) logprobs->logprob = s->lp_work[tok] - lse;
     qr_sampler_accept(s, tok);
+    if (s->grammar) qr_stage_grammar_advance(s->grammar, tok);
     *out = tok;
     return QR_OK;
 }

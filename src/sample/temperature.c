@@ -17,16 +17,15 @@ typedef struct temp_stage {
 /* Keep only the highest-logit candidate (the first one on ties). */
 static void keep_max(qr_sample_state *st) {
     if (!st->gathered) {
-        int32_t m = qr_select_top(st->logits, st->n_vocab, 1, st->data);
-        st->size = (m == 1 && st->data[0].logit != -INFINITY) ? 1 : 0;
-        st->gathered = true;
-        st->sorted = true;
+        qr_cand_gather_max(st);
         return;
     }
     if (st->size == 0) return;
     size_t best = 0;
-    for (size_t i = 1; i < st->size; i++)
-        if (st->data[i].logit > st->data[best].logit) best = i;
+    for (size_t i = 1; i < st->size; i++) /* the lower id on ties, as qr_select_top */
+        if (st->data[i].logit > st->data[best].logit ||
+            (st->data[i].logit == st->data[best].logit && st->data[i].id < st->data[best].id))
+            best = i;
     st->data[0] = st->data[best];
     st->size = 1;
     st->sorted = true;

@@ -205,7 +205,7 @@ static const qr_dry_breaker *find(const qr_dry_breaker *b, int32_t n, qr_token h
 
 static void test_dry_breaker_strings(void **state) {
     (void)state;
-    qr_dry_vocab v = {N_TEXTS, NULL, fake_piece, fake_tokenize};
+    qr_dry_vocab v = {.n_vocab = N_TEXTS, .piece = fake_piece, .tokenize = fake_tokenize};
     char z45[46];
     memset(z45, 'z', 45);
     z45[45] = '\0';

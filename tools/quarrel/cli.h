@@ -16,6 +16,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_imatrix(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 
 /* Print "quarrel: <what>: <qr_last_error()>" to stderr; returns 1. */
 int cli_fail(const char *what);

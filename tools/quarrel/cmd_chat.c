@@ -50,6 +50,7 @@ typedef struct chat_opts {
     int n_stops;
     qr_logit_bias biases[MAX_BIASES];
     const char *dry_breakers[MAX_DRY_BREAKERS];
+    grammar_opts grammar;
 } chat_opts;
 
 typedef struct message {
@@ -117,6 +118,7 @@ static int parse(int argc, char **argv, chat_opts *o) {
         int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, MAX_STOPS, o->biases,
                                   &n_bias, MAX_BIASES, o->dry_breakers);
         if (used == 0) used = rope_option(a, v, &o->cp);
+        if (used == 0) used = grammar_option(a, v, &o->grammar);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -444,6 +446,7 @@ static int generate_reply(chat *c, text_buf *reply) {
     reply_state r = {.c = c, .reply = reply};
     r.generated = malloc((size_t)(c->n_ctx + 1) * sizeof *r.generated);
     if (!r.generated) return 1;
+    qr_sampler_restart_grammar(c->sampler); /* each reply matches the grammar on its own */
     qr_generate_params gp = {.n_predict = c->o->n_predict,
                              .stops = c->stops,
                              .n_stops = c->n_stops,
@@ -795,10 +798,14 @@ int cmd_chat(int argc, char **argv) {
     chat_opts o = {0};
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
+    /* a grammar that does not parse fails before the model is loaded */
+    if (grammar_options_finish(&o.grammar, &o.sp)) return 1;
 
     char path[4096];
-    if (qr_model_resolve(o.model, QR_MODELS_DIR, path, sizeof path) != QR_OK)
+    if (qr_model_resolve(o.model, QR_MODELS_DIR, path, sizeof path) != QR_OK) {
+        free(o.grammar.text);
         return cli_fail("model");
+    }
 
     chat c = {.o = &o, .tty = isatty(STDIN_FILENO) == 1};
     rc = 1;
@@ -868,6 +875,7 @@ int cmd_chat(int argc, char **argv) {
 done:
     clear_messages(&c);
     free(c.msgs);
+    free(o.grammar.text);
     free(c.cached);
     free(c.tokens);
     free(c.tmpl_owned);

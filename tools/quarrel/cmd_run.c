@@ -28,6 +28,7 @@ typedef struct run_opts {
     int n_stops;
     qr_logit_bias biases[64];
     const char *dry_breakers[MAX_DRY_BREAKERS];
+    grammar_opts grammar;
 } run_opts;
 
 static void usage(FILE *f) {
@@ -65,6 +66,7 @@ static int parse(int argc, char **argv, run_opts *o) {
         int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, 16, o->biases, &n_bias, 64,
                                   o->dry_breakers);
         if (used == 0) used = rope_option(a, v, &o->cp);
+        if (used == 0) used = grammar_option(a, v, &o->grammar);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -291,15 +293,22 @@ int cmd_run(int argc, char **argv) {
     run_opts o = {0};
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
+    /* a grammar that does not parse fails before the model is loaded */
+    if (grammar_options_finish(&o.grammar, &o.sp)) return 1;
 
     char path[4096];
-    if (qr_model_resolve(o.model, QR_MODELS_DIR, path, sizeof path) != QR_OK)
+    if (qr_model_resolve(o.model, QR_MODELS_DIR, path, sizeof path) != QR_OK) {
+        free(o.grammar.text);
         return cli_fail("model");
+    }
     char *file_prompt = NULL;
     size_t prompt_len;
     const char *prompt;
     if (o.prompt_file) {
-        if (read_file(o.prompt_file, &file_prompt, &prompt_len)) return 1;
+        if (read_file(o.prompt_file, &file_prompt, &prompt_len)) {
+            free(o.grammar.text);
+            return 1;
+        }
         prompt = file_prompt;
     } else {
         prompt = o.prompt ? o.prompt : "Once upon a time";
@@ -394,5 +403,6 @@ done:
     qr_model_free(model);
     free(tokens);
     free(file_prompt);
+    free(o.grammar.text);
     return rc;
 }

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"synth", cmd_synth, "write a random-weight model of a given architecture and shape"},
     {"perplexity", cmd_perplexity, "perplexity of a text, KL divergence between two models"},
     {"eval", cmd_eval, "multiple-choice accuracy on a JSONL task file"},
+    {"embed", cmd_embed, "embeddings of texts (like llama-embedding)"},
     {"imatrix", cmd_imatrix, "importance matrix of a text for quantizing (like llama-imatrix)"},
 };
 

@@ -112,7 +112,65 @@ void sampler_options_usage(FILE *f) {
         "  --logit-bias ID(+|-)BIAS   e.g. 15043+1 or 15043-inf (repeatable)\n"
         "  --quality             a preset: adaptive temperature and frequency-weighted penalties\n"
         "  --seed N              random seed (default: random, printed)\n"
-        "  --stop TEXT           stop at this text (repeatable; not printed)\n");
+        "  --stop TEXT           stop at this text (repeatable; not printed)\n"
+        "structured output (llama.cpp's names; one of them):\n"
+        "  --grammar TEXT        only text this GBNF grammar accepts (root rule 'root')\n"
+        "  --grammar-file FILE   the grammar from a file\n"
+        "  -j, --json-schema JSON   only JSON matching this schema (converted to a grammar)\n"
+        "  -jf, --json-schema-file FILE   the schema from a file\n");
+}
+
+int grammar_option(const char *a, const char *v, grammar_opts *g) {
+    if (strcmp(a, "--grammar") && strcmp(a, "--grammar-file") && strcmp(a, "-j") &&
+        strcmp(a, "--json-schema") && strcmp(a, "-jf") && strcmp(a, "--json-schema-file"))
+        return 0;
+    if (!v) {
+        fprintf(stderr, "quarrel: %s needs a value\n", a);
+        return -1;
+    }
+    if (g->flag) {
+        fprintf(stderr, "quarrel: %s and %s both give a grammar: use one of them\n", g->flag, a);
+        return -1;
+    }
+    g->flag = a;
+    g->value = v;
+    return 2;
+}
+
+int grammar_options_finish(grammar_opts *g, qr_sampler_params *sp) {
+    if (!g->flag) return 0;
+    const bool file = !strcmp(g->flag, "--grammar-file") || !strcmp(g->flag, "-jf") ||
+                      !strcmp(g->flag, "--json-schema-file");
+    const bool schema = !strcmp(g->flag, "-j") || !strcmp(g->flag, "--json-schema") ||
+                        !strcmp(g->flag, "-jf") || !strcmp(g->flag, "--json-schema-file");
+    char *src = NULL;
+    size_t len = strlen(g->value);
+    if (file && read_file(g->value, &src, &len)) return 1;
+    const char *in = file ? src : g->value;
+    if (schema) {
+        if (qr_json_schema_to_grammar(in, len, &g->text) != QR_OK) {
+            fprintf(stderr, "quarrel: %s%s%s: %s\n", g->flag, file ? " " : "", file ? g->value : "",
+                    qr_last_error());
+            free(src);
+            return 1;
+        }
+        free(src);
+    } else {
+        g->text = file ? src : strdup(g->value);
+        if (!g->text) {
+            fprintf(stderr, "quarrel: out of memory\n");
+            return 1;
+        }
+    }
+    if (qr_grammar_check(g->text, NULL) != QR_OK) {
+        fprintf(stderr, "quarrel: %s%s%s: %s\n", g->flag, file ? " " : "", file ? g->value : "",
+                qr_last_error());
+        free(g->text);
+        g->text = NULL;
+        return 1;
+    }
+    sp->grammar = g->text;
+    return 0;
 }
 
 static int parse_bias(const char *v, qr_logit_bias *b) {

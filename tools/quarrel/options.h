@@ -30,6 +30,20 @@ int sampler_option(const char *flag, const char *v, qr_sampler_params *sp, const
                    int max_biases, const char **breakers);
 void sampler_options_usage(FILE *f);
 
+/* The grammar flags (llama.cpp's names): --grammar TEXT, --grammar-file FILE, -j/--json-schema
+ * JSON, -jf/--json-schema-file FILE; at most one of them. */
+typedef struct grammar_opts {
+    const char *flag;  /* the one given, NULL if none */
+    const char *value; /* its argument (argv's) */
+    char *text;        /* the GBNF text once grammar_options_finish succeeds (malloc'd) */
+} grammar_opts;
+/* If `flag` is a grammar flag, record it and return 2; 0 if it is not one; -1 after printing an
+ * error (no value, a second grammar flag). */
+int grammar_option(const char *flag, const char *v, grammar_opts *g);
+/* Read the file, convert the schema, check the grammar, and point sp->grammar at the text; 0,
+ * or 1 after printing an error naming the flag and the problem (line and column for GBNF). */
+int grammar_options_finish(grammar_opts *g, qr_sampler_params *sp);
+
 /* If `flag` is a RoPE override (llama.cpp's --rope-scaling, --rope-scale, --rope-freq-base,
  * --rope-freq-scale, --yarn-orig-ctx, --yarn-ext-factor, --yarn-attn-factor, --yarn-beta-fast,
  * --yarn-beta-slow), set its field of cp from value v and return 2 (the argv entries used); 0
