@@ -63,6 +63,11 @@ srv_task *srv_task_create(srv_request *req, qr_token *prompt, int32_t n_prompt) 
     pthread_condattr_destroy(&ca);
     t->req = *req;
     memset(req, 0, sizeof *req);
+    /* the trigger lists live inside the request: point at the moved copy */
+    if (t->req.sp.n_grammar_trigger_words)
+        t->req.sp.grammar_trigger_words = (const char *const *)t->req.trigger_words;
+    if (t->req.sp.n_grammar_trigger_patterns)
+        t->req.sp.grammar_trigger_patterns = (const char *const *)t->req.trigger_patterns;
     t->prompt = prompt;
     t->n_prompt = n_prompt;
     t->t_arrival = qr_time_now();

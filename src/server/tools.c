@@ -83,9 +83,9 @@ qr_status srv_tools_grammar(qr_tool_format f, char *const *names, char *const *g
     const char *list = "qr-call (qr-ws \",\" qr-ws qr-call)*";
     switch (f) {
     case QR_TOOL_FORMAT_HERMES:
-        ok = srv_buf_printf(&b, "root ::= qr-tagged%s\n", parallel ? " (qr-ws qr-tagged)*" : "") &&
-             srv_buf_printf(&b,
-                            "qr-tagged ::= \"<tool_call>\" qr-ws qr-call qr-ws \"</tool_call>\"\n");
+        ok = srv_buf_printf(&b, "root ::= qr-tagged%s\n", parallel ? " (\"\\n\"? qr-tagged)*" : "") &&
+             srv_buf_printf(&b, "qr-tagged ::= \"<tool_call>\" \"\\n\"? qr-call \"\\n\"? "
+                                "\"</tool_call>\"\n");
         break;
     case QR_TOOL_FORMAT_LLAMA3: /* one call: the whole output */
         ok = srv_buf_printf(&b, "root ::= (\"<|python_tag|>\")? qr-call\n");
@@ -127,7 +127,9 @@ qr_status srv_tools_grammar(qr_tool_format f, char *const *names, char *const *g
         for (int i = 0; ok && i < n; i++)
             ok = call_rule(&b, i, names[i], key, f == QR_TOOL_FORMAT_MISTRAL);
     }
-    ok = ok && srv_buf_printf(&b, "qr-ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n");
+    /* one optional space between the format's own tokens: a small model left more room fills
+     * it with whitespace until max_tokens */
+    ok = ok && srv_buf_printf(&b, "qr-ws ::= \" \"?\n");
     for (int i = 0; ok && i < n; i++) {
         char prefix[32];
         snprintf(prefix, sizeof prefix, "qr-t%d-", i);

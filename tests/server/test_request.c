@@ -373,11 +373,11 @@ static void test_tools_grammar(void **state) {
                      QR_OK);
     assert_string_equal(
         g, "root ::= qr-tagged\n"
-           "qr-tagged ::= \"<tool_call>\" qr-ws qr-call qr-ws \"</tool_call>\"\n"
+           "qr-tagged ::= \"<tool_call>\" \"\\n\"? qr-call \"\\n\"? \"</tool_call>\"\n"
            "qr-call ::= qr-call-0\n"
            "qr-call-0 ::= \"{\" qr-ws \"\\\"name\\\"\" qr-ws \":\" qr-ws \"\\\"f\\\"\" qr-ws \",\" "
            "qr-ws \"\\\"arguments\\\"\" qr-ws \":\" qr-ws qr-t0-root qr-ws \"}\"\n"
-           "qr-ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n"
+           "qr-ws ::= \" \"?\n"
            "qr-t0-root ::= \"{\" qr-t0-space \"}\" # c\n"
            "qr-t0-space ::= [ ]{0,2}\n\n");
     free(g);
@@ -393,7 +393,7 @@ static void test_tools_grammar(void **state) {
                            "\"[ARGS]\" qr-t0-root\n"
                            "qr-argcall-1 ::= \"[TOOL_CALLS]\" \"b\" (\"[CALL_ID]\" [a-zA-Z0-9]{9})? "
                            "\"[ARGS]\" qr-t1-root\n"
-                           "qr-ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n"
+                           "qr-ws ::= \" \"?\n"
                            "qr-t0-root ::= \"1\"\n\n"
                            "qr-t1-root ::= \"2\"\n\n");
     free(g);

@@ -153,7 +153,7 @@ await check('bad structured-output requests get 400 naming the problem', async (
 
 let required;
 await check('tools, tool_choice required: valid calls, content null, finish_reason tool_calls', async () => {
-  const r = await qwen.chat.completions.create({ model: 'x', messages: ask, tools, tool_choice: 'required', max_tokens: 200, temperature: 0 });
+  const r = await qwen.chat.completions.create({ model: 'x', messages: ask, tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 300, temperature: 0 });
   const m = r.choices[0].message;
   assert.equal(m.content, null);
   checkCalls(m, r.choices[0].finish_reason);
@@ -177,7 +177,7 @@ await check('parallel_tool_calls false: exactly one call', async () => {
 
 await check('streamed tool calls add up to the non-streamed ones (greedy)', async () => {
   assert.ok(required, 'the non-streamed request failed');
-  const s = await qwen.chat.completions.create({ model: 'x', messages: ask, tools, tool_choice: 'required', max_tokens: 200, temperature: 0, stream: true });
+  const s = await qwen.chat.completions.create({ model: 'x', messages: ask, tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 300, temperature: 0, stream: true });
   const { message, finish } = await accumulate(s);
   checkCalls(message, finish);
   assert.equal(message.content, '');
@@ -217,7 +217,7 @@ await check('bad tool requests get 400 naming the problem', async () => {
 // ---- tools, generic JSON form (built-in chatml) ----
 
 await check('generic format: required calls validate; streamed equals non-streamed', async () => {
-  const body = { model: 'x', messages: ask, tools, tool_choice: 'required', max_tokens: 200, temperature: 0 };
+  const body = { model: 'x', messages: ask, tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 300, temperature: 0 };
   const r = await generic.chat.completions.create(body);
   checkCalls(r.choices[0].message, r.choices[0].finish_reason);
   const { message, finish } = await accumulate(await generic.chat.completions.create({ ...body, stream: true }));
