@@ -410,3 +410,7 @@ void qr_sampler_reset(qr_sampler *s) {
         if (s->stages[i]->vt->reset) s->stages[i]->vt->reset(s->stages[i]);
     qr_rng_seed(&s->rng, s->seed);
 }
+
+void qr_sampler_restart_grammar(qr_sampler *s) {
+    if (s && s->grammar) s->grammar->vt->reset(s->grammar);
+}
