@@ -614,8 +614,10 @@ qr_status qr_chat_apply_template_json(const char *tmpl, const char *messages_jso
 /* ------------------------------------------------------------------------------------------ */
 /* Server                                                                                     */
 
-/* An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models,
- * /health, /metrics, /tokenize, /detokenize. */
+/* An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/embeddings,
+ * /v1/models, /health, /metrics, /tokenize, /detokenize; and ollama's REST API: /api/generate,
+ * /api/chat, /api/embed, /api/embeddings, /api/tags, /api/show, /api/ps, /api/version,
+ * /api/pull, /api/delete. */
 typedef struct qr_server_params {
     const char *model_path;  /* a GGUF file (resolve names with qr_model_resolve first) */
     const char *model_alias; /* the id /v1/models reports (NULL: the file name without .gguf) */
@@ -626,8 +628,8 @@ typedef struct qr_server_params {
     int32_t n_threads;       /* 0: all CPUs */
     int32_t max_queue;       /* requests waiting for a slot before 429 (0: 64) */
     size_t max_body_bytes;   /* larger request bodies get 413 (0: 1 MiB) */
-    const char *api_key;     /* non-NULL: every /v1/ route, /tokenize, /detokenize, /metrics need
-                                "Authorization: Bearer <api_key>" */
+    const char *api_key;     /* non-NULL: every /v1/ and /api/ route, /tokenize, /detokenize,
+                                /metrics need "Authorization: Bearer <api_key>" */
     /* Called once the socket listens (before the model is loaded; /health says 503 until it
      * is), with the port bound. */
     void (*on_listening)(const char *host, int port, void *user);
@@ -642,6 +644,9 @@ typedef struct qr_server_params {
      * syntax the server asks for and parses (Hermes, Llama 3.x, Mistral, else a generic JSON
      * form). */
     const char *chat_template;
+    /* The embedding routes' pooling (QR_POOLING_MODEL: the GGUF's pooling_type, else mean);
+     * QR_POOLING_NONE makes them answer 400, as one vector per input is needed. */
+    qr_pooling pooling;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);

@@ -1,8 +1,9 @@
 /* http.c - qr_server_run: the HTTP side of the server on libmicrohttpd (a thread per
  * connection, so a handler may wait for its task), the routes, API-key check, body size limit,
- * and streaming with Server-Sent Events through MHD_create_response_from_callback. A client
- * that goes away (a failed write, or a hang-up seen while waiting) cancels its task at once. */
-#include "server/server_internal.h"
+ * and streaming through MHD_create_response_from_callback (Server-Sent Events here, NDJSON for
+ * ollama's routes in ollama.c). A client that goes away (a failed write, or a hang-up seen
+ * while waiting) cancels its task at once. The routes table lists every route of every file. */
+#include "server/http_internal.h"
 #include "util/util.h"
 
 #include <arpa/inet.h>
@@ -16,40 +17,6 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
-
-#define WAIT_SLICE 0.05 /* seconds between checks for a hung-up client while waiting */
-
-typedef struct server {
-    qr_server_params p;
-    char model_name[256];
-    struct MHD_Daemon *daemon;
-    atomic_int ready; /* 0 while loading, 1 once the scheduler runs */
-    atomic_ulong next_id;
-    qr_model *model;
-    qr_context *ctx;
-    srv_scheduler *sched;
-    int32_t n_vocab;
-    const char *tmpl; /* the chat template: params.chat_template, the model's, or "chatml" */
-} server;
-
-/* One HTTP request. Streaming responses hold a second reference (freed by MHD's
- * response-free callback, which may come before or after the request-completed one). */
-typedef struct conn {
-    server *srv;
-    atomic_int refs;
-    srv_buf body;
-    bool too_large;
-    int fd;
-    srv_task *task;
-    char id[48];
-    int64_t created;
-    /* streaming */
-    srv_buf out;
-    size_t out_pos, text_sent;
-    size_t text_seen; /* text examined so far (with tools, text_sent may stay behind it) */
-    int32_t tokens_sent;
-    bool first_sent, ended;
-} conn;
 
 static void conn_unref(conn *cs) {
     if (atomic_fetch_sub(&cs->refs, 1) != 1) return;
@@ -79,23 +46,21 @@ static enum MHD_Result send_text(server *srv, struct MHD_Connection *c, int stat
     return ret;
 }
 
-static enum MHD_Result send_json(server *srv, struct MHD_Connection *c, int status, cJSON *json) {
+enum MHD_Result srv_send_json(server *srv, struct MHD_Connection *c, int status, cJSON *json) {
     char *s = json ? cJSON_PrintUnformatted(json) : NULL;
     cJSON_Delete(json);
     if (!s) return MHD_NO;
     return send_text(srv, c, status, "application/json", s);
 }
 
-static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, int status,
-                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, int status,
-                                  const char *fmt, ...) {
+enum MHD_Result srv_send_error(server *srv, struct MHD_Connection *c, int status,
+                               const char *fmt, ...) {
     char msg[1200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return send_json(srv, c, status, srv_error_json(status, msg));
+    return srv_send_json(srv, c, status, srv_error_json(status, msg));
 }
 
 /* ---- helpers ---- */
@@ -126,8 +91,8 @@ static void new_id(server *srv, conn *cs, const char *prefix) {
 }
 
 /* Tokenize text (add_special, parse_special), malloc'd. */
-static qr_status tokenize(const qr_model *m, const char *text, bool add_special, bool parse_special,
-                          qr_token **out, int32_t *n_out) {
+qr_status srv_tokenize(const qr_model *m, const char *text, bool add_special, bool parse_special,
+                       qr_token **out, int32_t *n_out) {
     *out = NULL;
     size_t len = strlen(text);
     int32_t n = 0;
@@ -147,7 +112,7 @@ static qr_status tokenize(const qr_model *m, const char *text, bool add_special,
 
 /* The prompt of a request as tokens: the chat template applied to the messages, the prompt
  * text, or the prompt's token ids. */
-static int request_prompt(server *srv, srv_request *req, qr_token **tokens, int32_t *n) {
+int srv_request_prompt(server *srv, srv_request *req, qr_token **tokens, int32_t *n) {
     const qr_model *m = srv->model;
     if (req->n_prompt_tokens > 0) {
         *tokens = req->prompt_tokens;
@@ -171,7 +136,7 @@ static int request_prompt(server *srv, srv_request *req, qr_token **tokens, int3
         if (st) return st == QR_ERR_NOMEM ? 500 : 400;
         text = rendered;
     }
-    qr_status st = tokenize(m, text, true, true, tokens, n);
+    qr_status st = srv_tokenize(m, text, true, true, tokens, n);
     free(rendered);
     if (st) return st == QR_ERR_NOMEM ? 500 : 400;
     /* a template that writes the BOS token itself, tokenized with add_special: keep one */
@@ -207,7 +172,7 @@ static qr_status set_call_ids(server *srv, qr_tool_format f, qr_tool_parse *p) {
 }
 
 /* The finished output of a tool request split into content and calls (ids set). */
-static qr_status parse_output(server *srv, const srv_task *t, qr_tool_parse *p) {
+qr_status srv_parse_output(server *srv, const srv_task *t, qr_tool_parse *p) {
     qr_status st = qr_tool_calls_parse(t->req.tool_format, t->text.data ? t->text.data : "",
                                        t->text.len, p);
     if (!st) st = set_call_ids(srv, t->req.tool_format, p);
@@ -233,7 +198,7 @@ static srv_reply make_reply(const server *srv, const conn *cs, const srv_task *t
  * streams it (a head delta with id, type and name, then the arguments). */
 static bool stream_tool_calls(server *srv, conn *cs, const srv_task *t, srv_reply *r) {
     qr_tool_parse p;
-    if (parse_output(srv, t, &p)) return false;
+    if (srv_parse_output(srv, t, &p)) return false;
     bool ok = true;
     size_t n = strlen(p.content);
     /* what went out is a prefix of the content (qr_tool_calls_content_prefix's promise) */
@@ -327,7 +292,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (!t->finished && t->text.len == cs->text_seen && t->n_tokens == cs->tokens_sent &&
             cs->first_sent)
             srv_task_wait(s, t, WAIT_SLICE);
-        bool ok = stream_collect_locked(cs->srv, cs, t);
+        bool ok = cs->collect(cs->srv, cs, t);
         srv_scheduler_unlock(s);
         if (!ok) return MHD_CONTENT_READER_END_WITH_ERROR;
         if (cs->out.len == 0 && client_gone(cs)) return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -340,59 +305,38 @@ static void stream_free(void *cls) {
 
 /* ---- routes ---- */
 
-static enum MHD_Result handle_generate(server *srv, conn *cs, struct MHD_Connection *c,
-                                       srv_kind kind) {
-    srv_request req;
-    if (srv_parse_request(cs->body.data, cs->body.len, kind, srv->n_vocab, &req))
-        return send_error(srv, c, 400, "%s", qr_last_error());
-    qr_token *tokens = NULL;
-    int32_t n = 0;
-    int http = request_prompt(srv, &req, &tokens, &n);
-    if (http) {
-        srv_request_free(&req);
-        return send_error(srv, c, http, "%s", qr_last_error());
-    }
-    int32_t n_ctx_slot = srv_scheduler_n_ctx_slot(srv->sched);
-    if (n == 0 || n >= n_ctx_slot) {
+int srv_submit_generation(server *srv, srv_request *req, qr_token *tokens, int32_t n,
+                          srv_task **out) {
+    *out = NULL;
+    int32_t n_ctx = srv_scheduler_n_ctx_slot(srv->sched);
+    if (req->n_ctx_limit > 0 && req->n_ctx_limit < n_ctx) n_ctx = req->n_ctx_limit;
+    if (n == 0 || n >= n_ctx) {
         free(tokens);
-        srv_request_free(&req);
-        if (n == 0) return send_error(srv, c, 400, "the prompt is empty");
-        return send_error(srv, c, 400,
-                          "the prompt is %d tokens but a slot's context holds %d (the prompt and "
-                          "at least one generated token must fit); shorten the prompt or start "
-                          "the server with a larger -c or fewer --parallel slots",
-                          n, n_ctx_slot);
+        srv_request_free(req);
+        if (n == 0) return qr_error(QR_ERR_INVALID_ARG, "the prompt is empty"), 400;
+        qr_error(QR_ERR_INVALID_ARG,
+                 "the prompt is %d tokens but a slot's context holds %d (the prompt and at least "
+                 "one generated token must fit); shorten the prompt or start the server with a "
+                 "larger -c or fewer --parallel slots",
+                 n, n_ctx);
+        return 400;
     }
-    bool stream = req.stream;
-    srv_task *t = srv_task_create(&req, tokens, n);
+    srv_task *t = srv_task_create(req, tokens, n);
     if (!t) {
         free(tokens);
-        srv_request_free(&req);
-        return send_error(srv, c, 500, "out of memory");
+        srv_request_free(req);
+        return qr_error(QR_ERR_NOMEM, "out of memory"), 500;
     }
     qr_status st = srv_scheduler_submit(srv->sched, t);
     if (st) {
         srv_task_release(srv->sched, t);
-        return send_error(srv, c, st == QR_ERR_CONTEXT_FULL ? 429 : 503, "%s", qr_last_error());
+        return st == QR_ERR_CONTEXT_FULL ? 429 : 503;
     }
-    cs->task = t;
-    new_id(srv, cs, kind == SRV_CHAT ? "chatcmpl-" : "cmpl-");
+    *out = t;
+    return 0;
+}
 
-    if (stream) {
-        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
-                                                                   stream_reader, cs, stream_free);
-        if (!r) return MHD_NO;
-        atomic_fetch_add(&cs->refs, 1);
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
-        MHD_add_response_header(r, "Cache-Control", "no-cache");
-        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-        MHD_destroy_response(r);
-        srv_scheduler_lock(srv->sched);
-        srv_metrics_count_status(srv_scheduler_metrics(srv->sched), 200);
-        srv_scheduler_unlock(srv->sched);
-        return ret;
-    }
-
+bool srv_wait_finished(server *srv, conn *cs, srv_task *t) {
     srv_scheduler *s = srv->sched;
     srv_scheduler_lock(s);
     while (!t->finished) {
@@ -400,18 +344,56 @@ static enum MHD_Result handle_generate(server *srv, conn *cs, struct MHD_Connect
         if (t->finished) break;
         srv_scheduler_unlock(s);
         bool gone = client_gone(cs);
+        if (gone) return false; /* the request-completed callback cancels the task */
         srv_scheduler_lock(s);
-        if (gone) {
-            srv_scheduler_unlock(s);
-            return MHD_NO; /* the request-completed callback cancels the task */
-        }
     }
+    return true;
+}
+
+enum MHD_Result srv_stream(server *srv, conn *cs, struct MHD_Connection *c,
+                           const char *content_type, srv_collect_fn collect) {
+    cs->collect = collect;
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, cs, stream_free);
+    if (!r) return MHD_NO;
+    atomic_fetch_add(&cs->refs, 1);
+    MHD_add_response_header(r, "Content-Type", content_type);
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    srv_scheduler_lock(srv->sched);
+    srv_metrics_count_status(srv_scheduler_metrics(srv->sched), 200);
+    srv_scheduler_unlock(srv->sched);
+    return ret;
+}
+
+static enum MHD_Result handle_generate(server *srv, conn *cs, struct MHD_Connection *c,
+                                       srv_kind kind) {
+    srv_request req;
+    if (srv_parse_request(cs->body.data, cs->body.len, kind, srv->n_vocab, &req))
+        return srv_send_error(srv, c, 400, "%s", qr_last_error());
+    qr_token *tokens = NULL;
+    int32_t n = 0;
+    int http = srv_request_prompt(srv, &req, &tokens, &n);
+    if (http) {
+        srv_request_free(&req);
+        return srv_send_error(srv, c, http, "%s", qr_last_error());
+    }
+    bool stream = req.stream;
+    srv_task *t;
+    if ((http = srv_submit_generation(srv, &req, tokens, n, &t)))
+        return srv_send_error(srv, c, http, "%s", qr_last_error());
+    cs->task = t;
+    new_id(srv, cs, kind == SRV_CHAT ? "chatcmpl-" : "cmpl-");
+    if (stream) return srv_stream(srv, cs, c, "text/event-stream", stream_collect_locked);
+
+    if (!srv_wait_finished(srv, cs, t)) return MHD_NO;
     cJSON *j = NULL;
     int status = 200;
     char *error = NULL;
     qr_tool_parse parsed = {0};
     bool tools = t->req.parse_tools && !t->error;
-    if (tools && parse_output(srv, t, &parsed)) {
+    if (tools && srv_parse_output(srv, t, &parsed)) {
         status = 500;
         error = qr_strdup("out of memory parsing tool calls");
     } else if (t->error) {
@@ -428,25 +410,25 @@ static enum MHD_Result handle_generate(server *srv, conn *cs, struct MHD_Connect
         if (parsed.n_calls > 0) r.finish_reason = "tool_calls";
         j = srv_completion_json(&r);
     }
-    srv_scheduler_unlock(s);
+    srv_scheduler_unlock(srv->sched);
     qr_tool_parse_free(&parsed);
     if (error) {
-        enum MHD_Result ret = send_error(srv, c, status, "%s", error);
+        enum MHD_Result ret = srv_send_error(srv, c, status, "%s", error);
         free(error);
         return ret;
     }
-    return send_json(srv, c, status, j);
+    return srv_send_json(srv, c, status, j);
 }
 
 static enum MHD_Result handle_tokenize(server *srv, conn *cs, struct MHD_Connection *c) {
     srv_tokenize_request tr;
     if (srv_parse_tokenize(cs->body.data, cs->body.len, &tr))
-        return send_error(srv, c, 400, "%s", qr_last_error());
+        return srv_send_error(srv, c, 400, "%s", qr_last_error());
     qr_token *tokens;
     int32_t n = 0;
-    qr_status st = tokenize(srv->model, tr.content, tr.add_special, tr.parse_special, &tokens, &n);
+    qr_status st = srv_tokenize(srv->model, tr.content, tr.add_special, tr.parse_special, &tokens, &n);
     free(tr.content);
-    if (st) return send_error(srv, c, 400, "%s", qr_last_error());
+    if (st) return srv_send_error(srv, c, 400, "%s", qr_last_error());
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "tokens");
     for (int32_t i = 0; i < n; i++) {
@@ -471,14 +453,14 @@ static enum MHD_Result handle_tokenize(server *srv, conn *cs, struct MHD_Connect
         cJSON_AddItemToArray(arr, o);
     }
     free(tokens);
-    return send_json(srv, c, 200, root);
+    return srv_send_json(srv, c, 200, root);
 }
 
 static enum MHD_Result handle_detokenize(server *srv, conn *cs, struct MHD_Connection *c) {
     qr_token *tokens;
     int32_t n;
     if (srv_parse_detokenize(cs->body.data, cs->body.len, srv->n_vocab, &tokens, &n))
-        return send_error(srv, c, 400, "%s", qr_last_error());
+        return srv_send_error(srv, c, 400, "%s", qr_last_error());
     srv_buf text = {0};
     bool ok = srv_buf_append(&text, "", 0);
     for (int32_t i = 0; i < n && ok; i++) {
@@ -492,11 +474,11 @@ static enum MHD_Result handle_detokenize(server *srv, conn *cs, struct MHD_Conne
     srv_buf_free(&text);
     if (!clean) {
         cJSON_Delete(root);
-        return send_error(srv, c, 500, "out of memory");
+        return srv_send_error(srv, c, 500, "out of memory");
     }
     cJSON_AddStringToObject(root, "content", clean);
     free(clean);
-    return send_json(srv, c, 200, root);
+    return srv_send_json(srv, c, 200, root);
 }
 
 static enum MHD_Result handle_models(server *srv, struct MHD_Connection *c) {
@@ -514,7 +496,7 @@ static enum MHD_Result handle_models(server *srv, struct MHD_Connection *c) {
     cJSON_AddNumberToObject(meta, "n_ctx_slot", srv_scheduler_n_ctx_slot(srv->sched));
     cJSON_AddNumberToObject(meta, "n_params", (double)qr_model_n_params(srv->model));
     cJSON_AddItemToArray(data, m);
-    return send_json(srv, c, 200, root);
+    return srv_send_json(srv, c, 200, root);
 }
 
 static enum MHD_Result handle_metrics(server *srv, struct MHD_Connection *c) {
@@ -525,7 +507,7 @@ static enum MHD_Result handle_metrics(server *srv, struct MHD_Connection *c) {
     srv_scheduler_unlock(srv->sched);
     if (!ok) {
         srv_buf_free(&b);
-        return send_error(srv, c, 500, "out of memory");
+        return srv_send_error(srv, c, 500, "out of memory");
     }
     struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
     if (!r) {
@@ -538,71 +520,81 @@ static enum MHD_Result handle_metrics(server *srv, struct MHD_Connection *c) {
     return ret;
 }
 
-typedef enum route_id {
-    R_NONE,
-    R_HEALTH,
-    R_MODELS,
-    R_METRICS,
-    R_CHAT,
-    R_COMPLETIONS,
-    R_TOKENIZE,
-    R_DETOKENIZE
-} route_id;
+static enum MHD_Result route_health(server *srv, conn *cs, struct MHD_Connection *c) {
+    (void)cs;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    return srv_send_json(srv, c, 200, o);
+}
+static enum MHD_Result route_models(server *srv, conn *cs, struct MHD_Connection *c) {
+    (void)cs;
+    return handle_models(srv, c);
+}
+static enum MHD_Result route_metrics(server *srv, conn *cs, struct MHD_Connection *c) {
+    (void)cs;
+    return handle_metrics(srv, c);
+}
+static enum MHD_Result route_chat(server *srv, conn *cs, struct MHD_Connection *c) {
+    return handle_generate(srv, cs, c, SRV_CHAT);
+}
+static enum MHD_Result route_completions(server *srv, conn *cs, struct MHD_Connection *c) {
+    return handle_generate(srv, cs, c, SRV_COMPLETION);
+}
 
+/* ollama: true for its routes, whose errors are {"error": "..."} */
 static const struct {
     const char *path, *method;
-    route_id id;
-    bool needs_key;
+    srv_handler handler;
+    bool needs_key, ollama;
 } routes[] = {
-    {"/health", "GET", R_HEALTH, false},           {"/v1/health", "GET", R_HEALTH, false},
-    {"/v1/models", "GET", R_MODELS, true},         {"/models", "GET", R_MODELS, true},
-    {"/metrics", "GET", R_METRICS, true},          {"/v1/chat/completions", "POST", R_CHAT, true},
-    {"/chat/completions", "POST", R_CHAT, true},   {"/v1/completions", "POST", R_COMPLETIONS, true},
-    {"/completions", "POST", R_COMPLETIONS, true}, {"/tokenize", "POST", R_TOKENIZE, true},
-    {"/detokenize", "POST", R_DETOKENIZE, true},
+    {"/health", "GET", route_health, false, false},
+    {"/v1/health", "GET", route_health, false, false},
+    {"/v1/models", "GET", route_models, true, false},
+    {"/models", "GET", route_models, true, false},
+    {"/metrics", "GET", route_metrics, true, false},
+    {"/v1/chat/completions", "POST", route_chat, true, false},
+    {"/chat/completions", "POST", route_chat, true, false},
+    {"/v1/completions", "POST", route_completions, true, false},
+    {"/completions", "POST", route_completions, true, false},
+    {"/v1/embeddings", "POST", srv_handle_openai_embeddings, true, false},
+    {"/embeddings", "POST", srv_handle_openai_embeddings, true, false},
+    {"/tokenize", "POST", handle_tokenize, true, false},
+    {"/detokenize", "POST", handle_detokenize, true, false},
+    /* ollama's REST API (ollama.c, embeddings.c) */
+    {"/api/generate", "POST", srv_handle_ollama_generate, true, true},
+    {"/api/chat", "POST", srv_handle_ollama_chat, true, true},
+    {"/api/embed", "POST", srv_handle_ollama_embed, true, true},
+    {"/api/embeddings", "POST", srv_handle_ollama_embeddings, true, true},
+    {"/api/tags", "GET", srv_handle_ollama_tags, true, true},
+    {"/api/ps", "GET", srv_handle_ollama_ps, true, true},
+    {"/api/show", "POST", srv_handle_ollama_show, true, true},
+    {"/api/version", "GET", srv_handle_ollama_version, true, true},
+    {"/api/delete", "DELETE", srv_handle_ollama_delete, true, true},
+    {"/api/delete", "POST", srv_handle_ollama_delete, true, true},
+    {"/api/pull", "POST", srv_handle_ollama_pull, true, true},
 };
 
 static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, const char *url,
                              const char *method) {
     int found = -1;
-    bool path_known = false;
+    bool path_known = false, ollama = !strncmp(url, "/api/", 5);
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(url, routes[i].path)) continue;
         path_known = true;
         if (!strcmp(method, routes[i].method)) found = (int)i;
     }
-    if (!path_known) return send_error(srv, c, 404, "no route %s %s", method, url);
-    if (found < 0) return send_error(srv, c, 405, "%s does not accept %s", url, method);
+    enum MHD_Result (*reject)(server *, struct MHD_Connection *, int, const char *, ...) =
+        ollama ? srv_send_ollama_error : srv_send_error;
+    if (!path_known) return reject(srv, c, 404, "no route %s %s", method, url);
+    if (found < 0) return reject(srv, c, 405, "%s does not accept %s", url, method);
     if (routes[found].needs_key && !authorized(srv, c))
-        return send_error(srv, c, 401,
-                          "invalid or missing API key: send the header 'Authorization: Bearer "
-                          "<key>'");
+        return reject(srv, c, 401,
+                      "invalid or missing API key: send the header 'Authorization: Bearer <key>'");
     if (cs->too_large)
-        return send_error(srv, c, 413, "the request body is larger than the limit of %zu bytes",
-                          srv->p.max_body_bytes);
-    if (!atomic_load(&srv->ready)) return send_error(srv, c, 503, "Loading model");
-    switch (routes[found].id) {
-    case R_HEALTH: {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "status", "ok");
-        return send_json(srv, c, 200, o);
-    }
-    case R_MODELS:
-        return handle_models(srv, c);
-    case R_METRICS:
-        return handle_metrics(srv, c);
-    case R_CHAT:
-        return handle_generate(srv, cs, c, SRV_CHAT);
-    case R_COMPLETIONS:
-        return handle_generate(srv, cs, c, SRV_COMPLETION);
-    case R_TOKENIZE:
-        return handle_tokenize(srv, cs, c);
-    case R_DETOKENIZE:
-        return handle_detokenize(srv, cs, c);
-    case R_NONE:
-        break;
-    }
-    return send_error(srv, c, 404, "no route %s %s", method, url);
+        return reject(srv, c, 413, "the request body is larger than the limit of %zu bytes",
+                      srv->p.max_body_bytes);
+    if (!atomic_load(&srv->ready)) return reject(srv, c, 503, "Loading model");
+    return routes[found].handler(srv, cs, c);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -626,7 +618,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (n > srv->p.max_body_bytes) cs->too_large = true;
             /* far too large: answer now rather than read it all */
             if (n / 64 > srv->p.max_body_bytes)
-                return send_error(srv, c, 413,
+                return srv_send_error(srv, c, 413,
                                   "the request body is larger than the limit of %zu bytes",
                                   srv->p.max_body_bytes);
         }
@@ -667,7 +659,11 @@ static void log_mhd(void *cls, const char *fmt, va_list ap) {
 
 qr_server_params qr_server_default_params(void) {
     return (qr_server_params){
-        .host = "127.0.0.1", .n_parallel = 1, .max_queue = 64, .max_body_bytes = 1 << 20};
+        .host = "127.0.0.1",
+        .n_parallel = 1,
+        .max_queue = 64,
+        .max_body_bytes = 1 << 20,
+        .pooling = QR_POOLING_MODEL};
 }
 
 static void set_model_name(server *srv) {
@@ -736,6 +732,7 @@ qr_status qr_server_run(const qr_server_params *params) {
     atomic_init(&srv->next_id, 1);
 
     qr_status st = start_daemon(srv);
+    double t0 = qr_time_now();
     if (!st) st = qr_model_load(srv->p.model_path, NULL, &srv->model);
     if (!st) {
         qr_context_params cp = srv->p.context ? *srv->p.context : qr_context_default_params();
@@ -751,12 +748,17 @@ qr_status qr_server_run(const qr_server_params *params) {
     }
     if (!st) {
         srv->tmpl = srv->p.chat_template ? srv->p.chat_template : qr_model_chat_template(srv->model);
+        srv->has_template = srv->tmpl != NULL;
         if (!srv->tmpl) srv->tmpl = "chatml";
+        srv->pooling =
+            srv->p.pooling == QR_POOLING_MODEL ? qr_model_pooling(srv->model) : srv->p.pooling;
         srv->n_vocab = qr_model_n_vocab(srv->model);
         srv_scheduler_params sp = {.n_slots = srv->p.n_parallel, .max_queue = srv->p.max_queue};
         st = srv_scheduler_create(srv->ctx, &sp, &srv->sched);
     }
     if (!st) {
+        srv->t_loaded = qr_time_now();
+        srv->load_seconds = srv->t_loaded - t0;
         atomic_store(&srv->ready, 1);
         while (!stop_requested(srv)) {
             struct timespec ts = {0, 50 * 1000 * 1000};

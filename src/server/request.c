@@ -28,48 +28,70 @@ static qr_status parse_object(const char *body, size_t len, cJSON **out) {
     return QR_OK;
 }
 
+qr_status srv_json_parse_object(const char *body, size_t len, cJSON **out) {
+    return parse_object(body, len, out);
+}
+
 /* A field that is absent or null counts as not given. */
 static const cJSON *field(const cJSON *obj, const char *name) {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
     return f && !cJSON_IsNull(f) ? f : NULL;
 }
 
-static qr_status get_number(const cJSON *obj, const char *name, double lo, double hi, float *out) {
+const cJSON *srv_json_field(const cJSON *obj, const char *name) {
+    return field(obj, name);
+}
+
+qr_status srv_json_number(const cJSON *obj, const char *name, const char *label, double lo,
+                          double hi, float *out) {
     const cJSON *f = field(obj, name);
     if (!f) return QR_OK;
-    if (!cJSON_IsNumber(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be a number", name);
+    if (!cJSON_IsNumber(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be a number", label);
     double v = f->valuedouble;
     if (!(v >= lo && v <= hi))
-        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be between %g and %g, not %g", name, lo, hi,
-                        v);
+        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be between %g and %g, not %g", label, lo,
+                        hi, v);
     *out = (float)v;
     return QR_OK;
+}
+
+static qr_status get_number(const cJSON *obj, const char *name, double lo, double hi, float *out) {
+    return srv_json_number(obj, name, name, lo, hi, out);
 }
 
 static bool is_integer(const cJSON *f) {
     return cJSON_IsNumber(f) && isfinite(f->valuedouble) && f->valuedouble == floor(f->valuedouble);
 }
 
-static qr_status get_int(const cJSON *obj, const char *name, int64_t lo, int64_t hi, int64_t *out,
-                         bool *given) {
+qr_status srv_json_int(const cJSON *obj, const char *name, const char *label, int64_t lo,
+                       int64_t hi, int64_t *out, bool *given) {
     const cJSON *f = field(obj, name);
     if (given) *given = f != NULL;
     if (!f) return QR_OK;
-    if (!is_integer(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be an integer", name);
+    if (!is_integer(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be an integer", label);
     double v = f->valuedouble;
     if (v < (double)lo || v > (double)hi)
-        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be between %lld and %lld, not %.0f", name,
+        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be between %lld and %lld, not %.0f", label,
                         (long long)lo, (long long)hi, v);
     *out = (int64_t)v;
     return QR_OK;
 }
 
-static qr_status get_bool(const cJSON *obj, const char *name, bool *out) {
+static qr_status get_int(const cJSON *obj, const char *name, int64_t lo, int64_t hi, int64_t *out,
+                         bool *given) {
+    return srv_json_int(obj, name, name, lo, hi, out, given);
+}
+
+qr_status srv_json_bool(const cJSON *obj, const char *name, const char *label, bool *out) {
     const cJSON *f = field(obj, name);
     if (!f) return QR_OK;
-    if (!cJSON_IsBool(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be a boolean", name);
+    if (!cJSON_IsBool(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be a boolean", label);
     *out = cJSON_IsTrue(f);
     return QR_OK;
+}
+
+static qr_status get_bool(const cJSON *obj, const char *name, bool *out) {
+    return srv_json_bool(obj, name, name, out);
 }
 
 /* A message's content: a string, or an array of {"type": "text", "text": ...} parts. */
@@ -187,8 +209,9 @@ static qr_status parse_message(const cJSON *m, size_t i, qr_chat_message *out, c
         cJSON_AddNullToObject(msg, "content");
     else
         cJSON_AddStringToObject(msg, "content", content);
-    static const char *const strings[] = {"name", "tool_call_id"};
-    for (size_t k = 0; k < 2; k++) {
+    /* tool_name: ollama's name of the tool whose result a tool message holds */
+    static const char *const strings[] = {"name", "tool_call_id", "tool_name"};
+    for (size_t k = 0; k < 3; k++) {
         const cJSON *f = field(m, strings[k]);
         if (f && !cJSON_IsString(f))
             return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].%s' must be a string", i,
@@ -198,7 +221,7 @@ static qr_status parse_message(const cJSON *m, size_t i, qr_chat_message *out, c
     return calls ? message_tool_calls(calls, i, msg) : QR_OK;
 }
 
-static qr_status parse_messages(const cJSON *root, srv_request *r) {
+qr_status srv_parse_messages(const cJSON *root, srv_request *r) {
     const cJSON *msgs = field(root, "messages");
     if (!msgs) return qr_error(QR_ERR_INVALID_ARG, "'messages' is required");
     if (!cJSON_IsArray(msgs)) return qr_error(QR_ERR_INVALID_ARG, "'messages' must be an array");
@@ -230,7 +253,7 @@ static const char *last_error_copy(char *buf, size_t size) {
 }
 
 /* A JSON schema (an object, or true) converted to GBNF; errors name the field it came from. */
-static qr_status schema_grammar(const cJSON *schema, const char *name, char **out) {
+qr_status srv_schema_grammar(const cJSON *schema, const char *name, char **out) {
     if (!cJSON_IsObject(schema) && !cJSON_IsTrue(schema))
         return qr_error(QR_ERR_INVALID_ARG, "'%s' must be a JSON schema object", name);
     char *text = cJSON_PrintUnformatted(schema), msg[1024];
@@ -286,14 +309,14 @@ static qr_status parse_structured(const cJSON *root, srv_request *r) {
         r->grammar = qr_strdup(gr->valuestring);
         return r->grammar ? QR_OK : QR_ERR_NOMEM;
     }
-    if (js) return schema_grammar(js, "json_schema", &r->grammar);
+    if (js) return srv_schema_grammar(js, "json_schema", &r->grammar);
     if (!rf) return QR_OK;
     if (!strcmp(field(rf, "type")->valuestring, "json_object")) {
         /* any JSON object: the schema {"type": "object"}, as llama.cpp's server converts it */
         cJSON *any = cJSON_CreateObject();
         if (!any) return QR_ERR_NOMEM;
         cJSON_AddStringToObject(any, "type", "object");
-        qr_status st = schema_grammar(any, "response_format", &r->grammar);
+        qr_status st = srv_schema_grammar(any, "response_format", &r->grammar);
         cJSON_Delete(any);
         return st;
     }
@@ -310,7 +333,7 @@ static qr_status parse_structured(const cJSON *root, srv_request *r) {
     const cJSON *schema = field(def, "schema");
     if (!schema)
         return qr_error(QR_ERR_INVALID_ARG, "'response_format.json_schema.schema' is required");
-    return schema_grammar(schema, "response_format.json_schema.schema", &r->grammar);
+    return srv_schema_grammar(schema, "response_format.json_schema.schema", &r->grammar);
 }
 
 /* ---- tools ---- */
@@ -350,20 +373,20 @@ static qr_status parse_tool(const cJSON *t, int i, srv_request *r) {
     const cJSON *params = field(fn, "parameters");
     char where[64];
     snprintf(where, sizeof where, "tools[%d].function.parameters", i);
-    if (params) return schema_grammar(params, where, &r->tool_grammars[i]);
+    if (params) return srv_schema_grammar(params, where, &r->tool_grammars[i]);
     /* no parameters: a function without arguments takes the empty object */
     cJSON *empty = cJSON_CreateObject();
     if (!empty) return QR_ERR_NOMEM;
     cJSON_AddStringToObject(empty, "type", "object");
     cJSON_AddItemToObject(empty, "properties", cJSON_CreateObject());
-    qr_status st = schema_grammar(empty, where, &r->tool_grammars[i]);
+    qr_status st = srv_schema_grammar(empty, where, &r->tool_grammars[i]);
     cJSON_Delete(empty);
     return st;
 }
 
 /* tools, tool_choice ("none" | "auto" | "required" | {type: "function", function: {name}})
  * and parallel_tool_calls (default true) */
-static qr_status parse_tools(const cJSON *root, srv_request *r) {
+qr_status srv_parse_tools(const cJSON *root, srv_request *r) {
     const cJSON *tools = field(root, "tools"), *choice = field(root, "tool_choice");
     r->parallel_tool_calls = true;
     qr_status st = get_bool(root, "parallel_tool_calls", &r->parallel_tool_calls);
@@ -453,7 +476,7 @@ static qr_status parse_prompt(const cJSON *root, int32_t n_vocab, srv_request *r
     return QR_OK;
 }
 
-static qr_status parse_stop(const cJSON *root, srv_request *r) {
+qr_status srv_parse_stop(const cJSON *root, srv_request *r) {
     const cJSON *s = field(root, "stop");
     if (!s) return QR_OK;
     if (cJSON_IsString(s)) {
@@ -584,7 +607,7 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
     r->kind = kind;
     r->max_tokens = -1;
     r->sp = qr_sampler_default_params();
-    qr_status st = kind == SRV_CHAT ? parse_messages(root, r) : parse_prompt(root, n_vocab, r);
+    qr_status st = kind == SRV_CHAT ? srv_parse_messages(root, r) : parse_prompt(root, n_vocab, r);
     if (st) return st;
 
     int64_t v;
@@ -615,7 +638,7 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
     /* JSON numbers are doubles: seeds are exact up to 2^53; -1 asks for a random one */
     if ((st = get_int(root, "seed", INT64_MIN / 2, INT64_MAX / 2, &v, &given))) return st;
     if (given) r->sp.seed = (uint64_t)v;
-    if ((st = parse_stop(root, r))) return st;
+    if ((st = srv_parse_stop(root, r))) return st;
     if ((st = parse_logit_bias(root, n_vocab, r))) return st;
     if ((st = parse_logprobs(root, r))) return st;
     r->sp.n_probs = r->logprobs ? (r->top_logprobs > 0 ? r->top_logprobs : 1) : 0;
@@ -630,7 +653,7 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
         r->include_usage = iu && cJSON_IsTrue(iu);
     }
     if ((st = parse_structured(root, r))) return st;
-    if (kind == SRV_CHAT && (st = parse_tools(root, r))) return st;
+    if (kind == SRV_CHAT && (st = srv_parse_tools(root, r))) return st;
     if (r->grammar && r->tool_choice != SRV_TOOLS_NONE)
         return qr_error(QR_ERR_INVALID_ARG,
                         "'tools' cannot be combined with 'response_format', 'json_schema' or "

@@ -3,7 +3,9 @@
  * slot plus prompt chunks of newly admitted ones, calls qr_decode once, and samples for every
  * slot whose logits came out. New requests join between steps; a slot whose client went away is
  * freed at the next step. A request reuses the longest prefix a free slot still holds in its
- * KV cache (qr_kv_remove of the rest), as llama.cpp's server does with cache_prompt. */
+ * KV cache (qr_kv_remove of the rest), as llama.cpp's server does with cache_prompt. An
+ * embedding task takes a slot too: its sequence evaluates the input with qr_embed between two
+ * steps (on this thread, which alone touches the context), and the slot's cache is gone. */
 #include "server/server_internal.h"
 #include "util/util.h"
 
@@ -83,6 +85,7 @@ static void task_free(srv_task *t) {
         srv_token_out_free(&t->tokens[i]);
     free(t->tokens);
     free(t->error);
+    free(t->embedding);
     pthread_cond_destroy(&t->cond);
     free(t);
 }
@@ -97,6 +100,7 @@ static void finish_locked(srv_scheduler *s, srv_task *t, const char *reason, int
     if (!t->finished) {
         t->finished = true;
         t->finish_reason = reason;
+        t->t_end = qr_time_now();
         if (error) {
             t->error = qr_strdup(error);
             t->error_status = status;
@@ -194,7 +198,9 @@ static void admit_locked(srv_scheduler *s) {
         for (int32_t i = 0; i < s->n_slots; i++) {
             srv_slot *sl = &s->slots[i];
             if (sl->task) continue;
-            int32_t c = common_prefix(sl->cache, sl->n_cache, t->prompt, t->n_prompt);
+            /* an embedding reuses nothing and clears the sequence: take the emptiest slot */
+            int32_t c = t->embed ? -sl->n_cache
+                                 : common_prefix(sl->cache, sl->n_cache, t->prompt, t->n_prompt);
             if (c > best_common || (c == best_common && sl->last_used < best->last_used)) {
                 best = sl;
                 best_common = c;
@@ -255,6 +261,7 @@ static qr_status slot_start(srv_scheduler *s, srv_slot *sl) {
     for (int32_t i = 0; i < t->n_prompt; i++)
         qr_sampler_accept(sl->sampler, t->prompt[i]);
     pthread_mutex_lock(&s->mu);
+    t->t_start = qr_time_now();
     t->n_cached = n_common;
     s->metrics.prompt_tokens += (uint64_t)t->n_prompt;
     s->metrics.prompt_tokens_reused += (uint64_t)n_common;
@@ -319,7 +326,8 @@ static void slot_on_token(srv_scheduler *s, srv_slot *sl, qr_token tok,
         reason = "stop";
     else if (t->req.max_tokens > 0 && sl->n_gen >= t->req.max_tokens)
         reason = "length";
-    else if (sl->n_cache >= s->n_ctx_slot)
+    else if (sl->n_cache >= s->n_ctx_slot ||
+             (t->req.n_ctx_limit > 0 && sl->n_cache >= t->req.n_ctx_limit))
         reason = "length";
     srv_token_out out;
     bool have_out = false;
@@ -354,8 +362,10 @@ static void slot_on_token(srv_scheduler *s, srv_slot *sl, qr_token tok,
     }
     t->n_generated = sl->n_gen;
     s->metrics.generated_tokens++;
-    if (sl->n_gen == 1)
+    if (sl->n_gen == 1) {
+        t->t_first = now;
         srv_histogram_observe(&s->metrics.ttft, now - t->t_arrival);
+    }
     else
         srv_histogram_observe(&s->metrics.itl, now - sl->t_last);
     sl->t_last = now;
@@ -370,6 +380,31 @@ static void slot_on_token(srv_scheduler *s, srv_slot *sl, qr_token tok,
         sl->last = tok;
         sl->state = SLOT_GEN;
     }
+}
+
+/* Run a newly admitted embedding task (scheduler thread, no lock): qr_embed evaluates the
+ * input as the slot's sequence, whose cache it clears before and after. */
+static void slot_embed(srv_scheduler *s, srv_slot *sl) {
+    srv_task *t = sl->task;
+    double t0 = qr_time_now();
+    qr_status st = qr_embed(s->ctx, sl->id, t->prompt, t->n_prompt, t->pooling, t->embedding);
+    double dt = qr_time_now() - t0;
+    sl->n_cache = 0;
+    sl->fresh = false;
+    char msg[1024];
+    if (st) snprintf(msg, sizeof msg, "embedding failed: %s", qr_last_error());
+    pthread_mutex_lock(&s->mu);
+    t->t_start = t0;
+    t->t_first = t0 + dt;
+    s->metrics.prompt_tokens += (uint64_t)t->n_prompt;
+    s->metrics.prompt_seconds += dt;
+    s->metrics.decode_steps++;
+    s->metrics.decode_tokens += (uint64_t)t->n_prompt;
+    if (st)
+        slot_finish_locked(s, sl, NULL, st == QR_ERR_CONTEXT_FULL ? 400 : 500, msg);
+    else
+        slot_finish_locked(s, sl, "stop", 0, NULL);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* One decode step over every busy slot. */
@@ -508,6 +543,10 @@ static void *scheduler_main(void *arg) {
         for (int32_t i = 0; i < s->n_slots; i++) {
             srv_slot *sl = &s->slots[i];
             if (!sl->fresh) continue;
+            if (sl->task->embed) {
+                slot_embed(s, sl);
+                continue;
+            }
             if (slot_start(s, sl) != QR_OK) {
                 char msg[1024];
                 snprintf(msg, sizeof msg, "%s", qr_last_error());

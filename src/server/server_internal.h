@@ -70,6 +70,8 @@ typedef struct srv_request {
     qr_tool_format tool_format;
     char *trigger_words[4], *trigger_patterns[4];
     bool render_special; /* control tokens ([TOOL_CALLS], <|python_tag|>) appear in the text */
+    int32_t n_ctx_limit; /* > 0: prompt and output stop at this many cells (ollama's num_ctx,
+                            when below the slot's context) */
 } srv_request;
 
 /* Prepare a tool request for the template's format (tmpl: its source or family name): the
@@ -90,6 +92,84 @@ qr_status srv_tools_grammar(qr_tool_format f, char *const *names, char *const *g
 qr_status srv_parse_request(const char *body, size_t len, srv_kind kind, int32_t n_vocab,
                             srv_request *out);
 void srv_request_free(srv_request *r);
+
+/* The JSON helpers the request parsers share (request.c). A field that is absent or null
+ * counts as not given and leaves *out alone; label names the field in error messages. */
+qr_status srv_json_parse_object(const char *body, size_t len, cJSON **out);
+const cJSON *srv_json_field(const cJSON *obj, const char *name);
+qr_status srv_json_number(const cJSON *obj, const char *name, const char *label, double lo,
+                          double hi, float *out);
+qr_status srv_json_int(const cJSON *obj, const char *name, const char *label, int64_t lo,
+                       int64_t hi, int64_t *out, bool *given);
+qr_status srv_json_bool(const cJSON *obj, const char *name, const char *label, bool *out);
+/* Pieces of srv_parse_request reused by the ollama routes: 'messages' (required, non-empty),
+ * 'tools', 'stop' (of obj, a string or an array of strings), and a JSON schema into GBNF
+ * (errors name the field `name`). */
+qr_status srv_parse_messages(const cJSON *root, srv_request *r);
+qr_status srv_parse_tools(const cJSON *root, srv_request *r);
+qr_status srv_parse_stop(const cJSON *obj, srv_request *r);
+qr_status srv_schema_grammar(const cJSON *schema, const char *name, char **out);
+
+/* ---- ollama requests (ollama_request.c) ---- */
+
+/* A validated /api/generate (req.kind SRV_COMPLETION) or /api/chat (SRV_CHAT) request, with
+ * ollama's defaults for the options (temperature 0.8, top_k 40, top_p 0.9, min_p 0,
+ * repeat_penalty 1, repeat_last_n 64, num_predict -1, seed -1 = random). Owned. */
+typedef struct srv_ollama_request {
+    srv_request req;
+    char *model;
+    char *system;   /* /api/generate's system message (NULL: none) */
+    bool raw;       /* /api/generate: the prompt as is, no template */
+    bool load_only; /* no prompt (generate) or no messages (chat): ollama just loads the model */
+    bool unload;    /* load_only with keep_alive 0 */
+} srv_ollama_request;
+
+qr_status srv_parse_ollama(const char *body, size_t len, srv_kind kind, srv_ollama_request *out);
+void srv_ollama_request_free(srv_ollama_request *r);
+
+/* The model name of an ollama request without a generation ({"model"} or {"name"}: /api/show,
+ * /api/delete, /api/pull), with its 'verbose', 'insecure' and 'stream' flags (stream defaults
+ * to true). *model is malloc'd. */
+typedef struct srv_ollama_model_request {
+    char *model;
+    bool verbose, insecure, stream;
+} srv_ollama_model_request;
+qr_status srv_parse_ollama_model(const char *body, size_t len, srv_ollama_model_request *out);
+
+/* Whether an ollama model name names the served model `served` ("NAME" and "NAME:latest" are
+ * the same model, as in ollama). */
+bool srv_ollama_name_matches(const char *served, const char *name);
+
+/* ---- embedding requests (embed_request.c) ---- */
+
+typedef enum srv_embed_api {
+    SRV_EMBED_OPENAI,        /* POST /v1/embeddings */
+    SRV_EMBED_OLLAMA,        /* POST /api/embed */
+    SRV_EMBED_OLLAMA_LEGACY, /* POST /api/embeddings: {prompt} -> {embedding}, not normalised */
+} srv_embed_api;
+
+/* One input: its text, or its token ids (OpenAI's token arrays). */
+typedef struct srv_embed_input {
+    char *text;
+    qr_token *tokens;
+    int32_t n_tokens;
+} srv_embed_input;
+
+typedef struct srv_embed_request {
+    srv_embed_api api;
+    char *model; /* NULL when not given (OpenAI's routes do not require it) */
+    srv_embed_input *inputs;
+    int32_t n_inputs;
+    bool base64;        /* OpenAI's encoding_format "base64" */
+    bool truncate;      /* ollama: cut inputs longer than the context (default true) */
+    int32_t dimensions; /* > 0: keep the first this many values, then normalise again */
+} srv_embed_request;
+
+qr_status srv_parse_embed_request(const char *body, size_t len, srv_embed_api api,
+                                  int32_t n_vocab, srv_embed_request *out);
+void srv_embed_request_free(srv_embed_request *r);
+/* Standard base64 (RFC 4648, with padding) of n bytes; malloc'd, NUL-terminated. */
+char *srv_base64(const unsigned char *data, size_t n);
 
 /* /tokenize {"content", "add_special", "parse_special", "with_pieces"} */
 typedef struct srv_tokenize_request {
@@ -211,6 +291,13 @@ typedef struct srv_task {
     int32_t n_tokens, cap_tokens;
     int32_t n_generated;
     int32_t n_cached; /* prompt tokens reused from the slot's cache */
+    /* times (qr_time_now): a slot took the task, its first token was sampled, it ended */
+    double t_start, t_first, t_end;
+    /* an embedding task: no generation; the slot's sequence evaluates the prompt with qr_embed
+     * and writes n_embd pooled floats to embedding (owned) */
+    bool embed;
+    qr_pooling pooling;
+    float *embedding;
 } srv_task;
 
 typedef struct srv_scheduler srv_scheduler;

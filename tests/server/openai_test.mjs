@@ -158,7 +158,7 @@ await check('SDK errors: 400 names the field, 401 for a wrong key, 404 for an un
   const bad = new OpenAI({ baseURL: BASE + '/v1', apiKey: 'wrong', maxRetries: 0 });
   await assert.rejects(bad.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
   await assert.rejects(bad.completions.create({ model: 'x', prompt: 'a' }), (e) => e.status === 401);
-  await assert.rejects(client.embeddings.create({ model: 'x', input: 'a' }), (e) => e instanceof OpenAI.NotFoundError);
+  await assert.rejects(client.moderations.create({ model: 'x', input: 'a' }), (e) => e instanceof OpenAI.NotFoundError);
 });
 
 await check('a prompt longer than a slot gets 400 saying so (no truncation)', async () => {

@@ -1,5 +1,5 @@
-/* cmd_serve.c - `quarrel serve`: the OpenAI-compatible HTTP server (qr_server_run) until
- * SIGINT or SIGTERM. Binds 127.0.0.1 unless --host says otherwise. */
+/* cmd_serve.c - `quarrel serve`: the OpenAI-compatible and ollama-compatible HTTP server
+ * (qr_server_run) until SIGINT or SIGTERM. Binds 127.0.0.1 unless --host says otherwise. */
 #include "cli.h"
 #include "options.h"
 
@@ -32,13 +32,28 @@ static void usage(FILE *f) {
                "  -t, --threads N       threads (default: all CPUs)\n"
                "  --queue N             requests waiting for a slot before 429 (default 64)\n"
                "  --max-body BYTES      larger request bodies get 413 (default 1048576)\n"
-               "  --alias NAME          model id reported by /v1/models\n"
+               "  --alias NAME          model id reported by /v1/models and /api/tags (default: the\n"
+               "                        name given to -m, or the file name without .gguf)\n"
+               "  --pooling P           embeddings' pooling: none, mean, cls or last (default: the\n"
+               "                        model's pooling_type, else mean; none refuses the\n"
+               "                        embedding routes, which need one vector per input)\n"
                "  --api-key KEY         require 'Authorization: Bearer KEY'\n"
                "  --api-key-file F      the same, with the key read from a file (first line)\n"
                "  --chat-template T     a built-in template name (chatml, llama3, ...) or Jinja\n"
                "                        source (default: the model's, else chatml)\n"
                "  --chat-template-file F  the chat template read from a Jinja file\n");
     rope_options_usage(f);
+}
+
+static int parse_pooling(const char *v, qr_pooling *out) {
+    static const char *const names[] = {"none", "mean", "cls", "last"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(v, names[i])) {
+            *out = (qr_pooling)i; /* QR_POOLING_NONE .. QR_POOLING_LAST */
+            return 0;
+        }
+    fprintf(stderr, "quarrel serve: --pooling must be none, mean, cls or last, not '%s'\n", v);
+    return 1;
 }
 
 static int read_key_file(const char *path, char **key) {
@@ -117,7 +132,8 @@ int cmd_serve(int argc, char **argv) {
                            !strcmp(a, "--threads") || !strcmp(a, "--api-key") ||
                            !strcmp(a, "--api-key-file") || !strcmp(a, "--queue") ||
                            !strcmp(a, "--max-body") || !strcmp(a, "--alias") ||
-                           !strcmp(a, "--chat-template") || !strcmp(a, "--chat-template-file");
+                           !strcmp(a, "--chat-template") || !strcmp(a, "--chat-template-file") ||
+                           !strcmp(a, "--pooling");
         if (!takes_value) {
             fprintf(stderr, "quarrel serve: unknown option '%s' (see quarrel serve --help)\n", a);
             return 2;
@@ -152,6 +168,8 @@ int cmd_serve(int argc, char **argv) {
             p.chat_template = v;
         else if (!strcmp(a, "--chat-template-file"))
             tmpl_file = v;
+        else if (!strcmp(a, "--pooling"))
+            bad = parse_pooling(v, &p.pooling);
         else
             key_file = v;
         if (bad) return 2;
@@ -195,6 +213,9 @@ int cmd_serve(int argc, char **argv) {
         return cli_fail("model");
     }
     p.model_path = path;
+    /* a model named rather than given as a path (an ollama store name, a name under
+     * $QUARREL_MODELS) is listed under that name, as ollama lists it */
+    if (!p.model_alias && model && strcmp(path, model) && !strchr(model, '/')) p.model_alias = model;
     p.on_listening = on_listening;
     p.stop = &stop_flag;
 
