@@ -194,14 +194,14 @@ static void admit_locked(srv_scheduler *s) {
             continue;
         }
         srv_slot *best = NULL;
-        int32_t best_common = -1;
+        int32_t best_common = INT32_MIN;
         for (int32_t i = 0; i < s->n_slots; i++) {
             srv_slot *sl = &s->slots[i];
             if (sl->task) continue;
             /* an embedding reuses nothing and clears the sequence: take the emptiest slot */
             int32_t c = t->embed ? -sl->n_cache
                                  : common_prefix(sl->cache, sl->n_cache, t->prompt, t->n_prompt);
-            if (c > best_common || (c == best_common && sl->last_used < best->last_used)) {
+            if (!best || c > best_common || (c == best_common && sl->last_used < best->last_used)) {
                 best = sl;
                 best_common = c;
             }

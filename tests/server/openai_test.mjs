@@ -167,6 +167,64 @@ await check('a prompt longer than a slot gets 400 saying so (no truncation)', as
     (e) => e.status === 400 && /the prompt is \d+ tokens but a slot's context holds 256/.test(e.message));
 });
 
+// llama.cpp's embeddings of stories260K (mean pooling, not normalised): the server's
+// L2-normalised vectors must equal them divided by their norm, within the file's tolerance
+// divided by that norm.
+const embedRefs = JSON.parse(fs.readFileSync(process.env.EMBED_REFS, 'utf8'));
+const embedTol = embedRefs.tolerance['stories260K.gguf'].abs;
+const meanCases = embedRefs.cases.filter((c) => c.model === 'stories260K.gguf' && c.pooling === 'mean');
+function assertUnitRef(got, ref, what) {
+  const norm = Math.hypot(...ref);
+  assert.equal(got.length, ref.length, `${what}: length`);
+  for (let j = 0; j < ref.length; j++)
+    assert.ok(Math.abs(got[j] - ref[j] / norm) <= embedTol / norm,
+      `${what}[${j}]: ${got[j]} vs llama.cpp ${ref[j] / norm} (tolerance ${embedTol / norm})`);
+}
+
+await check('embeddings: base64 (the SDK default) and float equal llama.cpp, usage counts BOS', async () => {
+  assert.equal(meanCases.length, 3);
+  const input = meanCases.map((c) => c.text);
+  const tokens = meanCases.reduce((n, c) => n + c.tokens.length, 0);
+  const b64 = await client.embeddings.create({ model: 'stories260K', input });
+  const flt = await client.embeddings.create({ model: 'stories260K', input, encoding_format: 'float' });
+  for (const r of [b64, flt]) {
+    assert.equal(r.object, 'list');
+    assert.equal(r.data.length, 3);
+    assert.equal(r.usage.prompt_tokens, tokens);
+    assert.equal(r.usage.total_tokens, tokens);
+    r.data.forEach((d, i) => {
+      assert.equal(d.index, i);
+      assertUnitRef(d.embedding, meanCases[i].rows[0], `input ${i}`);
+    });
+  }
+  // the raw base64 is little-endian float32 bytes
+  const raw = await post('/v1/embeddings', JSON.stringify({ input: 'a', encoding_format: 'base64' }));
+  const bytes = Buffer.from(JSON.parse(raw.text).data[0].embedding, 'base64');
+  const floats = [];
+  for (let j = 0; j < bytes.length; j += 4) floats.push(bytes.readFloatLE(j));
+  assertUnitRef(floats, meanCases[2].rows[0], 'base64 of "a"');
+  // token ids and arrays of them give the same vectors
+  const ids = await client.embeddings.create({ model: 'x', input: meanCases[0].tokens, encoding_format: 'float' });
+  assertUnitRef(ids.data[0].embedding, meanCases[0].rows[0], 'token input');
+  const many = await client.embeddings.create({ model: 'x', input: meanCases.map((c) => c.tokens), encoding_format: 'float' });
+  many.data.forEach((d, i) => assertUnitRef(d.embedding, meanCases[i].rows[0], `token arrays ${i}`));
+});
+
+await check('embeddings: bad input gets 400 naming the field', async () => {
+  for (const [body, msg] of [
+    ['{}', "'input' is required"],
+    ['{"input": ""}', "'input' must not be an empty string"],
+    ['{"input": []}', "'input' must be a string"],
+    ['{"input": [1, 99999]}', "'input\\[1\\]' must be a token id"],
+    ['{"input": "a", "encoding_format": "hex"}', "'encoding_format' must be"],
+    ['{"input": "a", "model": 3}', "'model' must be a string"],
+  ]) {
+    const r = await post('/v1/embeddings', body);
+    assert.equal(r.status, 400, body);
+    assert.match(JSON.parse(r.text).error.message, new RegExp(msg), body);
+  }
+});
+
 await check('malformed requests: status codes and messages', async () => {
   const chat = '/v1/chat/completions', comp = '/v1/completions';
   const cases = [

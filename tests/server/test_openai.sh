@@ -4,60 +4,17 @@
 # openai_test.mjs; then a curl client killed mid-stream and a full queue (429) are checked
 # here. Needs node and npm: without them the test fails.
 set -euo pipefail
-: "${QUARREL:?}" "${QR_SHARED_DIR:?}" "${QR_TEST_DIR:?}"
-here="$QR_TEST_DIR/server"
-work="$PWD/node-test"
 model="$QR_SHARED_DIR/models/stories260K.gguf"
-
-command -v node >/dev/null || { echo "FAIL: node is not installed (needed for the OpenAI SDK test)"; exit 1; }
-command -v npm >/dev/null || { echo "FAIL: npm is not installed (needed for the OpenAI SDK test)"; exit 1; }
-command -v curl >/dev/null || { echo "FAIL: curl is not installed"; exit 1; }
-
-mkdir -p "$work"
-cp "$here/package.json" "$here/openai_test.mjs" "$work/"
-if [ ! -f "$work/node_modules/openai/package.json" ] ||
-    ! grep -q '"version": "6.49.0"' "$work/node_modules/openai/package.json"; then
-    (cd "$work" && timeout 300 npm install --no-audit --no-fund --loglevel=error) ||
-        { echo "FAIL: npm install of openai@6.49.0 failed"; exit 1; }
-fi
-
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-# start_server LOG ARGS...: starts quarrel serve on a free port; sets PORT and SERVER_PID
-start_server() {
-    local log=$1
-    shift
-    : >"$log" # exists before the server writes to it, for the sed below
-    "$QUARREL" serve -m "$model" --port 0 "$@" 2>"$log" &
-    SERVER_PID=$!
-    pids+=("$SERVER_PID")
-    PORT=
-    for _ in $(seq 1 300); do
-        PORT=$(sed -n 's/^quarrel serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
-        [ -n "$PORT" ] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { echo "FAIL: the server exited:"; cat "$log"; exit 1; }
-        sleep 0.1
-    done
-    [ -n "$PORT" ] || { echo "FAIL: the server did not report its port"; cat "$log"; exit 1; }
-    for _ in $(seq 1 600); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")" = 200 ] && return 0
-        sleep 0.1
-    done
-    echo "FAIL: /health never answered 200"
-    cat "$log"
-    exit 1
-}
+. "$QR_TEST_DIR/server/server_lib.sh"
+npm_setup "$PWD/node-test" openai_test.mjs
+work="$PWD/node-test"
 
 key=test-key-123
-start_server server.log --parallel 8 -c 2048 -t 2 --api-key "$key"
+start_server server.log -m "$model" --parallel 8 -c 2048 -t 2 --api-key "$key"
 base="http://127.0.0.1:$PORT"
 
 BASE_URL=$base API_KEY=$key REFERENCE="$QR_SHARED_DIR/reference/stories260K.json" \
+    EMBED_REFS="$QR_TEST_DIR/runtime/embed_refs.json" \
     timeout 400 node "$work/openai_test.mjs"
 
 # A client that drops its connection mid-stream: the server keeps serving, frees the slot and counts
@@ -102,7 +59,7 @@ echo "ok   a client killed mid-stream leaves the server serving"
 
 # A full queue: one slot, one waiting place; a burst of long requests (1000 tokens each, so the
 # first is still running when the last arrives) gets 429 for the rest.
-start_server server2.log --parallel 1 --queue 1 -t 1
+start_server server2.log -m "$model" --parallel 1 --queue 1 -t 1
 base2="http://127.0.0.1:$PORT"
 for i in 1 2 3 4 5; do
     curl -s -o "burst$i.json" -w '%{http_code}\n' "$base2/v1/completions" \
