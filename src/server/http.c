@@ -2,6 +2,7 @@
  * connection, so a handler may wait for its task), the routes, API-key check, body size limit,
  * and streaming with Server-Sent Events through MHD_create_response_from_callback. A client
  * that goes away (a failed write, or a hang-up seen while waiting) cancels its task at once. */
+#include "server/page_asset.h"
 #include "server/server_internal.h"
 #include "util/util.h"
 
@@ -438,6 +439,29 @@ static enum MHD_Result handle_models(server *srv, struct MHD_Connection *c) {
     return send_json(srv, c, 200, root);
 }
 
+/* The chat page (src/server/page/), from the binary; HEAD gets the headers alone (libmicrohttpd
+ * leaves the body out). The ETag lets a browser revalidate with a 304 instead of a download. */
+static enum MHD_Result handle_page(server *srv, struct MHD_Connection *c) {
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+    bool fresh = inm && strstr(inm, srv_page_etag);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        fresh ? 0 : srv_page_html_len, (void *)srv_page_html, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    if (!fresh) MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "ETag", srv_page_etag);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    int status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    if (atomic_load(&srv->ready)) {
+        srv_scheduler_lock(srv->sched);
+        srv_metrics_count_status(srv_scheduler_metrics(srv->sched), status);
+        srv_scheduler_unlock(srv->sched);
+    }
+    return ret;
+}
+
 static enum MHD_Result handle_metrics(server *srv, struct MHD_Connection *c) {
     srv_buf b = {0};
     srv_scheduler_lock(srv->sched);
@@ -467,7 +491,8 @@ typedef enum route_id {
     R_CHAT,
     R_COMPLETIONS,
     R_TOKENIZE,
-    R_DETOKENIZE
+    R_DETOKENIZE,
+    R_PAGE
 } route_id;
 
 static const struct {
@@ -480,7 +505,8 @@ static const struct {
     {"/metrics", "GET", R_METRICS, true},          {"/v1/chat/completions", "POST", R_CHAT, true},
     {"/chat/completions", "POST", R_CHAT, true},   {"/v1/completions", "POST", R_COMPLETIONS, true},
     {"/completions", "POST", R_COMPLETIONS, true}, {"/tokenize", "POST", R_TOKENIZE, true},
-    {"/detokenize", "POST", R_DETOKENIZE, true},
+    {"/detokenize", "POST", R_DETOKENIZE, true},  {"/", "GET", R_PAGE, false},
+    {"/", "HEAD", R_PAGE, false},
 };
 
 static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, const char *url,
@@ -501,6 +527,7 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     if (cs->too_large)
         return send_error(srv, c, 413, "the request body is larger than the limit of %zu bytes",
                           srv->p.max_body_bytes);
+    if (routes[found].id == R_PAGE) return handle_page(srv, c); /* also while loading */
     if (!atomic_load(&srv->ready)) return send_error(srv, c, 503, "Loading model");
     switch (routes[found].id) {
     case R_HEALTH: {
@@ -520,6 +547,7 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
         return handle_tokenize(srv, cs, c);
     case R_DETOKENIZE:
         return handle_detokenize(srv, cs, c);
+    case R_PAGE:
     case R_NONE:
         break;
     }
