@@ -505,8 +505,7 @@ static const struct {
     {"/metrics", "GET", R_METRICS, true},          {"/v1/chat/completions", "POST", R_CHAT, true},
     {"/chat/completions", "POST", R_CHAT, true},   {"/v1/completions", "POST", R_COMPLETIONS, true},
     {"/completions", "POST", R_COMPLETIONS, true}, {"/tokenize", "POST", R_TOKENIZE, true},
-    {"/detokenize", "POST", R_DETOKENIZE, true},  {"/", "GET", R_PAGE, false},
-    {"/", "HEAD", R_PAGE, false},
+    {"/detokenize", "POST", R_DETOKENIZE, true},   {"/", "GET", R_PAGE, false},
 };
 
 static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, const char *url,
@@ -516,7 +515,9 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(url, routes[i].path)) continue;
         path_known = true;
-        if (!strcmp(method, routes[i].method)) found = (int)i;
+        /* HEAD of the page: its GET, whose body libmicrohttpd leaves out */
+        bool page_head = routes[i].id == R_PAGE && !strcmp(method, "HEAD");
+        if (!strcmp(method, routes[i].method) || page_head) found = (int)i;
     }
     if (!path_known) return send_error(srv, c, 404, "no route %s %s", method, url);
     if (found < 0) return send_error(srv, c, 405, "%s does not accept %s", url, method);
@@ -527,7 +528,8 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     if (cs->too_large)
         return send_error(srv, c, 413, "the request body is larger than the limit of %zu bytes",
                           srv->p.max_body_bytes);
-    if (routes[found].id == R_PAGE) return handle_page(srv, c); /* also while loading */
+    /* the page needs no key (its requests send the one typed into it), nor the model loaded */
+    if (routes[found].id == R_PAGE) return handle_page(srv, c);
     if (!atomic_load(&srv->ready)) return send_error(srv, c, 503, "Loading model");
     switch (routes[found].id) {
     case R_HEALTH: {
