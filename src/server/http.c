@@ -2,6 +2,7 @@
  * connection, so a handler may wait for its task), the routes, API-key check, body size limit,
  * and streaming with Server-Sent Events through MHD_create_response_from_callback. A client
  * that goes away (a failed write, or a hang-up seen while waiting) cancels its task at once. */
+#include "server/page_asset.h"
 #include "server/server_internal.h"
 #include "util/util.h"
 
@@ -517,6 +518,29 @@ static enum MHD_Result handle_models(server *srv, struct MHD_Connection *c) {
     return send_json(srv, c, 200, root);
 }
 
+/* The chat page (src/server/page/), from the binary; HEAD gets the headers alone (libmicrohttpd
+ * leaves the body out). The ETag lets a browser revalidate with a 304 instead of a download. */
+static enum MHD_Result handle_page(server *srv, struct MHD_Connection *c) {
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+    bool fresh = inm && strstr(inm, srv_page_etag);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        fresh ? 0 : srv_page_html_len, (void *)srv_page_html, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    if (!fresh) MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "ETag", srv_page_etag);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    int status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    if (atomic_load(&srv->ready)) {
+        srv_scheduler_lock(srv->sched);
+        srv_metrics_count_status(srv_scheduler_metrics(srv->sched), status);
+        srv_scheduler_unlock(srv->sched);
+    }
+    return ret;
+}
+
 static enum MHD_Result handle_metrics(server *srv, struct MHD_Connection *c) {
     srv_buf b = {0};
     srv_scheduler_lock(srv->sched);
@@ -546,7 +570,8 @@ typedef enum route_id {
     R_CHAT,
     R_COMPLETIONS,
     R_TOKENIZE,
-    R_DETOKENIZE
+    R_DETOKENIZE,
+    R_PAGE
 } route_id;
 
 static const struct {
@@ -559,7 +584,7 @@ static const struct {
     {"/metrics", "GET", R_METRICS, true},          {"/v1/chat/completions", "POST", R_CHAT, true},
     {"/chat/completions", "POST", R_CHAT, true},   {"/v1/completions", "POST", R_COMPLETIONS, true},
     {"/completions", "POST", R_COMPLETIONS, true}, {"/tokenize", "POST", R_TOKENIZE, true},
-    {"/detokenize", "POST", R_DETOKENIZE, true},
+    {"/detokenize", "POST", R_DETOKENIZE, true},   {"/", "GET", R_PAGE, false},
 };
 
 static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, const char *url,
@@ -569,7 +594,9 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(url, routes[i].path)) continue;
         path_known = true;
-        if (!strcmp(method, routes[i].method)) found = (int)i;
+        /* HEAD of the page: its GET, whose body libmicrohttpd leaves out */
+        bool page_head = routes[i].id == R_PAGE && !strcmp(method, "HEAD");
+        if (!strcmp(method, routes[i].method) || page_head) found = (int)i;
     }
     if (!path_known) return send_error(srv, c, 404, "no route %s %s", method, url);
     if (found < 0) return send_error(srv, c, 405, "%s does not accept %s", url, method);
@@ -580,6 +607,8 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     if (cs->too_large)
         return send_error(srv, c, 413, "the request body is larger than the limit of %zu bytes",
                           srv->p.max_body_bytes);
+    /* the page needs no key (its requests send the one typed into it), nor the model loaded */
+    if (routes[found].id == R_PAGE) return handle_page(srv, c);
     if (!atomic_load(&srv->ready)) return send_error(srv, c, 503, "Loading model");
     switch (routes[found].id) {
     case R_HEALTH: {
@@ -599,6 +628,7 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
         return handle_tokenize(srv, cs, c);
     case R_DETOKENIZE:
         return handle_detokenize(srv, cs, c);
+    case R_PAGE:
     case R_NONE:
         break;
     }
