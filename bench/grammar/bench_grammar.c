@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
         int steps;
     } configs[] = {{"greedy", 0.0f, 40, 0.95f, 0.05f, 2000},
                    {"top-k 40 (default chain)", 0.8f, 40, 0.95f, 0.05f, 2000},
-                   {"full mask (top-k off)", 1.0f, 0, 1.0f, 0.0f, 200}};
+                   {"full mask (top-k off)", 1.0f, 0, 1.0f, 0.0f, 600}};
     for (size_t c = 0; c < sizeof configs / sizeof *configs; c++) {
         qr_sampler_params p = qr_sampler_default_params();
         p.seed = 7;

@@ -532,6 +532,13 @@ bool qr_grammar_matcher_done(const qr_grammar_matcher *m) {
     return true;
 }
 
+size_t qr_grammar_matcher_state(const qr_grammar_matcher *m, uint32_t *ids, size_t cap,
+                                qr_utf8_partial *partial) {
+    if (m->stacks.n <= cap) memcpy(ids, m->stacks.v, m->stacks.n * sizeof *ids);
+    *partial = m->partial;
+    return m->stacks.n;
+}
+
 bool qr_grammar_matcher_overflowed(const qr_grammar_matcher *m) {
     return m && m->overflow;
 }
