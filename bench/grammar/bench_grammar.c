@@ -60,8 +60,8 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Seconds per token of n_steps samples through the document (median of ROUNDS). */
-static double run(qr_sampler *s, const qr_token *doc, int n_doc, float *const *logits,
-                  int n_arrays, int n_steps) {
+static double run(qr_sampler *s, const qr_token *doc, int n_doc, float *const *logits, int n_arrays,
+                  int n_steps) {
     double t[ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {
         qr_sampler_reset(s);

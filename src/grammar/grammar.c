@@ -15,6 +15,7 @@
 
 #define MAX_STACKS 10000
 #define MAX_NODES (1u << 22)
+#define MAX_ADVANCE (1u << 16) /* stacks one expansion may visit */
 #define EMPTY_STACK 0u
 #define UNKNOWN UINT32_MAX
 #define MAX_MEMO (1u << 24) /* entries of expansion memos kept before they are dropped */
@@ -253,7 +254,10 @@ static bool advance(qr_grammar_matcher *m, uint32_t stack, size_t out_start, uin
     uint32_t epoch = next_epoch(&m->seen_epoch, m->seen, m->cap_nodes);
     m->todo.n = 0;
     if (!vec_push(&m->todo, stack)) return (m->overflow = true, false);
-    while (m->todo.n) {
+    /* a rule that reaches itself through rules that may be empty (left recursion llama.cpp's
+     * check does not see) grows the stack forever: bound the work */
+    for (uint32_t work = 0; m->todo.n; work++) {
+        if (work > MAX_ADVANCE) return (m->overflow = true, false);
         uint32_t s = m->todo.v[--m->todo.n];
         if (m->seen[s] == epoch) continue;
         m->seen[s] = epoch;
@@ -329,9 +333,10 @@ static long step(qr_grammar_matcher *m, size_t in_off, size_t in_n, uint32_t cp)
 
 static qr_status overflow_error(void) {
     return qr_error(QR_ERR_INVALID_ARG,
-                    "grammar: the parse grew past %u stacks or %u states (the grammar is too "
+                    "grammar: the parse grew past %u stacks, %u states or %u steps of one "
+                    "expansion (the grammar is too "
                     "ambiguous)",
-                    MAX_STACKS, MAX_NODES);
+                    MAX_STACKS, MAX_NODES, MAX_ADVANCE);
 }
 
 /* ---- the matcher ---- */
