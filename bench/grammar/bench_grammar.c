@@ -30,9 +30,9 @@ static const char *const json_doc =
     "  ],\n  \"notes\": \"Greedy decoding with a JSON grammar \\u2014 every token is checked.\",\n"
     "  \"limits\": {\"ctx\": 8192, \"batch\": 512, \"threads\": null, \"ratio\": -0.5e-3}\n}";
 
-static const char *const arithmetic_doc =
-    "x1 = (a + b) * c\ny = 12 * (x1 - 3) / 4\n(total) = y + x1 + 42\n"
-    "z = ((1 + 2) * (3 + 4)) / 5\nw = a * b * c * d - 100\n";
+static const char *const arithmetic_doc = /* expr "=" term per line (arithmetic.gbnf) */
+    "a*(b+c)-42 = x1\n12*(x1-3)/4 = y\n(1+2)*(3+4)/5 = (z)\nw*x1+y-100 = total\n"
+    "(a+(b*(c-d)))/e = f\n";
 
 #define ROUNDS 3
 
