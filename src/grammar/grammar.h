@@ -108,6 +108,11 @@ int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *
 /* The matcher stopped on its bounds (too many stacks or states for an ambiguous grammar): its
  * last accept or query failed for that reason, not because the grammar rejects the text. */
 bool qr_grammar_matcher_overflowed(const qr_grammar_matcher *m);
+/* The current state: its stacks' ids (stable for the matcher's life: equal ids, equal
+ * stacks) into ids when n <= cap, and the UTF-8 state; returns the number of stacks. Two equal
+ * states allow the same tokens (the stage caches masks by it). */
+size_t qr_grammar_matcher_state(const qr_grammar_matcher *m, uint32_t *ids, size_t cap,
+                                qr_utf8_partial *partial);
 /* Back to the start state. */
 void qr_grammar_matcher_reset(qr_grammar_matcher *m);
 
