@@ -575,31 +575,34 @@ bool qr_grammar_matcher_allows_token(qr_grammar_matcher *m, const qr_grammar_tok
     return c > 0 && end_ok(m, off, (size_t)c, end);
 }
 
-int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *t,
-                                uint8_t *allowed) {
+static bool levels_room(qr_grammar_matcher *m, uint32_t depth) {
+    if (depth + 1 <= m->lv_cap) return true;
+    size_t cap = depth + 1;
+    uint32_t *a = realloc(m->lv_off, cap * sizeof *a);
+    if (a) m->lv_off = a;
+    uint32_t *b = a ? realloc(m->lv_n, cap * sizeof *b) : NULL;
+    if (!b) return false;
+    m->lv_n = b;
+    m->lv_cap = cap;
+    return true;
+}
+
+int64_t qr_grammar_matcher_allowed(qr_grammar_matcher *m, const qr_grammar_tokens *t,
+                                   int32_t *ids) {
     m->overflow = false;
     int64_t count = 0;
     if (m->partial.n_remain > 0) { /* rare: the last token ended inside a character */
         for (int32_t i = 0; i < t->n_order; i++) {
             int32_t id = t->order[i];
-            allowed[id] = qr_grammar_matcher_allows_token(m, t, id);
+            bool ok = qr_grammar_matcher_allows_token(m, t, id);
             if (m->overflow) return overflow_error(), -1;
-            count += allowed[id];
+            if (ok) ids[count++] = id;
         }
         return count;
     }
-    if (t->max_len + 1 > m->lv_cap) {
-        size_t cap = t->max_len + 1;
-        uint32_t *a = realloc(m->lv_off, cap * sizeof *a);
-        if (a) m->lv_off = a;
-        uint32_t *b = a ? realloc(m->lv_n, cap * sizeof *b) : NULL;
-        if (!b) return qr_error(QR_ERR_NOMEM, "grammar: out of memory"), -1;
-        m->lv_n = b;
-        m->lv_cap = cap;
-    }
-    /* Walk the tokens in code-point order: level d holds the set after the first d code points
-     * of the current token; a token reuses the levels of the prefix it shares with the one
-     * before, and when a level comes out empty every token sharing that prefix is skipped. */
+    if (!levels_room(m, t->max_len)) return qr_error(QR_ERR_NOMEM, "grammar: out of memory"), -1;
+    /* Walk the trie in preorder: level d holds the stack set after the first d code points of
+     * the current node's path; a node whose code point no stack accepts skips its subtree. */
     m->arena.n = 0;
     if (!vec_reserve(&m->arena, m->stacks.n))
         return qr_error(QR_ERR_NOMEM, "grammar: out of memory"), -1;
@@ -607,33 +610,40 @@ int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *
     m->arena.n = m->stacks.n;
     m->lv_off[0] = 0;
     m->lv_n[0] = (uint32_t)m->stacks.n;
-    uint32_t valid = 0;
-    for (int32_t i = 0; i < t->n_order; i++) {
-        int32_t id = t->order[i];
-        const uint32_t *cp = t->cps + t->cp_off[id];
-        uint32_t len = t->cp_off[id + 1] - t->cp_off[id];
-        uint32_t l = t->lcp[i] < valid ? t->lcp[i] : valid;
-        m->arena.n = m->lv_off[l] + m->lv_n[l];
-        valid = l;
-        bool ok = true;
-        for (uint32_t d = l; d < len; d++) {
-            size_t off = m->arena.n;
-            long c = step(m, m->lv_off[d], m->lv_n[d], cp[d]);
-            if (c < 0) return overflow_error(), -1;
-            if (c == 0) {
-                ok = false;
-                while (i + 1 < t->n_order && t->lcp[i + 1] > d)
-                    allowed[t->order[++i]] = 0;
-                break;
-            }
-            m->lv_off[d + 1] = (uint32_t)off;
-            m->lv_n[d + 1] = (uint32_t)c;
-            valid = d + 1;
+    for (int32_t k = 0; k < t->n_root_tok; k++) /* no complete code point: only a partial end */
+        if (end_ok(m, 0, m->lv_n[0], t->end[t->order[k]])) ids[count++] = t->order[k];
+    for (uint32_t n = 0; n < t->n_nodes;) {
+        const uint32_t d = t->node_depth[n];
+        m->arena.n = m->lv_off[d] + m->lv_n[d]; /* drop the levels below a finished sibling */
+        const size_t off = m->arena.n;
+        long c = step(m, m->lv_off[d], m->lv_n[d], t->node_cp[n]);
+        if (c < 0) return overflow_error(), -1;
+        if (c == 0) {
+            n = t->node_end[n];
+            continue;
         }
-        allowed[id] = ok && end_ok(m, m->lv_off[len], m->lv_n[len], t->end[id]);
-        count += allowed[id];
+        m->lv_off[d + 1] = (uint32_t)off;
+        m->lv_n[d + 1] = (uint32_t)c;
+        for (uint32_t k = t->node_tok[n]; k < t->node_tok[n + 1]; k++)
+            if (end_ok(m, off, (size_t)c, t->end[t->order[k]])) ids[count++] = t->order[k];
+        n++;
     }
     return count;
+}
+
+int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *t,
+                                uint8_t *allowed) {
+    int32_t *ids = qr_malloc(((size_t)t->n_order + 1) * sizeof *ids);
+    if (!ids) return -1;
+    int64_t n = qr_grammar_matcher_allowed(m, t, ids);
+    if (n >= 0) {
+        for (int32_t i = 0; i < t->n_order; i++)
+            allowed[t->order[i]] = 0;
+        for (int64_t i = 0; i < n; i++)
+            allowed[ids[i]] = 1;
+    }
+    free(ids);
+    return n;
 }
 
 /* ---- the decoded vocabulary ---- */
@@ -660,7 +670,66 @@ void qr_grammar_tokens_free(qr_grammar_tokens *t) {
     free(t->byte_off);
     free(t->order);
     free(t->lcp);
+    free(t->node_cp);
+    free(t->node_depth);
+    free(t->node_end);
+    free(t->node_tok);
     free(t);
+}
+
+/* The preorder trie from the sorted texts and their common prefixes: token i adds one node
+ * per code point past its common prefix with token i - 1; a node's subtree ends where a later
+ * token shares less than the node's path. A token ends at its path's last node, and these
+ * nodes never decrease along the sorted order (a prefix sorts first; equal texts share a
+ * node), so each node's tokens are one run of order[]. */
+static qr_status build_trie(qr_grammar_tokens *t) {
+    uint32_t n_nodes = 0;
+    for (int32_t i = 0; i < t->n_order; i++) {
+        int32_t id = t->order[i];
+        n_nodes += (t->cp_off[id + 1] - t->cp_off[id]) - t->lcp[i];
+    }
+    t->node_cp = malloc(((size_t)n_nodes + 1) * sizeof *t->node_cp);
+    t->node_depth = malloc(((size_t)n_nodes + 1) * sizeof *t->node_depth);
+    t->node_end = malloc(((size_t)n_nodes + 1) * sizeof *t->node_end);
+    t->node_tok = malloc(((size_t)n_nodes + 2) * sizeof *t->node_tok);
+    uint32_t *path = malloc(((size_t)t->max_len + 1) * sizeof *path); /* open node per depth */
+    uint32_t *term = malloc(((size_t)t->n_order + 1) * sizeof *term);   /* each token's node */
+    if (!t->node_cp || !t->node_depth || !t->node_end || !t->node_tok || !path || !term) {
+        free(path);
+        free(term);
+        return qr_error(QR_ERR_NOMEM, "grammar: out of memory for the vocabulary's trie");
+    }
+    uint32_t n = 0, open = 0; /* nodes made; length of the open path */
+    int32_t i = 0;
+    for (; i < t->n_order && t->cp_off[t->order[i] + 1] == t->cp_off[t->order[i]]; i++)
+        ; /* the texts without a complete code point sort first */
+    t->n_root_tok = i;
+    for (; i < t->n_order; i++) {
+        const int32_t id = t->order[i];
+        const uint32_t len = t->cp_off[id + 1] - t->cp_off[id];
+        const uint32_t l = t->lcp[i] < open ? t->lcp[i] : open;
+        for (; open > l; open--) /* close the nodes this token does not share */
+            t->node_end[path[open - 1]] = n;
+        for (uint32_t d = l; d < len; d++) {
+            t->node_cp[n] = t->cps[t->cp_off[id] + d];
+            t->node_depth[n] = d;
+            path[open++] = n++;
+        }
+        term[i] = path[len - 1];
+    }
+    for (; open > 0; open--)
+        t->node_end[path[open - 1]] = n;
+    t->n_nodes = n;
+    int32_t k = t->n_root_tok;
+    for (uint32_t v = 0; v < n; v++) {
+        t->node_tok[v] = (uint32_t)k;
+        while (k < t->n_order && term[k] == v)
+            k++;
+    }
+    t->node_tok[n] = (uint32_t)k;
+    free(path);
+    free(term);
+    return QR_OK;
 }
 
 qr_grammar_tokens *qr_grammar_tokens_create(int32_t n_vocab, const char *const *pieces,
@@ -721,6 +790,10 @@ qr_grammar_tokens *qr_grammar_tokens_create(int32_t n_vocab, const char *const *
                 l++;
         }
         t->lcp[i] = l;
+    }
+    if (build_trie(t) != QR_OK) {
+        qr_grammar_tokens_free(t);
+        return NULL;
     }
     return t;
 }
