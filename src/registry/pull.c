@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -301,6 +302,12 @@ static qr_status download_blob(pull *p, const qr_blob_ref *b) {
     EVP_MD_CTX *sha = EVP_MD_CTX_new();
     sink s = {.p = p, .file = f, .sha = sha, .mem_max = ERROR_BODY_MAX};
     qr_status st = QR_OK;
+    /* two pulls appending to one partial file would interleave their bytes */
+    if (flock(fileno(f), LOCK_EX | LOCK_NB) != 0) {
+        st = qr_error(QR_ERR_IO, "blob %s is being downloaded by another pull (%s is locked)",
+                      b->digest, partial);
+        goto done;
+    }
     struct stat sb;
     int64_t have = fstat(fileno(f), &sb) == 0 ? (int64_t)sb.st_size : 0;
     if (!sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL)) {

@@ -82,7 +82,8 @@ grep -q "resuming at" "$tmp/err" || fail "resume not reported: $(cat "$tmp/err")
 # ollama's layout, exactly: the manifest as served, every blob under its digest, nothing else
 m=$store/manifests/registry.ollama.ai/library/stories/latest
 [ -f "$m" ] || fail "no manifest at $m"
-curl -fsS "$URL/v2/library/stories/manifests/latest" | cmp -s - "$m" || fail "manifest differs"
+python3 -c "import sys, urllib.request as u; sys.stdout.buffer.write(u.urlopen(sys.argv[1]).read())" \
+    "$URL/v2/library/stories/manifests/latest" | cmp -s - "$m" || fail "manifest differs from the served one"
 cmp -s "$store/blobs/sha256-$model" "$S/models/stories260K.gguf" || fail "model blob differs"
 expected=$(printf '%s\n' "blobs/sha256-$config_a" "blobs/sha256-$model" "blobs/sha256-$params_a" \
     "blobs/sha256-$template" "manifests/registry.ollama.ai/library/stories/latest" | sort)
