@@ -19,10 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ollama asks for a Docker v2 manifest; the OCI type is what other registries may answer */
-#define ACCEPT_MANIFEST                                                                            \
-    "Accept: application/vnd.docker.distribution.manifest.v2+json, "                               \
-    "application/vnd.oci.image.manifest.v1+json"
+/* ollama's Accept header (server/images.go); an OCI manifest in reply is accepted too */
+#define ACCEPT_MANIFEST "Accept: application/vnd.docker.distribution.manifest.v2+json"
 #define ERROR_BODY_MAX 4096
 
 typedef struct pull {
@@ -444,29 +442,30 @@ qr_pull_params qr_pull_default_params(void) {
     return params;
 }
 
+/* blob i of a manifest: -1 the config, then the layers */
+static const qr_blob_ref *blob_at(const qr_manifest *m, int32_t i) {
+    return i < 0 ? &m->config : &m->layers[i];
+}
+
+/* a digest named twice is fetched once, at its first place */
+static bool named_before(const qr_manifest *m, int32_t i) {
+    for (int32_t j = -1; j < i; j++)
+        if (!strcmp(blob_at(m, j)->digest, blob_at(m, i)->digest)) return true;
+    return false;
+}
+
 static qr_status pull_blobs(pull *p, const qr_manifest *m) {
-    /* config, then layers; a digest named twice is fetched once */
-    int32_t count = 0;
+    p->progress.count = 0;
     p->progress.all_total = 0;
-    for (int32_t i = -1; i < m->n_layers; i++) {
-        const qr_blob_ref *b = i < 0 ? &m->config : &m->layers[i];
-        bool seen = false;
-        for (int32_t j = -1; j < i && !seen; j++)
-            seen = !strcmp((j < 0 ? &m->config : &m->layers[j])->digest, b->digest);
-        if (!seen) {
-            count++;
-            p->progress.all_total += b->size;
+    for (int32_t i = -1; i < m->n_layers; i++)
+        if (!named_before(m, i)) {
+            p->progress.count++;
+            p->progress.all_total += blob_at(m, i)->size;
         }
-    }
-    p->progress.count = count;
     p->progress.index = 0;
     for (int32_t i = -1; i < m->n_layers; i++) {
-        const qr_blob_ref *b = i < 0 ? &m->config : &m->layers[i];
-        bool seen = false;
-        for (int32_t j = -1; j < i && !seen; j++)
-            seen = !strcmp((j < 0 ? &m->config : &m->layers[j])->digest, b->digest);
-        if (seen) continue;
-        qr_status st = download_blob(p, b);
+        if (named_before(m, i)) continue;
+        qr_status st = download_blob(p, blob_at(m, i));
         if (st != QR_OK) return st;
         p->progress.index++;
     }

@@ -11,9 +11,10 @@ any host name. The mode file, read on every request, changes the behaviour:
   ok       serve everything
   corrupt  the model blob's bytes are altered (its digest no longer matches)
   drop     the model blob's connection is closed half-way through the body
+  long     the model blob has bytes past its size in the manifest
   norange  Range headers are ignored (200 and the whole blob)
   401, 500 every request is answered with that status
-Each request is logged as "GET PATH range=RANGE" to the log file; the digests are written as
+Each request is logged as "GET PATH range=RANGE accept=ACCEPT" to the log file; the digests are written as
 JSON to --digests, the port to --port-file once listening.
 """
 import argparse
@@ -82,7 +83,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         srv = self.server
         rng = self.headers.get("Range", "-")
         with open(srv.log, "a") as f:
-            f.write(f"GET {self.path} range={rng}\n")
+            f.write(f"GET {self.path} range={rng} accept={self.headers.get('Accept', '-')}\n")
         mode = open(srv.mode_file).read().strip() if os.path.exists(srv.mode_file) else "ok"
         if mode in ("401", "500"):
             return self.error(int(mode), "UNAUTHORIZED" if mode == "401" else "INTERNAL",
@@ -107,6 +108,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "corrupt" and is_model:
             mid = len(data) // 2
             data = data[:mid] + bytes([data[mid] ^ 0xFF]) + data[mid + 1:]
+        if mode == "long" and is_model:
+            data = data + b"sixteen more bytes"
         start = 0
         if rng.startswith("bytes=") and rng.endswith("-") and mode != "norange":
             start = int(rng[6:-1])

@@ -63,6 +63,11 @@ no_files corrupt
 # the good blobs before it are kept (content-addressed, checked); no manifest
 [ -e "$store/blobs/sha256-$config_a" ] || fail "corrupt: config blob not kept"
 
+# a blob longer than its manifest says: refused as it arrives, nothing kept
+echo long > "$tmp/mode"
+expect_fail "blob sha256:$model is larger than the manifest's $(stat -c %s "$S/models/stories260K.gguf") bytes" mirror stories
+no_files long
+
 # a dropped connection: a failure, the partial file stays; the next pull resumes from it
 echo drop > "$tmp/mode"
 expect_fail "sha256:$model" mirror stories
@@ -78,6 +83,9 @@ mirror stories || fail "resume: $(cat "$tmp/err")"
 grep -q "GET /v2/library/stories/blobs/sha256:$model range=bytes=$have-" "$tmp/log" ||
     fail "resume: no Range request from $have: $(cat "$tmp/log")"
 grep -q "resuming at" "$tmp/err" || fail "resume not reported: $(cat "$tmp/err")"
+# the manifest is asked for with ollama's Accept header
+grep -q "GET /v2/library/stories/manifests/latest range=- accept=application/vnd.docker.distribution.manifest.v2+json$" \
+    "$tmp/log" || fail "manifest request: $(cat "$tmp/log")"
 
 # ollama's layout, exactly: the manifest as served, every blob under its digest, nothing else
 m=$store/manifests/registry.ollama.ai/library/stories/latest
