@@ -157,6 +157,12 @@ expect_fail "invalid model name" "$Q" rm "../x"
 "$Q" rm alice/stories:v2 "127.0.0.1:$port/alice/stories:v2" > "$tmp/out" 2>"$tmp/err" || fail "rm both"
 [ -z "$(cd "$store" && find . -type f)" ] || fail "rm: files left: $(cd "$store" && find . -type f)"
 [ "$("$Q" list | wc -l)" = 1 ] || fail "list after rm"
+# a file under manifests/ that is not a manifest: list passes over it, rm removes just it
+mkdir -p "$store/manifests/registry.ollama.ai/library/junk"
+echo "not json" > "$store/manifests/registry.ollama.ai/library/junk/latest"
+[ "$("$Q" list | wc -l)" = 1 ] || fail "list shows junk: $("$Q" list)"
+"$Q" rm junk > "$tmp/out" 2>"$tmp/err" || fail "rm junk: $(cat "$tmp/err")"
+grep -q "deleted 'junk' (0 blobs removed)" "$tmp/out" || fail "rm junk: $(cat "$tmp/out")"
 
 # on a terminal: a progress bar with bytes, rate and ETA
 if command -v script > /dev/null; then
