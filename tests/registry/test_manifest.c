@@ -110,11 +110,11 @@ static void test_blob_errors(void **state) {
     (void)state;
     const char *bad_digests[] = {
         "sha256:../../../../etc/passwd",
-        "sha256:" HEX_A "/x",
-        "sha256:" HEX_A "a", /* 65 digits */
+        ("sha256:" HEX_A "/x"),
+        ("sha256:" HEX_A "a"), /* 65 digits */
         "sha256:aaaa",
         "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "sha512:" HEX_A,
+        ("sha512:" HEX_A),
         HEX_A,
         "",
     };

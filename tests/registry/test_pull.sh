@@ -31,6 +31,8 @@ expect_fail() { # expect_fail MESSAGE CMD...: non-zero exit and MESSAGE in stder
     local msg=$1; shift
     set +e; "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?; set -e
     [ $rc -ne 0 ] || fail "'$*' succeeded"
+    # under the sanitizers a failure path must still be clean (no leak, no UB)
+    ! grep -qE "Sanitizer|runtime error" "$tmp/err" || fail "'$*': $(cat "$tmp/err")"
     grep -qF -- "$msg" "$tmp/err" || fail "'$*': expected [$msg], got: $(cat "$tmp/err")"
 }
 no_files() { # nothing of the model installed: no manifest, no model blob, no partial
