@@ -24,6 +24,7 @@ import json
 import os
 import socket
 import socketserver
+import threading
 
 
 def blob(data):
@@ -145,7 +146,10 @@ def main():
     ap.add_argument("--mode-file", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--digests", required=True)
+    ap.add_argument("--lifetime", type=float, default=600, help="exit after this many seconds")
     a = ap.parse_args()
+    # a test killed before its cleanup must not leave the server behind
+    threading.Timer(a.lifetime, os._exit, [0]).start()
     srv = Server(("127.0.0.1", 0), Handler)
     srv.blobs, srv.manifests, srv.digests = build(a.model)
     srv.mode_file, srv.log = a.mode_file, a.log
