@@ -9,6 +9,7 @@
  * sha256-HEX-partial-N part files beside it) is started over. */
 #include "registry/registry.h"
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -48,7 +49,6 @@ typedef struct sink {
     size_t mem_max;
     long status;
     bool too_big, range_ignored, range_wrong, write_failed;
-    char content_digest[80]; /* Docker-Content-Digest, when the registry sends one */
 } sink;
 
 static bool progress(pull *p) {
@@ -57,31 +57,24 @@ static bool progress(pull *p) {
     return !p->cancelled;
 }
 
-static size_t on_header(char *data, size_t size, size_t n, void *user) {
-    sink *s = user;
-    const size_t len = size * n;
-    char line[256];
-    if (len >= sizeof line) return len;
-    memcpy(line, data, len);
-    line[len] = '\0';
-    line[strcspn(line, "\r\n")] = '\0';
-    if (!strncmp(line, "HTTP/", 5)) { /* a new response (after a redirect): forget the last */
-        s->content_digest[0] = '\0';
-        s->range_wrong = false;
-        return len;
-    }
-    long long start;
-    if (!strncasecmp(line, "Content-Range:", 14) && sscanf(line + 14, " bytes %lld-", &start) == 1)
-        s->range_wrong = start != s->resume_from;
-    else if (!strncasecmp(line, "Docker-Content-Digest:", 22))
-        sscanf(line + 22, " %79s", s->content_digest);
-    return len;
+/* A header of the last response (after redirects), through libcurl's header API; NULL if
+ * absent. */
+static const char *response_header(CURL *c, const char *name) {
+    struct curl_header *h;
+    return curl_easy_header(c, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK ? h->value : NULL;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *user) {
     sink *s = user;
     const size_t len = size * n;
-    if (!s->status) curl_easy_getinfo(s->p->curl, CURLINFO_RESPONSE_CODE, &s->status);
+    if (!s->status) { /* the first bytes of the final response: its status and range */
+        curl_easy_getinfo(s->p->curl, CURLINFO_RESPONSE_CODE, &s->status);
+        const char *range = response_header(s->p->curl, "Content-Range");
+        long long start = -1;
+        if (s->status == 206 &&
+            (!range || sscanf(range, "bytes %lld-", &start) != 1 || start != s->resume_from))
+            s->range_wrong = true;
+    }
     if (s->file && (s->status == 200 || s->status == 206)) {
         if (s->status == 200 && s->resume_from && !s->range_ignored) {
             /* the server sent the whole blob instead of the range: start the file over */
@@ -123,13 +116,17 @@ static size_t on_body(char *data, size_t size, size_t n, void *user) {
  * printable ASCII only, or "". */
 static void error_detail(const sink *s, char *out, size_t size) {
     out[0] = '\0';
-    if (!s->mem.p) return;
-    const char *m = strstr(s->mem.p, "\"message\"");
-    if (!m || !(m = strchr(m + 9, '"'))) return;
-    size_t j = 0;
-    for (m++; *m && *m != '"' && j + 1 < size; m++)
-        if (*m >= 0x20 && *m < 0x7f) out[j++] = *m;
-    out[j] = '\0';
+    cJSON *root = s->mem.p ? cJSON_ParseWithLength(s->mem.p, s->mem.n) : NULL;
+    const cJSON *errors = cJSON_GetObjectItemCaseSensitive(root, "errors");
+    const cJSON *message =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errors, 0), "message");
+    if (cJSON_IsString(message)) {
+        size_t j = 0;
+        for (const char *m = message->valuestring; *m && j + 1 < size; m++)
+            if (*m >= 0x20 && *m < 0x7f) out[j++] = *m;
+        out[j] = '\0';
+    }
+    cJSON_Delete(root);
 }
 
 /* GET url into s; QR_OK when the transfer ran to its end (the status is for the caller) */
@@ -144,8 +141,6 @@ static qr_status http_get(pull *p, const char *url, const char *accept, sink *s)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
     /* blobs redirect to a CDN; never from https down to http unless --insecure */
     const char *protocols = p->params->insecure ? "http,https" : "https";
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
@@ -205,23 +200,24 @@ static qr_status fetch_manifest(pull *p, char **text, size_t *len) {
              p->n.tag);
     sink s = {.p = p, .mem_max = QR_MANIFEST_MAX_BYTES};
     qr_status st = http_get(p, url, ACCEPT_MANIFEST, &s);
-    if (st == QR_OK && s.too_big)
-        st = qr_error(QR_ERR_FORMAT, "manifest of '%s' is larger than %u bytes", p->name,
-                      QR_MANIFEST_MAX_BYTES);
-    else if (st == QR_OK && s.status == 404)
+    if (st == QR_OK && s.status == 404)
         st = qr_error(QR_ERR_IO, "model '%s' not found in registry %s", p->name, p->base_url);
     else if (st == QR_OK && s.status != 200)
         st = http_status_error(p, &s, "the manifest");
-    if (st == QR_OK && s.content_digest[0] && !strncmp(s.content_digest, "sha256:", 7)) {
+    else if (st == QR_OK && s.too_big)
+        st = qr_error(QR_ERR_FORMAT, "manifest of '%s' is larger than %u bytes", p->name,
+                      QR_MANIFEST_MAX_BYTES);
+    const char *content_digest = response_header(p->curl, "Docker-Content-Digest");
+    if (st == QR_OK && content_digest && !strncmp(content_digest, "sha256:", 7)) {
         /* the registry names the manifest's digest: hold it to that */
         unsigned char md[32];
         char hex[72] = "sha256:";
         EVP_Digest(s.mem.p ? s.mem.p : "", s.mem.n, md, NULL, EVP_sha256(), NULL);
         for (int i = 0; i < 32; i++)
             snprintf(hex + 7 + 2 * i, 3, "%02x", md[i]);
-        if (strcmp(hex, s.content_digest))
+        if (strcmp(hex, content_digest))
             st = qr_error(QR_ERR_FORMAT, "manifest of '%s' does not match its digest %s", p->name,
-                          s.content_digest);
+                          content_digest);
     }
     if (st != QR_OK) {
         free(s.mem.p);

@@ -11,6 +11,7 @@ any host name. The mode file, read on every request, changes the behaviour:
   ok       serve everything
   corrupt  the model blob's bytes are altered (its digest no longer matches)
   drop     the model blob's connection is closed half-way through the body
+  baddigest the manifest's Docker-Content-Digest header is wrong
   long     the model blob has bytes past its size in the manifest
   norange  Range headers are ignored (200 and the whole blob)
   401, 500 every request is answered with that status
@@ -98,7 +99,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = srv.manifests.get((ns, name, ref))
             if body is None:
                 return self.error(404, "MANIFEST_UNKNOWN", "manifest unknown")
-            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+            digest = "sha256:" + hashlib.sha256(body + (mode == "baddigest") * b"x").hexdigest()
             return self.reply(200, body, [
                 ("Content-Type", "application/vnd.docker.distribution.manifest.v2+json"),
                 ("Docker-Content-Digest", digest)])

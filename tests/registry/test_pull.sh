@@ -53,6 +53,9 @@ echo 401 > "$tmp/mode"
 expect_fail "registry $URL refused access to the manifest (HTTP 401: test server says no)" mirror stories
 echo 500 > "$tmp/mode"
 expect_fail "registry $URL failed on the manifest (HTTP 500 server error: test server says no)" mirror stories
+# a manifest that is not what the registry's Docker-Content-Digest says
+echo baddigest > "$tmp/mode"
+expect_fail "manifest of 'stories' does not match its digest sha256:" mirror stories
 echo ok > "$tmp/mode"
 # a manifest with a path trick in a digest is refused before anything is written
 expect_fail "layers[0].digest 'sha256:../../../../tmp/evil' is not sha256:<64 hex digits>" mirror badpath
