@@ -598,6 +598,19 @@ qr_status qr_chat_apply_template(const char *tmpl, const qr_chat_message *messag
 /* The built-in family a template source is recognised as (NULL if none). */
 const char *qr_chat_detect_family(const char *tmpl);
 
+/* Render a conversation given as OpenAI chat messages: messages_json is a JSON array of
+ * {role, content (string, array of parts, or null), name, tool_call_id, tool_calls: [{id, type,
+ * function: {name, arguments}}]}; tools_json is NULL (the template sees tools = None) or a JSON
+ * array of {type: "function", function: {name, description, parameters}}. Jinja templates see
+ * every field as transformers' apply_chat_template passes its dicts, with two adjustments that
+ * llama.cpp's common/chat.cpp also makes: a tool call's arguments given as a JSON string are
+ * parsed into the object (templates render `arguments | tojson`), and a message with tool_calls
+ * and no content gets content "". Built-in families see role and content only (content parts
+ * joined, null as ""). *out is malloc'd (caller frees). */
+qr_status qr_chat_apply_template_json(const char *tmpl, const char *messages_json,
+                                      const char *tools_json, bool add_generation_prompt,
+                                      const char *bos_token, const char *eos_token, char **out);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Server                                                                                     */
 
@@ -624,6 +637,11 @@ typedef struct qr_server_params {
     /* The slots' context starts from these (NULL: qr_context_default_params()), e.g. for RoPE
      * overrides; n_ctx, n_seq_max and n_threads come from the fields above. */
     const qr_context_params *context;
+    /* The chat template: Jinja source or a built-in family name ("chatml", "llama3", ...);
+     * NULL: the model's tokenizer.chat_template, else chatml. It also decides the tool-call
+     * syntax the server asks for and parses (Hermes, Llama 3.x, Mistral, else a generic JSON
+     * form). */
+    const char *chat_template;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);

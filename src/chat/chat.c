@@ -5,6 +5,7 @@
 #include "chat/jinja.h"
 #include "util/util.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -846,4 +847,117 @@ qr_status qr_chat_apply_template(const char *tmpl, const qr_chat_message *messag
         .date = pinned_date(),
     };
     return qr_jinja_render(tmpl, strlen(tmpl), &vars, out);
+}
+
+/* ---- OpenAI-shaped messages (qr_chat_apply_template_json) ---- */
+
+/* A message's content as one string: a string as is, text parts joined, anything else "". */
+static char *content_text(const cJSON *content) {
+    if (cJSON_IsString(content)) return qr_strdup(content->valuestring);
+    qr_strbuf b = {0};
+    sb_puts(&b, "");
+    const cJSON *part;
+    if (cJSON_IsArray(content)) cJSON_ArrayForEach(part, content) {
+            const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+            if (cJSON_IsString(text)) sb_puts(&b, text->valuestring);
+        }
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* llama.cpp's func_args_not_string and requires_non_null_content, on our copy of the array. */
+static qr_status adjust_messages(cJSON *msgs) {
+    size_t i = 0;
+    cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        if (!cJSON_IsObject(m) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role")))
+            return qr_error(QR_ERR_INVALID_ARG, "chat message %zu is not an object with a role", i);
+        cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (cJSON_IsArray(calls) && (!content || cJSON_IsNull(content))) {
+            if (content) cJSON_DeleteItemFromObjectCaseSensitive(m, "content");
+            cJSON_AddStringToObject(m, "content", "");
+        }
+        cJSON *call;
+        if (cJSON_IsArray(calls)) cJSON_ArrayForEach(call, calls) {
+                cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+                cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+                if (!cJSON_IsString(args)) continue;
+                cJSON *parsed = cJSON_Parse(args->valuestring);
+                if (!parsed)
+                    return qr_error(QR_ERR_INVALID_ARG,
+                                    "chat message %zu: tool call arguments are not JSON: %s", i,
+                                    args->valuestring);
+                cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", parsed);
+            }
+        i++;
+    }
+    return QR_OK;
+}
+
+/* Role and content of each message for the built-in families (strings owned by *out). */
+static qr_status plain_messages(const cJSON *msgs, qr_chat_message **out, size_t *n_out) {
+    size_t n = (size_t)cJSON_GetArraySize(msgs), i = 0;
+    qr_chat_message *m = qr_calloc(n ? n : 1, sizeof *m);
+    if (!m) return QR_ERR_NOMEM;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, msgs) {
+        m[i].role = cJSON_GetObjectItemCaseSensitive(e, "role")->valuestring;
+        m[i].content = content_text(cJSON_GetObjectItemCaseSensitive(e, "content"));
+        if (!m[i].content) {
+            for (size_t k = 0; k < i; k++)
+                free((char *)m[k].content);
+            free(m);
+            return QR_ERR_NOMEM;
+        }
+        i++;
+    }
+    *out = m;
+    *n_out = n;
+    return QR_OK;
+}
+
+qr_status qr_chat_apply_template_json(const char *tmpl, const char *messages_json,
+                                      const char *tools_json, bool add_generation_prompt,
+                                      const char *bos_token, const char *eos_token, char **out) {
+    if (!out) return qr_error(QR_ERR_INVALID_ARG, "qr_chat_apply_template_json: out is NULL");
+    *out = NULL;
+    if (!messages_json)
+        return qr_error(QR_ERR_INVALID_ARG, "qr_chat_apply_template_json: messages is NULL");
+    cJSON *msgs = cJSON_Parse(messages_json);
+    cJSON *tools = tools_json ? cJSON_Parse(tools_json) : NULL;
+    qr_status st = QR_OK;
+    if (!cJSON_IsArray(msgs))
+        st = qr_error(QR_ERR_INVALID_ARG, "chat messages must be a JSON array");
+    else if (tools_json && !cJSON_IsArray(tools))
+        st = qr_error(QR_ERR_INVALID_ARG, "chat tools must be a JSON array");
+    if (!st) st = adjust_messages(msgs);
+    if (!tmpl) tmpl = "chatml";
+    if (!st && family_from_name(tmpl) != F_UNKNOWN) {
+        qr_chat_message *plain = NULL;
+        size_t n = 0;
+        st = plain_messages(msgs, &plain, &n);
+        if (!st)
+            st = qr_chat_apply_template(tmpl, plain, n, add_generation_prompt, bos_token,
+                                        eos_token, out);
+        for (size_t i = 0; i < n; i++)
+            free((char *)plain[i].content);
+        free(plain);
+    } else if (!st) {
+        qr_jinja_vars vars = {
+            .messages_json = msgs,
+            .tools_json = tools,
+            .add_generation_prompt = add_generation_prompt,
+            .bos_token = bos_token,
+            .eos_token = eos_token,
+            .date = pinned_date(),
+        };
+        st = qr_jinja_render(tmpl, strlen(tmpl), &vars, out);
+    }
+    cJSON_Delete(msgs);
+    cJSON_Delete(tools);
+    return st;
 }

@@ -8,10 +8,14 @@
 #include <stddef.h>
 
 /* What a chat template sees: messages, add_generation_prompt, bos_token, eos_token,
- * tools = None, documents = None. */
+ * tools (None unless tools_json), documents = None. */
 typedef struct qr_jinja_vars {
     const qr_chat_message *messages;
     size_t n_messages;
+    /* Instead of messages: a cJSON array of message objects, every field passed through as
+     * Jinja values (tool_calls, tool_call_id, name, ...), as transformers passes its dicts. */
+    const void *messages_json;
+    const void *tools_json; /* a cJSON array, or NULL: tools = None */
     bool add_generation_prompt;
     const char *bos_token; /* NULL = "" */
     const char *eos_token; /* NULL = "" */

@@ -205,19 +205,32 @@ static const char *parse_hex(parser *p, const char *s, int size, uint32_t *cp) {
 static const char *parse_char(parser *p, const char *s, uint32_t *cp) {
     if (*s == '\\') {
         switch (s[1]) {
-        case 'x': return parse_hex(p, s + 2, 2, cp);
-        case 'u': return parse_hex(p, s + 2, 4, cp);
-        case 'U': return parse_hex(p, s + 2, 8, cp);
-        case 't': *cp = '\t'; return s + 2;
-        case 'r': *cp = '\r'; return s + 2;
-        case 'n': *cp = '\n'; return s + 2;
+        case 'x':
+            return parse_hex(p, s + 2, 2, cp);
+        case 'u':
+            return parse_hex(p, s + 2, 4, cp);
+        case 'U':
+            return parse_hex(p, s + 2, 8, cp);
+        case 't':
+            *cp = '\t';
+            return s + 2;
+        case 'r':
+            *cp = '\r';
+            return s + 2;
+        case 'n':
+            *cp = '\n';
+            return s + 2;
         case '\\':
         case '"':
         case '[':
         case ']':
-        case '-': *cp = (uint8_t)s[1]; return s + 2;
-        case '\0': return fail(p, s, "unexpected end of input after '\\'");
-        default: return fail(p, s, "unknown escape '\\%c'", s[1]);
+        case '-':
+            *cp = (uint8_t)s[1];
+            return s + 2;
+        case '\0':
+            return fail(p, s, "unexpected end of input after '\\'");
+        default:
+            return fail(p, s, "unknown escape '\\%c'", s[1]);
         }
     }
     if (!*s) return fail(p, s, "unexpected end of input");
@@ -572,8 +585,7 @@ qr_status qr_grammar_parse(const char *text, const char *root, qr_grammar **out)
                 memcmp(p.syms[p.map[i] - 1].name, root, n_root) == 0)
                 root_id = p.map[i] - 1;
         if (root_id == UINT32_MAX)
-            rc = qr_error(QR_ERR_INVALID_ARG, "grammar: no rule named '%s' (the start rule)",
-                          root);
+            rc = qr_error(QR_ERR_INVALID_ARG, "grammar: no rule named '%s' (the start rule)", root);
         else
             rc = build(&p, root_id, out);
     }

@@ -74,8 +74,7 @@ typedef struct qr_utf8_partial {
 /* Decode bytes[0..n) (stopping at a NUL byte, as llama.cpp's C string) continuing from
  * *partial; code points go to cps (room for n + 1) and *partial becomes the end state.
  * Returns the number of complete code points (0 with n_remain -1 if invalid). */
-size_t qr_utf8_decode_partial(const char *bytes, size_t n, qr_utf8_partial *partial,
-                              uint32_t *cps);
+size_t qr_utf8_decode_partial(const char *bytes, size_t n, qr_utf8_partial *partial, uint32_t *cps);
 
 /* ---- token-level queries for the sampler stage ----
  * A vocabulary decoded once (from a fresh UTF-8 state) and sorted by code points, so that a
@@ -100,8 +99,7 @@ qr_grammar_tokens *qr_grammar_tokens_create(int32_t n_vocab, const char *const *
                                             const int32_t *len, const bool *testable);
 void qr_grammar_tokens_free(qr_grammar_tokens *t);
 /* Token t (testable) can be accepted from the matcher's state (the state is not changed). */
-bool qr_grammar_matcher_allows_token(qr_grammar_matcher *m, const qr_grammar_tokens *t,
-                                     int32_t id);
+bool qr_grammar_matcher_allows_token(qr_grammar_matcher *m, const qr_grammar_tokens *t, int32_t id);
 /* allowed[t] = 1 for every testable token the matcher can accept, 0 otherwise (untouched for
  * the others); returns how many are allowed, or -1 when the parse grew past its bounds
  * (qr_error set). */
@@ -110,7 +108,53 @@ int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *
 /* The matcher stopped on its bounds (too many stacks or states for an ambiguous grammar): its
  * last accept or query failed for that reason, not because the grammar rejects the text. */
 bool qr_grammar_matcher_overflowed(const qr_grammar_matcher *m);
+/* The current state: its stacks' ids (stable for the matcher's life: equal ids, equal
+ * stacks) into ids when n <= cap, and the UTF-8 state; returns the number of stacks. Two equal
+ * states allow the same tokens (the stage caches masks by it). */
+size_t qr_grammar_matcher_state(const qr_grammar_matcher *m, uint32_t *ids, size_t cap,
+                                qr_utf8_partial *partial);
 /* Back to the start state. */
 void qr_grammar_matcher_reset(qr_grammar_matcher *m);
+
+/* ---- JSON schema to GBNF (json_schema.c), for code that builds larger grammars ----
+ * A qr_schema_rules is a growing set of GBNF rules (always holding llama.cpp's "space" rule):
+ * schemas and hand-written rules are added under chosen names and share the primitive rules
+ * (string, number, value, ...). Names are made of [a-zA-Z0-9-]; a taken name with another body
+ * gets a numeric suffix, so always use the name a call returns. Example, the tool-call grammar
+ * (root: one of several {"name": "<tool>", "arguments": <its parameters schema>}):
+ *
+ *     qr_schema_rules *r = qr_schema_rules_create();
+ *     for each tool i:
+ *         qr_json_schema_rules(r, "tool-args", tool[i].parameters, &args);   // e.g. "tool-args0"
+ *         lit = qr_gbnf_literal of the tool's name as JSON text ("get_weather" in quotes)
+ *         body = GBNF of {"name": <lit>, "arguments": <args>} in the converter's style:
+ *                "{" space "\"name\"" space ":" space LIT "," space
+ *                "\"arguments\"" space ":" space ARGS space "}"
+ *         qr_schema_rules_add(r, "tool-call", body, &call[i]);
+ *     qr_schema_rules_add(r, "root", call[0] " | " call[1] ..., NULL);
+ *     qr_schema_rules_text(r, &gbnf); qr_schema_rules_free(r);
+ *
+ * Errors (QR_ERR_INVALID_ARG unless said): "json schema: ..." with the keyword and its JSON
+ * path (JSON pointer from the schema's root, "#/properties/a"). */
+struct cJSON; /* <cjson/cJSON.h> */
+typedef struct qr_schema_rules qr_schema_rules;
+
+qr_schema_rules *qr_schema_rules_create(void); /* NULL with qr_error set (out of memory) */
+void qr_schema_rules_free(qr_schema_rules *r);
+/* Add the rules of one schema (a cJSON object; $ref "#/..." resolve inside this schema), its
+ * top rule named after name (NULL or "": "root"). *rule (may be NULL): the rule to reference,
+ * owned by r until qr_schema_rules_free. On error r may hold some of the schema's rules. */
+qr_status qr_json_schema_rules(qr_schema_rules *r, const char *name, const struct cJSON *schema,
+                               const char **rule);
+/* Add name ::= body (GBNF); *rule (may be NULL) as above. */
+qr_status qr_schema_rules_add(qr_schema_rules *r, const char *name, const char *body,
+                              const char **rule);
+/* All rules as GBNF text, one "name ::= body" line each, sorted by name; malloc'd. */
+qr_status qr_schema_rules_text(const qr_schema_rules *r, char **out);
+/* The GBNF literal matching exactly the n bytes s (in double quotes, \\ \" \r \n escaped),
+ * malloc'd; NULL when out of memory. */
+char *qr_gbnf_literal(const char *s, size_t n);
+/* qr_json_schema_to_grammar for a parsed schema (no re-serialising): root rule "root". */
+qr_status qr_json_schema_to_grammar_cjson(const struct cJSON *schema, char **out);
 
 #endif

@@ -34,6 +34,19 @@ typedef struct buffered_token {
     size_t start, end; /* its bytes in the trigger buffer */
 } buffered_token;
 
+/* Whole-vocabulary masks by grammar state: a JSON document comes back to the same few states
+ * (inside a string, after a comma, ...), so most full masks are a copy. */
+#define N_CACHED 32
+#define MAX_KEY 64 /* states with more stacks are not cached */
+typedef struct cached_mask {
+    uint32_t ids[MAX_KEY]; /* sorted */
+    size_t n;              /* 0: empty slot */
+    qr_utf8_partial partial;
+    uint64_t last_use;
+    int64_t n_allowed;
+    uint8_t *allowed; /* n_vocab */
+} cached_mask;
+
 typedef struct grammar_stage {
     qr_stage base;
     qr_grammar *grammar;
@@ -44,6 +57,12 @@ typedef struct grammar_stage {
     uint8_t *allowed; /* the full mask's scratch */
     qr_token_filter filter;
     bool broken; /* a token the grammar cannot accept was accepted: refuse to go on */
+    cached_mask cache[N_CACHED];
+    uint64_t clock;
+    cached_mask *hit; /* the current state's cached mask, or NULL */
+    uint32_t key[MAX_KEY];
+    size_t key_n;
+    qr_utf8_partial key_partial;
     /* lazy */
     bool lazy, awaiting;
     char **words;
@@ -65,27 +84,87 @@ static const char *piece_of(const grammar_stage *s, qr_token t, size_t *n) {
 
 static bool allow(void *ctx, int32_t id) {
     grammar_stage *s = ctx;
+    if (s->hit) return s->hit->allowed[id];
     switch (s->kind[id]) {
-    case KIND_EOG: return qr_grammar_matcher_can_end(s->m);
-    case KIND_NEVER: return false;
-    default: return qr_grammar_matcher_allows_token(s->m, s->tokens, id);
+    case KIND_EOG:
+        return qr_grammar_matcher_can_end(s->m);
+    case KIND_NEVER:
+        return false;
+    default:
+        return qr_grammar_matcher_allows_token(s->m, s->tokens, id);
     }
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Look the current state up in the cache: s->hit is its entry or NULL; s->key holds the
+ * state (s->key_n stacks, MAX_KEY + 1: too many to cache). */
+static void look_up(grammar_stage *s) {
+    s->hit = NULL;
+    s->key_n = qr_grammar_matcher_state(s->m, s->key, MAX_KEY, &s->key_partial);
+    if (s->key_n > MAX_KEY) return;
+    qsort(s->key, s->key_n, sizeof *s->key, cmp_u32);
+    for (int i = 0; i < N_CACHED; i++) {
+        cached_mask *c = &s->cache[i];
+        if (c->n == s->key_n && c->partial.value == s->key_partial.value &&
+            c->partial.n_remain == s->key_partial.n_remain &&
+            memcmp(c->ids, s->key, s->key_n * sizeof *s->key) == 0) {
+            c->last_use = ++s->clock;
+            s->hit = c;
+            return;
+        }
+    }
+}
+
+/* The allowed[] of the current state (looked up by the last look_up), from the cache or
+ * computed and cached; NULL on failure. */
+static const uint8_t *state_mask(grammar_stage *s, int64_t *n_allowed) {
+    if (s->hit) {
+        *n_allowed = s->hit->n_allowed;
+        return s->hit->allowed;
+    }
+    cached_mask *slot = NULL;
+    if (s->key_n <= MAX_KEY) {
+        cached_mask *oldest = &s->cache[0];
+        for (int i = 1; i < N_CACHED; i++)
+            if (s->cache[i].last_use < oldest->last_use) oldest = &s->cache[i];
+        if (!oldest->allowed) oldest->allowed = malloc((size_t)s->n_vocab);
+        if (oldest->allowed) slot = oldest;
+    }
+    uint8_t *allowed = slot ? slot->allowed : s->allowed;
+    int64_t k = qr_grammar_matcher_mask(s->m, s->tokens, allowed);
+    if (k < 0) return NULL;
+    const bool can_end = qr_grammar_matcher_can_end(s->m);
+    for (int32_t t = 0; t < s->n_vocab; t++) {
+        if (s->kind[t] == KIND_EOG) {
+            allowed[t] = can_end;
+            k += can_end;
+        } else if (s->kind[t] == KIND_NEVER) {
+            allowed[t] = 0;
+        }
+    }
+    if (slot) {
+        memcpy(slot->ids, s->key, s->key_n * sizeof *s->key);
+        slot->n = s->key_n;
+        slot->partial = s->key_partial;
+        slot->last_use = ++s->clock;
+        slot->n_allowed = k;
+        s->hit = slot;
+    }
+    *n_allowed = k;
+    return allowed;
 }
 
 static int64_t mask_all(void *ctx, float *logits, int32_t n_vocab) {
     grammar_stage *s = ctx;
-    int64_t n = qr_grammar_matcher_mask(s->m, s->tokens, s->allowed);
-    if (n < 0) return -1;
-    const bool can_end = qr_grammar_matcher_can_end(s->m);
-    for (int32_t t = 0; t < n_vocab; t++) {
-        if (s->kind[t] == KIND_EOG) {
-            s->allowed[t] = can_end;
-            n += can_end;
-        } else if (s->kind[t] == KIND_NEVER) {
-            s->allowed[t] = 0;
-        }
-        if (!s->allowed[t]) logits[t] = -INFINITY;
-    }
+    int64_t n;
+    const uint8_t *allowed = state_mask(s, &n);
+    if (!allowed) return -1;
+    for (int32_t t = 0; t < n_vocab; t++)
+        if (!allowed[t]) logits[t] = -INFINITY;
     return n;
 }
 
@@ -96,6 +175,7 @@ static qr_status grammar_apply(qr_stage *self, qr_sample_state *st) {
         return qr_error(QR_ERR_INVALID_ARG,
                         "grammar: a token the grammar does not accept was accepted into the "
                         "sampler, so the grammar cannot go on (reset the sampler)");
+    look_up(s);
     if (!st->gathered) {
         st->filter = &s->filter;
         return QR_OK;
@@ -198,6 +278,8 @@ static void grammar_free(qr_stage *self) {
     qr_grammar_tokens_free(s->tokens);
     free(s->kind);
     free(s->allowed);
+    for (int i = 0; i < N_CACHED; i++)
+        free(s->cache[i].allowed);
     for (int32_t i = 0; i < s->n_words; i++)
         free(s->words[i]);
     free(s->words);
@@ -214,7 +296,8 @@ static const qr_stage_vtable grammar_vt = {"grammar", grammar_apply, NULL, gramm
 
 /* Every token's text, decoded once; kind[] as llama_grammar_apply_impl sorts them. */
 static qr_status load_vocab(grammar_stage *s, const qr_dry_vocab *v) {
-    int32_t (*piece)(void *, qr_token, char *, int32_t) = v->token_piece ? v->token_piece : v->piece;
+    int32_t (*piece)(void *, qr_token, char *, int32_t) =
+        v->token_piece ? v->token_piece : v->piece;
     const int32_t n = s->n_vocab;
     char **pieces = qr_calloc((size_t)n, sizeof *pieces);
     int32_t *len = qr_calloc((size_t)n, sizeof *len);
@@ -242,7 +325,7 @@ static qr_status load_vocab(grammar_stage *s, const qr_dry_vocab *v) {
         }
         if (!big) memcpy(pieces[t], small, (size_t)k);
         len[t] = k;
-        s->kind[t] = v->is_eog(v->user, t)        ? KIND_EOG
+        s->kind[t] = v->is_eog(v->user, t)         ? KIND_EOG
                      : k == 0 || pieces[t][0] == 0 ? KIND_NEVER
                                                    : KIND_TEXT;
         testable[t] = s->kind[t] == KIND_TEXT;
@@ -277,9 +360,8 @@ static qr_status load_triggers(grammar_stage *s, const qr_sampler_params *p) {
         int err;
         PCRE2_SIZE at;
         /* $ only at the very end, as ECMAScript's (llama.cpp uses std::regex) */
-        pcre2_code *c =
-            pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_DOLLAR_ENDONLY, &err, &at,
-                          NULL);
+        pcre2_code *c = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_DOLLAR_ENDONLY,
+                                      &err, &at, NULL);
         if (!c) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(err, msg, sizeof msg);

@@ -104,7 +104,10 @@ int32_t qr_select_top(const float *x, int32_t len, int32_t n, qr_candidate *out)
  * vocabulary, or nothing passed), the caller masks the whole vocabulary instead. */
 static bool gather_filtered(qr_sample_state *st, int32_t k, int32_t m) {
     const qr_token_filter *f = st->filter;
-    for (; m < st->n_vocab; m *= 8) {
+    /* two rounds at most: past that the filter refuses most tokens here, and one mask of the
+     * whole vocabulary (cached by the grammar per state) costs less than testing them one by
+     * one */
+    for (int round = 0; round < 2 && m < st->n_vocab; round++, m *= 8) {
         int32_t got = qr_select_top(st->logits, st->n_vocab, m, st->data);
         int32_t n = 0;
         bool all_seen = false;
@@ -123,7 +126,6 @@ static bool gather_filtered(qr_sample_state *st, int32_t k, int32_t m) {
             return true;
         }
         if (all_seen) break;
-        if (m > st->n_vocab / 8) break;
     }
     return false;
 }
@@ -204,8 +206,10 @@ static void select_front(qr_candidate *d, size_t lo, size_t hi, size_t n) {
         const float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
         size_t i = lo, j = hi - 1;
         for (;;) {
-            while (d[i].logit > pivot) i++;
-            while (d[j].logit < pivot) j--;
+            while (d[i].logit > pivot)
+                i++;
+            while (d[j].logit < pivot)
+                j--;
             if (i >= j) break;
             qr_candidate t = d[i];
             d[i] = d[j];

@@ -2,6 +2,7 @@
  * connection, so a handler may wait for its task), the routes, API-key check, body size limit,
  * and streaming with Server-Sent Events through MHD_create_response_from_callback. A client
  * that goes away (a failed write, or a hang-up seen while waiting) cancels its task at once. */
+#include "server/page_asset.h"
 #include "server/server_internal.h"
 #include "util/util.h"
 
@@ -29,6 +30,7 @@ typedef struct server {
     qr_context *ctx;
     srv_scheduler *sched;
     int32_t n_vocab;
+    const char *tmpl; /* the chat template: params.chat_template, the model's, or "chatml" */
 } server;
 
 /* One HTTP request. Streaming responses hold a second reference (freed by MHD's
@@ -45,6 +47,7 @@ typedef struct conn {
     /* streaming */
     srv_buf out;
     size_t out_pos, text_sent;
+    size_t text_seen; /* text examined so far (with tools, text_sent may stay behind it) */
     int32_t tokens_sent;
     bool first_sent, ended;
 } conn;
@@ -157,13 +160,15 @@ static int request_prompt(server *srv, srv_request *req, qr_token **tokens, int3
     char *rendered = NULL;
     const char *text = req->prompt;
     if (req->kind == SRV_CHAT) {
-        const char *tmpl = qr_model_chat_template(m);
         qr_token bos = qr_token_bos(m), eos = qr_token_eos(m);
         const char *bos_text = bos >= 0 ? qr_token_text(m, bos) : "";
         const char *eos_text = eos >= 0 ? qr_token_text(m, eos) : "";
-        qr_status st =
-            qr_chat_apply_template(tmpl ? tmpl : "chatml", req->messages, req->n_messages, true,
-                                   bos_text ? bos_text : "", eos_text ? eos_text : "", &rendered);
+        qr_status st = srv_tools_prepare(req, srv->tmpl);
+        if (!st)
+            st = qr_chat_apply_template_json(
+                srv->tmpl, req->messages_json,
+                req->tool_choice != SRV_TOOLS_NONE ? req->tools_json : NULL, true,
+                bos_text ? bos_text : "", eos_text ? eos_text : "", &rendered);
         if (st) return st == QR_ERR_NOMEM ? 500 : 400;
         text = rendered;
     }
@@ -177,6 +182,37 @@ static int request_prompt(server *srv, srv_request *req, qr_token **tokens, int3
         (*n)--;
     }
     return 0;
+}
+
+/* Give the calls that came without one an id: 9 letters and digits for the Mistral formats
+ * (their templates refuse others), else "call_" and 24 (OpenAI's look). */
+static qr_status set_call_ids(server *srv, qr_tool_format f, qr_tool_parse *p) {
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    bool mistral = f == QR_TOOL_FORMAT_MISTRAL || f == QR_TOOL_FORMAT_MISTRAL_ARGS;
+    uint64_t x = (uint64_t)(qr_time_now() * 1e9) ^ ((uint64_t)atomic_fetch_add(&srv->next_id, 1) << 32);
+    for (int i = 0; i < p->n_calls; i++) {
+        if (p->calls[i].id) continue;
+        char id[40];
+        size_t k = 0, len = mistral ? 9 : 24;
+        if (!mistral) k = (size_t)snprintf(id, sizeof id, "call_");
+        for (size_t j = 0; j < len; j++) { /* splitmix64 */
+            uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            id[k++] = alnum[(z ^ (z >> 31)) % (sizeof alnum - 1)];
+        }
+        id[k] = '\0';
+        if (!(p->calls[i].id = qr_strdup(id))) return QR_ERR_NOMEM;
+    }
+    return QR_OK;
+}
+
+/* The finished output of a tool request split into content and calls (ids set). */
+static qr_status parse_output(server *srv, const srv_task *t, qr_tool_parse *p) {
+    qr_status st = qr_tool_calls_parse(t->req.tool_format, t->text.data ? t->text.data : "",
+                                       t->text.len, p);
+    if (!st) st = set_call_ids(srv, t->req.tool_format, p);
+    return st;
 }
 
 static srv_reply make_reply(const server *srv, const conn *cs, const srv_task *t) {
@@ -194,21 +230,56 @@ static srv_reply make_reply(const server *srv, const conn *cs, const srv_task *t
 
 /* ---- streaming ---- */
 
+/* The end of a tool request's stream: the content not sent yet, then each call as OpenAI
+ * streams it (a head delta with id, type and name, then the arguments). */
+static bool stream_tool_calls(server *srv, conn *cs, const srv_task *t, srv_reply *r) {
+    qr_tool_parse p;
+    if (parse_output(srv, t, &p)) return false;
+    bool ok = true;
+    size_t n = strlen(p.content);
+    /* what went out is a prefix of the content (qr_tool_calls_content_prefix's promise) */
+    if (n > cs->text_sent && !memcmp(p.content, t->text.data, cs->text_sent)) {
+        srv_reply c = *r;
+        c.text = p.content + cs->text_sent;
+        c.n_text = n - cs->text_sent;
+        c.n_tokens = 0;
+        cJSON *j = srv_chunk_json(&c, false, false);
+        ok = j && srv_sse_append(&cs->out, j);
+        cJSON_Delete(j);
+    }
+    for (int i = 0; ok && i < p.n_calls; i++)
+        for (int head = 1; ok && head >= 0; head--) {
+            cJSON *j = srv_tool_chunk_json(r, i, &p.calls[i], head);
+            ok = j && srv_sse_append(&cs->out, j);
+            cJSON_Delete(j);
+        }
+    if (p.n_calls > 0) r->finish_reason = "tool_calls";
+    qr_tool_parse_free(&p);
+    return ok;
+}
+
 /* Turn what the task produced since the last call into SSE events (lock held). */
-static bool stream_collect_locked(const server *srv, conn *cs, const srv_task *t) {
+static bool stream_collect_locked(server *srv, conn *cs, const srv_task *t) {
     srv_reply r = make_reply(srv, cs, t);
     bool ok = true;
-    bool new_output = t->text.len > cs->text_sent || t->n_tokens > cs->tokens_sent;
+    bool tools = t->req.parse_tools;
+    /* with tools, text that may belong to a call waits for the end */
+    size_t ready = tools ? qr_tool_calls_content_prefix(t->req.tool_format, t->text.data,
+                                                        t->text.len)
+                         : t->text.len;
+    if (ready < cs->text_sent) ready = cs->text_sent;
+    cs->text_seen = t->text.len;
+    bool new_output = ready > cs->text_sent || (!tools && t->n_tokens > cs->tokens_sent);
     if (new_output || (!cs->first_sent && !t->error)) {
         r.text = t->text.data ? t->text.data + cs->text_sent : "";
-        r.n_text = t->text.len - cs->text_sent;
-        r.tokens = t->tokens ? t->tokens + cs->tokens_sent : NULL;
-        r.n_tokens = t->n_tokens - cs->tokens_sent;
+        r.n_text = ready - cs->text_sent;
+        r.tokens = t->tokens && !tools ? t->tokens + cs->tokens_sent : NULL;
+        r.n_tokens = tools ? 0 : t->n_tokens - cs->tokens_sent;
         cJSON *j = srv_chunk_json(&r, !cs->first_sent, false);
         ok = j && srv_sse_append(&cs->out, j);
         cJSON_Delete(j);
         cs->first_sent = true;
-        cs->text_sent = t->text.len;
+        cs->text_sent = ready;
         cs->tokens_sent = t->n_tokens;
     }
     if (t->finished && ok) {
@@ -222,7 +293,8 @@ static bool stream_collect_locked(const server *srv, conn *cs, const srv_task *t
             cJSON_Delete(j);
         } else {
             r.finish_reason = t->finish_reason ? t->finish_reason : "stop";
-            cJSON *j = srv_chunk_json(&r, false, false);
+            if (tools) ok = stream_tool_calls(srv, cs, t, &r);
+            cJSON *j = ok ? srv_chunk_json(&r, false, false) : NULL;
             ok = j && srv_sse_append(&cs->out, j);
             cJSON_Delete(j);
             if (ok && t->req.include_usage) {
@@ -253,7 +325,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (cs->ended || !cs->task) return MHD_CONTENT_READER_END_OF_STREAM;
         srv_task *t = cs->task;
         srv_scheduler_lock(s);
-        if (!t->finished && t->text.len == cs->text_sent && t->n_tokens == cs->tokens_sent &&
+        if (!t->finished && t->text.len == cs->text_seen && t->n_tokens == cs->tokens_sent &&
             cs->first_sent)
             srv_task_wait(s, t, WAIT_SLICE);
         bool ok = stream_collect_locked(cs->srv, cs, t);
@@ -338,7 +410,12 @@ static enum MHD_Result handle_generate(server *srv, conn *cs, struct MHD_Connect
     cJSON *j = NULL;
     int status = 200;
     char *error = NULL;
-    if (t->error) {
+    qr_tool_parse parsed = {0};
+    bool tools = t->req.parse_tools && !t->error;
+    if (tools && parse_output(srv, t, &parsed)) {
+        status = 500;
+        error = qr_strdup("out of memory parsing tool calls");
+    } else if (t->error) {
         status = t->error_status ? t->error_status : 500;
         error = qr_strdup(t->error);
     } else {
@@ -348,9 +425,12 @@ static enum MHD_Result handle_generate(server *srv, conn *cs, struct MHD_Connect
         r.tokens = t->tokens;
         r.n_tokens = t->n_tokens;
         r.finish_reason = t->finish_reason ? t->finish_reason : "stop";
+        if (tools) r.parsed = &parsed;
+        if (parsed.n_calls > 0) r.finish_reason = "tool_calls";
         j = srv_completion_json(&r);
     }
     srv_scheduler_unlock(s);
+    qr_tool_parse_free(&parsed);
     if (error) {
         enum MHD_Result ret = send_error(srv, c, status, "%s", error);
         free(error);
@@ -438,6 +518,29 @@ static enum MHD_Result handle_models(server *srv, struct MHD_Connection *c) {
     return send_json(srv, c, 200, root);
 }
 
+/* The chat page (src/server/page/), from the binary; HEAD gets the headers alone (libmicrohttpd
+ * leaves the body out). The ETag lets a browser revalidate with a 304 instead of a download. */
+static enum MHD_Result handle_page(server *srv, struct MHD_Connection *c) {
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+    bool fresh = inm && strstr(inm, srv_page_etag);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        fresh ? 0 : srv_page_html_len, (void *)srv_page_html, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    if (!fresh) MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "ETag", srv_page_etag);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    int status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    if (atomic_load(&srv->ready)) {
+        srv_scheduler_lock(srv->sched);
+        srv_metrics_count_status(srv_scheduler_metrics(srv->sched), status);
+        srv_scheduler_unlock(srv->sched);
+    }
+    return ret;
+}
+
 static enum MHD_Result handle_metrics(server *srv, struct MHD_Connection *c) {
     srv_buf b = {0};
     srv_scheduler_lock(srv->sched);
@@ -467,7 +570,8 @@ typedef enum route_id {
     R_CHAT,
     R_COMPLETIONS,
     R_TOKENIZE,
-    R_DETOKENIZE
+    R_DETOKENIZE,
+    R_PAGE
 } route_id;
 
 static const struct {
@@ -480,7 +584,7 @@ static const struct {
     {"/metrics", "GET", R_METRICS, true},          {"/v1/chat/completions", "POST", R_CHAT, true},
     {"/chat/completions", "POST", R_CHAT, true},   {"/v1/completions", "POST", R_COMPLETIONS, true},
     {"/completions", "POST", R_COMPLETIONS, true}, {"/tokenize", "POST", R_TOKENIZE, true},
-    {"/detokenize", "POST", R_DETOKENIZE, true},
+    {"/detokenize", "POST", R_DETOKENIZE, true},   {"/", "GET", R_PAGE, false},
 };
 
 static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, const char *url,
@@ -490,7 +594,9 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(url, routes[i].path)) continue;
         path_known = true;
-        if (!strcmp(method, routes[i].method)) found = (int)i;
+        /* HEAD of the page: its GET, whose body libmicrohttpd leaves out */
+        bool page_head = routes[i].id == R_PAGE && !strcmp(method, "HEAD");
+        if (!strcmp(method, routes[i].method) || page_head) found = (int)i;
     }
     if (!path_known) return send_error(srv, c, 404, "no route %s %s", method, url);
     if (found < 0) return send_error(srv, c, 405, "%s does not accept %s", url, method);
@@ -501,6 +607,8 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     if (cs->too_large)
         return send_error(srv, c, 413, "the request body is larger than the limit of %zu bytes",
                           srv->p.max_body_bytes);
+    /* the page needs no key (its requests send the one typed into it), nor the model loaded */
+    if (routes[found].id == R_PAGE) return handle_page(srv, c);
     if (!atomic_load(&srv->ready)) return send_error(srv, c, 503, "Loading model");
     switch (routes[found].id) {
     case R_HEALTH: {
@@ -520,6 +628,7 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
         return handle_tokenize(srv, cs, c);
     case R_DETOKENIZE:
         return handle_detokenize(srv, cs, c);
+    case R_PAGE:
     case R_NONE:
         break;
     }
@@ -671,6 +780,8 @@ qr_status qr_server_run(const qr_server_params *params) {
         st = qr_context_create(srv->model, &cp, &srv->ctx);
     }
     if (!st) {
+        srv->tmpl = srv->p.chat_template ? srv->p.chat_template : qr_model_chat_template(srv->model);
+        if (!srv->tmpl) srv->tmpl = "chatml";
         srv->n_vocab = qr_model_n_vocab(srv->model);
         srv_scheduler_params sp = {.n_slots = srv->p.n_parallel, .max_queue = srv->p.max_queue};
         st = srv_scheduler_create(srv->ctx, &sp, &srv->sched);

@@ -4,7 +4,9 @@
 #include "server/server_internal.h"
 #include "util/util.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +112,92 @@ static qr_status message_content(const cJSON *msg, size_t i, char **out) {
     return QR_OK;
 }
 
+/* An assistant message's tool_calls: [{id, type: "function", function: {name, arguments}}],
+ * copied into the template's message; arguments stay the JSON string the client sent. */
+static qr_status message_tool_calls(const cJSON *calls, size_t i, cJSON *msg) {
+    if (!cJSON_IsArray(calls))
+        return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].tool_calls' must be an array", i);
+    cJSON *copy = cJSON_AddArrayToObject(msg, "tool_calls");
+    int j = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, calls) {
+        const cJSON *fn = field(c, "function"), *id = field(c, "id");
+        const cJSON *name = field(fn, "name"), *args = field(fn, "arguments");
+        if (!cJSON_IsObject(c) || !cJSON_IsObject(fn) || !cJSON_IsString(name))
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "'messages[%zu].tool_calls[%d]' must be {\"type\": \"function\", "
+                            "\"function\": {\"name\": ..., \"arguments\": ...}}",
+                            i, j);
+        if (args && !cJSON_IsString(args) && !cJSON_IsObject(args))
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "'messages[%zu].tool_calls[%d].function.arguments' must be a JSON "
+                            "string",
+                            i, j);
+        if (cJSON_IsString(args)) {
+            cJSON *parsed = cJSON_Parse(args->valuestring);
+            bool object = cJSON_IsObject(parsed);
+            cJSON_Delete(parsed);
+            if (!object)
+                return qr_error(QR_ERR_INVALID_ARG,
+                                "'messages[%zu].tool_calls[%d].function.arguments' is not a "
+                                "JSON object",
+                                i, j);
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(copy, o);
+        if (cJSON_IsString(id)) cJSON_AddStringToObject(o, "id", id->valuestring);
+        cJSON_AddStringToObject(o, "type", "function");
+        cJSON *f = cJSON_AddObjectToObject(o, "function");
+        cJSON_AddStringToObject(f, "name", name->valuestring);
+        if (cJSON_IsString(args))
+            cJSON_AddStringToObject(f, "arguments", args->valuestring);
+        else if (args)
+            cJSON_AddItemToObject(f, "arguments", cJSON_Duplicate(args, true));
+        else
+            cJSON_AddStringToObject(f, "arguments", "{}");
+        j++;
+    }
+    return QR_OK;
+}
+
+/* One message: role/content for the built-in templates and its template copy (OpenAI's
+ * fields: content as one string or null, name, tool_call_id, tool_calls). */
+static qr_status parse_message(const cJSON *m, size_t i, qr_chat_message *out, cJSON *arr) {
+    if (!cJSON_IsObject(m))
+        return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu]' must be an object", i);
+    const cJSON *role = field(m, "role");
+    if (!role) return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].role' is missing", i);
+    if (!cJSON_IsString(role))
+        return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].role' must be a string", i);
+    const cJSON *calls = field(m, "tool_calls");
+    if (calls && strcmp(role->valuestring, "assistant"))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'messages[%zu].tool_calls' is only allowed in assistant messages", i);
+    char *content = NULL;
+    bool null_content = calls && !field(m, "content"); /* OpenAI: content may be null here */
+    qr_status st = null_content ? QR_OK : message_content(m, i, &content);
+    if (st) return st;
+    out->content = content ? content : qr_strdup("");
+    out->role = qr_strdup(role->valuestring);
+    if (!out->role || !out->content) return QR_ERR_NOMEM;
+    cJSON *msg = cJSON_CreateObject();
+    cJSON_AddItemToArray(arr, msg);
+    cJSON_AddStringToObject(msg, "role", role->valuestring);
+    if (null_content)
+        cJSON_AddNullToObject(msg, "content");
+    else
+        cJSON_AddStringToObject(msg, "content", content);
+    static const char *const strings[] = {"name", "tool_call_id"};
+    for (size_t k = 0; k < 2; k++) {
+        const cJSON *f = field(m, strings[k]);
+        if (f && !cJSON_IsString(f))
+            return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].%s' must be a string", i,
+                            strings[k]);
+        if (f) cJSON_AddStringToObject(msg, strings[k], f->valuestring);
+    }
+    return calls ? message_tool_calls(calls, i, msg) : QR_OK;
+}
+
 static qr_status parse_messages(const cJSON *root, srv_request *r) {
     const cJSON *msgs = field(root, "messages");
     if (!msgs) return qr_error(QR_ERR_INVALID_ARG, "'messages' is required");
@@ -118,28 +206,221 @@ static qr_status parse_messages(const cJSON *root, srv_request *r) {
     if (n == 0) return qr_error(QR_ERR_INVALID_ARG, "'messages' must not be empty");
     r->messages = qr_calloc((size_t)n, sizeof *r->messages);
     if (!r->messages) return QR_ERR_NOMEM;
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr) return QR_ERR_NOMEM;
     size_t i = 0;
+    qr_status st = QR_OK;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
-        if (!cJSON_IsObject(m))
-            return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu]' must be an object", i);
-        const cJSON *role = field(m, "role");
-        if (!role) return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].role' is missing", i);
-        if (!cJSON_IsString(role))
-            return qr_error(QR_ERR_INVALID_ARG, "'messages[%zu].role' must be a string", i);
-        char *content = NULL;
-        qr_status st = message_content(m, i, &content);
-        if (st) return st;
-        char *role_copy = qr_strdup(role->valuestring);
-        if (!role_copy) {
-            free(content);
-            return QR_ERR_NOMEM;
-        }
-        r->messages[i].role = role_copy;
-        r->messages[i].content = content;
+        st = parse_message(m, i, &r->messages[i], arr);
         r->n_messages = ++i;
+        if (st) break;
     }
+    if (!st && !(r->messages_json = cJSON_PrintUnformatted(arr))) st = QR_ERR_NOMEM;
+    cJSON_Delete(arr);
+    return st;
+}
+
+/* ---- structured output ---- */
+
+/* qr_error formats into the buffer qr_last_error() reads: quote a message through a copy */
+static const char *last_error_copy(char *buf, size_t size) {
+    snprintf(buf, size, "%s", qr_last_error());
+    return buf;
+}
+
+/* A JSON schema (an object, or true) converted to GBNF; errors name the field it came from. */
+static qr_status schema_grammar(const cJSON *schema, const char *name, char **out) {
+    if (!cJSON_IsObject(schema) && !cJSON_IsTrue(schema))
+        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be a JSON schema object", name);
+    char *text = cJSON_PrintUnformatted(schema), msg[1024];
+    if (!text) return QR_ERR_NOMEM;
+    qr_status st = qr_json_schema_to_grammar(text, strlen(text), out);
+    free(text);
+    if (st == QR_ERR_NOMEM) return st;
+    if (st) return qr_error(QR_ERR_INVALID_ARG, "'%s' is not a usable JSON schema: %s", name,
+                            last_error_copy(msg, sizeof msg));
     return QR_OK;
+}
+
+/* OpenAI's response_format {type: text | json_object | json_schema}, llama.cpp's 'json_schema'
+ * (a schema) and 'grammar' (GBNF): at most one of them; each becomes r->grammar. */
+static qr_status parse_structured(const cJSON *root, srv_request *r) {
+    const cJSON *rf = field(root, "response_format"), *js = field(root, "json_schema");
+    const cJSON *gr = field(root, "grammar");
+    const char *given[3];
+    int n_given = 0;
+    if (rf) {
+        if (!cJSON_IsObject(rf))
+            return qr_error(QR_ERR_INVALID_ARG, "'response_format' must be an object");
+        const cJSON *type = field(rf, "type");
+        if (!cJSON_IsString(type))
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "'response_format.type' must be \"text\", \"json_object\" or "
+                            "\"json_schema\"");
+        if (!strcmp(type->valuestring, "text")) {
+            rf = NULL; /* the default: nothing to follow */
+        } else if (strcmp(type->valuestring, "json_object") &&
+                   strcmp(type->valuestring, "json_schema")) {
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "'response_format.type' must be \"text\", \"json_object\" or "
+                            "\"json_schema\", not \"%s\"",
+                            type->valuestring);
+        }
+        if (rf) given[n_given++] = "'response_format'";
+    }
+    if (js) given[n_given++] = "'json_schema'";
+    if (gr) given[n_given++] = "'grammar'";
+    if (n_given > 1)
+        return qr_error(QR_ERR_INVALID_ARG, "%s and %s cannot be combined: give one of them",
+                        given[0], given[1]);
+    if (gr) {
+        if (!cJSON_IsString(gr)) return qr_error(QR_ERR_INVALID_ARG, "'grammar' must be a string");
+        if (!gr->valuestring[0]) return QR_OK;
+        qr_status st = qr_grammar_check(gr->valuestring, NULL);
+        if (st == QR_ERR_NOMEM) return st;
+        char msg[1024];
+        if (st)
+            return qr_error(QR_ERR_INVALID_ARG, "'grammar' does not parse: %s",
+                            last_error_copy(msg, sizeof msg));
+        r->grammar = qr_strdup(gr->valuestring);
+        return r->grammar ? QR_OK : QR_ERR_NOMEM;
+    }
+    if (js) return schema_grammar(js, "json_schema", &r->grammar);
+    if (!rf) return QR_OK;
+    if (!strcmp(field(rf, "type")->valuestring, "json_object")) {
+        /* any JSON object: the schema {"type": "object"}, as llama.cpp's server converts it */
+        cJSON *any = cJSON_CreateObject();
+        if (!any) return QR_ERR_NOMEM;
+        cJSON_AddStringToObject(any, "type", "object");
+        qr_status st = schema_grammar(any, "response_format", &r->grammar);
+        cJSON_Delete(any);
+        return st;
+    }
+    const cJSON *def = field(rf, "json_schema");
+    if (!cJSON_IsObject(def))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'response_format.json_schema' must be an object {name, schema, strict}");
+    const cJSON *name = field(def, "name"), *strict = field(def, "strict");
+    if (name && !cJSON_IsString(name))
+        return qr_error(QR_ERR_INVALID_ARG, "'response_format.json_schema.name' must be a string");
+    if (strict && !cJSON_IsBool(strict))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'response_format.json_schema.strict' must be a boolean");
+    const cJSON *schema = field(def, "schema");
+    if (!schema)
+        return qr_error(QR_ERR_INVALID_ARG, "'response_format.json_schema.schema' is required");
+    return schema_grammar(schema, "response_format.json_schema.schema", &r->grammar);
+}
+
+/* ---- tools ---- */
+
+/* OpenAI's function names: letters, digits, '_' and '-', at most 64 */
+static bool valid_function_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') return false;
+    return true;
+}
+
+static qr_status parse_tool(const cJSON *t, int i, srv_request *r) {
+    const cJSON *type = field(t, "type"), *fn = field(t, "function");
+    if (!cJSON_IsObject(t) || !cJSON_IsString(type) || strcmp(type->valuestring, "function"))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'tools[%d]' must be {\"type\": \"function\", \"function\": {...}}",
+                        i);
+    if (!cJSON_IsObject(fn))
+        return qr_error(QR_ERR_INVALID_ARG, "'tools[%d].function' must be an object", i);
+    const cJSON *name = field(fn, "name"), *desc = field(fn, "description");
+    if (!cJSON_IsString(name) || !valid_function_name(name->valuestring))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'tools[%d].function.name' must be a string of 1 to 64 letters, digits, "
+                        "'_' or '-'",
+                        i);
+    for (int k = 0; k < i; k++)
+        if (!strcmp(r->tool_names[k], name->valuestring))
+            return qr_error(QR_ERR_INVALID_ARG, "'tools[%d].function.name': '%s' is given twice",
+                            i, name->valuestring);
+    if (desc && !cJSON_IsString(desc))
+        return qr_error(QR_ERR_INVALID_ARG, "'tools[%d].function.description' must be a string",
+                        i);
+    if (!(r->tool_names[i] = qr_strdup(name->valuestring))) return QR_ERR_NOMEM;
+    r->n_tools = i + 1;
+    const cJSON *params = field(fn, "parameters");
+    char where[64];
+    snprintf(where, sizeof where, "tools[%d].function.parameters", i);
+    if (params) return schema_grammar(params, where, &r->tool_grammars[i]);
+    /* no parameters: a function without arguments takes the empty object */
+    cJSON *empty = cJSON_CreateObject();
+    if (!empty) return QR_ERR_NOMEM;
+    cJSON_AddStringToObject(empty, "type", "object");
+    cJSON_AddItemToObject(empty, "properties", cJSON_CreateObject());
+    qr_status st = schema_grammar(empty, where, &r->tool_grammars[i]);
+    cJSON_Delete(empty);
+    return st;
+}
+
+/* tools, tool_choice ("none" | "auto" | "required" | {type: "function", function: {name}})
+ * and parallel_tool_calls (default true) */
+static qr_status parse_tools(const cJSON *root, srv_request *r) {
+    const cJSON *tools = field(root, "tools"), *choice = field(root, "tool_choice");
+    r->parallel_tool_calls = true;
+    qr_status st = get_bool(root, "parallel_tool_calls", &r->parallel_tool_calls);
+    if (st) return st;
+    int n = 0;
+    if (tools) {
+        if (!cJSON_IsArray(tools))
+            return qr_error(QR_ERR_INVALID_ARG, "'tools' must be an array of functions");
+        n = cJSON_GetArraySize(tools);
+    }
+    if (n > 0) {
+        r->tool_names = qr_calloc((size_t)n, sizeof *r->tool_names);
+        r->tool_grammars = qr_calloc((size_t)n, sizeof *r->tool_grammars);
+        if (!r->tool_names || !r->tool_grammars) return QR_ERR_NOMEM;
+        int i = 0;
+        const cJSON *t;
+        cJSON_ArrayForEach(t, tools) {
+            if ((st = parse_tool(t, i++, r))) return st;
+        }
+        if (!(r->tools_json = cJSON_PrintUnformatted(tools))) return QR_ERR_NOMEM;
+    }
+    r->tool_choice = n > 0 ? SRV_TOOLS_AUTO : SRV_TOOLS_NONE;
+    if (!choice) return QR_OK;
+    if (cJSON_IsString(choice)) {
+        const char *c = choice->valuestring;
+        if (!strcmp(c, "none")) {
+            r->tool_choice = SRV_TOOLS_NONE;
+            return QR_OK;
+        }
+        if (strcmp(c, "auto") && strcmp(c, "required"))
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "'tool_choice' must be \"none\", \"auto\", \"required\" or "
+                            "{\"type\": \"function\", \"function\": {\"name\": ...}}, not "
+                            "\"%s\"",
+                            c);
+        if (n == 0)
+            return qr_error(QR_ERR_INVALID_ARG, "'tool_choice' is \"%s\" but 'tools' is empty",
+                            c);
+        r->tool_choice = strcmp(c, "auto") ? SRV_TOOLS_REQUIRED : SRV_TOOLS_AUTO;
+        return QR_OK;
+    }
+    const cJSON *type = field(choice, "type"), *fn = field(choice, "function");
+    const cJSON *name = field(fn, "name");
+    if (!cJSON_IsObject(choice) || !cJSON_IsString(type) || strcmp(type->valuestring, "function") ||
+        !cJSON_IsString(name))
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'tool_choice' must be \"none\", \"auto\", \"required\" or "
+                        "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+    for (int i = 0; i < n; i++)
+        if (!strcmp(r->tool_names[i], name->valuestring)) {
+            r->tool_choice = SRV_TOOLS_NAMED;
+            r->tool_named = i;
+            return QR_OK;
+        }
+    return qr_error(QR_ERR_INVALID_ARG,
+                    "'tool_choice' names the function '%s', which is not in 'tools'",
+                    name->valuestring);
 }
 
 static qr_status parse_prompt(const cJSON *root, int32_t n_vocab, srv_request *r) {
@@ -348,6 +629,13 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
             return qr_error(QR_ERR_INVALID_ARG, "'stream_options.include_usage' must be a boolean");
         r->include_usage = iu && cJSON_IsTrue(iu);
     }
+    if ((st = parse_structured(root, r))) return st;
+    if (kind == SRV_CHAT && (st = parse_tools(root, r))) return st;
+    if (r->grammar && r->tool_choice != SRV_TOOLS_NONE)
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'tools' cannot be combined with 'response_format', 'json_schema' or "
+                        "'grammar' (unless tool_choice is \"none\")");
+    r->sp.grammar = r->grammar;
     const cJSON *model = field(root, "model");
     if (model && !cJSON_IsString(model))
         return qr_error(QR_ERR_INVALID_ARG, "'model' must be a string");
@@ -380,6 +668,19 @@ void srv_request_free(srv_request *r) {
     free(r->dry_breakers);
     for (int i = 0; i < r->n_stops; i++)
         free(r->stops[i]);
+    free(r->messages_json);
+    free(r->grammar);
+    free(r->tools_json);
+    for (int i = 0; i < r->n_tools; i++) {
+        free(r->tool_names[i]);
+        free(r->tool_grammars[i]);
+    }
+    free(r->tool_names);
+    free(r->tool_grammars);
+    for (int i = 0; i < 4; i++) {
+        free(r->trigger_words[i]);
+        free(r->trigger_patterns[i]);
+    }
     memset(r, 0, sizeof *r);
 }
 

@@ -200,8 +200,27 @@ cJSON *srv_completion_json(const srv_reply *r) {
     if (chat) {
         cJSON *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
-        add_sanitized(m, "content", r->text ? r->text : "", r->n_text);
+        const qr_tool_parse *p = r->parsed;
+        if (p && p->n_calls > 0 && !p->content[0])
+            cJSON_AddNullToObject(m, "content"); /* only calls: OpenAI's content is null */
+        else if (p)
+            add_sanitized(m, "content", p->content, strlen(p->content));
+        else
+            add_sanitized(m, "content", r->text ? r->text : "", r->n_text);
         cJSON_AddNullToObject(m, "refusal");
+        if (p && p->n_calls > 0) {
+            cJSON *calls = cJSON_AddArrayToObject(m, "tool_calls");
+            for (int i = 0; i < p->n_calls; i++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "id", p->calls[i].id ? p->calls[i].id : "");
+                cJSON_AddStringToObject(o, "type", "function");
+                cJSON *fn = cJSON_AddObjectToObject(o, "function");
+                add_sanitized(fn, "name", p->calls[i].name, strlen(p->calls[i].name));
+                add_sanitized(fn, "arguments", p->calls[i].arguments,
+                              strlen(p->calls[i].arguments));
+                cJSON_AddItemToArray(calls, o);
+            }
+        }
     } else {
         add_sanitized(c, "text", r->text ? r->text : "", r->n_text);
     }
@@ -238,6 +257,32 @@ cJSON *srv_chunk_json(const srv_reply *r, bool first, bool usage_only) {
     else
         cJSON_AddNullToObject(c, "logprobs");
     add_finish(c, r->finish_reason);
+    cJSON_AddItemToArray(choices, c);
+    return root;
+}
+
+cJSON *srv_tool_chunk_json(const srv_reply *r, int index, const qr_tool_call *call, bool head) {
+    cJSON *root = envelope(r, "chat.completion.chunk");
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *d = cJSON_AddObjectToObject(c, "delta");
+    cJSON *calls = cJSON_AddArrayToObject(d, "tool_calls");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "index", index);
+    if (head) {
+        cJSON_AddStringToObject(o, "id", call->id ? call->id : "");
+        cJSON_AddStringToObject(o, "type", "function");
+    }
+    cJSON *fn = cJSON_AddObjectToObject(o, "function");
+    if (head) add_sanitized(fn, "name", call->name, strlen(call->name));
+    if (head)
+        cJSON_AddStringToObject(fn, "arguments", "");
+    else
+        add_sanitized(fn, "arguments", call->arguments, strlen(call->arguments));
+    cJSON_AddItemToArray(calls, o);
+    cJSON_AddNullToObject(c, "logprobs");
+    add_finish(c, NULL);
     cJSON_AddItemToArray(choices, c);
     return root;
 }

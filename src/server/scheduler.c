@@ -63,6 +63,11 @@ srv_task *srv_task_create(srv_request *req, qr_token *prompt, int32_t n_prompt) 
     pthread_condattr_destroy(&ca);
     t->req = *req;
     memset(req, 0, sizeof *req);
+    /* the trigger lists live inside the request: point at the moved copy */
+    if (t->req.sp.n_grammar_trigger_words)
+        t->req.sp.grammar_trigger_words = (const char *const *)t->req.trigger_words;
+    if (t->req.sp.n_grammar_trigger_patterns)
+        t->req.sp.grammar_trigger_patterns = (const char *const *)t->req.trigger_patterns;
     t->prompt = prompt;
     t->n_prompt = n_prompt;
     t->t_arrival = qr_time_now();
@@ -303,7 +308,7 @@ static void slot_on_token(srv_scheduler *s, srv_slot *sl, qr_token tok,
     size_t n_emit = 0, n_emit2 = 0;
     bool stopped = false;
     if (!eog) {
-        int32_t n = qr_token_to_piece(s->model, tok, piece, sizeof piece, false);
+        int32_t n = qr_token_to_piece(s->model, tok, piece, sizeof piece, t->req.render_special);
         if (n > 0) {
             size_t m = qr_utf8_stream_push(&sl->utf8, piece, (size_t)n, text);
             stopped = qr_stop_matcher_push(sl->stop, text, m, &emit, &n_emit);

@@ -5,6 +5,7 @@
 #ifndef QR_SERVER_INTERNAL_H
 #define QR_SERVER_INTERNAL_H
 
+#include "chat/tool_calls.h"
 #include "quarrel.h"
 
 #include <cjson/cJSON.h>
@@ -17,6 +18,13 @@
 /* ---- requests (request.c) ---- */
 
 typedef enum srv_kind { SRV_CHAT, SRV_COMPLETION } srv_kind;
+
+typedef enum srv_tool_choice {
+    SRV_TOOLS_NONE,     /* no tools, or tool_choice "none": plain content */
+    SRV_TOOLS_AUTO,     /* content or calls: the grammar waits for the format's trigger */
+    SRV_TOOLS_REQUIRED, /* at least one call, from the first token */
+    SRV_TOOLS_NAMED,    /* a call of one named function, from the first token */
+} srv_tool_choice;
 
 #define SRV_MAX_STOPS 16
 #define SRV_MAX_DRY_BREAKERS 64
@@ -43,7 +51,39 @@ typedef struct srv_request {
     int32_t top_logprobs;
     bool stream;
     bool include_usage; /* stream_options.include_usage */
+    /* chat: the messages as the template gets them (OpenAI's shape, content parts joined) */
+    char *messages_json;
+    /* structured output: the GBNF the sampler follows (from 'grammar', 'json_schema' or
+     * 'response_format'; for tools, built by srv_tools_prepare); sp.grammar points here */
+    char *grammar;
+    /* tools: the 'tools' array as given (NULL: none), each function's parameters converted
+     * to GBNF (tool_grammars[i], root rule "root"), the choice and its function */
+    char *tools_json;
+    int n_tools;
+    char **tool_names;
+    char **tool_grammars;
+    srv_tool_choice tool_choice;
+    int tool_named; /* SRV_TOOLS_NAMED: index into tool_names */
+    bool parallel_tool_calls;
+    /* set by srv_tools_prepare: how the output is parsed, lazy-grammar triggers */
+    bool parse_tools;
+    qr_tool_format tool_format;
+    char *trigger_words[4], *trigger_patterns[4];
+    bool render_special; /* control tokens ([TOOL_CALLS], <|python_tag|>) appear in the text */
 } srv_request;
+
+/* Prepare a tool request for the template's format (tmpl: its source or family name): the
+ * grammar from the tools' parameters (lazy with the format's triggers for "auto"), the
+ * generic format's system prompt (and the tools in it when the template ignores `tools`).
+ * Does nothing when the request has no tools or tool_choice is "none". */
+qr_status srv_tools_prepare(srv_request *r, const char *tmpl);
+
+/* The GBNF of the calls in format f (root rule "root"): names[i] and grammars[i] (each with
+ * its own root rule "root", as qr_json_schema_to_grammar writes them) are the functions
+ * allowed; parallel: one or more calls, else one; with_response: the generic format's
+ * {"response": "..."} is allowed too. *out is malloc'd. */
+qr_status srv_tools_grammar(qr_tool_format f, char *const *names, char *const *grammars, int n,
+                            bool parallel, bool with_response, char **out);
 
 /* Parse and validate a request body. n_vocab bounds token ids (logit_bias keys, prompt tokens).
  * On error returns QR_ERR_INVALID_ARG with a message naming the field. */
@@ -89,6 +129,8 @@ typedef struct srv_reply {
     bool logprobs;
     const char *finish_reason; /* NULL while streaming */
     int32_t prompt_tokens, completion_tokens;
+    /* chat with tools: the output split into content and calls (ids set) */
+    const qr_tool_parse *parsed;
 } srv_reply;
 
 /* The whole (non-streamed) completion object. */
@@ -96,6 +138,9 @@ cJSON *srv_completion_json(const srv_reply *r);
 /* One streamed chunk; first: carries the assistant role (chat). usage_only: the final
  * usage chunk (choices empty) of stream_options.include_usage. */
 cJSON *srv_chunk_json(const srv_reply *r, bool first, bool usage_only);
+/* A streamed tool-call delta: head: {index, id, type, function: {name, arguments: ""}};
+ * else {index, function: {arguments}}. */
+cJSON *srv_tool_chunk_json(const srv_reply *r, int index, const qr_tool_call *call, bool head);
 /* {"error": {"message", "type", "param", "code"}}; param may be NULL. */
 cJSON *srv_error_json(int http_status, const char *message);
 const char *srv_error_type(int http_status);

@@ -224,6 +224,52 @@ static const bad_case bad_cases[] = {
     {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}", "'n' must be 1"},
     {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"model\":3}",
      "'model' must be a string"},
+    /* structured output and tools */
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":\"json\"}", "'response_format' must be an object"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"xml\"}}",
+     "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", not \"xml\""},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\"}}",
+     "'response_format.json_schema' must be an object"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\"}}}",
+     "'response_format.json_schema.schema' is required"},
+    {SRV_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":5}}}",
+     "'response_format.json_schema.schema' must be a JSON schema object"},
+    {SRV_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{},\"strict\":1}}}",
+     "'response_format.json_schema.strict' must be a boolean"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"json_schema\":\"object\"}", "'json_schema' must be a JSON schema object"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"grammar\":7}", "'grammar' must be a string"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"grammar\":\"bad\"}", "'grammar' does not parse: grammar: line 1"},
+    {SRV_COMPLETION, "{\"prompt\":\"x\",\"grammar\":\"root ::= [a]\",\"json_schema\":{}}",
+     "'json_schema' and 'grammar' cannot be combined"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"grammar\":\"root ::= [a]\",\"response_format\":{\"type\":\"json_object\"}}",
+     "'response_format' and 'grammar' cannot be combined"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":{}}", "'tools' must be an array"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"code\"}]}", "'tools[0]' must be {\"type\": \"function\""},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a b\"}}]}",
+     "'tools[0].function.name' must be a string of 1 to 64"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}},{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}",
+     "'tools[1].function.name': 'f' is given twice"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":[]}}]}",
+     "'tools[0].function.parameters' must be a JSON schema object"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":1}}]}",
+     "'tools[0].function.description' must be a string"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}],\"tool_choice\":\"always\"}", "'tool_choice' must be \"none\", \"auto\", \"required\""},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"nope\"}}}",
+     "'tool_choice' names the function 'nope', which is not in 'tools'"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}],\"tool_choice\":{\"type\":\"function\"}}", "'tool_choice' must be"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"required\"}", "'tool_choice' is \"required\" but 'tools' is empty"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}],\"parallel_tool_calls\":1}", "'parallel_tool_calls' must be a boolean"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}],\"grammar\":\"root ::= [a]\"}", "'tools' cannot be combined with"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"tool_calls\":[]}]}",
+     "'messages[0].tool_calls' is only allowed in assistant messages"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{}}]}]}",
+     "'messages[0].tool_calls[0]' must be"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
+     "'messages[0].tool_calls[0].function.arguments' is not a JSON object"},
+    {SRV_CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\",\"tool_call_id\":5}]}",
+     "'messages[0].tool_call_id' must be a string"},
     {SRV_COMPLETION, "{}", "'prompt' is required"},
     {SRV_COMPLETION, "{\"prompt\":{}}", "'prompt' must be a string or an array"},
     {SRV_COMPLETION, "{\"prompt\":[]}", "'prompt' must not be empty"},
@@ -245,6 +291,143 @@ static void test_bad_requests(void **state) {
             fail();
         }
     }
+}
+
+
+static void test_tools_and_structured(void **state) {
+    (void)state;
+    srv_request r;
+    const char *body =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"},{\"role\":\"assistant\","
+        "\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":{"
+        "\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},{\"role\":"
+        "\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":\"text\",\"text\":\"22C\"}]}],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":"
+        "{\"type\":\"object\"}}},{\"type\":\"function\",\"function\":{\"name\":\"noop\"}}],"
+        "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"noop\"}},"
+        "\"parallel_tool_calls\":false}";
+    assert_int_equal(parse(body, SRV_CHAT, &r), QR_OK);
+    assert_int_equal(r.n_tools, 2);
+    assert_string_equal(r.tool_names[1], "noop");
+    assert_non_null(r.tool_grammars[0]);
+    assert_non_null(r.tool_grammars[1]);
+    assert_int_equal(r.tool_choice, SRV_TOOLS_NAMED);
+    assert_int_equal(r.tool_named, 1);
+    assert_false(r.parallel_tool_calls);
+    assert_null(r.grammar);
+    assert_string_equal(r.messages[1].content, ""); /* null content of a call-only turn */
+    assert_string_equal(
+        r.messages_json,
+        "[{\"role\":\"user\",\"content\":\"Weather?\"},{\"role\":\"assistant\",\"content\":null,"
+        "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":"
+        "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},{\"role\":\"tool\","
+        "\"content\":\"22C\",\"tool_call_id\":\"c1\"}]");
+    srv_request_free(&r);
+
+    /* tools default to "auto"; "none" turns them off */
+    assert_int_equal(parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{"
+                           "\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}",
+                           SRV_CHAT, &r),
+                     QR_OK);
+    assert_int_equal(r.tool_choice, SRV_TOOLS_AUTO);
+    assert_true(r.parallel_tool_calls);
+    srv_request_free(&r);
+    assert_int_equal(parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{"
+                           "\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":"
+                           "\"none\",\"grammar\":\"root ::= [a]\"}",
+                           SRV_CHAT, &r),
+                     QR_OK);
+    assert_int_equal(r.tool_choice, SRV_TOOLS_NONE);
+    assert_string_equal(r.sp.grammar, "root ::= [a]");
+    srv_request_free(&r);
+
+    /* response_format: text is no constraint; json_object and json_schema are grammars */
+    assert_int_equal(parse("{\"prompt\":\"x\",\"response_format\":{\"type\":\"text\"}}",
+                           SRV_COMPLETION, &r),
+                     QR_OK);
+    assert_null(r.sp.grammar);
+    srv_request_free(&r);
+    assert_int_equal(parse("{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_object\"}}",
+                           SRV_COMPLETION, &r),
+                     QR_OK);
+    assert_non_null(r.sp.grammar);
+    assert_ptr_equal(r.sp.grammar, r.grammar);
+    srv_request_free(&r);
+    assert_int_equal(parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                           "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
+                           "\"name\":\"n\",\"strict\":true,\"schema\":{\"type\":\"object\"}}}}",
+                           SRV_CHAT, &r),
+                     QR_OK);
+    assert_non_null(r.sp.grammar);
+    srv_request_free(&r);
+}
+
+/* The grammar of one Hermes call, written out by hand from the format: the tool's own rules
+ * renamed apart (literals, classes, counts and comments untouched). */
+static void test_tools_grammar(void **state) {
+    (void)state;
+    char *names[] = {"f"};
+    char *grammars[] = {"root ::= \"{\" space \"}\" # c\nspace ::= [ ]{0,2}\n"};
+    char *g = NULL;
+    assert_int_equal(srv_tools_grammar(QR_TOOL_FORMAT_HERMES, names, grammars, 1, false, false, &g),
+                     QR_OK);
+    assert_string_equal(
+        g, "root ::= qr-tagged\n"
+           "qr-tagged ::= \"<tool_call>\" \"\\n\"? qr-call \"\\n\"? \"</tool_call>\"\n"
+           "qr-call ::= qr-call-0\n"
+           "qr-call-0 ::= \"{\" qr-ws \"\\\"name\\\"\" qr-ws \":\" qr-ws \"\\\"f\\\"\" qr-ws \",\" "
+           "qr-ws \"\\\"arguments\\\"\" qr-ws \":\" qr-ws qr-t0-root qr-ws \"}\"\n"
+           "qr-ws ::= \" \"?\n"
+           "qr-t0-root ::= \"{\" qr-t0-space \"}\" # c\n"
+           "qr-t0-space ::= [ ]{0,2}\n\n");
+    free(g);
+    /* Mistral Small 3.2, two tools, parallel */
+    char *names2[] = {"a", "b"};
+    char *grammars2[] = {"root ::= \"1\"\n", "root ::= \"2\"\n"};
+    assert_int_equal(
+        srv_tools_grammar(QR_TOOL_FORMAT_MISTRAL_ARGS, names2, grammars2, 2, true, false, &g),
+        QR_OK);
+    assert_string_equal(g, "root ::= qr-argcall+\n"
+                           "qr-argcall ::= qr-argcall-0 | qr-argcall-1\n"
+                           "qr-argcall-0 ::= \"[TOOL_CALLS]\" \"a\" (\"[CALL_ID]\" [a-zA-Z0-9]{9})? "
+                           "\"[ARGS]\" qr-t0-root\n"
+                           "qr-argcall-1 ::= \"[TOOL_CALLS]\" \"b\" (\"[CALL_ID]\" [a-zA-Z0-9]{9})? "
+                           "\"[ARGS]\" qr-t1-root\n"
+                           "qr-ws ::= \" \"?\n"
+                           "qr-t0-root ::= \"1\"\n\n"
+                           "qr-t1-root ::= \"2\"\n\n");
+    free(g);
+}
+
+/* srv_tools_prepare: the trigger of each format for "auto"; the generic format's prompt */
+static void test_tools_prepare(void **state) {
+    (void)state;
+    const char *body = "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":"
+                       "\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\","
+                       "\"function\":{\"name\":\"f\"}}]}";
+    srv_request r;
+    assert_int_equal(parse(body, SRV_CHAT, &r), QR_OK);
+    assert_int_equal(srv_tools_prepare(&r, "{{ '<tool_call>' }}"), QR_OK);
+    assert_true(r.parse_tools && r.render_special && r.sp.grammar_lazy);
+    assert_int_equal(r.tool_format, QR_TOOL_FORMAT_HERMES);
+    assert_int_equal(r.sp.n_grammar_trigger_words, 1);
+    assert_string_equal(r.sp.grammar_trigger_words[0], "<tool_call>");
+    assert_non_null(strstr(r.sp.grammar, "qr-tagged ::= \"<tool_call>\""));
+    srv_request_free(&r);
+
+    assert_int_equal(parse(body, SRV_CHAT, &r), QR_OK);
+    assert_int_equal(srv_tools_prepare(&r, "chatml"), QR_OK);
+    assert_int_equal(r.tool_format, QR_TOOL_FORMAT_GENERIC);
+    assert_false(r.sp.grammar_lazy); /* the whole output is the JSON object */
+    assert_non_null(strstr(r.sp.grammar, "root ::= qr-calls | qr-response"));
+    assert_string_equal(
+        r.messages_json,
+        "[{\"role\":\"system\",\"content\":\"Be brief.\\n\\nYou can call any of the following "
+        "tools to satisfy the user's requests: [{\\\"type\\\":\\\"function\\\",\\\"function\\\":{"
+        "\\\"name\\\":\\\"f\\\"}}]\\n\\nRespond in JSON format, either with `tool_call` (a request "
+        "to call tools) or with `response` reply to the user's request\"},{\"role\":\"user\","
+        "\"content\":\"x\"}]");
+    srv_request_free(&r);
 }
 
 static void test_tokenize_requests(void **state) {
@@ -291,6 +474,8 @@ int main(void) {
         cmocka_unit_test(test_chat_fields),          cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_llama_sampler_fields), cmocka_unit_test(test_completion_prompt_forms),
         cmocka_unit_test(test_bad_requests),         cmocka_unit_test(test_tokenize_requests),
+        cmocka_unit_test(test_tools_and_structured), cmocka_unit_test(test_tools_grammar),
+        cmocka_unit_test(test_tools_prepare),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

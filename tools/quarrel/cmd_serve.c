@@ -34,7 +34,10 @@ static void usage(FILE *f) {
                "  --max-body BYTES      larger request bodies get 413 (default 1048576)\n"
                "  --alias NAME          model id reported by /v1/models\n"
                "  --api-key KEY         require 'Authorization: Bearer KEY'\n"
-               "  --api-key-file F      the same, with the key read from a file (first line)\n");
+               "  --api-key-file F      the same, with the key read from a file (first line)\n"
+               "  --chat-template T     a built-in template name (chatml, llama3, ...) or Jinja\n"
+               "                        source (default: the model's, else chatml)\n"
+               "  --chat-template-file F  the chat template read from a Jinja file\n");
     rope_options_usage(f);
 }
 
@@ -52,10 +55,47 @@ static int read_key_file(const char *path, char **key) {
     return 0;
 }
 
+static int load_template(const char *path, char **text) {
+    size_t len;
+    if (read_file(path, text, &len)) return 1;
+    if (len == 0 || strlen(*text) != len) {
+        fprintf(stderr, "quarrel serve: --chat-template-file '%s' is %s\n", path,
+                len == 0 ? "empty" : "not text (it holds a NUL byte)");
+        free(*text);
+        *text = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+/* A template must render a one-message conversation: a broken one fails now, not per request.
+ * A bare word that is no built-in name is a typo, not Jinja source. */
+static int check_template(const char *tmpl) {
+    if (!strstr(tmpl, "{{") && !strstr(tmpl, "{%")) {
+        const char *fam = qr_chat_detect_family(tmpl);
+        if (!fam || strcmp(fam, tmpl)) {
+            fprintf(stderr,
+                    "quarrel serve: --chat-template '%s' is neither a built-in template name "
+                    "(chatml, llama2, llama3, zephyr, phi3, gemma, ...) nor Jinja source\n",
+                    tmpl);
+            return 1;
+        }
+    }
+    char *out = NULL;
+    if (qr_chat_apply_template_json(tmpl, "[{\"role\":\"user\",\"content\":\"Hello\"}]", NULL,
+                                    true, "", "", &out) != QR_OK) {
+        fprintf(stderr, "quarrel serve: the chat template does not render: %s\n",
+                qr_last_error());
+        return 1;
+    }
+    free(out);
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     qr_server_params p = qr_server_default_params();
     p.port = 8080;
-    const char *model = NULL, *key_file = NULL;
+    const char *model = NULL, *key_file = NULL, *tmpl_file = NULL;
     int32_t port = 8080, queue = 64, max_body = 1 << 20;
     qr_context_params cp = qr_context_default_params(); /* the RoPE overrides */
     p.context = &cp;
@@ -76,7 +116,8 @@ int cmd_serve(int argc, char **argv) {
                            !strcmp(a, "--ctx-size") || !strcmp(a, "-t") ||
                            !strcmp(a, "--threads") || !strcmp(a, "--api-key") ||
                            !strcmp(a, "--api-key-file") || !strcmp(a, "--queue") ||
-                           !strcmp(a, "--max-body") || !strcmp(a, "--alias");
+                           !strcmp(a, "--max-body") || !strcmp(a, "--alias") ||
+                           !strcmp(a, "--chat-template") || !strcmp(a, "--chat-template-file");
         if (!takes_value) {
             fprintf(stderr, "quarrel serve: unknown option '%s' (see quarrel serve --help)\n", a);
             return 2;
@@ -107,6 +148,10 @@ int cmd_serve(int argc, char **argv) {
             p.model_alias = v;
         else if (!strcmp(a, "--api-key"))
             p.api_key = v;
+        else if (!strcmp(a, "--chat-template"))
+            p.chat_template = v;
+        else if (!strcmp(a, "--chat-template-file"))
+            tmpl_file = v;
         else
             key_file = v;
         if (bad) return 2;
@@ -119,9 +164,24 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "quarrel serve: --api-key must not be empty\n");
         return 2;
     }
+    if (p.chat_template && tmpl_file) {
+        fprintf(stderr, "quarrel serve: give either --chat-template or --chat-template-file, not "
+                        "both\n");
+        return 2;
+    }
+    char *tmpl_text = NULL;
+    if (tmpl_file && load_template(tmpl_file, &tmpl_text)) return 1;
+    if (tmpl_text) p.chat_template = tmpl_text;
+    if (p.chat_template && check_template(p.chat_template)) {
+        free(tmpl_text);
+        return 1;
+    }
     char *file_key = NULL;
     if (key_file) {
-        if (read_key_file(key_file, &file_key)) return 1;
+        if (read_key_file(key_file, &file_key)) {
+            free(tmpl_text);
+            return 1;
+        }
         p.api_key = file_key;
     }
     p.port = port;
@@ -131,6 +191,7 @@ int cmd_serve(int argc, char **argv) {
     char path[4096];
     if (qr_model_resolve(model, QR_MODELS_DIR, path, sizeof path) != QR_OK) {
         free(file_key);
+        free(tmpl_text);
         return cli_fail("model");
     }
     p.model_path = path;
@@ -147,6 +208,7 @@ int cmd_serve(int argc, char **argv) {
 
     qr_status st = qr_server_run(&p);
     free(file_key);
+    free(tmpl_text);
     if (st != QR_OK) return cli_fail_status("serve", st);
     fprintf(stderr, "quarrel serve: stopped\n");
     return 0;
