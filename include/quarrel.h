@@ -829,6 +829,72 @@ uint64_t qr_peak_rss_bytes(void);
  * child process if that matters. */
 qr_status qr_measure_read_bandwidth(size_t bytes, int n_threads, int passes, double *gb_per_s);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Model registry: pull, list and remove models in the ollama store (src/registry)           */
+/*                                                                                            */
+/* Names are ollama's: [HOST/][NAMESPACE/]MODEL[:TAG], HOST registry.ollama.ai, NAMESPACE      */
+/* library and TAG latest by default. The store is ollama's layout under store_dir (NULL:      */
+/* $OLLAMA_MODELS, else ~/.ollama/models): manifests/HOST/NAMESPACE/MODEL/TAG and              */
+/* blobs/sha256-HEX, so ollama and `quarrel run -m NAME` find what is pulled.                  */
+
+/* What a pull is doing, passed to the progress callback. */
+typedef enum qr_pull_event {
+    QR_PULL_MANIFEST,       /* the manifest was fetched and validated */
+    QR_PULL_BLOB_START,     /* a blob's download starts (completed: bytes resumed from) */
+    QR_PULL_BLOB_DATA,      /* bytes of the blob arrived */
+    QR_PULL_BLOB_DONE,      /* the blob is downloaded and its sha256 checked */
+    QR_PULL_BLOB_CACHED,    /* the blob was already in the store, sha256 checked */
+    QR_PULL_WRITE_MANIFEST, /* every blob is in place; the manifest is written last */
+} qr_pull_event;
+
+typedef struct qr_pull_progress {
+    qr_pull_event event;
+    const char *digest;               /* "sha256:<64 hex>" of the blob; NULL for manifest events */
+    int32_t index, count;             /* the blob's place among the manifest's unique blobs */
+    int64_t completed, total;         /* this blob's bytes on disk so far, and its size */
+    int64_t all_completed, all_total; /* the same over every blob of the model */
+} qr_pull_progress;
+
+/* Return false to stop the pull (QR_ERR_CANCELLED; a partial download is kept to resume). */
+typedef bool (*qr_pull_progress_fn)(const qr_pull_progress *progress, void *user);
+
+typedef struct qr_pull_params {
+    const char *registry;         /* base URL of a mirror of registry.ollama.ai (its /v2/ API);
+                                     NULL: https://registry.ollama.ai. A name with another host
+                                     pulls from that host and ignores this. */
+    bool insecure;                /* allow plain http (and use it for a name's own host) */
+    const char *store_dir;        /* NULL: qr_registry_store_dir() */
+    qr_pull_progress_fn progress; /* may be NULL */
+    void *user;
+} qr_pull_params;
+
+qr_pull_params qr_pull_default_params(void);
+
+/* Fetches NAME's manifest (GET /v2/NAMESPACE/MODEL/manifests/TAG), validates it, downloads
+ * the config blob and every layer into the store (resuming a blob's sha256-HEX-partial file
+ * with an HTTP Range request; a blob already stored with the right digest is not fetched),
+ * checks each blob's sha256 and only then writes the manifest. A digest mismatch removes the
+ * bad download and installs nothing. */
+qr_status qr_registry_pull(const char *name, const qr_pull_params *params);
+
+/* The store directory: $OLLAMA_MODELS, else $HOME/.ollama/models. */
+qr_status qr_registry_store_dir(char *buf, size_t size);
+
+typedef struct qr_registry_model {
+    char name[640];   /* as ollama shows it: the default host and "library/" left out */
+    char id[16];      /* the first 12 hex digits of the manifest file's sha256 */
+    int64_t size;     /* bytes of the config blob and the layers */
+    int64_t modified; /* the manifest's modification time, seconds since the epoch */
+} qr_registry_model;
+
+/* The models of the store, newest first (*models to free with free(); NULL when none).
+ * Files under manifests/ that are not valid manifests are skipped. */
+qr_status qr_registry_list(const char *store_dir, qr_registry_model **models, int32_t *n_models);
+
+/* Removes NAME's manifest and the blobs that no other manifest of the store uses;
+ * *n_blobs_removed (may be NULL) counts them. A model that is not in the store: QR_ERR_IO. */
+qr_status qr_registry_remove(const char *store_dir, const char *name, int32_t *n_blobs_removed);
+
 #ifdef __cplusplus
 }
 #endif

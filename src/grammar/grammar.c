@@ -15,7 +15,10 @@
 
 #define MAX_STACKS 10000
 #define MAX_NODES (1u << 22)
+#define MAX_ADVANCE (1u << 16) /* stacks one expansion may visit */
 #define EMPTY_STACK 0u
+#define UNKNOWN UINT32_MAX
+#define MAX_MEMO (1u << 24) /* entries of expansion memos kept before they are dropped */
 
 typedef struct snode {
     uint32_t pos, parent;
@@ -34,6 +37,12 @@ struct qr_grammar_matcher {
     uint32_t table_cap;
     uint32_t *seen, *in_out; /* per node: marks for advance's seen set and the output set */
     uint32_t seen_epoch, out_epoch;
+    /* Memos per node (stacks never change, so neither do these): succ[s], the stack after s's
+     * top character class matched; expansion of a stack b (advance's result) at
+     * memo[exp_off[b]..][0..exp_n[b]). They make a step a lookup per stack. */
+    uint32_t *succ, *exp_off, *exp_n, *memo_mark;
+    uint32_t memo_epoch;
+    u32vec memo;
     u32vec stacks, init; /* the current set and the start set */
     qr_utf8_partial partial;
     /* scratch */
@@ -161,17 +170,24 @@ static uint32_t node_hash(uint32_t pos, uint32_t parent) {
     return h ^ (h >> 15);
 }
 
+/* Grow one per-node array to cap entries, the new ones set to fill (0 or UNKNOWN bytes). */
+static bool grow_array(uint32_t **a, uint32_t old_cap, uint32_t cap, int fill) {
+    uint32_t *p = realloc(*a, cap * sizeof *p);
+    if (!p) return false;
+    memset(p + old_cap, fill, (cap - old_cap) * sizeof *p);
+    *a = p;
+    return true;
+}
+
 static bool grow_nodes(qr_grammar_matcher *m) {
-    uint32_t cap = m->cap_nodes * 2;
+    uint32_t cap = m->cap_nodes * 2, old = m->cap_nodes;
     snode *nodes = realloc(m->nodes, cap * sizeof *nodes);
-    if (nodes) m->nodes = nodes;
-    uint32_t *seen = nodes ? realloc(m->seen, cap * sizeof *seen) : NULL;
-    if (seen) m->seen = seen;
-    uint32_t *in_out = seen ? realloc(m->in_out, cap * sizeof *in_out) : NULL;
-    if (!in_out) return false;
-    m->in_out = in_out;
-    memset(m->seen + m->cap_nodes, 0, (cap - m->cap_nodes) * sizeof *seen);
-    memset(m->in_out + m->cap_nodes, 0, (cap - m->cap_nodes) * sizeof *in_out);
+    if (!nodes) return false;
+    m->nodes = nodes;
+    if (!grow_array(&m->seen, old, cap, 0) || !grow_array(&m->in_out, old, cap, 0) ||
+        !grow_array(&m->memo_mark, old, cap, 0) || !grow_array(&m->succ, old, cap, 0xff) ||
+        !grow_array(&m->exp_off, old, cap, 0xff) || !grow_array(&m->exp_n, old, cap, 0xff))
+        return false;
     m->cap_nodes = cap;
     /* rehash into a table twice the node capacity */
     uint32_t tcap = cap * 2;
@@ -217,10 +233,12 @@ static uint32_t next_epoch(uint32_t *epoch, uint32_t *marks, uint32_t n) {
     return *epoch;
 }
 
-/* Add a stack to the output set being built at arena[out_start..) unless already there. */
-static bool add_out(qr_grammar_matcher *m, uint32_t s, size_t out_start) {
-    if (m->in_out[s] == m->out_epoch) return true;
-    m->in_out[s] = m->out_epoch;
+/* Add a stack to the output set being built at arena[out_start..) unless already there (marks
+ * hold epoch for the stacks in it; passed by address, as a new node reallocates them). */
+static bool add_out(qr_grammar_matcher *m, uint32_t s, size_t out_start, uint32_t *const *marks,
+                    uint32_t epoch) {
+    if ((*marks)[s] == epoch) return true;
+    (*marks)[s] = epoch;
     if (m->arena.n - out_start >= MAX_STACKS) {
         m->overflow = true;
         return false;
@@ -230,22 +248,26 @@ static bool add_out(qr_grammar_matcher *m, uint32_t s, size_t out_start) {
 
 /* llama_grammar_advance_stack: expand rule references on top of stack until every resulting
  * stack has a character class on top (or is empty); add those to the output set. */
-static bool advance(qr_grammar_matcher *m, uint32_t stack, size_t out_start) {
+static bool advance(qr_grammar_matcher *m, uint32_t stack, size_t out_start, uint32_t *const *marks,
+                    uint32_t out_epoch) {
     const qr_gelem *e = m->g->elems;
     uint32_t epoch = next_epoch(&m->seen_epoch, m->seen, m->cap_nodes);
     m->todo.n = 0;
     if (!vec_push(&m->todo, stack)) return (m->overflow = true, false);
-    while (m->todo.n) {
+    /* a rule that reaches itself through rules that may be empty (left recursion llama.cpp's
+     * check does not see) grows the stack forever: bound the work */
+    for (uint32_t work = 0; m->todo.n; work++) {
+        if (work > MAX_ADVANCE) return (m->overflow = true, false);
         uint32_t s = m->todo.v[--m->todo.n];
         if (m->seen[s] == epoch) continue;
         m->seen[s] = epoch;
         if (s == EMPTY_STACK) {
-            if (!add_out(m, s, out_start)) return false;
+            if (!add_out(m, s, out_start, marks, out_epoch)) return false;
             continue;
         }
         uint32_t pos = m->nodes[s].pos;
         if (e[pos].type != QR_GE_RULE_REF) { /* a character class */
-            if (!add_out(m, s, out_start)) return false;
+            if (!add_out(m, s, out_start, marks, out_epoch)) return false;
             continue;
         }
         /* the rest of this sequence stays below each alternative of the referenced rule */
@@ -265,29 +287,56 @@ static bool advance(qr_grammar_matcher *m, uint32_t stack, size_t out_start) {
     return true;
 }
 
+/* The expansion of stack b, memoised; false on overflow. */
+static bool expansion(qr_grammar_matcher *m, uint32_t b) {
+    if (m->exp_n[b] != UNKNOWN) return true;
+    if (m->memo.n > MAX_MEMO) { /* drop them all (ids stay valid, only the memos go) */
+        memset(m->exp_n, 0xff, m->cap_nodes * sizeof *m->exp_n);
+        m->memo.n = 0;
+    }
+    size_t p0 = m->arena.n;
+    uint32_t epoch = next_epoch(&m->memo_epoch, m->memo_mark, m->cap_nodes);
+    if (!advance(m, b, p0, &m->memo_mark, epoch)) return false;
+    size_t n = m->arena.n - p0;
+    if (!vec_reserve(&m->memo, m->memo.n + n)) return (m->overflow = true, false);
+    memcpy(m->memo.v + m->memo.n, m->arena.v + p0, n * sizeof *m->arena.v);
+    m->exp_off[b] = (uint32_t)m->memo.n;
+    m->exp_n[b] = (uint32_t)n;
+    m->memo.n += n;
+    m->arena.n = p0;
+    return true;
+}
+
 /* Accept one code point: every stack of the set at arena[in_off..in_off+in_n) whose top matches
  * it moves on; the new set is appended to the arena. Returns its size, -1 on overflow. */
 static long step(qr_grammar_matcher *m, size_t in_off, size_t in_n, uint32_t cp) {
     const qr_gelem *e = m->g->elems;
     size_t out_start = m->arena.n;
-    next_epoch(&m->out_epoch, m->in_out, m->cap_nodes);
+    uint32_t epoch = next_epoch(&m->out_epoch, m->in_out, m->cap_nodes);
     for (size_t k = 0; k < in_n; k++) {
         uint32_t s = m->arena.v[in_off + k];
         if (s == EMPTY_STACK) continue;
         uint32_t after;
         if (!match_char(e, m->nodes[s].pos, cp, &after)) continue;
-        uint32_t base = m->nodes[s].parent;
-        if (!is_eos(&e[after]) && (base = intern(m, after, base)) == UINT32_MAX) return -1;
-        if (!advance(m, base, out_start)) return -1;
+        if (m->succ[s] == UNKNOWN) { /* pop the class, push what follows it */
+            uint32_t base = m->nodes[s].parent;
+            if (!is_eos(&e[after]) && (base = intern(m, after, base)) == UNKNOWN) return -1;
+            m->succ[s] = base;
+        }
+        uint32_t b = m->succ[s];
+        if (!expansion(m, b)) return -1;
+        for (uint32_t j = 0; j < m->exp_n[b]; j++)
+            if (!add_out(m, m->memo.v[m->exp_off[b] + j], out_start, &m->in_out, epoch)) return -1;
     }
     return (long)(m->arena.n - out_start);
 }
 
 static qr_status overflow_error(void) {
     return qr_error(QR_ERR_INVALID_ARG,
-                    "grammar: the parse grew past %u stacks or %u states (the grammar is too "
+                    "grammar: the parse grew past %u stacks, %u states or %u steps of one "
+                    "expansion (the grammar is too "
                     "ambiguous)",
-                    MAX_STACKS, MAX_NODES);
+                    MAX_STACKS, MAX_NODES, MAX_ADVANCE);
 }
 
 /* ---- the matcher ---- */
@@ -312,7 +361,12 @@ qr_status qr_grammar_matcher_create(const qr_grammar *g, qr_grammar_matcher **ou
     m->seen = calloc(m->cap_nodes, sizeof *m->seen);
     m->in_out = calloc(m->cap_nodes, sizeof *m->in_out);
     m->table = calloc(m->table_cap, sizeof *m->table);
-    if (!m->nodes || !m->seen || !m->in_out || !m->table) goto nomem;
+    if (!m->nodes || !m->seen || !m->in_out || !m->table ||
+        !grow_array(&m->memo_mark, 0, m->cap_nodes, 0) ||
+        !grow_array(&m->succ, 0, m->cap_nodes, 0xff) ||
+        !grow_array(&m->exp_off, 0, m->cap_nodes, 0xff) ||
+        !grow_array(&m->exp_n, 0, m->cap_nodes, 0xff))
+        goto nomem;
     m->nodes[0] = (snode){UINT32_MAX, 0};
     m->n_nodes = 1;
     /* the start set: each alternative of the root rule, advanced */
@@ -321,7 +375,7 @@ qr_status qr_grammar_matcher_create(const qr_grammar *g, qr_grammar_matcher **ou
     for (uint32_t pos = g->rule_start[g->root];;) {
         uint32_t s = EMPTY_STACK;
         if (!is_eos(&e[pos]) && (s = intern(m, pos, EMPTY_STACK)) == UINT32_MAX) break;
-        if (!advance(m, s, 0)) break;
+        if (!advance(m, s, 0, &m->in_out, m->out_epoch)) break;
         while (!is_eos(&e[pos]))
             pos++;
         if (e[pos].type != QR_GE_ALT) break;
@@ -348,6 +402,11 @@ void qr_grammar_matcher_free(qr_grammar_matcher *m) {
     free(m->table);
     free(m->seen);
     free(m->in_out);
+    free(m->succ);
+    free(m->exp_off);
+    free(m->exp_n);
+    free(m->memo_mark);
+    free(m->memo.v);
     free(m->stacks.v);
     free(m->init.v);
     free(m->arena.v);
@@ -379,13 +438,21 @@ qr_grammar_matcher *qr_grammar_matcher_clone(const qr_grammar_matcher *m) {
     c->table = dup(m->table, m->table_cap * sizeof *m->table);
     c->seen = dup(m->seen, m->cap_nodes * sizeof *m->seen);
     c->in_out = dup(m->in_out, m->cap_nodes * sizeof *m->in_out);
-    bool ok = c->nodes && c->table && c->seen && c->in_out &&
+    c->memo_epoch = m->memo_epoch;
+    c->succ = dup(m->succ, m->cap_nodes * sizeof *m->succ);
+    c->exp_off = dup(m->exp_off, m->cap_nodes * sizeof *m->exp_off);
+    c->exp_n = dup(m->exp_n, m->cap_nodes * sizeof *m->exp_n);
+    c->memo_mark = dup(m->memo_mark, m->cap_nodes * sizeof *m->memo_mark);
+    bool ok = c->nodes && c->table && c->seen && c->in_out && c->succ && c->exp_off && c->exp_n &&
+              c->memo_mark && vec_reserve(&c->memo, m->memo.n) &&
               vec_reserve(&c->stacks, m->stacks.n) && vec_reserve(&c->init, m->init.n);
     if (!ok) {
         qr_grammar_matcher_free(c);
         qr_error(QR_ERR_NOMEM, "grammar matcher: out of memory");
         return NULL;
     }
+    memcpy(c->memo.v, m->memo.v, m->memo.n * sizeof *m->memo.v);
+    c->memo.n = m->memo.n;
     memcpy(c->stacks.v, m->stacks.v, m->stacks.n * sizeof *m->stacks.v);
     c->stacks.n = m->stacks.n;
     memcpy(c->init.v, m->init.v, m->init.n * sizeof *m->init.v);
@@ -470,6 +537,13 @@ bool qr_grammar_matcher_done(const qr_grammar_matcher *m) {
     return true;
 }
 
+size_t qr_grammar_matcher_state(const qr_grammar_matcher *m, uint32_t *ids, size_t cap,
+                                qr_utf8_partial *partial) {
+    if (m->stacks.n <= cap) memcpy(ids, m->stacks.v, m->stacks.n * sizeof *ids);
+    *partial = m->partial;
+    return m->stacks.n;
+}
+
 bool qr_grammar_matcher_overflowed(const qr_grammar_matcher *m) {
     return m && m->overflow;
 }
@@ -501,31 +575,34 @@ bool qr_grammar_matcher_allows_token(qr_grammar_matcher *m, const qr_grammar_tok
     return c > 0 && end_ok(m, off, (size_t)c, end);
 }
 
-int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *t,
-                                uint8_t *allowed) {
+static bool levels_room(qr_grammar_matcher *m, uint32_t depth) {
+    if (depth + 1 <= m->lv_cap) return true;
+    size_t cap = depth + 1;
+    uint32_t *a = realloc(m->lv_off, cap * sizeof *a);
+    if (a) m->lv_off = a;
+    uint32_t *b = a ? realloc(m->lv_n, cap * sizeof *b) : NULL;
+    if (!b) return false;
+    m->lv_n = b;
+    m->lv_cap = cap;
+    return true;
+}
+
+int64_t qr_grammar_matcher_allowed(qr_grammar_matcher *m, const qr_grammar_tokens *t,
+                                   int32_t *ids) {
     m->overflow = false;
     int64_t count = 0;
     if (m->partial.n_remain > 0) { /* rare: the last token ended inside a character */
         for (int32_t i = 0; i < t->n_order; i++) {
             int32_t id = t->order[i];
-            allowed[id] = qr_grammar_matcher_allows_token(m, t, id);
+            bool ok = qr_grammar_matcher_allows_token(m, t, id);
             if (m->overflow) return overflow_error(), -1;
-            count += allowed[id];
+            if (ok) ids[count++] = id;
         }
         return count;
     }
-    if (t->max_len + 1 > m->lv_cap) {
-        size_t cap = t->max_len + 1;
-        uint32_t *a = realloc(m->lv_off, cap * sizeof *a);
-        if (a) m->lv_off = a;
-        uint32_t *b = a ? realloc(m->lv_n, cap * sizeof *b) : NULL;
-        if (!b) return qr_error(QR_ERR_NOMEM, "grammar: out of memory"), -1;
-        m->lv_n = b;
-        m->lv_cap = cap;
-    }
-    /* Walk the tokens in code-point order: level d holds the set after the first d code points
-     * of the current token; a token reuses the levels of the prefix it shares with the one
-     * before, and when a level comes out empty every token sharing that prefix is skipped. */
+    if (!levels_room(m, t->max_len)) return qr_error(QR_ERR_NOMEM, "grammar: out of memory"), -1;
+    /* Walk the trie in preorder: level d holds the stack set after the first d code points of
+     * the current node's path; a node whose code point no stack accepts skips its subtree. */
     m->arena.n = 0;
     if (!vec_reserve(&m->arena, m->stacks.n))
         return qr_error(QR_ERR_NOMEM, "grammar: out of memory"), -1;
@@ -533,33 +610,40 @@ int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *
     m->arena.n = m->stacks.n;
     m->lv_off[0] = 0;
     m->lv_n[0] = (uint32_t)m->stacks.n;
-    uint32_t valid = 0;
-    for (int32_t i = 0; i < t->n_order; i++) {
-        int32_t id = t->order[i];
-        const uint32_t *cp = t->cps + t->cp_off[id];
-        uint32_t len = t->cp_off[id + 1] - t->cp_off[id];
-        uint32_t l = t->lcp[i] < valid ? t->lcp[i] : valid;
-        m->arena.n = m->lv_off[l] + m->lv_n[l];
-        valid = l;
-        bool ok = true;
-        for (uint32_t d = l; d < len; d++) {
-            size_t off = m->arena.n;
-            long c = step(m, m->lv_off[d], m->lv_n[d], cp[d]);
-            if (c < 0) return overflow_error(), -1;
-            if (c == 0) {
-                ok = false;
-                while (i + 1 < t->n_order && t->lcp[i + 1] > d)
-                    allowed[t->order[++i]] = 0;
-                break;
-            }
-            m->lv_off[d + 1] = (uint32_t)off;
-            m->lv_n[d + 1] = (uint32_t)c;
-            valid = d + 1;
+    for (int32_t k = 0; k < t->n_root_tok; k++) /* no complete code point: only a partial end */
+        if (end_ok(m, 0, m->lv_n[0], t->end[t->order[k]])) ids[count++] = t->order[k];
+    for (uint32_t n = 0; n < t->n_nodes;) {
+        const uint32_t d = t->node_depth[n];
+        m->arena.n = m->lv_off[d] + m->lv_n[d]; /* drop the levels below a finished sibling */
+        const size_t off = m->arena.n;
+        long c = step(m, m->lv_off[d], m->lv_n[d], t->node_cp[n]);
+        if (c < 0) return overflow_error(), -1;
+        if (c == 0) {
+            n = t->node_end[n];
+            continue;
         }
-        allowed[id] = ok && end_ok(m, m->lv_off[len], m->lv_n[len], t->end[id]);
-        count += allowed[id];
+        m->lv_off[d + 1] = (uint32_t)off;
+        m->lv_n[d + 1] = (uint32_t)c;
+        for (uint32_t k = t->node_tok[n]; k < t->node_tok[n + 1]; k++)
+            if (end_ok(m, off, (size_t)c, t->end[t->order[k]])) ids[count++] = t->order[k];
+        n++;
     }
     return count;
+}
+
+int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *t,
+                                uint8_t *allowed) {
+    int32_t *ids = qr_malloc(((size_t)t->n_order + 1) * sizeof *ids);
+    if (!ids) return -1;
+    int64_t n = qr_grammar_matcher_allowed(m, t, ids);
+    if (n >= 0) {
+        for (int32_t i = 0; i < t->n_order; i++)
+            allowed[t->order[i]] = 0;
+        for (int64_t i = 0; i < n; i++)
+            allowed[ids[i]] = 1;
+    }
+    free(ids);
+    return n;
 }
 
 /* ---- the decoded vocabulary ---- */
@@ -586,7 +670,66 @@ void qr_grammar_tokens_free(qr_grammar_tokens *t) {
     free(t->byte_off);
     free(t->order);
     free(t->lcp);
+    free(t->node_cp);
+    free(t->node_depth);
+    free(t->node_end);
+    free(t->node_tok);
     free(t);
+}
+
+/* The preorder trie from the sorted texts and their common prefixes: token i adds one node
+ * per code point past its common prefix with token i - 1; a node's subtree ends where a later
+ * token shares less than the node's path. A token ends at its path's last node, and these
+ * nodes never decrease along the sorted order (a prefix sorts first; equal texts share a
+ * node), so each node's tokens are one run of order[]. */
+static qr_status build_trie(qr_grammar_tokens *t) {
+    uint32_t n_nodes = 0;
+    for (int32_t i = 0; i < t->n_order; i++) {
+        int32_t id = t->order[i];
+        n_nodes += (t->cp_off[id + 1] - t->cp_off[id]) - t->lcp[i];
+    }
+    t->node_cp = malloc(((size_t)n_nodes + 1) * sizeof *t->node_cp);
+    t->node_depth = malloc(((size_t)n_nodes + 1) * sizeof *t->node_depth);
+    t->node_end = malloc(((size_t)n_nodes + 1) * sizeof *t->node_end);
+    t->node_tok = malloc(((size_t)n_nodes + 2) * sizeof *t->node_tok);
+    uint32_t *path = malloc(((size_t)t->max_len + 1) * sizeof *path); /* open node per depth */
+    uint32_t *term = malloc(((size_t)t->n_order + 1) * sizeof *term);   /* each token's node */
+    if (!t->node_cp || !t->node_depth || !t->node_end || !t->node_tok || !path || !term) {
+        free(path);
+        free(term);
+        return qr_error(QR_ERR_NOMEM, "grammar: out of memory for the vocabulary's trie");
+    }
+    uint32_t n = 0, open = 0; /* nodes made; length of the open path */
+    int32_t i = 0;
+    for (; i < t->n_order && t->cp_off[t->order[i] + 1] == t->cp_off[t->order[i]]; i++)
+        ; /* the texts without a complete code point sort first */
+    t->n_root_tok = i;
+    for (; i < t->n_order; i++) {
+        const int32_t id = t->order[i];
+        const uint32_t len = t->cp_off[id + 1] - t->cp_off[id];
+        const uint32_t l = t->lcp[i] < open ? t->lcp[i] : open;
+        for (; open > l; open--) /* close the nodes this token does not share */
+            t->node_end[path[open - 1]] = n;
+        for (uint32_t d = l; d < len; d++) {
+            t->node_cp[n] = t->cps[t->cp_off[id] + d];
+            t->node_depth[n] = d;
+            path[open++] = n++;
+        }
+        term[i] = path[len - 1];
+    }
+    for (; open > 0; open--)
+        t->node_end[path[open - 1]] = n;
+    t->n_nodes = n;
+    int32_t k = t->n_root_tok;
+    for (uint32_t v = 0; v < n; v++) {
+        t->node_tok[v] = (uint32_t)k;
+        while (k < t->n_order && term[k] == v)
+            k++;
+    }
+    t->node_tok[n] = (uint32_t)k;
+    free(path);
+    free(term);
+    return QR_OK;
 }
 
 qr_grammar_tokens *qr_grammar_tokens_create(int32_t n_vocab, const char *const *pieces,
@@ -647,6 +790,10 @@ qr_grammar_tokens *qr_grammar_tokens_create(int32_t n_vocab, const char *const *
                 l++;
         }
         t->lcp[i] = l;
+    }
+    if (build_trie(t) != QR_OK) {
+        qr_grammar_tokens_free(t);
+        return NULL;
     }
     return t;
 }

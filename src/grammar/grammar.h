@@ -91,6 +91,14 @@ typedef struct qr_grammar_tokens {
     uint32_t *lcp;        /* lcp[i]: common prefix of order[i - 1] and order[i] (0 for i = 0) */
     int32_t n_order;
     uint32_t max_len; /* longest token in code points */
+    /* The same texts as a trie laid out in preorder, so that a refused prefix skips its whole
+     * subtree in one jump: node n has code point node_cp[n] at depth node_depth[n] (its parent
+     * is the last node before it one level up), its subtree ends before node_end[n], and the
+     * tokens whose texts end at it are order[node_tok[n] .. node_tok[n + 1]). Tokens with no
+     * complete code point (a lone lead byte) end at the root: order[0 .. n_root_tok). */
+    uint32_t n_nodes;
+    uint32_t *node_cp, *node_depth, *node_end, *node_tok; /* node_tok: n_nodes + 1 */
+    int32_t n_root_tok;
 } qr_grammar_tokens;
 
 /* pieces[t] of len[t] bytes; testable[t]: false for tokens the walk must skip (EOG, empty).
@@ -100,6 +108,11 @@ qr_grammar_tokens *qr_grammar_tokens_create(int32_t n_vocab, const char *const *
 void qr_grammar_tokens_free(qr_grammar_tokens *t);
 /* Token t (testable) can be accepted from the matcher's state (the state is not changed). */
 bool qr_grammar_matcher_allows_token(qr_grammar_matcher *m, const qr_grammar_tokens *t, int32_t id);
+/* The testable tokens the matcher can accept, into ids (room for t->n_order), in trie order;
+ * returns how many, or -1 when the parse grew past its bounds (qr_error set). The walk costs
+ * what the grammar lets through: a refused prefix skips every token that shares it. */
+int64_t qr_grammar_matcher_allowed(qr_grammar_matcher *m, const qr_grammar_tokens *t,
+                                   int32_t *ids);
 /* allowed[t] = 1 for every testable token the matcher can accept, 0 otherwise (untouched for
  * the others); returns how many are allowed, or -1 when the parse grew past its bounds
  * (qr_error set). */
@@ -108,6 +121,11 @@ int64_t qr_grammar_matcher_mask(qr_grammar_matcher *m, const qr_grammar_tokens *
 /* The matcher stopped on its bounds (too many stacks or states for an ambiguous grammar): its
  * last accept or query failed for that reason, not because the grammar rejects the text. */
 bool qr_grammar_matcher_overflowed(const qr_grammar_matcher *m);
+/* The current state: its stacks' ids (stable for the matcher's life: equal ids, equal
+ * stacks) into ids when n <= cap, and the UTF-8 state; returns the number of stacks. Two equal
+ * states allow the same tokens (the stage caches masks by it). */
+size_t qr_grammar_matcher_state(const qr_grammar_matcher *m, uint32_t *ids, size_t cap,
+                                qr_utf8_partial *partial);
 /* Back to the start state. */
 void qr_grammar_matcher_reset(qr_grammar_matcher *m);
 

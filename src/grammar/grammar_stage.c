@@ -34,6 +34,21 @@ typedef struct buffered_token {
     size_t start, end; /* its bytes in the trigger buffer */
 } buffered_token;
 
+/* Whole-vocabulary masks by grammar state: a JSON document comes back to the same few states
+ * (inside a string, after a comma, ...), so most full masks are a copy. */
+#define N_CACHED 32
+#define MAX_KEY 64 /* states with more stacks are not cached */
+typedef struct cached_mask {
+    uint32_t ids[MAX_KEY]; /* sorted */
+    size_t n;              /* 0: empty slot */
+    qr_utf8_partial partial;
+    uint64_t last_use;
+    int64_t n_allowed;
+    uint8_t *allowed; /* n_vocab */
+    int32_t *list;    /* the n_allowed ids */
+    int64_t list_cap;
+} cached_mask;
+
 typedef struct grammar_stage {
     qr_stage base;
     qr_grammar *grammar;
@@ -42,8 +57,17 @@ typedef struct grammar_stage {
     int32_t n_vocab;
     uint8_t *kind;
     uint8_t *allowed; /* the full mask's scratch */
+    int32_t *list;    /* the allowed ids' scratch (every testable token and every EOG) */
+    int32_t *eog;     /* the end-of-generation tokens */
+    int32_t n_eog;
     qr_token_filter filter;
     bool broken; /* a token the grammar cannot accept was accepted: refuse to go on */
+    cached_mask cache[N_CACHED];
+    uint64_t clock;
+    cached_mask *hit; /* the current state's cached mask, or NULL */
+    uint32_t key[MAX_KEY];
+    size_t key_n;
+    qr_utf8_partial key_partial;
     /* lazy */
     bool lazy, awaiting;
     char **words;
@@ -65,6 +89,7 @@ static const char *piece_of(const grammar_stage *s, qr_token t, size_t *n) {
 
 static bool allow(void *ctx, int32_t id) {
     grammar_stage *s = ctx;
+    if (s->hit) return s->hit->allowed[id];
     switch (s->kind[id]) {
     case KIND_EOG:
         return qr_grammar_matcher_can_end(s->m);
@@ -75,21 +100,100 @@ static bool allow(void *ctx, int32_t id) {
     }
 }
 
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Look the current state up in the cache: s->hit is its entry or NULL; s->key holds the
+ * state (s->key_n stacks, MAX_KEY + 1: too many to cache). */
+static void look_up(grammar_stage *s) {
+    s->hit = NULL;
+    s->key_n = qr_grammar_matcher_state(s->m, s->key, MAX_KEY, &s->key_partial);
+    if (s->key_n > MAX_KEY) return;
+    qsort(s->key, s->key_n, sizeof *s->key, cmp_u32);
+    for (int i = 0; i < N_CACHED; i++) {
+        cached_mask *c = &s->cache[i];
+        if (c->n == s->key_n && c->partial.value == s->key_partial.value &&
+            c->partial.n_remain == s->key_partial.n_remain &&
+            memcmp(c->ids, s->key, s->key_n * sizeof *s->key) == 0) {
+            c->last_use = ++s->clock;
+            s->hit = c;
+            return;
+        }
+    }
+}
+
+/* The current state's allowed tokens, a byte per token and the list of their ids, from the
+ * cache or computed (one trie walk, qr_grammar_matcher_allowed) and cached; false on failure. */
+static bool state_allowed(grammar_stage *s, const uint8_t **mask, const int32_t **ids,
+                          int64_t *n_allowed) {
+    cached_mask *slot = s->hit;
+    if (!slot) {
+        int32_t *list = s->list;
+        int64_t k = qr_grammar_matcher_allowed(s->m, s->tokens, list);
+        if (k < 0) return false;
+        if (qr_grammar_matcher_can_end(s->m))
+            for (int32_t i = 0; i < s->n_eog; i++)
+                list[k++] = s->eog[i];
+        uint8_t *allowed = s->allowed;
+        if (s->key_n <= MAX_KEY) { /* cache it in the least recently used slot */
+            cached_mask *oldest = &s->cache[0];
+            for (int i = 1; i < N_CACHED; i++)
+                if (s->cache[i].last_use < oldest->last_use) oldest = &s->cache[i];
+            if (!oldest->allowed) oldest->allowed = malloc((size_t)s->n_vocab);
+            if (oldest->allowed && oldest->list_cap < k) {
+                int32_t *l = realloc(oldest->list, (size_t)(k + 1) * sizeof *l);
+                if (l) oldest->list = l, oldest->list_cap = k;
+            }
+            if (oldest->allowed && oldest->list_cap >= k) {
+                slot = oldest;
+                memcpy(slot->list, list, (size_t)k * sizeof *list);
+                memcpy(slot->ids, s->key, s->key_n * sizeof *s->key);
+                slot->n = s->key_n;
+                slot->partial = s->key_partial;
+                slot->n_allowed = k;
+                allowed = slot->allowed;
+                s->hit = slot;
+            }
+        }
+        memset(allowed, 0, (size_t)s->n_vocab);
+        for (int64_t i = 0; i < k; i++)
+            allowed[list[i]] = 1;
+        if (!slot) {
+            *mask = allowed;
+            *ids = list;
+            *n_allowed = k;
+            return true;
+        }
+    }
+    slot->last_use = ++s->clock;
+    *mask = slot->allowed;
+    *ids = slot->list;
+    *n_allowed = slot->n_allowed;
+    return true;
+}
+
 static int64_t mask_all(void *ctx, float *logits, int32_t n_vocab) {
     grammar_stage *s = ctx;
-    int64_t n = qr_grammar_matcher_mask(s->m, s->tokens, s->allowed);
-    if (n < 0) return -1;
-    const bool can_end = qr_grammar_matcher_can_end(s->m);
-    for (int32_t t = 0; t < n_vocab; t++) {
-        if (s->kind[t] == KIND_EOG) {
-            s->allowed[t] = can_end;
-            n += can_end;
-        } else if (s->kind[t] == KIND_NEVER) {
-            s->allowed[t] = 0;
-        }
-        if (!s->allowed[t]) logits[t] = -INFINITY;
-    }
+    const uint8_t *allowed;
+    const int32_t *ids;
+    int64_t n;
+    if (!state_allowed(s, &allowed, &ids, &n)) return -1;
+    for (int32_t t = 0; t < n_vocab; t++)
+        if (!allowed[t]) logits[t] = -INFINITY;
     return n;
+}
+
+static bool ids_ready(void *ctx) {
+    return ((grammar_stage *)ctx)->hit != NULL;
+}
+
+static int64_t allowed_ids(void *ctx, const int32_t **ids) {
+    grammar_stage *s = ctx;
+    const uint8_t *allowed;
+    int64_t n;
+    return state_allowed(s, &allowed, ids, &n) ? n : -1;
 }
 
 static qr_status grammar_apply(qr_stage *self, qr_sample_state *st) {
@@ -99,6 +203,7 @@ static qr_status grammar_apply(qr_stage *self, qr_sample_state *st) {
         return qr_error(QR_ERR_INVALID_ARG,
                         "grammar: a token the grammar does not accept was accepted into the "
                         "sampler, so the grammar cannot go on (reset the sampler)");
+    look_up(s);
     if (!st->gathered) {
         st->filter = &s->filter;
         return QR_OK;
@@ -201,6 +306,10 @@ static void grammar_free(qr_stage *self) {
     qr_grammar_tokens_free(s->tokens);
     free(s->kind);
     free(s->allowed);
+    free(s->list);
+    free(s->eog);
+    for (int i = 0; i < N_CACHED; i++)
+        free(s->cache[i].allowed), free(s->cache[i].list);
     for (int32_t i = 0; i < s->n_words; i++)
         free(s->words[i]);
     free(s->words);
@@ -255,6 +364,15 @@ static qr_status load_vocab(grammar_stage *s, const qr_dry_vocab *v) {
         s->tokens = qr_grammar_tokens_create(n, (const char *const *)pieces, len, testable);
         if (!s->tokens) rc = QR_ERR_NOMEM;
     }
+    if (rc == QR_OK) {
+        for (int32_t t = 0; t < n; t++)
+            s->n_eog += s->kind[t] == KIND_EOG;
+        s->eog = qr_malloc(((size_t)s->n_eog + 1) * sizeof *s->eog);
+        s->list = qr_malloc(((size_t)s->tokens->n_order + (size_t)s->n_eog + 1) * sizeof *s->list);
+        if (!s->eog || !s->list) rc = QR_ERR_NOMEM;
+        for (int32_t t = 0, k = 0; t < n && rc == QR_OK; t++)
+            if (s->kind[t] == KIND_EOG) s->eog[k++] = t;
+    }
     if (pieces)
         for (int32_t t = 0; t < n; t++)
             free(pieces[t]);
@@ -305,7 +423,7 @@ qr_stage *qr_stage_grammar(const qr_sampler_params *p, const qr_dry_vocab *vocab
     s->base.vt = &grammar_vt;
     s->base.free_fn = grammar_free;
     s->n_vocab = vocab->n_vocab;
-    s->filter = (qr_token_filter){s, allow, mask_all};
+    s->filter = (qr_token_filter){s, allow, mask_all, allowed_ids, ids_ready};
     s->lazy = p->grammar_lazy;
     s->awaiting = s->lazy;
     qr_status rc = qr_grammar_parse(p->grammar, p->grammar_root, &s->grammar);

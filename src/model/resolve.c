@@ -34,8 +34,12 @@ static void note(char *looked, size_t lsize, const char *path) {
 static bool from_ollama(const char *store, const char *name, char *out, size_t out_size,
                         char *looked, size_t lsize) {
     char model[256], tag[128] = "latest";
-    const char *colon = strrchr(name, ':');
-    const char *slash = strchr(name, '/');
+    /* the tag follows the last ':' after the last '/' (an earlier ':' is a host's port) */
+    const char *last_slash = strrchr(name, '/');
+    const char *colon = strrchr(last_slash ? last_slash : name, ':');
+    int n_slash = 0;
+    for (const char *c = name; *c; c++)
+        n_slash += *c == '/';
     size_t n = colon ? (size_t)(colon - name) : strlen(name);
     if (n == 0 || n >= sizeof model) return false;
     memcpy(model, name, n);
@@ -43,9 +47,13 @@ static bool from_ollama(const char *store, const char *name, char *out, size_t o
     if (colon && snprintf(tag, sizeof tag, "%s", colon + 1) >= (int)sizeof tag) return false;
     if (strstr(model, "..") || strstr(tag, "..") || strchr(tag, '/')) return false;
     char manifest[4096];
-    /* a bare name lives in the "library" namespace */
-    snprintf(manifest, sizeof manifest, "%s/manifests/registry.ollama.ai/%s%s/%s", store,
-             slash ? "" : "library/", model, tag);
+    /* a bare name lives in the "library" namespace of registry.ollama.ai; HOST/NS/MODEL
+     * (hf.co/USER/REPO) under its own host, as `quarrel pull` and ollama store it */
+    snprintf(manifest, sizeof manifest, "%s/manifests/%s%s/%s", store,
+             n_slash == 2   ? ""
+             : n_slash == 1 ? "registry.ollama.ai/"
+                            : "registry.ollama.ai/library/",
+             model, tag);
     note(looked, lsize, manifest);
     char *text = slurp(manifest, 1 << 20);
     if (!text) return false;

@@ -104,7 +104,15 @@ int32_t qr_select_top(const float *x, int32_t len, int32_t n, qr_candidate *out)
  * vocabulary, or nothing passed), the caller masks the whole vocabulary instead. */
 static bool gather_filtered(qr_sample_state *st, int32_t k, int32_t m) {
     const qr_token_filter *f = st->filter;
-    for (; m < st->n_vocab; m *= 8) {
+    /* Two rounds at most, the second 8 times wider: past that the filter refuses most tokens
+     * here, and the list of all allowed tokens costs less than testing them one by one. With
+     * that list at hand (allowed_ids), the second round is only worth it where the first let
+     * through enough tokens for 8 times as many to hold k (a permissive state, whose list is
+     * long); a restrictive state's list is short and quick to walk. */
+    int32_t passed = 0;
+    for (int round = 0; round < 2 && m < st->n_vocab; round++, m *= 8) {
+        if (round == 1 && f->allowed_ids && (passed * 8 < k || (f->ids_ready && f->ids_ready(f->ctx))))
+            break;
         int32_t got = qr_select_top(st->logits, st->n_vocab, m, st->data);
         int32_t n = 0;
         bool all_seen = false;
@@ -115,6 +123,7 @@ static bool gather_filtered(qr_sample_state *st, int32_t k, int32_t m) {
             }
             if (f->allow(f->ctx, st->data[j].id)) st->data[n++] = st->data[j];
         }
+        passed = n;
         if (n > 0 && (n == k || all_seen)) {
             st->size = (size_t)n;
             st->sorted = true;
@@ -123,13 +132,58 @@ static bool gather_filtered(qr_sample_state *st, int32_t k, int32_t m) {
             return true;
         }
         if (all_seen) break;
-        if (m > st->n_vocab / 8) break;
     }
     return false;
 }
 
+/* The k best (descending, ties to the lower id) of the filter's whole allowed list, skipping
+ * tokens a bias banned; what the dense mask and a selection would give, in the allowed set's
+ * time. */
+static void gather_allowed_list(qr_sample_state *st, int32_t k) {
+    const qr_token_filter *f = st->filter;
+    st->filter = NULL;
+    st->gathered = true;
+    st->sorted = true;
+    st->size = 0;
+    const int32_t *ids = NULL;
+    const int64_t n = f->allowed_ids(f->ctx, &ids);
+    if (n < 0) st->filter_failed = true;
+    if (n <= 0) {
+        st->filter_empty = n == 0;
+        return;
+    }
+    qr_candidate *h = st->data; /* a min-heap of the best k so far */
+    int32_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const qr_candidate c = {ids[i], st->logits[ids[i]], 0.0f};
+        if (c.logit == -INFINITY) continue;
+        if (m < k) {
+            int32_t j = m++; /* sift up */
+            while (j > 0 && worse(&c, &h[(j - 1) / 2])) {
+                h[j] = h[(j - 1) / 2];
+                j = (j - 1) / 2;
+            }
+            h[j] = c;
+        } else if (worse(&h[0], &c)) {
+            h[0] = c;
+            sift_down(h, m, 0);
+        }
+    }
+    for (int32_t j = m - 1; j > 0; j--) { /* heap sort: descending */
+        qr_candidate tmp = h[0];
+        h[0] = h[j];
+        h[j] = tmp;
+        sift_down(h, j, 0);
+    }
+    st->size = (size_t)m;
+}
+
 void qr_cand_gather_max(qr_sample_state *st) {
     if (st->filter && !st->gathered && gather_filtered(st, 1, 8)) return;
+    if (st->filter && !st->gathered && st->filter->allowed_ids) {
+        gather_allowed_list(st, 1);
+        return;
+    }
     qr_cand_apply_filter(st);
     int32_t m = qr_select_top(st->logits, st->n_vocab, 1, st->data);
     st->size = (m == 1 && st->data[0].logit != -INFINITY) ? 1 : 0;
@@ -143,6 +197,10 @@ void qr_cand_gather_top_k(qr_sample_state *st, int32_t k) {
         return;
     }
     if (st->filter && gather_filtered(st, k, k * 4 > 64 ? k * 4 : 64)) return;
+    if (st->filter && st->filter->allowed_ids) {
+        gather_allowed_list(st, k);
+        return;
+    }
     qr_cand_apply_filter(st);
     int32_t m = qr_select_top(st->logits, st->n_vocab, k, st->data);
     while (m > 0 && st->data[m - 1].logit == -INFINITY) /* banned tokens sort last */

@@ -44,6 +44,12 @@ typedef struct qr_token_filter {
     bool (*allow)(void *ctx, int32_t id);
     /* returns how many tokens are allowed, or -1 on failure (qr_error set) */
     int64_t (*mask_all)(void *ctx, float *logits, int32_t n_vocab);
+    /* every allowed token's id into *ids (valid until the state changes); returns how many, or
+     * -1 on failure (qr_error set). What top-k and greedy gather from when testing the best
+     * tokens one by one did not settle: its cost is the allowed set's, not the vocabulary's. */
+    int64_t (*allowed_ids)(void *ctx, const int32_t **ids);
+    /* allowed_ids would answer from a cache (no walk): worth taking before a second round */
+    bool (*ids_ready)(void *ctx);
 } qr_token_filter;
 
 typedef struct qr_sample_state {

@@ -1,11 +1,15 @@
 /* sampler.c - the public sampler: parameters, the chain built from them in llama.cpp's common
  * order (common/sampling.cpp), the per-token loop and the log-probabilities.
  *
- * Chain: logit bias, penalties, [DRY, top-k, typical, top-p, min-p, XTC, temperature
+ * Chain: logit bias, grammar, penalties, [DRY, top-k, typical, top-p, min-p, XTC, temperature
  * (+dynatemp), dist] or, with mirostat 1 or 2, [temperature, mirostat v1 or v2]. Stages
  * that are off are not in the chain. Greedy (temp <= 0) without typical sampling or XTC skips the
  * truncation stages: each of them keeps the highest-logit token, so the pick is the same and
  * costs one scan (XTC removes that token, so with it on they all run).
+ *
+ * The grammar stage (src/grammar/grammar_stage.c) masks lazily: it installs a token filter
+ * that gathering honours, so greedy and top-k test only the best tokens; masking commutes with
+ * the bias, so this is llama.cpp's grammar-first order. It advances only with the picked token.
  *
  * Log-probabilities come from the full softmax over the whole vocabulary of the logits after
  * logit bias and before every other stage (penalties, truncation, temperature), as OpenAI's

@@ -4,6 +4,7 @@
  * ollama's routes in ollama.c). A client that goes away (a failed write, or a hang-up seen
  * while waiting) cancels its task at once. The routes table lists every route of every file. */
 #include "server/http_internal.h"
+#include "server/page_asset.h"
 #include "util/util.h"
 
 #include <arpa/inet.h>
@@ -499,6 +500,29 @@ static enum MHD_Result handle_models(server *srv, struct MHD_Connection *c) {
     return srv_send_json(srv, c, 200, root);
 }
 
+/* The chat page (src/server/page/), from the binary; HEAD gets the headers alone (libmicrohttpd
+ * leaves the body out). The ETag lets a browser revalidate with a 304 instead of a download. */
+static enum MHD_Result handle_page(server *srv, struct MHD_Connection *c) {
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+    bool fresh = inm && strstr(inm, srv_page_etag);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        fresh ? 0 : srv_page_html_len, (void *)srv_page_html, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    if (!fresh) MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "ETag", srv_page_etag);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    int status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    if (atomic_load(&srv->ready)) {
+        srv_scheduler_lock(srv->sched);
+        srv_metrics_count_status(srv_scheduler_metrics(srv->sched), status);
+        srv_scheduler_unlock(srv->sched);
+    }
+    return ret;
+}
+
 static enum MHD_Result handle_metrics(server *srv, struct MHD_Connection *c) {
     srv_buf b = {0};
     srv_scheduler_lock(srv->sched);
@@ -540,38 +564,45 @@ static enum MHD_Result route_chat(server *srv, conn *cs, struct MHD_Connection *
 static enum MHD_Result route_completions(server *srv, conn *cs, struct MHD_Connection *c) {
     return handle_generate(srv, cs, c, SRV_COMPLETION);
 }
+static enum MHD_Result route_page(server *srv, conn *cs, struct MHD_Connection *c) {
+    (void)cs;
+    return handle_page(srv, c);
+}
 
-/* ollama: true for its routes, whose errors are {"error": "..."} */
+/* ollama: true for its routes, whose errors are {"error": "..."}; page: the chat page, which
+ * needs no key (its requests send the one typed into it) nor the model loaded, and answers HEAD
+ * as its GET (libmicrohttpd leaves the body out) */
 static const struct {
     const char *path, *method;
     srv_handler handler;
-    bool needs_key, ollama;
+    bool needs_key, ollama, page;
 } routes[] = {
-    {"/health", "GET", route_health, false, false},
-    {"/v1/health", "GET", route_health, false, false},
-    {"/v1/models", "GET", route_models, true, false},
-    {"/models", "GET", route_models, true, false},
-    {"/metrics", "GET", route_metrics, true, false},
-    {"/v1/chat/completions", "POST", route_chat, true, false},
-    {"/chat/completions", "POST", route_chat, true, false},
-    {"/v1/completions", "POST", route_completions, true, false},
-    {"/completions", "POST", route_completions, true, false},
-    {"/v1/embeddings", "POST", srv_handle_openai_embeddings, true, false},
-    {"/embeddings", "POST", srv_handle_openai_embeddings, true, false},
-    {"/tokenize", "POST", handle_tokenize, true, false},
-    {"/detokenize", "POST", handle_detokenize, true, false},
+    {"/", "GET", route_page, false, false, true},
+    {"/health", "GET", route_health, false, false, false},
+    {"/v1/health", "GET", route_health, false, false, false},
+    {"/v1/models", "GET", route_models, true, false, false},
+    {"/models", "GET", route_models, true, false, false},
+    {"/metrics", "GET", route_metrics, true, false, false},
+    {"/v1/chat/completions", "POST", route_chat, true, false, false},
+    {"/chat/completions", "POST", route_chat, true, false, false},
+    {"/v1/completions", "POST", route_completions, true, false, false},
+    {"/completions", "POST", route_completions, true, false, false},
+    {"/v1/embeddings", "POST", srv_handle_openai_embeddings, true, false, false},
+    {"/embeddings", "POST", srv_handle_openai_embeddings, true, false, false},
+    {"/tokenize", "POST", handle_tokenize, true, false, false},
+    {"/detokenize", "POST", handle_detokenize, true, false, false},
     /* ollama's REST API (ollama.c, embeddings.c) */
-    {"/api/generate", "POST", srv_handle_ollama_generate, true, true},
-    {"/api/chat", "POST", srv_handle_ollama_chat, true, true},
-    {"/api/embed", "POST", srv_handle_ollama_embed, true, true},
-    {"/api/embeddings", "POST", srv_handle_ollama_embeddings, true, true},
-    {"/api/tags", "GET", srv_handle_ollama_tags, true, true},
-    {"/api/ps", "GET", srv_handle_ollama_ps, true, true},
-    {"/api/show", "POST", srv_handle_ollama_show, true, true},
-    {"/api/version", "GET", srv_handle_ollama_version, true, true},
-    {"/api/delete", "DELETE", srv_handle_ollama_delete, true, true},
-    {"/api/delete", "POST", srv_handle_ollama_delete, true, true},
-    {"/api/pull", "POST", srv_handle_ollama_pull, true, true},
+    {"/api/generate", "POST", srv_handle_ollama_generate, true, true, false},
+    {"/api/chat", "POST", srv_handle_ollama_chat, true, true, false},
+    {"/api/embed", "POST", srv_handle_ollama_embed, true, true, false},
+    {"/api/embeddings", "POST", srv_handle_ollama_embeddings, true, true, false},
+    {"/api/tags", "GET", srv_handle_ollama_tags, true, true, false},
+    {"/api/ps", "GET", srv_handle_ollama_ps, true, true, false},
+    {"/api/show", "POST", srv_handle_ollama_show, true, true, false},
+    {"/api/version", "GET", srv_handle_ollama_version, true, true, false},
+    {"/api/delete", "DELETE", srv_handle_ollama_delete, true, true, false},
+    {"/api/delete", "POST", srv_handle_ollama_delete, true, true, false},
+    {"/api/pull", "POST", srv_handle_ollama_pull, true, true, false},
 };
 
 static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, const char *url,
@@ -581,7 +612,8 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(url, routes[i].path)) continue;
         path_known = true;
-        if (!strcmp(method, routes[i].method)) found = (int)i;
+        bool page_head = routes[i].page && !strcmp(method, "HEAD");
+        if (!strcmp(method, routes[i].method) || page_head) found = (int)i;
     }
     enum MHD_Result (*reject)(server *, struct MHD_Connection *, int, const char *, ...) =
         ollama ? srv_send_ollama_error : srv_send_error;
@@ -593,7 +625,8 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     if (cs->too_large)
         return reject(srv, c, 413, "the request body is larger than the limit of %zu bytes",
                       srv->p.max_body_bytes);
-    if (!atomic_load(&srv->ready)) return reject(srv, c, 503, "Loading model");
+    if (!atomic_load(&srv->ready) && !routes[found].page)
+        return reject(srv, c, 503, "Loading model");
     return routes[found].handler(srv, cs, c);
 }
 

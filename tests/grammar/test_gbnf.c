@@ -236,6 +236,20 @@ static void test_ambiguity_bound(void **state) {
     qr_grammar_free(g);
 }
 
+/* Left recursion through a rule that may be empty only through other rules (ws below), which
+ * llama.cpp's check does not see: the grammar parses, but expanding it would grow a stack
+ * forever; the matcher stops on its work bound with a message. */
+static void test_hidden_left_recursion(void **state) {
+    (void)state;
+    qr_grammar *g = parse_ok("root ::= term\nterm ::= ws term \"x\" | \"y\"\nws ::= [ ]*");
+    qr_grammar_matcher *m = (qr_grammar_matcher *)1;
+    assert_int_equal(qr_grammar_matcher_create(g, &m), QR_ERR_INVALID_ARG);
+    assert_null(m);
+    assert_non_null(strstr(qr_last_error(), "too ambiguous"));
+    assert_false(qr_grammar_accepts(g, "y", 1));
+    qr_grammar_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_literals_and_alternation),
@@ -247,6 +261,7 @@ int main(void) {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_ambiguity_bound),
+        cmocka_unit_test(test_hidden_left_recursion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,12 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_imatrix(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+
+/* Bytes as ollama shows them ("1.2 MB", "260 KB", "12 B": powers of 1000). */
+void cli_format_bytes(int64_t bytes, char *buf, size_t size);
 
 /* Print "quarrel: <what>: <qr_last_error()>" to stderr; returns 1. */
 int cli_fail(const char *what);

@@ -25,6 +25,9 @@ static const command commands[] = {
     {"eval", cmd_eval, "multiple-choice accuracy on a JSONL task file"},
     {"embed", cmd_embed, "embeddings of texts (like llama-embedding)"},
     {"imatrix", cmd_imatrix, "importance matrix of a text for quantizing (like llama-imatrix)"},
+    {"pull", cmd_pull, "download a model from an ollama registry into the ollama store"},
+    {"list", cmd_list, "list the models of the ollama store"},
+    {"rm", cmd_rm, "remove a model from the ollama store"},
 };
 
 int cli_fail(const char *what) {
