@@ -647,6 +647,10 @@ typedef struct qr_server_params {
     /* The embedding routes' pooling (QR_POOLING_MODEL: the GGUF's pooling_type, else mean);
      * QR_POOLING_NONE makes them answer 400, as one vector per input is needed. */
     qr_pooling pooling;
+    /* /api/pull: the registry (NULL: registry.ollama.ai, as qr_pull_params.registry) and
+     * whether plain http is allowed; models go to the ollama store (qr_registry_store_dir). */
+    const char *registry;
+    bool insecure;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);

@@ -7,6 +7,7 @@
 #include "util/util.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,8 +448,22 @@ enum MHD_Result srv_handle_ollama_chat(server *srv, conn *cs, struct MHD_Connect
     return handle(srv, cs, c, SRV_CHAT);
 }
 
-/* ---- /api/delete and /api/pull ---- */
+/* ---- /api/delete and /api/pull: the ollama store, through the registry library ---- */
 
+/* The store's entry for an ollama name (NAME and NAME:latest alike), or false. */
+static bool in_store(const char *name) {
+    qr_registry_model *models = NULL;
+    int32_t n = 0;
+    if (qr_registry_list(NULL, &models, &n)) return false;
+    bool found = false;
+    for (int32_t i = 0; i < n && !found; i++)
+        found = srv_ollama_name_matches(models[i].name, name);
+    free(models);
+    return found;
+}
+
+/* The served model cannot go from under the server (its file is mapped and in use): 409. Any
+ * other model of the store is removed with the blobs no other model uses. */
 enum MHD_Result srv_handle_ollama_delete(server *srv, conn *cs, struct MHD_Connection *c) {
     srv_ollama_model_request mr;
     if (srv_parse_ollama_model(cs->body.data, cs->body.len, &mr))
@@ -459,13 +474,191 @@ enum MHD_Result srv_handle_ollama_delete(server *srv, conn *cs, struct MHD_Conne
                                     "model '%s' is the one this server is serving: stop the "
                                     "server to delete it",
                                     mr.model);
-    else
+    else if (!in_store(mr.model))
         ret = srv_send_ollama_error(srv, c, 404, "model '%s' not found", mr.model);
+    else if (qr_registry_remove(NULL, mr.model, NULL))
+        ret = srv_send_ollama_error(srv, c, 500, "%s", qr_last_error());
+    else
+        ret = srv_send_json(srv, c, 200, cJSON_CreateObject());
     free(mr.model);
     return ret;
 }
 
+/* A pull in progress: the pulling thread appends ollama's progress objects to out; the
+ * connection's reader drains it. Freed when both let go. */
+typedef struct pull_job {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int refs;
+    bool done, cancelled; /* cancelled: the client went away; the pull stops (a partial
+                             download stays, to resume) */
+    srv_buf out;
+    size_t pos;
+    char *name;
+    qr_pull_params params;
+    const char *digest; /* the blob whose progress was last sent, and how far */
+    int64_t sent;
+    qr_status status;
+    char error[1024];
+} pull_job;
+
+static void pull_unref(pull_job *j) {
+    pthread_mutex_lock(&j->mu);
+    bool last = --j->refs == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (!last) return;
+    srv_buf_free(&j->out);
+    free(j->name);
+    pthread_cond_destroy(&j->cond);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+static cJSON *status_object(const char *status) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", status);
+    return o;
+}
+
+static void pull_emit(pull_job *j, cJSON *o) {
+    pthread_mutex_lock(&j->mu);
+    ndjson_append(&j->out, o);
+    pthread_cond_broadcast(&j->cond);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* ollama's objects: "pulling <12 hex>" with digest, total and completed for each blob (a
+ * byte-level update at most every 1% of the blob), then "verifying sha256 digest" and
+ * "writing manifest" once every blob is in place and checked. */
+static bool on_pull_progress(const qr_pull_progress *p, void *user) {
+    pull_job *j = user;
+    if (p->event == QR_PULL_WRITE_MANIFEST) {
+        pull_emit(j, status_object("verifying sha256 digest"));
+        pull_emit(j, status_object("writing manifest"));
+    } else if (p->digest) {
+        bool finished = p->event != QR_PULL_BLOB_DATA;
+        int64_t step = p->total / 100 > 0 ? p->total / 100 : 1;
+        bool same = j->digest && !strcmp(j->digest, p->digest);
+        if (finished || !same || p->completed - j->sent >= step) {
+            char status[96];
+            snprintf(status, sizeof status, "pulling %.12s",
+                     strncmp(p->digest, "sha256:", 7) ? p->digest : p->digest + 7);
+            cJSON *o = status_object(status);
+            cJSON_AddStringToObject(o, "digest", p->digest);
+            cJSON_AddNumberToObject(o, "total", (double)p->total);
+            cJSON_AddNumberToObject(o, "completed",
+                                    (double)(p->event == QR_PULL_BLOB_CACHED ? p->total
+                                                                             : p->completed));
+            pull_emit(j, o);
+            j->digest = p->digest;
+            j->sent = p->completed;
+        }
+    }
+    pthread_mutex_lock(&j->mu);
+    bool go_on = !j->cancelled;
+    pthread_mutex_unlock(&j->mu);
+    return go_on;
+}
+
+static void pull_run(pull_job *j) {
+    pull_emit(j, status_object("pulling manifest"));
+    j->status = qr_registry_pull(j->name, &j->params);
+    if (j->status) snprintf(j->error, sizeof j->error, "%s", qr_last_error());
+    cJSON *o;
+    if (j->status) {
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "error", j->error);
+    } else {
+        o = status_object("success");
+    }
+    pthread_mutex_lock(&j->mu);
+    ndjson_append(&j->out, o);
+    j->done = true;
+    pthread_cond_broadcast(&j->cond);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void *pull_thread(void *arg) {
+    pull_run(arg);
+    pull_unref(arg);
+    return NULL;
+}
+
+static ssize_t pull_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    pull_job *j = cls;
+    pthread_mutex_lock(&j->mu);
+    while (j->pos == j->out.len && !j->done)
+        pthread_cond_wait(&j->cond, &j->mu);
+    ssize_t n = MHD_CONTENT_READER_END_OF_STREAM;
+    if (j->pos < j->out.len) {
+        size_t k = j->out.len - j->pos < max ? j->out.len - j->pos : max;
+        memcpy(buf, j->out.data + j->pos, k);
+        j->pos += k;
+        n = (ssize_t)k;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}
+
+static void pull_response_free(void *cls) {
+    pull_job *j = cls;
+    pthread_mutex_lock(&j->mu);
+    j->cancelled = !j->done; /* the client went away before the end */
+    pthread_mutex_unlock(&j->mu);
+    pull_unref(j);
+}
+
+/* The registry: serve --registry (or $QUARREL_REGISTRY), plain http if --insecure or the
+ * request's "insecure" (ollama's flag for one's own registry). Stream: the progress objects
+ * as NDJSON; else one object, {"status": "success"} or the error. */
 enum MHD_Result srv_handle_ollama_pull(server *srv, conn *cs, struct MHD_Connection *c) {
-    (void)cs;
-    return srv_send_ollama_error(srv, c, 501, "pulling models is not available in this build");
+    srv_ollama_model_request mr;
+    if (srv_parse_ollama_model(cs->body.data, cs->body.len, &mr))
+        return srv_send_ollama_error(srv, c, 400, "%s", qr_last_error());
+    pull_job *j = qr_calloc(1, sizeof *j);
+    if (!j) {
+        free(mr.model);
+        return srv_send_ollama_error(srv, c, 500, "out of memory");
+    }
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cond, NULL);
+    j->refs = 1;
+    j->name = mr.model;
+    j->params = qr_pull_default_params();
+    j->params.registry = srv->p.registry;
+    j->params.insecure = srv->p.insecure || mr.insecure;
+    j->params.progress = on_pull_progress;
+    j->params.user = j;
+    if (!mr.stream) {
+        /* the progress goes nowhere; the answer waits for the end */
+        pull_run(j);
+        enum MHD_Result ret =
+            j->status ? srv_send_ollama_error(srv, c, j->status == QR_ERR_INVALID_ARG ? 400 : 500,
+                                              "%s", j->error)
+                      : srv_send_json(srv, c, 200, status_object("success"));
+        pull_unref(j);
+        return ret;
+    }
+    j->refs = 2; /* the thread's and the response's */
+    pthread_t th;
+    if (pthread_create(&th, NULL, pull_thread, j) != 0) {
+        j->refs = 1;
+        pull_unref(j);
+        return srv_send_ollama_error(srv, c, 500, "cannot start the pull's thread");
+    }
+    pthread_detach(th);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, pull_reader, j, pull_response_free);
+    if (!r) {
+        pull_response_free(j);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/x-ndjson");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    srv_scheduler_lock(srv->sched);
+    srv_metrics_count_status(srv_scheduler_metrics(srv->sched), 200);
+    srv_scheduler_unlock(srv->sched);
+    return ret;
 }

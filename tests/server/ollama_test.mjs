@@ -3,6 +3,8 @@
 //   BASE_URL  stories260K, no chat template (generate sends the prompt as is), API key API_KEY
 //   TMPL_URL  stories260K with a template that renders just the messages' contents, so a chat
 //             prompt is the reference prompt
+//   PULL_URL  stories260K, pulling from the test registry (which serves it as "stories") into
+//             the ollama store STORE
 //   REFERENCE llama.cpp's stories260K.json; EMBED_REFS llama.cpp's embeddings (embed_refs.json)
 // Expected texts and vectors come from llama.cpp's runs in those files.
 import { Ollama } from 'ollama';
@@ -268,6 +270,44 @@ await check('errors: 404 for an unknown model, 400 for a malformed request, 401 
 
 await check('delete: the served model cannot be deleted from under the server', async () => {
   await assert.rejects(ollama.delete({ model: MODEL }), (e) => e.status_code === 409 && /serving/.test(e.error));
+});
+
+await check('pull: ollama\'s progress objects, the model in the store; delete removes it', async () => {
+  const puller = new Ollama({ host: process.env.PULL_URL });
+  const blob = (d) => `${process.env.STORE}/blobs/sha256-${d.slice(7)}`;
+  const statuses = [], digests = new Set();
+  for await (const p of await puller.pull({ model: 'stories', stream: true })) {
+    statuses.push(p.status);
+    if (p.digest) {
+      digests.add(p.digest);
+      assert.match(p.digest, /^sha256:[0-9a-f]{64}$/);
+      assert.equal(p.status, `pulling ${p.digest.slice(7, 19)}`);
+      assert.ok(p.completed <= p.total);
+    }
+  }
+  assert.equal(statuses[0], 'pulling manifest');
+  assert.deepEqual(statuses.slice(-3), ['verifying sha256 digest', 'writing manifest', 'success']);
+  assert.ok(digests.size >= 2);
+  for (const d of digests) assert.ok(fs.existsSync(blob(d)), `${d} is not in the store`);
+  // the model layer is the served file, byte for byte
+  const gguf = fs.readFileSync(process.env.MODEL_PATH);
+  assert.ok([...digests].some((d) => fs.existsSync(blob(d)) && fs.readFileSync(blob(d)).equals(gguf)));
+  assert.ok(fs.existsSync(`${process.env.STORE}/manifests/registry.ollama.ai/library/stories/latest`));
+  // again, not streamed, with ollama's older "name": one object
+  const again = await fetch(process.env.PULL_URL + '/api/pull', { method: 'POST', body: JSON.stringify({ name: 'stories:latest', stream: false }) });
+  assert.equal(again.status, 200);
+  assert.deepEqual(await again.json(), { status: 'success' });
+  await assert.rejects(puller.pull({ model: 'nope', stream: false }), (e) => e.status_code === 500 && /not found/.test(e.error));
+  // a streamed failure ends with an error object, which the client throws
+  await assert.rejects((async () => { for await (const p of await puller.pull({ model: 'nope', stream: true })) void p; })(),
+    (e) => /not found/.test(e.message));
+  await assert.rejects(puller.pull({ model: 'a/b/c/d', stream: false }), (e) => e.status_code === 400);
+  // delete: the pulled model goes; the served one stays
+  await puller.delete({ model: 'stories' });
+  assert.ok(!fs.existsSync(`${process.env.STORE}/manifests/registry.ollama.ai/library/stories/latest`));
+  for (const d of digests) assert.ok(!fs.existsSync(blob(d)), `${d} is still in the store`);
+  await assert.rejects(puller.delete({ model: 'stories' }), (e) => e.status_code === 404 && e.error === "model 'stories' not found");
+  await assert.rejects(puller.delete({ model: 'stories260K' }), (e) => e.status_code === 409);
 });
 
 if (failed) {

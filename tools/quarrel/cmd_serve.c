@@ -41,7 +41,10 @@ static void usage(FILE *f) {
                "  --api-key-file F      the same, with the key read from a file (first line)\n"
                "  --chat-template T     a built-in template name (chatml, llama3, ...) or Jinja\n"
                "                        source (default: the model's, else chatml)\n"
-               "  --chat-template-file F  the chat template read from a Jinja file\n");
+               "  --chat-template-file F  the chat template read from a Jinja file\n"
+               "  --registry URL        /api/pull's registry, a mirror of registry.ollama.ai\n"
+               "                        (default $QUARREL_REGISTRY, else registry.ollama.ai)\n"
+               "  --insecure            let /api/pull use plain http\n");
     rope_options_usage(f);
 }
 
@@ -113,6 +116,7 @@ int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *key_file = NULL, *tmpl_file = NULL;
     int32_t port = 8080, queue = 64, max_body = 1 << 20;
     qr_context_params cp = qr_context_default_params(); /* the RoPE overrides */
+    p.registry = getenv("QUARREL_REGISTRY");
     p.context = &cp;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -126,6 +130,10 @@ int cmd_serve(int argc, char **argv) {
             i += used - 1;
             continue;
         }
+        if (!strcmp(a, "--insecure")) {
+            p.insecure = true;
+            continue;
+        }
         bool takes_value = strcmp(a, "-m") == 0 || !strcmp(a, "--model") || !strcmp(a, "--host") ||
                            !strcmp(a, "--port") || !strcmp(a, "--parallel") || !strcmp(a, "-c") ||
                            !strcmp(a, "--ctx-size") || !strcmp(a, "-t") ||
@@ -133,7 +141,7 @@ int cmd_serve(int argc, char **argv) {
                            !strcmp(a, "--api-key-file") || !strcmp(a, "--queue") ||
                            !strcmp(a, "--max-body") || !strcmp(a, "--alias") ||
                            !strcmp(a, "--chat-template") || !strcmp(a, "--chat-template-file") ||
-                           !strcmp(a, "--pooling");
+                           !strcmp(a, "--pooling") || !strcmp(a, "--registry");
         if (!takes_value) {
             fprintf(stderr, "quarrel serve: unknown option '%s' (see quarrel serve --help)\n", a);
             return 2;
@@ -168,6 +176,8 @@ int cmd_serve(int argc, char **argv) {
             p.chat_template = v;
         else if (!strcmp(a, "--chat-template-file"))
             tmpl_file = v;
+        else if (!strcmp(a, "--registry"))
+            p.registry = v;
         else if (!strcmp(a, "--pooling"))
             bad = parse_pooling(v, &p.pooling);
         else
