@@ -28,6 +28,14 @@ static void conn_unref(conn *cs) {
 
 /* ---- responses ---- */
 
+/* Count an answer's status in the metrics (once the scheduler, which holds them, runs). */
+static void count_status(server *srv, int status) {
+    if (!atomic_load(&srv->ready)) return;
+    srv_scheduler_lock(srv->sched);
+    srv_metrics_count_status(srv_scheduler_metrics(srv->sched), status);
+    srv_scheduler_unlock(srv->sched);
+}
+
 static enum MHD_Result send_text(server *srv, struct MHD_Connection *c, int status,
                                  const char *content_type, char *text /* malloc'd, taken */) {
     struct MHD_Response *r =
@@ -39,11 +47,7 @@ static enum MHD_Result send_text(server *srv, struct MHD_Connection *c, int stat
     MHD_add_response_header(r, "Content-Type", content_type);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
-    if (atomic_load(&srv->ready)) {
-        srv_scheduler_lock(srv->sched);
-        srv_metrics_count_status(srv_scheduler_metrics(srv->sched), status);
-        srv_scheduler_unlock(srv->sched);
-    }
+    count_status(srv, status);
     return ret;
 }
 
@@ -54,14 +58,49 @@ enum MHD_Result srv_send_json(server *srv, struct MHD_Connection *c, int status,
     return send_text(srv, c, status, "application/json", s);
 }
 
+/* OpenAI's {"error": {"message", "type", ...}} or ollama's {"error": "..."} */
+static enum MHD_Result send_error_v(server *srv, struct MHD_Connection *c, int status,
+                                    bool ollama, const char *fmt, va_list ap) {
+    char msg[1200];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    cJSON *o = ollama ? cJSON_CreateObject() : srv_error_json(status, msg);
+    if (ollama) cJSON_AddStringToObject(o, "error", msg);
+    return srv_send_json(srv, c, status, o);
+}
+
 enum MHD_Result srv_send_error(server *srv, struct MHD_Connection *c, int status,
                                const char *fmt, ...) {
-    char msg[1200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    enum MHD_Result ret = send_error_v(srv, c, status, false, fmt, ap);
     va_end(ap);
-    return srv_send_json(srv, c, status, srv_error_json(status, msg));
+    return ret;
+}
+
+enum MHD_Result srv_send_ollama_error(server *srv, struct MHD_Connection *c, int status,
+                                      const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result ret = send_error_v(srv, c, status, true, fmt, ap);
+    va_end(ap);
+    return ret;
+}
+
+enum MHD_Result srv_send_stream(server *srv, struct MHD_Connection *c, const char *content_type,
+                                MHD_ContentReaderCallback reader, void *cls,
+                                MHD_ContentReaderFreeCallback free_cls) {
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, cls, free_cls);
+    if (!r) {
+        free_cls(cls);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", content_type);
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    count_status(srv, 200);
+    return ret;
 }
 
 /* ---- helpers ---- */
@@ -354,18 +393,8 @@ bool srv_wait_finished(server *srv, conn *cs, srv_task *t) {
 enum MHD_Result srv_stream(server *srv, conn *cs, struct MHD_Connection *c,
                            const char *content_type, srv_collect_fn collect) {
     cs->collect = collect;
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, cs, stream_free);
-    if (!r) return MHD_NO;
-    atomic_fetch_add(&cs->refs, 1);
-    MHD_add_response_header(r, "Content-Type", content_type);
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    srv_scheduler_lock(srv->sched);
-    srv_metrics_count_status(srv_scheduler_metrics(srv->sched), 200);
-    srv_scheduler_unlock(srv->sched);
-    return ret;
+    atomic_fetch_add(&cs->refs, 1); /* the response's, dropped by stream_free */
+    return srv_send_stream(srv, c, content_type, stream_reader, cs, stream_free);
 }
 
 static enum MHD_Result handle_generate(server *srv, conn *cs, struct MHD_Connection *c,
@@ -515,11 +544,7 @@ static enum MHD_Result handle_page(server *srv, struct MHD_Connection *c) {
     int status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
-    if (atomic_load(&srv->ready)) {
-        srv_scheduler_lock(srv->sched);
-        srv_metrics_count_status(srv_scheduler_metrics(srv->sched), status);
-        srv_scheduler_unlock(srv->sched);
-    }
+    count_status(srv, status);
     return ret;
 }
 

@@ -67,6 +67,12 @@ enum MHD_Result srv_send_error(server *srv, struct MHD_Connection *c, int status
 enum MHD_Result srv_send_ollama_error(server *srv, struct MHD_Connection *c, int status,
                                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* A 200 answer whose body reader produces (a stream of unknown length); free_cls(cls) is
+ * called when the response is done with, also when it cannot be created. */
+enum MHD_Result srv_send_stream(server *srv, struct MHD_Connection *c, const char *content_type,
+                                MHD_ContentReaderCallback reader, void *cls,
+                                MHD_ContentReaderFreeCallback free_cls);
+
 /* Tokenize text; *out is malloc'd. */
 qr_status srv_tokenize(const qr_model *m, const char *text, bool add_special, bool parse_special,
                        qr_token **out, int32_t *n_out);

@@ -8,7 +8,6 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +16,6 @@
 
 /* Quarrel's version, as /api/version reports it (ollama reports its own there) */
 #define QUARREL_VERSION "0.1.0"
-
-enum MHD_Result srv_send_ollama_error(server *srv, struct MHD_Connection *c, int status,
-                                      const char *fmt, ...) {
-    char msg[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
-    return srv_send_json(srv, c, status, o);
-}
 
 /* RFC 3339 in UTC with nanoseconds, as Go's time.Time marshals ("2023-08-04T19:22:45.4991Z") */
 static void rfc3339(const struct timespec *ts, char out[48]) {
@@ -648,17 +635,5 @@ enum MHD_Result srv_handle_ollama_pull(server *srv, conn *cs, struct MHD_Connect
         return srv_send_ollama_error(srv, c, 500, "cannot start the pull's thread");
     }
     pthread_detach(th);
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, pull_reader, j, pull_response_free);
-    if (!r) {
-        pull_response_free(j);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/x-ndjson");
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    srv_scheduler_lock(srv->sched);
-    srv_metrics_count_status(srv_scheduler_metrics(srv->sched), 200);
-    srv_scheduler_unlock(srv->sched);
-    return ret;
+    return srv_send_stream(srv, c, "application/x-ndjson", pull_reader, j, pull_response_free);
 }

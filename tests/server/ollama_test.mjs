@@ -10,6 +10,7 @@
 import { Ollama } from 'ollama';
 import Ajv from 'ajv';
 import assert from 'node:assert/strict';
+import { check, finish } from './harness.mjs';
 import fs from 'node:fs';
 
 const BASE = process.env.BASE_URL;
@@ -23,16 +24,6 @@ const ajv = new Ajv({ strict: false });
 const MODEL = 'stories260K';
 const greedy = { temperature: 0 };
 
-let failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${e && e.stack ? e.stack : e}`);
-  }
-}
 
 async function post(path, body, method = 'POST') {
   const r = await fetch(BASE + path, { method, headers: { ...headers, 'Content-Type': 'text/plain' }, body });
@@ -310,8 +301,4 @@ await check('pull: ollama\'s progress objects, the model in the store; delete re
   await assert.rejects(puller.delete({ model: 'stories260K' }), (e) => e.status_code === 409);
 });
 
-if (failed) {
-  console.log(`${failed} check(s) failed`);
-  process.exit(1);
-}
-console.log('all ollama API checks passed');
+finish('ollama API');

@@ -4,6 +4,7 @@
 // Expected texts come from llama.cpp's greedy runs in the reference file.
 import OpenAI from 'openai';
 import assert from 'node:assert/strict';
+import { check, finish } from './harness.mjs';
 import fs from 'node:fs';
 
 const BASE = process.env.BASE_URL;
@@ -11,16 +12,6 @@ const KEY = process.env.API_KEY;
 const ref = JSON.parse(fs.readFileSync(process.env.REFERENCE, 'utf8'));
 const client = new OpenAI({ baseURL: BASE + '/v1', apiKey: KEY, timeout: 60000, maxRetries: 0 });
 
-let failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${e && e.stack ? e.stack : e}`);
-  }
-}
 
 const auth = { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' };
 async function post(path, body, headers = auth) {
@@ -355,5 +346,4 @@ await check('/metrics: Prometheus counters, gauges and histograms', async () => 
   }
 });
 
-console.log(failed ? `${failed} check(s) failed` : 'all checks passed');
-process.exit(failed ? 1 : 0);
+finish('OpenAI API');

@@ -9,7 +9,7 @@
 set -euo pipefail
 . "$QR_TEST_DIR/server/server_lib.sh"
 work="$PWD/node-ollama-test"
-npm_setup "$work" ollama_test.mjs
+npm_setup "$work" ollama_test.mjs harness.mjs
 model="$QR_SHARED_DIR/models/stories260K.gguf"
 
 key=ollama-key-1

@@ -6,7 +6,7 @@
 set -euo pipefail
 model="$QR_SHARED_DIR/models/stories260K.gguf"
 . "$QR_TEST_DIR/server/server_lib.sh"
-npm_setup "$PWD/node-test" openai_test.mjs
+npm_setup "$PWD/node-test" openai_test.mjs harness.mjs
 work="$PWD/node-test"
 
 key=test-key-123

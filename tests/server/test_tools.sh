@@ -6,7 +6,7 @@
 # validate and the test fails (it never skips). Needs node and npm.
 set -euo pipefail
 . "$QR_TEST_DIR/server/server_lib.sh"
-npm_setup "$PWD/node-tools-test" tools_test.mjs
+npm_setup "$PWD/node-tools-test" tools_test.mjs harness.mjs
 work="$PWD/node-tools-test"
 
 start_server tools-qwen.log -t 2 -m "$QR_SHARED_DIR/models/qwen2-tiny-q8_0.gguf" -c 4096 \

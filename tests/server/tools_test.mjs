@@ -7,6 +7,7 @@
 import OpenAI from 'openai';
 import Ajv from 'ajv';
 import assert from 'node:assert/strict';
+import { check, finish } from './harness.mjs';
 
 const ajv = new Ajv({ strict: false });
 const mk = (url) => new OpenAI({ baseURL: url + '/v1', apiKey: 'none', timeout: 120000, maxRetries: 0 });
@@ -14,16 +15,6 @@ const qwen = mk(process.env.QWEN_URL);
 const generic = mk(process.env.QWEN_CHATML_URL);
 const stories = mk(process.env.STORIES_URL);
 
-let failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${e && e.stack ? e.stack : e}`);
-  }
-}
 
 function validate(schema, value, what) {
   const ok = ajv.validate(schema, value);
@@ -236,8 +227,4 @@ await check('generic format, auto: a call or a {"response"} turned into content'
   }
 });
 
-if (failed) {
-  console.log(`${failed} check(s) failed`);
-  process.exit(1);
-}
-console.log('all tool and structured-output checks passed');
+finish('tool and structured-output');
