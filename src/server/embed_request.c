@@ -74,7 +74,8 @@ static qr_status openai_input(const cJSON *input, srv_embed_request *r, int32_t 
 /* ollama's input: "text" (empty: nothing to embed) or ["a", "b"] */
 static qr_status ollama_input(const cJSON *input, srv_embed_request *r) {
     if (!input) return QR_OK;
-    if (cJSON_IsString(input)) return input->valuestring[0] ? add_text(r, input->valuestring) : QR_OK;
+    if (cJSON_IsString(input))
+        return input->valuestring[0] ? add_text(r, input->valuestring) : QR_OK;
     if (!cJSON_IsArray(input))
         return qr_error(QR_ERR_INVALID_ARG,
                         "invalid input type: 'input' must be a string or an array of strings");
@@ -139,8 +140,8 @@ static qr_status parse_fields(const cJSON *root, srv_embed_api api, int32_t n_vo
     return QR_OK;
 }
 
-qr_status srv_parse_embed_request(const char *body, size_t len, srv_embed_api api,
-                                  int32_t n_vocab, srv_embed_request *out) {
+qr_status srv_parse_embed_request(const char *body, size_t len, srv_embed_api api, int32_t n_vocab,
+                                  srv_embed_request *out) {
     memset(out, 0, sizeof *out);
     out->api = api;
     cJSON *root;

@@ -29,8 +29,8 @@ static void result_free(embed_result *r) {
 
 /* Tokenize (or take) every input, check it fits a slot (ollama cuts it when truncate), run
  * one task per input and wait for all. 0, or the HTTP status with its message in msg. */
-static int run_inputs(server *srv, conn *cs, srv_embed_request *er, embed_result *res,
-                      char *msg, size_t msg_size) {
+static int run_inputs(server *srv, conn *cs, srv_embed_request *er, embed_result *res, char *msg,
+                      size_t msg_size) {
     memset(res, 0, sizeof *res);
     double t0 = qr_time_now();
     int32_t n = er->n_inputs, n_ctx = srv_scheduler_n_ctx_slot(srv->sched);

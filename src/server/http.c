@@ -59,8 +59,8 @@ enum MHD_Result srv_send_json(server *srv, struct MHD_Connection *c, int status,
 }
 
 /* OpenAI's {"error": {"message", "type", ...}} or ollama's {"error": "..."} */
-static enum MHD_Result send_error_v(server *srv, struct MHD_Connection *c, int status,
-                                    bool ollama, const char *fmt, va_list ap) {
+static enum MHD_Result send_error_v(server *srv, struct MHD_Connection *c, int status, bool ollama,
+                                    const char *fmt, va_list ap) {
     char msg[1200];
     vsnprintf(msg, sizeof msg, fmt, ap);
     cJSON *o = ollama ? cJSON_CreateObject() : srv_error_json(status, msg);
@@ -68,8 +68,8 @@ static enum MHD_Result send_error_v(server *srv, struct MHD_Connection *c, int s
     return srv_send_json(srv, c, status, o);
 }
 
-enum MHD_Result srv_send_error(server *srv, struct MHD_Connection *c, int status,
-                               const char *fmt, ...) {
+enum MHD_Result srv_send_error(server *srv, struct MHD_Connection *c, int status, const char *fmt,
+                               ...) {
     va_list ap;
     va_start(ap, fmt);
     enum MHD_Result ret = send_error_v(srv, c, status, false, fmt, ap);
@@ -193,7 +193,8 @@ int srv_request_prompt(server *srv, srv_request *req, qr_token **tokens, int32_t
 static qr_status set_call_ids(server *srv, qr_tool_format f, qr_tool_parse *p) {
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     bool mistral = f == QR_TOOL_FORMAT_MISTRAL || f == QR_TOOL_FORMAT_MISTRAL_ARGS;
-    uint64_t x = (uint64_t)(qr_time_now() * 1e9) ^ ((uint64_t)atomic_fetch_add(&srv->next_id, 1) << 32);
+    uint64_t x =
+        (uint64_t)(qr_time_now() * 1e9) ^ ((uint64_t)atomic_fetch_add(&srv->next_id, 1) << 32);
     for (int i = 0; i < p->n_calls; i++) {
         if (p->calls[i].id) continue;
         char id[40];
@@ -213,8 +214,8 @@ static qr_status set_call_ids(server *srv, qr_tool_format f, qr_tool_parse *p) {
 
 /* The finished output of a tool request split into content and calls (ids set). */
 qr_status srv_parse_output(server *srv, const srv_task *t, qr_tool_parse *p) {
-    qr_status st = qr_tool_calls_parse(t->req.tool_format, t->text.data ? t->text.data : "",
-                                       t->text.len, p);
+    qr_status st =
+        qr_tool_calls_parse(t->req.tool_format, t->text.data ? t->text.data : "", t->text.len, p);
     if (!st) st = set_call_ids(srv, t->req.tool_format, p);
     return st;
 }
@@ -268,9 +269,9 @@ static bool stream_collect_locked(server *srv, conn *cs, const srv_task *t) {
     bool ok = true;
     bool tools = t->req.parse_tools;
     /* with tools, text that may belong to a call waits for the end */
-    size_t ready = tools ? qr_tool_calls_content_prefix(t->req.tool_format, t->text.data,
-                                                        t->text.len)
-                         : t->text.len;
+    size_t ready = tools
+                       ? qr_tool_calls_content_prefix(t->req.tool_format, t->text.data, t->text.len)
+                       : t->text.len;
     if (ready < cs->text_sent) ready = cs->text_sent;
     cs->text_seen = t->text.len;
     bool new_output = ready > cs->text_sent || (!tools && t->n_tokens > cs->tokens_sent);
@@ -456,7 +457,8 @@ static enum MHD_Result handle_tokenize(server *srv, conn *cs, struct MHD_Connect
         return srv_send_error(srv, c, 400, "%s", qr_last_error());
     qr_token *tokens;
     int32_t n = 0;
-    qr_status st = srv_tokenize(srv->model, tr.content, tr.add_special, tr.parse_special, &tokens, &n);
+    qr_status st =
+        srv_tokenize(srv->model, tr.content, tr.add_special, tr.parse_special, &tokens, &n);
     free(tr.content);
     if (st) return srv_send_error(srv, c, 400, "%s", qr_last_error());
     cJSON *root = cJSON_CreateObject();
@@ -677,8 +679,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             /* far too large: answer now rather than read it all */
             if (n / 64 > srv->p.max_body_bytes)
                 return srv_send_error(srv, c, 413,
-                                  "the request body is larger than the limit of %zu bytes",
-                                  srv->p.max_body_bytes);
+                                      "the request body is larger than the limit of %zu bytes",
+                                      srv->p.max_body_bytes);
         }
         return MHD_YES;
     }
@@ -716,12 +718,11 @@ static void log_mhd(void *cls, const char *fmt, va_list ap) {
 /* ---- the server ---- */
 
 qr_server_params qr_server_default_params(void) {
-    return (qr_server_params){
-        .host = "127.0.0.1",
-        .n_parallel = 1,
-        .max_queue = 64,
-        .max_body_bytes = 1 << 20,
-        .pooling = QR_POOLING_MODEL};
+    return (qr_server_params){.host = "127.0.0.1",
+                              .n_parallel = 1,
+                              .max_queue = 64,
+                              .max_body_bytes = 1 << 20,
+                              .pooling = QR_POOLING_MODEL};
 }
 
 static void set_model_name(server *srv) {
@@ -805,7 +806,8 @@ qr_status qr_server_run(const qr_server_params *params) {
         st = qr_context_create(srv->model, &cp, &srv->ctx);
     }
     if (!st) {
-        srv->tmpl = srv->p.chat_template ? srv->p.chat_template : qr_model_chat_template(srv->model);
+        srv->tmpl =
+            srv->p.chat_template ? srv->p.chat_template : qr_model_chat_template(srv->model);
         srv->has_template = srv->tmpl != NULL;
         if (!srv->tmpl) srv->tmpl = "chatml";
         srv->pooling =

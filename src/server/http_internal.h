@@ -22,8 +22,8 @@ typedef struct server {
     qr_context *ctx;
     srv_scheduler *sched;
     int32_t n_vocab;
-    const char *tmpl;  /* the chat template: params.chat_template, the model's, or "chatml" */
-    bool has_template; /* tmpl came from the model or the command line (not the fallback) */
+    const char *tmpl;   /* the chat template: params.chat_template, the model's, or "chatml" */
+    bool has_template;  /* tmpl came from the model or the command line (not the fallback) */
     qr_pooling pooling; /* for the embedding routes: --pooling, else the model's */
     double t_loaded, load_seconds;
 } server;
@@ -62,8 +62,8 @@ typedef enum MHD_Result (*srv_handler)(server *srv, conn *cs, struct MHD_Connect
 /* Answers: JSON (json taken, may be NULL for out of memory), OpenAI's error shape, ollama's
  * {"error": "..."}; the status is counted in the metrics. */
 enum MHD_Result srv_send_json(server *srv, struct MHD_Connection *c, int status, cJSON *json);
-enum MHD_Result srv_send_error(server *srv, struct MHD_Connection *c, int status,
-                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum MHD_Result srv_send_error(server *srv, struct MHD_Connection *c, int status, const char *fmt,
+                               ...) __attribute__((format(printf, 4, 5)));
 enum MHD_Result srv_send_ollama_error(server *srv, struct MHD_Connection *c, int status,
                                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

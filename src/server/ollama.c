@@ -53,12 +53,12 @@ static void display_name(const server *srv, char *out, size_t size) {
 /* llama.cpp's file types (general.file_type) by the names ollama shows */
 static const char *file_type_name(uint32_t t) {
     static const char *const names[] = {
-        [0] = "F32",      [1] = "F16",     [2] = "Q4_0",     [3] = "Q4_1",    [7] = "Q8_0",
-        [8] = "Q5_0",     [9] = "Q5_1",    [10] = "Q2_K",    [11] = "Q3_K_S", [12] = "Q3_K_M",
-        [13] = "Q3_K_L",  [14] = "Q4_K_S", [15] = "Q4_K_M",  [16] = "Q5_K_S", [17] = "Q5_K_M",
+        [0] = "F32",      [1] = "F16",      [2] = "Q4_0",    [3] = "Q4_1",    [7] = "Q8_0",
+        [8] = "Q5_0",     [9] = "Q5_1",     [10] = "Q2_K",   [11] = "Q3_K_S", [12] = "Q3_K_M",
+        [13] = "Q3_K_L",  [14] = "Q4_K_S",  [15] = "Q4_K_M", [16] = "Q5_K_S", [17] = "Q5_K_M",
         [18] = "Q6_K",    [19] = "IQ2_XXS", [20] = "IQ2_XS", [21] = "Q2_K_S", [22] = "IQ3_XS",
-        [23] = "IQ3_XXS", [24] = "IQ1_S",  [25] = "IQ4_NL",  [26] = "IQ3_S",  [27] = "IQ3_M",
-        [28] = "IQ2_S",   [29] = "IQ2_M",  [30] = "IQ4_XS",  [31] = "IQ1_M",  [32] = "BF16",
+        [23] = "IQ3_XXS", [24] = "IQ1_S",   [25] = "IQ4_NL", [26] = "IQ3_S",  [27] = "IQ3_M",
+        [28] = "IQ2_S",   [29] = "IQ2_M",   [30] = "IQ4_XS", [31] = "IQ1_M",  [32] = "BF16",
         [36] = "TQ1_0",   [37] = "TQ2_0",
     };
     return t < sizeof names / sizeof names[0] && names[t] ? names[t] : "unknown";
@@ -91,7 +91,7 @@ static cJSON *model_details(const server *srv) {
     uint32_t ft = 0;
     cJSON_AddStringToObject(d, "quantization_level",
                             qr_gguf_get_u32(g, "general.file_type", &ft) ? file_type_name(ft)
-                                                                          : "unknown");
+                                                                         : "unknown");
     return d;
 }
 
@@ -222,8 +222,8 @@ enum MHD_Result srv_handle_ollama_show(server *srv, conn *cs, struct MHD_Connect
         const char *key = qr_gguf_key(g, i);
         if (!strcmp(key, "tokenizer.chat_template")) continue; /* it is "template" */
         /* the vocabulary's lists come out empty unless verbose, as in ollama */
-        bool vocab = !strncmp(key, "tokenizer.ggml.", 15) &&
-                     qr_gguf_value_at(g, i)->type == QR_GGUF_ARRAY;
+        bool vocab =
+            !strncmp(key, "tokenizer.ggml.", 15) && qr_gguf_value_at(g, i)->type == QR_GGUF_ARRAY;
         uint64_t limit = mr.verbose ? UINT64_MAX : vocab ? 0 : 1024;
         cJSON_AddItemToObject(info, key, gguf_json(qr_gguf_value_at(g, i), limit));
     }
@@ -301,9 +301,9 @@ static bool ndjson_append(srv_buf *b, cJSON *o /* taken */) {
  * text that may be a call waits for the end, where the calls come in one object. */
 static bool ollama_collect_locked(server *srv, conn *cs, const srv_task *t) {
     bool tools = t->req.parse_tools;
-    size_t ready = tools ? qr_tool_calls_content_prefix(t->req.tool_format, t->text.data,
-                                                        t->text.len)
-                         : t->text.len;
+    size_t ready = tools
+                       ? qr_tool_calls_content_prefix(t->req.tool_format, t->text.data, t->text.len)
+                       : t->text.len;
     if (ready < cs->text_sent) ready = cs->text_sent;
     cs->text_seen = t->text.len;
     cs->tokens_sent = t->n_tokens;
@@ -533,9 +533,9 @@ static bool on_pull_progress(const qr_pull_progress *p, void *user) {
             cJSON *o = status_object(status);
             cJSON_AddStringToObject(o, "digest", p->digest);
             cJSON_AddNumberToObject(o, "total", (double)p->total);
-            cJSON_AddNumberToObject(o, "completed",
-                                    (double)(p->event == QR_PULL_BLOB_CACHED ? p->total
-                                                                             : p->completed));
+            cJSON_AddNumberToObject(
+                o, "completed",
+                (double)(p->event == QR_PULL_BLOB_CACHED ? p->total : p->completed));
             pull_emit(j, o);
             j->digest = p->digest;
             j->sent = p->completed;

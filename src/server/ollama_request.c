@@ -80,8 +80,7 @@ static qr_status parse_options(const cJSON *root, srv_request *r) {
     if ((st = srv_json_int(o, "top_k", "options.top_k", INT32_MIN, INT32_MAX, &v, &given)))
         return st;
     if (given) sp->top_k = v > 0 ? (int32_t)v : 0; /* 0 or less: off */
-    if ((st = srv_json_int(o, "repeat_last_n", "options.repeat_last_n", -1, INT32_MAX, &v,
-                           &given)))
+    if ((st = srv_json_int(o, "repeat_last_n", "options.repeat_last_n", -1, INT32_MAX, &v, &given)))
         return st;
     if (given) sp->repeat_last_n = (int32_t)v;
     if ((st = srv_json_int(o, "mirostat", "options.mirostat", 0, 2, &v, &given))) return st;

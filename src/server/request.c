@@ -49,8 +49,8 @@ qr_status srv_json_number(const cJSON *obj, const char *name, const char *label,
     if (!cJSON_IsNumber(f)) return qr_error(QR_ERR_INVALID_ARG, "'%s' must be a number", label);
     double v = f->valuedouble;
     if (!(v >= lo && v <= hi))
-        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be between %g and %g, not %g", label, lo,
-                        hi, v);
+        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be between %g and %g, not %g", label, lo, hi,
+                        v);
     *out = (float)v;
     return QR_OK;
 }
@@ -261,8 +261,9 @@ qr_status srv_schema_grammar(const cJSON *schema, const char *name, char **out) 
     qr_status st = qr_json_schema_to_grammar(text, strlen(text), out);
     free(text);
     if (st == QR_ERR_NOMEM) return st;
-    if (st) return qr_error(QR_ERR_INVALID_ARG, "'%s' is not a usable JSON schema: %s", name,
-                            last_error_copy(msg, sizeof msg));
+    if (st)
+        return qr_error(QR_ERR_INVALID_ARG, "'%s' is not a usable JSON schema: %s", name,
+                        last_error_copy(msg, sizeof msg));
     return QR_OK;
 }
 
@@ -351,8 +352,7 @@ static qr_status parse_tool(const cJSON *t, int i, srv_request *r) {
     const cJSON *type = field(t, "type"), *fn = field(t, "function");
     if (!cJSON_IsObject(t) || !cJSON_IsString(type) || strcmp(type->valuestring, "function"))
         return qr_error(QR_ERR_INVALID_ARG,
-                        "'tools[%d]' must be {\"type\": \"function\", \"function\": {...}}",
-                        i);
+                        "'tools[%d]' must be {\"type\": \"function\", \"function\": {...}}", i);
     if (!cJSON_IsObject(fn))
         return qr_error(QR_ERR_INVALID_ARG, "'tools[%d].function' must be an object", i);
     const cJSON *name = field(fn, "name"), *desc = field(fn, "description");
@@ -363,11 +363,10 @@ static qr_status parse_tool(const cJSON *t, int i, srv_request *r) {
                         i);
     for (int k = 0; k < i; k++)
         if (!strcmp(r->tool_names[k], name->valuestring))
-            return qr_error(QR_ERR_INVALID_ARG, "'tools[%d].function.name': '%s' is given twice",
-                            i, name->valuestring);
+            return qr_error(QR_ERR_INVALID_ARG, "'tools[%d].function.name': '%s' is given twice", i,
+                            name->valuestring);
     if (desc && !cJSON_IsString(desc))
-        return qr_error(QR_ERR_INVALID_ARG, "'tools[%d].function.description' must be a string",
-                        i);
+        return qr_error(QR_ERR_INVALID_ARG, "'tools[%d].function.description' must be a string", i);
     if (!(r->tool_names[i] = qr_strdup(name->valuestring))) return QR_ERR_NOMEM;
     r->n_tools = i + 1;
     const cJSON *params = field(fn, "parameters");
@@ -423,8 +422,7 @@ qr_status srv_parse_tools(const cJSON *root, srv_request *r) {
                             "\"%s\"",
                             c);
         if (n == 0)
-            return qr_error(QR_ERR_INVALID_ARG, "'tool_choice' is \"%s\" but 'tools' is empty",
-                            c);
+            return qr_error(QR_ERR_INVALID_ARG, "'tool_choice' is \"%s\" but 'tools' is empty", c);
         r->tool_choice = strcmp(c, "auto") ? SRV_TOOLS_REQUIRED : SRV_TOOLS_AUTO;
         return QR_OK;
     }

@@ -365,8 +365,7 @@ static void slot_on_token(srv_scheduler *s, srv_slot *sl, qr_token tok,
     if (sl->n_gen == 1) {
         t->t_first = now;
         srv_histogram_observe(&s->metrics.ttft, now - t->t_arrival);
-    }
-    else
+    } else
         srv_histogram_observe(&s->metrics.itl, now - sl->t_last);
     sl->t_last = now;
     if (!ok)

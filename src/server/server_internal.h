@@ -165,8 +165,8 @@ typedef struct srv_embed_request {
     int32_t dimensions; /* > 0: keep the first this many values, then normalise again */
 } srv_embed_request;
 
-qr_status srv_parse_embed_request(const char *body, size_t len, srv_embed_api api,
-                                  int32_t n_vocab, srv_embed_request *out);
+qr_status srv_parse_embed_request(const char *body, size_t len, srv_embed_api api, int32_t n_vocab,
+                                  srv_embed_request *out);
 void srv_embed_request_free(srv_embed_request *r);
 /* Standard base64 (RFC 4648, with padding) of n bytes; malloc'd, NUL-terminated. */
 char *srv_base64(const unsigned char *data, size_t n);

@@ -84,9 +84,8 @@ static void test_options(void **state) {
 static void test_format_and_load(void **state) {
     (void)state;
     srv_ollama_request o;
-    assert_int_equal(parse("{\"model\":\"m\",\"prompt\":\"x\",\"format\":\"json\"}", SRV_COMPLETION,
-                           &o),
-                     QR_OK);
+    assert_int_equal(
+        parse("{\"model\":\"m\",\"prompt\":\"x\",\"format\":\"json\"}", SRV_COMPLETION, &o), QR_OK);
     assert_non_null(o.req.grammar);
     assert_ptr_equal(o.req.sp.grammar, o.req.grammar);
     srv_ollama_request_free(&o);
@@ -173,12 +172,15 @@ static void test_bad_requests(void **state) {
         {SRV_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}]}",
          "'messages[0].content' is missing"},
         {SRV_CHAT,
-         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"images\":[\"a\"]}]}",
+         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"images\":[\"a\"]}]"
+         "}",
          "'messages[0].images'"},
-        {SRV_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":3}",
+        {SRV_CHAT,
+         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":3}",
          "'tools' must be an array"},
         {SRV_CHAT,
-         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"format\":\"json\","
+         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"format\":"
+         "\"json\","
          "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}",
          "'tools' cannot be combined with 'format'"},
     };
@@ -229,9 +231,9 @@ static qr_status parse_embed(const char *body, srv_embed_api api, srv_embed_requ
 static void test_embed_requests(void **state) {
     (void)state;
     srv_embed_request r;
-    assert_int_equal(parse_embed("{\"input\":[[1,2],[3]],\"encoding_format\":\"base64\"}",
-                                 SRV_EMBED_OPENAI, &r),
-                     QR_OK);
+    assert_int_equal(
+        parse_embed("{\"input\":[[1,2],[3]],\"encoding_format\":\"base64\"}", SRV_EMBED_OPENAI, &r),
+        QR_OK);
     assert_int_equal(r.n_inputs, 2);
     assert_int_equal(r.inputs[0].n_tokens, 2);
     assert_int_equal(r.inputs[1].tokens[0], 3);
@@ -283,7 +285,8 @@ static void test_embed_requests(void **state) {
         {SRV_EMBED_OLLAMA, "{\"model\":\"m\",\"input\":\"a\",\"truncate\":1}", "'truncate'"},
         {SRV_EMBED_OLLAMA, "{\"model\":\"m\",\"input\":\"a\",\"options\":1}", "'options'"},
         {SRV_EMBED_OLLAMA, "{\"model\":\"m\",\"input\":\"a\",\"keep_alive\":[]}", "'keep_alive'"},
-        {SRV_EMBED_OLLAMA_LEGACY, "{\"model\":\"m\",\"prompt\":[\"a\"]}", "'prompt' must be a string"},
+        {SRV_EMBED_OLLAMA_LEGACY, "{\"model\":\"m\",\"prompt\":[\"a\"]}",
+         "'prompt' must be a string"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         qr_status st = parse_embed(bad[i].body, bad[i].api, &r);
@@ -295,8 +298,12 @@ static void test_embed_requests(void **state) {
 /* RFC 4648 section 10's vectors */
 static void test_base64(void **state) {
     (void)state;
-    const char *cases[][2] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                              {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+    const char *cases[][2] = {{"", ""},
+                              {"f", "Zg=="},
+                              {"fo", "Zm8="},
+                              {"foo", "Zm9v"},
+                              {"foob", "Zm9vYg=="},
+                              {"fooba", "Zm9vYmE="},
                               {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *s = srv_base64((const unsigned char *)cases[i][0], strlen(cases[i][0]));

@@ -22,29 +22,30 @@ static void on_listening(const char *host, int port, void *user) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: quarrel serve [-m MODEL] [options]\n"
-               "  -m, --model NAME      GGUF path or model name (default: stories260K)\n"
-               "  --host ADDR           address to bind (default 127.0.0.1; 0.0.0.0 exposes it)\n"
-               "  --port N              port (default 8080; 0: any free port, printed on stderr)\n"
-               "  --parallel N          slots decoded together (default 1)\n"
-               "  -c, --ctx-size N      KV cells shared by the slots (default: the model's, at "
-               "most 4096)\n"
-               "  -t, --threads N       threads (default: all CPUs)\n"
-               "  --queue N             requests waiting for a slot before 429 (default 64)\n"
-               "  --max-body BYTES      larger request bodies get 413 (default 1048576)\n"
-               "  --alias NAME          model id reported by /v1/models and /api/tags (default: the\n"
-               "                        name given to -m, or the file name without .gguf)\n"
-               "  --pooling P           embeddings' pooling: none, mean, cls or last (default: the\n"
-               "                        model's pooling_type, else mean; none refuses the\n"
-               "                        embedding routes, which need one vector per input)\n"
-               "  --api-key KEY         require 'Authorization: Bearer KEY'\n"
-               "  --api-key-file F      the same, with the key read from a file (first line)\n"
-               "  --chat-template T     a built-in template name (chatml, llama3, ...) or Jinja\n"
-               "                        source (default: the model's, else chatml)\n"
-               "  --chat-template-file F  the chat template read from a Jinja file\n"
-               "  --registry URL        /api/pull's registry, a mirror of registry.ollama.ai\n"
-               "                        (default $QUARREL_REGISTRY, else registry.ollama.ai)\n"
-               "  --insecure            let /api/pull use plain http\n");
+    fprintf(f,
+            "usage: quarrel serve [-m MODEL] [options]\n"
+            "  -m, --model NAME      GGUF path or model name (default: stories260K)\n"
+            "  --host ADDR           address to bind (default 127.0.0.1; 0.0.0.0 exposes it)\n"
+            "  --port N              port (default 8080; 0: any free port, printed on stderr)\n"
+            "  --parallel N          slots decoded together (default 1)\n"
+            "  -c, --ctx-size N      KV cells shared by the slots (default: the model's, at "
+            "most 4096)\n"
+            "  -t, --threads N       threads (default: all CPUs)\n"
+            "  --queue N             requests waiting for a slot before 429 (default 64)\n"
+            "  --max-body BYTES      larger request bodies get 413 (default 1048576)\n"
+            "  --alias NAME          model id reported by /v1/models and /api/tags (default: the\n"
+            "                        name given to -m, or the file name without .gguf)\n"
+            "  --pooling P           embeddings' pooling: none, mean, cls or last (default: the\n"
+            "                        model's pooling_type, else mean; none refuses the\n"
+            "                        embedding routes, which need one vector per input)\n"
+            "  --api-key KEY         require 'Authorization: Bearer KEY'\n"
+            "  --api-key-file F      the same, with the key read from a file (first line)\n"
+            "  --chat-template T     a built-in template name (chatml, llama3, ...) or Jinja\n"
+            "                        source (default: the model's, else chatml)\n"
+            "  --chat-template-file F  the chat template read from a Jinja file\n"
+            "  --registry URL        /api/pull's registry, a mirror of registry.ollama.ai\n"
+            "                        (default $QUARREL_REGISTRY, else registry.ollama.ai)\n"
+            "  --insecure            let /api/pull use plain http\n");
     rope_options_usage(f);
 }
 
@@ -100,10 +101,9 @@ static int check_template(const char *tmpl) {
         }
     }
     char *out = NULL;
-    if (qr_chat_apply_template_json(tmpl, "[{\"role\":\"user\",\"content\":\"Hello\"}]", NULL,
-                                    true, "", "", &out) != QR_OK) {
-        fprintf(stderr, "quarrel serve: the chat template does not render: %s\n",
-                qr_last_error());
+    if (qr_chat_apply_template_json(tmpl, "[{\"role\":\"user\",\"content\":\"Hello\"}]", NULL, true,
+                                    "", "", &out) != QR_OK) {
+        fprintf(stderr, "quarrel serve: the chat template does not render: %s\n", qr_last_error());
         return 1;
     }
     free(out);
@@ -225,7 +225,8 @@ int cmd_serve(int argc, char **argv) {
     p.model_path = path;
     /* a model named rather than given as a path (an ollama store name, a name under
      * $QUARREL_MODELS) is listed under that name, as ollama lists it */
-    if (!p.model_alias && model && strcmp(path, model) && !strchr(model, '/')) p.model_alias = model;
+    if (!p.model_alias && model && strcmp(path, model) && !strchr(model, '/'))
+        p.model_alias = model;
     p.on_listening = on_listening;
     p.stop = &stop_flag;
 
