@@ -3,6 +3,7 @@
 //   BASE_URL  stories260K, no chat template (generate sends the prompt as is), API key API_KEY
 //   TMPL_URL  stories260K with a template that renders just the messages' contents, so a chat
 //             prompt is the reference prompt
+//   QWEN_URL  qwen2-tiny with Qwen 2.5's chat template (tool calls)
 //   PULL_URL  stories260K, pulling from the test registry (which serves it as "stories") into
 //             the ollama store STORE
 //   REFERENCE llama.cpp's stories260K.json; EMBED_REFS llama.cpp's embeddings (embed_refs.json)
@@ -261,6 +262,28 @@ await check('errors: 404 for an unknown model, 400 for a malformed request, 401 
 
 await check('delete: the served model cannot be deleted from under the server', async () => {
   await assert.rejects(ollama.delete({ model: MODEL }), (e) => e.status_code === 409 && /serving/.test(e.error));
+});
+
+await check('chat with tools: message.tool_calls in ollama\'s shape, arguments an object', async () => {
+  const qwen = new Ollama({ host: process.env.QWEN_URL });
+  const parameters = { type: 'object', properties: { city: { type: 'string', maxLength: 8 } }, required: ['city'] };
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'The weather in a city', parameters } }];
+  // a tiny model calls only when made to: tool_choice and parallel_tool_calls are the OpenAI
+  // route's fields, which /api/chat accepts too
+  const body = { model: 'qwen2-tiny-q8_0', messages: [{ role: 'user', content: 'Weather in Tokyo?' }], tools, tool_choice: 'required', parallel_tool_calls: false, options: { ...greedy, num_predict: 80 } };
+  const r = await qwen.chat({ ...body, stream: false });
+  assert.equal(r.done_reason, 'stop');
+  assert.equal(r.message.tool_calls.length, 1);
+  const call = r.message.tool_calls[0].function;
+  assert.equal(call.name, 'get_weather');
+  assert.ok(ajv.validate(parameters, call.arguments), `${JSON.stringify(call.arguments)}: ${ajv.errorsText()}`);
+  const calls = [];
+  for await (const part of await qwen.chat({ ...body, stream: true })) if (part.message.tool_calls) calls.push(...part.message.tool_calls);
+  assert.deepEqual(calls, r.message.tool_calls);
+  // a conversation with the call and its result renders and answers
+  const next = await qwen.chat({ model: 'qwen2-tiny-q8_0', stream: false, tools, options: { ...greedy, num_predict: 4 },
+    messages: [...body.messages, r.message, { role: 'tool', content: 'sunny', tool_name: 'get_weather' }] });
+  assert.equal(next.done, true);
 });
 
 await check('pull: ollama\'s progress objects, the model in the store; delete removes it', async () => {

@@ -3,7 +3,7 @@
 # official ollama client (npm ollama, pinned in package.json, installed into the build
 # directory): ollama_test.mjs against a server without a chat template (the prompt as is) and
 # one whose template renders just the messages' contents (chat prompts equal llama.cpp's
-# reference prompts); and /api/pull and /api/delete against the test registry of
+# reference prompts); tool calls in ollama's shape from qwen2-tiny; and /api/pull and /api/delete against the test registry of
 # tests/registry (registry_server.py serving stories260K as "stories") into a temporary store.
 # Needs node and npm: without them the test fails.
 set -euo pipefail
@@ -19,6 +19,11 @@ start_server ollama-tmpl.log -m "$model" --parallel 2 -c 512 -t 1 \
     --chat-template '{% for m in messages %}{{ m.content }}{% endfor %}'
 tmpl="http://127.0.0.1:$PORT"
 
+# tool calls: qwen2-tiny with Qwen 2.5's template (Hermes <tool_call>)
+start_server ollama-qwen.log -m "$QR_SHARED_DIR/models/qwen2-tiny-q8_0.gguf" -c 4096 -t 2 \
+    --chat-template-file "$QR_SHARED_DIR/templates/Qwen-Qwen2.5-7B-Instruct.jinja"
+qwen="http://127.0.0.1:$PORT"
+
 # the test registry and a server pulling from it into a store of its own
 reg=$(mktemp -d)
 trap 'cleanup; rm -rf "$reg"' EXIT
@@ -32,7 +37,7 @@ OLLAMA_MODELS="$reg/store" start_server ollama-pull.log -m "$model" -c 256 -t 1 
     --registry "http://127.0.0.1:$(cat "$reg/port")" --insecure
 pull="http://127.0.0.1:$PORT"
 
-BASE_URL=$base API_KEY=$key TMPL_URL=$tmpl PULL_URL=$pull STORE="$reg/store" MODEL_PATH="$model" \
+BASE_URL=$base API_KEY=$key TMPL_URL=$tmpl QWEN_URL=$qwen PULL_URL=$pull STORE="$reg/store" MODEL_PATH="$model" \
     REFERENCE="$QR_SHARED_DIR/reference/stories260K.json" \
     EMBED_REFS="$QR_TEST_DIR/runtime/embed_refs.json" \
     timeout 400 node "$work/ollama_test.mjs"
