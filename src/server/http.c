@@ -263,17 +263,21 @@ static bool stream_tool_calls(server *srv, conn *cs, const srv_task *t, srv_repl
     return ok;
 }
 
+size_t srv_stream_ready(conn *cs, const srv_task *t) {
+    /* with tools, text that may belong to a call waits for the end */
+    size_t ready = t->req.parse_tools
+                       ? qr_tool_calls_content_prefix(t->req.tool_format, t->text.data, t->text.len)
+                       : t->text.len;
+    cs->text_seen = t->text.len;
+    return ready < cs->text_sent ? cs->text_sent : ready;
+}
+
 /* Turn what the task produced since the last call into SSE events (lock held). */
 static bool stream_collect_locked(server *srv, conn *cs, const srv_task *t) {
     srv_reply r = make_reply(srv, cs, t);
     bool ok = true;
     bool tools = t->req.parse_tools;
-    /* with tools, text that may belong to a call waits for the end */
-    size_t ready = tools
-                       ? qr_tool_calls_content_prefix(t->req.tool_format, t->text.data, t->text.len)
-                       : t->text.len;
-    if (ready < cs->text_sent) ready = cs->text_sent;
-    cs->text_seen = t->text.len;
+    size_t ready = srv_stream_ready(cs, t);
     bool new_output = ready > cs->text_sent || (!tools && t->n_tokens > cs->tokens_sent);
     if (new_output || (!cs->first_sent && !t->error)) {
         r.text = t->text.data ? t->text.data + cs->text_sent : "";

@@ -88,6 +88,9 @@ int srv_submit_generation(server *srv, srv_request *req, qr_token *tokens, int32
 bool srv_wait_finished(server *srv, conn *cs, srv_task *t);
 /* The finished output of a tool request split into content and calls (ids set). */
 qr_status srv_parse_output(server *srv, const srv_task *t, qr_tool_parse *p);
+/* How much of the task's text a stream may send now (lock held): all of it, or with tools the
+ * part that cannot be the start of a call; notes the text seen. */
+size_t srv_stream_ready(conn *cs, const srv_task *t);
 /* Answer with a stream of cs->task's output formatted by collect. */
 enum MHD_Result srv_stream(server *srv, conn *cs, struct MHD_Connection *c,
                            const char *content_type, srv_collect_fn collect);

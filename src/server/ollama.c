@@ -301,11 +301,7 @@ static bool ndjson_append(srv_buf *b, cJSON *o /* taken */) {
  * text that may be a call waits for the end, where the calls come in one object. */
 static bool ollama_collect_locked(server *srv, conn *cs, const srv_task *t) {
     bool tools = t->req.parse_tools;
-    size_t ready = tools
-                       ? qr_tool_calls_content_prefix(t->req.tool_format, t->text.data, t->text.len)
-                       : t->text.len;
-    if (ready < cs->text_sent) ready = cs->text_sent;
-    cs->text_seen = t->text.len;
+    size_t ready = srv_stream_ready(cs, t);
     cs->tokens_sent = t->n_tokens;
     cs->first_sent = true;
     bool ok = true;
