@@ -25,31 +25,15 @@ if [ ! -f "$work/node_modules/puppeteer-core/package.json" ] ||
         { echo "FAIL: npm install of puppeteer-core@$version failed"; exit 1; }
 fi
 
-server_pid=
-cleanup() {
-    [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
+# the server's start (free port, wait for /health, killed at exit): tests/server/server_lib.sh
+# shellcheck source=../server/server_lib.sh
+. "$QR_TEST_DIR/server/server_lib.sh"
 key=page-test-key
 log="$work/server.log"
-: >"$log"
-"$QUARREL" serve -m "$model" --port 0 -c 2048 -t 1 --api-key "$key" 2>"$log" &
-server_pid=$!
-port=
-for _ in $(seq 1 300); do
-    port=$(sed -n 's/^quarrel serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
-    [ -n "$port" ] && break
-    kill -0 "$server_pid" 2>/dev/null || { echo "FAIL: the server exited:"; cat "$log"; exit 1; }
-    sleep 0.1
-done
-[ -n "$port" ] || { echo "FAIL: the server did not report its port"; cat "$log"; exit 1; }
+start_server "$log" -m "$model" -c 2048 -t 1 --api-key "$key"
+server_pid=$SERVER_PID
+port=$PORT
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 600); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/health")" = 200 ] && break
-    sleep 0.1
-done
 
 fail() { echo "FAIL: $*"; exit 1; }
 
