@@ -31,7 +31,6 @@ fi
 key=page-test-key
 log="$work/server.log"
 start_server "$log" -m "$model" -c 2048 -t 1 --api-key "$key"
-server_pid=$SERVER_PID
 port=$PORT
 base="http://127.0.0.1:$port"
 
