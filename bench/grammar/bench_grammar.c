@@ -13,6 +13,7 @@
  * every token's logit is needed, so the whole vocabulary is masked each step). Each runs
  * 3 rounds; the median round's time per token is printed. */
 #include "quarrel.h"
+#include "../bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -36,21 +37,8 @@ static const char *const arithmetic_doc = /* expr "=" term per line (arithmetic.
 
 #define ROUNDS 3
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_state = 88172645463325252ull;
-static double uniform(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
 static float gaussian(void) {
-    double u = uniform() + 1e-12, v = uniform();
+    double u = bench_uniform() + 1e-12, v = bench_uniform();
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
 }
 
@@ -66,7 +54,7 @@ static double run(qr_sampler *s, const qr_token *doc, int n_doc, float *const *l
     for (int r = 0; r < ROUNDS; r++) {
         qr_sampler_reset(s);
         int pos = 0;
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < n_steps; i++) {
             float *l = logits[i % n_arrays];
             l[doc[pos]] += 30.0f;
@@ -86,7 +74,7 @@ static double run(qr_sampler *s, const qr_token *doc, int n_doc, float *const *l
                 qr_sampler_reset(s);
             }
         }
-        t[r] = (now() - t0) / n_steps;
+        t[r] = (bench_now() - t0) / n_steps;
     }
     qsort(t, ROUNDS, sizeof *t, cmp_double);
     return t[ROUNDS / 2];
@@ -150,12 +138,12 @@ int main(int argc, char **argv) {
         qr_sampler *plain, *constrained;
         if (qr_sampler_create_for_model(&p, model, &plain) != QR_OK) return 1;
         p.grammar = gbnf;
-        double t0 = now();
+        double t0 = bench_now();
         if (qr_sampler_create_for_model(&p, model, &constrained) != QR_OK) {
             fprintf(stderr, "grammar: %s\n", qr_last_error());
             return 1;
         }
-        double t_create = now() - t0;
+        double t_create = bench_now() - t0;
         int steps = configs[c].steps;
         double base = run(plain, doc, n_doc, logits, N_ARRAYS, steps);
         double with = run(constrained, doc, n_doc, logits, N_ARRAYS, steps);

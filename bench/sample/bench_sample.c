@@ -1,14 +1,16 @@
 /* bench_sample.c - time per token of the sampler chain on random logits.
  *
  * Build and run from the repository root (one line):
- *   cc -O2 -Iinclude -Isrc bench/sample/bench_sample.c src/sample/[star].c src/util/[star].c
- *   -lm -o /tmp/bench_sample && /tmp/bench_sample
+ *   cc -O2 -D_GNU_SOURCE -Iinclude -Isrc bench/sample/bench_sample.c src/sample/[star].c
+ *   src/grammar/[star].c src/util/[star].c -lpcre2-8 -lcjson -lm -o /tmp/bench_sample &&
+ *   /tmp/bench_sample
  * where [star] is '*' (it cannot be written inside a C comment).
  *
  * Logits: Gaussian, mean 0, sd 3 (roughly the spread of a real model's logits), 8 different
  * arrays used in turn so one array's top-k is not learned by the caches. Each configuration
  * runs 5 rounds of 400 tokens; the median round's time per token is printed. */
 #include "quarrel.h"
+#include "../bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,19 +22,6 @@
 #define ROUNDS 5
 #define TOKENS 400
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_state = 88172645463325252ull;
-static double uniform(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return ((double)(rng_state >> 11) + 0.5) * 0x1p-53;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -50,7 +39,7 @@ static void bench(const char *name, qr_sampler_params p, int n_vocab, float **lo
     qr_token_logprobs lp;
     double t[ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < TOKENS; i++) {
             qr_token tok;
             if (qr_sampler_sample(s, logits[i % N_ARRAYS], &tok, with_logprobs ? &lp : NULL) !=
@@ -59,7 +48,7 @@ static void bench(const char *name, qr_sampler_params p, int n_vocab, float **lo
                 exit(1);
             }
         }
-        t[r] = (now() - t0) / TOKENS;
+        t[r] = (bench_now() - t0) / TOKENS;
     }
     qsort(t, ROUNDS, sizeof *t, cmp_double);
     printf("%-34s vocab %6d  %8.1f us/token\n", name, n_vocab, t[ROUNDS / 2] * 1e6);
@@ -75,7 +64,7 @@ int main(void) {
             logits[a] = malloc((size_t)n * sizeof(float));
             for (int i = 0; i < n; i++) /* Box-Muller */
                 logits[a][i] =
-                    (float)(3.0 * sqrt(-2.0 * log(uniform())) * cos(6.283185307179586 * uniform()));
+                    (float)(3.0 * sqrt(-2.0 * log(bench_uniform())) * cos(6.283185307179586 * bench_uniform()));
         }
         qr_sampler_params def = qr_sampler_default_params();
         qr_sampler_params greedy = def;
