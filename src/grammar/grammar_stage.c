@@ -142,11 +142,11 @@ static bool state_allowed(grammar_stage *s, const uint8_t **mask, const int32_t 
             for (int i = 1; i < N_CACHED; i++)
                 if (s->cache[i].last_use < oldest->last_use) oldest = &s->cache[i];
             if (!oldest->allowed) oldest->allowed = malloc((size_t)s->n_vocab);
-            if (oldest->allowed && oldest->list_cap < k) {
+            if (oldest->allowed && (!oldest->list || oldest->list_cap < k)) {
                 int32_t *l = realloc(oldest->list, (size_t)(k + 1) * sizeof *l);
                 if (l) oldest->list = l, oldest->list_cap = k;
             }
-            if (oldest->allowed && oldest->list_cap >= k) {
+            if (oldest->allowed && oldest->list && oldest->list_cap >= k) {
                 slot = oldest;
                 memcpy(slot->list, list, (size_t)k * sizeof *list);
                 memcpy(slot->ids, s->key, s->key_n * sizeof *s->key);
