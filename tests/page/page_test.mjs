@@ -130,7 +130,7 @@ try {
       if (m) window.observed.push([ms.length, m.querySelector('.content').textContent.length, !!m.querySelector('.stats')]);
     }).observe(log, { childList: true, subtree: true, characterData: true });
   });
-  await throttle(8 * 1024); // the 60-token reply is about 14 kB of events: about 2 s
+  await throttle(4 * 1024); // the 60-token reply is about 14 kB of events: about 3.5 s
   await page.$eval('#input', (e) => (e.value = ''));
   await page.type('#input', 'Tell me a story about a cat.');
   await page.click('#send');
@@ -142,7 +142,9 @@ try {
   assert.match(one.stats, /^\d+\.\d tokens\/s: 60 tokens \(usage\) in \d+\.\d\d s$/);
   const seen = await page.evaluate(() => window.observed.filter((o) => o[0] === 1));
   const lengths = [...new Set(seen.filter((o) => !o[2]).map((o) => o[1]))];
-  assert.ok(lengths.length >= 4, `the reply grew in only ${lengths.length} steps: ${lengths}`);
+  // streamed: at least one partial reply between the empty and the final one (how many depends
+  // on how busy the machine is: a starved browser handles several chunks in one task)
+  assert.ok(lengths.length >= 3, `the reply grew in only ${lengths.length} steps: ${lengths}`);
   for (let i = 1; i < lengths.length; i++) assert.ok(lengths[i] > lengths[i - 1], `shrank: ${lengths}`);
   assert.equal(lengths[lengths.length - 1], one.text.length);
   assert.ok(seen[seen.length - 1][2], 'no stats after the stream');
