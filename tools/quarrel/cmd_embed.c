@@ -151,6 +151,7 @@ int cmd_embed(int argc, char **argv) {
         goto done;
     }
     const int32_t n_ctx = qr_context_n_ctx(ctx), d = qr_model_n_embd(model);
+    if (o.pooling == QR_POOLING_MODEL) o.pooling = qr_model_pooling(model); /* resolved once */
     toks = malloc((size_t)n_ctx * sizeof *toks);
     vec = malloc((size_t)n_ctx * (size_t)d * sizeof *vec);
     if (!toks || !vec || !list) {
@@ -186,11 +187,7 @@ int cmd_embed(int argc, char **argv) {
             cli_fail("embedding");
             goto done;
         }
-        const int n_rows = o.pooling == QR_POOLING_NONE ||
-                                   (o.pooling == QR_POOLING_MODEL &&
-                                    qr_model_pooling(model) == QR_POOLING_NONE)
-                               ? n
-                               : 1;
+        const int n_rows = o.pooling == QR_POOLING_NONE ? n : 1;
         for (int r = 0; r < n_rows; r++)
             qr_embd_normalize(vec + (size_t)r * (size_t)d, vec + (size_t)r * (size_t)d, d, o.norm);
         print_rows(&o, list, index, vec, n_rows, d);
