@@ -6,11 +6,13 @@
  * Each tile function takes one weight row and NT <= 4 activation rows: a weight block is
  * decoded once (nibbles and high bits into bytes, scales into 16-bit lanes) and then dotted
  * with the NT activation blocks, so prompt processing pays the decoding once per 4 tokens.
- * Prompts of 16+ tokens on VNNI take q4_0/q5_0/q8_0 through an 8-row interleaved panel
- * instead (DEFINE_IL_GEMM). With VNNI, the model normally loads q4_0/q5_0/q8_0/q4_K/q6_K/
- * iq4_nl/iq4_xs weights repacked into 16-row interleaved blocks instead (pack_*, pk_gemm_*: every token count
- * goes through them); the file-layout kernels then serve the rest (other types, row counts
- * not a multiple of 16, QR_KERNELS=avx2, qr_model_params.no_repack). The activation quantizers
+ * Every kernel computes a token's outputs in the same order whatever the number of tokens
+ * and the token's place among them (batch invariance, issue 22: a position's logits do not
+ * depend on the batch it is evaluated in; tests/kernels/test_gemm_invariance.c). With VNNI,
+ * the model normally loads q4_0/q5_0/q8_0/q4_K/q6_K/iq4_nl/iq4_xs weights repacked into
+ * 16-row interleaved blocks instead (pack_*, pk_gemm_*: every token count goes through them);
+ * the file-layout kernels then serve the rest (other types, row counts not a multiple of 16,
+ * QR_KERNELS=avx2, qr_model_params.no_repack). The activation quantizers
  * (q8_0, q8_K), attention rows and elementwise helpers are at the end. iq4_nl and iq4_xs
  * (table lookups by pshufb) follow the q4_0/q5_0/q8_0 tiles.
  * The arithmetic is ggml's (ggml_vec_dot_*_q8_*): integer sums within a block, the block's
@@ -163,16 +165,18 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-/* U independent sums per token (4 for one token, 2 for two): one multiply-add chain per token
- * would wait on the previous one's latency. The activations are read as floats (the row's f32
- * copy, kernels.h), so only the weights are converted. */
+/* HALF_CHAINS independent sums per token, whatever the number of tokens (so that a token's
+ * sum is rounded the same alone and in a batch): one multiply-add chain would wait on the
+ * previous one's latency. The activations are read as floats (the row's f32 copy, kernels.h),
+ * so only the weights are converted. */
+#define HALF_CHAINS 2
 #define DEFINE_HALF_TILE(name, load8, to_f32)                                                      \
     TILE void name(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,      \
                    const int nt) {                                                                 \
         const uint16_t *w = (const uint16_t *)wr;                                                  \
         const size_t xo = qr_act_half_f32_offset(n);                                               \
-        const int U = nt == 1 ? 4 : nt == 2 ? 2 : 1;                                               \
-        __m256 acc[4][4];                                                                          \
+        const int U = HALF_CHAINS;                                                                 \
+        __m256 acc[4][HALF_CHAINS];                                                                \
         UNROLL for (int t = 0; t < nt; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u] =         \
             _mm256_setzero_ps();                                                                   \
         int64_t j = 0;                                                                             \
@@ -370,105 +374,13 @@ static inline void transpose8_epi32(__m256i v[8]) {
     }
 }
 
-#if QR_VNNI
-/* Prompts (many tokens) on VNNI: 8 weight rows are decoded once into a scratch panel with
- * their bytes interleaved, vector g of a block holding bytes 4g..4g+3 of each of the 8 rows
- * (a dword transpose of the 8 decoded blocks). A token's 4 activation bytes broadcast against
- * it give, in one vpdpbusd, lane r = the partial dot product of row r: 8 of them finish a
- * block for 8 rows at once, with no horizontal sums; then one offset subtraction, one int to
- * float conversion and one multiply-add by the 8 rows' scales times the token's. The packing
- * costs about one decode per row and block, paid once for all the tokens of the call. */
-#define IL_ROWS 8
-#define IL_PANEL 64      /* blocks per scratch panel: 16 KiB of bytes + 2 KiB of scales */
-#define IL_MIN_TOKENS 16 /* below this the packing costs more than it saves */
-
-
-/* NT tokens against one packed panel of np blocks (first block b0 of the row): y += ... */
-TILE void il_tokens(const uint8_t *pw, const float *pd, int64_t b0, int64_t np, const char *a,
-                    size_t as, size_t yd_off, size_t ysum_off, float *y, int64_t ys,
-                    const int shift, const int NT) {
-    __m256 acc[4];
-    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < np; b++) {
-        __m256i s[4];
-        const block_q8_0 *yb[4];
-        UNROLL for (int t = 0; t < NT; t++) {
-            s[t] = _mm256_setzero_si256();
-            yb[t] = (const block_q8_0 *)(a + (size_t)t * as) + b0 + b;
-        }
-        UNROLL for (int g = 0; g < 8; g++) {
-            const __m256i wv = _mm256_load_si256((const __m256i *)(pw + (b * 8 + g) * 32));
-            UNROLL for (int t = 0; t < NT; t++) s[t] =
-                _mm256_dpbusd_epi32(s[t], wv, _mm256_set1_epi32((int)qr_rd_u32(yb[t]->qs + 4 * g)));
-        }
-        const __m256 xd = _mm256_load_ps(pd + b * 8);
-        UNROLL for (int t = 0; t < NT; t++) {
-            const char *at = a + (size_t)t * as;
-            const int32_t off = ((const int32_t *)(at + ysum_off))[b0 + b] * (1 << shift);
-            const float yd = ((const float *)(at + yd_off))[b0 + b];
-            acc[t] =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[t], _mm256_set1_epi32(off))),
-                                _mm256_mul_ps(xd, _mm256_set1_ps(yd)), acc[t]);
-        }
-    }
-    UNROLL for (int t = 0; t < NT; t++) {
-        float *yt = y + t * ys;
-        _mm256_storeu_ps(yt, b0 == 0 ? acc[t] : _mm256_add_ps(_mm256_loadu_ps(yt), acc[t]));
-    }
-}
-
-/* 8 rows (multiple of IL_ROWS) x nt tokens through packed panels */
-#define DEFINE_IL_GEMM(name, block_t, decode, SHIFT)                                               \
-    static void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,      \
-                     int64_t ys, int64_t nt) {                                                     \
-        _Alignas(32) uint8_t pw[IL_PANEL * 8 * 32];                                                \
-        _Alignas(32) float pd[IL_PANEL * 8];                                                       \
-        const int64_t nb = n / QK8_0;                                                              \
-        const size_t yd_off = qr_act_q8_0_scales_offset(n), ysum_off = qr_act_q8_0_sums_offset(n); \
-        for (int64_t b0 = 0; b0 < nb; b0 += IL_PANEL) {                                            \
-            const int64_t np = nb - b0 < IL_PANEL ? nb - b0 : IL_PANEL;                            \
-            for (int64_t b = 0; b < np; b++) {                                                     \
-                __m256i v[8];                                                                      \
-                for (int r = 0; r < IL_ROWS; r++) {                                                \
-                    const block_t *x = (const block_t *)(w + (size_t)r * ws) + b0 + b;             \
-                    v[r] = decode(x);                                                              \
-                    pd[b * 8 + r] = f16(x->d);                                                     \
-                }                                                                                  \
-                transpose8_epi32(v);                                                               \
-                for (int g = 0; g < 8; g++)                                                        \
-                    _mm256_store_si256((__m256i *)(pw + (b * 8 + g) * 32), v[g]);                  \
-            }                                                                                      \
-            int64_t t = 0;                                                                         \
-            for (; t + 4 <= nt; t += 4)                                                            \
-                il_tokens(pw, pd, b0, np, a + (size_t)t * as, as, yd_off, ysum_off, y + t * ys,    \
-                          ys, SHIFT, 4);                                                           \
-            const char *at = a + (size_t)t * as;                                                   \
-            switch (nt - t) {                                                                      \
-            case 3:                                                                                \
-                il_tokens(pw, pd, b0, np, at, as, yd_off, ysum_off, y + t * ys, ys, SHIFT, 3);     \
-                break;                                                                             \
-            case 2:                                                                                \
-                il_tokens(pw, pd, b0, np, at, as, yd_off, ysum_off, y + t * ys, ys, SHIFT, 2);     \
-                break;                                                                             \
-            case 1:                                                                                \
-                il_tokens(pw, pd, b0, np, at, as, yd_off, ysum_off, y + t * ys, ys, SHIFT, 1);     \
-                break;                                                                             \
-            default:                                                                               \
-                break;                                                                             \
-            }                                                                                      \
-        }                                                                                          \
-    }
-DEFINE_IL_GEMM(il_gemm_q4_0, block_q4_0, decode_u_q4_0, Q4_0_OFFSET_SHIFT)
-DEFINE_IL_GEMM(il_gemm_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
-DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
-#endif
-
 /* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0, iq4_nl, mxfp4 in 16-row groups ----
- * The panel layout above, made once when the model loads instead of on every call, as compact
- * as the file's, and 512 bits wide: a group of 16 rows is a run of "x16 blocks", one per 32
- * columns, each the 16 rows' f16 scales (32 bytes) then their 512 weights as unsigned bytes
- * u = w + offset in 8 vectors of 64 bytes: byte 4r+k of vector g is row r's weight 4g+k (the
- * dword transpose of the rows' blocks, rows 0-7 in the low 32 bytes, 8-15 in the high):
+ * 16 rows' bytes interleaved (transpose8_epi32 above), made once when the model loads, as
+ * compact as the file's, and 512 bits wide: a group of 16 rows is a run of "x16 blocks", one
+ * per 32 columns, each the 16 rows' f16 scales (32 bytes) then their 512 weights as unsigned
+ * bytes u = w + offset in 8 vectors of 64 bytes: byte 4r+k of vector g is row r's weight
+ * 4g+k (the dword transpose of the rows' blocks, rows 0-7 in the low 32 bytes, 8-15 in the
+ * high):
  *   q8_0: the 8 vectors (w ^ 0x80)                                  32 + 512      = 16 x 34
  *   q4_0: 4 vectors of nibble pairs, low nibble vector p, high p + 4 32 + 256      = 16 x 18
  *   q5_0: the q4_0 nibbles, then per vector a 64-bit mask of fifth bits 32 + 256 + 64 = 16 x 22
@@ -1009,7 +921,7 @@ DEFINE_PK_GEMM(pk_gemm_iq4_nl, pk_group_iq4_nl, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_mxfp4, pk_group_mxfp4, QK8_0)
 
 /* one 16-row group of f16 / bf16 times NT <= 8 tokens: per column one conversion, NT
- * multiply-adds; one token keeps 4 chains of sums (columns c mod 4), two tokens 2 */
+ * multiply-adds; each token keeps HALF_CHAINS chains of sums (columns c mod HALF_CHAINS) */
 static inline __m512 pk_load_half16(const uint16_t *p, const int type) {
     const __m256i h = _mm256_loadu_si256((const __m256i *)p);
     if (type == QR_TYPE_F16) return _mm512_cvtph_ps(h);
@@ -1038,8 +950,7 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
                         float *y, int64_t ys, const int NT) {
     const uint16_t *w = (const uint16_t *)xw;
     const size_t xo = qr_act_half_f32_offset(n);
-    const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* chains per token */
-    const int S = U == 1 ? 2 : U;                 /* columns per step: a cache line or more */
+    const int U = HALF_CHAINS, S = HALF_CHAINS; /* chains per token, columns per step */
     __m512 acc[PK_MAX_TOKENS][4];
     UNROLL for (int t = 0; t < NT; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u] =
         _mm512_setzero_ps();
@@ -1072,7 +983,7 @@ DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
 BF16_FN void pk_group_bf16dp(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y,
                              int64_t ys, const int NT) {
     const uint16_t *w = (const uint16_t *)xw;
-    const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* chains per token */
+    const int U = HALF_CHAINS; /* chains per token */
     /* word 2r + e of the result: row r of column c + e (word 16e + r of the two columns) */
     const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
                                            24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
@@ -1243,12 +1154,6 @@ DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_q6_K, pk_group_q6_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_iq4_xs, pk_group_iq4_xs, QK_K)
 
-
-#define IL_PREFIX(il, nr_var)                                                                      \
-    if (nt >= IL_MIN_TOKENS)                                                                       \
-        for (; r0 + IL_ROWS <= nr_var; r0 += IL_ROWS)                                              \
-            il(n, (const char *)w + (size_t)r0 * w_stride, w_stride, act, act_stride, y + r0,      \
-               y_stride, nt);
 #else
 /* AVX2 (no VNNI): the same 16-row layout in two passes of 8 rows (the 32-byte halves of each
  * vector), u8 x s8 products by vpmaddubsw + vpmaddwd; q8_0, iq4_nl and mxfp4 through the sign
@@ -1332,16 +1237,17 @@ PK_AVX2_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
 PK_AVX2_GROUP(pk_group_iq4_nl, QR_TYPE_IQ4_NL)
 PK_AVX2_GROUP(pk_group_mxfp4, QR_TYPE_MXFP4)
 
-/* f16 / bf16 on AVX2: each column's 16 rows as two 8-float halves, both in one pass */
+/* f16 / bf16 on AVX2: each column's 16 rows as two 8-float halves, both in one pass; NT <= 3
+ * tokens of HALF_CHAINS chains each (12 of the 16 registers) */
 static inline __m256 pk_load_half8(const uint16_t *p, const int type) {
     return type == QR_TYPE_F16 ? load_f16x8(p) : load_bf16x8(p);
 }
-TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char *a, size_t as,
-                        float *y, int64_t ys, const int NT) {
+TILE void pk_group_half3(const uint8_t *xw, int64_t n, const int type, const char *a, size_t as,
+                         float *y, int64_t ys, const int NT) {
     const uint16_t *w = (const uint16_t *)xw;
     const size_t xo = qr_act_half_f32_offset(n);
-    const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1;
-    __m256 acc[PK_MAX_TOKENS][4][2];
+    const int U = HALF_CHAINS;
+    __m256 acc[3][HALF_CHAINS][2];
     UNROLL for (int t = 0; t < NT; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u][0] =
         acc[t][u][1] = _mm256_setzero_ps();
     int64_t c = 0;
@@ -1369,6 +1275,16 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
         UNROLL for (int u = 1; u < U; u++) acc[t][0][h] = _mm256_add_ps(acc[t][0][h], acc[t][u][h]);
         _mm256_storeu_ps(y + t * ys + 8 * h, acc[t][0][h]);
     }
+}
+/* 4 tokens as two passes of 2 (the group's columns come from L1 the second time) */
+TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char *a, size_t as,
+                        float *y, int64_t ys, const int NT) {
+    if (NT <= 3) {
+        pk_group_half3(xw, n, type, a, as, y, ys, NT);
+        return;
+    }
+    pk_group_half3(xw, n, type, a, as, y, ys, 2);
+    pk_group_half3(xw, n, type, a + 2 * as, as, y + 2 * ys, ys, 2);
 }
 PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
 PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
@@ -1431,7 +1347,6 @@ DEFINE_PK_GEMM(pk_gemm_mxfp4, pk_group_mxfp4, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
 DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
-#define IL_PREFIX(il, nr_var)
 #endif
 
 /* Runs a tile over nr rows and nt tokens: one weight row at a time, front to back, with up to
@@ -1476,9 +1391,9 @@ DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
 LEGACY_SIGNED_TILE(tile_q4_0, block_q4_0, decode_u_q4_0, Q4_0_OFFSET_SHIFT)
 LEGACY_SIGNED_TILE(tile_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
 LEGACY_SIGNED_TILE(tile_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
-DEFINE_GEMM2(gemm_q4_0, tile_q4_0, IL_PREFIX(il_gemm_q4_0, nr))
-DEFINE_GEMM2(gemm_q5_0, tile_q5_0, IL_PREFIX(il_gemm_q5_0, nr))
-DEFINE_GEMM2(gemm_q8_0, tile_q8_0, IL_PREFIX(il_gemm_q8_0, nr))
+DEFINE_GEMM2(gemm_q4_0, tile_q4_0, )
+DEFINE_GEMM2(gemm_q5_0, tile_q5_0, )
+DEFINE_GEMM2(gemm_q8_0, tile_q8_0, )
 
 /* ---- iq4_nl (q8_0 activations) and iq4_xs (q8_K): 4-bit indices into kvalues_iq4nl ----
  * The nibble -> level lookup is one pshufb of the 16 levels (iq_tables.c, repeated here as
@@ -1732,18 +1647,24 @@ DEFINE_GEMM2(gemm_q6_K, tile_q6_K, )
 /* ---- attention rows ---- */
 
 /* Attention over KV-cache rows (kernels.h). dot: 4 rows at a time, each row's products (exact
- * in float: q is f16-rounded) summed by multiply-adds into two float accumulators, the 4 rows'
+ * in float: q is f16-rounded) summed by multiply-adds into one float accumulator, the 4 rows'
  * sums reduced together; axpy: 64 output columns held in registers while the rows stream
  * past, each column updated in row order with one multiply-add per row, as the reference. */
+/* One chain of sums per row (4 rows side by side), reduced in hsum4_ps's order: exactly what
+ * dot_heads_row does for each head, so that a head's scores do not depend on how many heads
+ * share the call (forward.c splits a query group's heads over the threads when a step has few
+ * tokens). */
 static inline __m256 dot_f16_acc(const float *q, const uint16_t *k, int64_t n8) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n8; i += 16) {
+    __m256 a0 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n8; i += 8)
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16x8(k + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), load_f16x8(k + i + 8), a1);
-    }
-    if (i < n8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16x8(k + i), a0);
-    return _mm256_add_ps(a0, a1);
+    return a0;
+}
+
+/* the lane sums of s0, s1, s2, s3, each reduced in dot_heads_row's order */
+static inline __m128 hsum4_ps(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
 static void dot_f16_x86(int64_t n, const float *q, const uint16_t *k, int64_t stride,
@@ -1755,9 +1676,7 @@ static void dot_f16_x86(int64_t n, const float *q, const uint16_t *k, int64_t st
         const __m256 s0 = dot_f16_acc(q, k0, n8), s1 = dot_f16_acc(q, k0 + stride, n8);
         const __m256 s2 = dot_f16_acc(q, k0 + 2 * stride, n8),
                      s3 = dot_f16_acc(q, k0 + 3 * stride, n8);
-        /* lane j of each 128-bit half: row j's partial sums */
-        const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
-        __m128 sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        __m128 sum = hsum4_ps(s0, s1, s2, s3);
         if (n8 < n) {
             float t[4];
             _mm_storeu_ps(t, sum);
@@ -1770,7 +1689,8 @@ static void dot_f16_x86(int64_t n, const float *q, const uint16_t *k, int64_t st
     }
     for (; r < rows; r++) {
         const uint16_t *kr = k + r * stride;
-        float s = hsum_ps(dot_f16_acc(q, kr, n8));
+        const __m256 z = _mm256_setzero_ps();
+        float s = _mm_cvtss_f32(hsum4_ps(dot_f16_acc(q, kr, n8), z, z, z));
         for (int64_t i = n8; i < n; i++)
             s += q[i] * f16(kr[i]);
         out[r] = s;
@@ -1822,8 +1742,7 @@ TILE void dot_heads_row(const float *q, int64_t n, const uint16_t *kr, int64_t n
         UNROLL for (int j = 0; j < HB; j++) acc[j] =
             _mm256_fmadd_ps(_mm256_loadu_ps(q + j * n + i), kv, acc[j]);
     }
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-    _mm_storeu_ps(t, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    _mm_storeu_ps(t, hsum4_ps(acc[0], acc[1], acc[2], acc[3]));
     for (int j = 0; j < HB; j++)
         for (int64_t i = n8; i < n; i++)
             t[j] += q[j * n + i] * f16(kr[i]);
@@ -2135,7 +2054,7 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm[QR_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[QR_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
-    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl_prompt;
+    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl;
     k->gemm[QR_TYPE_IQ4_XS] = gemm_iq4_xs;
     k->gemm[QR_TYPE_IQ2_XXS] = gemm_iq2_xxs;
     k->gemm[QR_TYPE_IQ2_XS] = gemm_iq2_xs;
