@@ -6,9 +6,11 @@
  * Each tile function takes one weight row and NT <= 4 activation rows: a weight block is
  * decoded once (nibbles and high bits into bytes, scales into 16-bit lanes) and then dotted
  * with the NT activation blocks, so prompt processing pays the decoding once per 4 tokens.
- * Every kernel computes a token's outputs in the same order whatever the number of tokens
- * and the token's place among them (batch invariance, issue 22: a position's logits do not
- * depend on the batch it is evaluated in; tests/kernels/test_gemm_invariance.c). With VNNI,
+ * Prompts of 16+ tokens on VNNI take q4_0/q5_0/q8_0 through an 8-row interleaved panel
+ * instead (DEFINE_IL_GEMM), with the tile's results. Every kernel computes a token's outputs
+ * in the same order whatever the number of tokens and the token's place among them (batch
+ * invariance, issue 22: a position's logits do not depend on the batch it is evaluated in;
+ * tests/kernels/test_gemm_invariance.c). With VNNI,
  * the model normally loads q4_0/q5_0/q8_0/q4_K/q6_K/iq4_nl/iq4_xs weights repacked into
  * 16-row interleaved blocks instead (pack_*, pk_gemm_*: every token count goes through them);
  * the file-layout kernels then serve the rest (other types, row counts not a multiple of 16,
@@ -272,23 +274,45 @@ static inline __m256i block_dot(__m256i u, const int8_t *yqs, const int offset_s
     _mm256_cvtph_ps(_mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,     \
                                    (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d))
 
+/* acc + v[0] * d[0] + ... + v[7] * d[7], one fused multiply-add per lane in lane order */
+static inline __m128 fma_lanes4(__m128 a, __m128 v, __m128 d) {
+    a = _mm_fmadd_ss(v, d, a);
+    a = _mm_fmadd_ss(_mm_movehdup_ps(v), _mm_movehdup_ps(d), a);
+    a = _mm_fmadd_ss(_mm_movehl_ps(v, v), _mm_movehl_ps(d, d), a);
+    return _mm_fmadd_ss(_mm_shuffle_ps(v, v, 3), _mm_shuffle_ps(d, d, 3), a);
+}
+static inline float fma_lanes(float acc, __m256 v, __m256 d) {
+    __m128 a = fma_lanes4(_mm_set_ss(acc), _mm256_castps256_ps128(v), _mm256_castps256_ps128(d));
+    a = fma_lanes4(a, _mm256_extractf128_ps(v, 1), _mm256_extractf128_ps(d, 1));
+    return _mm_cvtss_f32(a);
+}
+
 /* Signed 32-element weight blocks (q4_0, q5_0, q8_0) against q8_0 activations, RM rows x NT
  * tokens. Per 8 blocks: each weight block is decoded once and dotted with the NT activation
  * blocks; the 8 blocks' integer sums are folded (hadd tree) into one vector whose lane b is
  * block b's sum, as soon as each pair and quad is done so few vectors stay live; then the
- * offset correction, one int->float conversion and one multiply-add by xd[b] * yd[b] for all 8.
- * The tail (fewer than 8 blocks) goes block by block. Activation rows carry float scales and
- * integer block sums after their blocks (kernels.h). */
+ * offset correction and one int->float conversion for all 8. The tail (fewer than 8 blocks)
+ * goes block by block. Activation rows carry float scales and integer block sums after their
+ * blocks (kernels.h). The float terms float(sum) * (xd * yd) are added one block after the
+ * other by fused multiply-adds, from 0 in each run of LEGACY_PANEL blocks, the runs' sums
+ * then added in order: exactly what the interleaved panel (DEFINE_IL_GEMM) computes, so that
+ * a token's outputs do not depend on which of the two its batch takes. */
+#define LEGACY_PANEL 64
 #define LEGACY_SIGNED_TILE(name, block_t, decode, SHIFT)                                           \
     TILE void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,        \
                    int64_t ys, const int RM, const int NT) {                                       \
         const int64_t nb = n / QK8_0;                                                              \
         const size_t yd_off = qr_act_q8_0_scales_offset(n), ysum_off = qr_act_q8_0_sums_offset(n); \
-        __m256 acc[4][4];                                                                          \
-        UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) acc[r][t] =        \
-            _mm256_setzero_ps();                                                                   \
+        float pan[4][4], tot[4][4];                                                                \
+        UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) pan[r][t] =        \
+            tot[r][t] = 0.0f;                                                                      \
         int64_t i = 0;                                                                             \
         for (; i + 8 <= nb; i += 8) {                                                              \
+            if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
+                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
+                    tot[r][t] = i == LEGACY_PANEL ? pan[r][t] : tot[r][t] + pan[r][t];             \
+                    pan[r][t] = 0.0f;                                                              \
+                }                                                                                  \
             __m256i half[2][4][4];                                                                 \
             UNROLL for (int hq = 0; hq < 2; hq++) {                                                \
                 __m256i pair[2][4][4];                                                             \
@@ -328,31 +352,40 @@ static inline __m256i block_dot(__m256i u, const int8_t *yqs, const int offset_s
                     __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),          \
                                                  _mm256_permute2x128_si256(h0, h1, 0x31));         \
                     if (SHIFT >= 0) s = _mm256_sub_epi32(s, off);                                  \
-                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(xd[r], yd),   \
-                                                acc[r][t]);                                        \
+                    pan[r][t] =                                                                    \
+                        fma_lanes(pan[r][t], _mm256_cvtepi32_ps(s), _mm256_mul_ps(xd[r], yd));     \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        for (; i < nb; i++)                                                                        \
+        for (; i < nb; i++) {                                                                      \
+            if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
+                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
+                    tot[r][t] = i == LEGACY_PANEL ? pan[r][t] : tot[r][t] + pan[r][t];             \
+                    pan[r][t] = 0.0f;                                                              \
+                }                                                                                  \
             UNROLL for (int r = 0; r < RM; r++) {                                                  \
                 const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
                 const __m256i u = decode(x);                                                       \
                 UNROLL for (int t = 0; t < NT; t++) {                                              \
                     const char *at = a + (size_t)t * as;                                           \
                     const __m256i d = block_dot(u, ((const block_q8_0 *)at + i)->qs, SHIFT);       \
-                    /* the offset goes into lane 0 only: lanes are summed at the end */            \
+                    const __m128i d4 = _mm_add_epi32(_mm256_castsi256_si128(d),                    \
+                                                     _mm256_extracti128_si256(d, 1));              \
+                    const __m128i d2 = _mm_add_epi32(d4, _mm_unpackhi_epi64(d4, d4));              \
                     const int32_t corr = SHIFT >= 0 ? ((const int32_t *)(at + ysum_off))[i] *      \
                                                           (1 << (SHIFT < 0 ? 0 : SHIFT))           \
                                                     : 0;                                           \
-                    const __m256i s =                                                              \
-                        _mm256_sub_epi32(d, _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0));         \
-                    acc[r][t] = _mm256_fmadd_ps(                                                   \
-                        _mm256_cvtepi32_ps(s),                                                     \
-                        _mm256_set1_ps(f16(x->d) * ((const float *)(at + yd_off))[i]), acc[r][t]); \
+                    const int32_t sum = _mm_cvtsi128_si32(d2) +                                    \
+                                        _mm_extract_epi32(d2, 1) - corr;                           \
+                    pan[r][t] = _mm_cvtss_f32(_mm_fmadd_ss(                                        \
+                        _mm_set_ss((float)sum),                                                    \
+                        _mm_set_ss(f16(x->d) * ((const float *)(at + yd_off))[i]),                 \
+                        _mm_set_ss(pan[r][t])));                                                   \
                 }                                                                                  \
             }                                                                                      \
+        }                                                                                          \
         UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] =    \
-            hsum_ps(acc[r][t]);                                                                    \
+            nb > LEGACY_PANEL ? tot[r][t] + pan[r][t] : pan[r][t];                                 \
     }
 
 /* v[g] <- the dwords g of v[0..7]: a transpose of the 8 x 8 matrix of 32-bit lanes */
@@ -373,6 +406,100 @@ static inline void transpose8_epi32(__m256i v[8]) {
         v[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
     }
 }
+
+#if QR_VNNI
+/* Prompts (many tokens) on VNNI: 8 weight rows are decoded once into a scratch panel with
+ * their bytes interleaved, vector g of a block holding bytes 4g..4g+3 of each of the 8 rows
+ * (a dword transpose of the 8 decoded blocks). A token's 4 activation bytes broadcast against
+ * it give, in one vpdpbusd, lane r = the partial dot product of row r: 8 of them finish a
+ * block for 8 rows at once, with no horizontal sums; then one offset subtraction, one int to
+ * float conversion and one multiply-add by the 8 rows' scales times the token's. The packing
+ * costs about one decode per row and block, paid once for all the tokens of the call. A
+ * token's outputs equal the tile's bit for bit (the same float terms added in the same order,
+ * LEGACY_SIGNED_TILE), so a batch may take either. */
+#define IL_ROWS 8
+#define IL_PANEL LEGACY_PANEL /* blocks per scratch panel: 16 KiB of bytes + 2 KiB of scales */
+#define IL_MIN_TOKENS 16      /* below this the packing costs more than it saves */
+
+/* NT tokens against one packed panel of np blocks (first block b0 of the row): y += ... */
+TILE void il_tokens(const uint8_t *pw, const float *pd, int64_t b0, int64_t np, const char *a,
+                    size_t as, size_t yd_off, size_t ysum_off, float *y, int64_t ys,
+                    const int shift, const int NT) {
+    __m256 acc[4];
+    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < np; b++) {
+        __m256i s[4];
+        const block_q8_0 *yb[4];
+        UNROLL for (int t = 0; t < NT; t++) {
+            s[t] = _mm256_setzero_si256();
+            yb[t] = (const block_q8_0 *)(a + (size_t)t * as) + b0 + b;
+        }
+        UNROLL for (int g = 0; g < 8; g++) {
+            const __m256i wv = _mm256_load_si256((const __m256i *)(pw + (b * 8 + g) * 32));
+            UNROLL for (int t = 0; t < NT; t++) s[t] =
+                _mm256_dpbusd_epi32(s[t], wv, _mm256_set1_epi32((int)qr_rd_u32(yb[t]->qs + 4 * g)));
+        }
+        const __m256 xd = _mm256_load_ps(pd + b * 8);
+        UNROLL for (int t = 0; t < NT; t++) {
+            const char *at = a + (size_t)t * as;
+            const int32_t off = ((const int32_t *)(at + ysum_off))[b0 + b] * (1 << shift);
+            const float yd = ((const float *)(at + yd_off))[b0 + b];
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[t], _mm256_set1_epi32(off))),
+                                _mm256_mul_ps(xd, _mm256_set1_ps(yd)), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < NT; t++) {
+        float *yt = y + t * ys;
+        _mm256_storeu_ps(yt, b0 == 0 ? acc[t] : _mm256_add_ps(_mm256_loadu_ps(yt), acc[t]));
+    }
+}
+
+/* 8 rows (multiple of IL_ROWS) x nt tokens through packed panels */
+#define DEFINE_IL_GEMM(name, block_t, decode, SHIFT)                                               \
+    static void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,      \
+                     int64_t ys, int64_t nt) {                                                     \
+        _Alignas(32) uint8_t pw[IL_PANEL * 8 * 32];                                                \
+        _Alignas(32) float pd[IL_PANEL * 8];                                                       \
+        const int64_t nb = n / QK8_0;                                                              \
+        const size_t yd_off = qr_act_q8_0_scales_offset(n), ysum_off = qr_act_q8_0_sums_offset(n); \
+        for (int64_t b0 = 0; b0 < nb; b0 += IL_PANEL) {                                            \
+            const int64_t np = nb - b0 < IL_PANEL ? nb - b0 : IL_PANEL;                            \
+            for (int64_t b = 0; b < np; b++) {                                                     \
+                __m256i v[8];                                                                      \
+                for (int r = 0; r < IL_ROWS; r++) {                                                \
+                    const block_t *x = (const block_t *)(w + (size_t)r * ws) + b0 + b;             \
+                    v[r] = decode(x);                                                              \
+                    pd[b * 8 + r] = f16(x->d);                                                     \
+                }                                                                                  \
+                transpose8_epi32(v);                                                               \
+                for (int g = 0; g < 8; g++)                                                        \
+                    _mm256_store_si256((__m256i *)(pw + (b * 8 + g) * 32), v[g]);                  \
+            }                                                                                      \
+            int64_t t = 0;                                                                         \
+            for (; t + 4 <= nt; t += 4)                                                            \
+                il_tokens(pw, pd, b0, np, a + (size_t)t * as, as, yd_off, ysum_off, y + t * ys,    \
+                          ys, SHIFT, 4);                                                           \
+            const char *at = a + (size_t)t * as;                                                   \
+            switch (nt - t) {                                                                      \
+            case 3:                                                                                \
+                il_tokens(pw, pd, b0, np, at, as, yd_off, ysum_off, y + t * ys, ys, SHIFT, 3);     \
+                break;                                                                             \
+            case 2:                                                                                \
+                il_tokens(pw, pd, b0, np, at, as, yd_off, ysum_off, y + t * ys, ys, SHIFT, 2);     \
+                break;                                                                             \
+            case 1:                                                                                \
+                il_tokens(pw, pd, b0, np, at, as, yd_off, ysum_off, y + t * ys, ys, SHIFT, 1);     \
+                break;                                                                             \
+            default:                                                                               \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+    }
+DEFINE_IL_GEMM(il_gemm_q4_0, block_q4_0, decode_u_q4_0, Q4_0_OFFSET_SHIFT)
+DEFINE_IL_GEMM(il_gemm_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
+DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
+#endif
 
 /* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0, iq4_nl, mxfp4 in 16-row groups ----
  * 16 rows' bytes interleaved (transpose8_epi32 above), made once when the model loads, as
@@ -1154,6 +1281,11 @@ DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_q6_K, pk_group_q6_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_iq4_xs, pk_group_iq4_xs, QK_K)
 
+#define IL_PREFIX(il, nr_var)                                                                      \
+    if (nt >= IL_MIN_TOKENS)                                                                       \
+        for (; r0 + IL_ROWS <= nr_var; r0 += IL_ROWS)                                              \
+            il(n, (const char *)w + (size_t)r0 * w_stride, w_stride, act, act_stride, y + r0,      \
+               y_stride, nt);
 #else
 /* AVX2 (no VNNI): the same 16-row layout in two passes of 8 rows (the 32-byte halves of each
  * vector), u8 x s8 products by vpmaddubsw + vpmaddwd; q8_0, iq4_nl and mxfp4 through the sign
@@ -1347,6 +1479,7 @@ DEFINE_PK_GEMM(pk_gemm_mxfp4, pk_group_mxfp4, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
 DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
+#define IL_PREFIX(il, nr_var)
 #endif
 
 /* Runs a tile over nr rows and nt tokens: one weight row at a time, front to back, with up to
@@ -1391,9 +1524,9 @@ DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
 LEGACY_SIGNED_TILE(tile_q4_0, block_q4_0, decode_u_q4_0, Q4_0_OFFSET_SHIFT)
 LEGACY_SIGNED_TILE(tile_q5_0, block_q5_0, decode_u_q5_0, Q5_0_OFFSET_SHIFT)
 LEGACY_SIGNED_TILE(tile_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
-DEFINE_GEMM2(gemm_q4_0, tile_q4_0, )
-DEFINE_GEMM2(gemm_q5_0, tile_q5_0, )
-DEFINE_GEMM2(gemm_q8_0, tile_q8_0, )
+DEFINE_GEMM2(gemm_q4_0, tile_q4_0, IL_PREFIX(il_gemm_q4_0, nr))
+DEFINE_GEMM2(gemm_q5_0, tile_q5_0, IL_PREFIX(il_gemm_q5_0, nr))
+DEFINE_GEMM2(gemm_q8_0, tile_q8_0, IL_PREFIX(il_gemm_q8_0, nr))
 
 /* ---- iq4_nl (q8_0 activations) and iq4_xs (q8_K): 4-bit indices into kvalues_iq4nl ----
  * The nibble -> level lookup is one pshufb of the 16 levels (iq_tables.c, repeated here as
@@ -2054,7 +2187,7 @@ void QR_X86_FILL(qr_kernels *k) {
     k->gemm[QR_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[QR_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[QR_TYPE_Q6_K] = gemm_q6_K;
-    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl;
+    k->gemm[QR_TYPE_IQ4_NL] = gemm_iq4_nl_prompt;
     k->gemm[QR_TYPE_IQ4_XS] = gemm_iq4_xs;
     k->gemm[QR_TYPE_IQ2_XXS] = gemm_iq2_xxs;
     k->gemm[QR_TYPE_IQ2_XS] = gemm_iq2_xs;

@@ -7,7 +7,9 @@
  * NT activation sub-blocks. The activations are those of the scalar reference
  * (tensor/vec_dot_iq.c): q8_K rows, q8_0 for mxfp4. Prompts (8+ tokens) of the iq2/iq3 types
  * decode a whole row once per call instead (on VNNI, 16 rows into a panel from 12 tokens);
- * a q2_K tile sits at the end (llama.cpp's IQ2 files carry q2_K).
+ * iq4_nl prompts on VNNI take gemm_x86.h's interleaved panel (when the model has not
+ * repacked them: the same results as the tile); and a q2_K tile sits at the end (llama.cpp's
+ * IQ2 files carry q2_K).
  *
  * Exactness (all but q2_K): the reference sums integers over a super-block
  * (or block) and then adds one float term per super-block in order. These tiles compute the same
@@ -75,6 +77,29 @@ static inline __m256i iq_scales16(int lo, int hi) {
 
 static inline const block_q8_K *iq_act(const char *a, size_t as, int t, int64_t i) {
     return (const block_q8_K *)(a + (size_t)t * as) + i;
+}
+
+/* ---- iq4_nl prompts on VNNI ----
+ * gemm_x86.h's iq4_nl kernel is the 4-token tile at every batch size; from IL_MIN_TOKENS
+ * tokens on VNNI, 8-row groups go through the interleaved panel of q4_0 / q5_0 / q8_0
+ * (DEFINE_IL_GEMM) instead, with the levels + 128 as unsigned bytes (decode_u_iq4_nl) and
+ * q8_0's offset correction. The remaining rows, and every row on AVX2, keep the tile. */
+#if QR_VNNI
+DEFINE_IL_GEMM(il_gemm_iq4_nl, block_iq4_nl, decode_u_iq4_nl, Q8_0_OFFSET_SHIFT)
+#endif
+static void gemm_iq4_nl_prompt(int64_t n, const void *w, size_t w_stride, const void *act,
+                               size_t act_stride, float *y, int64_t y_stride, int64_t nr,
+                               int64_t nt) {
+    int64_t r0 = 0;
+#if QR_VNNI
+    if (nt >= IL_MIN_TOKENS)
+        for (; r0 + IL_ROWS <= nr; r0 += IL_ROWS)
+            il_gemm_iq4_nl(n, (const char *)w + (size_t)r0 * w_stride, w_stride, act, act_stride,
+                           y + r0, y_stride, nt);
+#endif
+    if (r0 < nr)
+        gemm_iq4_nl(n, (const char *)w + (size_t)r0 * w_stride, w_stride, act, act_stride, y + r0,
+                    y_stride, nr - r0, nt);
 }
 
 /* ---- the grid types with sign bits: iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s ----
