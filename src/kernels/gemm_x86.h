@@ -274,17 +274,24 @@ static inline __m256i block_dot(__m256i u, const int8_t *yqs, const int offset_s
     _mm256_cvtph_ps(_mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,     \
                                    (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d))
 
-/* acc + v[0] * d[0] + ... + v[7] * d[7], one fused multiply-add per lane in lane order */
-static inline __m128 fma_lanes4(__m128 a, __m128 v, __m128 d) {
-    a = _mm_fmadd_ss(v, d, a);
-    a = _mm_fmadd_ss(_mm_movehdup_ps(v), _mm_movehdup_ps(d), a);
-    a = _mm_fmadd_ss(_mm_movehl_ps(v, v), _mm_movehl_ps(d, d), a);
-    return _mm_fmadd_ss(_mm_shuffle_ps(v, v, 3), _mm_shuffle_ps(d, d, 3), a);
+/* The float terms of the legacy tiles and of the interleaved panel go into LEGACY_CHAINS
+ * chains of sums, block b into chain b mod 4, by fused multiply-adds in block order, each
+ * chain from 0 in every run of LEGACY_PANEL blocks; a run's sum is (c0 + c2) + (c1 + c3), and
+ * the runs' sums are added in order. Both kernels follow this exactly, so a token's outputs
+ * do not depend on which one its batch takes (batch invariance). */
+#define LEGACY_CHAINS 4
+#define LEGACY_PANEL 64
+/* the 4 chains (lanes of c) of a run: (c0 + c2) + (c1 + c3) */
+static inline float legacy_run_sum(__m128 c) {
+    const __m128 h = _mm_add_ps(c, _mm_movehl_ps(c, c));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
-static inline float fma_lanes(float acc, __m256 v, __m256 d) {
-    __m128 a = fma_lanes4(_mm_set_ss(acc), _mm256_castps256_ps128(v), _mm256_castps256_ps128(d));
-    a = fma_lanes4(a, _mm256_extractf128_ps(v, 1), _mm256_extractf128_ps(d, 1));
-    return _mm_cvtss_f32(a);
+/* the chain of block i (of a tail) in lane i mod 4 of c: c[i % 4] += v * d, fused */
+static inline __m128 legacy_chain_add(__m128 c, int64_t i, float v, float d) {
+    _Alignas(16) float cf[4];
+    _mm_store_ps(cf, c);
+    cf[i & 3] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(v), _mm_set_ss(d), _mm_set_ss(cf[i & 3])));
+    return _mm_load_ps(cf);
 }
 
 /* Signed 32-element weight blocks (q4_0, q5_0, q8_0) against q8_0 activations, RM rows x NT
@@ -293,25 +300,27 @@ static inline float fma_lanes(float acc, __m256 v, __m256 d) {
  * block b's sum, as soon as each pair and quad is done so few vectors stay live; then the
  * offset correction and one int->float conversion for all 8. The tail (fewer than 8 blocks)
  * goes block by block. Activation rows carry float scales and integer block sums after their
- * blocks (kernels.h). The float terms float(sum) * (xd * yd) are added one block after the
- * other by fused multiply-adds, from 0 in each run of LEGACY_PANEL blocks, the runs' sums
- * then added in order: exactly what the interleaved panel (DEFINE_IL_GEMM) computes, so that
- * a token's outputs do not depend on which of the two its batch takes. */
-#define LEGACY_PANEL 64
+ * blocks (kernels.h). The float terms float(sum) * (xd * yd) go into the 4 chains above
+ * (lanes of one vector: blocks i..i+3, then i+4..i+7, two fused multiply-adds per 8 blocks),
+ * exactly as the interleaved panel (DEFINE_IL_GEMM) adds them. */
 #define LEGACY_SIGNED_TILE(name, block_t, decode, SHIFT)                                           \
     TILE void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,        \
                    int64_t ys, const int RM, const int NT) {                                       \
         const int64_t nb = n / QK8_0;                                                              \
         const size_t yd_off = qr_act_q8_0_scales_offset(n), ysum_off = qr_act_q8_0_sums_offset(n); \
-        float pan[4][4], tot[4][4];                                                                \
-        UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) pan[r][t] =        \
+        __m128 pan[4][4];                                                                          \
+        float tot[4][4];                                                                           \
+        UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {                  \
+            pan[r][t] = _mm_setzero_ps();                                                          \
             tot[r][t] = 0.0f;                                                                      \
+        }                                                                                          \
         int64_t i = 0;                                                                             \
         for (; i + 8 <= nb; i += 8) {                                                              \
             if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
                 UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
-                    tot[r][t] = i == LEGACY_PANEL ? pan[r][t] : tot[r][t] + pan[r][t];             \
-                    pan[r][t] = 0.0f;                                                              \
+                    const float run = legacy_run_sum(pan[r][t]);                                   \
+                    tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                         \
+                    pan[r][t] = _mm_setzero_ps();                                                  \
                 }                                                                                  \
             __m256i half[2][4][4];                                                                 \
             UNROLL for (int hq = 0; hq < 2; hq++) {                                                \
@@ -352,16 +361,20 @@ static inline float fma_lanes(float acc, __m256 v, __m256 d) {
                     __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),          \
                                                  _mm256_permute2x128_si256(h0, h1, 0x31));         \
                     if (SHIFT >= 0) s = _mm256_sub_epi32(s, off);                                  \
-                    pan[r][t] =                                                                    \
-                        fma_lanes(pan[r][t], _mm256_cvtepi32_ps(s), _mm256_mul_ps(xd[r], yd));     \
+                    const __m256 v = _mm256_cvtepi32_ps(s), d = _mm256_mul_ps(xd[r], yd);          \
+                    pan[r][t] = _mm_fmadd_ps(_mm256_castps256_ps128(v), _mm256_castps256_ps128(d), \
+                                             pan[r][t]);                                           \
+                    pan[r][t] = _mm_fmadd_ps(_mm256_extractf128_ps(v, 1),                          \
+                                             _mm256_extractf128_ps(d, 1), pan[r][t]);              \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
         for (; i < nb; i++) {                                                                      \
             if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
                 UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
-                    tot[r][t] = i == LEGACY_PANEL ? pan[r][t] : tot[r][t] + pan[r][t];             \
-                    pan[r][t] = 0.0f;                                                              \
+                    const float run = legacy_run_sum(pan[r][t]);                                   \
+                    tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                         \
+                    pan[r][t] = _mm_setzero_ps();                                                  \
                 }                                                                                  \
             UNROLL for (int r = 0; r < RM; r++) {                                                  \
                 const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
@@ -377,15 +390,13 @@ static inline float fma_lanes(float acc, __m256 v, __m256 d) {
                                                     : 0;                                           \
                     const int32_t sum = _mm_cvtsi128_si32(d2) +                                    \
                                         _mm_extract_epi32(d2, 1) - corr;                           \
-                    pan[r][t] = _mm_cvtss_f32(_mm_fmadd_ss(                                        \
-                        _mm_set_ss((float)sum),                                                    \
-                        _mm_set_ss(f16(x->d) * ((const float *)(at + yd_off))[i]),                 \
-                        _mm_set_ss(pan[r][t])));                                                   \
+                    pan[r][t] = legacy_chain_add(                                                  \
+                        pan[r][t], i, (float)sum, f16(x->d) * ((const float *)(at + yd_off))[i]);  \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
         UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] =    \
-            nb > LEGACY_PANEL ? tot[r][t] + pan[r][t] : pan[r][t];                                 \
+            nb > LEGACY_PANEL ? tot[r][t] + legacy_run_sum(pan[r][t]) : legacy_run_sum(pan[r][t]); \
     }
 
 /* v[g] <- the dwords g of v[0..7]: a transpose of the 8 x 8 matrix of 32-bit lanes */
@@ -422,36 +433,57 @@ static inline void transpose8_epi32(__m256i v[8]) {
 #define IL_MIN_TOKENS 16      /* below this the packing costs more than it saves */
 
 /* NT tokens against one packed panel of np blocks (first block b0 of the row): y += ... */
+/* block b of the panel for NT tokens: its term into chain (b mod 4) of each token */
+TILE void il_block(const uint8_t *pw, const float *pd, int64_t b0, int64_t b, const char *a,
+                   size_t as, size_t yd_off, size_t ysum_off, __m256 acc[4][LEGACY_CHAINS],
+                   const int j, const int shift, const int NT) {
+    __m256i s[4];
+    const block_q8_0 *yb[4];
+    UNROLL for (int t = 0; t < NT; t++) {
+        s[t] = _mm256_setzero_si256();
+        yb[t] = (const block_q8_0 *)(a + (size_t)t * as) + b0 + b;
+    }
+    UNROLL for (int g = 0; g < 8; g++) {
+        const __m256i wv = _mm256_load_si256((const __m256i *)(pw + (b * 8 + g) * 32));
+        UNROLL for (int t = 0; t < NT; t++) s[t] =
+            _mm256_dpbusd_epi32(s[t], wv, _mm256_set1_epi32((int)qr_rd_u32(yb[t]->qs + 4 * g)));
+    }
+    const __m256 xd = _mm256_load_ps(pd + b * 8);
+    UNROLL for (int t = 0; t < NT; t++) {
+        const char *at = a + (size_t)t * as;
+        const int32_t off = ((const int32_t *)(at + ysum_off))[b0 + b] * (1 << shift);
+        const float yd = ((const float *)(at + yd_off))[b0 + b];
+        acc[t][j] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[t], _mm256_set1_epi32(off))),
+                            _mm256_mul_ps(xd, _mm256_set1_ps(yd)), acc[t][j]);
+    }
+}
+
+/* NT tokens against one packed panel of np blocks (first block b0 of the row): y += ...,
+ * each token's terms in LEGACY_CHAINS chains (block b into chain b mod 4) summed as
+ * (c0 + c2) + (c1 + c3), as the tile does */
 TILE void il_tokens(const uint8_t *pw, const float *pd, int64_t b0, int64_t np, const char *a,
                     size_t as, size_t yd_off, size_t ysum_off, float *y, int64_t ys,
                     const int shift, const int NT) {
-    __m256 acc[4];
-    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < np; b++) {
-        __m256i s[4];
-        const block_q8_0 *yb[4];
-        UNROLL for (int t = 0; t < NT; t++) {
-            s[t] = _mm256_setzero_si256();
-            yb[t] = (const block_q8_0 *)(a + (size_t)t * as) + b0 + b;
+    __m256 acc[4][LEGACY_CHAINS];
+    UNROLL for (int t = 0; t < NT; t++) UNROLL for (int j = 0; j < LEGACY_CHAINS; j++) acc[t][j] =
+        _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + LEGACY_CHAINS <= np; b += LEGACY_CHAINS)
+        UNROLL for (int j = 0; j < LEGACY_CHAINS; j++)
+            il_block(pw, pd, b0, b + j, a, as, yd_off, ysum_off, acc, j, shift, NT);
+    for (; b < np; b++)
+        switch (b & 3) {
+        case 0: il_block(pw, pd, b0, b, a, as, yd_off, ysum_off, acc, 0, shift, NT); break;
+        case 1: il_block(pw, pd, b0, b, a, as, yd_off, ysum_off, acc, 1, shift, NT); break;
+        case 2: il_block(pw, pd, b0, b, a, as, yd_off, ysum_off, acc, 2, shift, NT); break;
+        default: il_block(pw, pd, b0, b, a, as, yd_off, ysum_off, acc, 3, shift, NT); break;
         }
-        UNROLL for (int g = 0; g < 8; g++) {
-            const __m256i wv = _mm256_load_si256((const __m256i *)(pw + (b * 8 + g) * 32));
-            UNROLL for (int t = 0; t < NT; t++) s[t] =
-                _mm256_dpbusd_epi32(s[t], wv, _mm256_set1_epi32((int)qr_rd_u32(yb[t]->qs + 4 * g)));
-        }
-        const __m256 xd = _mm256_load_ps(pd + b * 8);
-        UNROLL for (int t = 0; t < NT; t++) {
-            const char *at = a + (size_t)t * as;
-            const int32_t off = ((const int32_t *)(at + ysum_off))[b0 + b] * (1 << shift);
-            const float yd = ((const float *)(at + yd_off))[b0 + b];
-            acc[t] =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[t], _mm256_set1_epi32(off))),
-                                _mm256_mul_ps(xd, _mm256_set1_ps(yd)), acc[t]);
-        }
-    }
     UNROLL for (int t = 0; t < NT; t++) {
         float *yt = y + t * ys;
-        _mm256_storeu_ps(yt, b0 == 0 ? acc[t] : _mm256_add_ps(_mm256_loadu_ps(yt), acc[t]));
+        const __m256 p = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][2]),
+                                       _mm256_add_ps(acc[t][1], acc[t][3]));
+        _mm256_storeu_ps(yt, b0 == 0 ? p : _mm256_add_ps(_mm256_loadu_ps(yt), p));
     }
 }
 
