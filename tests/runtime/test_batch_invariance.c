@@ -33,9 +33,9 @@
 #include "quarrel.h"
 
 #define DIR "batch_invariance"
-#define N_TOK 40     /* positions checked per sequence */
-#define N_CTX 96     /* cells: two sequences of N_TOK and some room */
-#define N_LONG 300   /* the long sequence: one token's attention is split from 256 cells (tiny) */
+#define N_TOK 40   /* positions checked per sequence */
+#define N_CTX 96   /* cells: two sequences of N_TOK and some room */
+#define N_LONG 300 /* the long sequence: one token's attention is split from 256 cells (tiny) */
 #define LONG_FROM 250
 
 /* a model of the test: a shared file, or a synthetic one made here */
@@ -82,13 +82,12 @@ static const model_case models[] = {
 
 /* (model, check) pairs known not to be invariant yet: TODO(issue 22) fix them and remove them
  * here. None at present; the placeholder keeps the array non-empty. */
-static const struct {
-    const char *model, *check;
-} known_variant[] = {{"", ""}};
+static const struct { const char *model, *check; } known_variant[] = {{"", ""}};
 
 static bool is_known_variant(const char *model, const char *check) {
     for (size_t i = 0; i < sizeof known_variant / sizeof known_variant[0]; i++)
-        if (strcmp(known_variant[i].model, model) == 0 && strcmp(known_variant[i].check, check) == 0)
+        if (strcmp(known_variant[i].model, model) == 0 &&
+            strcmp(known_variant[i].check, check) == 0)
             return true;
     return false;
 }
@@ -109,7 +108,7 @@ static void append_i32(char **p, int32_t v) {
 
 /* A flat importance matrix (legacy imatrix.dat layout) for the tiny llama's matrices. */
 static qr_imatrix *flat_imatrix(void) {
-    static const char *const names[] = {"attn_q", "attn_k", "attn_v", "attn_output",
+    static const char *const names[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                         "ffn_gate", "ffn_up", "ffn_down"};
     enum { N_LAYER = 2, N_EMBD = 256, N_FF = 512 };
     const int n_entries = N_LAYER * 7 + 1;
@@ -365,8 +364,8 @@ static void check_model(const model_case *m, qr_kv_type kv, int *n_failed, int *
             if (memcmp(got1, r->ref[1], (size_t)n1 * (size_t)r->n_vocab * sizeof(float)) != 0 &&
                 !is_known_variant(m->name, what)) {
                 r->n_failed++;
-                printf("not batch-invariant: %s, %s: the other sequence's logits differ\n",
-                       m->name, what);
+                printf("not batch-invariant: %s, %s: the other sequence's logits differ\n", m->name,
+                       what);
             }
             compare(r, m->name, what);
         }
@@ -439,8 +438,7 @@ static void test_long_context(void **state) {
             qr_batch_add(&b, r->tok[0][p], p, 0, p >= LONG_FROM);
         assert_int_equal(qr_decode(ctx, &b), QR_OK);
         for (int p = LONG_FROM; p < N_LONG; p++)
-            if (memcmp(ref + (size_t)p * (size_t)r->n_vocab, qr_get_logits(ctx, p),
-                       per) != 0)
+            if (memcmp(ref + (size_t)p * (size_t)r->n_vocab, qr_get_logits(ctx, p), per) != 0)
                 fail_msg("kv %s: position %d in one batch on 2 threads differs from token by "
                          "token",
                          kv ? "f32" : "f16", p);
