@@ -7,10 +7,14 @@
  * decoded once (nibbles and high bits into bytes, scales into 16-bit lanes) and then dotted
  * with the NT activation blocks, so prompt processing pays the decoding once per 4 tokens.
  * Prompts of 16+ tokens on VNNI take q4_0/q5_0/q8_0 through an 8-row interleaved panel
- * instead (DEFINE_IL_GEMM). With VNNI, the model normally loads q4_0/q5_0/q8_0/q4_K/q6_K/
- * iq4_nl/iq4_xs weights repacked into 16-row interleaved blocks instead (pack_*, pk_gemm_*: every token count
- * goes through them); the file-layout kernels then serve the rest (other types, row counts
- * not a multiple of 16, QR_KERNELS=avx2, qr_model_params.no_repack). The activation quantizers
+ * instead (DEFINE_IL_GEMM), with the tile's results. Every kernel computes a token's outputs
+ * in the same order whatever the number of tokens and the token's place among them (batch
+ * invariance, issue 22: a position's logits do not depend on the batch it is evaluated in;
+ * tests/kernels/test_gemm_invariance.c). With VNNI,
+ * the model normally loads q4_0/q5_0/q8_0/q4_K/q6_K/iq4_nl/iq4_xs weights repacked into
+ * 16-row interleaved blocks instead (pack_*, pk_gemm_*: every token count goes through them);
+ * the file-layout kernels then serve the rest (other types, row counts not a multiple of 16,
+ * QR_KERNELS=avx2, qr_model_params.no_repack). The activation quantizers
  * (q8_0, q8_K), attention rows and elementwise helpers are at the end. iq4_nl and iq4_xs
  * (table lookups by pshufb) follow the q4_0/q5_0/q8_0 tiles.
  * The arithmetic is ggml's (ggml_vec_dot_*_q8_*): integer sums within a block, the block's
@@ -163,16 +167,18 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-/* U independent sums per token (4 for one token, 2 for two): one multiply-add chain per token
- * would wait on the previous one's latency. The activations are read as floats (the row's f32
- * copy, kernels.h), so only the weights are converted. */
+/* HALF_CHAINS independent sums per token, whatever the number of tokens (so that a token's
+ * sum is rounded the same alone and in a batch): one multiply-add chain would wait on the
+ * previous one's latency. The activations are read as floats (the row's f32 copy, kernels.h),
+ * so only the weights are converted. */
+#define HALF_CHAINS 2
 #define DEFINE_HALF_TILE(name, load8, to_f32)                                                      \
     TILE void name(int64_t n, const char *wr, const char *a, size_t as, float *y, int64_t ys,      \
                    const int nt) {                                                                 \
         const uint16_t *w = (const uint16_t *)wr;                                                  \
         const size_t xo = qr_act_half_f32_offset(n);                                               \
-        const int U = nt == 1 ? 4 : nt == 2 ? 2 : 1;                                               \
-        __m256 acc[4][4];                                                                          \
+        const int U = HALF_CHAINS;                                                                 \
+        __m256 acc[4][HALF_CHAINS];                                                                \
         UNROLL for (int t = 0; t < nt; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u] =         \
             _mm256_setzero_ps();                                                                   \
         int64_t j = 0;                                                                             \
@@ -268,23 +274,54 @@ static inline __m256i block_dot(__m256i u, const int8_t *yqs, const int offset_s
     _mm256_cvtph_ps(_mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,     \
                                    (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d))
 
+/* The float terms of the legacy tiles and of the interleaved panel go into LEGACY_CHAINS
+ * chains of sums, block b into chain b mod 4, by fused multiply-adds in block order, each
+ * chain from 0 in every run of LEGACY_PANEL blocks; a run's sum is (c0 + c2) + (c1 + c3), and
+ * the runs' sums are added in order. Both kernels follow this exactly, so a token's outputs
+ * do not depend on which one its batch takes (batch invariance). */
+#define LEGACY_CHAINS 4
+#define LEGACY_PANEL 64
+/* the 4 chains (lanes of c) of a run: (c0 + c2) + (c1 + c3) */
+static inline float legacy_run_sum(__m128 c) {
+    const __m128 h = _mm_add_ps(c, _mm_movehl_ps(c, c));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+/* the chain of block i (of a tail) in lane i mod 4 of c: c[i % 4] += v * d, fused */
+static inline __m128 legacy_chain_add(__m128 c, int64_t i, float v, float d) {
+    _Alignas(16) float cf[4];
+    _mm_store_ps(cf, c);
+    cf[i & 3] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(v), _mm_set_ss(d), _mm_set_ss(cf[i & 3])));
+    return _mm_load_ps(cf);
+}
+
 /* Signed 32-element weight blocks (q4_0, q5_0, q8_0) against q8_0 activations, RM rows x NT
  * tokens. Per 8 blocks: each weight block is decoded once and dotted with the NT activation
  * blocks; the 8 blocks' integer sums are folded (hadd tree) into one vector whose lane b is
  * block b's sum, as soon as each pair and quad is done so few vectors stay live; then the
- * offset correction, one int->float conversion and one multiply-add by xd[b] * yd[b] for all 8.
- * The tail (fewer than 8 blocks) goes block by block. Activation rows carry float scales and
- * integer block sums after their blocks (kernels.h). */
+ * offset correction and one int->float conversion for all 8. The tail (fewer than 8 blocks)
+ * goes block by block. Activation rows carry float scales and integer block sums after their
+ * blocks (kernels.h). The float terms float(sum) * (xd * yd) go into the 4 chains above
+ * (lanes of one vector: blocks i..i+3, then i+4..i+7, two fused multiply-adds per 8 blocks),
+ * exactly as the interleaved panel (DEFINE_IL_GEMM) adds them. */
 #define LEGACY_SIGNED_TILE(name, block_t, decode, SHIFT)                                           \
     TILE void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,        \
                    int64_t ys, const int RM, const int NT) {                                       \
         const int64_t nb = n / QK8_0;                                                              \
         const size_t yd_off = qr_act_q8_0_scales_offset(n), ysum_off = qr_act_q8_0_sums_offset(n); \
-        __m256 acc[4][4];                                                                          \
-        UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) acc[r][t] =        \
-            _mm256_setzero_ps();                                                                   \
+        __m128 pan[4][4];                                                                          \
+        float tot[4][4];                                                                           \
+        UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {                  \
+            pan[r][t] = _mm_setzero_ps();                                                          \
+            tot[r][t] = 0.0f;                                                                      \
+        }                                                                                          \
         int64_t i = 0;                                                                             \
         for (; i + 8 <= nb; i += 8) {                                                              \
+            if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
+                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
+                    const float run = legacy_run_sum(pan[r][t]);                                   \
+                    tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                         \
+                    pan[r][t] = _mm_setzero_ps();                                                  \
+                }                                                                                  \
             __m256i half[2][4][4];                                                                 \
             UNROLL for (int hq = 0; hq < 2; hq++) {                                                \
                 __m256i pair[2][4][4];                                                             \
@@ -324,31 +361,42 @@ static inline __m256i block_dot(__m256i u, const int8_t *yqs, const int offset_s
                     __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),          \
                                                  _mm256_permute2x128_si256(h0, h1, 0x31));         \
                     if (SHIFT >= 0) s = _mm256_sub_epi32(s, off);                                  \
-                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(xd[r], yd),   \
-                                                acc[r][t]);                                        \
+                    const __m256 v = _mm256_cvtepi32_ps(s), d = _mm256_mul_ps(xd[r], yd);          \
+                    pan[r][t] = _mm_fmadd_ps(_mm256_castps256_ps128(v), _mm256_castps256_ps128(d), \
+                                             pan[r][t]);                                           \
+                    pan[r][t] = _mm_fmadd_ps(_mm256_extractf128_ps(v, 1),                          \
+                                             _mm256_extractf128_ps(d, 1), pan[r][t]);              \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        for (; i < nb; i++)                                                                        \
+        for (; i < nb; i++) {                                                                      \
+            if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
+                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
+                    const float run = legacy_run_sum(pan[r][t]);                                   \
+                    tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                         \
+                    pan[r][t] = _mm_setzero_ps();                                                  \
+                }                                                                                  \
             UNROLL for (int r = 0; r < RM; r++) {                                                  \
                 const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
                 const __m256i u = decode(x);                                                       \
                 UNROLL for (int t = 0; t < NT; t++) {                                              \
                     const char *at = a + (size_t)t * as;                                           \
                     const __m256i d = block_dot(u, ((const block_q8_0 *)at + i)->qs, SHIFT);       \
-                    /* the offset goes into lane 0 only: lanes are summed at the end */            \
+                    const __m128i d4 = _mm_add_epi32(_mm256_castsi256_si128(d),                    \
+                                                     _mm256_extracti128_si256(d, 1));              \
+                    const __m128i d2 = _mm_add_epi32(d4, _mm_unpackhi_epi64(d4, d4));              \
                     const int32_t corr = SHIFT >= 0 ? ((const int32_t *)(at + ysum_off))[i] *      \
                                                           (1 << (SHIFT < 0 ? 0 : SHIFT))           \
                                                     : 0;                                           \
-                    const __m256i s =                                                              \
-                        _mm256_sub_epi32(d, _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0));         \
-                    acc[r][t] = _mm256_fmadd_ps(                                                   \
-                        _mm256_cvtepi32_ps(s),                                                     \
-                        _mm256_set1_ps(f16(x->d) * ((const float *)(at + yd_off))[i]), acc[r][t]); \
+                    const int32_t sum = _mm_cvtsi128_si32(d2) +                                    \
+                                        _mm_extract_epi32(d2, 1) - corr;                           \
+                    pan[r][t] = legacy_chain_add(                                                  \
+                        pan[r][t], i, (float)sum, f16(x->d) * ((const float *)(at + yd_off))[i]);  \
                 }                                                                                  \
             }                                                                                      \
+        }                                                                                          \
         UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] =    \
-            hsum_ps(acc[r][t]);                                                                    \
+            nb > LEGACY_PANEL ? tot[r][t] + legacy_run_sum(pan[r][t]) : legacy_run_sum(pan[r][t]); \
     }
 
 /* v[g] <- the dwords g of v[0..7]: a transpose of the 8 x 8 matrix of 32-bit lanes */
@@ -377,43 +425,65 @@ static inline void transpose8_epi32(__m256i v[8]) {
  * it give, in one vpdpbusd, lane r = the partial dot product of row r: 8 of them finish a
  * block for 8 rows at once, with no horizontal sums; then one offset subtraction, one int to
  * float conversion and one multiply-add by the 8 rows' scales times the token's. The packing
- * costs about one decode per row and block, paid once for all the tokens of the call. */
+ * costs about one decode per row and block, paid once for all the tokens of the call. A
+ * token's outputs equal the tile's bit for bit (the same float terms added in the same order,
+ * LEGACY_SIGNED_TILE), so a batch may take either. */
 #define IL_ROWS 8
-#define IL_PANEL 64      /* blocks per scratch panel: 16 KiB of bytes + 2 KiB of scales */
-#define IL_MIN_TOKENS 16 /* below this the packing costs more than it saves */
-
+#define IL_PANEL LEGACY_PANEL /* blocks per scratch panel: 16 KiB of bytes + 2 KiB of scales */
+#define IL_MIN_TOKENS 16      /* below this the packing costs more than it saves */
 
 /* NT tokens against one packed panel of np blocks (first block b0 of the row): y += ... */
+/* block b of the panel for NT tokens: its term into chain (b mod 4) of each token */
+TILE void il_block(const uint8_t *pw, const float *pd, int64_t b0, int64_t b, const char *a,
+                   size_t as, size_t yd_off, size_t ysum_off, __m256 acc[4][LEGACY_CHAINS],
+                   const int j, const int shift, const int NT) {
+    __m256i s[4];
+    const block_q8_0 *yb[4];
+    UNROLL for (int t = 0; t < NT; t++) {
+        s[t] = _mm256_setzero_si256();
+        yb[t] = (const block_q8_0 *)(a + (size_t)t * as) + b0 + b;
+    }
+    UNROLL for (int g = 0; g < 8; g++) {
+        const __m256i wv = _mm256_load_si256((const __m256i *)(pw + (b * 8 + g) * 32));
+        UNROLL for (int t = 0; t < NT; t++) s[t] =
+            _mm256_dpbusd_epi32(s[t], wv, _mm256_set1_epi32((int)qr_rd_u32(yb[t]->qs + 4 * g)));
+    }
+    const __m256 xd = _mm256_load_ps(pd + b * 8);
+    UNROLL for (int t = 0; t < NT; t++) {
+        const char *at = a + (size_t)t * as;
+        const int32_t off = ((const int32_t *)(at + ysum_off))[b0 + b] * (1 << shift);
+        const float yd = ((const float *)(at + yd_off))[b0 + b];
+        acc[t][j] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[t], _mm256_set1_epi32(off))),
+                            _mm256_mul_ps(xd, _mm256_set1_ps(yd)), acc[t][j]);
+    }
+}
+
+/* NT tokens against one packed panel of np blocks (first block b0 of the row): y += ...,
+ * each token's terms in LEGACY_CHAINS chains (block b into chain b mod 4) summed as
+ * (c0 + c2) + (c1 + c3), as the tile does */
 TILE void il_tokens(const uint8_t *pw, const float *pd, int64_t b0, int64_t np, const char *a,
                     size_t as, size_t yd_off, size_t ysum_off, float *y, int64_t ys,
                     const int shift, const int NT) {
-    __m256 acc[4];
-    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < np; b++) {
-        __m256i s[4];
-        const block_q8_0 *yb[4];
-        UNROLL for (int t = 0; t < NT; t++) {
-            s[t] = _mm256_setzero_si256();
-            yb[t] = (const block_q8_0 *)(a + (size_t)t * as) + b0 + b;
+    __m256 acc[4][LEGACY_CHAINS];
+    UNROLL for (int t = 0; t < NT; t++) UNROLL for (int j = 0; j < LEGACY_CHAINS; j++) acc[t][j] =
+        _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + LEGACY_CHAINS <= np; b += LEGACY_CHAINS)
+        UNROLL for (int j = 0; j < LEGACY_CHAINS; j++)
+            il_block(pw, pd, b0, b + j, a, as, yd_off, ysum_off, acc, j, shift, NT);
+    for (; b < np; b++)
+        switch (b & 3) {
+        case 0: il_block(pw, pd, b0, b, a, as, yd_off, ysum_off, acc, 0, shift, NT); break;
+        case 1: il_block(pw, pd, b0, b, a, as, yd_off, ysum_off, acc, 1, shift, NT); break;
+        case 2: il_block(pw, pd, b0, b, a, as, yd_off, ysum_off, acc, 2, shift, NT); break;
+        default: il_block(pw, pd, b0, b, a, as, yd_off, ysum_off, acc, 3, shift, NT); break;
         }
-        UNROLL for (int g = 0; g < 8; g++) {
-            const __m256i wv = _mm256_load_si256((const __m256i *)(pw + (b * 8 + g) * 32));
-            UNROLL for (int t = 0; t < NT; t++) s[t] =
-                _mm256_dpbusd_epi32(s[t], wv, _mm256_set1_epi32((int)qr_rd_u32(yb[t]->qs + 4 * g)));
-        }
-        const __m256 xd = _mm256_load_ps(pd + b * 8);
-        UNROLL for (int t = 0; t < NT; t++) {
-            const char *at = a + (size_t)t * as;
-            const int32_t off = ((const int32_t *)(at + ysum_off))[b0 + b] * (1 << shift);
-            const float yd = ((const float *)(at + yd_off))[b0 + b];
-            acc[t] =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[t], _mm256_set1_epi32(off))),
-                                _mm256_mul_ps(xd, _mm256_set1_ps(yd)), acc[t]);
-        }
-    }
     UNROLL for (int t = 0; t < NT; t++) {
         float *yt = y + t * ys;
-        _mm256_storeu_ps(yt, b0 == 0 ? acc[t] : _mm256_add_ps(_mm256_loadu_ps(yt), acc[t]));
+        const __m256 p = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][2]),
+                                       _mm256_add_ps(acc[t][1], acc[t][3]));
+        _mm256_storeu_ps(yt, b0 == 0 ? p : _mm256_add_ps(_mm256_loadu_ps(yt), p));
     }
 }
 
@@ -464,11 +534,12 @@ DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
 #endif
 
 /* ---- Weights repacked at load (VNNI): q4_0, q5_0, q8_0, iq4_nl, mxfp4 in 16-row groups ----
- * The panel layout above, made once when the model loads instead of on every call, as compact
- * as the file's, and 512 bits wide: a group of 16 rows is a run of "x16 blocks", one per 32
- * columns, each the 16 rows' f16 scales (32 bytes) then their 512 weights as unsigned bytes
- * u = w + offset in 8 vectors of 64 bytes: byte 4r+k of vector g is row r's weight 4g+k (the
- * dword transpose of the rows' blocks, rows 0-7 in the low 32 bytes, 8-15 in the high):
+ * 16 rows' bytes interleaved (transpose8_epi32 above), made once when the model loads, as
+ * compact as the file's, and 512 bits wide: a group of 16 rows is a run of "x16 blocks", one
+ * per 32 columns, each the 16 rows' f16 scales (32 bytes) then their 512 weights as unsigned
+ * bytes u = w + offset in 8 vectors of 64 bytes: byte 4r+k of vector g is row r's weight
+ * 4g+k (the dword transpose of the rows' blocks, rows 0-7 in the low 32 bytes, 8-15 in the
+ * high):
  *   q8_0: the 8 vectors (w ^ 0x80)                                  32 + 512      = 16 x 34
  *   q4_0: 4 vectors of nibble pairs, low nibble vector p, high p + 4 32 + 256      = 16 x 18
  *   q5_0: the q4_0 nibbles, then per vector a 64-bit mask of fifth bits 32 + 256 + 64 = 16 x 22
@@ -1009,7 +1080,7 @@ DEFINE_PK_GEMM(pk_gemm_iq4_nl, pk_group_iq4_nl, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_mxfp4, pk_group_mxfp4, QK8_0)
 
 /* one 16-row group of f16 / bf16 times NT <= 8 tokens: per column one conversion, NT
- * multiply-adds; one token keeps 4 chains of sums (columns c mod 4), two tokens 2 */
+ * multiply-adds; each token keeps HALF_CHAINS chains of sums (columns c mod HALF_CHAINS) */
 static inline __m512 pk_load_half16(const uint16_t *p, const int type) {
     const __m256i h = _mm256_loadu_si256((const __m256i *)p);
     if (type == QR_TYPE_F16) return _mm512_cvtph_ps(h);
@@ -1038,8 +1109,7 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
                         float *y, int64_t ys, const int NT) {
     const uint16_t *w = (const uint16_t *)xw;
     const size_t xo = qr_act_half_f32_offset(n);
-    const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* chains per token */
-    const int S = U == 1 ? 2 : U;                 /* columns per step: a cache line or more */
+    const int U = HALF_CHAINS, S = HALF_CHAINS; /* chains per token, columns per step */
     __m512 acc[PK_MAX_TOKENS][4];
     UNROLL for (int t = 0; t < NT; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u] =
         _mm512_setzero_ps();
@@ -1072,7 +1142,7 @@ DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
 BF16_FN void pk_group_bf16dp(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y,
                              int64_t ys, const int NT) {
     const uint16_t *w = (const uint16_t *)xw;
-    const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* chains per token */
+    const int U = HALF_CHAINS; /* chains per token */
     /* word 2r + e of the result: row r of column c + e (word 16e + r of the two columns) */
     const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
                                            24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
@@ -1243,7 +1313,6 @@ DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_q6_K, pk_group_q6_K, QK_K)
 DEFINE_PK_GEMM(pk_gemm_iq4_xs, pk_group_iq4_xs, QK_K)
 
-
 #define IL_PREFIX(il, nr_var)                                                                      \
     if (nt >= IL_MIN_TOKENS)                                                                       \
         for (; r0 + IL_ROWS <= nr_var; r0 += IL_ROWS)                                              \
@@ -1332,16 +1401,17 @@ PK_AVX2_GROUP(pk_group_q8_0, QR_TYPE_Q8_0)
 PK_AVX2_GROUP(pk_group_iq4_nl, QR_TYPE_IQ4_NL)
 PK_AVX2_GROUP(pk_group_mxfp4, QR_TYPE_MXFP4)
 
-/* f16 / bf16 on AVX2: each column's 16 rows as two 8-float halves, both in one pass */
+/* f16 / bf16 on AVX2: each column's 16 rows as two 8-float halves, both in one pass; NT <= 3
+ * tokens of HALF_CHAINS chains each (12 of the 16 registers) */
 static inline __m256 pk_load_half8(const uint16_t *p, const int type) {
     return type == QR_TYPE_F16 ? load_f16x8(p) : load_bf16x8(p);
 }
-TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char *a, size_t as,
-                        float *y, int64_t ys, const int NT) {
+TILE void pk_group_half3(const uint8_t *xw, int64_t n, const int type, const char *a, size_t as,
+                         float *y, int64_t ys, const int NT) {
     const uint16_t *w = (const uint16_t *)xw;
     const size_t xo = qr_act_half_f32_offset(n);
-    const int U = NT == 1 ? 4 : NT == 2 ? 2 : 1;
-    __m256 acc[PK_MAX_TOKENS][4][2];
+    const int U = HALF_CHAINS;
+    __m256 acc[3][HALF_CHAINS][2];
     UNROLL for (int t = 0; t < NT; t++) UNROLL for (int u = 0; u < U; u++) acc[t][u][0] =
         acc[t][u][1] = _mm256_setzero_ps();
     int64_t c = 0;
@@ -1369,6 +1439,16 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
         UNROLL for (int u = 1; u < U; u++) acc[t][0][h] = _mm256_add_ps(acc[t][0][h], acc[t][u][h]);
         _mm256_storeu_ps(y + t * ys + 8 * h, acc[t][0][h]);
     }
+}
+/* 4 tokens as two passes of 2 (the group's columns come from L1 the second time) */
+TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char *a, size_t as,
+                        float *y, int64_t ys, const int NT) {
+    if (NT <= 3) {
+        pk_group_half3(xw, n, type, a, as, y, ys, NT);
+        return;
+    }
+    pk_group_half3(xw, n, type, a, as, y, ys, 2);
+    pk_group_half3(xw, n, type, a + 2 * as, as, y + 2 * ys, ys, 2);
 }
 PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
 PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
@@ -1732,18 +1812,24 @@ DEFINE_GEMM2(gemm_q6_K, tile_q6_K, )
 /* ---- attention rows ---- */
 
 /* Attention over KV-cache rows (kernels.h). dot: 4 rows at a time, each row's products (exact
- * in float: q is f16-rounded) summed by multiply-adds into two float accumulators, the 4 rows'
+ * in float: q is f16-rounded) summed by multiply-adds into one float accumulator, the 4 rows'
  * sums reduced together; axpy: 64 output columns held in registers while the rows stream
  * past, each column updated in row order with one multiply-add per row, as the reference. */
+/* One chain of sums per row (4 rows side by side), reduced in hsum4_ps's order: exactly what
+ * dot_heads_row does for each head, so that a head's scores do not depend on how many heads
+ * share the call (forward.c splits a query group's heads over the threads when a step has few
+ * tokens). */
 static inline __m256 dot_f16_acc(const float *q, const uint16_t *k, int64_t n8) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n8; i += 16) {
+    __m256 a0 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n8; i += 8)
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16x8(k + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), load_f16x8(k + i + 8), a1);
-    }
-    if (i < n8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16x8(k + i), a0);
-    return _mm256_add_ps(a0, a1);
+    return a0;
+}
+
+/* the lane sums of s0, s1, s2, s3, each reduced in dot_heads_row's order */
+static inline __m128 hsum4_ps(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
 static void dot_f16_x86(int64_t n, const float *q, const uint16_t *k, int64_t stride,
@@ -1755,9 +1841,7 @@ static void dot_f16_x86(int64_t n, const float *q, const uint16_t *k, int64_t st
         const __m256 s0 = dot_f16_acc(q, k0, n8), s1 = dot_f16_acc(q, k0 + stride, n8);
         const __m256 s2 = dot_f16_acc(q, k0 + 2 * stride, n8),
                      s3 = dot_f16_acc(q, k0 + 3 * stride, n8);
-        /* lane j of each 128-bit half: row j's partial sums */
-        const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
-        __m128 sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        __m128 sum = hsum4_ps(s0, s1, s2, s3);
         if (n8 < n) {
             float t[4];
             _mm_storeu_ps(t, sum);
@@ -1770,7 +1854,8 @@ static void dot_f16_x86(int64_t n, const float *q, const uint16_t *k, int64_t st
     }
     for (; r < rows; r++) {
         const uint16_t *kr = k + r * stride;
-        float s = hsum_ps(dot_f16_acc(q, kr, n8));
+        const __m256 z = _mm256_setzero_ps();
+        float s = _mm_cvtss_f32(hsum4_ps(dot_f16_acc(q, kr, n8), z, z, z));
         for (int64_t i = n8; i < n; i++)
             s += q[i] * f16(kr[i]);
         out[r] = s;
@@ -1822,8 +1907,7 @@ TILE void dot_heads_row(const float *q, int64_t n, const uint16_t *kr, int64_t n
         UNROLL for (int j = 0; j < HB; j++) acc[j] =
             _mm256_fmadd_ps(_mm256_loadu_ps(q + j * n + i), kv, acc[j]);
     }
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-    _mm_storeu_ps(t, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    _mm_storeu_ps(t, hsum4_ps(acc[0], acc[1], acc[2], acc[3]));
     for (int j = 0; j < HB; j++)
         for (int64_t i = n8; i < n; i++)
             t[j] += q[j * n + i] * f16(kr[i]);

@@ -8,9 +8,10 @@
  * (tensor/vec_dot_iq.c): q8_K rows, q8_0 for mxfp4. Prompts (8+ tokens) of the iq2/iq3 types
  * decode a whole row once per call instead (on VNNI, 16 rows into a panel from 12 tokens);
  * iq4_nl prompts on VNNI take gemm_x86.h's interleaved panel (when the model has not
- * repacked them); and a q2_K tile sits at the end (llama.cpp's IQ2 files carry q2_K).
+ * repacked them: the same results as the tile); and a q2_K tile sits at the end (llama.cpp's
+ * IQ2 files carry q2_K).
  *
- * Exactness (all but iq4_nl's prompt path and q2_K): the reference sums integers over a super-block
+ * Exactness (all but q2_K): the reference sums integers over a super-block
  * (or block) and then adds one float term per super-block in order. These tiles compute the same
  * integers (in another order, which integers do not see) and then evaluate the very same float
  * expressions in the same order, so their results equal the reference's bit for bit. Clang would

@@ -351,14 +351,21 @@ static void swiglu_oai(float *g, const float *u, int64_t n) {
     }
 }
 
-/* g = act(g) * u over n values: SwiGLU, GeGLU or the clamped SwiGLU, as the architecture says */
-static void act_mul(const qr_model *m, float *g, const float *u, int64_t n) {
-    if (m->arch->act == QR_ACT_GELU)
-        gelu_mul(m->gelu, g, u, n);
-    else if (m->arch->act == QR_ACT_SWIGLU_OAI)
-        swiglu_oai(g, u, n);
-    else
-        qr_kernels_best()->silu_mul(g, u, n);
+/* g = act(g) * u over n_rows rows of n values: SwiGLU, GeGLU or the clamped SwiGLU, as the
+ * architecture says. Row by row: the SIMD kernels take a row's last n % 8 values through libm,
+ * so a value must not land in that tail or not depending on the rows before it (batch
+ * invariance, issue 22: stories260K's n_ff is 172). */
+static void act_mul(const qr_model *m, float *g, const float *u, int64_t n_rows, int64_t n) {
+    for (int64_t r = 0; r < n_rows; r++) {
+        float *gr = g + r * n;
+        const float *ur = u + r * n;
+        if (m->arch->act == QR_ACT_GELU)
+            gelu_mul(m->gelu, gr, ur, n);
+        else if (m->arch->act == QR_ACT_SWIGLU_OAI)
+            swiglu_oai(gr, ur, n);
+        else
+            qr_kernels_best()->silu_mul(gr, ur, n);
+    }
 }
 
 /* out = Wdown (act(Wgate h + bg) * (Wup h + bu)) + bd for n tokens (out may be h) */
@@ -372,7 +379,7 @@ static void ffn_dense(qr_context *ctx, int l, const float *h, int32_t n, float *
     add_bias(&L->ffn_up_b, ctx->hb2, ff, n);
     dump(ctx, "ffn_gate", l, ctx->hb, ff, n);
     dump(ctx, "ffn_up", l, ctx->hb2, ff, n);
-    act_mul(m, ctx->hb, ctx->hb2, (int64_t)n * ff);
+    act_mul(m, ctx->hb, ctx->hb2, n, ff);
     dump(ctx, "ffn_swiglu", l, ctx->hb, ff, n);
     matmul(ctx, &L->ffn_down, ctx->hb, n, out);
     add_bias(&L->ffn_down_b, out, m->hp.n_embd, n);
@@ -521,7 +528,7 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
         add_bias(&L->experts[e].gate_b, ctx->moe_g + g0 * ff, ff, n_e);
         add_bias(&L->experts[e].up_b, ctx->moe_u + g0 * ff, ff, n_e);
     }
-    act_mul(m, ctx->moe_g, ctx->moe_u, (int64_t)n * k * ff);
+    act_mul(m, ctx->moe_g, ctx->moe_u, (int64_t)n * k, ff);
 
     observe_experts(ctx, L, ctx->moe_g, slot_of, n);
 
