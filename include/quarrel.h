@@ -587,6 +587,11 @@ typedef enum qr_spec_type {
 } qr_spec_type;
 #define QR_SPEC_N_MAX_DEFAULT 3 /* see "Speculative decoding" in bench/README.md */
 
+/* QR_OK when a draft model can speculate for a target: the same vocabulary (its size and every
+ * token's text); else QR_ERR_INVALID_ARG with a message naming the difference. qr_generate
+ * checks this itself; a caller may check before it loads more. */
+qr_status qr_spec_check_vocab(const qr_model *target, const qr_model *draft);
+
 typedef struct qr_generate_params {
     int32_t n_predict;        /* most tokens to generate (-1: until the context is full) */
     int32_t seq_id;           /* the sequence to extend (0 unless the context has several) */

@@ -43,7 +43,7 @@ struct qr_context {
     /* logits of the last batch: one row per token that asked for them */
     float *logits;
     int32_t n_logits;
-    size_t cap_logits; /* floats allocated at logits */
+    size_t cap_logits;   /* floats allocated at logits */
     int32_t *logits_row; /* batch index -> logits row, -1 if none */
     int32_t cap_batch_index;
 

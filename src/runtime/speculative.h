@@ -31,8 +31,4 @@ qr_status qr_drafter_propose(qr_drafter *d, const qr_token *hist, int32_t n_hist
 qr_status qr_drafter_finish(qr_drafter *d, const qr_token *hist, int32_t n_kept);
 void qr_drafter_free(qr_drafter *d);
 
-/* QR_OK when the draft model's vocabulary is the target's (size and every token's text), else
- * QR_ERR_INVALID_ARG naming the difference. */
-qr_status qr_spec_check_vocab(const qr_model *target, const qr_model *draft);
-
 #endif
