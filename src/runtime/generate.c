@@ -148,9 +148,15 @@ static qr_status spec_loop(qr_context *ctx, qr_sampler *sampler, generator *g, q
     if ((st = emit_token(g, id, logits, lpp, &stop)) || stop >= 0) goto done;
     for (;;) {
         /* id is sampled and shown but not evaluated; it sits at pos */
-        if (params->n_predict >= 0 && *n_gen >= params->n_predict) break;
         if (pos >= ctx->n_ctx_seq) {
             *why = QR_STOP_CONTEXT;
+            break;
+        }
+        if (params->n_predict >= 0 && *n_gen >= params->n_predict) {
+            /* evaluated, as without speculation: the cache ends holding every token */
+            batch.n_tokens = 0;
+            qr_batch_add(&batch, id, pos, seq, true);
+            st = qr_decode_timed(ctx, &batch, false);
             break;
         }
         int32_t want = ctx->n_ctx_seq - pos - 1; /* the guesses must fit the context */
