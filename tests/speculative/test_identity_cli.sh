@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Speculative decoding through `quarrel run` and `quarrel chat`: greedy text with a draft is the
 # text without one (stdout byte for byte), for stories260K (F32) with its Q8_0 and Q4_0 copies
-# (made here with `quarrel quantize`) and with ngram-simple, and for smol135 F16 (its source
-# from ../shared/models/synth/mk_synth.py) with smol135-q4_k_m as draft; sampling with a draft
-# is reproducible from its seed; bad input gets clear errors.
+# (made here with `quarrel quantize`) and with ngram-simple; sampling with a draft is
+# reproducible from its seed; bad input gets clear errors. (smol135: test_identity_smol135.sh)
 #
-# Identity needs batch-invariant logits (a position's logits the same whether it is evaluated
-# alone or in the draft's k + 1 batch). stories260K F32 has them; smol135 F16 waits for the
-# batch-invariance work (issue 22, branch `invariant`): its case fails, not skips, until then.
+# Identity needs the target's greedy picks to be the same whether a position is evaluated alone
+# or in the draft's k + 1 batch. stories260K's logits differ by ~1e-6 between the two (not yet
+# batch-invariant) but no pick here is that close, so its text is identical already.
 set -euo pipefail
 Q=${QUARREL:?} S=${QR_SHARED_DIR:?}
 M=$S/models/stories260K.gguf
@@ -100,16 +99,4 @@ expect_err 1 "cannot open\|no such\|not found\|No such" "$Q" run -m "$M" -md "$t
 grep -q "warning: the draft model .* is not smaller than the target" "$tmp/e" ||
     fail "no warning for a draft bigger than the target: $(cat "$tmp/e")"
 
-# smol135 F16 with its Q4_K_M as draft: waits for batch invariance (branch `invariant`)
-F16=${QR_SMOL135_F16:-$PWD/spec-smol135-f16.gguf}
-if [ ! -f "$F16" ]; then
-    /usr/bin/python3 -c 'import numpy' 2>/dev/null ||
-        fail "smol135 F16: /usr/bin/python3 cannot import numpy (apt-get install -y python3-numpy)"
-    /usr/bin/python3 "$S/models/synth/mk_synth.py" smol135 "$F16.tmp.gguf" > /dev/null && mv "$F16.tmp.gguf" "$F16"
-fi
-if ! (same_text "smol135 F16 + smol135-q4_k_m draft" "$F16" 64 "The quick brown fox" \
-    -md "$S/models/smol135-q4_k_m.gguf") 2> "$tmp/why"; then
-    fail "smol135 F16 with smol135-q4_k_m: greedy text differs with the draft; this pair waits for
-batch-invariant logits (F16 kernels, branch 'invariant'): $(cat "$tmp/why")"
-fi
-echo "all speculative identity checks passed"
+echo "all speculative identity checks on stories260K passed"
