@@ -585,7 +585,7 @@ typedef enum qr_spec_type {
     QR_SPEC_NGRAM_SIMPLE, /* prompt lookup: what followed the latest earlier occurrence of the
                              last n-gram of the context (prompt + generated) */
 } qr_spec_type;
-#define QR_SPEC_N_MAX_DEFAULT 3 /* see "Speculative decoding" in bench/README.md */
+#define QR_SPEC_N_MAX_DEFAULT 2 /* measured best: "Speculative decoding" in bench/README.md */
 
 /* QR_OK when a draft model can speculate for a target: the same vocabulary (its size and every
  * token's text); else QR_ERR_INVALID_ARG with a message naming the difference. qr_generate
