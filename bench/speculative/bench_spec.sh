@@ -27,8 +27,9 @@ while IFS= read -r line; do
     done
     a=$(median < "$tmp/a"); b=$(median < "$tmp/b")
     read -r dr ac pa tpp < <(sed -n 's/^speculation: \([0-9]*\) drafted, \([0-9]*\) accepted .* \([0-9]*\) target passes, \([0-9.]*\) tokens per pass/\1 \2 \3 \4/p' "$tmp/e1")
-    short=$(printf '%s' "$line" | cut -c1-40)
-    awk -v p="$short" -v a="$a" -v b="$b" -v dr="$dr" -v ac="$ac" -v tpp="$tpp" 'BEGIN {
-        printf "| %s | %.1f | %.1f | %.2fx | %d | %d | %.2f | %.2f |\n", p, a, b, b / a, dr, ac,
-            dr ? ac / dr : 0, tpp }'
+    # the prompt through the environment: awk -v would expand its backslashes
+    SHORT=$(printf '%s' "$line" | cut -c1-40) awk -v a="$a" -v b="$b" -v dr="$dr" -v ac="$ac" \
+        -v tpp="$tpp" 'BEGIN {
+        printf "| %s | %.1f | %.1f | %.2fx | %d | %d | %.2f | %.2f |\n", ENVIRON["SHORT"], a, b,
+            b / a, dr, ac, dr ? ac / dr : 0, tpp }'
 done < "$P"
