@@ -407,7 +407,8 @@ void spec_options_usage(FILE *f) {
         f,
         "speculative decoding (llama.cpp's names):\n"
         "  -md, --model-draft, --spec-draft-model FILE   a draft model with the target's\n"
-        "                        vocabulary, smaller and faster (greedy output unchanged)\n"
+        "                        vocabulary, smaller and faster (greedy text as without one\n"
+        "                        where the logits are batch-invariant)\n"
         "  --spec-type draft-simple|ngram-simple   a draft model's guesses (the default with\n"
         "                        -md), or the continuation of the last n-gram's latest earlier\n"
         "                        occurrence in the context (no draft model)\n"
