@@ -2,8 +2,9 @@
  * (F32, whose logits are batch-invariant): greedy tokens, text and log-probabilities equal
  * those without speculation, with a draft model and with ngram-simple, over two turns of one
  * sequence; n_predict, stop strings, the callback and a grammar end or steer generation as
- * without; the counts land in qr_timings; bad parameters and a draft with another vocabulary
- * are clear errors. */
+ * without; the counts land in qr_timings; sampled tokens with speculation follow the same
+ * distribution as without (a two-sample chi-square over thousands of seeded runs); bad
+ * parameters and a draft with another vocabulary are clear errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <math.h>
 
 #include "quarrel.h"
+#include "sample/sample_test_util.h"
 
 #define MAX_TOK 512
 /* Tokens and text must be identical. The log-probabilities come from logits evaluated alone
@@ -223,6 +225,81 @@ static void test_grammar(void **state) {
     free(r[1]);
 }
 
+/* Sampling (top-k 40, min-p 0.02, temperature 1.5 so the tokens spread out): with
+ * n_predict 3 the second token is the target's check of one greedy guess (Leviathan et al.'s
+ * rule) and the third the next check or the bonus token; over many seeds each must be
+ * distributed as without speculation. Two-sample chi-square, categories with fewer than 10
+ * draws pooled, threshold at a tail of ~3e-7 (sample_test_util.h): fixed seeds, not flaky. */
+static void test_sampled_distribution(void **state) {
+    fixture *f = *state;
+    enum { RUNS = 6000 };
+    const int32_t n_vocab = qr_model_n_vocab(f->model);
+    long *count = calloc((size_t)4 * (size_t)n_vocab, sizeof *count); /* [mode][pos][token] */
+    qr_token p[64];
+    const int32_t n = tokenize(f->model, "Lily and Tom were playing with a", true, p);
+    qr_sampler_params sp = qr_sampler_default_params();
+    sp.temp = 1.5f;
+    sp.top_p = 1.0f;
+    sp.min_p = 0.02f;
+    long accepted = 0;
+    for (int mode = 0; mode < 2; mode++)
+        for (int r = 0; r < RUNS; r++) {
+            sp.seed = (uint64_t)(2 * r + mode) + 1000; /* independent runs */
+            qr_sampler *s;
+            assert_int_equal(qr_sampler_create_for_model(&sp, f->model, &s), QR_OK);
+            qr_kv_clear(f->ctx);
+            qr_kv_clear(f->draft);
+            qr_generate_params gp = {.n_predict = 3, .ignore_eos = true};
+            if (mode) {
+                gp.spec_type = QR_SPEC_DRAFT_SIMPLE;
+                gp.spec_draft = f->draft;
+                gp.spec_n_max = 2;
+            }
+            static run rr;
+            memset(&rr, 0, sizeof rr);
+            qr_context_reset_timings(f->ctx);
+            assert_int_equal(qr_generate(f->ctx, s, p, n, &gp, collect, &rr, NULL), QR_OK);
+            assert_int_equal(rr.n_tokens, 3);
+            accepted += qr_context_timings(f->ctx).n_draft_accepted;
+            count[(size_t)(mode * 2 + 0) * (size_t)n_vocab + (size_t)rr.ids[1]]++;
+            count[(size_t)(mode * 2 + 1) * (size_t)n_vocab + (size_t)rr.ids[2]]++;
+            qr_sampler_free(s);
+        }
+    for (int pos = 0; pos < 2; pos++) {
+        const long *a = count + (size_t)pos * (size_t)n_vocab;
+        const long *b = count + (size_t)(2 + pos) * (size_t)n_vocab;
+        double stat = 0.0;
+        long pool_a = 0, pool_b = 0;
+        int cats = 0;
+        for (int32_t t = 0; t < n_vocab; t++) {
+            if (a[t] + b[t] == 0) continue;
+            if (a[t] + b[t] < 10) {
+                pool_a += a[t];
+                pool_b += b[t];
+                continue;
+            }
+            stat += (double)(a[t] - b[t]) * (double)(a[t] - b[t]) / (double)(a[t] + b[t]);
+            cats++;
+        }
+        if (pool_a + pool_b > 0) {
+            stat +=
+                (double)(pool_a - pool_b) * (double)(pool_a - pool_b) / (double)(pool_a + pool_b);
+            cats++;
+        }
+        const int df = cats > 1 ? cats - 1 : 1;
+        if (!(stat < chi2_critical(df)))
+            fail_msg("token %d: sampled with speculation vs without: chi-square %.1f >= %.1f "
+                     "(df %d)",
+                     pos + 2, stat, chi2_critical(df), df);
+        print_message("token %d: chi-square %.1f over %d categories (critical %.1f)\n", pos + 2,
+                      stat, cats, chi2_critical(df));
+        assert_true(cats >= 5); /* a spread-out distribution, not one token */
+    }
+    free(count);
+    /* the guesses were sometimes kept and sometimes not: the rule was exercised both ways */
+    assert_true(accepted > RUNS / 10 && accepted < RUNS);
+}
+
 static qr_status try_params(fixture *f, qr_generate_params gp) {
     qr_kv_clear(f->ctx);
     qr_sampler *s = greedy(f->model, NULL);
@@ -279,9 +356,8 @@ static void test_bad_input(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_greedy_identity),
-        cmocka_unit_test(test_stops_as_without),
-        cmocka_unit_test(test_grammar),
+        cmocka_unit_test(test_greedy_identity), cmocka_unit_test(test_stops_as_without),
+        cmocka_unit_test(test_grammar),         cmocka_unit_test(test_sampled_distribution),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
