@@ -368,6 +368,10 @@ typedef struct qr_context_params {
     void *debug_user;
     qr_matmul_fn matmul_observer;
     void *matmul_user;
+    /* Use this context's thread pool (and its thread count) instead of starting one: a
+     * speculative draft beside its target, evaluated in turn from one thread, so two pools'
+     * idle workers do not compete for the cores. It must outlive this context. NULL: own. */
+    qr_context *share_pool;
 } qr_context_params;
 
 qr_context_params qr_context_default_params(void);

@@ -422,6 +422,7 @@ static int bench_spec(bench_ctx *b, const bench_opts *o, int32_t threads, uint64
     cp.n_threads = threads;
     if (qr_context_create(b->model, &cp, &b->ctx) != QR_OK) return cli_fail("creating context");
     qr_generate_params gp = o->gp;
+    cp.share_pool = b->ctx; /* the draft and the target take turns on one pool */
     if (b->draft_model) {
         if (qr_context_create(b->draft_model, &cp, &b->draft_ctx) != QR_OK)
             return cli_fail("creating the draft's context");
@@ -620,7 +621,8 @@ int cmd_bench(int argc, char **argv) {
         qr_context_params dcp = o.cp;
         dcp.n_ctx = 64;
         dcp.n_threads = 1;
-        load_rc = spec_load_draft(&o.spec, b.model, &dcp, &b.draft_model, &b.draft_ctx, &o.gp);
+        load_rc =
+            spec_load_draft(&o.spec, b.model, NULL, &dcp, &b.draft_model, &b.draft_ctx, &o.gp);
         if (load_rc) {
             rc = load_rc;
             goto done;

@@ -851,7 +851,8 @@ int cmd_chat(int argc, char **argv) {
     c.n_ctx = qr_context_n_ctx(c.ctx);
     cp.n_ctx = c.n_ctx; /* the draft keeps up with the target */
     pthread_sigmask(SIG_BLOCK, &block, &saved_mask);
-    load_rc = spec_load_draft(&o.spec, c.model, &cp, &c.draft_model, &c.draft_ctx, &o.spec_gp);
+    load_rc =
+        spec_load_draft(&o.spec, c.model, c.ctx, &cp, &c.draft_model, &c.draft_ctx, &o.spec_gp);
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     if (load_rc) {
         rc = load_rc;

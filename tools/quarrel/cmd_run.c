@@ -353,7 +353,7 @@ int cmd_run(int argc, char **argv) {
     }
     const int32_t n_ctx = qr_context_n_ctx(ctx);
     cp.n_ctx = n_ctx; /* the draft keeps up with the target */
-    if ((load_rc = spec_load_draft(&o.spec, model, &cp, &draft_model, &draft_ctx, &gp))) {
+    if ((load_rc = spec_load_draft(&o.spec, model, ctx, &cp, &draft_model, &draft_ctx, &gp))) {
         rc = load_rc;
         goto done;
     }

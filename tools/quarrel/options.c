@@ -475,8 +475,9 @@ int spec_options_finish(const spec_opts *so, qr_generate_params *gp) {
     return 0;
 }
 
-int spec_load_draft(const spec_opts *so, const qr_model *target, const qr_context_params *cp,
-                    qr_model **draft_model, qr_context **draft_ctx, qr_generate_params *gp) {
+int spec_load_draft(const spec_opts *so, const qr_model *target, qr_context *target_ctx,
+                    const qr_context_params *cp, qr_model **draft_model, qr_context **draft_ctx,
+                    qr_generate_params *gp) {
     *draft_model = NULL;
     *draft_ctx = NULL;
     if (gp->spec_type != QR_SPEC_DRAFT_SIMPLE) return 0;
@@ -498,6 +499,7 @@ int spec_load_draft(const spec_opts *so, const qr_model *target, const qr_contex
     qr_context_params dcp = *cp;
     dcp.debug_fn = NULL;
     dcp.matmul_observer = NULL;
+    dcp.share_pool = target_ctx; /* evaluated in turn: one pool for both (NULL: its own) */
     if (qr_context_create(*draft_model, &dcp, draft_ctx) != QR_OK) {
         cli_fail("creating the draft model's context");
         goto fail;

@@ -69,8 +69,10 @@ void spec_options_usage(FILE *f);
  * printing the error. */
 int spec_options_finish(const spec_opts *so, qr_generate_params *gp);
 /* With a draft model: load it, check its vocabulary against the target's (an error) and its
- * size (a warning when it is not smaller), and create its context with cp; gp->spec_draft is
- * set. 0, or the exit status after printing the failure. */
-int spec_load_draft(const spec_opts *so, const qr_model *target, const qr_context_params *cp,
-                    qr_model **draft_model, qr_context **draft_ctx, qr_generate_params *gp);
+ * size (a warning when it is not smaller), and create its context with cp and target_ctx's
+ * thread pool (target_ctx NULL: its own); gp->spec_draft is set. 0, or the exit status after
+ * printing the failure. */
+int spec_load_draft(const spec_opts *so, const qr_model *target, qr_context *target_ctx,
+                    const qr_context_params *cp, qr_model **draft_model, qr_context **draft_ctx,
+                    qr_generate_params *gp);
 #endif
