@@ -368,6 +368,10 @@ typedef struct qr_context_params {
     void *debug_user;
     qr_matmul_fn matmul_observer;
     void *matmul_user;
+    /* Use this context's thread pool (and its thread count) instead of starting one: a
+     * speculative draft beside its target, evaluated in turn from one thread, so two pools'
+     * idle workers do not compete for the cores. It must outlive this context. NULL: own. */
+    qr_context *share_pool;
 } qr_context_params;
 
 qr_context_params qr_context_default_params(void);
@@ -428,6 +432,9 @@ void qr_embd_normalize(const float *in, float *out, int64_t n, int norm);
 typedef struct qr_timings {
     int64_t n_prompt_tokens, n_gen_tokens;
     double prompt_seconds, gen_seconds;
+    /* speculative decoding (qr_generate with a spec_type): tokens drafted, drafted tokens the
+     * target accepted, and the target's verifying passes (each gives accepted + 1 tokens) */
+    int64_t n_draft_tokens, n_draft_accepted, n_spec_passes;
 } qr_timings;
 qr_timings qr_context_timings(const qr_context *ctx);
 void qr_context_reset_timings(qr_context *ctx);
@@ -526,6 +533,16 @@ uint64_t qr_sampler_seed(const qr_sampler *s);
 /* Pick the next token from n_vocab logits; logprobs may be NULL. */
 qr_status qr_sampler_sample(qr_sampler *s, const float *logits, qr_token *out,
                             qr_token_logprobs *logprobs);
+/* Speculative decoding's acceptance step (Leviathan et al. 2023, Chen et al. 2023): at a
+ * position where a draft proposed `draft`, with q its distribution over the vocabulary
+ * (n_vocab floats indexed by token; NULL: a greedy draft, a point mass on draft), keep the
+ * draft with probability min(1, p(draft) / q(draft)) under the sampler's final distribution p
+ * (after the whole chain), else draw from norm(max(0, p - q)). *out (== draft when kept) is
+ * distributed exactly as qr_sampler_sample's pick, and recorded in the history and the grammar
+ * the same way; with a greedy chain it is the greedy pick. Under mirostat (whose state follows
+ * each draw) this is qr_sampler_sample. */
+qr_status qr_sampler_sample_draft(qr_sampler *s, const float *logits, qr_token draft,
+                                  const float *q, qr_token *out, qr_token_logprobs *logprobs);
 /* Record a token in the history (penalties); sample() does this for its own picks, call it
  * for prompt tokens. */
 void qr_sampler_accept(qr_sampler *s, qr_token token);
@@ -564,6 +581,21 @@ typedef enum qr_stop_reason {
     QR_STOP_CALLBACK, /* the callback returned false */
 } qr_stop_reason;
 
+/* Speculative decoding: a cheap guess of the next tokens that the target checks in one batched
+ * pass (src/runtime/speculative.c). */
+typedef enum qr_spec_type {
+    QR_SPEC_NONE = 0,
+    QR_SPEC_DRAFT_SIMPLE, /* a draft model proposes greedily (spec_draft) */
+    QR_SPEC_NGRAM_SIMPLE, /* prompt lookup: what followed the latest earlier occurrence of the
+                             last n-gram of the context (prompt + generated) */
+} qr_spec_type;
+#define QR_SPEC_N_MAX_DEFAULT 2 /* measured best: "Speculative decoding" in bench/README.md */
+
+/* QR_OK when a draft model can speculate for a target: the same vocabulary (its size and every
+ * token's text); else QR_ERR_INVALID_ARG with a message naming the difference. qr_generate
+ * checks this itself; a caller may check before it loads more. */
+qr_status qr_spec_check_vocab(const qr_model *target, const qr_model *draft);
+
 typedef struct qr_generate_params {
     int32_t n_predict;        /* most tokens to generate (-1: until the context is full) */
     int32_t seq_id;           /* the sequence to extend (0 unless the context has several) */
@@ -572,6 +604,21 @@ typedef struct qr_generate_params {
     bool ignore_eos;    /* keep going after an end-of-generation token */
     bool special;       /* render control tokens in the text */
     bool want_logprobs; /* pass log-probabilities (the sampler's n_probs alternatives) */
+    /* Speculative decoding (all zero: off). Greedy output is the same as without (given
+     * batch-invariant logits); sampled output follows the same distribution (the sampler's
+     * qr_sampler_sample_draft). Everything else (stops, callbacks, logprobs, the grammar)
+     * behaves as without. The counts go to the target context's qr_timings. */
+    qr_spec_type spec_type;
+    /* DRAFT_SIMPLE: a context on a draft model with the target's vocabulary (checked: its size
+     * and every token's text). Its sequence seq_id follows the target's: qr_generate keeps it
+     * in step; where a caller removes from the target's cache, a draft cache found longer is
+     * cut to the target's length and one found shorter is cleared (drafting from the prompt
+     * alone is slower, never wrong). Not owned. */
+    qr_context *spec_draft;
+    int32_t spec_n_max; /* most tokens drafted per step (>= 1, QR_SPEC_N_MAX_DEFAULT) */
+    int32_t spec_n_min; /* a draft shorter than this is not checked (0) */
+    float spec_p_min;   /* DRAFT_SIMPLE: stop drafting where the draft's top probability is
+                           below this (0) */
 } qr_generate_params;
 
 /* Append prompt[0..n_prompt) to sequence seq_id of ctx (after what its cache holds), then

@@ -37,6 +37,7 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     if (p.n_ctx == 0) p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (p.n_batch == 0) p.n_batch = 512;
     if (p.n_threads == 0) p.n_threads = qr_cpu_count();
+    if (p.share_pool) p.n_threads = p.share_pool->params.n_threads; /* the pool's */
     if (p.n_seq_max == 0) p.n_seq_max = 1;
     if (p.n_threads > 512)
         return qr_error(QR_ERR_INVALID_ARG, "too many threads (%d)", p.n_threads);
@@ -65,8 +66,13 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     ctx->n_ctx = ctx->n_ctx_seq * ctx->n_seq;
     ctx->n_batch = p.n_batch;
     qr_rope_init(model, &p, ctx->n_ctx_seq, ctx->rope);
-    qr_status st = qr_pool_create(p.n_threads, &ctx->pool);
-    if (st) goto fail;
+    qr_status st = QR_OK;
+    if (p.share_pool) {
+        ctx->pool = p.share_pool->pool;
+    } else {
+        if ((st = qr_pool_create(p.n_threads, &ctx->pool))) goto fail;
+        ctx->owns_pool = true;
+    }
 
     const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim,
                   q_dim = (int64_t)hp->n_head * hp->head_dim;
@@ -159,7 +165,7 @@ fail:
 
 void qr_context_free(qr_context *ctx) {
     if (!ctx) return;
-    qr_pool_free(ctx->pool);
+    if (ctx->owns_pool) qr_pool_free(ctx->pool);
     if (ctx->k_cache)
         for (int32_t l = 0; l < ctx->model->hp.n_layer; l++)
             free(ctx->k_cache[l]);

@@ -10,6 +10,7 @@ struct qr_context {
     qr_model *model;
     qr_context_params params;
     qr_pool *pool;
+    bool owns_pool;    /* false: params.share_pool's */
     int32_t n_ctx;     /* cells in all */
     int32_t n_seq;     /* sequences */
     int32_t n_ctx_seq; /* cells per sequence: seq s uses cells [s*n_ctx_seq, (s+1)*n_ctx_seq) */
@@ -43,7 +44,7 @@ struct qr_context {
     /* logits of the last batch: one row per token that asked for them */
     float *logits;
     int32_t n_logits;
-    size_t cap_logits; /* floats allocated at logits */
+    size_t cap_logits;   /* floats allocated at logits */
     int32_t *logits_row; /* batch index -> logits row, -1 if none */
     int32_t cap_batch_index;
 

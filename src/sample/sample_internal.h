@@ -167,6 +167,13 @@ qr_stage *qr_stage_grammar(const qr_sampler_params *params, const qr_dry_vocab *
 /* Advance the grammar with a token the sampler picked (never with prompt tokens). */
 void qr_stage_grammar_advance(qr_stage *s, qr_token token);
 
+/* Speculative sampling's acceptance rule (speculative.c): cand[0..n) the target's final
+ * distribution (p normalised), draft the drafted token, q the draft's distribution indexed by
+ * token id (NULL: a point mass on draft, a greedy draft). Returns the token to emit; *accepted
+ * says whether it is the draft. The result is distributed as p whatever q is. */
+qr_token qr_spec_verify(const qr_candidate *cand, size_t n, qr_token draft, const float *q,
+                        qr_rng *rng, bool *accepted);
+
 /* Mirostat's current mu (v1 or v2; for tests). */
 float qr_stage_mirostat_mu(const qr_stage *s);
 

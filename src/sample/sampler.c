@@ -53,6 +53,7 @@ struct qr_sampler {
     float *lp_work;        /* copy for the chosen token's log-probability, n_vocab */
     qr_candidate *cand;    /* n_vocab */
     qr_stage *grammar;     /* the grammar stage (also in stages), advanced on picked tokens */
+    bool ends_in_dist;     /* the last stage is the plain draw (not mirostat) */
 };
 
 static const char *const default_breakers[4] = {"\n", ":", "\"", "*"}; /* llama.cpp's */
@@ -235,6 +236,7 @@ static qr_status build_chain(qr_sampler *s, const qr_dry_vocab *vocab) {
     }
     if (add(s, qr_stage_temperature(p->temp, p->dynatemp_range, p->dynatemp_exp)))
         return QR_ERR_NOMEM;
+    s->ends_in_dist = true;
     return add(s, qr_stage_dist());
 }
 
@@ -368,6 +370,35 @@ static float top_logprobs(qr_sampler *s, qr_token_logprobs *lp) {
     return lse;
 }
 
+/* Run the chain's first n_run stages on logits into *st (the log-probabilities' softmax on
+ * the way when logprobs is set; *lse its log-sum-exp). */
+static qr_status run_chain(qr_sampler *s, const float *logits, int n_run,
+                           qr_token_logprobs *logprobs, qr_sample_state *st, float *lse) {
+    if (!copy_finite(s->work, logits, s->n_vocab)) return bad_logit(logits, s->n_vocab);
+    *st = (qr_sample_state){.logits = s->work,
+                            .n_vocab = s->n_vocab,
+                            .gathered = false,
+                            .data = s->cand,
+                            .size = 0,
+                            .sorted = false,
+                            .selected = -1,
+                            .rng = &s->rng};
+    *lse = 0.0f;
+    for (int i = 0; i < n_run; i++) {
+        if (i == s->n_before_logprobs && logprobs) *lse = top_logprobs(s, logprobs);
+        qr_status rc = s->stages[i]->vt->apply(s->stages[i], st);
+        if (rc != QR_OK) return rc;
+    }
+    return QR_OK;
+}
+
+/* Record the picked token: history, grammar, its log-probability. */
+static void picked(qr_sampler *s, qr_token tok, qr_token_logprobs *logprobs, float lse) {
+    if (logprobs) logprobs->logprob = s->lp_work[tok] - lse;
+    qr_sampler_accept(s, tok);
+    if (s->grammar) qr_stage_grammar_advance(s->grammar, tok);
+}
+
 qr_status qr_sampler_sample(qr_sampler *s, const float *logits, qr_token *out,
                             qr_token_logprobs *logprobs) {
     if (!s || !logits || !out)
@@ -375,29 +406,45 @@ qr_status qr_sampler_sample(qr_sampler *s, const float *logits, qr_token *out,
                         !s        ? "sampler"
                         : !logits ? "logits"
                                   : "out");
-    if (!copy_finite(s->work, logits, s->n_vocab)) return bad_logit(logits, s->n_vocab);
-    qr_sample_state st = {.logits = s->work,
-                          .n_vocab = s->n_vocab,
-                          .gathered = false,
-                          .data = s->cand,
-                          .size = 0,
-                          .sorted = false,
-                          .selected = -1,
-                          .rng = &s->rng};
-    float lse = 0.0f;
-    for (int i = 0; i < s->n_stages; i++) {
-        if (i == s->n_before_logprobs && logprobs) lse = top_logprobs(s, logprobs);
-        qr_status rc = s->stages[i]->vt->apply(s->stages[i], &st);
-        if (rc != QR_OK) return rc;
-    }
+    qr_sample_state st;
+    float lse;
+    qr_status rc = run_chain(s, logits, s->n_stages, logprobs, &st, &lse);
+    if (rc != QR_OK) return rc;
     if (st.selected < 0 || (size_t)st.selected >= st.size) { /* the chain ends in a draw */
-        qr_status rc = qr_cand_check_nonempty(&st); /* the grammar's message, if it was that */
+        rc = qr_cand_check_nonempty(&st); /* the grammar's message, if it was that */
         return rc != QR_OK ? rc : qr_error(QR_ERR_NUMERIC, "sampling: no token was selected");
     }
     qr_token tok = st.data[st.selected].id;
-    if (logprobs) logprobs->logprob = s->lp_work[tok] - lse;
-    qr_sampler_accept(s, tok);
-    if (s->grammar) qr_stage_grammar_advance(s->grammar, tok);
+    picked(s, tok, logprobs, lse);
+    *out = tok;
+    return QR_OK;
+}
+
+qr_status qr_sampler_sample_draft(qr_sampler *s, const float *logits, qr_token draft,
+                                  const float *q, qr_token *out, qr_token_logprobs *logprobs) {
+    if (!s || !logits || !out)
+        return qr_error(QR_ERR_INVALID_ARG, "qr_sampler_sample_draft: %s is NULL",
+                        !s        ? "sampler"
+                        : !logits ? "logits"
+                                  : "out");
+    if (draft < 0 || draft >= s->n_vocab)
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "qr_sampler_sample_draft: drafted token %d is outside the vocabulary "
+                        "[0, %d)",
+                        (int)draft, (int)s->n_vocab);
+    /* mirostat's draw also moves its state: sample as usual, which follows p too */
+    if (!s->ends_in_dist) return qr_sampler_sample(s, logits, out, logprobs);
+    qr_sample_state st;
+    float lse;
+    qr_status rc = run_chain(s, logits, s->n_stages - 1, logprobs, &st, &lse);
+    if (rc != QR_OK) return rc;
+    if (s->n_before_logprobs >= s->n_stages - 1 && logprobs) lse = top_logprobs(s, logprobs);
+    qr_cand_gather_all(&st);
+    if ((rc = qr_cand_check_nonempty(&st)) != QR_OK) return rc;
+    qr_cand_softmax(&st); /* the final distribution, as the dist stage draws from */
+    bool accepted;
+    qr_token tok = qr_spec_verify(st.data, st.size, draft, q, &s->rng, &accepted);
+    picked(s, tok, logprobs, lse);
     *out = tok;
     return QR_OK;
 }

@@ -8,7 +8,14 @@
  *   repetitions, each from a cleared cache; tokens/s is mean +- sample sd over them.
  * Beside tokens/s: the weight bytes read per token times tokens/s (GB/s) and its share of the
  * machine's streaming read bandwidth (measured once per thread count in a child process so the
- * 512 MB buffer does not count toward the peak RSS reported here, or given with --bw). */
+ * 512 MB buffer does not count toward the peak RSS reported here, or given with --bw).
+ *
+ * With speculative decoding (-md DRAFT or --spec-type ngram-simple) two more tests, not
+ * llama-bench's: gen<N>, N tokens generated greedily by qr_generate from --spec-prompt, and
+ * gen<N>+spec, the same with speculation, their repetitions interleaved so both see the same
+ * machine load; tokens/s counts the tokens over the wall time, drafting included, and the
+ * speculative rows report the acceptance (accepted / drafted) and tokens per target pass. GB/s
+ * is the target's weight bytes times tokens/s: above 100% of bw is past the bandwidth bound. */
 #include "cli.h"
 #include "options.h"
 
@@ -33,6 +40,9 @@ typedef struct bench_opts {
     bool json, no_warmup, tg_after_pp, no_repack;
     double bw_given;      /* GB/s, 0: measure */
     qr_context_params cp; /* the RoPE overrides */
+    spec_opts spec;
+    qr_generate_params gp; /* the speculation fields (spec_type NONE: no gen tests) */
+    const char *spec_prompt;
 } bench_opts;
 
 static void usage(FILE *f) {
@@ -50,8 +60,12 @@ static void usage(FILE *f) {
            "  --tg-after-pp         time tg after an untimed P-token prompt (llamabench.py's way)\n"
            "  --no-repack           keep the weights on the file's mapping, in the file's layout\n"
            "Definitions as llama-bench's; GB/s is the model's weight bytes read per token times\n"
-           "tokens/s; 'bw' is its share of the measured streaming read bandwidth.\n");
+           "tokens/s; 'bw' is its share of the measured streaming read bandwidth.\n"
+           "With -md DRAFT (or --spec-type ngram-simple): gen<N> and gen<N>+spec, greedy\n"
+           "generation without and with speculation from --spec-prompt TEXT (default \"The\n"
+           "quick brown fox\"), with the acceptance and the tokens per target pass.\n");
     rope_options_usage(f);
+    spec_options_usage(f);
 }
 
 static int parse_threads(const char *v, bench_opts *o) {
@@ -88,6 +102,7 @@ static int parse(int argc, char **argv, bench_opts *o) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int used = rope_option(a, v, &o->cp);
+        if (used == 0) used = spec_option(a, v, &o->spec);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -98,7 +113,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
                            !strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "-r") ||
                            !strcmp(a, "--repetitions") || !strcmp(a, "-b") ||
                            !strcmp(a, "--batch-size") || !strcmp(a, "-o") ||
-                           !strcmp(a, "--output") || !strcmp(a, "--bw");
+                           !strcmp(a, "--output") || !strcmp(a, "--bw") ||
+                           !strcmp(a, "--spec-prompt");
         if (takes_value) {
             if (!v) {
                 fprintf(stderr, "quarrel bench: %s needs a value\n", a);
@@ -134,6 +150,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
             float bw;
             if (parse_float(a, v, 0.001, 1e6, &bw)) return 2;
             o->bw_given = bw;
+        } else if (!strcmp(a, "--spec-prompt")) {
+            o->spec_prompt = v;
         } else if (!strcmp(a, "--no-warmup")) {
             o->no_warmup = true;
         } else if (!strcmp(a, "--tg-after-pp")) {
@@ -153,6 +171,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
         fprintf(stderr, "quarrel bench: -p and -n are both 0: nothing to measure\n");
         return 2;
     }
+    if (spec_options_finish(&o->spec, &o->gp)) return 2;
+    if (!o->spec_prompt) o->spec_prompt = "The quick brown fox";
     return 0;
 }
 
@@ -232,8 +252,8 @@ static uint64_t weight_bytes_per_decode(const qr_model *model) {
 /* ---- the tests ---- */
 
 typedef struct bench_ctx {
-    qr_model *model;
-    qr_context *ctx;
+    qr_model *model, *draft_model;
+    qr_context *ctx, *draft_ctx;
     qr_batch batch;
     int32_t n_batch, n_vocab;
     qr_token bos;
@@ -280,6 +300,8 @@ static qr_status run_gen(bench_ctx *b, int32_t pos0, int32_t n_gen) {
 typedef struct bench_result {
     int32_t threads;
     bool is_pp;
+    int gen;                            /* 0: pp or tg; 1: gen (qr_generate); 2: gen+spec */
+    double acceptance, tokens_per_pass; /* gen+spec, over all repetitions */
     int32_t n_tokens;
     double *samples_ts; /* tokens/s of each repetition */
     int32_t n_samples;
@@ -357,7 +379,111 @@ static int bench_threads(bench_ctx *b, const bench_opts *o, int32_t threads, uin
     return 0;
 }
 
+/* ---- speculative decoding: greedy qr_generate without and with it ---- */
+
+static bool count_token(qr_token id, const char *text, size_t n, const float *logits,
+                        const qr_token_logprobs *lp, void *user) {
+    (void)id, (void)text, (void)n, (void)logits, (void)lp, (void)user;
+    return true;
+}
+
+/* One greedy generation of n tokens from the prompt on a cleared cache; its tokens/s. */
+static qr_status gen_once(bench_ctx *b, const qr_token *prompt, int32_t n_prompt, int32_t n,
+                          const qr_generate_params *gp, double *ts) {
+    qr_sampler_params sp = qr_sampler_default_params();
+    sp.temp = 0;
+    sp.seed = 1;
+    qr_sampler *s;
+    qr_status st = qr_sampler_create(&sp, b->n_vocab, &s);
+    if (st) return st;
+    qr_kv_clear(b->ctx);
+    if (b->draft_ctx) qr_kv_clear(b->draft_ctx);
+    qr_generate_params p = *gp;
+    p.n_predict = n;
+    p.ignore_eos = true;
+    const qr_timings t0 = qr_context_timings(b->ctx);
+    st = qr_generate(b->ctx, s, prompt, n_prompt, &p, count_token, NULL, NULL);
+    qr_sampler_free(s);
+    const qr_timings t1 = qr_context_timings(b->ctx);
+    const double dt = t1.gen_seconds - t0.gen_seconds;
+    *ts = dt > 0 ? (double)(t1.n_gen_tokens - t0.n_gen_tokens) / dt : 0.0;
+    return st;
+}
+
+static int bench_spec(bench_ctx *b, const bench_opts *o, int32_t threads, uint64_t w_bytes,
+                      double bw, bench_result *res, int *n_res) {
+    qr_token prompt[256];
+    int32_t n_prompt = 0;
+    const size_t len = strlen(o->spec_prompt);
+    if (qr_tokenize(b->model, o->spec_prompt, len, true, false, prompt, 256, &n_prompt) != QR_OK)
+        return cli_fail("--spec-prompt (at most 256 tokens)");
+    qr_context_params cp = o->cp;
+    cp.n_ctx = n_prompt + o->n_gen + o->gp.spec_n_max + 16;
+    cp.n_threads = threads;
+    if (qr_context_create(b->model, &cp, &b->ctx) != QR_OK) return cli_fail("creating context");
+    qr_generate_params gp = o->gp;
+    cp.share_pool = b->ctx; /* the draft and the target take turns on one pool */
+    if (b->draft_model) {
+        if (qr_context_create(b->draft_model, &cp, &b->draft_ctx) != QR_OK)
+            return cli_fail("creating the draft's context");
+        gp.spec_draft = b->draft_ctx;
+    }
+    const qr_generate_params plain = {0};
+    bench_result *r[2] = {&res[*n_res], &res[*n_res + 1]};
+    *n_res += 2;
+    for (int k = 0; k < 2; k++) {
+        r[k]->threads = threads;
+        r[k]->gen = k + 1;
+        r[k]->n_tokens = o->n_gen;
+        r[k]->bw_gbps = bw;
+        r[k]->bytes_per_token = (double)w_bytes;
+        r[k]->samples_ts = calloc((size_t)o->n_reps, sizeof *r[k]->samples_ts);
+        if (!r[k]->samples_ts) {
+            fprintf(stderr, "quarrel bench: out of memory\n");
+            return 1;
+        }
+    }
+    double ts;
+    if (!o->no_warmup && (gen_once(b, prompt, n_prompt, 4, &plain, &ts) != QR_OK ||
+                          gen_once(b, prompt, n_prompt, 4, &gp, &ts) != QR_OK))
+        return cli_fail("warm-up run");
+    qr_context_reset_timings(b->ctx);
+    for (int32_t rep = 0; rep < o->n_reps; rep++) { /* interleaved: the same load for both */
+        if (gen_once(b, prompt, n_prompt, o->n_gen, &plain, &ts) != QR_OK)
+            return cli_fail("generation run");
+        r[0]->samples_ts[r[0]->n_samples++] = ts;
+        const qr_timings before = qr_context_timings(b->ctx);
+        if (gen_once(b, prompt, n_prompt, o->n_gen, &gp, &ts) != QR_OK)
+            return cli_fail("speculative generation run");
+        r[1]->samples_ts[r[1]->n_samples++] = ts;
+        const qr_timings after = qr_context_timings(b->ctx);
+        r[1]->acceptance += (double)(after.n_draft_accepted - before.n_draft_accepted);
+        r[1]->tokens_per_pass += (double)(after.n_draft_tokens - before.n_draft_tokens);
+    }
+    const qr_timings t = qr_context_timings(b->ctx);
+    /* acceptance: accepted over drafted; tokens per pass: every token of the speculative runs
+     * over their target passes */
+    r[1]->acceptance = r[1]->tokens_per_pass > 0 ? r[1]->acceptance / r[1]->tokens_per_pass : 0;
+    r[1]->tokens_per_pass =
+        t.n_spec_passes > 0 ? (double)o->n_gen * o->n_reps / (double)t.n_spec_passes : 0;
+    summarise(r[0]);
+    summarise(r[1]);
+    qr_context_free(b->draft_ctx);
+    b->draft_ctx = NULL;
+    qr_context_free(b->ctx);
+    b->ctx = NULL;
+    return 0;
+}
+
 /* ---- output ---- */
+
+static void test_name(const bench_result *r, char *buf, size_t size) {
+    snprintf(buf, size, "%s%d%s",
+             r->is_pp ? "pp"
+             : r->gen ? "gen"
+                      : "tg",
+             r->n_tokens, r->gen == 2 ? "+spec" : "");
+}
 
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
@@ -373,7 +499,7 @@ static void print_md(const char *model_name, const qr_model *model, const bench_
     for (int i = 0; i < n_res; i++) {
         const bench_result *r = &res[i];
         char test[32], bwpct[32];
-        snprintf(test, sizeof test, "%s%d", r->is_pp ? "pp" : "tg", r->n_tokens);
+        test_name(r, test, sizeof test);
         if (r->bw_gbps > 0)
             snprintf(bwpct, sizeof bwpct, "%.0f%% of %.1f", 100.0 * r->gbps / r->bw_gbps,
                      r->bw_gbps);
@@ -384,6 +510,12 @@ static void print_md(const char *model_name, const qr_model *model, const bench_
     }
     printf("\nweight bytes per decode: %.1f MB; peak RSS: %.1f MiB\n", (double)w_bytes / 1e6,
            (double)peak_rss / (1024.0 * 1024.0));
+    for (int i = 0; i < n_res; i++)
+        if (res[i].gen == 2)
+            printf("speculation, %d thread%s: acceptance %.3f, %.2f tokens per target pass, "
+                   "%.2fx gen%d\n",
+                   res[i].threads, res[i].threads > 1 ? "s" : "", res[i].acceptance,
+                   res[i].tokens_per_pass, res[i].avg_ts / res[i - 1].avg_ts, res[i].n_tokens);
 }
 
 static int print_json(const char *model_name, const char *path, const qr_model *model,
@@ -409,7 +541,7 @@ static int print_json(const char *model_name, const char *path, const qr_model *
         const bench_result *r = &res[i];
         cJSON *e = cJSON_CreateObject();
         char test[32];
-        snprintf(test, sizeof test, "%s%d", r->is_pp ? "pp" : "tg", r->n_tokens);
+        test_name(r, test, sizeof test);
         cJSON_AddNumberToObject(e, "threads", r->threads);
         cJSON_AddStringToObject(e, "test", test);
         cJSON_AddNumberToObject(e, "n_prompt", r->is_pp ? r->n_tokens : 0);
@@ -421,6 +553,10 @@ static int print_json(const char *model_name, const char *path, const qr_model *
             cJSON_AddItemToArray(s, cJSON_CreateNumber(r->samples_ts[j]));
         cJSON_AddNumberToObject(e, "bytes_per_token", r->bytes_per_token);
         cJSON_AddNumberToObject(e, "gbps", r->gbps);
+        if (r->gen == 2) {
+            cJSON_AddNumberToObject(e, "acceptance", r->acceptance);
+            cJSON_AddNumberToObject(e, "tokens_per_pass", r->tokens_per_pass);
+        }
         if (r->bw_gbps > 0) {
             cJSON_AddNumberToObject(e, "bw_gbps", r->bw_gbps);
             cJSON_AddNumberToObject(e, "bw_share", r->gbps / r->bw_gbps);
@@ -463,7 +599,7 @@ int cmd_bench(int argc, char **argv) {
     }
 
     bench_ctx b = {.rng = 0x9E3779B97F4A7C15ull};
-    bench_result res[2 * MAX_THREAD_COUNTS];
+    bench_result res[4 * MAX_THREAD_COUNTS];
     memset(res, 0, sizeof res);
     int n_res = 0;
     rc = 1;
@@ -481,11 +617,27 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     uint64_t w_bytes = weight_bytes_per_decode(b.model);
+    if (o.gp.spec_type == QR_SPEC_DRAFT_SIMPLE) { /* its contexts come per thread count */
+        qr_context_params dcp = o.cp;
+        dcp.n_ctx = 64;
+        dcp.n_threads = 1;
+        load_rc =
+            spec_load_draft(&o.spec, b.model, NULL, &dcp, &b.draft_model, &b.draft_ctx, &o.gp);
+        if (load_rc) {
+            rc = load_rc;
+            goto done;
+        }
+        qr_context_free(b.draft_ctx);
+        b.draft_ctx = NULL;
+    }
     for (int i = 0; i < o.n_threads_list; i++) {
         if (!o.json)
             fprintf(stderr, "quarrel bench: %d thread%s...\n", o.threads[i],
                     o.threads[i] > 1 ? "s" : "");
         if (bench_threads(&b, &o, o.threads[i], w_bytes, bw[i], res, &n_res)) goto done;
+        if (o.gp.spec_type != QR_SPEC_NONE && o.n_gen > 0 &&
+            bench_spec(&b, &o, o.threads[i], w_bytes, bw[i], res, &n_res))
+            goto done;
     }
     uint64_t peak = qr_peak_rss_bytes();
     if (o.json)
@@ -498,7 +650,9 @@ done:
     for (int i = 0; i < n_res; i++)
         free(res[i].samples_ts);
     qr_context_free(b.ctx);
+    qr_context_free(b.draft_ctx);
     qr_batch_free(&b.batch);
+    qr_model_free(b.draft_model);
     qr_model_free(b.model);
     return rc;
 }

@@ -51,6 +51,8 @@ typedef struct chat_opts {
     qr_logit_bias biases[MAX_BIASES];
     const char *dry_breakers[MAX_DRY_BREAKERS];
     grammar_opts grammar;
+    spec_opts spec;
+    qr_generate_params spec_gp; /* the speculation fields for qr_generate */
 } chat_opts;
 
 typedef struct message {
@@ -62,6 +64,8 @@ typedef struct chat {
     const chat_opts *o;
     qr_model *model;
     qr_context *ctx;
+    qr_model *draft_model; /* speculative decoding's draft (NULL: none) */
+    qr_context *draft_ctx; /* its cache mirrors ctx's sequence 0 */
     qr_sampler *sampler;
     qr_batch batch;
     int32_t n_ctx;
@@ -105,6 +109,7 @@ static void usage(FILE *f) {
             "reply\n");
     rope_options_usage(f);
     sampler_options_usage(f);
+    spec_options_usage(f);
 }
 
 static int parse(int argc, char **argv, chat_opts *o) {
@@ -119,6 +124,7 @@ static int parse(int argc, char **argv, chat_opts *o) {
                                   &n_bias, MAX_BIASES, o->dry_breakers);
         if (used == 0) used = rope_option(a, v, &o->cp);
         if (used == 0) used = grammar_option(a, v, &o->grammar);
+        if (used == 0) used = spec_option(a, v, &o->spec);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -365,6 +371,7 @@ static int prepare_conversation(chat *c, int32_t *n_out, int32_t *first) {
     while (keep < n && keep < c->n_cached && c->tokens[keep] == c->cached[keep])
         keep++;
     if (keep == n) keep--; /* evaluate at least one token to get logits */
+    if (c->draft_ctx) qr_kv_remove(c->draft_ctx, 0, keep, -1);
     if (qr_kv_remove(c->ctx, 0, keep, -1) != QR_OK) {
         fprintf(stderr, "quarrel chat: trimming the KV cache: %s\n", qr_last_error());
         return 1;
@@ -447,10 +454,11 @@ static int generate_reply(chat *c, text_buf *reply) {
     r.generated = malloc((size_t)(c->n_ctx + 1) * sizeof *r.generated);
     if (!r.generated) return 1;
     qr_sampler_restart_grammar(c->sampler); /* each reply matches the grammar on its own */
-    qr_generate_params gp = {.n_predict = c->o->n_predict,
-                             .stops = c->stops,
-                             .n_stops = c->n_stops,
-                             .ignore_eos = c->o->ignore_eos};
+    qr_generate_params gp = c->o->spec_gp;
+    gp.n_predict = c->o->n_predict;
+    gp.stops = c->stops;
+    gp.n_stops = c->n_stops;
+    gp.ignore_eos = c->o->ignore_eos;
     qr_stop_reason reason;
     qr_status st =
         qr_generate(c->ctx, c->sampler, c->tokens + first, n - first, &gp, on_token, &r, &reason);
@@ -458,6 +466,7 @@ static int generate_reply(chat *c, text_buf *reply) {
     if (st != QR_OK) {
         fprintf(stderr, "\nquarrel chat: %s\n", qr_last_error());
         qr_kv_clear(c->ctx); /* the cache state is unknown: start over next turn */
+        if (c->draft_ctx) qr_kv_clear(c->draft_ctx);
         c->n_cached = 0;
         rc = 1;
     } else {
@@ -516,6 +525,7 @@ static void clear_conversation(chat *c) {
     clear_messages(c);
     if (c->o->system) push_message(c, "system", c->o->system);
     qr_kv_clear(c->ctx);
+    if (c->draft_ctx) qr_kv_clear(c->draft_ctx);
     c->n_cached = 0;
     qr_sampler_reset(c->sampler);
 }
@@ -798,6 +808,7 @@ int cmd_chat(int argc, char **argv) {
     chat_opts o = {0};
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
+    if (spec_options_finish(&o.spec, &o.spec_gp)) return 2;
     /* a grammar that does not parse fails before the model is loaded */
     if (grammar_options_finish(&o.grammar, &o.sp)) return 1;
 
@@ -838,6 +849,15 @@ int cmd_chat(int argc, char **argv) {
         goto done;
     }
     c.n_ctx = qr_context_n_ctx(c.ctx);
+    cp.n_ctx = c.n_ctx; /* the draft keeps up with the target */
+    pthread_sigmask(SIG_BLOCK, &block, &saved_mask);
+    load_rc =
+        spec_load_draft(&o.spec, c.model, c.ctx, &cp, &c.draft_model, &c.draft_ctx, &o.spec_gp);
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+    if (load_rc) {
+        rc = load_rc;
+        goto done;
+    }
     c.cached = malloc((size_t)c.n_ctx * sizeof *c.cached);
     if (!c.cached || qr_batch_init(&c.batch, c.n_ctx) != QR_OK) {
         fprintf(stderr, "quarrel chat: out of memory\n");
@@ -882,6 +902,8 @@ done:
     free(c.end_of_turn);
     qr_batch_free(&c.batch);
     qr_sampler_free(c.sampler);
+    qr_context_free(c.draft_ctx);
+    qr_model_free(c.draft_model);
     qr_context_free(c.ctx);
     qr_model_free(c.model);
     return rc;

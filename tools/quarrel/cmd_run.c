@@ -29,6 +29,7 @@ typedef struct run_opts {
     qr_logit_bias biases[64];
     const char *dry_breakers[MAX_DRY_BREAKERS];
     grammar_opts grammar;
+    spec_opts spec;
 } run_opts;
 
 static void usage(FILE *f) {
@@ -52,6 +53,7 @@ static void usage(FILE *f) {
         "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n");
     rope_options_usage(f);
     sampler_options_usage(f);
+    spec_options_usage(f);
 }
 
 static int parse(int argc, char **argv, run_opts *o) {
@@ -67,6 +69,7 @@ static int parse(int argc, char **argv, run_opts *o) {
                                   o->dry_breakers);
         if (used == 0) used = rope_option(a, v, &o->cp);
         if (used == 0) used = grammar_option(a, v, &o->grammar);
+        if (used == 0) used = spec_option(a, v, &o->spec);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -293,6 +296,13 @@ int cmd_run(int argc, char **argv) {
     run_opts o = {0};
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
+    qr_generate_params gp = {.n_predict = o.n_predict,
+                             .stops = o.stops,
+                             .n_stops = o.n_stops,
+                             .ignore_eos = o.ignore_eos,
+                             .special = o.special,
+                             .want_logprobs = o.json};
+    if (spec_options_finish(&o.spec, &gp)) return 2;
     /* a grammar that does not parse fails before the model is loaded */
     if (grammar_options_finish(&o.grammar, &o.sp)) return 1;
 
@@ -315,8 +325,8 @@ int cmd_run(int argc, char **argv) {
         prompt_len = strlen(prompt);
     }
 
-    qr_model *model = NULL;
-    qr_context *ctx = NULL;
+    qr_model *model = NULL, *draft_model = NULL;
+    qr_context *ctx = NULL, *draft_ctx = NULL;
     qr_sampler *sampler = NULL;
     qr_token *tokens = NULL;
     rc = 1;
@@ -342,6 +352,11 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     const int32_t n_ctx = qr_context_n_ctx(ctx);
+    cp.n_ctx = n_ctx; /* the draft keeps up with the target */
+    if ((load_rc = spec_load_draft(&o.spec, model, ctx, &cp, &draft_model, &draft_ctx, &gp))) {
+        rc = load_rc;
+        goto done;
+    }
 
     int32_t n_prompt = 0;
     qr_status st = qr_tokenize(model, prompt, prompt_len, !o.no_bos, false, NULL, 0, &n_prompt);
@@ -375,12 +390,6 @@ int cmd_run(int argc, char **argv) {
     if (o.sp.seed == QR_SEED_RANDOM)
         fprintf(stderr, "seed: %llu\n", (unsigned long long)qr_sampler_seed(sampler));
     if (!o.json) emit(prompt, prompt_len); /* echo the prompt, as llama-cli does */
-    qr_generate_params gp = {.n_predict = o.n_predict,
-                             .stops = o.stops,
-                             .n_stops = o.n_stops,
-                             .ignore_eos = o.ignore_eos,
-                             .special = o.special,
-                             .want_logprobs = o.json};
     run_state rs = {.model = model, .json = o.json};
     qr_stop_reason why;
     if (qr_generate(ctx, sampler, tokens, n_prompt, &gp, on_token, &rs, &why) != QR_OK) {
@@ -396,9 +405,20 @@ int cmd_run(int argc, char **argv) {
             t.prompt_seconds > 0 ? (double)t.n_prompt_tokens / t.prompt_seconds : 0.0,
             (long long)t.n_gen_tokens,
             t.gen_seconds > 0 ? (double)t.n_gen_tokens / t.gen_seconds : 0.0);
+    if (gp.spec_type != QR_SPEC_NONE)
+        fprintf(stderr,
+                "speculation: %lld drafted, %lld accepted (%.1f%%), %lld target passes, %.2f "
+                "tokens per pass\n",
+                (long long)t.n_draft_tokens, (long long)t.n_draft_accepted,
+                t.n_draft_tokens ? 100.0 * (double)t.n_draft_accepted / (double)t.n_draft_tokens
+                                 : 0.0,
+                (long long)t.n_spec_passes,
+                t.n_spec_passes ? (double)t.n_gen_tokens / (double)t.n_spec_passes : 0.0);
     rc = ds.failed ? 1 : 0;
 done:
     qr_sampler_free(sampler);
+    qr_context_free(draft_ctx);
+    qr_model_free(draft_model);
     qr_context_free(ctx);
     qr_model_free(model);
     free(tokens);

@@ -1,5 +1,6 @@
 /* options.c - shared option parsing for the CLI. */
 #include "options.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <float.h>
@@ -397,4 +398,116 @@ int rope_option(const char *a, const char *v, qr_context_params *cp) {
         return parse_positive(a, v, &cp->yarn_attn_factor) ? -1 : 2;
     if (!strcmp(a, "--yarn-beta-fast")) return parse_positive(a, v, &cp->yarn_beta_fast) ? -1 : 2;
     return parse_positive(a, v, &cp->yarn_beta_slow) ? -1 : 2; /* --yarn-beta-slow */
+}
+
+/* ---- speculative decoding ---- */
+
+void spec_options_usage(FILE *f) {
+    fprintf(
+        f,
+        "speculative decoding (llama.cpp's names):\n"
+        "  -md, --model-draft, --spec-draft-model FILE   a draft model with the target's\n"
+        "                        vocabulary, smaller and faster (greedy text as without one\n"
+        "                        where the logits are batch-invariant)\n"
+        "  --spec-type draft-simple|ngram-simple   a draft model's guesses (the default with\n"
+        "                        -md), or the continuation of the last n-gram's latest earlier\n"
+        "                        occurrence in the context (no draft model)\n"
+        "  --spec-draft-n-max N  most tokens guessed per step (default %d)\n"
+        "  --spec-draft-n-min N  a shorter guess is not checked (default 0)\n"
+        "  --spec-draft-p-min P  the draft stops where its top probability is below P "
+        "(default 0)\n",
+        QR_SPEC_N_MAX_DEFAULT);
+}
+
+int spec_option(const char *a, const char *v, spec_opts *so) {
+    const bool draft =
+        !strcmp(a, "-md") || !strcmp(a, "--model-draft") || !strcmp(a, "--spec-draft-model");
+    if (!draft && strcmp(a, "--spec-type") && strcmp(a, "--spec-draft-n-max") &&
+        strcmp(a, "--spec-draft-n-min") && strcmp(a, "--spec-draft-p-min"))
+        return 0;
+    if (!v) {
+        fprintf(stderr, "quarrel: %s needs a value\n", a);
+        return -1;
+    }
+    if (draft) {
+        so->draft = v;
+    } else if (!strcmp(a, "--spec-type")) {
+        if (strcmp(v, "draft-simple") && strcmp(v, "ngram-simple")) {
+            fprintf(stderr, "quarrel: --spec-type expects draft-simple or ngram-simple, got '%s'\n",
+                    v);
+            return -1;
+        }
+        so->type = v;
+    } else if (!strcmp(a, "--spec-draft-n-max")) {
+        so->n_max_arg = v;
+    } else if (!strcmp(a, "--spec-draft-n-min")) {
+        if (parse_int(a, v, 0, 1 << 16, &so->n_min)) return -1;
+    } else if (parse_float(a, v, 0, 1, &so->p_min)) {
+        return -1;
+    }
+    return 2;
+}
+
+int spec_options_finish(const spec_opts *so, qr_generate_params *gp) {
+    int32_t n_max = QR_SPEC_N_MAX_DEFAULT;
+    if (so->n_max_arg && parse_int("--spec-draft-n-max", so->n_max_arg, 1, 1 << 16, &n_max))
+        return 1;
+    const bool ngram = so->type && !strcmp(so->type, "ngram-simple");
+    if (so->type && !ngram && !so->draft) {
+        fprintf(stderr, "quarrel: --spec-type draft-simple needs a draft model (-md FILE)\n");
+        return 1;
+    }
+    if (ngram && so->draft) {
+        fprintf(stderr, "quarrel: --spec-type ngram-simple uses no draft model; drop -md %s\n",
+                so->draft);
+        return 1;
+    }
+    if (!so->draft && !ngram) return 0;
+    if (so->n_min > n_max) {
+        fprintf(stderr, "quarrel: --spec-draft-n-min %d is more than --spec-draft-n-max %d\n",
+                (int)so->n_min, (int)n_max);
+        return 1;
+    }
+    gp->spec_type = ngram ? QR_SPEC_NGRAM_SIMPLE : QR_SPEC_DRAFT_SIMPLE;
+    gp->spec_n_max = n_max;
+    gp->spec_n_min = so->n_min;
+    gp->spec_p_min = so->p_min;
+    return 0;
+}
+
+int spec_load_draft(const spec_opts *so, const qr_model *target, qr_context *target_ctx,
+                    const qr_context_params *cp, qr_model **draft_model, qr_context **draft_ctx,
+                    qr_generate_params *gp) {
+    *draft_model = NULL;
+    *draft_ctx = NULL;
+    if (gp->spec_type != QR_SPEC_DRAFT_SIMPLE) return 0;
+    char path[4096];
+    if (qr_model_resolve(so->draft, QR_MODELS_DIR, path, sizeof path) != QR_OK)
+        return cli_fail("draft model");
+    int rc = cli_load_model(path, NULL, draft_model);
+    if (rc) return rc;
+    if (qr_spec_check_vocab(target, *draft_model) != QR_OK) {
+        fprintf(stderr, "quarrel: draft model %s: %s\n", so->draft, qr_last_error());
+        goto fail;
+    }
+    if (qr_model_size_bytes(*draft_model) >= qr_model_size_bytes(target))
+        fprintf(stderr,
+                "quarrel: warning: the draft model (%llu bytes) is not smaller than the target "
+                "(%llu bytes): speculation will be slower than none\n",
+                (unsigned long long)qr_model_size_bytes(*draft_model),
+                (unsigned long long)qr_model_size_bytes(target));
+    qr_context_params dcp = *cp;
+    dcp.debug_fn = NULL;
+    dcp.matmul_observer = NULL;
+    dcp.share_pool = target_ctx; /* evaluated in turn: one pool for both (NULL: its own) */
+    if (qr_context_create(*draft_model, &dcp, draft_ctx) != QR_OK) {
+        cli_fail("creating the draft model's context");
+        goto fail;
+    }
+    gp->spec_draft = *draft_ctx;
+    return 0;
+fail:
+    qr_model_free(*draft_model);
+    *draft_model = NULL;
+    return 1;
 }

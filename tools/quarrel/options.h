@@ -51,4 +51,28 @@ int grammar_options_finish(grammar_opts *g, qr_sampler_params *sp);
 int rope_option(const char *flag, const char *v, qr_context_params *cp);
 void rope_options_usage(FILE *f);
 
+/* Speculative decoding (llama.cpp's names): -md/--model-draft/--spec-draft-model FILE,
+ * --spec-type draft-simple|ngram-simple, --spec-draft-n-max N, --spec-draft-n-min N,
+ * --spec-draft-p-min P. */
+typedef struct spec_opts {
+    const char *draft;     /* the draft model's name (NULL: none) */
+    const char *type;      /* --spec-type as given (NULL: draft-simple with a draft, else off) */
+    const char *n_max_arg; /* --spec-draft-n-max as given (checked in spec_options_finish) */
+    int32_t n_min;
+    float p_min;
+} spec_opts;
+/* If `flag` is a speculative-decoding flag, record it and return 2; 0 if not; -1 after an
+ * error. */
+int spec_option(const char *flag, const char *v, spec_opts *so);
+void spec_options_usage(FILE *f);
+/* Check the flags into gp's spec fields (nothing when speculation is off); 0, or 1 after
+ * printing the error. */
+int spec_options_finish(const spec_opts *so, qr_generate_params *gp);
+/* With a draft model: load it, check its vocabulary against the target's (an error) and its
+ * size (a warning when it is not smaller), and create its context with cp and target_ctx's
+ * thread pool (target_ctx NULL: its own); gp->spec_draft is set. 0, or the exit status after
+ * printing the failure. */
+int spec_load_draft(const spec_opts *so, const qr_model *target, qr_context *target_ctx,
+                    const qr_context_params *cp, qr_model **draft_model, qr_context **draft_ctx,
+                    qr_generate_params *gp);
 #endif
