@@ -698,6 +698,14 @@ typedef struct qr_server_params {
      * whether plain http is allowed; models go to the ollama store (qr_registry_store_dir). */
     const char *registry;
     bool insecure;
+    /* Speculative decoding in every slot (QR_SPEC_NONE: off; requests turn it off with
+     * "speculative": false): DRAFT_SIMPLE with the GGUF draft_model_path (the target's
+     * vocabulary, checked at load; its context shares the target's threads), or NGRAM_SIMPLE;
+     * spec_n_max 0: QR_SPEC_N_MAX_DEFAULT. Greedy requests' text is the same as without. */
+    qr_spec_type spec_type;
+    const char *draft_model_path;
+    int32_t spec_n_max, spec_n_min;
+    float spec_p_min;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);

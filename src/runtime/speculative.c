@@ -212,6 +212,14 @@ qr_status qr_drafter_propose(qr_drafter *d, const qr_token *hist, int32_t n_hist
     return QR_OK;
 }
 
+qr_status qr_drafter_truncate(qr_drafter *d, int32_t n) {
+    d->off = false;
+    d->n_extra = 0;
+    if (d->type != QR_SPEC_DRAFT_SIMPLE) return QR_OK;
+    if (n < d->n_done) d->n_done = n < 0 ? 0 : n;
+    return qr_kv_remove(d->draft, d->seq, d->pos0 + d->n_done, -1);
+}
+
 qr_status qr_drafter_finish(qr_drafter *d, const qr_token *hist, int32_t n_kept) {
     if (d->type != QR_SPEC_DRAFT_SIMPLE) return QR_OK;
     qr_status st = resync(d, hist, n_kept);

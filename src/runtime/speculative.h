@@ -27,6 +27,10 @@ qr_status qr_drafter_init(qr_drafter *d, const qr_context *target, const qr_gene
  * generated; the last one not yet in the target's cache) into out; *n_out how many. */
 qr_status qr_drafter_propose(qr_drafter *d, const qr_token *hist, int32_t n_hist, int32_t n_want,
                              qr_token *out, int32_t *n_out);
+/* Forget all but the first n tokens of the history the draft's cache follows (a new request
+ * that shares only that prefix, or n = 0 after the target's cache was lost): the next
+ * proposal evaluates the rest. */
+qr_status qr_drafter_truncate(qr_drafter *d, int32_t n);
 /* At the end: leave the draft's cache holding hist[0..n_kept), as the target's does. */
 qr_status qr_drafter_finish(qr_drafter *d, const qr_token *hist, int32_t n_kept);
 void qr_drafter_free(qr_drafter *d);

@@ -230,6 +230,17 @@ static srv_reply make_reply(const server *srv, const conn *cs, const srv_task *t
         .prompt_tokens = t->n_prompt,
         .completion_tokens = t->n_generated,
     };
+    if (t->finished && !t->error) {
+        const double first = t->t_first > 0 ? t->t_first : t->t_end;
+        r.has_timings = true;
+        r.prompt_n = t->n_prompt - t->n_cached;
+        r.prompt_ms = t->t_start > 0 ? 1e3 * (first - t->t_start) : 0;
+        r.predicted_n = t->n_generated;
+        r.predicted_ms = 1e3 * (t->t_end - first);
+        r.has_draft = srv->spec;
+        r.draft_n = t->n_drafted;
+        r.draft_n_accepted = t->n_draft_accepted;
+    }
     return r;
 }
 
@@ -780,6 +791,28 @@ static bool stop_requested(const server *srv) {
     return srv->p.stop && *srv->p.stop;
 }
 
+/* The draft model of speculative decoding: the target's vocabulary, a context of the same
+ * cells and sequences as the target's, on the target's thread pool. */
+static qr_status load_draft(server *srv, const qr_context_params *cp) {
+    if (!srv->p.draft_model_path)
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "speculative decoding: draft-simple needs a draft model");
+    qr_status st = qr_model_load(srv->p.draft_model_path, NULL, &srv->draft_model);
+    if (st) return qr_error(st, "draft model %s: %s", srv->p.draft_model_path, qr_last_error());
+    if ((st = qr_spec_check_vocab(srv->model, srv->draft_model)))
+        return qr_error(st, "draft model %s: %s", srv->p.draft_model_path, qr_last_error());
+    if (qr_model_size_bytes(srv->draft_model) >= qr_model_size_bytes(srv->model))
+        fprintf(stderr,
+                "quarrel serve: warning: the draft model (%llu bytes) is not smaller than the "
+                "target (%llu bytes): speculation will be slower than none\n",
+                (unsigned long long)qr_model_size_bytes(srv->draft_model),
+                (unsigned long long)qr_model_size_bytes(srv->model));
+    qr_context_params dcp = *cp;
+    dcp.n_ctx = qr_context_n_ctx(srv->ctx) * cp->n_seq_max; /* the same cells per sequence */
+    dcp.share_pool = srv->ctx;
+    return qr_context_create(srv->draft_model, &dcp, &srv->draft_ctx);
+}
+
 qr_status qr_server_run(const qr_server_params *params) {
     if (!params->model_path) return qr_error(QR_ERR_INVALID_ARG, "no model path given");
     if (params->port < 0 || params->port > 65535)
@@ -808,6 +841,7 @@ qr_status qr_server_run(const qr_server_params *params) {
             if (cp.n_ctx < srv->p.n_parallel) cp.n_ctx = srv->p.n_parallel;
         }
         st = qr_context_create(srv->model, &cp, &srv->ctx);
+        if (!st && srv->p.spec_type == QR_SPEC_DRAFT_SIMPLE) st = load_draft(srv, &cp);
     }
     if (!st) {
         srv->tmpl =
@@ -818,6 +852,15 @@ qr_status qr_server_run(const qr_server_params *params) {
             srv->p.pooling == QR_POOLING_MODEL ? qr_model_pooling(srv->model) : srv->p.pooling;
         srv->n_vocab = qr_model_n_vocab(srv->model);
         srv_scheduler_params sp = {.n_slots = srv->p.n_parallel, .max_queue = srv->p.max_queue};
+        srv->spec = srv->p.spec_type != QR_SPEC_NONE;
+        if (srv->spec)
+            sp.spec = (srv_spec_params){
+                .type = srv->p.spec_type,
+                .draft = srv->draft_ctx,
+                .n_max = srv->p.spec_n_max > 0 ? srv->p.spec_n_max : QR_SPEC_N_MAX_DEFAULT,
+                .n_min = srv->p.spec_n_min,
+                .p_min = srv->p.spec_p_min,
+            };
         st = srv_scheduler_create(srv->ctx, &sp, &srv->sched);
     }
     if (!st) {
@@ -835,6 +878,8 @@ qr_status qr_server_run(const qr_server_params *params) {
     srv_scheduler_stop(srv->sched); /* pending tasks end: their connections finish */
     if (srv->daemon) MHD_stop_daemon(srv->daemon);
     srv_scheduler_free(srv->sched);
+    qr_context_free(srv->draft_ctx);
+    qr_model_free(srv->draft_model);
     qr_context_free(srv->ctx);
     qr_model_free(srv->model);
     free(srv);

@@ -26,6 +26,10 @@ typedef struct server {
     bool has_template;  /* tmpl came from the model or the command line (not the fallback) */
     qr_pooling pooling; /* for the embedding routes: --pooling, else the model's */
     double t_loaded, load_seconds;
+    /* speculative decoding (params.spec_type): the draft model and its context, if any */
+    bool spec;
+    qr_model *draft_model;
+    qr_context *draft_ctx;
 } server;
 
 typedef struct conn conn;

@@ -81,6 +81,12 @@ bool srv_metrics_format(const srv_metrics *m, srv_buf *o) {
     ok = ok && metric(o, "quarrel_decode_tokens_total", "counter",
                       "Tokens evaluated by the decode steps (prompt chunks and next tokens).",
                       (double)m->decode_tokens);
+    ok = ok && metric(o, "quarrel_draft_tokens_total", "counter",
+                      "Speculative decoding: tokens drafted (guesses checked by the model).",
+                      (double)m->draft_tokens);
+    ok = ok && metric(o, "quarrel_draft_tokens_accepted_total", "counter",
+                      "Speculative decoding: drafted tokens the model accepted.",
+                      (double)m->draft_accepted);
     ok = ok && metric(o, "quarrel_generation_tokens_per_second", "gauge",
                       "Generated tokens per second of decode steps that generated (all slots).",
                       m->gen_seconds > 0 ? (double)m->generated_tokens / m->gen_seconds : 0);

@@ -49,6 +49,8 @@ static qr_status parse_options(const cJSON *root, srv_request *r) {
     sp->repeat_last_n = 64;
     sp->seed = QR_SEED_RANDOM;
     r->max_tokens = -1;
+    r->spec_n_min = -1; /* speculation as the server's */
+    r->spec_p_min = -1.0f;
     const cJSON *o = srv_json_field(root, "options");
     if (!o) return QR_OK;
     if (!cJSON_IsObject(o)) return qr_error(QR_ERR_INVALID_ARG, "'options' must be an object");

@@ -601,9 +601,32 @@ static qr_status parse_logprobs(const cJSON *root, srv_request *r) {
     return QR_OK;
 }
 
+/* Speculative decoding per request (where the server speculates): "speculative": false turns
+ * it off; llama.cpp's "speculative.n_max", "speculative.n_min", "speculative.p_min". */
+static qr_status parse_speculative(const cJSON *root, srv_request *r) {
+    const cJSON *on = field(root, "speculative");
+    if (on && !cJSON_IsBool(on))
+        return qr_error(QR_ERR_INVALID_ARG, "'speculative' must be true or false");
+    r->spec_off = on && cJSON_IsFalse(on);
+    int64_t v;
+    bool given;
+    qr_status st = get_int(root, "speculative.n_max", 1, 1 << 16, &v, &given);
+    if (st) return st;
+    if (given) r->spec_n_max = (int32_t)v;
+    if ((st = get_int(root, "speculative.n_min", 0, 1 << 16, &v, &given))) return st;
+    if (given) r->spec_n_min = (int32_t)v;
+    if (given && r->spec_n_max > 0 && r->spec_n_min > r->spec_n_max)
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "'speculative.n_min' (%d) is more than 'speculative.n_max' (%d)",
+                        (int)r->spec_n_min, (int)r->spec_n_max);
+    return get_number(root, "speculative.p_min", 0, 1, &r->spec_p_min);
+}
+
 static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab, srv_request *r) {
     r->kind = kind;
     r->max_tokens = -1;
+    r->spec_n_min = -1; /* the server's */
+    r->spec_p_min = -1.0f;
     r->sp = qr_sampler_default_params();
     qr_status st = kind == SRV_CHAT ? srv_parse_messages(root, r) : parse_prompt(root, n_vocab, r);
     if (st) return st;
@@ -651,6 +674,7 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
         r->include_usage = iu && cJSON_IsTrue(iu);
     }
     if ((st = parse_structured(root, r))) return st;
+    if ((st = parse_speculative(root, r))) return st;
     if (kind == SRV_CHAT && (st = srv_parse_tools(root, r))) return st;
     if (r->grammar && r->tool_choice != SRV_TOOLS_NONE)
         return qr_error(QR_ERR_INVALID_ARG,

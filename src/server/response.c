@@ -174,6 +174,26 @@ static cJSON *usage_json(const srv_reply *r) {
     return u;
 }
 
+static void add_timings(cJSON *root, const srv_reply *r) {
+    if (!r->has_timings) return;
+    cJSON *t = cJSON_AddObjectToObject(root, "timings");
+    cJSON_AddNumberToObject(t, "prompt_n", r->prompt_n);
+    cJSON_AddNumberToObject(t, "prompt_ms", r->prompt_ms);
+    cJSON_AddNumberToObject(t, "prompt_per_token_ms", r->prompt_n ? r->prompt_ms / r->prompt_n : 0);
+    cJSON_AddNumberToObject(t, "prompt_per_second",
+                            r->prompt_ms > 0 ? 1e3 * r->prompt_n / r->prompt_ms : 0);
+    cJSON_AddNumberToObject(t, "predicted_n", r->predicted_n);
+    cJSON_AddNumberToObject(t, "predicted_ms", r->predicted_ms);
+    cJSON_AddNumberToObject(t, "predicted_per_token_ms",
+                            r->predicted_n ? r->predicted_ms / r->predicted_n : 0);
+    cJSON_AddNumberToObject(t, "predicted_per_second",
+                            r->predicted_ms > 0 ? 1e3 * r->predicted_n / r->predicted_ms : 0);
+    if (r->has_draft) {
+        cJSON_AddNumberToObject(t, "draft_n", r->draft_n);
+        cJSON_AddNumberToObject(t, "draft_n_accepted", r->draft_n_accepted);
+    }
+}
+
 static cJSON *envelope(const srv_reply *r, const char *object) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", r->id);
@@ -231,6 +251,7 @@ cJSON *srv_completion_json(const srv_reply *r) {
     add_finish(c, r->finish_reason);
     cJSON_AddItemToArray(choices, c);
     cJSON_AddItemToObject(root, "usage", usage_json(r));
+    add_timings(root, r);
     return root;
 }
 
@@ -258,6 +279,7 @@ cJSON *srv_chunk_json(const srv_reply *r, bool first, bool usage_only) {
         cJSON_AddNullToObject(c, "logprobs");
     add_finish(c, r->finish_reason);
     cJSON_AddItemToArray(choices, c);
+    if (r->finish_reason) add_timings(root, r);
     return root;
 }
 

@@ -5,7 +5,16 @@
  * freed at the next step. A request reuses the longest prefix a free slot still holds in its
  * KV cache (qr_kv_remove of the rest), as llama.cpp's server does with cache_prompt. An
  * embedding task takes a slot too: its sequence evaluates the input with qr_embed between two
- * steps (on this thread, which alone touches the context), and the slot's cache is gone. */
+ * steps (on this thread, which alone touches the context), and the slot's cache is gone.
+ *
+ * Speculative decoding (a draft model, or n-gram lookup): before a step, each generating slot
+ * whose request allows it drafts up to n_max guesses after its pending token (the draft
+ * model's sequence of the same id follows the slot's cache); the step evaluates the pending
+ * token and the guesses together with everything else, and the slot's sampler checks the
+ * guesses row by row (qr_sampler_sample_draft), emitting every token it accepts plus its own
+ * pick at the first miss, as qr_generate does. The cache is cut back past the rejected
+ * guesses. Batch-invariant logits make a greedy slot's text the same with or without. */
+#include "runtime/speculative.h"
 #include "server/server_internal.h"
 #include "util/util.h"
 
@@ -32,6 +41,12 @@ typedef struct srv_slot {
     int32_t n_gen;
     double t_last;
     uint64_t last_used;
+    /* speculation: the drafter following this sequence, the guesses of the current step */
+    qr_drafter drafter;
+    bool spec;       /* this task speculates */
+    int32_t spec_n;  /* its most guesses per step */
+    qr_token *guess; /* n_max of them */
+    int32_t n_guess; /* guesses in the current batch, after the pending token */
     qr_sampler *sampler;
     qr_stop_matcher *stop;
     qr_utf8_stream utf8;
@@ -51,6 +66,7 @@ struct srv_scheduler {
     uint64_t use_counter;
     qr_batch batch;
     srv_metrics metrics;
+    srv_spec_params spec; /* spec.type QR_SPEC_NONE: off */
 };
 
 /* ---- tasks ---- */
@@ -239,6 +255,7 @@ static void slot_finish_locked(srv_scheduler *s, srv_slot *sl, const char *reaso
 static void slot_forget(srv_scheduler *s, srv_slot *sl) {
     qr_kv_remove(s->ctx, sl->id, 0, -1);
     sl->n_cache = 0;
+    if (s->spec.type != QR_SPEC_NONE) qr_drafter_truncate(&sl->drafter, 0);
 }
 
 /* Set up a newly admitted slot (scheduler thread, no lock): reuse the cached prefix, create the
@@ -250,6 +267,17 @@ static qr_status slot_start(srv_scheduler *s, srv_slot *sl) {
     qr_status st = qr_kv_remove(s->ctx, sl->id, n_common, -1);
     if (st) return st;
     sl->n_cache = n_common;
+    sl->spec = false;
+    if (s->spec.type != QR_SPEC_NONE) {
+        /* the draft's cache keeps what it shares with the new prompt */
+        if ((st = qr_drafter_truncate(&sl->drafter, n_common))) return st;
+        const srv_request *r = &t->req;
+        sl->spec = !r->spec_off && !t->embed;
+        sl->spec_n = r->spec_n_max > 0 ? r->spec_n_max : s->spec.n_max;
+        sl->drafter.n_min = r->spec_n_min >= 0 ? r->spec_n_min : s->spec.n_min;
+        sl->drafter.p_min = r->spec_p_min >= 0 ? r->spec_p_min : s->spec.p_min;
+        if (sl->drafter.n_min > sl->spec_n) sl->drafter.n_min = sl->spec_n;
+    }
     sl->i_prompt = n_common;
     sl->n_gen = 0;
     sl->fresh = false;
@@ -406,21 +434,53 @@ static void slot_embed(srv_scheduler *s, srv_slot *sl) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* A generating slot's guesses for this step (sl->guess[0..n_guess)), to follow its pending
+ * token: as many as the context, the request's limits and n_max allow. A drafter that fails
+ * (the draft model's evaluation) turns speculation off for the task, which goes on without. */
+static void slot_draft(srv_scheduler *s, srv_slot *sl) {
+    sl->n_guess = 0;
+    if (!sl->spec) return;
+    const srv_request *r = &sl->task->req;
+    /* the guesses sit at n_cache + 1 ...: within the context; a step emits up to k + 1 */
+    int32_t want = s->n_ctx_slot - sl->n_cache - 1;
+    if (r->n_ctx_limit > 0 && r->n_ctx_limit - sl->n_cache - 1 < want)
+        want = r->n_ctx_limit - sl->n_cache - 1;
+    if (r->max_tokens > 0 && r->max_tokens - sl->n_gen - 1 < want)
+        want = r->max_tokens - sl->n_gen - 1;
+    if (want > sl->spec_n) want = sl->spec_n;
+    if (want < 1) return;
+    sl->cache[sl->n_cache] = sl->last; /* the history: the cache, then the pending token */
+    if (qr_drafter_propose(&sl->drafter, sl->cache, sl->n_cache + 1, want, sl->guess,
+                           &sl->n_guess) != QR_OK) {
+        fprintf(stderr, "quarrel serve: slot %d: drafting failed, going on without: %s\n",
+                (int)sl->id, qr_last_error());
+        sl->spec = false;
+        sl->n_guess = 0;
+        qr_drafter_truncate(&sl->drafter, 0);
+    }
+}
+
 /* One decode step over every busy slot. */
 static void step(srv_scheduler *s) {
     qr_batch *b = &s->batch;
     b->n_tokens = 0;
     bool any_gen = false;
+    double t_draft = qr_time_now();
     for (int32_t i = 0; i < s->n_slots; i++) {
         srv_slot *sl = &s->slots[i];
         sl->i_batch = -1;
         sl->n_added = 0;
+        sl->n_guess = 0;
         if (sl->state != SLOT_GEN || !sl->task) continue;
+        slot_draft(s, sl);
         sl->i_batch = b->n_tokens;
-        sl->n_added = 1;
+        sl->n_added = 1 + sl->n_guess;
         qr_batch_add(b, sl->last, sl->n_cache, sl->id, true);
+        for (int32_t j = 0; j < sl->n_guess; j++)
+            qr_batch_add(b, sl->guess[j], sl->n_cache + 1 + j, sl->id, true);
         any_gen = true;
     }
+    t_draft = qr_time_now() - t_draft;
     int32_t budget = STEP_TOKENS - b->n_tokens;
     for (int32_t i = 0; i < s->n_slots && budget > 0; i++) {
         srv_slot *sl = &s->slots[i];
@@ -441,7 +501,7 @@ static void step(srv_scheduler *s) {
 
     double t0 = qr_time_now();
     qr_status st = qr_decode(s->ctx, b);
-    double dt = qr_time_now() - t0;
+    double dt = qr_time_now() - t0 + t_draft;
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "evaluation failed: %s", qr_last_error());
@@ -459,8 +519,9 @@ static void step(srv_scheduler *s) {
         srv_slot *sl = &s->slots[i];
         if (sl->n_added == 0) continue;
         int32_t n = sl->n_added;
-        if (sl->state == SLOT_GEN) {
+        if (sl->state == SLOT_GEN) { /* the pending token; the guesses as they are accepted */
             sl->cache[sl->n_cache] = sl->last;
+            n = 1;
         } else {
             memcpy(sl->cache + sl->n_cache, sl->task->prompt + sl->i_prompt,
                    (size_t)n * sizeof(qr_token));
@@ -480,21 +541,45 @@ static void step(srv_scheduler *s) {
     for (int32_t i = 0; i < s->n_slots; i++) {
         srv_slot *sl = &s->slots[i];
         if (sl->i_batch < 0 || !sl->task) continue;
-        const float *logits = qr_get_logits(s->ctx, sl->i_batch);
-        qr_token tok;
-        qr_token_logprobs lp;
-        bool want_lp = sl->task->req.logprobs;
-        st = logits ? qr_sampler_sample(sl->sampler, logits, &tok, want_lp ? &lp : NULL)
-                    : QR_ERR_INVALID_ARG;
-        if (st) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "sampling failed: %s", qr_last_error());
-            pthread_mutex_lock(&s->mu);
-            slot_finish_locked(s, sl, NULL, 500, msg);
-            pthread_mutex_unlock(&s->mu);
-            continue;
+        /* row j checks guess j (a kept guess is in the cache: row j + 1 follows it); the first
+         * miss, or the row after the last guess, gives the sampler's own pick */
+        const int32_t k = sl->n_guess;
+        int32_t n_kept = 0;
+        srv_task *t = sl->task;
+        for (int32_t j = 0;; j++) {
+            const float *logits = qr_get_logits(s->ctx, sl->i_batch + j);
+            qr_token tok;
+            qr_token_logprobs lp;
+            bool want_lp = t->req.logprobs;
+            qr_token_logprobs *lpp = want_lp ? &lp : NULL;
+            st = !logits ? QR_ERR_INVALID_ARG
+                 : j < k
+                     ? qr_sampler_sample_draft(sl->sampler, logits, sl->guess[j], NULL, &tok, lpp)
+                     : qr_sampler_sample(sl->sampler, logits, &tok, lpp);
+            if (st) {
+                char msg[1024];
+                snprintf(msg, sizeof msg, "sampling failed: %s", qr_last_error());
+                pthread_mutex_lock(&s->mu);
+                slot_finish_locked(s, sl, NULL, 500, msg);
+                pthread_mutex_unlock(&s->mu);
+                break;
+            }
+            const bool kept = j < k && tok == sl->guess[j];
+            n_kept += kept;
+            slot_on_token(s, sl, tok, lpp);
+            if (!sl->task || !kept) break;
+            sl->cache[sl->n_cache++] = tok;
         }
-        slot_on_token(s, sl, tok, want_lp ? &lp : NULL);
+        if (k > 0) {
+            pthread_mutex_lock(&s->mu);
+            s->metrics.draft_tokens += (uint64_t)k;
+            s->metrics.draft_accepted += (uint64_t)n_kept;
+            t->n_drafted += k;
+            t->n_draft_accepted += n_kept;
+            pthread_mutex_unlock(&s->mu);
+            /* the rejected guesses leave the cache */
+            if (qr_kv_remove(s->ctx, sl->id, sl->n_cache, -1) != QR_OK) slot_forget(s, sl);
+        }
     }
     int32_t used = qr_kv_used_cells(s->ctx);
     pthread_mutex_lock(&s->mu);
@@ -582,10 +667,27 @@ qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p,
     qr_status st = s->queue && s->slots ? QR_OK : QR_ERR_NOMEM;
     for (int32_t i = 0; !st && i < p->n_slots; i++) {
         s->slots[i].id = i;
-        s->slots[i].cache = qr_malloc((size_t)s->n_ctx_slot * sizeof(qr_token));
+        /* the pending token after a full cache too (the drafter's history) */
+        s->slots[i].cache = qr_malloc(((size_t)s->n_ctx_slot + 1) * sizeof(qr_token));
         if (!s->slots[i].cache) st = QR_ERR_NOMEM;
     }
+    s->spec = p->spec;
+    for (int32_t i = 0; !st && s->spec.type != QR_SPEC_NONE && i < p->n_slots; i++) {
+        srv_slot *sl = &s->slots[i];
+        const qr_generate_params gp = {.seq_id = i,
+                                       .spec_type = p->spec.type,
+                                       .spec_draft = p->spec.draft,
+                                       .spec_n_max = p->spec.n_max,
+                                       .spec_n_min = p->spec.n_min,
+                                       .spec_p_min = p->spec.p_min};
+        st = qr_drafter_init(&sl->drafter, ctx, &gp);
+        sl->guess = st ? NULL : qr_malloc((size_t)p->spec.n_max * sizeof *sl->guess);
+        if (!st && !sl->guess) st = QR_ERR_NOMEM;
+    }
+    /* every slot's pending token and guesses, and the prompt chunks */
     int32_t cap = STEP_TOKENS > p->n_slots ? STEP_TOKENS : p->n_slots;
+    if (s->spec.type != QR_SPEC_NONE && p->n_slots * s->spec.n_max > cap)
+        cap = p->n_slots * s->spec.n_max;
     if (!st) st = qr_batch_init(&s->batch, cap + p->n_slots);
     if (!st && pthread_create(&s->thread, NULL, scheduler_main, s) != 0)
         st = qr_error(QR_ERR_NOMEM, "cannot start the scheduler thread: %s", strerror(errno));
@@ -615,6 +717,8 @@ void srv_scheduler_free(srv_scheduler *s) {
         for (int32_t i = 0; i < s->n_slots; i++) {
             slot_release_sampling(&s->slots[i]);
             free(s->slots[i].cache);
+            free(s->slots[i].guess);
+            qr_drafter_free(&s->slots[i].drafter);
         }
     free(s->slots);
     free(s->queue);

@@ -72,6 +72,12 @@ typedef struct srv_request {
     bool render_special; /* control tokens ([TOOL_CALLS], <|python_tag|>) appear in the text */
     int32_t n_ctx_limit; /* > 0: prompt and output stop at this many cells (ollama's num_ctx,
                             when below the slot's context) */
+    /* speculative decoding where the server has it: "speculative": false turns it off;
+     * llama.cpp's "speculative.n_max" (at most the server's), "speculative.n_min",
+     * "speculative.p_min" (-1: the server's) */
+    bool spec_off;
+    int32_t spec_n_max, spec_n_min;
+    float spec_p_min;
 } srv_request;
 
 /* Prepare a tool request for the template's format (tmpl: its source or family name): the
@@ -211,6 +217,12 @@ typedef struct srv_reply {
     int32_t prompt_tokens, completion_tokens;
     /* chat with tools: the output split into content and calls (ids set) */
     const qr_tool_parse *parsed;
+    /* llama.cpp's "timings" object, in the final object (the whole reply, the last chunk):
+     * prompt tokens evaluated (not reused) and their milliseconds, generated tokens and theirs,
+     * and with speculation the tokens drafted and accepted */
+    bool has_timings, has_draft;
+    int32_t prompt_n, predicted_n, draft_n, draft_n_accepted;
+    double prompt_ms, predicted_ms;
 } srv_reply;
 
 /* The whole (non-streamed) completion object. */
@@ -255,9 +267,10 @@ typedef struct srv_metrics {
     int status_code[SRV_N_STATUS];
     uint64_t status_count[SRV_N_STATUS];
     uint64_t prompt_tokens, prompt_tokens_reused, generated_tokens;
-    uint64_t cancelled;                   /* requests whose client went away before the end */
-    uint64_t decode_steps, decode_tokens; /* qr_decode calls and the tokens they evaluated */
-    double prompt_seconds, gen_seconds;   /* wall time of decode steps that evaluated them */
+    uint64_t cancelled;                    /* requests whose client went away before the end */
+    uint64_t decode_steps, decode_tokens;  /* qr_decode calls and the tokens they evaluated */
+    uint64_t draft_tokens, draft_accepted; /* speculative decoding's guesses, those kept */
+    double prompt_seconds, gen_seconds;    /* wall time of decode steps that evaluated them */
     int64_t queue_depth, slots_busy, n_slots;
     int64_t kv_used, kv_total;
     srv_histogram ttft, itl, duration;
@@ -290,7 +303,8 @@ typedef struct srv_task {
     srv_token_out *tokens; /* with logprobs: every generated token */
     int32_t n_tokens, cap_tokens;
     int32_t n_generated;
-    int32_t n_cached; /* prompt tokens reused from the slot's cache */
+    int32_t n_cached;                    /* prompt tokens reused from the slot's cache */
+    int32_t n_drafted, n_draft_accepted; /* speculative decoding's guesses, those kept */
     /* times (qr_time_now): a slot took the task, its first token was sampled, it ended */
     double t_start, t_first, t_end;
     /* an embedding task: no generation; the slot's sequence evaluates the prompt with qr_embed
@@ -302,9 +316,19 @@ typedef struct srv_task {
 
 typedef struct srv_scheduler srv_scheduler;
 
+/* Speculative decoding for every slot (type QR_SPEC_NONE: off). */
+typedef struct srv_spec_params {
+    qr_spec_type type;
+    qr_context *draft; /* DRAFT_SIMPLE: the draft model's context, a sequence per slot and the
+                          target's cells per sequence, its vocabulary checked */
+    int32_t n_max, n_min;
+    float p_min;
+} srv_spec_params;
+
 typedef struct srv_scheduler_params {
     int32_t n_slots;
     int32_t max_queue;
+    srv_spec_params spec;
 } srv_scheduler_params;
 
 /* Takes a context with n_seq_max >= n_slots; starts the scheduler thread. */

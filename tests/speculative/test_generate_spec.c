@@ -1,5 +1,5 @@
 /* test_generate_spec.c - qr_generate with speculative decoding through the C API on stories260K
- * (F32, whose logits are batch-invariant): greedy tokens, text and log-probabilities equal
+ * (F32): greedy tokens, text and log-probabilities equal
  * those without speculation, with a draft model and with ngram-simple, over two turns of one
  * sequence; n_predict, stop strings, the callback and a grammar end or steer generation as
  * without; the counts land in qr_timings; sampled tokens with speculation follow the same
@@ -20,11 +20,9 @@
 #include "sample/sample_test_util.h"
 
 #define MAX_TOK 512
-/* Tokens and text must be identical. The log-probabilities come from logits evaluated alone
- * without speculation and in a k + 1 batch with it: bit-identical once the logits are
- * batch-invariant (issue 22, branch `invariant`: then this becomes 0). Until then they differ
- * by up to 3.6e-4 here with the F16 cache (1e-6 with an F32 cache), measured 2026-12-07. */
-#define LOGPROB_TOL 1e-3f
+/* Tokens, text and log-probabilities must be identical: the log-probabilities come from
+ * logits evaluated alone without speculation and in a k + 1 batch with it, which are
+ * bit-identical (batch invariance, tests/runtime/test_batch_invariance.c). */
 
 typedef struct run {
     char text[8192];
@@ -121,7 +119,7 @@ static void assert_same(const run *a, const run *b, const char *what) {
     assert_int_equal(a->n_tokens, b->n_tokens);
     for (int i = 0; i < a->n_tokens; i++) {
         assert_int_equal(a->ids[i], b->ids[i]);
-        if (fabsf(a->logprob[i] - b->logprob[i]) > LOGPROB_TOL)
+        if (a->logprob[i] != b->logprob[i])
             fail_msg("%s: token %d's logprob %.9g vs %.9g", what, i, (double)a->logprob[i],
                      (double)b->logprob[i]);
     }

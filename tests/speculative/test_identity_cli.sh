@@ -5,8 +5,7 @@
 # reproducible from its seed; bad input gets clear errors. (smol135: test_identity_smol135.sh)
 #
 # Identity needs the target's greedy picks to be the same whether a position is evaluated alone
-# or in the draft's k + 1 batch. stories260K's logits differ by ~1e-6 between the two (not yet
-# batch-invariant) but no pick here is that close, so its text is identical already.
+# or in the draft's k + 1 batch: the logits are batch-invariant (tests/runtime).
 set -euo pipefail
 Q=${QUARREL:?} S=${QR_SHARED_DIR:?}
 M=$S/models/stories260K.gguf

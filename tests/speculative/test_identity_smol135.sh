@@ -3,11 +3,10 @@
 # ../shared/models/synth/mk_synth.py into the build tree) with smol135-q4_k_m as draft, 128
 # tokens on three prompts through `quarrel run`.
 #
-# WAITS FOR BATCH INVARIANCE (issue 22, branch `invariant`): today smol135 F16's logits differ
-# by up to ~0.013 between a position evaluated alone and in the draft's k + 1 batch, and on
-# "The quick brown fox" step 101 is a near-tie (gap 0.007) that the batched logits break the
-# other way, so this test fails until the logits are batch-invariant. It fails rather than
-# skips: the pair must hold once they are.
+# Before the logits were batch-invariant, smol135 F16's logits differed by up to ~0.013 between
+# a position evaluated alone and in the draft's k + 1 batch, and on "The quick brown fox" step
+# 101 (a near-tie, gap 0.007) the batched logits broke the tie the other way: this pair is the
+# one that needs invariance.
 set -euo pipefail
 Q=${QUARREL:?} S=${QR_SHARED_DIR:?}
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -26,8 +25,7 @@ for p in "The quick brown fox" "def main():" "Once upon a time"; do
     "$Q" run -m "$F16" -p "$p" -n 128 --temp 0 -t 2 -md "$D" > "$tmp/spec" 2> "$tmp/e1" ||
         fail "run with the draft: $(cat "$tmp/e1")"
     cmp -s "$tmp/plain" "$tmp/spec" || fail "smol135 F16 with smol135-q4_k_m, prompt '$p': the
-greedy text differs with the draft. This pair waits for batch-invariant logits (issue 22, branch
-'invariant'): see this file's header.
+greedy text differs with the draft (are the logits still batch-invariant? tests/runtime)
 --- without
 $(cat "$tmp/plain")
 --- with

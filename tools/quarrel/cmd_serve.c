@@ -46,6 +46,10 @@ static void usage(FILE *f) {
             "  --registry URL        /api/pull's registry, a mirror of registry.ollama.ai\n"
             "                        (default $QUARREL_REGISTRY, else registry.ollama.ai)\n"
             "  --insecure            let /api/pull use plain http\n");
+    spec_options_usage(f);
+    fprintf(f, "  (per slot; a request turns it off with \"speculative\": false, or sets\n"
+               "  \"speculative.n_max\" (at most the server's), \"speculative.n_min\",\n"
+               "  \"speculative.p_min\")\n");
     rope_options_usage(f);
 }
 
@@ -116,6 +120,7 @@ int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *key_file = NULL, *tmpl_file = NULL;
     int32_t port = 8080, queue = 64, max_body = 1 << 20;
     qr_context_params cp = qr_context_default_params(); /* the RoPE overrides */
+    spec_opts spec = {0};
     p.registry = getenv("QUARREL_REGISTRY");
     p.context = &cp;
     for (int i = 1; i < argc; i++) {
@@ -125,6 +130,7 @@ int cmd_serve(int argc, char **argv) {
             return 0;
         }
         int used = rope_option(a, v, &cp);
+        if (used == 0) used = spec_option(a, v, &spec);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -196,6 +202,18 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "quarrel serve: give either --chat-template or --chat-template-file, not "
                         "both\n");
         return 2;
+    }
+    qr_generate_params sgp = {0};
+    if (spec_options_finish(&spec, &sgp)) return 2;
+    p.spec_type = sgp.spec_type;
+    p.spec_n_max = sgp.spec_n_max;
+    p.spec_n_min = sgp.spec_n_min;
+    p.spec_p_min = sgp.spec_p_min;
+    char draft_path[4096];
+    if (sgp.spec_type == QR_SPEC_DRAFT_SIMPLE) {
+        if (qr_model_resolve(spec.draft, QR_MODELS_DIR, draft_path, sizeof draft_path) != QR_OK)
+            return cli_fail("draft model");
+        p.draft_model_path = draft_path;
     }
     char *tmpl_text = NULL;
     if (tmpl_file && load_template(tmpl_file, &tmpl_text)) return 1;
