@@ -67,6 +67,10 @@ struct srv_scheduler {
     qr_batch batch;
     srv_metrics metrics;
     srv_spec_params spec; /* spec.type QR_SPEC_NONE: off */
+    /* draft_all's lists, a place per slot */
+    qr_drafter **d_list;
+    qr_token **d_hist, **d_out;
+    int32_t *d_n_hist, *d_want, *d_n_out, *d_slot;
 };
 
 /* ---- tasks ---- */
@@ -434,12 +438,10 @@ static void slot_embed(srv_scheduler *s, srv_slot *sl) {
     pthread_mutex_unlock(&s->mu);
 }
 
-/* A generating slot's guesses for this step (sl->guess[0..n_guess)), to follow its pending
- * token: as many as the context, the request's limits and n_max allow. A drafter that fails
- * (the draft model's evaluation) turns speculation off for the task, which goes on without. */
-static void slot_draft(srv_scheduler *s, srv_slot *sl) {
-    sl->n_guess = 0;
-    if (!sl->spec) return;
+/* How many guesses a speculating slot may have this step, after its pending token: as many as
+ * the context, the request's limits and its n_max allow (0: none). */
+static int32_t slot_spec_want(const srv_scheduler *s, const srv_slot *sl) {
+    if (!sl->spec) return 0;
     const srv_request *r = &sl->task->req;
     /* the guesses sit at n_cache + 1 ...: within the context; a step emits up to k + 1 */
     int32_t want = s->n_ctx_slot - sl->n_cache - 1;
@@ -447,17 +449,42 @@ static void slot_draft(srv_scheduler *s, srv_slot *sl) {
         want = r->n_ctx_limit - sl->n_cache - 1;
     if (r->max_tokens > 0 && r->max_tokens - sl->n_gen - 1 < want)
         want = r->max_tokens - sl->n_gen - 1;
-    if (want > sl->spec_n) want = sl->spec_n;
-    if (want < 1) return;
-    sl->cache[sl->n_cache] = sl->last; /* the history: the cache, then the pending token */
-    if (qr_drafter_propose(&sl->drafter, sl->cache, sl->n_cache + 1, want, sl->guess,
-                           &sl->n_guess) != QR_OK) {
-        fprintf(stderr, "quarrel serve: slot %d: drafting failed, going on without: %s\n",
-                (int)sl->id, qr_last_error());
-        sl->spec = false;
+    return want < sl->spec_n ? want : sl->spec_n;
+}
+
+/* Every generating slot's guesses for this step (sl->guess[0..n_guess)), the draft model's
+ * evaluations batched across the slots. A drafter that fails (the draft model's evaluation)
+ * turns speculation off for those tasks, which go on without. */
+static void draft_all(srv_scheduler *s) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < s->n_slots; i++) {
+        srv_slot *sl = &s->slots[i];
         sl->n_guess = 0;
-        qr_drafter_truncate(&sl->drafter, 0);
+        if (sl->state != SLOT_GEN || !sl->task) continue;
+        int32_t w = slot_spec_want(s, sl);
+        if (w < 1) continue;
+        sl->cache[sl->n_cache] = sl->last; /* the history: the cache, then the pending token */
+        s->d_list[n] = &sl->drafter;
+        s->d_hist[n] = sl->cache;
+        s->d_n_hist[n] = sl->n_cache + 1;
+        s->d_want[n] = w;
+        s->d_out[n] = sl->guess;
+        s->d_slot[n++] = i;
     }
+    if (n == 0) return;
+    if (qr_drafters_propose(s->d_list, n, (const qr_token *const *)s->d_hist, s->d_n_hist,
+                            s->d_want, s->d_out, s->d_n_out) != QR_OK) {
+        fprintf(stderr, "quarrel serve: drafting failed, the slots go on without: %s\n",
+                qr_last_error());
+        for (int32_t j = 0; j < n; j++) {
+            srv_slot *sl = &s->slots[s->d_slot[j]];
+            sl->spec = false;
+            qr_drafter_truncate(&sl->drafter, 0);
+        }
+        return;
+    }
+    for (int32_t j = 0; j < n; j++)
+        s->slots[s->d_slot[j]].n_guess = s->d_n_out[j];
 }
 
 /* One decode step over every busy slot. */
@@ -466,13 +493,15 @@ static void step(srv_scheduler *s) {
     b->n_tokens = 0;
     bool any_gen = false;
     double t_draft = qr_time_now();
+    if (s->spec.type != QR_SPEC_NONE) draft_all(s);
     for (int32_t i = 0; i < s->n_slots; i++) {
         srv_slot *sl = &s->slots[i];
         sl->i_batch = -1;
         sl->n_added = 0;
-        sl->n_guess = 0;
-        if (sl->state != SLOT_GEN || !sl->task) continue;
-        slot_draft(s, sl);
+        if (sl->state != SLOT_GEN || !sl->task) {
+            sl->n_guess = 0;
+            continue;
+        }
         sl->i_batch = b->n_tokens;
         sl->n_added = 1 + sl->n_guess;
         qr_batch_add(b, sl->last, sl->n_cache, sl->id, true);
@@ -672,6 +701,19 @@ qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p,
         if (!s->slots[i].cache) st = QR_ERR_NOMEM;
     }
     s->spec = p->spec;
+    if (!st && s->spec.type != QR_SPEC_NONE) {
+        const size_t n = (size_t)p->n_slots;
+        s->d_list = qr_calloc(n, sizeof *s->d_list);
+        s->d_hist = qr_calloc(n, sizeof *s->d_hist);
+        s->d_out = qr_calloc(n, sizeof *s->d_out);
+        s->d_n_hist = qr_calloc(4 * n, sizeof *s->d_n_hist);
+        if (!s->d_list || !s->d_hist || !s->d_out || !s->d_n_hist) st = QR_ERR_NOMEM;
+        if (!st) {
+            s->d_want = s->d_n_hist + n;
+            s->d_n_out = s->d_n_hist + 2 * n;
+            s->d_slot = s->d_n_hist + 3 * n;
+        }
+    }
     for (int32_t i = 0; !st && s->spec.type != QR_SPEC_NONE && i < p->n_slots; i++) {
         srv_slot *sl = &s->slots[i];
         const qr_generate_params gp = {.seq_id = i,
@@ -722,6 +764,10 @@ void srv_scheduler_free(srv_scheduler *s) {
         }
     free(s->slots);
     free(s->queue);
+    free(s->d_list);
+    free(s->d_hist);
+    free(s->d_out);
+    free(s->d_n_hist);
     qr_batch_free(&s->batch);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->mu);
