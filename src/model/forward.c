@@ -26,8 +26,7 @@
 
 /* ---- debug hook ---- */
 
-static void dump(const qr_context *ctx, const char *name, int layer, const float *data, int64_t ne0,
-                 int32_t n) {
+static void dump(const qr_context *ctx, const char *name, int layer, const float *data, int64_t ne0, int32_t n) {
     if (!ctx->params.debug_fn) return;
     char full[64];
     if (layer >= 0) {
@@ -124,8 +123,11 @@ static size_t convert_into(qr_context *ctx, const qr_weight *w, const float *x, 
                            void *out) {
     const int nth = qr_pool_size(ctx->pool);
     if (nth == 1 || n < 16) return qr_act_convert(w->type, x, w->n_cols, n, out);
-    convert_task c = {
-        .w = w, .x = x, .n_tokens = n, .out = out, .stride = qr_act_bytes(w->type, w->n_cols, 1)};
+    convert_task c = {.w = w,
+                      .x = x,
+                      .n_tokens = n,
+                      .out = out,
+                      .stride = qr_act_bytes(w->type, w->n_cols, 1)};
     c.per_chunk = (n + 2 * nth - 1) / (2 * nth);
     qr_pool_run(ctx->pool, convert_worker, &c, (n + c.per_chunk - 1) / c.per_chunk);
     return c.stride;
@@ -171,43 +173,36 @@ static void add_bias(const qr_weight *b, float *y, int64_t dim, int32_t n) {
     if (!b->data) return;
     const float *bias = b->data;
     for (int32_t t = 0; t < n; t++)
-        for (int64_t i = 0; i < dim; i++)
-            y[t * dim + i] += bias[i];
+        for (int64_t i = 0; i < dim; i++) y[t * dim + i] += bias[i];
 }
 
 /* ---- elementwise ops ---- */
 
 /* out = x / sqrt(mean(x^2) + eps) * weight, as ggml_rms_norm followed by ggml_mul */
-static void rmsnorm(float *out, const float *x, const qr_weight *weight, int64_t dim, float eps,
-                    int32_t n) {
+static void rmsnorm(float *out, const float *x, const qr_weight *weight, int64_t dim, float eps, int32_t n) {
     const float *w = weight->data;
     for (int32_t t = 0; t < n; t++) {
         const float *xt = x + t * dim;
         double sum = 0.0; /* ggml sums in ggml_float (double) */
-        for (int64_t i = 0; i < dim; i++)
-            sum += (double)(xt[i] * xt[i]);
+        for (int64_t i = 0; i < dim; i++) sum += (double)(xt[i] * xt[i]);
         float mean = (float)(sum / (double)dim);
         float scale = 1.0f / sqrtf(mean + eps);
-        for (int64_t i = 0; i < dim; i++)
-            out[t * dim + i] = (xt[i] * scale) * w[i];
+        for (int64_t i = 0; i < dim; i++) out[t * dim + i] = (xt[i] * scale) * w[i];
     }
 }
 
 /* x[i] *= scale over n values (ggml_scale); scale 1 leaves x as it is */
 static void scale(float *x, int64_t n, float by) {
     if (by == 1.0f) return;
-    for (int64_t i = 0; i < n; i++)
-        x[i] *= by;
+    for (int64_t i = 0; i < n; i++) x[i] *= by;
 }
 
 /* x += y * by over n values: a residual add of a branch scaled by `by` (granite) */
 static void add_scaled(float *x, const float *y, int64_t n, float by) {
     if (by == 1.0f)
-        for (int64_t i = 0; i < n; i++)
-            x[i] += y[i];
+        for (int64_t i = 0; i < n; i++) x[i] += y[i];
     else
-        for (int64_t i = 0; i < n; i++)
-            x[i] += y[i] * by;
+        for (int64_t i = 0; i < n; i++) x[i] += y[i] * by;
 }
 
 /* g = gelu(g) * u (GeGLU) as ggml_vec_geglu_f32 with GGML_GELU_FP16: the gate rounded to f16
@@ -228,8 +223,7 @@ static void gelu_mul(const float *table, float *g, const float *u, int64_t n) {
 /* x = tanh(x / cap) * cap over n values (soft-capping, as llama.cpp's scale-tanh-scale) */
 static void softcap(float *x, int64_t n, float cap) {
     const float inv = 1.0f / cap;
-    for (int64_t i = 0; i < n; i++)
-        x[i] = tanhf(x[i] * inv) * cap;
+    for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i] * inv) * cap;
 }
 
 /* ---- KV cache ---- */
@@ -352,8 +346,7 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
         kn->axpy_f16_heads(hd, ng, scores + first, S, (const uint16_t *)vc + off, hd, rows, out);
     else
         for (int h = 0; h < ng; h++)
-            kn->axpy_f32(hd, scores + h * S + first, (const float *)vc + off, hd, rows,
-                         out + h * hd);
+            kn->axpy_f32(hd, scores + h * S + first, (const float *)vc + off, hd, rows, out + h * hd);
 }
 
 static void attn_worker(void *arg, int64_t chunk, int ith) {
@@ -374,12 +367,10 @@ static void attn_worker(void *arg, int64_t chunk, int ith) {
 /* Runs attention for every token and KV head with the query heads that share it; short
  * contexts stay on this thread. When there are too few tokens to give every thread several
  * pieces (generation: one token), the heads of a group are split over the threads instead. */
-static void attention(qr_context *ctx, int layer, const int32_t *pos, const int32_t *seq,
-                      int32_t n) {
+static void attention(qr_context *ctx, int layer, const int32_t *pos, const int32_t *seq, int32_t n) {
     const qr_hparams *hp = &ctx->model->hp;
     int64_t span = 0; /* cells attended to, summed over tokens */
-    for (int32_t t = 0; t < n; t++)
-        span += pos[t] + 1;
+    for (int32_t t = 0; t < n; t++) span += pos[t] + 1;
     const int64_t macs = span * hp->n_head * hp->head_dim * 2;
     const int nth = qr_pool_size(ctx->pool);
     const bool parallel = nth > 1 && macs >= 128 * 1024;
@@ -475,7 +466,7 @@ static void route(float *p, int32_t n_expert, int32_t k, bool topk_softmax, int3
  * (slot_of NULL): each token's input x + t * n_embd; down: the pair's activation, row
  * slot_of[pair] of x. */
 static void observe_experts(qr_context *ctx, const qr_layer *L, const float *x,
-                            const int32_t *slot_of, int32_t n) {
+                           const int32_t *slot_of, int32_t n) {
     if (!ctx->params.matmul_observer) return;
     const int32_t k = ctx->model->hp.n_expert_used, n_expert = ctx->model->hp.n_expert;
     const qr_weight *w0[2] = {slot_of ? &L->experts[0].down : &L->experts[0].gate,
@@ -527,8 +518,8 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
         route(ctx->moe_probs + (int64_t)t * n_expert, n_expert, k, topk_softmax,
               ctx->moe_choice + t * k, ctx->moe_weight + t * k);
     dump(ctx, "ffn_moe_probs", l, ctx->moe_probs, n_expert, n);
-    dump(ctx, topk_softmax ? "ffn_moe_weights_softmax" : "ffn_moe_weights_norm", l, ctx->moe_weight,
-         k, n);
+    dump(ctx, topk_softmax ? "ffn_moe_weights_softmax" : "ffn_moe_weights_norm", l,
+         ctx->moe_weight, k, n);
 
     /* group the (token, slot) pairs by expert, in token order (a counting sort) */
     int32_t *first = ctx->moe_first, *pairs = ctx->moe_pairs;
@@ -605,11 +596,9 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
             const float w = ctx->moe_weight[t * k + j];
             const float *y = ctx->moe_out + (int64_t)slot_of[t * k + j] * d;
             if (j == 0)
-                for (int64_t c = 0; c < d; c++)
-                    o[c] = y[c] * w;
+                for (int64_t c = 0; c < d; c++) o[c] = y[c] * w;
             else
-                for (int64_t c = 0; c < d; c++)
-                    o[c] += y[c] * w;
+                for (int64_t c = 0; c < d; c++) o[c] += y[c] * w;
         }
     }
     dump(ctx, "ffn_moe_out", l, out, d, n);
@@ -617,8 +606,8 @@ static void ffn_mixture(qr_context *ctx, int l, const float *h, int32_t n, float
 
 /* ---- the pass ---- */
 
-qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos,
-                     const int32_t *seq, int32_t n, const int8_t *want_logits, float *out) {
+qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos, const int32_t *seq, int32_t n,
+                     const int8_t *want_logits, float *out) {
     const qr_model *m = ctx->model;
     const qr_hparams *hp = &m->hp;
     const int64_t d = hp->n_embd, hd = hp->head_dim;
@@ -629,14 +618,11 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
     const qr_type_traits *embd_tr = qr_type_traits_get(m->tok_embd.type);
     for (int32_t t = 0; t < n; t++) {
         if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
-            return qr_error(QR_ERR_INVALID_ARG, "token id %d out of range (vocabulary has %d)",
-                            tokens[t], hp->n_vocab);
+            return qr_error(QR_ERR_INVALID_ARG, "token id %d out of range (vocabulary has %d)", tokens[t], hp->n_vocab);
         if (m->tok_embd.packed)
             qr_matmul_packed_row(m->tok_embd.type, m->tok_embd.data, d, tokens[t], x + t * d);
         else
-            embd_tr->to_float((const char *)m->tok_embd.data +
-                                  (size_t)tokens[t] * m->tok_embd.row_bytes,
-                              x + t * d, d);
+            embd_tr->to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes, x + t * d, d);
     }
     scale(x, n * d, hp->embd_scale);
     dump(ctx, "embd", -1, x, d, n);

@@ -8,16 +8,17 @@
 #include <stdlib.h>
 
 qr_context_params qr_context_default_params(void) {
-    return (qr_context_params){.n_ctx = 0,
-                               .n_batch = 512,
-                               .n_threads = 0,
-                               .n_seq_max = 1,
-                               .kv_type = QR_KV_F16,
-                               .rope_scaling = QR_ROPE_SCALING_DEFAULT,
-                               .yarn_ext_factor = -1.0f,
-                               .yarn_attn_factor = -1.0f,
-                               .yarn_beta_fast = -1.0f,
-                               .yarn_beta_slow = -1.0f};
+    return (qr_context_params){
+        .n_ctx = 0,
+        .n_batch = 512,
+        .n_threads = 0,
+        .n_seq_max = 1,
+        .kv_type = QR_KV_F16,
+        .rope_scaling = QR_ROPE_SCALING_DEFAULT,
+        .yarn_ext_factor = -1.0f,
+        .yarn_attn_factor = -1.0f,
+        .yarn_beta_fast = -1.0f,
+        .yarn_beta_slow = -1.0f};
 }
 
 static size_t max_size(size_t a, size_t b) {
