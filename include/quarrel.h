@@ -731,6 +731,13 @@ typedef struct qr_server_params {
     const char *draft_model_path;
     int32_t spec_n_max, spec_n_min;
     float spec_p_min;
+    /* Context shift per slot (llama.cpp's server --context-shift): a generating slot whose
+     * cache is full (n_cache + 1 >= its context) keeps n_keep tokens (a request's "n_keep",
+     * else this; negative: the whole prompt; plus the BOS when the vocabulary adds one; at most
+     * the context - 4), drops n_discard (a request's "n_discard", else half of the rest) and
+     * goes on. false: a full slot stops with finish_reason "length". */
+    bool context_shift;
+    int32_t n_keep;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);

@@ -195,7 +195,9 @@ static qr_status spec_loop(qr_context *ctx, qr_sampler *sampler, generator *g, q
             st = qr_decode_timed(ctx, &batch, false);
             break;
         }
-        int32_t want = ctx->n_ctx_seq - pos - 1; /* the guesses must fit the context */
+        /* the guesses must fit the context; with context shift they leave its last cell free,
+         * so the shift comes where it comes without speculation (at n_ctx - 1 cells) */
+        int32_t want = ctx->n_ctx_seq - pos - 1 - (params->context_shift ? 1 : 0);
         if (params->n_predict >= 0 && params->n_predict - *n_gen - 1 < want)
             want = params->n_predict - *n_gen - 1; /* a round emits up to k + 1 tokens */
         int32_t k = 0;

@@ -13,7 +13,12 @@
  * token and the guesses together with everything else, and the slot's sampler checks the
  * guesses row by row (qr_sampler_sample_draft), emitting every token it accepts plus its own
  * pick at the first miss, as qr_generate does. The cache is cut back past the rejected
- * guesses. Batch-invariant logits make a greedy slot's text the same with or without. */
+ * guesses. Batch-invariant logits make a greedy slot's text the same with or without.
+ *
+ * Context shift (--context-shift), llama.cpp's server (server_context::pre_decode): before a
+ * step, a generating slot whose cache is full (n_cache + 1 >= its context) keeps its first
+ * n_keep tokens, drops the n_discard after them and moves the rest back (qr_kv_shift); its
+ * token list follows, and its drafter forgets all but the kept tokens. */
 #include "runtime/speculative.h"
 #include "server/server_internal.h"
 #include "util/util.h"
@@ -67,6 +72,9 @@ struct srv_scheduler {
     qr_batch batch;
     srv_metrics metrics;
     srv_spec_params spec; /* spec.type QR_SPEC_NONE: off */
+    bool ctx_shift;
+    int32_t n_keep; /* the server's, for requests without "n_keep" */
+    bool add_bos;   /* the vocabulary's BOS starts every prompt: n_keep counts after it */
 };
 
 /* ---- tasks ---- */
@@ -354,8 +362,8 @@ static void slot_on_token(srv_scheduler *s, srv_slot *sl, qr_token tok,
         reason = "stop";
     else if (t->req.max_tokens > 0 && sl->n_gen >= t->req.max_tokens)
         reason = "length";
-    else if (sl->n_cache >= s->n_ctx_slot ||
-             (t->req.n_ctx_limit > 0 && sl->n_cache >= t->req.n_ctx_limit))
+    else if (!s->ctx_shift && (sl->n_cache >= s->n_ctx_slot ||
+                               (t->req.n_ctx_limit > 0 && sl->n_cache >= t->req.n_ctx_limit)))
         reason = "length";
     srv_token_out out;
     bool have_out = false;
@@ -434,6 +442,12 @@ static void slot_embed(srv_scheduler *s, srv_slot *sl) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* The context a slot's task may fill: the slot's, or less with ollama's num_ctx. */
+static int32_t slot_n_ctx(const srv_scheduler *s, const srv_slot *sl) {
+    const int32_t lim = sl->task->req.n_ctx_limit;
+    return lim > 0 && lim < s->n_ctx_slot ? lim : s->n_ctx_slot;
+}
+
 /* A generating slot's guesses for this step (sl->guess[0..n_guess)), to follow its pending
  * token: as many as the context, the request's limits and n_max allow. A drafter that fails
  * (the draft model's evaluation) turns speculation off for the task, which goes on without. */
@@ -441,10 +455,10 @@ static void slot_draft(srv_scheduler *s, srv_slot *sl) {
     sl->n_guess = 0;
     if (!sl->spec) return;
     const srv_request *r = &sl->task->req;
-    /* the guesses sit at n_cache + 1 ...: within the context; a step emits up to k + 1 */
-    int32_t want = s->n_ctx_slot - sl->n_cache - 1;
-    if (r->n_ctx_limit > 0 && r->n_ctx_limit - sl->n_cache - 1 < want)
-        want = r->n_ctx_limit - sl->n_cache - 1;
+    /* the guesses sit at n_cache + 1 ...: within the context (with context shift, short of
+     * its last cell, so the shift comes where it would without speculation); a step emits up
+     * to k + 1 */
+    int32_t want = slot_n_ctx(s, sl) - sl->n_cache - 1 - (s->ctx_shift ? 1 : 0);
     if (r->max_tokens > 0 && r->max_tokens - sl->n_gen - 1 < want)
         want = r->max_tokens - sl->n_gen - 1;
     if (want > sl->spec_n) want = sl->spec_n;
@@ -460,6 +474,42 @@ static void slot_draft(srv_scheduler *s, srv_slot *sl) {
     }
 }
 
+/* llama.cpp's slot context shift for a generating slot whose pending token would leave no
+ * spare cell. A slot with nothing to drop finishes with "length" (lock taken here). */
+static void slot_shift(srv_scheduler *s, srv_slot *sl) {
+    const int32_t n_ctx = slot_n_ctx(s, sl);
+    if (sl->n_cache + 1 < n_ctx) return;
+    const srv_request *r = &sl->task->req;
+    int32_t n_keep = r->n_keep_given ? r->n_keep : s->n_keep;
+    if (n_keep < 0) n_keep = sl->task->n_prompt;
+    if (s->add_bos) n_keep += 1;
+    if (n_keep > n_ctx - 4) n_keep = n_ctx - 4;
+    if (n_keep < 0) n_keep = 0;
+    const int32_t n_left = sl->n_cache - n_keep;
+    int32_t n_discard = r->n_discard ? r->n_discard : n_left / 2;
+    if (n_discard > n_left - 1) n_discard = n_left - 1;
+    qr_status st = QR_OK;
+    if (n_discard > 0)
+        st = qr_kv_shift(s->ctx, sl->id, n_keep + n_discard, -1, -n_discard);
+    if (n_discard <= 0 || st) {
+        char msg[1024];
+        if (st) snprintf(msg, sizeof msg, "context shift failed: %s", qr_last_error());
+        pthread_mutex_lock(&s->mu);
+        slot_finish_locked(s, sl, st ? NULL : "length", st ? 500 : 0, st ? msg : NULL);
+        pthread_mutex_unlock(&s->mu);
+        if (st) slot_forget(s, sl);
+        return;
+    }
+    memmove(sl->cache + n_keep, sl->cache + n_keep + n_discard,
+            (size_t)(sl->n_cache - n_keep - n_discard) * sizeof *sl->cache);
+    sl->n_cache -= n_discard;
+    if (sl->spec) qr_drafter_truncate(&sl->drafter, n_keep);
+    pthread_mutex_lock(&s->mu);
+    sl->task->n_ctx_shifts++;
+    s->metrics.ctx_shifts++;
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* One decode step over every busy slot. */
 static void step(srv_scheduler *s) {
     qr_batch *b = &s->batch;
@@ -472,6 +522,8 @@ static void step(srv_scheduler *s) {
         sl->n_added = 0;
         sl->n_guess = 0;
         if (sl->state != SLOT_GEN || !sl->task) continue;
+        if (s->ctx_shift) slot_shift(s, sl);
+        if (!sl->task) continue;
         slot_draft(s, sl);
         sl->i_batch = b->n_tokens;
         sl->n_added = 1 + sl->n_guess;
@@ -672,6 +724,9 @@ qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p,
         if (!s->slots[i].cache) st = QR_ERR_NOMEM;
     }
     s->spec = p->spec;
+    s->ctx_shift = p->context_shift;
+    s->n_keep = p->n_keep;
+    s->add_bos = qr_model_adds_bos(s->model);
     for (int32_t i = 0; !st && s->spec.type != QR_SPEC_NONE && i < p->n_slots; i++) {
         srv_slot *sl = &s->slots[i];
         const qr_generate_params gp = {.seq_id = i,

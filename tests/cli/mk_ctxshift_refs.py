@@ -23,7 +23,8 @@ reference's own tolerance for the model (stories260K: 0.048).
   /usr/bin/python3 tests/cli/mk_ctxshift_refs.py [--shared ../shared]
 
 writes tests/cli/ctxshift_stories260K_ref.json (llamaref.py's case format: steps[k] holds the
-top-10 logits that chose greedy_ids[k], so compare_run_json.py reads it).
+top-10 logits that chose greedy_ids[k], so compare_run_json.py reads it; greedy_pieces_hex the
+text of each token, for the server's test).
 """
 
 import argparse
@@ -110,6 +111,8 @@ def run_case(libllama, L, model, case, forced):
         ctx.free()
     return {"prompt": prompt, "keep": keep, "kv_type": kv, "n_keep": n_keep,
             "prompt_tokens": [int(x) for x in toks], "steps": steps, "greedy_ids": ids,
+            "greedy_pieces_hex": [model.token_to_piece_bytes(x, special=False).hex()
+                                  for x in ids],
             "shifts": shifts}
 
 
