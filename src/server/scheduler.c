@@ -39,6 +39,10 @@ typedef struct srv_slot {
     srv_task *task;  /* NULL when idle (set and cleared under the lock) */
     qr_token *cache; /* the tokens in this sequence's KV cells, n_cache of them */
     int32_t n_cache;
+    /* the first n_exact cells hold what evaluating cache[] afresh would give: after a context
+     * shift only the kept ones do (the moved cells saw the dropped tokens), so a new request
+     * reuses no more than those */
+    int32_t n_exact;
     int32_t i_prompt; /* next prompt token to evaluate */
     int32_t i_batch;  /* index of this slot's logits in the current batch, -1 if none */
     int32_t n_added;  /* tokens this slot put in the current batch */
@@ -200,10 +204,16 @@ qr_status srv_scheduler_submit(srv_scheduler *s, srv_task *t) {
 /* ---- slots ---- */
 
 static int32_t common_prefix(const qr_token *a, int32_t na, const qr_token *b, int32_t nb) {
+    /* a: a slot's cache, of which only the first n_exact cells may be reused (callers pass
+     * na = min(n_cache, n_exact)) */
     int32_t n = 0;
     while (n < na && n < nb && a[n] == b[n])
         n++;
     return n;
+}
+
+static int32_t reusable(const srv_slot *sl) {
+    return sl->n_cache < sl->n_exact ? sl->n_cache : sl->n_exact;
 }
 
 /* Give queued tasks free slots (lock held): the slot with the longest cached prefix of the
@@ -224,7 +234,7 @@ static void admit_locked(srv_scheduler *s) {
             if (sl->task) continue;
             /* an embedding reuses nothing and clears the sequence: take the emptiest slot */
             int32_t c = t->embed ? -sl->n_cache
-                                 : common_prefix(sl->cache, sl->n_cache, t->prompt, t->n_prompt);
+                                 : common_prefix(sl->cache, reusable(sl), t->prompt, t->n_prompt);
             if (!best || c > best_common || (c == best_common && sl->last_used < best->last_used)) {
                 best = sl;
                 best_common = c;
@@ -270,11 +280,12 @@ static void slot_forget(srv_scheduler *s, srv_slot *sl) {
  * sampler and stop matcher. */
 static qr_status slot_start(srv_scheduler *s, srv_slot *sl) {
     srv_task *t = sl->task;
-    int32_t n_common = common_prefix(sl->cache, sl->n_cache, t->prompt, t->n_prompt);
+    int32_t n_common = common_prefix(sl->cache, reusable(sl), t->prompt, t->n_prompt);
     if (n_common >= t->n_prompt) n_common = t->n_prompt - 1; /* evaluate one for its logits */
     qr_status st = qr_kv_remove(s->ctx, sl->id, n_common, -1);
     if (st) return st;
     sl->n_cache = n_common;
+    sl->n_exact = INT32_MAX;
     sl->spec = false;
     if (s->spec.type != QR_SPEC_NONE) {
         /* the draft's cache keeps what it shares with the new prompt */
@@ -503,6 +514,7 @@ static void slot_shift(srv_scheduler *s, srv_slot *sl) {
     memmove(sl->cache + n_keep, sl->cache + n_keep + n_discard,
             (size_t)(sl->n_cache - n_keep - n_discard) * sizeof *sl->cache);
     sl->n_cache -= n_discard;
+    if (sl->n_exact > n_keep) sl->n_exact = n_keep;
     if (sl->spec) qr_drafter_truncate(&sl->drafter, n_keep);
     pthread_mutex_lock(&s->mu);
     sl->task->n_ctx_shifts++;
@@ -719,6 +731,7 @@ qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p,
     qr_status st = s->queue && s->slots ? QR_OK : QR_ERR_NOMEM;
     for (int32_t i = 0; !st && i < p->n_slots; i++) {
         s->slots[i].id = i;
+        s->slots[i].n_exact = INT32_MAX;
         /* the pending token after a full cache too (the drafter's history) */
         s->slots[i].cache = qr_malloc(((size_t)s->n_ctx_slot + 1) * sizeof(qr_token));
         if (!s->slots[i].cache) st = QR_ERR_NOMEM;
