@@ -641,7 +641,9 @@ typedef struct qr_generate_params {
      * QR_STOP_CONTEXT. false: a full context stops generation (QR_STOP_CONTEXT), as before.
      * With speculative decoding, speculation ends at the first shift (the rest of the call
      * goes token by token: the same tokens, greedy) and the draft context's sequence is
-     * cleared (the next call drafts from its prompt). */
+     * cleared (the next call drafts from its prompt). After a shift only the first n_keep
+     * cells hold what evaluating the sequence's tokens afresh would give (the moved ones saw
+     * the dropped tokens): a caller reusing the cache for a new prompt keeps no more. */
     bool context_shift;
     int32_t n_keep;
 } qr_generate_params;

@@ -4,7 +4,8 @@
 # made by mk_ctxshift_refs.py with llama_memory_seq_rm/seq_add as llama-cli does it) up to the
 # first near-tie, with --keep 0, 5, -1 (and a --keep longer than the prompt: the whole prompt),
 # f16 and f32 caches, 1 and 2 threads, and with speculative decoding (which ends at the first
-# shift); without the flag a full context stops with a message; every synthetic architecture
+# shift); without the flag a full context stops with a message; `chat` shifts within and across
+# turns; every synthetic architecture
 # (windowed layers, partial rotary, layers without RoPE, ...) shifts and keeps generating; bad
 # --keep values are usage errors.
 set -euo pipefail
@@ -97,6 +98,22 @@ assert all(isinstance(l, (int, float)) and math.isfinite(l) for r in rows for _,
 PY
     done
 done
+
+# chat: a reply runs past the context with --context-shift, and later turns whose conversation
+# no longer fits lose its middle the same way (the kept tokens reused from the cache); without
+# the flag the reply is cut short
+printf 'Tell me a story\nMore please\nAnd again\n' |
+    "$Q" chat -m "$M" -c 64 -n 150 --temp 0 --context-shift --keep 2 --ignore-eos --verbose -t 1 \
+        > "$tmp/chat.out" 2> "$tmp/chat.err" || fail "chat: $(cat "$tmp/chat.err")"
+[ "$(grep -c "^chat: reply: 150 tokens (limit of -n tokens)" "$tmp/chat.err")" = 3 ] ||
+    fail "chat replies: $(cat "$tmp/chat.err")"
+grep -q "^chat: turn 2: .* 3 reused from the cache" "$tmp/chat.err" || fail "chat reuse: $(cat "$tmp/chat.err")"
+printf 'Tell me a story\n' | "$Q" chat -m "$M" -c 64 -n 150 --temp 0 --ignore-eos --verbose -t 1 \
+    > /dev/null 2> "$tmp/chat.err" || fail "chat without shift: $(cat "$tmp/chat.err")"
+grep -q "context full (64 tokens): the reply is cut short" "$tmp/chat.err" || fail "chat stop: $(cat "$tmp/chat.err")"
+rc=0
+"$Q" chat -m "$M" --context-shift --keep x < /dev/null > /dev/null 2> "$tmp/chat.err" || rc=$?
+[ "$rc" = 2 ] && grep -q -- "--keep expects an integer" "$tmp/chat.err" || fail "chat --keep x: rc $rc"
 
 # bad input: clear errors, usage exit status
 bad() { # bad MESSAGE ARGS...
