@@ -248,6 +248,49 @@ static void kv_store(qr_context *ctx, void *cache, int32_t seq, int32_t pos, con
     }
 }
 
+/* Move positions [from, from + n) of a sequence to [from + delta, ...) in every layer's K and
+ * V rows (memmove: the ranges may overlap), then turn the moved keys of each RoPE layer by
+ * delta positions. The re-rotation is llama.cpp's k-shift (llama_kv_cache::build_rope_shift):
+ * the cached, already rotated key is roped again with the position delta and the layer's own
+ * RoPE (base, scale, factors, YaRN magnitude and all), in f32, and an F16 cache rounds the
+ * result to f16 again (ggml's rope on an f16 tensor). */
+void qr_kv_move(qr_context *ctx, int32_t seq, int32_t from, int32_t n, int32_t delta) {
+    const qr_hparams *hp = &ctx->model->hp;
+    const int64_t hd = hp->head_dim;
+    const size_t eb = ctx->kv_elem_bytes;
+    const bool f16 = ctx->params.kv_type != QR_KV_F32;
+    float cache[2][512]; /* the turn by delta for the two kinds of layer (n_rot <= 512) */
+    qr_rope_cache(&ctx->rope[0], delta, cache[0]);
+    qr_rope_cache(&ctx->rope[1], delta, cache[1]);
+    float row[512]; /* head_dim <= 512 (load.c) */
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const qr_layer *L = &ctx->model->layers[l];
+        for (int32_t h = 0; h < hp->n_head_kv; h++) {
+            const int64_t src = kv_row(ctx, seq, h, from) * hd, dst = src + (int64_t)delta * hd;
+            const size_t bytes = (size_t)n * (size_t)hd * eb;
+            memmove((char *)ctx->k_cache[l] + dst * (int64_t)eb,
+                    (char *)ctx->k_cache[l] + src * (int64_t)eb, bytes);
+            memmove((char *)ctx->v_cache[l] + dst * (int64_t)eb,
+                    (char *)ctx->v_cache[l] + src * (int64_t)eb, bytes);
+            if (!L->rope || delta == 0) continue;
+            for (int32_t p = 0; p < n; p++) {
+                const int64_t at = dst + (int64_t)p * hd;
+                if (f16) {
+                    uint16_t *k = (uint16_t *)ctx->k_cache[l] + at;
+                    for (int64_t i = 0; i < hd; i++)
+                        row[i] = qr_fp16_to_fp32(k[i]);
+                    qr_rope_apply(&ctx->rope[L->swa], cache[L->swa], row, 1, (int32_t)hd);
+                    for (int64_t i = 0; i < hd; i++)
+                        k[i] = qr_fp32_to_fp16(row[i]);
+                } else {
+                    qr_rope_apply(&ctx->rope[L->swa], cache[L->swa], (float *)ctx->k_cache[l] + at,
+                                  1, (int32_t)hd);
+                }
+            }
+        }
+    }
+}
+
 /* With an F16 cache llama.cpp's products K.q and V.p convert q and p to f16 first. */
 static inline void kv_round(const qr_context *ctx, float *x, int64_t n) {
     if (ctx->params.kv_type != QR_KV_F32) qr_kernels_best()->round_f16(x, n);
