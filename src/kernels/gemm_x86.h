@@ -286,23 +286,134 @@ static inline float legacy_run_sum(__m128 c) {
     const __m128 h = _mm_add_ps(c, _mm_movehl_ps(c, c));
     return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
-/* the chain of block i (of a tail) in lane i mod 4 of c: c[i % 4] += v * d, fused */
-static inline __m128 legacy_chain_add(__m128 c, int64_t i, float v, float d) {
-    _Alignas(16) float cf[4];
-    _mm_store_ps(cf, c);
-    cf[i & 3] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(v), _mm_set_ss(d), _mm_set_ss(cf[i & 3])));
-    return _mm_load_ps(cf);
-}
 
 /* Signed 32-element weight blocks (q4_0, q5_0, q8_0) against q8_0 activations, RM rows x NT
  * tokens. Per 8 blocks: each weight block is decoded once and dotted with the NT activation
  * blocks; the 8 blocks' integer sums are folded (hadd tree) into one vector whose lane b is
  * block b's sum, as soon as each pair and quad is done so few vectors stay live; then the
- * offset correction and one int->float conversion for all 8. The tail (fewer than 8 blocks)
- * goes block by block. Activation rows carry float scales and integer block sums after their
- * blocks (kernels.h). The float terms float(sum) * (xd * yd) go into the 4 chains above
- * (lanes of one vector: blocks i..i+3, then i+4..i+7, two fused multiply-adds per 8 blocks),
- * exactly as the interleaved panel (DEFINE_IL_GEMM) adds them. */
+ * offset correction and one int->float conversion for all 8. Activation rows carry float
+ * scales and integer block sums after their blocks (kernels.h). The float terms
+ * float(sum) * (xd * yd) go into the 4 chains above (lanes of one vector: blocks i..i+3, then
+ * i+4..i+7, two fused multiply-adds per 8 blocks), exactly as the interleaved panel
+ * (DEFINE_IL_GEMM) adds them. The tail (K < 8 blocks) takes the same step with the missing
+ * blocks' lanes zero: 0 * 0 added to a chain leaves it as it is (a chain that starts at +0 is
+ * never -0), so each tail block still lands in its own chain alone. */
+#define LEGACY_STEP(block_t, decode, SHIFT, K)                                                     \
+    do {                                                                                           \
+        if (i > 0 && i % LEGACY_PANEL == 0)                                                        \
+            UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {              \
+                const float run = legacy_run_sum(pan[r][t]);                                       \
+                tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                             \
+                pan[r][t] = _mm_setzero_ps();                                                      \
+            }                                                                                      \
+        __m256i half[2][4][4];                                                                     \
+        UNROLL for (int hq = 0; hq < 2; hq++) {                                                    \
+            __m256i pair[2][4][4];                                                                 \
+            UNROLL for (int hp = 0; hp < 2; hp++) {                                                \
+                __m256i dd[2][4][4];                                                               \
+                UNROLL for (int hb = 0; hb < 2; hb++) {                                            \
+                    const int k = 4 * hq + 2 * hp + hb;                                            \
+                    UNROLL for (int r = 0; r < RM; r++) {                                          \
+                        if (k < (K)) {                                                             \
+                            const __m256i u =                                                      \
+                                decode((const block_t *)(w + (size_t)r * ws) + i + k);             \
+                            UNROLL for (int t = 0; t < NT; t++) dd[hb][r][t] = block_dot(          \
+                                u, ((const block_q8_0 *)(a + (size_t)t * as) + i + k)->qs, SHIFT); \
+                        } else {                                                                   \
+                            UNROLL for (int t = 0; t < NT; t++) dd[hb][r][t] =                     \
+                                _mm256_setzero_si256();                                            \
+                        }                                                                          \
+                    }                                                                              \
+                }                                                                                  \
+                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)            \
+                    pair[hp][r][t] = _mm256_hadd_epi32(dd[0][r][t], dd[1][r][t]);                  \
+            }                                                                                      \
+            UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)                \
+                half[hq][r][t] = _mm256_hadd_epi32(pair[0][r][t], pair[1][r][t]);                  \
+        }                                                                                          \
+        __m256 xd[4];                                                                              \
+        UNROLL for (int r = 0; r < RM; r++) {                                                      \
+            const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                          \
+            if ((K) == 8) {                                                                        \
+                xd[r] = LOAD_D8(x);                                                                \
+            } else {                                                                               \
+                uint16_t dh[8] = {0};                                                              \
+                for (int k = 0; k < (K); k++)                                                      \
+                    dh[k] = x[k].d;                                                                \
+                xd[r] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));                     \
+            }                                                                                      \
+        }                                                                                          \
+        /* the tail's lanes k >= K: no activation scale or sum read (they are not there) */        \
+        const __m256i lanes =                                                                      \
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(K), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));   \
+        UNROLL for (int t = 0; t < NT; t++) {                                                      \
+            const float *ydp = (const float *)(a + (size_t)t * as + yd_off) + i;                   \
+            const int32_t *ysp = (const int32_t *)(a + (size_t)t * as + ysum_off) + i;             \
+            const __m256 yd = (K) == 8 ? _mm256_loadu_ps(ydp) : _mm256_maskload_ps(ydp, lanes);    \
+            __m256i off = _mm256_setzero_si256();                                                  \
+            if (SHIFT >= 0)                                                                        \
+                off = _mm256_slli_epi32((K) == 8 ? _mm256_loadu_si256((const __m256i *)ysp)        \
+                                                 : _mm256_maskload_epi32((const int *)ysp, lanes), \
+                                        SHIFT < 0 ? 0 : SHIFT);                                    \
+            UNROLL for (int r = 0; r < RM; r++) {                                                  \
+                const __m256i h0 = half[0][r][t], h1 = half[1][r][t];                              \
+                __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),              \
+                                             _mm256_permute2x128_si256(h0, h1, 0x31));             \
+                if (SHIFT >= 0) s = _mm256_sub_epi32(s, off);                                      \
+                const __m256 v = _mm256_cvtepi32_ps(s), d = _mm256_mul_ps(xd[r], yd);              \
+                pan[r][t] =                                                                        \
+                    _mm_fmadd_ps(_mm256_castps256_ps128(v), _mm256_castps256_ps128(d), pan[r][t]); \
+                if ((K) > 4)                                                                       \
+                    pan[r][t] = _mm_fmadd_ps(_mm256_extractf128_ps(v, 1),                          \
+                                             _mm256_extractf128_ps(d, 1), pan[r][t]);              \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* a tail of K <= 4 blocks (the model's 576-wide rows end in 2): LEGACY_STEP's first half on
+ * 128 bits, 3 hadds instead of 7 (the tail went block by block into a chain held in memory
+ * before, 20% of q8_0 576 x 1536 at one token from L2) */
+#define LEGACY_TAIL4(block_t, decode, SHIFT, K)                                                    \
+    do {                                                                                           \
+        if (i > 0 && i % LEGACY_PANEL == 0)                                                        \
+            UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {              \
+                const float run = legacy_run_sum(pan[r][t]);                                       \
+                tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                             \
+                pan[r][t] = _mm_setzero_ps();                                                      \
+            }                                                                                      \
+        const __m128i lanes = _mm_cmpgt_epi32(_mm_set1_epi32(K), _mm_setr_epi32(0, 1, 2, 3));      \
+        UNROLL for (int r = 0; r < RM; r++) {                                                      \
+            const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                          \
+            __m256i dd[4][4];                                                                      \
+            UNROLL for (int k = 0; k < 4; k++) {                                                   \
+                if (k < (K)) {                                                                     \
+                    const __m256i u = decode(x + k);                                               \
+                    UNROLL for (int t = 0; t < NT; t++) dd[k][t] = block_dot(                      \
+                        u, ((const block_q8_0 *)(a + (size_t)t * as) + i + k)->qs, SHIFT);         \
+                } else {                                                                           \
+                    UNROLL for (int t = 0; t < NT; t++) dd[k][t] = _mm256_setzero_si256();         \
+                }                                                                                  \
+            }                                                                                      \
+            const __m128 xd = _mm_cvtph_ps(_mm_setr_epi16(                                         \
+                (short)x[0].d, (short)((K) > 1 ? x[1].d : 0), (short)((K) > 2 ? x[2].d : 0),       \
+                (short)((K) > 3 ? x[3].d : 0), 0, 0, 0, 0));                                       \
+            UNROLL for (int t = 0; t < NT; t++) {                                                  \
+                const __m256i q = _mm256_hadd_epi32(_mm256_hadd_epi32(dd[0][t], dd[1][t]),         \
+                                                    _mm256_hadd_epi32(dd[2][t], dd[3][t]));        \
+                __m128i s =                                                                        \
+                    _mm_add_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));      \
+                const char *at = a + (size_t)t * as;                                               \
+                if (SHIFT >= 0)                                                                    \
+                    s = _mm_sub_epi32(                                                             \
+                        s, _mm_slli_epi32(                                                         \
+                               _mm_maskload_epi32((const int *)(at + ysum_off) + i, lanes),        \
+                               SHIFT < 0 ? 0 : SHIFT));                                            \
+                const __m128 yd = _mm_maskload_ps((const float *)(at + yd_off) + i, lanes);        \
+                pan[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(xd, yd), pan[r][t]);       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 #define LEGACY_SIGNED_TILE(name, block_t, decode, SHIFT)                                           \
     TILE void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,        \
                    int64_t ys, const int RM, const int NT) {                                       \
@@ -315,86 +426,13 @@ static inline __m128 legacy_chain_add(__m128 c, int64_t i, float v, float d) {
             tot[r][t] = 0.0f;                                                                      \
         }                                                                                          \
         int64_t i = 0;                                                                             \
-        for (; i + 8 <= nb; i += 8) {                                                              \
-            if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
-                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
-                    const float run = legacy_run_sum(pan[r][t]);                                   \
-                    tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                         \
-                    pan[r][t] = _mm_setzero_ps();                                                  \
-                }                                                                                  \
-            __m256i half[2][4][4];                                                                 \
-            UNROLL for (int hq = 0; hq < 2; hq++) {                                                \
-                __m256i pair[2][4][4];                                                             \
-                UNROLL for (int hp = 0; hp < 2; hp++) {                                            \
-                    __m256i dd[2][4][4];                                                           \
-                    UNROLL for (int hb = 0; hb < 2; hb++) {                                        \
-                        const int64_t b = i + 4 * hq + 2 * hp + hb;                                \
-                        UNROLL for (int r = 0; r < RM; r++) {                                      \
-                            const __m256i u = decode((const block_t *)(w + (size_t)r * ws) + b);   \
-                            UNROLL for (int t = 0; t < NT; t++) dd[hb][r][t] = block_dot(          \
-                                u, ((const block_q8_0 *)(a + (size_t)t * as) + b)->qs, SHIFT);     \
-                        }                                                                          \
-                    }                                                                              \
-                    UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)        \
-                        pair[hp][r][t] = _mm256_hadd_epi32(dd[0][r][t], dd[1][r][t]);              \
-                }                                                                                  \
-                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)            \
-                    half[hq][r][t] = _mm256_hadd_epi32(pair[0][r][t], pair[1][r][t]);              \
-            }                                                                                      \
-            __m256 xd[4];                                                                          \
-            UNROLL for (int r = 0; r < RM; r++) {                                                  \
-                const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
-                xd[r] = LOAD_D8(x);                                                                \
-            }                                                                                      \
-            UNROLL for (int t = 0; t < NT; t++) {                                                  \
-                const __m256 yd =                                                                  \
-                    _mm256_loadu_ps((const float *)(a + (size_t)t * as + yd_off) + i);             \
-                __m256i off = _mm256_setzero_si256();                                              \
-                if (SHIFT >= 0)                                                                    \
-                    off = _mm256_slli_epi32(                                                       \
-                        _mm256_loadu_si256(                                                        \
-                            (const __m256i *)((const int32_t *)(a + (size_t)t * as + ysum_off) +   \
-                                              i)),                                                 \
-                        SHIFT < 0 ? 0 : SHIFT);                                                    \
-                UNROLL for (int r = 0; r < RM; r++) {                                              \
-                    const __m256i h0 = half[0][r][t], h1 = half[1][r][t];                          \
-                    __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),          \
-                                                 _mm256_permute2x128_si256(h0, h1, 0x31));         \
-                    if (SHIFT >= 0) s = _mm256_sub_epi32(s, off);                                  \
-                    const __m256 v = _mm256_cvtepi32_ps(s), d = _mm256_mul_ps(xd[r], yd);          \
-                    pan[r][t] = _mm_fmadd_ps(_mm256_castps256_ps128(v), _mm256_castps256_ps128(d), \
-                                             pan[r][t]);                                           \
-                    pan[r][t] = _mm_fmadd_ps(_mm256_extractf128_ps(v, 1),                          \
-                                             _mm256_extractf128_ps(d, 1), pan[r][t]);              \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-        for (; i < nb; i++) {                                                                      \
-            if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
-                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
-                    const float run = legacy_run_sum(pan[r][t]);                                   \
-                    tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                         \
-                    pan[r][t] = _mm_setzero_ps();                                                  \
-                }                                                                                  \
-            UNROLL for (int r = 0; r < RM; r++) {                                                  \
-                const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
-                const __m256i u = decode(x);                                                       \
-                UNROLL for (int t = 0; t < NT; t++) {                                              \
-                    const char *at = a + (size_t)t * as;                                           \
-                    const __m256i d = block_dot(u, ((const block_q8_0 *)at + i)->qs, SHIFT);       \
-                    const __m128i d4 = _mm_add_epi32(_mm256_castsi256_si128(d),                    \
-                                                     _mm256_extracti128_si256(d, 1));              \
-                    const __m128i d2 = _mm_add_epi32(d4, _mm_unpackhi_epi64(d4, d4));              \
-                    const int32_t corr = SHIFT >= 0 ? ((const int32_t *)(at + ysum_off))[i] *      \
-                                                          (1 << (SHIFT < 0 ? 0 : SHIFT))           \
-                                                    : 0;                                           \
-                    const int32_t sum = _mm_cvtsi128_si32(d2) +                                    \
-                                        _mm_extract_epi32(d2, 1) - corr;                           \
-                    pan[r][t] = legacy_chain_add(                                                  \
-                        pan[r][t], i, (float)sum, f16(x->d) * ((const float *)(at + yd_off))[i]);  \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
+        for (; i + 8 <= nb; i += 8)                                                                \
+            LEGACY_STEP(block_t, decode, SHIFT, 8);                                                \
+        const int tail = (int)(nb - i);                                                            \
+        if (tail > 4)                                                                              \
+            LEGACY_STEP(block_t, decode, SHIFT, tail);                                             \
+        else if (tail > 0)                                                                         \
+            LEGACY_TAIL4(block_t, decode, SHIFT, tail);                                            \
         UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] =    \
             nb > LEGACY_PANEL ? tot[r][t] + legacy_run_sum(pan[r][t]) : legacy_run_sum(pan[r][t]); \
     }
