@@ -595,6 +595,22 @@ DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
 #define PK_MAX_TOKENS 4 /* 16 vector registers */
 #endif
 
+/* f16 / bf16 repacked: one token takes the groups two at a time (pair: pk_group_half_x2 of
+ * each ISA section, pk_group_bf16dp_x2), the rest goes through gemm_groups. ATTR: function
+ * attributes (a target the set's flags lack) */
+#define DEFINE_PK_HALF_GEMM(ATTR, name, gemm_groups, pair, TYPE)                                   \
+    ATTR static void name(int64_t n, const void *w, size_t w_stride, const void *act,              \
+                          size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) { \
+        int64_t r = 0;                                                                             \
+        if (nt == 1)                                                                               \
+            for (; r + 2 * PK_ROWS <= nr; r += 2 * PK_ROWS)                                        \
+                pair((const uint8_t *)w + (size_t)r * w_stride, PK_ROWS * w_stride, n, TYPE, act,  \
+                     y + r);                                                                       \
+        if (r < nr)                                                                                \
+            gemm_groups(n, (const char *)w + (size_t)r * w_stride, w_stride, act, act_stride,      \
+                        y + r, y_stride, nr - r, nt);                                              \
+    }
+
 /* each ISA section's pk_group_half (f16 / bf16 weights) with the type fixed */
 #define PK_HALF_GROUP(name, TYPE)                                                                  \
     TILE void name(const uint8_t *xw, int64_t n, const char *a, size_t as, float *y, int64_t ys,  \
@@ -1164,10 +1180,46 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
     }
     pk_half_finish(w, c, n, type, a, as, acc, U, y, ys, NT);
 }
+/* One token against two groups side by side (rows r..r+15 at xw, r+16..r+31 at xw + gs): each
+ * group's chains are pk_group_half's, so its results are too, but 4 chains in flight (2 per
+ * group) hide the multiply-add latency that one token's 2 alone wait on (f16 576 x 1536 from
+ * L2, one token: 44 us one group at a time, 34 two; 35 with the 4 chains before issue 22) */
+TILE void pk_group_half_x2(const uint8_t *xw, size_t gs, int64_t n, const int type, const char *a,
+                           float *y) {
+    const uint16_t *w0 = (const uint16_t *)xw, *w1 = (const uint16_t *)(xw + gs);
+    const float *x = (const float *)(a + qr_act_half_f32_offset(n));
+    const int U = HALF_CHAINS, S = 2 * HALF_CHAINS; /* chains per group, columns per step */
+    __m512 acc[2][1][4];
+    UNROLL for (int g = 0; g < 2; g++) UNROLL for (int u = 0; u < U; u++) acc[g][0][u] =
+        _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + S <= n; c += S)
+        UNROLL for (int u = 0; u < S; u++) {
+            const __m512 xv = _mm512_set1_ps(x[c + u]);
+            acc[0][0][u % U] =
+                _mm512_fmadd_ps(pk_load_half16(w0 + (c + u) * PK_ROWS, type), xv, acc[0][0][u % U]);
+            acc[1][0][u % U] =
+                _mm512_fmadd_ps(pk_load_half16(w1 + (c + u) * PK_ROWS, type), xv, acc[1][0][u % U]);
+        }
+    /* then, as pk_group_half: U columns into the U chains while there are U, and the last
+     * column (odd n) into chain 0 */
+    for (; c + U <= n; c += U)
+        UNROLL for (int u = 0; u < U; u++) {
+            const __m512 xv = _mm512_set1_ps(x[c + u]);
+            acc[0][0][u] =
+                _mm512_fmadd_ps(pk_load_half16(w0 + (c + u) * PK_ROWS, type), xv, acc[0][0][u]);
+            acc[1][0][u] =
+                _mm512_fmadd_ps(pk_load_half16(w1 + (c + u) * PK_ROWS, type), xv, acc[1][0][u]);
+        }
+    pk_half_finish(w0, c, n, type, a, 0, acc[0], U, y, 0, 1);
+    pk_half_finish(w1, c, n, type, a, 0, acc[1], U, y + PK_ROWS, 0, 1);
+}
 PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
 PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
-DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
-DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
+DEFINE_PK_GEMM(pk_gemm_f16_groups, pk_group_f16, 1)
+DEFINE_PK_GEMM(pk_gemm_bf16_groups, pk_group_bf16, 1)
+DEFINE_PK_HALF_GEMM(, pk_gemm_f16, pk_gemm_f16_groups, pk_group_half_x2, QR_TYPE_F16)
+DEFINE_PK_HALF_GEMM(, pk_gemm_bf16, pk_gemm_bf16_groups, pk_group_half_x2, QR_TYPE_BF16)
 
 /* bf16 on CPUs with AVX512-BF16: the same column-major groups, two columns at a time: one
  * vpermw interleaves their 16 rows into (column c, c + 1) pairs, and one vdpbf16ps per token
@@ -1201,7 +1253,39 @@ BF16_FN void pk_group_bf16dp(const uint8_t *xw, int64_t n, const char *a, size_t
         }
     pk_half_finish(w, c, n, QR_TYPE_BF16, a, as, acc, U, y, ys, NT); /* odd n: the last column */
 }
-DEFINE_PK_GEMM_AS(__attribute__((target("avx512bf16"))), pk_gemm_bf16dp, pk_group_bf16dp, 1)
+/* one token against two groups side by side, as pk_group_half_x2 (type: QR_TYPE_BF16) */
+BF16_FN void pk_group_bf16dp_x2(const uint8_t *xw, size_t gs, int64_t n, const int type,
+                                const char *a, float *y) {
+    (void)type;
+    const uint16_t *w0 = (const uint16_t *)xw, *w1 = (const uint16_t *)(xw + gs);
+    const int U = HALF_CHAINS;
+    const __m512i pairs =
+        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    __m512 acc[2][1][4];
+    UNROLL for (int g = 0; g < 2; g++) UNROLL for (int u = 0; u < U; u++) acc[g][0][u] =
+        _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 * U <= n; c += 2 * U)
+        UNROLL for (int u = 0; u < U; u++) {
+            const int64_t cc = c + 2 * u;
+            const __m512bh xv =
+                (__m512bh)_mm512_set1_epi32((int)qr_rd_u32((const uint16_t *)a + cc));
+            acc[0][0][u] = _mm512_dpbf16_ps(
+                acc[0][0][u],
+                (__m512bh)_mm512_permutexvar_epi16(pairs, _mm512_loadu_si512(w0 + cc * PK_ROWS)),
+                xv);
+            acc[1][0][u] = _mm512_dpbf16_ps(
+                acc[1][0][u],
+                (__m512bh)_mm512_permutexvar_epi16(pairs, _mm512_loadu_si512(w1 + cc * PK_ROWS)),
+                xv);
+        }
+    pk_half_finish(w0, c, n, QR_TYPE_BF16, a, 0, acc[0], U, y, 0, 1);
+    pk_half_finish(w1, c, n, QR_TYPE_BF16, a, 0, acc[1], U, y + PK_ROWS, 0, 1);
+}
+DEFINE_PK_GEMM_AS(__attribute__((target("avx512bf16"))), pk_gemm_bf16dp_groups, pk_group_bf16dp, 1)
+DEFINE_PK_HALF_GEMM(__attribute__((target("avx512bf16"))), pk_gemm_bf16dp, pk_gemm_bf16dp_groups,
+                    pk_group_bf16dp_x2, QR_TYPE_BF16)
 
 void qr_kernels_use_avx512_bf16(qr_kernels *k) {
     k->gemm_packed[QR_TYPE_BF16] = pk_gemm_bf16dp;
@@ -1488,6 +1572,34 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
     pk_group_half3(xw, n, type, a, as, y, ys, 2);
     pk_group_half3(xw, n, type, a + 2 * as, as, y + 2 * ys, ys, 2);
 }
+/* one token against two groups side by side, as the AVX-512 pk_group_half_x2: 8 chains in
+ * flight (2 per group and half) instead of 4 */
+TILE void pk_group_half_x2(const uint8_t *xw, size_t gs, int64_t n, const int type, const char *a,
+                           float *y) {
+    const uint16_t *w[2] = {(const uint16_t *)xw, (const uint16_t *)(xw + gs)};
+    const float *x = (const float *)(a + qr_act_half_f32_offset(n));
+    const int U = HALF_CHAINS;
+    __m256 acc[2][HALF_CHAINS][2];
+    UNROLL for (int g = 0; g < 2; g++) UNROLL for (int u = 0; u < U; u++) acc[g][u][0] =
+        acc[g][u][1] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + U <= n; c += U)
+        UNROLL for (int u = 0; u < U; u++) {
+            const __m256 xv = _mm256_broadcast_ss(x + c + u);
+            UNROLL for (int g = 0; g < 2; g++) UNROLL for (int h = 0; h < 2; h++) acc[g][u][h] =
+                _mm256_fmadd_ps(pk_load_half8(w[g] + (c + u) * PK_ROWS + 8 * h, type), xv,
+                                acc[g][u][h]);
+        }
+    for (; c < n; c++) {
+        const __m256 xv = _mm256_broadcast_ss(x + c);
+        UNROLL for (int g = 0; g < 2; g++) UNROLL for (int h = 0; h < 2; h++) acc[g][0][h] =
+            _mm256_fmadd_ps(pk_load_half8(w[g] + c * PK_ROWS + 8 * h, type), xv, acc[g][0][h]);
+    }
+    UNROLL for (int g = 0; g < 2; g++) UNROLL for (int h = 0; h < 2; h++) {
+        UNROLL for (int u = 1; u < U; u++) acc[g][0][h] = _mm256_add_ps(acc[g][0][h], acc[g][u][h]);
+        _mm256_storeu_ps(y + PK_ROWS * g + 8 * h, acc[g][0][h]);
+    }
+}
 PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
 PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
 
@@ -1547,8 +1659,10 @@ DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_iq4_nl, pk_group_iq4_nl, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_mxfp4, pk_group_mxfp4, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
-DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
-DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
+DEFINE_PK_GEMM(pk_gemm_f16_groups, pk_group_f16, 1)
+DEFINE_PK_GEMM(pk_gemm_bf16_groups, pk_group_bf16, 1)
+DEFINE_PK_HALF_GEMM(, pk_gemm_f16, pk_gemm_f16_groups, pk_group_half_x2, QR_TYPE_F16)
+DEFINE_PK_HALF_GEMM(, pk_gemm_bf16, pk_gemm_bf16_groups, pk_group_half_x2, QR_TYPE_BF16)
 #define IL_PREFIX(il, nr_var)
 #endif
 
