@@ -335,6 +335,18 @@ static inline float legacy_run_sum(__m128 c) {
     return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
 
+/* at the start of each run of LEGACY_PANEL blocks after the first: the finished run's chains
+ * summed into the totals, the chains back to 0 */
+#define LEGACY_RUN_END()                                                                           \
+    do {                                                                                           \
+        if (i > 0 && i % LEGACY_PANEL == 0)                                                        \
+            UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {              \
+                const float run = legacy_run_sum(pan[r][t]);                                       \
+                tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                             \
+                pan[r][t] = _mm_setzero_ps();                                                      \
+            }                                                                                      \
+    } while (0)
+
 /* Signed 32-element weight blocks (q4_0, q5_0, q8_0) against q8_0 activations, RM rows x NT
  * tokens. Per 8 blocks: each weight block is decoded once and dotted with the NT activation
  * blocks; the 8 blocks' integer sums are folded (hadd tree) into one vector whose lane b is
@@ -348,12 +360,7 @@ static inline float legacy_run_sum(__m128 c) {
  * never -0), so each tail block still lands in its own chain alone. */
 #define LEGACY_STEP(block_t, decode, SHIFT, K)                                                     \
     do {                                                                                           \
-        if (i > 0 && i % LEGACY_PANEL == 0)                                                        \
-            UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {              \
-                const float run = legacy_run_sum(pan[r][t]);                                       \
-                tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                             \
-                pan[r][t] = _mm_setzero_ps();                                                      \
-            }                                                                                      \
+        LEGACY_RUN_END();                                                                          \
         __m256i half[2][4][4];                                                                     \
         UNROLL for (int hq = 0; hq < 2; hq++) {                                                    \
             __m256i pair[2][4][4];                                                                 \
@@ -423,12 +430,7 @@ static inline float legacy_run_sum(__m128 c) {
  * before, 20% of q8_0 576 x 1536 at one token from L2) */
 #define LEGACY_TAIL4(block_t, decode, SHIFT, K)                                                    \
     do {                                                                                           \
-        if (i > 0 && i % LEGACY_PANEL == 0)                                                        \
-            UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {              \
-                const float run = legacy_run_sum(pan[r][t]);                                       \
-                tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                             \
-                pan[r][t] = _mm_setzero_ps();                                                      \
-            }                                                                                      \
+        LEGACY_RUN_END();                                                                          \
         const __m128i lanes = _mm_cmpgt_epi32(_mm_set1_epi32(K), _mm_setr_epi32(0, 1, 2, 3));      \
         UNROLL for (int r = 0; r < RM; r++) {                                                      \
             const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                          \
@@ -476,11 +478,18 @@ static inline float legacy_run_sum(__m128 c) {
         int64_t i = 0;                                                                             \
         for (; i + 8 <= nb; i += 8)                                                                \
             LEGACY_STEP(block_t, decode, SHIFT, 8);                                                \
-        const int tail = (int)(nb - i);                                                            \
-        if (tail > 4)                                                                              \
-            LEGACY_STEP(block_t, decode, SHIFT, tail);                                             \
-        else if (tail > 0)                                                                         \
-            LEGACY_TAIL4(block_t, decode, SHIFT, tail);                                            \
+        /* the tail's block count as a constant: the unrolled steps then keep their sums in \
+         * registers (a run-time count left them in memory: 4 tokens 2x slower) */                \
+        switch (nb - i) {                                                                          \
+        case 7: LEGACY_STEP(block_t, decode, SHIFT, 7); break;                                     \
+        case 6: LEGACY_STEP(block_t, decode, SHIFT, 6); break;                                     \
+        case 5: LEGACY_STEP(block_t, decode, SHIFT, 5); break;                                     \
+        case 4: LEGACY_TAIL4(block_t, decode, SHIFT, 4); break;                                    \
+        case 3: LEGACY_TAIL4(block_t, decode, SHIFT, 3); break;                                    \
+        case 2: LEGACY_TAIL4(block_t, decode, SHIFT, 2); break;                                    \
+        case 1: LEGACY_TAIL4(block_t, decode, SHIFT, 1); break;                                    \
+        default: break;                                                                            \
+        }                                                                                          \
         UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] =    \
             nb > LEGACY_PANEL ? tot[r][t] + legacy_run_sum(pan[r][t]) : legacy_run_sum(pan[r][t]); \
     }
