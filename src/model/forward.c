@@ -16,6 +16,7 @@
  *   logits = softcap(Wout (rmsnorm(x) * output_norm) * logit_mult)
  * Matrix products go through kernels/matmul, split over the context's threads by rows; an
  * optional observer sees each product's input first (qr_imatrix_compute collects with it). */
+#include "kernels/attn_quant.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "runtime/context.h"
@@ -237,20 +238,27 @@ static int64_t kv_row(const qr_context *ctx, int32_t seq, int32_t h, int32_t pos
     return ((int64_t)seq * ctx->model->hp.n_head_kv + h) * ctx->n_ctx_seq + pos;
 }
 
-static void kv_store(qr_context *ctx, void *cache, int32_t seq, int32_t pos, const float *src) {
+/* a head's row as the cache type stores it: f32 copied, f16 rounded, the other types quantized
+ * as llama.cpp's set_rows does (its CPU from_float: attn_quant.h), after the rotation by rot
+ * values if the cache has one (context.h); src is rotated in place */
+static void kv_store(qr_context *ctx, void *cache, int type, size_t row_bytes, int32_t rot,
+                     int32_t seq, int32_t pos, float *src) {
     const int64_t hd = ctx->model->hp.head_dim;
     for (int32_t h = 0; h < ctx->model->hp.n_head_kv; h++) {
-        const int64_t at = kv_row(ctx, seq, h, pos) * hd;
-        if (ctx->params.kv_type == QR_KV_F32)
-            memcpy((float *)cache + at, src + h * hd, (size_t)hd * sizeof(float));
+        char *row = (char *)cache + kv_row(ctx, seq, h, pos) * (int64_t)row_bytes;
+        if (rot) qr_attn_fwht(src + h * hd, hd, rot);
+        if (type == QR_TYPE_F32)
+            memcpy(row, src + h * hd, (size_t)hd * sizeof(float));
+        else if (type == QR_TYPE_F16)
+            qr_kernels_best()->to_f16(src + h * hd, (uint16_t *)row, hd);
         else
-            qr_kernels_best()->to_f16(src + h * hd, (uint16_t *)cache + at, hd);
+            qr_attn_kernels_best()->from_float[type](src + h * hd, row, hd);
     }
 }
 
 /* With an F16 cache llama.cpp's products K.q and V.p convert q and p to f16 first. */
-static inline void kv_round(const qr_context *ctx, float *x, int64_t n) {
-    if (ctx->params.kv_type != QR_KV_F32) qr_kernels_best()->round_f16(x, n);
+static inline void kv_round(int type, float *x, int64_t n) {
+    if (type == QR_TYPE_F16) qr_kernels_best()->round_f16(x, n);
 }
 
 /* ---- attention ---- */
@@ -281,11 +289,11 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
     const int32_t window = ctx->model->layers[layer].swa ? hp->n_swa : 0;
     const int32_t first = window > 0 && pos >= window ? pos - window + 1 : 0;
     const int64_t rows = pos - first + 1, off = kv_row(ctx, seq, kv_h, first) * hd;
-    const bool f16 = ctx->params.kv_type != QR_KV_F32;
+    const bool k16 = ctx->k_type == QR_TYPE_F16, v16 = ctx->v_type == QR_TYPE_F16;
 
     memcpy(qr, ctx->q + q0, (size_t)(ng * hd) * sizeof *qr);
-    kv_round(ctx, qr, ng * hd);
-    if (f16)
+    kv_round(ctx->k_type, qr, ng * hd);
+    if (k16)
         kn->dot_f16_heads(hd, ng, qr, (const uint16_t *)kc + off, hd, rows, scores + first, S);
     else
         for (int h = 0; h < ng; h++)
@@ -296,14 +304,136 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
     for (int h = 0; h < ng; h++) {
         if (hp->attn_softcap > 0.0f) softcap(scores + h * S + first, rows, hp->attn_softcap);
         kn->softmax(scores + h * S + first, rows, hp->kq_scale, sinks ? sinks[h0 + h] : -INFINITY);
-        kv_round(ctx, scores + h * S + first, rows);
+        kv_round(ctx->v_type, scores + h * S + first, rows);
     }
     memset(out, 0, (size_t)(ng * hd) * sizeof *out);
-    if (f16)
+    if (v16)
         kn->axpy_f16_heads(hd, ng, scores + first, S, (const uint16_t *)vc + off, hd, rows, out);
     else
         for (int h = 0; h < ng; h++)
             kn->axpy_f32(hd, scores + h * S + first, (const float *)vc + off, hd, rows, out + h * hd);
+}
+
+/* ---- attention with llama.cpp's flash-attention arithmetic ---- */
+
+/* attend() for a cache with a type other than f16 or f32 on K or V, as llama.cpp's CPU flash
+ * attention (ggml_compute_forward_flash_attn_ext_f16_one_chunk), which llama.cpp needs for a
+ * quantized V: each query converted to the K type's dot partner (vec_dot_type: q8_0, q8_1,
+ * bf16; f16 and f32 for those K types); per cache row in order, s = (K row . q) * scale, or
+ * softcap * tanh(s) with scale / softcap where the model caps; an online softmax: on a new
+ * maximum M the accumulator and the sum are scaled by exp(M_old - M) (the row's weight is 1),
+ * else the row's weight is exp(s - M); V added with that weight into an f32 accumulator (a
+ * quantized or bf16 row through to_float), or an f16 one (each sum rounded) for an f16 V; the
+ * sink logit (if any) joins last; out = accumulator * (1 / sum). The scores come first, all
+ * rows at once (they do not depend on the running maximum). scratch: scores_per_thread. */
+static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
+                         int32_t pos, int32_t seq, float *scratch) {
+    const qr_hparams *hp = &ctx->model->hp;
+    const qr_kernels *kn = qr_kernels_best();
+    const qr_attn_kernels *ak = qr_attn_kernels_best();
+    const int64_t hd = hp->head_dim, S = ctx->n_ctx_seq;
+    const int h0 = kv_h * (hp->n_head / hp->n_head_kv) + h_first; /* the first query head */
+    const int64_t q0 = (int64_t)t * hp->n_head * hd + (int64_t)h0 * hd;
+    const float *q = ctx->q + q0;
+    float *out = ctx->att_out + q0, *scores = scratch;
+    char *qc = (char *)(scratch + ng * S);      /* the converted queries: ng * hd * 4 bytes */
+    float *v_row = scratch + ng * S + ng * hd;  /* a V row as floats */
+    uint16_t *acc16 = (uint16_t *)(v_row + hd); /* the f16 accumulators: ng * hd halves */
+    float *max = v_row + hd + ng * hd, *sum = max + ng;
+    const int32_t window = ctx->model->layers[layer].swa ? hp->n_swa : 0;
+    const int32_t first = window > 0 && pos >= window ? pos - window + 1 : 0;
+    const int64_t rows = pos - first + 1, row0 = kv_row(ctx, seq, kv_h, first);
+    const char *kc = (const char *)ctx->k_cache[layer] + row0 * (int64_t)ctx->k_row_bytes;
+    const char *vc = (const char *)ctx->v_cache[layer] + row0 * (int64_t)ctx->v_row_bytes;
+
+    if (ctx->k_rot) { /* the queries rotated as the keys were (in acc16, free until the V pass) */
+        float *qr = v_row + hd;
+        memcpy(qr, q, (size_t)(ng * hd) * sizeof *qr);
+        qr_attn_fwht(qr, ng * hd, ctx->k_rot);
+        q = qr;
+    }
+    if (ctx->k_type == QR_TYPE_F32) {
+        for (int h = 0; h < ng; h++)
+            kn->dot_f32(hd, q + h * hd, (const float *)kc, hd, rows, scores + h * S);
+    } else if (ctx->k_type == QR_TYPE_F16) {
+        float *qr = (float *)qc;
+        memcpy(qr, q, (size_t)(ng * hd) * sizeof *qr);
+        kn->round_f16(qr, ng * hd);
+        kn->dot_f16_heads(hd, ng, qr, (const uint16_t *)kc, hd, rows, scores, S);
+    } else {
+        const int partner = qr_type_traits_get(ctx->k_type)->vec_dot_type;
+        const qr_type_traits *pt = qr_type_traits_get(partner);
+        const size_t q_bytes = (size_t)(hd / pt->block_size) * pt->block_bytes;
+        for (int h = 0; h < ng; h++)
+            ak->from_float[partner](q + h * hd, qc + h * q_bytes, hd);
+        ak->dot[ctx->k_type](hd, ng, qc, q_bytes, kc, ctx->k_row_bytes, rows, scores, S);
+    }
+    const float cap = hp->attn_softcap;
+    const float scale = cap > 0.0f ? hp->kq_scale / cap : hp->kq_scale;
+    for (int h = 0; h < ng; h++) {
+        float *sh = scores + h * S;
+        for (int64_t r = 0; r < rows; r++)
+            sh[r] *= scale;
+        if (cap > 0.0f)
+            for (int64_t r = 0; r < rows; r++)
+                sh[r] = cap * tanhf(sh[r]);
+        max[h] = -INFINITY;
+        sum[h] = 0.0f;
+    }
+    const bool v16 = ctx->v_type == QR_TYPE_F16, v32 = ctx->v_type == QR_TYPE_F32;
+    if (v16)
+        memset(acc16, 0, (size_t)(ng * hd) * sizeof *acc16);
+    else
+        memset(out, 0, (size_t)(ng * hd) * sizeof *out);
+    for (int64_t r = 0; r < rows; r++) {
+        const char *vr = vc + r * (int64_t)ctx->v_row_bytes;
+        const float *vf = (const float *)vr;
+        if (!v16 && !v32) {
+            ak->to_float[ctx->v_type](vr, v_row, hd);
+            vf = v_row;
+        }
+        for (int h = 0; h < ng; h++) {
+            const float s = scores[h * S + r];
+            float ms = 1.0f, vs = 1.0f;
+            if (s > max[h]) { /* a new maximum: what was summed shrinks by exp(M_old - M) */
+                const float m_old = max[h];
+                max[h] = s;
+                ms = expf(m_old - s);
+                if (m_old != -INFINITY) { /* nothing summed yet: scaling zeros changes nothing */
+                    if (v16)
+                        ak->scale_f16(hd, acc16 + h * hd, ms);
+                    else
+                        ak->scale_f32(hd, out + h * hd, ms);
+                }
+            } else {
+                vs = expf(s - max[h]);
+            }
+            if (v16)
+                ak->mad_f16(hd, acc16 + h * hd, (const uint16_t *)vr, vs);
+            else
+                ak->mad_f32(hd, out + h * hd, vf, vs);
+            sum[h] = sum[h] * ms + vs;
+        }
+    }
+    const float *sinks = ctx->model->layers[layer].attn_sinks.data;
+    for (int h = 0; h < ng; h++) {
+        float *o = out + h * hd;
+        if (v16) qr_dequant_f16(acc16 + h * hd, o, hd);
+        if (sinks) { /* gpt-oss: one more logit with no value */
+            const float s = sinks[h0 + h];
+            float ms = 1.0f, vs = 1.0f;
+            if (s > max[h]) {
+                ms = expf(max[h] - s);
+                max[h] = s;
+                ak->scale_f32(hd, o, ms);
+            } else {
+                vs = expf(s - max[h]);
+            }
+            sum[h] = sum[h] * ms + vs;
+        }
+        ak->scale_f32(hd, o, sum[h] == 0.0f ? 0.0f : 1.0f / sum[h]);
+        if (ctx->v_rot) qr_attn_fwht(o, hd, ctx->v_rot); /* back from the rotated values */
+    }
 }
 
 static void attn_worker(void *arg, int64_t chunk, int ith) {
@@ -316,8 +446,9 @@ static void attn_worker(void *arg, int64_t chunk, int ith) {
     const int64_t j1 = (chunk + 1) * a->per_chunk < total ? (chunk + 1) * a->per_chunk : total;
     for (int64_t j = chunk * a->per_chunk; j < j1; j++) {
         const int32_t t = (int32_t)(j / units), u = (int32_t)(j % units);
-        attend(a->ctx, a->layer, t, u / a->split, u % a->split * ng, ng, a->pos[t], a->seq[t],
-               scratch);
+        (a->ctx->flash ? attend_flash : attend)(a->ctx, a->layer, t, u / a->split,
+                                                u % a->split * ng, ng, a->pos[t], a->seq[t],
+                                                scratch);
     }
 }
 
@@ -617,8 +748,10 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
                 qr_rope_apply(rp, cache, ctx->q + t * q_dim, hp->n_head, hp->head_dim);
                 qr_rope_apply(rp, cache, ctx->k + t * kv_dim, hp->n_head_kv, hp->head_dim);
             }
-            kv_store(ctx, ctx->k_cache[l], seq[t], pos[t], ctx->k + t * kv_dim);
-            kv_store(ctx, ctx->v_cache[l], seq[t], pos[t], ctx->v + t * kv_dim);
+            kv_store(ctx, ctx->k_cache[l], ctx->k_type, ctx->k_row_bytes, ctx->k_rot, seq[t],
+                     pos[t], ctx->k + t * kv_dim);
+            kv_store(ctx, ctx->v_cache[l], ctx->v_type, ctx->v_row_bytes, ctx->v_rot, seq[t],
+                     pos[t], ctx->v + t * kv_dim);
         }
         dump(ctx, "Qcur.rope", l, ctx->q, q_dim, n);
         dump(ctx, "Kcur.rope", l, ctx->k, kv_dim, n);

@@ -17,9 +17,17 @@ struct qr_context {
     int32_t n_batch;
     qr_rope rope[2]; /* RoPE of the full-attention and the windowed layers (model/rope.c) */
 
-    /* KV cache: per layer, [n_ctx][n_head_kv * head_dim] of f16 or f32 */
+    /* KV cache: per layer, n_ctx * n_head_kv rows of head_dim values (forward.c's kv_row) of
+     * the tensor types k_type and v_type, k_row_bytes and v_row_bytes each */
     void **k_cache, **v_cache;
-    size_t kv_elem_bytes;
+    int k_type, v_type;
+    size_t k_row_bytes, v_row_bytes;
+    bool flash; /* attention with llama.cpp's flash-attention arithmetic (a type not f16/f32) */
+    /* llama.cpp's attention rotation (llama_kv_cache: attn_rot_k, attn_rot_v): with a quantized
+     * K cache and a head size 64 divides, q and k are rotated by a Walsh-Hadamard matrix of
+     * k_rot values (the largest power of two dividing the head size) before k is cached;
+     * likewise v by one of v_rot = 64 values, and the attention's output back by it. 0: none */
+    int32_t k_rot, v_rot;
     int32_t *seq_len; /* per sequence: positions 0..seq_len-1 are filled */
 
     /* scratch for n_batch tokens, allocated once */

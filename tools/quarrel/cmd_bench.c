@@ -65,6 +65,7 @@ static void usage(FILE *f) {
            "generation without and with speculation from --spec-prompt TEXT (default \"The\n"
            "quick brown fox\"), with the acceptance and the tokens per target pass.\n");
     rope_options_usage(f);
+    kv_cache_options_usage(f);
     spec_options_usage(f);
 }
 
@@ -102,6 +103,7 @@ static int parse(int argc, char **argv, bench_opts *o) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int used = rope_option(a, v, &o->cp);
+        if (used == 0) used = kv_cache_option(a, v, &o->cp);
         if (used == 0) used = spec_option(a, v, &o->spec);
         if (used < 0) return 2;
         if (used > 0) {

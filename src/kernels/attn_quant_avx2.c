@@ -1,0 +1,170 @@
+/* attn_quant_avx2.c - AVX2 + FMA + F16C forms of the attention row kernels (attn_quant.h) for
+ * q8_0 and q4_0 caches (K dot products against q8_0 queries, V rows to floats) and the f32 and
+ * f16 accumulators. The dot products sum each block's integer products exactly and add the
+ * blocks as ggml's AVX2 ggml_vec_dot_q8_0_q8_0 / q4_0_q8_0 do (eight float lanes, one FMA per
+ * block, summed across lanes at the end); dequantisation is exact, as the scalar one. */
+#include "kernels/attn_quant.h"
+#include "tensor/blocks.h"
+#include "util/util.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include <math.h>
+
+static inline float fp16_to_fp32(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum_8(__m256 x) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* the 8 lane sums of x[i] * y[i] over 32 signed bytes, as floats */
+static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
+    const __m256i ax = _mm256_sign_epi8(x, x);
+    const __m256i sy = _mm256_sign_epi8(y, x);
+    const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+    return _mm256_cvtepi32_ps(dot);
+}
+
+/* q4_0's 32 values (nibble - 8) as bytes: low nibbles are elements 0..15, high ones 16..31 */
+static inline __m256i unpack_q4_0(const uint8_t *qs) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_sub_epi8(_mm256_and_si256(b, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+}
+
+static void dot_q8_0(int64_t n, int ng, const void *q, size_t q_stride, const void *k,
+                     size_t k_stride, int64_t rows, float *out, int64_t out_stride) {
+    const int64_t nb = n / QK8_0;
+    for (int64_t r = 0; r < rows; r++) {
+        const block_q8_0 *x = (const block_q8_0 *)((const char *)k + r * k_stride);
+        for (int h = 0; h < ng; h++) {
+            const block_q8_0 *y = (const block_q8_0 *)((const char *)q + h * q_stride);
+            __m256 acc = _mm256_setzero_ps();
+            for (int64_t i = 0; i < nb; i++) {
+                const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
+                const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+                acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
+            }
+            out[h * out_stride + r] = hsum_8(acc);
+        }
+    }
+}
+
+static void dot_q4_0(int64_t n, int ng, const void *q, size_t q_stride, const void *k,
+                     size_t k_stride, int64_t rows, float *out, int64_t out_stride) {
+    const int64_t nb = n / QK4_0;
+    __m256i qx[8]; /* a row's unpacked blocks, reused for every query (head sizes up to 256) */
+    for (int64_t r = 0; r < rows; r++) {
+        const block_q4_0 *x = (const block_q4_0 *)((const char *)k + r * k_stride);
+        for (int64_t i0 = 0; i0 < nb; i0 += 8) {
+            const int64_t i1 = nb - i0 < 8 ? nb : i0 + 8;
+            for (int64_t i = i0; i < i1; i++)
+                qx[i - i0] = unpack_q4_0(x[i].qs);
+            for (int h = 0; h < ng; h++) {
+                const block_q8_0 *y = (const block_q8_0 *)((const char *)q + h * q_stride);
+                __m256 acc = _mm256_setzero_ps();
+                for (int64_t i = i0; i < i1; i++) {
+                    const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
+                    const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+                    acc = _mm256_fmadd_ps(d, mul_sum_i8(qx[i - i0], qy), acc);
+                }
+                if (i0 == 0)
+                    out[h * out_stride + r] = hsum_8(acc);
+                else
+                    out[h * out_stride + r] += hsum_8(acc);
+            }
+        }
+    }
+}
+
+static void to_float_q8_0(const void *v, float *out, int64_t n) {
+    const block_q8_0 *x = v;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d));
+        for (int j = 0; j < QK8_0; j += 8) {
+            const __m128i b = _mm_loadl_epi64((const __m128i *)(x[i].qs + j));
+            _mm256_storeu_ps(out + i * QK8_0 + j,
+                             _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)), d));
+        }
+    }
+}
+
+static void to_float_q4_0(const void *v, float *out, int64_t n) {
+    const block_q4_0 *x = v;
+    for (int64_t i = 0; i < n / QK4_0; i++) {
+        const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d));
+        const __m256i b = unpack_q4_0(x[i].qs);
+        const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
+        const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+        for (int j = 0; j < 4; j++)
+            _mm256_storeu_ps(out + i * QK4_0 + 8 * j,
+                             _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[j])), d));
+    }
+}
+
+static void mad_f32(int64_t n, float *y, const float *x, float v) {
+    const __m256 vv = _mm256_set1_ps(v);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(_mm256_loadu_ps(x + i), vv, _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] = fmaf(x[i], v, y[i]);
+}
+
+static void scale_f32(int64_t n, float *y, float v) {
+    const __m256 vv = _mm256_set1_ps(v);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), vv));
+    for (; i < n; i++)
+        y[i] *= v;
+}
+
+static void mad_f16(int64_t n, uint16_t *y, const uint16_t *x, float v) {
+    const __m256 vv = _mm256_set1_ps(v);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+        const __m256 yf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i)));
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_fmadd_ps(xf, vv, yf), _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; i++)
+        y[i] = qr_fp32_to_fp16(fmaf(qr_fp16_to_fp32(x[i]), v, qr_fp16_to_fp32(y[i])));
+}
+
+static void scale_f16(int64_t n, uint16_t *y, float v) {
+    const __m256 vv = _mm256_set1_ps(v);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 yf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i)));
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_mul_ps(yf, vv), _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; i++)
+        y[i] = qr_fp32_to_fp16(qr_fp16_to_fp32(y[i]) * v);
+}
+
+void qr_attn_kernels_fill_avx2(qr_attn_kernels *k) {
+    k->name = "avx2";
+    k->dot[QR_TYPE_Q8_0] = dot_q8_0;
+    k->dot[QR_TYPE_Q4_0] = dot_q4_0;
+    k->to_float[QR_TYPE_Q8_0] = to_float_q8_0;
+    k->to_float[QR_TYPE_Q4_0] = to_float_q4_0;
+    k->mad_f32 = mad_f32;
+    k->scale_f32 = scale_f32;
+    k->mad_f16 = mad_f16;
+    k->scale_f16 = scale_f16;
+}
+#else
+void qr_attn_kernels_fill_avx2(qr_attn_kernels *k) {
+    (void)k;
+}
+#endif
