@@ -79,6 +79,42 @@ static void copy_f32(const void *v, float *out, int64_t n) {
     memcpy(out, v, (size_t)n * sizeof(float));
 }
 
+/* v_mad_rows through the type's to_float, 256 values of a row at a time (whole blocks) */
+static void v_mad_rows_generic(int type, int64_t n, int ng, const void *v, size_t v_stride,
+                               int64_t rows, const float *w, const float *ms, int64_t w_stride,
+                               float *acc, int64_t acc_stride) {
+    const qr_type_traits *tt = qr_type_traits_get(type);
+    float x[256];
+    for (int64_t r = 0; r < rows; r++) {
+        const char *row = (const char *)v + r * (int64_t)v_stride;
+        for (int h = 0; h < ng && ms; h++) {
+            const float m = ms[h * w_stride + r];
+            if (m != 1.0f) scale_f32(n, acc + h * acc_stride, m);
+        }
+        for (int64_t i0 = 0; i0 < n; i0 += 256) {
+            const int64_t len = n - i0 < 256 ? n - i0 : 256;
+            tt->to_float(row + i0 / tt->block_size * (int64_t)tt->block_bytes, x, len);
+            for (int h = 0; h < ng; h++)
+                mad_f32(len, acc + h * acc_stride + i0, x, w[h * w_stride + r]);
+        }
+    }
+}
+#define SCALAR_V_MAD(type_name, type)                                                              \
+    static void v_mad_rows_##type_name(int64_t n, int ng, const void *v, size_t v_stride,          \
+                                       int64_t rows, const float *w, const float *ms,              \
+                                       int64_t w_stride, float *acc, int64_t acc_stride) {         \
+        v_mad_rows_generic(type, n, ng, v, v_stride, rows, w, ms, w_stride, acc, acc_stride);      \
+    }
+SCALAR_V_MAD(f32, QR_TYPE_F32)
+SCALAR_V_MAD(f16, QR_TYPE_F16)
+SCALAR_V_MAD(bf16, QR_TYPE_BF16)
+SCALAR_V_MAD(q8_0, QR_TYPE_Q8_0)
+SCALAR_V_MAD(q4_0, QR_TYPE_Q4_0)
+SCALAR_V_MAD(q4_1, QR_TYPE_Q4_1)
+SCALAR_V_MAD(q5_0, QR_TYPE_Q5_0)
+SCALAR_V_MAD(q5_1, QR_TYPE_Q5_1)
+SCALAR_V_MAD(iq4_nl, QR_TYPE_IQ4_NL)
+
 void qr_attn_kernels_fill_scalar(qr_attn_kernels *k) {
     memset(k, 0, sizeof *k);
     k->name = "scalar";
@@ -100,6 +136,16 @@ void qr_attn_kernels_fill_scalar(qr_attn_kernels *k) {
         k->from_float[types[i]] = qr_type_traits_get(types[i])->from_float;
     k->from_float[QR_TYPE_Q8_0] = from_float_q8_0;
     k->from_float[QR_TYPE_Q8_1] = from_float_q8_1;
+    k->v_mad_rows[QR_TYPE_F32] = v_mad_rows_f32;
+    k->v_mad_rows[QR_TYPE_F16] = v_mad_rows_f16;
+    k->v_mad_rows[QR_TYPE_BF16] = v_mad_rows_bf16;
+    k->v_mad_rows[QR_TYPE_Q8_0] = v_mad_rows_q8_0;
+    k->v_mad_rows[QR_TYPE_Q4_0] = v_mad_rows_q4_0;
+    k->v_mad_rows[QR_TYPE_Q4_1] = v_mad_rows_q4_1;
+    k->v_mad_rows[QR_TYPE_Q5_0] = v_mad_rows_q5_0;
+    k->v_mad_rows[QR_TYPE_Q5_1] = v_mad_rows_q5_1;
+    k->v_mad_rows[QR_TYPE_IQ4_NL] = v_mad_rows_iq4_nl;
+    k->fwht = qr_attn_fwht;
     k->mad_f32 = mad_f32;
     k->scale_f32 = scale_f32;
     k->mad_f16 = mad_f16;

@@ -29,12 +29,22 @@ typedef struct qr_attn_kernels {
      * do (type_traits_cpu from_float): q8_0 and q8_1 by ggml's x86 quantize_row_q8_0/q8_1
      * (id = 127 / amax, rounding half to even), the other types by their reference quantizer */
     qr_attn_from_float_fn from_float[QR_TYPE_COUNT];
+    /* rows V rows (row r at v + r * v_stride) added into ng heads' f32 accumulators, in row
+     * order, as the online softmax does row by row: for row r and head h, first acc_h *= m if
+     * m = ms[h * w_stride + r] is not 1 (a new maximum; ms NULL: none in these rows), then acc_h[i]
+     * = fma(x[i], w[h * w_stride + r], acc_h[i]) with x = to_float(row r); acc_h at acc + h *
+     * acc_stride. Exact: the same operations on every element whatever the set (the SIMD forms keep
+     * a group of columns in registers across the rows) */
+    void (*v_mad_rows[QR_TYPE_COUNT])(int64_t n, int ng, const void *v, size_t v_stride,
+                                      int64_t rows, const float *w, const float *ms,
+                                      int64_t w_stride, float *acc, int64_t acc_stride);
     /* y[i] += x[i] * v (one rounding: ggml's AVX2 vectors use FMA); y[i] *= v */
     void (*mad_f32)(int64_t n, float *y, const float *x, float v);
     void (*scale_f32)(int64_t n, float *y, float v);
     /* the same on an f16 accumulator: y[i] = f16(fma(x[i], v, y[i])), y[i] = f16(y[i] * v) */
     void (*mad_f16)(int64_t n, uint16_t *y, const uint16_t *x, float v);
     void (*scale_f16)(int64_t n, uint16_t *y, float v);
+    void (*fwht)(float *x, int64_t n, int64_t len); /* qr_attn_fwht */
 } qr_attn_kernels;
 
 /* x = H x for each of the n / len chunks of len values (len a power of two): the orthonormal
@@ -42,6 +52,9 @@ typedef struct qr_attn_kernels {
  * matrix (ggml_compute_forward_fwht): x scaled by 1 / sqrt(len) first, then the butterflies
  * (u + v, u - v) at distances 1, 2, 4, ... Exact in the same float operations, so any set. */
 void qr_attn_fwht(float *x, int64_t n, int64_t len);
+/* the same with the butterflies at distances 8 and more as AVX2 vectors (ggml's SIMD passes);
+ * equal to qr_attn_fwht bit for bit; qr_attn_kernels_best()->fwht picks */
+void qr_attn_fwht_avx2(float *x, int64_t n, int64_t len);
 
 /* The set matching qr_kernels_best() (its AVX2 kernels for the avx512 set too). */
 const qr_attn_kernels *qr_attn_kernels_best(void);

@@ -152,8 +152,144 @@ static void scale_f16(int64_t n, uint16_t *y, float v) {
         y[i] = qr_fp32_to_fp16(qr_fp16_to_fp32(y[i]) * v);
 }
 
+/* v_mad_rows for q8_0, q4_0 and f32 rows: for each group of 8 columns, up to 4 heads'
+ * accumulators stay in registers across all the rows; each row's 8 values are converted once
+ * (q * d, as to_float) and added with one FMA per head */
+typedef __m256 (*load8_fn)(const char *row, int64_t c);
+
+/* hn (1 to 4, a constant after inlining: the accumulators stay in registers) heads from h0,
+ * columns c .. c + 7, all the rows; ms NULL (a constant after inlining too): no rescales */
+#define V_STEP(k, a)                                                                               \
+    do {                                                                                           \
+        if (ms) {                                                                                  \
+            const float m = ms[(h0 + k) * w_stride + r];                                           \
+            if (m != 1.0f) a = _mm256_mul_ps(a, _mm256_set1_ps(m));                                \
+        }                                                                                          \
+        a = _mm256_fmadd_ps(x, _mm256_set1_ps(w[(h0 + k) * w_stride + r]), a);                     \
+    } while (0)
+static inline __attribute__((always_inline)) void
+v_mad_group(const int hn, load8_fn load8, int h0, int64_t c, const void *v, size_t v_stride,
+            int64_t rows, const float *w, const float *ms, int64_t w_stride, float *acc,
+            int64_t acc_stride) {
+    float *p0 = acc + h0 * acc_stride + c;
+    __m256 a0 = _mm256_loadu_ps(p0), a1 = a0, a2 = a0, a3 = a0;
+    if (hn > 1) a1 = _mm256_loadu_ps(p0 + acc_stride);
+    if (hn > 2) a2 = _mm256_loadu_ps(p0 + 2 * acc_stride);
+    if (hn > 3) a3 = _mm256_loadu_ps(p0 + 3 * acc_stride);
+    for (int64_t r = 0; r < rows; r++) {
+        const __m256 x = load8((const char *)v + r * (int64_t)v_stride, c);
+        V_STEP(0, a0);
+        if (hn > 1) V_STEP(1, a1);
+        if (hn > 2) V_STEP(2, a2);
+        if (hn > 3) V_STEP(3, a3);
+    }
+    _mm256_storeu_ps(p0, a0);
+    if (hn > 1) _mm256_storeu_ps(p0 + acc_stride, a1);
+    if (hn > 2) _mm256_storeu_ps(p0 + 2 * acc_stride, a2);
+    if (hn > 3) _mm256_storeu_ps(p0 + 3 * acc_stride, a3);
+}
+
+#define V_MAD_GROUP(hn, load8)                                                                     \
+    do {                                                                                           \
+        if (ms)                                                                                    \
+            v_mad_group(hn, load8, h0, c, v, v_stride, rows, w, ms, w_stride, acc, acc_stride);    \
+        else                                                                                       \
+            v_mad_group(hn, load8, h0, c, v, v_stride, rows, w, NULL, w_stride, acc, acc_stride);  \
+    } while (0)
+#define V_MAD_ROWS(name, load8)                                                                    \
+    static void name(int64_t n, int ng, const void *v, size_t v_stride, int64_t rows,              \
+                     const float *w, const float *ms, int64_t w_stride, float *acc,                \
+                     int64_t acc_stride) {                                                         \
+        for (int64_t c = 0; c < n; c += 8)                                                         \
+            for (int h0 = 0; h0 < ng; h0 += 4) {                                                   \
+                switch (ng - h0 < 4 ? ng - h0 : 4) {                                               \
+                case 1:                                                                            \
+                    V_MAD_GROUP(1, load8);                                                         \
+                    break;                                                                         \
+                case 2:                                                                            \
+                    V_MAD_GROUP(2, load8);                                                         \
+                    break;                                                                         \
+                case 3:                                                                            \
+                    V_MAD_GROUP(3, load8);                                                         \
+                    break;                                                                         \
+                default:                                                                           \
+                    V_MAD_GROUP(4, load8);                                                         \
+                }                                                                                  \
+            }                                                                                      \
+    }
+
+/* values c .. c + 7 of a row, as floats */
+static inline __m256 load8_q8_0(const char *row, int64_t c) {
+    const block_q8_0 *b = (const block_q8_0 *)row + c / QK8_0;
+    const __m128i q = _mm_loadl_epi64((const __m128i *)(b->qs + c % QK8_0));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)),
+                         _mm256_set1_ps(fp16_to_fp32(b->d)));
+}
+static inline __m256 load8_q4_0(const char *row, int64_t c) {
+    const block_q4_0 *b = (const block_q4_0 *)row + c / QK4_0;
+    const int64_t j = c % QK4_0; /* 0, 8: low nibbles of qs[j..j+8); 16, 24: high of qs[j-16..] */
+    const __m128i q = _mm_loadl_epi64((const __m128i *)(b->qs + (j & 15)));
+    const __m128i nib = _mm_and_si128(j < 16 ? q : _mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F));
+    const __m128i x = _mm_sub_epi8(nib, _mm_set1_epi8(8));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x)),
+                         _mm256_set1_ps(fp16_to_fp32(b->d)));
+}
+static inline __m256 load8_f32(const char *row, int64_t c) {
+    return _mm256_loadu_ps((const float *)row + c);
+}
+V_MAD_ROWS(v_mad_rows_q8_0, load8_q8_0)
+V_MAD_ROWS(v_mad_rows_q4_0, load8_q4_0)
+V_MAD_ROWS(v_mad_rows_f32_8, load8_f32)
+
+/* f32 rows of any length: whole groups of 8 in SIMD, the rest in scalar (the same operations) */
+static void v_mad_rows_f32(int64_t n, int ng, const void *v, size_t v_stride, int64_t rows,
+                           const float *w, const float *ms, int64_t w_stride, float *acc,
+                           int64_t acc_stride) {
+    const int64_t n8 = n & ~(int64_t)7;
+    if (n8) v_mad_rows_f32_8(n8, ng, v, v_stride, rows, w, ms, w_stride, acc, acc_stride);
+    for (int64_t r = 0; r < rows && n8 < n; r++) {
+        const float *x = (const float *)((const char *)v + r * (int64_t)v_stride);
+        for (int h = 0; h < ng; h++) {
+            float *a = acc + h * acc_stride;
+            const float m = ms ? ms[h * w_stride + r] : 1.0f, wr = w[h * w_stride + r];
+            for (int64_t i = n8; i < n; i++) {
+                if (m != 1.0f) a[i] *= m;
+                a[i] = fmaf(x[i], wr, a[i]);
+            }
+        }
+    }
+}
+
+void qr_attn_fwht_avx2(float *x, int64_t n, int64_t len) {
+    const float scale = 1.0f / sqrtf((float)len);
+    for (int64_t c = 0; c < n; c += len) {
+        float *y = x + c;
+        for (int64_t j = 0; j < len; j++)
+            y[j] *= scale;
+        int64_t d = 1;
+        for (; d < 8 && d < len; d <<= 1)
+            for (int64_t i = 0; i < len; i += 2 * d)
+                for (int64_t j = i; j < i + d; j++) {
+                    const float u = y[j], v = y[j + d];
+                    y[j] = u + v;
+                    y[j + d] = u - v;
+                }
+        for (; d < len; d <<= 1)
+            for (int64_t i = 0; i < len; i += 2 * d)
+                for (int64_t j = i; j < i + d; j += 8) {
+                    const __m256 u = _mm256_loadu_ps(y + j), v = _mm256_loadu_ps(y + j + d);
+                    _mm256_storeu_ps(y + j, _mm256_add_ps(u, v));
+                    _mm256_storeu_ps(y + j + d, _mm256_sub_ps(u, v));
+                }
+    }
+}
+
 void qr_attn_kernels_fill_avx2(qr_attn_kernels *k) {
     k->name = "avx2";
+    k->v_mad_rows[QR_TYPE_Q8_0] = v_mad_rows_q8_0;
+    k->v_mad_rows[QR_TYPE_Q4_0] = v_mad_rows_q4_0;
+    k->v_mad_rows[QR_TYPE_F32] = v_mad_rows_f32;
+    k->fwht = qr_attn_fwht_avx2;
     k->dot[QR_TYPE_Q8_0] = dot_q8_0;
     k->dot[QR_TYPE_Q4_0] = dot_q4_0;
     k->to_float[QR_TYPE_Q8_0] = to_float_q8_0;
@@ -166,5 +302,8 @@ void qr_attn_kernels_fill_avx2(qr_attn_kernels *k) {
 #else
 void qr_attn_kernels_fill_avx2(qr_attn_kernels *k) {
     (void)k;
+}
+void qr_attn_fwht_avx2(float *x, int64_t n, int64_t len) {
+    qr_attn_fwht(x, n, len);
 }
 #endif

@@ -246,7 +246,7 @@ static void kv_store(qr_context *ctx, void *cache, int type, size_t row_bytes, i
     const int64_t hd = ctx->model->hp.head_dim;
     for (int32_t h = 0; h < ctx->model->hp.n_head_kv; h++) {
         char *row = (char *)cache + kv_row(ctx, seq, h, pos) * (int64_t)row_bytes;
-        if (rot) qr_attn_fwht(src + h * hd, hd, rot);
+        if (rot) qr_attn_kernels_best()->fwht(src + h * hd, hd, rot);
         if (type == QR_TYPE_F32)
             memcpy(row, src + h * hd, (size_t)hd * sizeof(float));
         else if (type == QR_TYPE_F16)
@@ -316,6 +316,9 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
 
 /* ---- attention with llama.cpp's flash-attention arithmetic ---- */
 
+/* rows per tile of attend_flash (forward.c and context.c size its scratch) */
+#define FLASH_TILE QR_FLASH_TILE
+
 /* attend() for a cache with a type other than f16 or f32 on K or V, as llama.cpp's CPU flash
  * attention (ggml_compute_forward_flash_attn_ext_f16_one_chunk), which llama.cpp needs for a
  * quantized V: each query converted to the K type's dot partner (vec_dot_type: q8_0, q8_1,
@@ -337,9 +340,11 @@ static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, in
     const float *q = ctx->q + q0;
     float *out = ctx->att_out + q0, *scores = scratch;
     char *qc = (char *)(scratch + ng * S);      /* the converted queries: ng * hd * 4 bytes */
-    float *v_row = scratch + ng * S + ng * hd;  /* a V row as floats */
-    uint16_t *acc16 = (uint16_t *)(v_row + hd); /* the f16 accumulators: ng * hd halves */
-    float *max = v_row + hd + ng * hd, *sum = max + ng;
+    /* the f16 accumulators (ng * hd halves in ng * hd floats), each head's running maximum, sum
+     * and weight of the current row */
+    uint16_t *acc16 = (uint16_t *)(scratch + ng * S + ng * hd);
+    float *max = scratch + ng * S + 2 * ng * hd, *sum = max + ng;
+    float *w = sum + ng, *w_max = w + ng * FLASH_TILE; /* a tile's row weights and rescales */
     const int32_t window = ctx->model->layers[layer].swa ? hp->n_swa : 0;
     const int32_t first = window > 0 && pos >= window ? pos - window + 1 : 0;
     const int64_t rows = pos - first + 1, row0 = kv_row(ctx, seq, kv_h, first);
@@ -347,9 +352,9 @@ static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, in
     const char *vc = (const char *)ctx->v_cache[layer] + row0 * (int64_t)ctx->v_row_bytes;
 
     if (ctx->k_rot) { /* the queries rotated as the keys were (in acc16, free until the V pass) */
-        float *qr = v_row + hd;
+        float *qr = (float *)acc16;
         memcpy(qr, q, (size_t)(ng * hd) * sizeof *qr);
-        qr_attn_fwht(qr, ng * hd, ctx->k_rot);
+        ak->fwht(qr, ng * hd, ctx->k_rot);
         q = qr;
     }
     if (ctx->k_type == QR_TYPE_F32) {
@@ -380,39 +385,51 @@ static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, in
         max[h] = -INFINITY;
         sum[h] = 0.0f;
     }
-    const bool v16 = ctx->v_type == QR_TYPE_F16, v32 = ctx->v_type == QR_TYPE_F32;
+    const bool v16 = ctx->v_type == QR_TYPE_F16;
     if (v16)
         memset(acc16, 0, (size_t)(ng * hd) * sizeof *acc16);
     else
         memset(out, 0, (size_t)(ng * hd) * sizeof *out);
-    for (int64_t r = 0; r < rows; r++) {
-        const char *vr = vc + r * (int64_t)ctx->v_row_bytes;
-        const float *vf = (const float *)vr;
-        if (!v16 && !v32) {
-            ak->to_float[ctx->v_type](vr, v_row, hd);
-            vf = v_row;
-        }
-        for (int h = 0; h < ng; h++) {
-            const float s = scores[h * S + r];
-            float ms = 1.0f, vs = 1.0f;
-            if (s > max[h]) { /* a new maximum: what was summed shrinks by exp(M_old - M) */
-                const float m_old = max[h];
-                max[h] = s;
-                ms = expf(m_old - s);
-                if (m_old != -INFINITY) { /* nothing summed yet: scaling zeros changes nothing */
-                    if (v16)
-                        ak->scale_f16(hd, acc16 + h * hd, ms);
-                    else
-                        ak->scale_f32(hd, out + h * hd, ms);
+    if (v16) { /* row by row into the f16 accumulators */
+        for (int64_t r = 0; r < rows; r++) {
+            const uint16_t *vr = (const uint16_t *)(vc + r * (int64_t)ctx->v_row_bytes);
+            for (int h = 0; h < ng; h++) {
+                const float s = scores[h * S + r];
+                float ms = 1.0f, vs = 1.0f;
+                if (s > max[h]) { /* a new maximum: what was summed shrinks by exp(M_old - M) */
+                    const float m_old = max[h];
+                    max[h] = s;
+                    ms = expf(m_old - s);
+                    ak->scale_f16(hd, acc16 + h * hd, ms);
+                } else {
+                    vs = expf(s - max[h]);
                 }
-            } else {
-                vs = expf(s - max[h]);
+                ak->mad_f16(hd, acc16 + h * hd, vr, vs);
+                sum[h] = sum[h] * ms + vs;
             }
-            if (v16)
-                ak->mad_f16(hd, acc16 + h * hd, (const uint16_t *)vr, vs);
-            else
-                ak->mad_f32(hd, out + h * hd, vf, vs);
-            sum[h] = sum[h] * ms + vs;
+        }
+    } else { /* tiles of rows: each row's weights first, then the rows added in order */
+        for (int64_t r0 = 0; r0 < rows; r0 += FLASH_TILE) {
+            const int64_t r1 = rows - r0 < FLASH_TILE ? rows : r0 + FLASH_TILE;
+            bool rescaled = false;
+            for (int h = 0; h < ng; h++)
+                for (int64_t r = r0; r < r1; r++) {
+                    const float s = scores[h * S + r];
+                    float ms = 1.0f, vs = 1.0f;
+                    if (s > max[h]) { /* a new maximum: the sum so far shrinks by exp(M_old - M) */
+                        ms = expf(max[h] - s);
+                        max[h] = s;
+                        rescaled = true;
+                    } else {
+                        vs = expf(s - max[h]);
+                    }
+                    w[h * FLASH_TILE + r - r0] = vs;
+                    w_max[h * FLASH_TILE + r - r0] = ms;
+                    sum[h] = sum[h] * ms + vs;
+                }
+            ak->v_mad_rows[ctx->v_type](hd, ng, vc + r0 * (int64_t)ctx->v_row_bytes,
+                                        ctx->v_row_bytes, r1 - r0, w, rescaled ? w_max : NULL,
+                                        FLASH_TILE, out, hd);
         }
     }
     const float *sinks = ctx->model->layers[layer].attn_sinks.data;
@@ -432,7 +449,7 @@ static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, in
             sum[h] = sum[h] * ms + vs;
         }
         ak->scale_f32(hd, o, sum[h] == 0.0f ? 0.0f : 1.0f / sum[h]);
-        if (ctx->v_rot) qr_attn_fwht(o, hd, ctx->v_rot); /* back from the rotated values */
+        if (ctx->v_rot) ak->fwht(o, hd, ctx->v_rot); /* back from the rotated values */
     }
 }
 

@@ -158,9 +158,11 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     const int64_t group = hp->n_head / hp->n_head_kv;
     ctx->scores_per_thread = group * ((int64_t)hp->head_dim + ctx->n_ctx_seq);
     /* the flash-attention arithmetic also keeps per thread the queries converted to the K
-     * type's dot partner (at most 4 bytes a value), a V row as floats and f16 accumulators */
+     * type's dot partner (at most 4 bytes a value), f16 accumulators (or the rotated queries)
+     * and per head its running maximum and sum and a tile's row weights and rescales
+     * (forward.c, attend_flash) */
     if (ctx->flash)
-        ctx->scores_per_thread += group * ((int64_t)hp->head_dim * 2 + 2) + hp->head_dim;
+        ctx->scores_per_thread += group * ((int64_t)hp->head_dim * 2 + 2 + 2 * QR_FLASH_TILE);
     ctx->scores = qr_malloc((size_t)p.n_threads * (size_t)ctx->scores_per_thread * sizeof(float));
     /* the largest converted activation: any weight's input (n_embd, q_dim or n_ff columns) */
     size_t act = 0;

@@ -6,6 +6,9 @@
 #include "model/model.h"
 #include "runtime/threadpool.h"
 
+/* rows per tile of the flash-attention arithmetic (forward.c, attend_flash) */
+#define QR_FLASH_TILE 64
+
 struct qr_context {
     qr_model *model;
     qr_context_params params;

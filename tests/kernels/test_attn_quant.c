@@ -3,7 +3,8 @@
  * reference dot products and dequantisations. Rows of random values quantized by the types'
  * reference quantizers, queries converted to each K type's dot partner as the forward pass
  * does; head sizes 32 to 256 (1 to 8 blocks, the q4_0 kernel's 8-block fold and more), 1 to 3
- * queries sharing the rows. */
+ * queries sharing the rows; V rows added into several heads' accumulators; the Walsh-Hadamard
+ * rotation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -79,6 +80,26 @@ static void check_set(const qr_attn_kernels *set, const qr_attn_kernels *ref) {
             if (memcmp(vf, vref, (size_t)n * sizeof(float)))
                 fail_msg("%s to_float %s n=%lld differs from the reference", set->name, tt->name,
                          (long long)n);
+            /* v_mad_rows: exact, the same operations on the same converted values; one row
+             * with a new maximum (a rescale) for each head */
+            for (int ng = 1; ng <= NG; ng++) {
+                float acc[NG][MAXN], acc_ref[NG][MAXN], w[NG][ROWS], ms[NG][ROWS];
+                for (int h = 0; h < NG; h++) {
+                    for (int64_t i = 0; i < n; i++)
+                        acc[h][i] = acc_ref[h][i] = frand();
+                    for (int r = 0; r < ROWS; r++) {
+                        w[h][r] = frand();
+                        ms[h][r] = r == 2 + h ? 0.375f : 1.0f;
+                    }
+                }
+                set->v_mad_rows[type](n, ng, k, k_bytes, ROWS, &w[0][0], &ms[0][0], ROWS,
+                                      &acc[0][0], MAXN);
+                ref->v_mad_rows[type](n, ng, k, k_bytes, ROWS, &w[0][0], &ms[0][0], ROWS,
+                                      &acc_ref[0][0], MAXN);
+                if (memcmp(acc, acc_ref, sizeof acc))
+                    fail_msg("%s v_mad_rows %s n=%lld ng=%d differs from the reference", set->name,
+                             tt->name, (long long)n, ng);
+            }
             free(k);
             free(q);
         }
@@ -104,6 +125,34 @@ static void check_set(const qr_attn_kernels *set, const qr_attn_kernels *ref) {
         if (memcmp(y, y_ref, (size_t)n * sizeof *y) || memcmp(h, h_ref, (size_t)n * sizeof *h))
             fail_msg("%s accumulators n=%lld differ from the reference", set->name, (long long)n);
     }
+    /* the Walsh-Hadamard rotation: bit for bit, for every power-of-two length up to 256 */
+    for (int64_t len = 1; len <= 256; len *= 2) {
+        float x[512], x_ref[512];
+        for (int i = 0; i < 512; i++)
+            x[i] = x_ref[i] = frand();
+        set->fwht(x, 512, len);
+        qr_attn_fwht(x_ref, 512, len);
+        if (memcmp(x, x_ref, sizeof x))
+            fail_msg("%s fwht len %lld differs from the reference", set->name, (long long)len);
+    }
+}
+
+/* The rotation itself: H * H = I (llama.cpp's matrix is symmetric and orthonormal), and a unit
+ * vector goes to the matrix's column: all entries +-1/sqrt(len), the first row all positive. */
+static void test_fwht(void **state) {
+    (void)state;
+    float e[64] = {0}, x[64], y[64];
+    e[5] = 1.0f;
+    qr_attn_fwht(e, 64, 64);
+    for (int i = 0; i < 64; i++)
+        assert_float_equal(fabsf(e[i]), 0.125f, 0.0f);
+    assert_float_equal(e[0], 0.125f, 0.0f);
+    for (int i = 0; i < 64; i++)
+        x[i] = y[i] = frand();
+    qr_attn_fwht(y, 64, 64);
+    qr_attn_fwht(y, 64, 64);
+    for (int i = 0; i < 64; i++)
+        assert_float_equal(y[i], x[i], 1e-6);
 }
 
 static void test_sets(void **state) {
@@ -120,6 +169,6 @@ static void test_sets(void **state) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sets)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_fwht), cmocka_unit_test(test_sets)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
