@@ -273,7 +273,10 @@ typedef struct attn_task {
 } attn_task;
 
 /* One token and ng of the query heads that share KV head kv_h, from its h_first-th (grouped-
- * query attention): softmax(q.K / sqrt(hd) + causal mask) . V over the cells of its sequence,
+ * query attention), as llama.cpp without flash attention (its graph's mul_mat(k, q), soft_max,
+ * mul_mat(v, kq); V f16 or f32, K any type: a quantized one after the query's rotation and
+ * conversion to its dot partner, as in attend_flash):
+ * softmax(q.K / sqrt(hd) + causal mask) . V over the cells of its sequence,
  * each cache row read once for all of them; a layer with attention sinks has one more logit
  * per head in that softmax (ggml_soft_max_add_sinks). scratch: scores_per_thread floats. */
 static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
@@ -293,11 +296,24 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
 
     memcpy(qr, ctx->q + q0, (size_t)(ng * hd) * sizeof *qr);
     kv_round(ctx->k_type, qr, ng * hd);
-    if (k16)
+    if (k16) {
         kn->dot_f16_heads(hd, ng, qr, (const uint16_t *)kc + off, hd, rows, scores + first, S);
-    else
+    } else if (ctx->k_type == QR_TYPE_F32) {
         for (int h = 0; h < ng; h++)
             kn->dot_f32(hd, qr + h * hd, (const float *)kc + off, hd, rows, scores + h * S + first);
+    } else { /* a quantized or bf16 K (flash attention off): llama.cpp's mul_mat(k, q) */
+        const qr_attn_kernels *ak = qr_attn_kernels_best();
+        if (ctx->k_rot) ak->fwht(qr, ng * hd, ctx->k_rot);
+        const int partner = qr_type_traits_get(ctx->k_type)->vec_dot_type;
+        const qr_type_traits *pt = qr_type_traits_get(partner);
+        const size_t q_bytes = (size_t)(hd / pt->block_size) * pt->block_bytes;
+        char *qc = (char *)(scores + ng * S);
+        for (int h = 0; h < ng; h++)
+            ak->from_float[partner](qr + h * hd, qc + h * q_bytes, hd);
+        ak->dot[ctx->k_type](hd, ng, qc, q_bytes,
+                             (const char *)kc + off / hd * (int64_t)ctx->k_row_bytes,
+                             ctx->k_row_bytes, rows, scores + first, S);
+    }
     /* gpt-oss's sinks: one more logit per query head, in the max and the sum, with no value */
     const float *sinks = ctx->model->layers[layer].attn_sinks.data;
     const int h0 = kv_h * (hp->n_head / hp->n_head_kv) + h_first; /* the first query head */

@@ -47,18 +47,18 @@ static qr_status check_kv_type(qr_kv_type type, const char *which, int64_t head_
 }
 
 qr_context_params qr_context_default_params(void) {
-    return (qr_context_params){
-        .n_ctx = 0,
-        .n_batch = 512,
-        .n_threads = 0,
-        .n_seq_max = 1,
-        .type_k = QR_KV_F16,
-        .type_v = QR_KV_F16,
-        .rope_scaling = QR_ROPE_SCALING_DEFAULT,
-        .yarn_ext_factor = -1.0f,
-        .yarn_attn_factor = -1.0f,
-        .yarn_beta_fast = -1.0f,
-        .yarn_beta_slow = -1.0f};
+    return (qr_context_params){.n_ctx = 0,
+                               .n_batch = 512,
+                               .n_threads = 0,
+                               .n_seq_max = 1,
+                               .type_k = QR_KV_F16,
+                               .type_v = QR_KV_F16,
+                               .flash_attn = QR_FLASH_ATTN_AUTO,
+                               .rope_scaling = QR_ROPE_SCALING_DEFAULT,
+                               .yarn_ext_factor = -1.0f,
+                               .yarn_attn_factor = -1.0f,
+                               .yarn_beta_fast = -1.0f,
+                               .yarn_beta_slow = -1.0f};
 }
 
 static size_t max_size(size_t a, size_t b) {
@@ -84,6 +84,21 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     qr_status kst = check_kv_type(p.type_k, "K", hp->head_dim);
     if (kst == QR_OK) kst = check_kv_type(p.type_v, "V", hp->head_dim);
     if (kst != QR_OK) return kst;
+    if (p.flash_attn < QR_FLASH_ATTN_AUTO || p.flash_attn > QR_FLASH_ATTN_ON)
+        return qr_error(QR_ERR_INVALID_ARG, "unknown flash attention setting %d",
+                        (int)p.flash_attn);
+    const bool plain_k = p.type_k == QR_KV_F16 || p.type_k == QR_KV_F32;
+    const bool plain_v = p.type_v == QR_KV_F16 || p.type_v == QR_KV_F32;
+    if (p.flash_attn == QR_FLASH_ATTN_OFF && p.type_v != QR_KV_BF16 && !plain_v)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "V cache type %s needs flash attention (llama.cpp: \"quantized V cache "
+                        "was requested, but this requires Flash Attention\"): use -fa on or auto, "
+                        "or an f16 or f32 V cache",
+                        qr_kv_type_name(p.type_v));
+    if (p.flash_attn == QR_FLASH_ATTN_OFF && p.type_v == QR_KV_BF16)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "a bf16 V cache needs flash attention in Quarrel (its attention without "
+                        "it takes f16 or f32 V rows): use -fa on or auto");
     if (p.n_ctx < p.n_seq_max)
         return qr_error(QR_ERR_INVALID_ARG, "context of %d cells cannot hold %d sequences", p.n_ctx,
                         p.n_seq_max);
@@ -123,8 +138,8 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
                          *vt = qr_type_traits_get(ctx->v_type);
     ctx->k_row_bytes = (size_t)(hp->head_dim / kt->block_size) * kt->block_bytes;
     ctx->v_row_bytes = (size_t)(hp->head_dim / vt->block_size) * vt->block_bytes;
-    ctx->flash = !((p.type_k == QR_KV_F16 || p.type_k == QR_KV_F32) &&
-                   (p.type_v == QR_KV_F16 || p.type_v == QR_KV_F32));
+    ctx->flash = p.flash_attn == QR_FLASH_ATTN_ON ||
+                 (p.flash_attn == QR_FLASH_ATTN_AUTO && !(plain_k && plain_v));
     /* rotations as llama.cpp (llama_kv_cache's constructor, build_input_k_rot / _v_rot) */
     if (kt->is_quantized && hp->head_dim % 64 == 0) {
         ctx->k_rot = 64;
@@ -157,11 +172,12 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
      * scores each */
     const int64_t group = hp->n_head / hp->n_head_kv;
     ctx->scores_per_thread = group * ((int64_t)hp->head_dim + ctx->n_ctx_seq);
-    /* the flash-attention arithmetic also keeps per thread the queries converted to the K
+    /* the flash-attention arithmetic (and a quantized K) also keeps per thread the queries
+     * converted to the K
      * type's dot partner (at most 4 bytes a value), f16 accumulators (or the rotated queries)
      * and per head its running maximum and sum and a tile's row weights and rescales
      * (forward.c, attend_flash) */
-    if (ctx->flash)
+    if (ctx->flash || !plain_k)
         ctx->scores_per_thread += group * ((int64_t)hp->head_dim * 2 + 2 + 2 * QR_FLASH_TILE);
     ctx->scores = qr_malloc((size_t)p.n_threads * (size_t)ctx->scores_per_thread * sizeof(float));
     /* the largest converted activation: any weight's input (n_embd, q_dim or n_ff columns) */

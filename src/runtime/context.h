@@ -25,7 +25,7 @@ struct qr_context {
     void **k_cache, **v_cache;
     int k_type, v_type;
     size_t k_row_bytes, v_row_bytes;
-    bool flash; /* attention with llama.cpp's flash-attention arithmetic (a type not f16/f32) */
+    bool flash; /* attention with llama.cpp's flash-attention arithmetic (params.flash_attn) */
     /* llama.cpp's attention rotation (llama_kv_cache: attn_rot_k, attn_rot_v): with a quantized
      * K cache and a head size 64 divides, q and k are rotated by a Walsh-Hadamard matrix of
      * k_rot values (the largest power of two dividing the head size) before k is cached;

@@ -4,7 +4,8 @@
 # runs with quantized and mixed caches on smol135 (head size 64); --help lists them; a type that
 # does not exist or has no value exits 2 naming the flag and the allowed types, before any work;
 # a quantized type whose 32-value block does not divide the head size (stories260K: 8) is
-# refused with llama.cpp's reason, exit 1-123, nothing generated (serve: a flag error before it
+# refused with llama.cpp's reason, exit 1-123, nothing generated, and so is a quantized V cache
+# with -fa/--flash-attn off (llama.cpp needs flash attention for it) (serve: a flag error before it
 # listens; the head size once the model loads, which serve does after it listens, as
 # llama-server).
 # Whether the cache honours the types is tests/model/test_reference.c's (test_kv_cache_types).
@@ -37,7 +38,7 @@ base_args() {
 
 # ---- accepted: quantized, mixed and the old flag ----
 sets=("-ctk q8_0 -ctv q8_0" "--cache-type-k q4_0 --cache-type-v q4_1" "-ctk f16 -ctv iq4_nl"
-    "-ctk bf16 -ctv q5_0" "--kv-type q5_1")
+    "-ctk bf16 -ctv q5_0" "--kv-type q5_1" "-fa on" "-ctk q8_0 --flash-attn off -ctv f32")
 for cmd in run chat perplexity bench eval; do
     for set in "${sets[@]}"; do
         # shellcheck disable=SC2046,SC2086
@@ -50,7 +51,7 @@ for cmd in run chat perplexity bench eval; do
         fi
     done
     "$Q" $cmd --help >"$tmp/help" 2>&1
-    for f in "-ctk, --cache-type-k" "-ctv, --cache-type-v" "--kv-type"; do
+    for f in "-ctk, --cache-type-k" "-ctv, --cache-type-v" "--kv-type" "-fa, --flash-attn"; do
         grep -q -- "^  $f " "$tmp/help" || fail "quarrel $cmd --help does not list $f"
     done
 done
@@ -131,6 +132,14 @@ for cmd in run chat serve perplexity bench eval; do
         "V cache type q4_0 with block size 32 does not divide the head size 8" -ctv q4_0
 done
 expect_rc run "$SMOL" 2 2 "--kv-type: unknown KV cache type 'f8' $allowed" --kv-type f8
+# a V cache that needs flash attention, with it off: llama.cpp's reason, exit 1-123
+for cmd in run chat serve perplexity bench eval; do
+    expect_rc $cmd "$SMOL" 1 123 "V cache type q8_0 needs flash attention (llama.cpp: \"quantized V cache was requested, but this requires Flash Attention\")" -ctv q8_0 -fa off
+    expect_rc $cmd "$SMOL" 2 2 "-fa expects on, off or auto, got 'maybe'" -fa maybe
+done
+expect_rc run "$SMOL" 1 123 "a bf16 V cache needs flash attention in Quarrel" \
+    --cache-type-v bf16 --flash-attn off
+expect_rc run "$SMOL" 2 2 "--flash-attn needs a value" --flash-attn
 expect_rc run "$SMOL" 2 2 "-ctk: unknown KV cache type '' $allowed" -ctk ""
 # bf16 holds any head size: stories260K runs with it
 # shellcheck disable=SC2046

@@ -67,6 +67,7 @@ static bool kv_f32;
 /* other K and V cache types (test_kv_cache_types), used when kv_other is set */
 static bool kv_other;
 static qr_kv_type kv_k, kv_v;
+static qr_flash_attn flash_attn = QR_FLASH_ATTN_AUTO; /* and flash attention */
 
 static void check_model(const char *name, const char *model_path, const char *ref_prefix,
                         double tol, int n_batch) {
@@ -92,6 +93,7 @@ static void check_model(const char *name, const char *model_path, const char *re
         cp.type_k = kv_k;
         cp.type_v = kv_v;
     }
+    cp.flash_attn = flash_attn;
     cp.n_batch = n_batch;
     qr_context *ctx;
     if (qr_context_create(model, &cp, &ctx) != QR_OK) fail_msg("%s", qr_last_error());
@@ -549,6 +551,19 @@ static void test_kv_cache_types(void **state) {
     }
 }
 
+/* -fa on with the default F16 cache: llama.cpp's flash-attention arithmetic (f16 query, online
+ * softmax, f16 V accumulator) against the canonical references, which are llama.cpp's without
+ * it: their tolerances include llama.cpp's flash-attention-on configuration. */
+static void test_flash_attn_on(void **state) {
+    (void)state;
+    flash_attn = QR_FLASH_ATTN_ON;
+    run_model("stories260K", 512);
+    run_model("smol135-q4_k_m", 512);
+    run_model("qwen2-tiny-q8_0", 512);
+    run_model("stories260K", 1);
+    flash_attn = QR_FLASH_ATTN_AUTO;
+}
+
 int main(void) {
     /* the models this test writes go to a folder of its own: ctest runs it twice at once
      * (model_test_reference_avx2) from the same build folder */
@@ -564,6 +579,7 @@ int main(void) {
         cmocka_unit_test(test_rope_freqs),    cmocka_unit_test(test_half_weights),
         cmocka_unit_test(test_architectures), cmocka_unit_test(test_iq4_nl_weights),
         cmocka_unit_test(test_smol135_types), cmocka_unit_test(test_kv_cache_types),
+        cmocka_unit_test(test_flash_attn_on),
     };
     /* QR_TEST_FILTER=test_kv_cache_types (a cmocka pattern) runs only the matching tests */
     if (getenv("QR_TEST_FILTER")) cmocka_set_test_filter(getenv("QR_TEST_FILTER"));

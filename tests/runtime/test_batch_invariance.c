@@ -14,7 +14,8 @@
  * through qr_quantize_file with a flat one), a mixture of experts (qwen3moe) and gpt-oss
  * (attention sinks, windowed layers, MXFP4 experts); the other KV cache types (bf16 and the
  * quantized ones, K and V alike and mixed: the flash-attention arithmetic) on the dense tiny
- * llama, the mixture and gpt-oss. The synthetic models are made into the
+ * llama, the mixture and gpt-oss, with flash attention forced on (f16) and off (q8_0 K). The
+ * synthetic models are made into the
  * build tree (batch_invariance/) on every run. One longer sequence checks the attention's
  * split of a query group's heads over the threads (a single token with a long context).
  * Types or paths that are not invariant yet would be listed in known_variant; the test fails
@@ -179,6 +180,7 @@ typedef struct run {
     qr_model *model;
     int32_t n_vocab;
     qr_kv_type kv_k, kv_v;   /* the K and V cache types */
+    qr_flash_attn fa;        /* and flash attention */
     qr_token tok[2][N_LONG]; /* the two sequences' tokens */
     float *ref[2];           /* [N_TOK][n_vocab]: token by token, one thread */
     float *got;              /* [N_TOK][n_vocab] */
@@ -193,6 +195,7 @@ static qr_context *new_context(run *r, int n_threads, int n_ctx, int n_seq) {
     cp.n_threads = n_threads;
     cp.type_k = r->kv_k;
     cp.type_v = r->kv_v;
+    cp.flash_attn = r->fa;
     qr_context *ctx = NULL;
     if (qr_context_create(r->model, &cp, &ctx) != QR_OK) fail_msg("context: %s", qr_last_error());
     return ctx;
@@ -239,8 +242,11 @@ static void compare(run *r, const char *model, const char *check) {
                                  (size_t)r->n_vocab * sizeof(float)) != 0)
             first_bad = p;
     char full[160];
-    snprintf(full, sizeof full, "%s kv %s/%s", check, qr_kv_type_name(r->kv_k),
-             qr_kv_type_name(r->kv_v));
+    snprintf(full, sizeof full, "%s kv %s/%s%s", check, qr_kv_type_name(r->kv_k),
+             qr_kv_type_name(r->kv_v),
+             r->fa == QR_FLASH_ATTN_ON    ? " fa on"
+             : r->fa == QR_FLASH_ATTN_OFF ? " fa off"
+                                          : "");
     const bool known = is_known_variant(model, full);
     if (first_bad >= 0 && !known) {
         r->n_failed++;
@@ -328,8 +334,8 @@ static int interleaved(run *r, int n_threads, int layout, float *got1) {
     return p1;
 }
 
-static void check_model(const model_case *m, qr_kv_type kv_k, qr_kv_type kv_v, int *n_failed,
-                        int *n_checks) {
+static void check_model(const model_case *m, qr_kv_type kv_k, qr_kv_type kv_v, qr_flash_attn fa,
+                        int *n_failed, int *n_checks) {
     char path[256];
     path_of(m, path, sizeof path);
     run *r = calloc(1, sizeof *r);
@@ -340,6 +346,7 @@ static void check_model(const model_case *m, qr_kv_type kv_k, qr_kv_type kv_v, i
     r->n_vocab = qr_model_n_vocab(r->model);
     r->kv_k = kv_k;
     r->kv_v = kv_v;
+    r->fa = fa;
     for (int s = 0; s < 2; s++)
         for (int p = 0; p < N_LONG; p++)
             r->tok[s][p] = (qr_token)((p * (s ? 71 : 37) + 5 + 11 * s) % r->n_vocab);
@@ -398,7 +405,7 @@ static void test_models(void **state) {
     for (size_t i = 0; i < N_MODELS; i++)
         for (int kv = 0; kv < 2; kv++)
             check_model(&models[i], kv ? QR_KV_F32 : QR_KV_F16, kv ? QR_KV_F32 : QR_KV_F16,
-                        &n_failed, &n_checks);
+                        QR_FLASH_ATTN_AUTO, &n_failed, &n_checks);
     /* the other cache types (flash-attention arithmetic), K and V alike and mixed, on the
      * models whose head size (64, 32) the quantized blocks divide: a dense llama, a mixture
      * and gpt-oss (sinks, windows); bf16 also on stories260K (head size 8) */
@@ -412,8 +419,17 @@ static void test_models(void **state) {
         for (size_t j = 0; j < sizeof flash_models / sizeof *flash_models; j++)
             if (!strcmp(models[i].name, flash_models[j]))
                 for (size_t k = 0; k < sizeof kv_pairs / sizeof *kv_pairs; k++)
-                    check_model(&models[i], kv_pairs[k][0], kv_pairs[k][1], &n_failed, &n_checks);
-    check_model(&models[0], QR_KV_BF16, QR_KV_BF16, &n_failed, &n_checks); /* stories260K */
+                    check_model(&models[i], kv_pairs[k][0], kv_pairs[k][1], QR_FLASH_ATTN_AUTO,
+                                &n_failed, &n_checks);
+    check_model(&models[0], QR_KV_BF16, QR_KV_BF16, QR_FLASH_ATTN_AUTO, &n_failed,
+                &n_checks); /* stories260K */
+    /* flash attention forced on for an f16 cache, off for a quantized K (its scores through
+     * the quantized dot products, the rest as an f16 cache) */
+    for (size_t i = 0; i < N_MODELS; i++)
+        if (!strcmp(models[i].name, "tiny-F16") || !strcmp(models[i].name, "gpt-oss-tiny")) {
+            check_model(&models[i], QR_KV_F16, QR_KV_F16, QR_FLASH_ATTN_ON, &n_failed, &n_checks);
+            check_model(&models[i], QR_KV_Q8_0, QR_KV_F16, QR_FLASH_ATTN_OFF, &n_failed, &n_checks);
+        }
     printf("%d models x kv types checked, %d unexpected results\n", n_checks, n_failed);
     assert_int_equal(n_failed, 0);
 }
@@ -431,6 +447,7 @@ static void test_long_context(void **state) {
             fail_msg("%s", qr_last_error());
         r->n_vocab = qr_model_n_vocab(r->model);
         r->kv_k = r->kv_v = kvs[kv];
+        r->fa = QR_FLASH_ATTN_AUTO;
         for (int p = 0; p < N_LONG; p++)
             r->tok[0][p] = (qr_token)((p * 37 + 5) % r->n_vocab);
         const size_t per = (size_t)r->n_vocab * sizeof(float);

@@ -409,10 +409,29 @@ void kv_cache_options_usage(FILE *f) {
                "                        iq4_nl (default f16; the quantized types need a head size\n"
                "                        that 32 divides)\n"
                "  -ctv, --cache-type-v T  V cache type, the same types (default f16)\n"
-               "  --kv-type T           both at once (the older flag)\n");
+               "  --kv-type T           both at once (the older flag)\n"
+               "  -fa, --flash-attn on|off|auto  flash attention (default auto: where the cache\n"
+               "                        types need it; a quantized or bf16 V cache needs it)\n");
 }
 
 int kv_cache_option(const char *a, const char *v, qr_context_params *cp) {
+    if (!strcmp(a, "-fa") || !strcmp(a, "--flash-attn")) {
+        if (!v) {
+            fprintf(stderr, "quarrel: %s needs a value\n", a);
+            return -1;
+        }
+        if (!strcmp(v, "on"))
+            cp->flash_attn = QR_FLASH_ATTN_ON;
+        else if (!strcmp(v, "off"))
+            cp->flash_attn = QR_FLASH_ATTN_OFF;
+        else if (!strcmp(v, "auto"))
+            cp->flash_attn = QR_FLASH_ATTN_AUTO;
+        else {
+            fprintf(stderr, "quarrel: %s expects on, off or auto, got '%s'\n", a, v);
+            return -1;
+        }
+        return 2;
+    }
     const bool k = !strcmp(a, "-ctk") || !strcmp(a, "--cache-type-k");
     const bool both = !strcmp(a, "--kv-type");
     if (!k && !both && strcmp(a, "-ctv") && strcmp(a, "--cache-type-v")) return 0;

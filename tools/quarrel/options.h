@@ -52,9 +52,10 @@ int rope_option(const char *flag, const char *v, qr_context_params *cp);
 void rope_options_usage(FILE *f);
 
 /* If `flag` is a KV cache type flag (llama.cpp's -ctk/--cache-type-k, -ctv/--cache-type-v;
- * --kv-type sets both), set cp's type_k and/or type_v from value v and return 2; 0 if it is
- * not one; -1 after printing an error naming the flag and the allowed types. Whether the model
- * can hold the type (its head size) is qr_context_create's to say. */
+ * --kv-type sets both) or -fa/--flash-attn on|off|auto, set cp's type_k and/or type_v or
+ * flash_attn from value v and return 2; 0 if it is not one; -1 after printing an error naming the
+ * flag and the allowed types. Whether the model can hold the type (its head size) is
+ * qr_context_create's to say. */
 int kv_cache_option(const char *flag, const char *v, qr_context_params *cp);
 void kv_cache_options_usage(FILE *f);
 
