@@ -1,10 +1,12 @@
 /* attn_quant_avx2.c - AVX2 + FMA + F16C forms of the attention row kernels (attn_quant.h) for
- * q8_0 and q4_0 caches (K dot products against q8_0 queries, V rows to floats) and the f32 and
- * f16 accumulators. The dot products sum each block's integer products exactly and add the
- * blocks as ggml's AVX2 ggml_vec_dot_q8_0_q8_0 / q4_0_q8_0 do (eight float lanes, one FMA per
- * block, summed across lanes at the end); dequantisation is exact, as the scalar one. */
+ * q8_0, q4_0, q5_0, iq4_nl, q4_1 and q5_1 caches (K dot products against q8_0 / q8_1 queries,
+ * V rows added into the accumulators), the f32 and f16 accumulators and the rotation. The dot
+ * products sum each block's integer products exactly and add the blocks as ggml's AVX2
+ * ggml_vec_dot_q8_0_q8_0 / q4_0_q8_0 do (eight float lanes, one FMA per block, summed across lanes
+ * at the end); dequantisation is exact, as the scalar one. */
 #include "kernels/attn_quant.h"
 #include "tensor/blocks.h"
+#include "tensor/iq_tables.h"
 #include "util/util.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -82,6 +84,103 @@ static void dot_q4_0(int64_t n, int ng, const void *q, size_t q_stride, const vo
         }
     }
 }
+
+/* ---- q5_0, iq4_nl (against q8_0 queries), q4_1, q5_1 (against q8_1): each block unpacked
+ * to 32 bytes, signed values for the first two, unsigned (0..31) for the others ---- */
+
+/* 0xFF in byte i where bit i of bits is set */
+static inline __m256i bits_to_bytes(uint32_t bits) {
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                          2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    const __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
+}
+static inline __m256i nibbles(const uint8_t *qs) { /* low nibbles: 0..15, high: 16..31 */
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+static inline __m256i unpack_q5(const uint8_t *qs, const uint8_t *qh) { /* 0..31 */
+    const __m256i hi = _mm256_and_si256(bits_to_bytes(qr_rd_u32(qh)), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(nibbles(qs), hi);
+}
+static inline __m256i unpack_iq4_nl(const uint8_t *qs) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)qr_kvalues_iq4nl);
+    return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles(qs));
+}
+
+/* one block's values as bytes, its scale d and (the _1 types) minimum m */
+#define UNPACK_Q5_0(x) _mm256_sub_epi8(unpack_q5((x)->qs, (x)->qh), _mm256_set1_epi8(16))
+#define UNPACK_IQ4_NL(x) unpack_iq4_nl((x)->qs)
+#define UNPACK_Q4_1(x) nibbles((x)->qs)
+#define UNPACK_Q5_1(x) unpack_q5((x)->qs, (x)->qh)
+
+/* against q8_0 queries: sum over blocks of d_k * d_q * (integer dot), as q8_0's */
+#define DOT_SIGNED(name, block_t, UNPACK)                                                          \
+    static void name(int64_t n, int ng, const void *q, size_t q_stride, const void *k,             \
+                     size_t k_stride, int64_t rows, float *out, int64_t out_stride) {              \
+        const int64_t nb = n / 32;                                                                 \
+        for (int64_t r = 0; r < rows; r++) {                                                       \
+            const block_t *x = (const block_t *)((const char *)k + r * k_stride);                  \
+            for (int h = 0; h < ng; h++) {                                                         \
+                const block_q8_0 *y = (const block_q8_0 *)((const char *)q + h * q_stride);        \
+                __m256 acc = _mm256_setzero_ps();                                                  \
+                for (int64_t i = 0; i < nb; i++) {                                                 \
+                    const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));  \
+                    const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);               \
+                    acc = _mm256_fmadd_ps(d, mul_sum_i8(UNPACK(&x[i]), qy), acc);                  \
+                }                                                                                  \
+                out[h * out_stride + r] = hsum_8(acc);                                             \
+            }                                                                                      \
+        }                                                                                          \
+    }
+/* against q8_1 queries: d_k * d_q * (integer dot) + m_k * s_q per block, as ggml's AVX2
+ * ggml_vec_dot_q4_1_q8_1: the products in eight float lanes, the minimum terms apart */
+#define DOT_UNSIGNED(name, block_t, UNPACK)                                                        \
+    static void name(int64_t n, int ng, const void *q, size_t q_stride, const void *k,             \
+                     size_t k_stride, int64_t rows, float *out, int64_t out_stride) {              \
+        const int64_t nb = n / 32;                                                                 \
+        for (int64_t r = 0; r < rows; r++) {                                                       \
+            const block_t *x = (const block_t *)((const char *)k + r * k_stride);                  \
+            for (int h = 0; h < ng; h++) {                                                         \
+                const block_q8_1 *y = (const block_q8_1 *)((const char *)q + h * q_stride);        \
+                __m256 acc = _mm256_setzero_ps();                                                  \
+                float summs = 0.0f;                                                                \
+                for (int64_t i = 0; i < nb; i++) {                                                 \
+                    summs += fp16_to_fp32(x[i].m) * fp16_to_fp32(y[i].s);                          \
+                    const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));  \
+                    const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);               \
+                    const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(UNPACK(&x[i]), qy), \
+                                                          _mm256_set1_epi16(1));                   \
+                    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc);                        \
+                }                                                                                  \
+                out[h * out_stride + r] = hsum_8(acc) + summs;                                     \
+            }                                                                                      \
+        }                                                                                          \
+    }
+DOT_SIGNED(dot_q5_0, block_q5_0, UNPACK_Q5_0)
+DOT_SIGNED(dot_iq4_nl, block_iq4_nl, UNPACK_IQ4_NL)
+DOT_UNSIGNED(dot_q4_1, block_q4_1, UNPACK_Q4_1)
+DOT_UNSIGNED(dot_q5_1, block_q5_1, UNPACK_Q5_1)
+
+/* values c .. c + 7 of a row of these types, as to_float makes them: q * d (q4_1, q5_1: q * d
+ * + m, two roundings) */
+#define LOAD8_BLOCK(name, block_t, UNPACK, PLUS_M)                                                 \
+    static inline __m256 name(const char *row, int64_t c) {                                        \
+        const block_t *b = (const block_t *)row + c / 32;                                          \
+        int8_t v[32];                                                                              \
+        _mm256_storeu_si256((__m256i *)v, UNPACK(b));                                              \
+        const __m128i q = _mm_loadl_epi64((const __m128i *)(v + c % 32));                          \
+        const __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)),                \
+                                       _mm256_set1_ps(fp16_to_fp32(b->d)));                        \
+        return PLUS_M;                                                                             \
+    }
+LOAD8_BLOCK(load8_q5_0, block_q5_0, UNPACK_Q5_0, x)
+LOAD8_BLOCK(load8_iq4_nl, block_iq4_nl, UNPACK_IQ4_NL, x)
+LOAD8_BLOCK(load8_q4_1, block_q4_1, UNPACK_Q4_1,
+            _mm256_add_ps(x, _mm256_set1_ps(fp16_to_fp32(b->m))))
+LOAD8_BLOCK(load8_q5_1, block_q5_1, UNPACK_Q5_1,
+            _mm256_add_ps(x, _mm256_set1_ps(fp16_to_fp32(b->m))))
 
 static void to_float_q8_0(const void *v, float *out, int64_t n) {
     const block_q8_0 *x = v;
@@ -240,6 +339,10 @@ static inline __m256 load8_f32(const char *row, int64_t c) {
 V_MAD_ROWS(v_mad_rows_q8_0, load8_q8_0)
 V_MAD_ROWS(v_mad_rows_q4_0, load8_q4_0)
 V_MAD_ROWS(v_mad_rows_f32_8, load8_f32)
+V_MAD_ROWS(v_mad_rows_q5_0, load8_q5_0)
+V_MAD_ROWS(v_mad_rows_iq4_nl, load8_iq4_nl)
+V_MAD_ROWS(v_mad_rows_q4_1, load8_q4_1)
+V_MAD_ROWS(v_mad_rows_q5_1, load8_q5_1)
 
 /* f32 rows of any length: whole groups of 8 in SIMD, the rest in scalar (the same operations) */
 static void v_mad_rows_f32(int64_t n, int ng, const void *v, size_t v_stride, int64_t rows,
@@ -289,6 +392,14 @@ void qr_attn_kernels_fill_avx2(qr_attn_kernels *k) {
     k->v_mad_rows[QR_TYPE_Q8_0] = v_mad_rows_q8_0;
     k->v_mad_rows[QR_TYPE_Q4_0] = v_mad_rows_q4_0;
     k->v_mad_rows[QR_TYPE_F32] = v_mad_rows_f32;
+    k->dot[QR_TYPE_Q5_0] = dot_q5_0;
+    k->dot[QR_TYPE_IQ4_NL] = dot_iq4_nl;
+    k->dot[QR_TYPE_Q4_1] = dot_q4_1;
+    k->dot[QR_TYPE_Q5_1] = dot_q5_1;
+    k->v_mad_rows[QR_TYPE_Q5_0] = v_mad_rows_q5_0;
+    k->v_mad_rows[QR_TYPE_IQ4_NL] = v_mad_rows_iq4_nl;
+    k->v_mad_rows[QR_TYPE_Q4_1] = v_mad_rows_q4_1;
+    k->v_mad_rows[QR_TYPE_Q5_1] = v_mad_rows_q5_1;
     k->fwht = qr_attn_fwht_avx2;
     k->dot[QR_TYPE_Q8_0] = dot_q8_0;
     k->dot[QR_TYPE_Q4_0] = dot_q4_0;
