@@ -24,6 +24,26 @@ static inline float hsum_8(__m256 x) {
     return _mm_cvtss_f32(r);
 }
 
+/* hsum_8 of a, b, c and d at once, the same additions in the same tree (lanes i + (i + 4),
+ * then 0 + 2 and 1 + 3, then those two), so a row's sum does not depend on its neighbours */
+static inline void hsum_8x4(__m256 a, __m256 b, __m256 c, __m256 d, float *out, int64_t stride) {
+    const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20),
+                                    _mm256_permute2f128_ps(a, b, 0x31)); /* a 4 | b 4 */
+    const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(c, d, 0x20),
+                                    _mm256_permute2f128_ps(c, d, 0x31)); /* c 4 | d 4 */
+    /* per 128-bit half: [x0 + x2, x1 + x3] of the first, then of the second row */
+    const __m256 v = _mm256_add_ps(_mm256_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm256_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 t = _mm256_add_ps(_mm256_shuffle_ps(v, v, _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm256_shuffle_ps(v, v, _MM_SHUFFLE(3, 1, 3, 1)));
+    float f[8]; /* a, c, a, c, b, d, b, d */
+    _mm256_storeu_ps(f, t);
+    out[0] = f[0];
+    out[stride] = f[4];
+    out[2 * stride] = f[1];
+    out[3 * stride] = f[5];
+}
+
 /* the 8 lane sums of x[i] * y[i] over 32 signed bytes, as floats */
 static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
     const __m256i ax = _mm256_sign_epi8(x, x);
@@ -37,52 +57,6 @@ static inline __m256i unpack_q4_0(const uint8_t *qs) {
     const __m128i t = _mm_loadu_si128((const __m128i *)qs);
     const __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
     return _mm256_sub_epi8(_mm256_and_si256(b, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
-}
-
-static void dot_q8_0(int64_t n, int ng, const void *q, size_t q_stride, const void *k,
-                     size_t k_stride, int64_t rows, float *out, int64_t out_stride) {
-    const int64_t nb = n / QK8_0;
-    for (int64_t r = 0; r < rows; r++) {
-        const block_q8_0 *x = (const block_q8_0 *)((const char *)k + r * k_stride);
-        for (int h = 0; h < ng; h++) {
-            const block_q8_0 *y = (const block_q8_0 *)((const char *)q + h * q_stride);
-            __m256 acc = _mm256_setzero_ps();
-            for (int64_t i = 0; i < nb; i++) {
-                const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
-                const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-                const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-                acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
-            }
-            out[h * out_stride + r] = hsum_8(acc);
-        }
-    }
-}
-
-static void dot_q4_0(int64_t n, int ng, const void *q, size_t q_stride, const void *k,
-                     size_t k_stride, int64_t rows, float *out, int64_t out_stride) {
-    const int64_t nb = n / QK4_0;
-    __m256i qx[8]; /* a row's unpacked blocks, reused for every query (head sizes up to 256) */
-    for (int64_t r = 0; r < rows; r++) {
-        const block_q4_0 *x = (const block_q4_0 *)((const char *)k + r * k_stride);
-        for (int64_t i0 = 0; i0 < nb; i0 += 8) {
-            const int64_t i1 = nb - i0 < 8 ? nb : i0 + 8;
-            for (int64_t i = i0; i < i1; i++)
-                qx[i - i0] = unpack_q4_0(x[i].qs);
-            for (int h = 0; h < ng; h++) {
-                const block_q8_0 *y = (const block_q8_0 *)((const char *)q + h * q_stride);
-                __m256 acc = _mm256_setzero_ps();
-                for (int64_t i = i0; i < i1; i++) {
-                    const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
-                    const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-                    acc = _mm256_fmadd_ps(d, mul_sum_i8(qx[i - i0], qy), acc);
-                }
-                if (i0 == 0)
-                    out[h * out_stride + r] = hsum_8(acc);
-                else
-                    out[h * out_stride + r] += hsum_8(acc);
-            }
-        }
-    }
 }
 
 /* ---- q5_0, iq4_nl (against q8_0 queries), q4_1, q5_1 (against q8_1): each block unpacked
@@ -115,22 +89,40 @@ static inline __m256i unpack_iq4_nl(const uint8_t *qs) {
 #define UNPACK_Q4_1(x) nibbles((x)->qs)
 #define UNPACK_Q5_1(x) unpack_q5((x)->qs, (x)->qh)
 
-/* against q8_0 queries: sum over blocks of d_k * d_q * (integer dot), as q8_0's */
+/* against q8_0 queries: sum over blocks of d_k * d_q * (integer dot) in eight float lanes, one
+ * FMA per block, as ggml's AVX2 ggml_vec_dot_q8_0_q8_0; four rows at a time */
 #define DOT_SIGNED(name, block_t, UNPACK)                                                          \
+    static inline __m256 name##_acc(const block_t *x, const block_q8_0 *y, int64_t nb) {           \
+        __m256 acc = _mm256_setzero_ps();                                                          \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));          \
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);                       \
+            acc = _mm256_fmadd_ps(d, mul_sum_i8(UNPACK(&x[i]), qy), acc);                          \
+        }                                                                                          \
+        return acc;                                                                                \
+    }                                                                                              \
     static void name(int64_t n, int ng, const void *q, size_t q_stride, const void *k,             \
                      size_t k_stride, int64_t rows, float *out, int64_t out_stride) {              \
         const int64_t nb = n / 32;                                                                 \
-        for (int64_t r = 0; r < rows; r++) {                                                       \
+        int64_t r = 0;                                                                             \
+        for (; r + 4 <= rows; r += 4) {                                                            \
+            const block_t *x = (const block_t *)((const char *)k + r * k_stride);                  \
+            const int64_t xs = (int64_t)(k_stride / sizeof(block_t));                              \
+            /* the rows 16 ahead (the prefetchers alone leave the loads waiting) */                \
+            for (size_t o = 0; o < 4 * k_stride; o += 64)                                          \
+                _mm_prefetch((const char *)x + 16 * k_stride + o, _MM_HINT_T0);                    \
+            for (int h = 0; h < ng; h++) {                                                         \
+                const block_q8_0 *y = (const block_q8_0 *)((const char *)q + h * q_stride);        \
+                hsum_8x4(name##_acc(x, y, nb), name##_acc(x + xs, y, nb),                          \
+                         name##_acc(x + 2 * xs, y, nb), name##_acc(x + 3 * xs, y, nb),             \
+                         out + h * out_stride + r, 1);                                             \
+            }                                                                                      \
+        }                                                                                          \
+        for (; r < rows; r++) {                                                                    \
             const block_t *x = (const block_t *)((const char *)k + r * k_stride);                  \
             for (int h = 0; h < ng; h++) {                                                         \
                 const block_q8_0 *y = (const block_q8_0 *)((const char *)q + h * q_stride);        \
-                __m256 acc = _mm256_setzero_ps();                                                  \
-                for (int64_t i = 0; i < nb; i++) {                                                 \
-                    const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));  \
-                    const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);               \
-                    acc = _mm256_fmadd_ps(d, mul_sum_i8(UNPACK(&x[i]), qy), acc);                  \
-                }                                                                                  \
-                out[h * out_stride + r] = hsum_8(acc);                                             \
+                out[h * out_stride + r] = hsum_8(name##_acc(x, y, nb));                            \
             }                                                                                      \
         }                                                                                          \
     }
@@ -158,6 +150,10 @@ static inline __m256i unpack_iq4_nl(const uint8_t *qs) {
             }                                                                                      \
         }                                                                                          \
     }
+#define UNPACK_Q8_0(x) _mm256_loadu_si256((const __m256i *)(x)->qs)
+#define UNPACK_Q4_0(x) unpack_q4_0((x)->qs)
+DOT_SIGNED(dot_q8_0, block_q8_0, UNPACK_Q8_0)
+DOT_SIGNED(dot_q4_0, block_q4_0, UNPACK_Q4_0)
 DOT_SIGNED(dot_q5_0, block_q5_0, UNPACK_Q5_0)
 DOT_SIGNED(dot_iq4_nl, block_iq4_nl, UNPACK_IQ4_NL)
 DOT_UNSIGNED(dot_q4_1, block_q4_1, UNPACK_Q4_1)
@@ -276,6 +272,7 @@ v_mad_group(const int hn, load8_fn load8, int h0, int64_t c, const void *v, size
     if (hn > 2) a2 = _mm256_loadu_ps(p0 + 2 * acc_stride);
     if (hn > 3) a3 = _mm256_loadu_ps(p0 + 3 * acc_stride);
     for (int64_t r = 0; r < rows; r++) {
+        if (c == 0) _mm_prefetch((const char *)v + (r + 16) * (int64_t)v_stride, _MM_HINT_T0);
         const __m256 x = load8((const char *)v + r * (int64_t)v_stride, c);
         V_STEP(0, a0);
         if (hn > 1) V_STEP(1, a1);

@@ -428,8 +428,9 @@ static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, in
         for (int64_t r0 = 0; r0 < rows; r0 += FLASH_TILE) {
             const int64_t r1 = rows - r0 < FLASH_TILE ? rows : r0 + FLASH_TILE;
             bool rescaled = false;
-            for (int h = 0; h < ng; h++)
-                for (int64_t r = r0; r < r1; r++) {
+            /* rows outer: the heads' sums are independent chains the CPU overlaps */
+            for (int64_t r = r0; r < r1; r++)
+                for (int h = 0; h < ng; h++) {
                     const float s = scores[h * S + r];
                     float ms = 1.0f, vs = 1.0f;
                     if (s > max[h]) { /* a new maximum: the sum so far shrinks by exp(M_old - M) */

@@ -2,9 +2,9 @@
  * attn_quant.h): each SIMD set against the scalar reference set, which is built on the types'
  * reference dot products and dequantisations. Rows of random values quantized by the types'
  * reference quantizers, queries converted to each K type's dot partner as the forward pass
- * does; head sizes 32 to 256 (1 to 8 blocks, the q4_0 kernel's 8-block fold and more), 1 to 3
- * queries sharing the rows; V rows added into several heads' accumulators; the Walsh-Hadamard
- * rotation. */
+ * does; head sizes 32 to 256 (1 to 8 blocks), 7 rows (the kernels' four-row groups and a
+ * remainder), 1 to 3 queries sharing the rows; V rows added into several heads' accumulators;
+ * the Walsh-Hadamard rotation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
