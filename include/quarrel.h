@@ -435,6 +435,16 @@ const float *qr_get_logits(qr_context *ctx, int32_t i);
 /* KV cache: forget positions [p0, p1) of a sequence (p1 = -1: to the end), all sequences when
  * seq_id = -1. */
 qr_status qr_kv_remove(qr_context *ctx, int32_t seq_id, int32_t p0, int32_t p1);
+/* KV cache: move positions [p0, p1) of a sequence (p1 = -1: to the end) by delta, the cached
+ * keys turned by delta positions with each layer's RoPE, as llama_memory_seq_add does (its
+ * k-shift arithmetic: the rotated key roped again by delta, rounded to the cache type).
+ * Quarrel's cells are a sequence's positions 0 .. n-1 without holes, so the one move it takes
+ * is the one a context shift makes: delta < 0 with p1 the end of the sequence, which drops the
+ * positions [p0 + delta, p0) it lands on (llama.cpp's llama_memory_seq_rm(p0 + delta, p0)
+ * then llama_memory_seq_add(p0, p1, delta)); the sequence then ends delta earlier. Any other
+ * move, or p0 + delta < 0: QR_ERR_UNSUPPORTED / QR_ERR_INVALID_ARG, the cache untouched.
+ * delta = 0 or an empty range: nothing to do. */
+qr_status qr_kv_shift(qr_context *ctx, int32_t seq_id, int32_t p0, int32_t p1, int32_t delta);
 void qr_kv_clear(qr_context *ctx);
 int32_t qr_kv_seq_pos_max(const qr_context *ctx, int32_t seq_id); /* -1 if empty */
 int32_t qr_kv_used_cells(const qr_context *ctx);
@@ -466,6 +476,8 @@ typedef struct qr_timings {
     /* speculative decoding (qr_generate with a spec_type): tokens drafted, drafted tokens the
      * target accepted, and the target's verifying passes (each gives accepted + 1 tokens) */
     int64_t n_draft_tokens, n_draft_accepted, n_spec_passes;
+    /* context shifts qr_generate made (qr_generate_params.context_shift) */
+    int64_t n_ctx_shifts;
 } qr_timings;
 qr_timings qr_context_timings(const qr_context *ctx);
 void qr_context_reset_timings(qr_context *ctx);
@@ -650,6 +662,21 @@ typedef struct qr_generate_params {
     int32_t spec_n_min; /* a draft shorter than this is not checked (0) */
     float spec_p_min;   /* DRAFT_SIMPLE: stop drafting where the draft's top probability is
                            below this (0) */
+    /* Context shift, llama.cpp's --context-shift (tools/completion): before a token is
+     * evaluated, when the sequence holds n_past positions with n_past + 1 >= the context's
+     * size, the first n_keep positions stay, the next n_discard = (n_past - n_keep) / 2 are
+     * dropped and the rest move back over them (qr_kv_shift), so generation goes on past the
+     * context's size. n_keep counts positions from the start of the sequence, as given (the
+     * caller adds the BOS, as llama.cpp's --keep does); negative: everything up to the end of
+     * this prompt; at most what the sequence holds. A shift with nothing to drop stops with
+     * QR_STOP_CONTEXT. false: a full context stops generation (QR_STOP_CONTEXT), as before.
+     * With speculative decoding, speculation ends at the first shift (the rest of the call
+     * goes token by token: the same tokens, greedy) and the draft context's sequence is
+     * cleared (the next call drafts from its prompt). After a shift only the first n_keep
+     * cells hold what evaluating the sequence's tokens afresh would give (the moved ones saw
+     * the dropped tokens): a caller reusing the cache for a new prompt keeps no more. */
+    bool context_shift;
+    int32_t n_keep;
 } qr_generate_params;
 
 /* Append prompt[0..n_prompt) to sequence seq_id of ctx (after what its cache holds), then
@@ -737,6 +764,13 @@ typedef struct qr_server_params {
     const char *draft_model_path;
     int32_t spec_n_max, spec_n_min;
     float spec_p_min;
+    /* Context shift per slot (llama.cpp's server --context-shift): a generating slot whose
+     * cache is full (n_cache + 1 >= its context) keeps n_keep tokens (a request's "n_keep",
+     * else this; negative: the whole prompt; plus the BOS when the vocabulary adds one; at most
+     * the context - 4), drops n_discard (a request's "n_discard", else half of the rest) and
+     * goes on. false: a full slot stops with finish_reason "length". */
+    bool context_shift;
+    int32_t n_keep;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);

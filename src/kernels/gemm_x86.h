@@ -204,10 +204,58 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
             y[t * ys] = s;                                                                         \
         }                                                                                          \
     }
+/* One token against two rows side by side (wr and wr + ws): each row's sums are the tile's,
+ * but 4 chains are in flight instead of 2 (f16 576 x 1536 from L2, one token: 65 us one row at
+ * a time, 50 with the 4 chains before issue 22) */
+#define DEFINE_HALF_TILE_X2(name, load8, to_f32)                                                   \
+    TILE void name(int64_t n, const char *wr, size_t ws, const char *a, float *y) {                \
+        const uint16_t *w[2] = {(const uint16_t *)wr, (const uint16_t *)(wr + ws)};                \
+        const float *x = (const float *)(a + qr_act_half_f32_offset(n));                           \
+        const int U = HALF_CHAINS;                                                                 \
+        __m256 acc[2][HALF_CHAINS];                                                                \
+        UNROLL for (int r = 0; r < 2; r++) UNROLL for (int u = 0; u < U; u++) acc[r][u] =          \
+            _mm256_setzero_ps();                                                                   \
+        int64_t j = 0;                                                                             \
+        for (; j + 8 * U <= n; j += 8 * U)                                                         \
+            UNROLL for (int u = 0; u < U; u++) {                                                   \
+                const __m256 xv = _mm256_loadu_ps(x + j + 8 * u);                                  \
+                UNROLL for (int r = 0; r < 2; r++) acc[r][u] =                                     \
+                    _mm256_fmadd_ps(load8(w[r] + j + 8 * u), xv, acc[r][u]);                       \
+            }                                                                                      \
+        for (; j + 8 <= n; j += 8) {                                                               \
+            const __m256 xv = _mm256_loadu_ps(x + j);                                              \
+            UNROLL for (int r = 0; r < 2; r++) acc[r][0] =                                         \
+                _mm256_fmadd_ps(load8(w[r] + j), xv, acc[r][0]);                                   \
+        }                                                                                          \
+        for (int r = 0; r < 2; r++) {                                                              \
+            for (int u = 1; u < U; u++)                                                            \
+                acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][u]);                                   \
+            float s = hsum_ps(acc[r][0]);                                                          \
+            for (int64_t k = j; k < n; k++)                                                        \
+                s += to_f32(w[r][k]) * x[k];                                                       \
+            y[r] = s;                                                                              \
+        }                                                                                          \
+    }
+/* one token: the rows two at a time (tile2); otherwise, and an odd last row, gemm_rows */
+#define DEFINE_HALF_GEMM(name, gemm_rows, tile2)                                                   \
+    static void name(int64_t n, const void *w, size_t w_stride, const void *act,                   \
+                     size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) {      \
+        int64_t r = 0;                                                                             \
+        if (nt == 1)                                                                               \
+            for (; r + 2 <= nr; r += 2)                                                            \
+                tile2(n, (const char *)w + (size_t)r * w_stride, w_stride, act, y + r);            \
+        if (r < nr)                                                                                \
+            gemm_rows(n, (const char *)w + (size_t)r * w_stride, w_stride, act, act_stride, y + r, \
+                      y_stride, nr - r, nt);                                                       \
+    }
 DEFINE_HALF_TILE(tile_f16, load_f16x8, f16)
 DEFINE_HALF_TILE(tile_bf16, load_bf16x8, qr_bf16_to_fp32)
-DEFINE_GEMM(gemm_f16, tile_f16)
-DEFINE_GEMM(gemm_bf16, tile_bf16)
+DEFINE_HALF_TILE_X2(tile_f16_x2, load_f16x8, f16)
+DEFINE_HALF_TILE_X2(tile_bf16_x2, load_bf16x8, qr_bf16_to_fp32)
+DEFINE_GEMM(gemm_f16_rows, tile_f16)
+DEFINE_GEMM(gemm_bf16_rows, tile_bf16)
+DEFINE_HALF_GEMM(gemm_f16, gemm_f16_rows, tile_f16_x2)
+DEFINE_HALF_GEMM(gemm_bf16, gemm_bf16_rows, tile_bf16_x2)
 
 /* ---- legacy 32-element blocks against q8_0 / q8_1 activations ---- */
 
@@ -286,23 +334,134 @@ static inline float legacy_run_sum(__m128 c) {
     const __m128 h = _mm_add_ps(c, _mm_movehl_ps(c, c));
     return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
-/* the chain of block i (of a tail) in lane i mod 4 of c: c[i % 4] += v * d, fused */
-static inline __m128 legacy_chain_add(__m128 c, int64_t i, float v, float d) {
-    _Alignas(16) float cf[4];
-    _mm_store_ps(cf, c);
-    cf[i & 3] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(v), _mm_set_ss(d), _mm_set_ss(cf[i & 3])));
-    return _mm_load_ps(cf);
-}
 
 /* Signed 32-element weight blocks (q4_0, q5_0, q8_0) against q8_0 activations, RM rows x NT
  * tokens. Per 8 blocks: each weight block is decoded once and dotted with the NT activation
  * blocks; the 8 blocks' integer sums are folded (hadd tree) into one vector whose lane b is
  * block b's sum, as soon as each pair and quad is done so few vectors stay live; then the
- * offset correction and one int->float conversion for all 8. The tail (fewer than 8 blocks)
- * goes block by block. Activation rows carry float scales and integer block sums after their
- * blocks (kernels.h). The float terms float(sum) * (xd * yd) go into the 4 chains above
- * (lanes of one vector: blocks i..i+3, then i+4..i+7, two fused multiply-adds per 8 blocks),
- * exactly as the interleaved panel (DEFINE_IL_GEMM) adds them. */
+ * offset correction and one int->float conversion for all 8. Activation rows carry float
+ * scales and integer block sums after their blocks (kernels.h). The float terms
+ * float(sum) * (xd * yd) go into the 4 chains above (lanes of one vector: blocks i..i+3, then
+ * i+4..i+7, two fused multiply-adds per 8 blocks), exactly as the interleaved panel
+ * (DEFINE_IL_GEMM) adds them. The tail (K < 8 blocks) takes the same step with the missing
+ * blocks' lanes zero: 0 * 0 added to a chain leaves it as it is (a chain that starts at +0 is
+ * never -0), so each tail block still lands in its own chain alone. */
+#define LEGACY_STEP(block_t, decode, SHIFT, K)                                                     \
+    do {                                                                                           \
+        if (i > 0 && i % LEGACY_PANEL == 0)                                                        \
+            UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {              \
+                const float run = legacy_run_sum(pan[r][t]);                                       \
+                tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                             \
+                pan[r][t] = _mm_setzero_ps();                                                      \
+            }                                                                                      \
+        __m256i half[2][4][4];                                                                     \
+        UNROLL for (int hq = 0; hq < 2; hq++) {                                                    \
+            __m256i pair[2][4][4];                                                                 \
+            UNROLL for (int hp = 0; hp < 2; hp++) {                                                \
+                __m256i dd[2][4][4];                                                               \
+                UNROLL for (int hb = 0; hb < 2; hb++) {                                            \
+                    const int k = 4 * hq + 2 * hp + hb;                                            \
+                    UNROLL for (int r = 0; r < RM; r++) {                                          \
+                        if (k < (K)) {                                                             \
+                            const __m256i u =                                                      \
+                                decode((const block_t *)(w + (size_t)r * ws) + i + k);             \
+                            UNROLL for (int t = 0; t < NT; t++) dd[hb][r][t] = block_dot(          \
+                                u, ((const block_q8_0 *)(a + (size_t)t * as) + i + k)->qs, SHIFT); \
+                        } else {                                                                   \
+                            UNROLL for (int t = 0; t < NT; t++) dd[hb][r][t] =                     \
+                                _mm256_setzero_si256();                                            \
+                        }                                                                          \
+                    }                                                                              \
+                }                                                                                  \
+                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)            \
+                    pair[hp][r][t] = _mm256_hadd_epi32(dd[0][r][t], dd[1][r][t]);                  \
+            }                                                                                      \
+            UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)                \
+                half[hq][r][t] = _mm256_hadd_epi32(pair[0][r][t], pair[1][r][t]);                  \
+        }                                                                                          \
+        __m256 xd[4];                                                                              \
+        UNROLL for (int r = 0; r < RM; r++) {                                                      \
+            const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                          \
+            if ((K) == 8) {                                                                        \
+                xd[r] = LOAD_D8(x);                                                                \
+            } else {                                                                               \
+                uint16_t dh[8] = {0};                                                              \
+                for (int k = 0; k < (K); k++)                                                      \
+                    dh[k] = x[k].d;                                                                \
+                xd[r] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));                     \
+            }                                                                                      \
+        }                                                                                          \
+        /* the tail's lanes k >= K: no activation scale or sum read (they are not there) */        \
+        const __m256i lanes =                                                                      \
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(K), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));   \
+        UNROLL for (int t = 0; t < NT; t++) {                                                      \
+            const float *ydp = (const float *)(a + (size_t)t * as + yd_off) + i;                   \
+            const int32_t *ysp = (const int32_t *)(a + (size_t)t * as + ysum_off) + i;             \
+            const __m256 yd = (K) == 8 ? _mm256_loadu_ps(ydp) : _mm256_maskload_ps(ydp, lanes);    \
+            __m256i off = _mm256_setzero_si256();                                                  \
+            if (SHIFT >= 0)                                                                        \
+                off = _mm256_slli_epi32((K) == 8 ? _mm256_loadu_si256((const __m256i *)ysp)        \
+                                                 : _mm256_maskload_epi32((const int *)ysp, lanes), \
+                                        SHIFT < 0 ? 0 : SHIFT);                                    \
+            UNROLL for (int r = 0; r < RM; r++) {                                                  \
+                const __m256i h0 = half[0][r][t], h1 = half[1][r][t];                              \
+                __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),              \
+                                             _mm256_permute2x128_si256(h0, h1, 0x31));             \
+                if (SHIFT >= 0) s = _mm256_sub_epi32(s, off);                                      \
+                const __m256 v = _mm256_cvtepi32_ps(s), d = _mm256_mul_ps(xd[r], yd);              \
+                pan[r][t] =                                                                        \
+                    _mm_fmadd_ps(_mm256_castps256_ps128(v), _mm256_castps256_ps128(d), pan[r][t]); \
+                if ((K) > 4)                                                                       \
+                    pan[r][t] = _mm_fmadd_ps(_mm256_extractf128_ps(v, 1),                          \
+                                             _mm256_extractf128_ps(d, 1), pan[r][t]);              \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* a tail of K <= 4 blocks (the model's 576-wide rows end in 2): LEGACY_STEP's first half on
+ * 128 bits, 3 hadds instead of 7 (the tail went block by block into a chain held in memory
+ * before, 20% of q8_0 576 x 1536 at one token from L2) */
+#define LEGACY_TAIL4(block_t, decode, SHIFT, K)                                                    \
+    do {                                                                                           \
+        if (i > 0 && i % LEGACY_PANEL == 0)                                                        \
+            UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {              \
+                const float run = legacy_run_sum(pan[r][t]);                                       \
+                tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                             \
+                pan[r][t] = _mm_setzero_ps();                                                      \
+            }                                                                                      \
+        const __m128i lanes = _mm_cmpgt_epi32(_mm_set1_epi32(K), _mm_setr_epi32(0, 1, 2, 3));      \
+        UNROLL for (int r = 0; r < RM; r++) {                                                      \
+            const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                          \
+            __m256i dd[4][4];                                                                      \
+            UNROLL for (int k = 0; k < 4; k++) {                                                   \
+                if (k < (K)) {                                                                     \
+                    const __m256i u = decode(x + k);                                               \
+                    UNROLL for (int t = 0; t < NT; t++) dd[k][t] = block_dot(                      \
+                        u, ((const block_q8_0 *)(a + (size_t)t * as) + i + k)->qs, SHIFT);         \
+                } else {                                                                           \
+                    UNROLL for (int t = 0; t < NT; t++) dd[k][t] = _mm256_setzero_si256();         \
+                }                                                                                  \
+            }                                                                                      \
+            const __m128 xd = _mm_cvtph_ps(_mm_setr_epi16(                                         \
+                (short)x[0].d, (short)((K) > 1 ? x[1].d : 0), (short)((K) > 2 ? x[2].d : 0),       \
+                (short)((K) > 3 ? x[3].d : 0), 0, 0, 0, 0));                                       \
+            UNROLL for (int t = 0; t < NT; t++) {                                                  \
+                const __m256i q = _mm256_hadd_epi32(_mm256_hadd_epi32(dd[0][t], dd[1][t]),         \
+                                                    _mm256_hadd_epi32(dd[2][t], dd[3][t]));        \
+                __m128i s =                                                                        \
+                    _mm_add_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));      \
+                const char *at = a + (size_t)t * as;                                               \
+                if (SHIFT >= 0)                                                                    \
+                    s = _mm_sub_epi32(                                                             \
+                        s, _mm_slli_epi32(                                                         \
+                               _mm_maskload_epi32((const int *)(at + ysum_off) + i, lanes),        \
+                               SHIFT < 0 ? 0 : SHIFT));                                            \
+                const __m128 yd = _mm_maskload_ps((const float *)(at + yd_off) + i, lanes);        \
+                pan[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(xd, yd), pan[r][t]);       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 #define LEGACY_SIGNED_TILE(name, block_t, decode, SHIFT)                                           \
     TILE void name(int64_t n, const char *w, size_t ws, const char *a, size_t as, float *y,        \
                    int64_t ys, const int RM, const int NT) {                                       \
@@ -315,86 +474,13 @@ static inline __m128 legacy_chain_add(__m128 c, int64_t i, float v, float d) {
             tot[r][t] = 0.0f;                                                                      \
         }                                                                                          \
         int64_t i = 0;                                                                             \
-        for (; i + 8 <= nb; i += 8) {                                                              \
-            if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
-                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
-                    const float run = legacy_run_sum(pan[r][t]);                                   \
-                    tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                         \
-                    pan[r][t] = _mm_setzero_ps();                                                  \
-                }                                                                                  \
-            __m256i half[2][4][4];                                                                 \
-            UNROLL for (int hq = 0; hq < 2; hq++) {                                                \
-                __m256i pair[2][4][4];                                                             \
-                UNROLL for (int hp = 0; hp < 2; hp++) {                                            \
-                    __m256i dd[2][4][4];                                                           \
-                    UNROLL for (int hb = 0; hb < 2; hb++) {                                        \
-                        const int64_t b = i + 4 * hq + 2 * hp + hb;                                \
-                        UNROLL for (int r = 0; r < RM; r++) {                                      \
-                            const __m256i u = decode((const block_t *)(w + (size_t)r * ws) + b);   \
-                            UNROLL for (int t = 0; t < NT; t++) dd[hb][r][t] = block_dot(          \
-                                u, ((const block_q8_0 *)(a + (size_t)t * as) + b)->qs, SHIFT);     \
-                        }                                                                          \
-                    }                                                                              \
-                    UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)        \
-                        pair[hp][r][t] = _mm256_hadd_epi32(dd[0][r][t], dd[1][r][t]);              \
-                }                                                                                  \
-                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++)            \
-                    half[hq][r][t] = _mm256_hadd_epi32(pair[0][r][t], pair[1][r][t]);              \
-            }                                                                                      \
-            __m256 xd[4];                                                                          \
-            UNROLL for (int r = 0; r < RM; r++) {                                                  \
-                const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
-                xd[r] = LOAD_D8(x);                                                                \
-            }                                                                                      \
-            UNROLL for (int t = 0; t < NT; t++) {                                                  \
-                const __m256 yd =                                                                  \
-                    _mm256_loadu_ps((const float *)(a + (size_t)t * as + yd_off) + i);             \
-                __m256i off = _mm256_setzero_si256();                                              \
-                if (SHIFT >= 0)                                                                    \
-                    off = _mm256_slli_epi32(                                                       \
-                        _mm256_loadu_si256(                                                        \
-                            (const __m256i *)((const int32_t *)(a + (size_t)t * as + ysum_off) +   \
-                                              i)),                                                 \
-                        SHIFT < 0 ? 0 : SHIFT);                                                    \
-                UNROLL for (int r = 0; r < RM; r++) {                                              \
-                    const __m256i h0 = half[0][r][t], h1 = half[1][r][t];                          \
-                    __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),          \
-                                                 _mm256_permute2x128_si256(h0, h1, 0x31));         \
-                    if (SHIFT >= 0) s = _mm256_sub_epi32(s, off);                                  \
-                    const __m256 v = _mm256_cvtepi32_ps(s), d = _mm256_mul_ps(xd[r], yd);          \
-                    pan[r][t] = _mm_fmadd_ps(_mm256_castps256_ps128(v), _mm256_castps256_ps128(d), \
-                                             pan[r][t]);                                           \
-                    pan[r][t] = _mm_fmadd_ps(_mm256_extractf128_ps(v, 1),                          \
-                                             _mm256_extractf128_ps(d, 1), pan[r][t]);              \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-        for (; i < nb; i++) {                                                                      \
-            if (i > 0 && i % LEGACY_PANEL == 0)                                                    \
-                UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) {          \
-                    const float run = legacy_run_sum(pan[r][t]);                                   \
-                    tot[r][t] = i == LEGACY_PANEL ? run : tot[r][t] + run;                         \
-                    pan[r][t] = _mm_setzero_ps();                                                  \
-                }                                                                                  \
-            UNROLL for (int r = 0; r < RM; r++) {                                                  \
-                const block_t *x = (const block_t *)(w + (size_t)r * ws) + i;                      \
-                const __m256i u = decode(x);                                                       \
-                UNROLL for (int t = 0; t < NT; t++) {                                              \
-                    const char *at = a + (size_t)t * as;                                           \
-                    const __m256i d = block_dot(u, ((const block_q8_0 *)at + i)->qs, SHIFT);       \
-                    const __m128i d4 = _mm_add_epi32(_mm256_castsi256_si128(d),                    \
-                                                     _mm256_extracti128_si256(d, 1));              \
-                    const __m128i d2 = _mm_add_epi32(d4, _mm_unpackhi_epi64(d4, d4));              \
-                    const int32_t corr = SHIFT >= 0 ? ((const int32_t *)(at + ysum_off))[i] *      \
-                                                          (1 << (SHIFT < 0 ? 0 : SHIFT))           \
-                                                    : 0;                                           \
-                    const int32_t sum = _mm_cvtsi128_si32(d2) +                                    \
-                                        _mm_extract_epi32(d2, 1) - corr;                           \
-                    pan[r][t] = legacy_chain_add(                                                  \
-                        pan[r][t], i, (float)sum, f16(x->d) * ((const float *)(at + yd_off))[i]);  \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
+        for (; i + 8 <= nb; i += 8)                                                                \
+            LEGACY_STEP(block_t, decode, SHIFT, 8);                                                \
+        const int tail = (int)(nb - i);                                                            \
+        if (tail > 4)                                                                              \
+            LEGACY_STEP(block_t, decode, SHIFT, tail);                                             \
+        else if (tail > 0)                                                                         \
+            LEGACY_TAIL4(block_t, decode, SHIFT, tail);                                            \
         UNROLL for (int r = 0; r < RM; r++) UNROLL for (int t = 0; t < NT; t++) y[t * ys + r] =    \
             nb > LEGACY_PANEL ? tot[r][t] + legacy_run_sum(pan[r][t]) : legacy_run_sum(pan[r][t]); \
     }
@@ -556,6 +642,22 @@ DEFINE_IL_GEMM(il_gemm_q8_0, block_q8_0, decode_u_q8_0, Q8_0_OFFSET_SHIFT)
 #else
 #define PK_MAX_TOKENS 4 /* 16 vector registers */
 #endif
+
+/* f16 / bf16 repacked: one token takes the groups two at a time (pair: pk_group_half_x2 of
+ * each ISA section, pk_group_bf16dp_x2), the rest goes through gemm_groups. ATTR: function
+ * attributes (a target the set's flags lack) */
+#define DEFINE_PK_HALF_GEMM(ATTR, name, gemm_groups, pair, TYPE)                                   \
+    ATTR static void name(int64_t n, const void *w, size_t w_stride, const void *act,              \
+                          size_t act_stride, float *y, int64_t y_stride, int64_t nr, int64_t nt) { \
+        int64_t r = 0;                                                                             \
+        if (nt == 1)                                                                               \
+            for (; r + 2 * PK_ROWS <= nr; r += 2 * PK_ROWS)                                        \
+                pair((const uint8_t *)w + (size_t)r * w_stride, PK_ROWS * w_stride, n, TYPE, act,  \
+                     y + r);                                                                       \
+        if (r < nr)                                                                                \
+            gemm_groups(n, (const char *)w + (size_t)r * w_stride, w_stride, act, act_stride,      \
+                        y + r, y_stride, nr - r, nt);                                              \
+    }
 
 /* each ISA section's pk_group_half (f16 / bf16 weights) with the type fixed */
 #define PK_HALF_GROUP(name, TYPE)                                                                  \
@@ -1126,10 +1228,46 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
     }
     pk_half_finish(w, c, n, type, a, as, acc, U, y, ys, NT);
 }
+/* One token against two groups side by side (rows r..r+15 at xw, r+16..r+31 at xw + gs): each
+ * group's chains are pk_group_half's, so its results are too, but 4 chains in flight (2 per
+ * group) hide the multiply-add latency that one token's 2 alone wait on (f16 576 x 1536 from
+ * L2, one token: 44 us one group at a time, 34 two; 35 with the 4 chains before issue 22) */
+TILE void pk_group_half_x2(const uint8_t *xw, size_t gs, int64_t n, const int type, const char *a,
+                           float *y) {
+    const uint16_t *w0 = (const uint16_t *)xw, *w1 = (const uint16_t *)(xw + gs);
+    const float *x = (const float *)(a + qr_act_half_f32_offset(n));
+    const int U = HALF_CHAINS, S = 2 * HALF_CHAINS; /* chains per group, columns per step */
+    __m512 acc[2][1][4];
+    UNROLL for (int g = 0; g < 2; g++) UNROLL for (int u = 0; u < U; u++) acc[g][0][u] =
+        _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + S <= n; c += S)
+        UNROLL for (int u = 0; u < S; u++) {
+            const __m512 xv = _mm512_set1_ps(x[c + u]);
+            acc[0][0][u % U] =
+                _mm512_fmadd_ps(pk_load_half16(w0 + (c + u) * PK_ROWS, type), xv, acc[0][0][u % U]);
+            acc[1][0][u % U] =
+                _mm512_fmadd_ps(pk_load_half16(w1 + (c + u) * PK_ROWS, type), xv, acc[1][0][u % U]);
+        }
+    /* then, as pk_group_half: U columns into the U chains while there are U, and the last
+     * column (odd n) into chain 0 */
+    for (; c + U <= n; c += U)
+        UNROLL for (int u = 0; u < U; u++) {
+            const __m512 xv = _mm512_set1_ps(x[c + u]);
+            acc[0][0][u] =
+                _mm512_fmadd_ps(pk_load_half16(w0 + (c + u) * PK_ROWS, type), xv, acc[0][0][u]);
+            acc[1][0][u] =
+                _mm512_fmadd_ps(pk_load_half16(w1 + (c + u) * PK_ROWS, type), xv, acc[1][0][u]);
+        }
+    pk_half_finish(w0, c, n, type, a, 0, acc[0], U, y, 0, 1);
+    pk_half_finish(w1, c, n, type, a, 0, acc[1], U, y + PK_ROWS, 0, 1);
+}
 PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
 PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
-DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
-DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
+DEFINE_PK_GEMM(pk_gemm_f16_groups, pk_group_f16, 1)
+DEFINE_PK_GEMM(pk_gemm_bf16_groups, pk_group_bf16, 1)
+DEFINE_PK_HALF_GEMM(, pk_gemm_f16, pk_gemm_f16_groups, pk_group_half_x2, QR_TYPE_F16)
+DEFINE_PK_HALF_GEMM(, pk_gemm_bf16, pk_gemm_bf16_groups, pk_group_half_x2, QR_TYPE_BF16)
 
 /* bf16 on CPUs with AVX512-BF16: the same column-major groups, two columns at a time: one
  * vpermw interleaves their 16 rows into (column c, c + 1) pairs, and one vdpbf16ps per token
@@ -1163,7 +1301,39 @@ BF16_FN void pk_group_bf16dp(const uint8_t *xw, int64_t n, const char *a, size_t
         }
     pk_half_finish(w, c, n, QR_TYPE_BF16, a, as, acc, U, y, ys, NT); /* odd n: the last column */
 }
-DEFINE_PK_GEMM_AS(__attribute__((target("avx512bf16"))), pk_gemm_bf16dp, pk_group_bf16dp, 1)
+/* one token against two groups side by side, as pk_group_half_x2 (type: QR_TYPE_BF16) */
+BF16_FN void pk_group_bf16dp_x2(const uint8_t *xw, size_t gs, int64_t n, const int type,
+                                const char *a, float *y) {
+    (void)type;
+    const uint16_t *w0 = (const uint16_t *)xw, *w1 = (const uint16_t *)(xw + gs);
+    const int U = HALF_CHAINS;
+    const __m512i pairs =
+        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    __m512 acc[2][1][4];
+    UNROLL for (int g = 0; g < 2; g++) UNROLL for (int u = 0; u < U; u++) acc[g][0][u] =
+        _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 * U <= n; c += 2 * U)
+        UNROLL for (int u = 0; u < U; u++) {
+            const int64_t cc = c + 2 * u;
+            const __m512bh xv =
+                (__m512bh)_mm512_set1_epi32((int)qr_rd_u32((const uint16_t *)a + cc));
+            acc[0][0][u] = _mm512_dpbf16_ps(
+                acc[0][0][u],
+                (__m512bh)_mm512_permutexvar_epi16(pairs, _mm512_loadu_si512(w0 + cc * PK_ROWS)),
+                xv);
+            acc[1][0][u] = _mm512_dpbf16_ps(
+                acc[1][0][u],
+                (__m512bh)_mm512_permutexvar_epi16(pairs, _mm512_loadu_si512(w1 + cc * PK_ROWS)),
+                xv);
+        }
+    pk_half_finish(w0, c, n, QR_TYPE_BF16, a, 0, acc[0], U, y, 0, 1);
+    pk_half_finish(w1, c, n, QR_TYPE_BF16, a, 0, acc[1], U, y + PK_ROWS, 0, 1);
+}
+DEFINE_PK_GEMM_AS(__attribute__((target("avx512bf16"))), pk_gemm_bf16dp_groups, pk_group_bf16dp, 1)
+DEFINE_PK_HALF_GEMM(__attribute__((target("avx512bf16"))), pk_gemm_bf16dp, pk_gemm_bf16dp_groups,
+                    pk_group_bf16dp_x2, QR_TYPE_BF16)
 
 void qr_kernels_use_avx512_bf16(qr_kernels *k) {
     k->gemm_packed[QR_TYPE_BF16] = pk_gemm_bf16dp;
@@ -1450,6 +1620,34 @@ TILE void pk_group_half(const uint8_t *xw, int64_t n, const int type, const char
     pk_group_half3(xw, n, type, a, as, y, ys, 2);
     pk_group_half3(xw, n, type, a + 2 * as, as, y + 2 * ys, ys, 2);
 }
+/* one token against two groups side by side, as the AVX-512 pk_group_half_x2: 8 chains in
+ * flight (2 per group and half) instead of 4 */
+TILE void pk_group_half_x2(const uint8_t *xw, size_t gs, int64_t n, const int type, const char *a,
+                           float *y) {
+    const uint16_t *w[2] = {(const uint16_t *)xw, (const uint16_t *)(xw + gs)};
+    const float *x = (const float *)(a + qr_act_half_f32_offset(n));
+    const int U = HALF_CHAINS;
+    __m256 acc[2][HALF_CHAINS][2];
+    UNROLL for (int g = 0; g < 2; g++) UNROLL for (int u = 0; u < U; u++) acc[g][u][0] =
+        acc[g][u][1] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + U <= n; c += U)
+        UNROLL for (int u = 0; u < U; u++) {
+            const __m256 xv = _mm256_broadcast_ss(x + c + u);
+            UNROLL for (int g = 0; g < 2; g++) UNROLL for (int h = 0; h < 2; h++) acc[g][u][h] =
+                _mm256_fmadd_ps(pk_load_half8(w[g] + (c + u) * PK_ROWS + 8 * h, type), xv,
+                                acc[g][u][h]);
+        }
+    for (; c < n; c++) {
+        const __m256 xv = _mm256_broadcast_ss(x + c);
+        UNROLL for (int g = 0; g < 2; g++) UNROLL for (int h = 0; h < 2; h++) acc[g][0][h] =
+            _mm256_fmadd_ps(pk_load_half8(w[g] + c * PK_ROWS + 8 * h, type), xv, acc[g][0][h]);
+    }
+    UNROLL for (int g = 0; g < 2; g++) UNROLL for (int h = 0; h < 2; h++) {
+        UNROLL for (int u = 1; u < U; u++) acc[g][0][h] = _mm256_add_ps(acc[g][0][h], acc[g][u][h]);
+        _mm256_storeu_ps(y + PK_ROWS * g + 8 * h, acc[g][0][h]);
+    }
+}
 PK_HALF_GROUP(pk_group_f16, QR_TYPE_F16)
 PK_HALF_GROUP(pk_group_bf16, QR_TYPE_BF16)
 
@@ -1509,8 +1707,10 @@ DEFINE_PK_GEMM(pk_gemm_q8_0, pk_group_q8_0, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_iq4_nl, pk_group_iq4_nl, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_mxfp4, pk_group_mxfp4, QK8_0)
 DEFINE_PK_GEMM(pk_gemm_q4_K, pk_group_q4_K, QK_K)
-DEFINE_PK_GEMM(pk_gemm_f16, pk_group_f16, 1)
-DEFINE_PK_GEMM(pk_gemm_bf16, pk_group_bf16, 1)
+DEFINE_PK_GEMM(pk_gemm_f16_groups, pk_group_f16, 1)
+DEFINE_PK_GEMM(pk_gemm_bf16_groups, pk_group_bf16, 1)
+DEFINE_PK_HALF_GEMM(, pk_gemm_f16, pk_gemm_f16_groups, pk_group_half_x2, QR_TYPE_F16)
+DEFINE_PK_HALF_GEMM(, pk_gemm_bf16, pk_gemm_bf16_groups, pk_group_half_x2, QR_TYPE_BF16)
 #define IL_PREFIX(il, nr_var)
 #endif
 

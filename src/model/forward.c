@@ -256,6 +256,66 @@ static void kv_store(qr_context *ctx, void *cache, int type, size_t row_bytes, i
     }
 }
 
+/* Move positions [from, from + n) of a sequence to [from + delta, ...) in every layer's K and
+ * V rows (memmove: the ranges may overlap), then turn the moved keys of each RoPE layer by
+ * delta positions. The re-rotation is llama.cpp's k-shift (llama_kv_cache::build_rope_shift):
+ * the cached, already rotated key is roped again with the position delta and the layer's own
+ * RoPE (base, scale, factors, YaRN magnitude and all), in f32; an F16 cache rounds the result
+ * to f16 again (ggml's rope on an f16 tensor), a quantized one is dequantized, turned back from
+ * the Walsh-Hadamard rotation (k_rot: the matrix is its own inverse), roped, rotated again and
+ * quantized as a stored key is (ggml_cast to f32, the rotations, ggml_rope_ext, ggml_cpy). A
+ * bf16 cache goes the quantized way without the rotation (llama.cpp's CPU rope has no bf16). */
+/* the values of a key that llama.cpp's k-shift writes back: its view holds the first n_rot of
+ * each head (a partial RoPE leaves the rest as they were), whole blocks of the type and of
+ * the rotation; otherwise the whole row */
+static int64_t roped_values(const qr_context *ctx, int swa) {
+    const int64_t hd = ctx->model->hp.head_dim, n_rot = ctx->rope[swa].n_rot;
+    const int64_t bs = qr_type_traits_get(ctx->k_type)->block_size;
+    if (n_rot % bs == 0 && (ctx->k_rot == 0 || n_rot % ctx->k_rot == 0)) return n_rot;
+    return hd;
+}
+
+void qr_kv_move(qr_context *ctx, int32_t seq, int32_t from, int32_t n, int32_t delta) {
+    const qr_hparams *hp = &ctx->model->hp;
+    const qr_attn_kernels *ak = qr_attn_kernels_best();
+    const int64_t hd = hp->head_dim;
+    const int kt = ctx->k_type;
+    const size_t kb = ctx->k_row_bytes, vb = ctx->v_row_bytes;
+    float cache[2][512]; /* the turn by delta for the two kinds of layer (n_rot <= 512) */
+    qr_rope_cache(&ctx->rope[0], delta, cache[0]);
+    qr_rope_cache(&ctx->rope[1], delta, cache[1]);
+    float row[512]; /* head_dim <= 512 (load.c) */
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const qr_layer *L = &ctx->model->layers[l];
+        for (int32_t h = 0; h < hp->n_head_kv; h++) {
+            const int64_t src = kv_row(ctx, seq, h, from), dst = src + delta;
+            memmove((char *)ctx->k_cache[l] + dst * (int64_t)kb,
+                    (char *)ctx->k_cache[l] + src * (int64_t)kb, (size_t)n * kb);
+            memmove((char *)ctx->v_cache[l] + dst * (int64_t)vb,
+                    (char *)ctx->v_cache[l] + src * (int64_t)vb, (size_t)n * vb);
+            if (!L->rope || delta == 0) continue;
+            for (int32_t p = 0; p < n; p++) {
+                void *k = (char *)ctx->k_cache[l] + (dst + p) * (int64_t)kb;
+                if (kt == QR_TYPE_F32) {
+                    qr_rope_apply(&ctx->rope[L->swa], cache[L->swa], k, 1, (int32_t)hd);
+                } else if (kt == QR_TYPE_F16) {
+                    for (int64_t i = 0; i < hd; i++)
+                        row[i] = qr_fp16_to_fp32(((uint16_t *)k)[i]);
+                    qr_rope_apply(&ctx->rope[L->swa], cache[L->swa], row, 1, (int32_t)hd);
+                    for (int64_t i = 0; i < hd; i++)
+                        ((uint16_t *)k)[i] = qr_fp32_to_fp16(row[i]);
+                } else {
+                    ak->to_float[kt](k, row, hd);
+                    if (ctx->k_rot) ak->fwht(row, hd, ctx->k_rot);
+                    qr_rope_apply(&ctx->rope[L->swa], cache[L->swa], row, 1, (int32_t)hd);
+                    if (ctx->k_rot) ak->fwht(row, hd, ctx->k_rot);
+                    ak->from_float[kt](row, k, roped_values(ctx, L->swa));
+                }
+            }
+        }
+    }
+}
+
 /* With an F16 cache llama.cpp's products K.q and V.p convert q and p to f16 first. */
 static inline void kv_round(int type, float *x, int64_t n) {
     if (type == QR_TYPE_F16) qr_kernels_best()->round_f16(x, n);

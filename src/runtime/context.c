@@ -435,6 +435,30 @@ qr_status qr_kv_remove(qr_context *ctx, int32_t seq_id, int32_t p0, int32_t p1) 
     return QR_OK;
 }
 
+qr_status qr_kv_shift(qr_context *ctx, int32_t seq_id, int32_t p0, int32_t p1, int32_t delta) {
+    if (seq_id < 0 || seq_id >= ctx->n_seq)
+        return qr_error(QR_ERR_INVALID_ARG, "kv shift: sequence %d out of range (context has %d)",
+                        seq_id, ctx->n_seq);
+    const int32_t len = ctx->seq_len[seq_id];
+    if (p1 < 0 || p1 > len) p1 = len;
+    if (p0 < 0 || p0 > p1)
+        return qr_error(QR_ERR_INVALID_ARG, "kv shift: positions [%d, %d) of sequence %d", p0, p1,
+                        seq_id);
+    if (delta == 0 || p0 == p1) return QR_OK;
+    if (delta > 0 || p1 != len)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "kv shift: moving positions [%d, %d) of sequence %d (%d long) by %d would "
+                        "leave a hole; only the end of a sequence moves back",
+                        p0, p1, seq_id, len, delta);
+    if (p0 + delta < 0)
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "kv shift: positions [%d, %d) moved by %d fall before position 0", p0, p1,
+                        delta);
+    qr_kv_move(ctx, seq_id, p0, p1 - p0, delta);
+    ctx->seq_len[seq_id] = p1 + delta;
+    return QR_OK;
+}
+
 void qr_kv_clear(qr_context *ctx) {
     memset(ctx->seq_len, 0, (size_t)ctx->n_seq * sizeof *ctx->seq_len);
 }

@@ -67,6 +67,11 @@ struct qr_context {
 qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos,
                      const int32_t *seq, int32_t n, const int8_t *want_logits, float *out);
 
+/* Move positions [from, from + n) of sequence seq by delta in every layer's K and V rows, the
+ * keys of the RoPE layers turned by delta positions (forward.c, which owns the cache layout).
+ * The caller checked the ranges. */
+void qr_kv_move(qr_context *ctx, int32_t seq, int32_t from, int32_t n, int32_t delta);
+
 /* qr_decode, its time counted as prompt processing or generation as the caller says
  * (qr_decode itself counts batches of one token as generation) */
 qr_status qr_decode_timed(qr_context *ctx, const qr_batch *b, bool prompt);

@@ -57,7 +57,8 @@ typedef struct generator {
     qr_token_fn on_token;
     void *user;
     streamer s;
-    char *big; /* a piece longer than a chunk */
+    char *big;          /* a piece longer than a chunk */
+    int32_t prompt_end; /* the position after this call's prompt (n_keep < 0 keeps that far) */
 } generator;
 
 /* Stream one sampled token and call the callback. *stop: a reason to end here, or -1. */
@@ -87,27 +88,56 @@ static qr_status emit_token(generator *g, qr_token id, const float *logits,
     return QR_OK;
 }
 
-/* The loop without speculation: sample, emit, evaluate. */
+/* llama.cpp's context shift (completion.cpp) before a token is evaluated at *pos, the cache
+ * holding positions 0 .. *pos - 1: when it would leave no spare cell, keep n_keep positions,
+ * drop half of the rest and move the others back. *full: a shift was due and nothing could be
+ * dropped. */
+static qr_status shift_context(qr_context *ctx, const generator *g, int32_t *pos, bool *full) {
+    const qr_generate_params *params = g->params;
+    *full = false;
+    if (!params->context_shift || *pos + 1 < ctx->n_ctx_seq) return QR_OK;
+    int32_t n_keep = params->n_keep < 0 ? g->prompt_end : params->n_keep;
+    if (n_keep > *pos) n_keep = *pos;
+    const int32_t n_discard = (*pos - n_keep) / 2;
+    if (n_discard < 1) {
+        *full = true;
+        return QR_OK;
+    }
+    qr_status st = qr_kv_shift(ctx, params->seq_id, n_keep + n_discard, -1, -n_discard);
+    if (st) return st;
+    *pos -= n_discard;
+    ctx->timings.n_ctx_shifts++;
+    return QR_OK;
+}
+
+/* The loop without speculation: sample, emit, evaluate. pending >= 0: a token already sampled
+ * and shown (speculation ended at a context shift) to evaluate first. */
 static qr_status plain_loop(qr_context *ctx, qr_sampler *sampler, generator *g, qr_batch *batch,
-                            int32_t pos, int32_t *n_gen, qr_stop_reason *why) {
+                            int32_t pos, qr_token pending, int32_t *n_gen, qr_stop_reason *why) {
     const qr_generate_params *params = g->params;
     const int32_t seq = params->seq_id;
     qr_token_logprobs lp;
     qr_token_logprobs *lpp = params->want_logprobs ? &lp : NULL;
     *why = QR_STOP_LENGTH;
-    for (; params->n_predict < 0 || *n_gen < params->n_predict;) {
-        const float *logits = qr_get_logits(ctx, -1);
-        qr_token id;
-        qr_status st = qr_sampler_sample(sampler, logits, &id, lpp);
-        if (st) return st;
-        ++*n_gen;
-        int stop;
-        if ((st = emit_token(g, id, logits, lpp, &stop))) return st;
-        if (stop >= 0) {
-            *why = (qr_stop_reason)stop;
-            return QR_OK;
+    for (; pending >= 0 || params->n_predict < 0 || *n_gen < params->n_predict;) {
+        qr_token id = pending;
+        qr_status st;
+        if (pending >= 0) {
+            pending = -1;
+        } else {
+            const float *logits = qr_get_logits(ctx, -1);
+            if ((st = qr_sampler_sample(sampler, logits, &id, lpp))) return st;
+            ++*n_gen;
+            int stop;
+            if ((st = emit_token(g, id, logits, lpp, &stop))) return st;
+            if (stop >= 0) {
+                *why = (qr_stop_reason)stop;
+                return QR_OK;
+            }
         }
-        if (pos >= ctx->n_ctx_seq) {
+        bool full;
+        if ((st = shift_context(ctx, g, &pos, &full))) return st;
+        if (full || pos >= ctx->n_ctx_seq) {
             *why = QR_STOP_CONTEXT;
             return QR_OK;
         }
@@ -122,7 +152,7 @@ static qr_status plain_loop(qr_context *ctx, qr_sampler *sampler, generator *g, 
  * generated. */
 static qr_status spec_loop(qr_context *ctx, qr_sampler *sampler, generator *g, qr_drafter *d,
                            qr_token *hist, int32_t n_hist, int32_t pos, int32_t *n_gen,
-                           qr_stop_reason *why) {
+                           qr_stop_reason *why, qr_token *pending) {
     const qr_generate_params *params = g->params;
     const int32_t seq = params->seq_id;
     qr_token_logprobs lp;
@@ -148,6 +178,12 @@ static qr_status spec_loop(qr_context *ctx, qr_sampler *sampler, generator *g, q
     if ((st = emit_token(g, id, logits, lpp, &stop)) || stop >= 0) goto done;
     for (;;) {
         /* id is sampled and shown but not evaluated; it sits at pos */
+        if (params->context_shift && pos + 1 >= ctx->n_ctx_seq) {
+            /* a shift is due: the plain loop goes on from id; the draft's cache, no longer the
+             * target's history, is cleared at the end */
+            *pending = id;
+            break;
+        }
         if (pos >= ctx->n_ctx_seq) {
             *why = QR_STOP_CONTEXT;
             break;
@@ -159,7 +195,9 @@ static qr_status spec_loop(qr_context *ctx, qr_sampler *sampler, generator *g, q
             st = qr_decode_timed(ctx, &batch, false);
             break;
         }
-        int32_t want = ctx->n_ctx_seq - pos - 1; /* the guesses must fit the context */
+        /* the guesses must fit the context; with context shift they leave its last cell free,
+         * so the shift comes where it comes without speculation (at n_ctx - 1 cells) */
+        int32_t want = ctx->n_ctx_seq - pos - 1 - (params->context_shift ? 1 : 0);
         if (params->n_predict >= 0 && params->n_predict - *n_gen - 1 < want)
             want = params->n_predict - *n_gen - 1; /* a round emits up to k + 1 tokens */
         int32_t k = 0;
@@ -193,7 +231,8 @@ done:
     if (!st && stop >= 0) *why = (qr_stop_reason)stop;
     /* the draft's cache ends as the target's: hist up to the last token evaluated */
     if (!st && d->type == QR_SPEC_DRAFT_SIMPLE)
-        st = qr_drafter_finish(d, hist, ctx->seq_len[seq] - base);
+        st = *pending >= 0 ? qr_kv_remove(d->draft, d->seq, 0, -1)
+                           : qr_drafter_finish(d, hist, ctx->seq_len[seq] - base);
     qr_batch_free(&batch);
     free(guess);
     return st;
@@ -216,7 +255,11 @@ qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prom
     qr_status st;
     if (spec && (st = qr_drafter_init(&d, ctx, params))) return st;
 
-    generator g = {.model = ctx->model, .params = params, .on_token = on_token, .user = user};
+    generator g = {.model = ctx->model,
+                   .params = params,
+                   .on_token = on_token,
+                   .user = user,
+                   .prompt_end = pos + n_prompt};
     qr_token *hist = NULL;
     qr_batch batch = {0};
     if ((st = qr_stop_matcher_create(params->stops, params->n_stops, &g.s.stop))) goto done;
@@ -241,8 +284,11 @@ qr_status qr_generate(qr_context *ctx, qr_sampler *sampler, const qr_token *prom
     const double t0 = qr_time_now();
     int32_t n_gen = 0;
     qr_stop_reason why = QR_STOP_LENGTH;
-    st = spec ? spec_loop(ctx, sampler, &g, &d, hist, n_prompt, pos, &n_gen, &why)
-              : plain_loop(ctx, sampler, &g, &batch, pos, &n_gen, &why);
+    qr_token pending = -1; /* speculation ended at a context shift with this token to go */
+    st = spec ? spec_loop(ctx, sampler, &g, &d, hist, n_prompt, pos, &n_gen, &why, &pending)
+              : plain_loop(ctx, sampler, &g, &batch, pos, -1, &n_gen, &why);
+    if (!st && pending >= 0)
+        st = plain_loop(ctx, sampler, &g, &batch, ctx->seq_len[seq], pending, &n_gen, &why);
     ctx->timings.n_gen_tokens = before.n_gen_tokens + n_gen;
     ctx->timings.gen_seconds = before.gen_seconds + (qr_time_now() - t0);
     if (st) goto done;

@@ -197,6 +197,120 @@ static void propose_ngram(const qr_token *hist, int32_t n_hist, int32_t n_want, 
     }
 }
 
+/* Several drafters on one draft context (a sequence each, the server's slots): what
+ * propose_draft does for each, with the draft model's evaluations batched across them: one
+ * decode for every drafter's new history, then one per guess with a token of each drafter
+ * still guessing. Each drafter's guesses are those it would make alone (the logits are
+ * batch-invariant). */
+static qr_status propose_draft_batched(qr_drafter *const *ds, int32_t n,
+                                       const qr_token *const *hists, const int32_t *n_hists,
+                                       const int32_t *n_wants, qr_token *const *outs,
+                                       int32_t *n_outs) {
+    qr_context *dc = ds[0]->draft;
+    int32_t total = 0, most = 0;
+    int32_t *want = malloc((size_t)n * 2 * sizeof *want), *row = want ? want + n : NULL;
+    if (!want) return qr_error(QR_ERR_NOMEM, "out of memory");
+    qr_status st = QR_OK;
+    for (int32_t i = 0; i < n && !st; i++) {
+        qr_drafter *d = ds[i];
+        want[i] = 0;
+        if ((st = resync(d, hists[i], n_hists[i]))) break;
+        if (d->n_done == n_hists[i]) { /* nothing new: redo the last for its logits */
+            d->n_done--;
+            if ((st = qr_kv_remove(dc, d->seq, d->pos0 + d->n_done, -1))) break;
+        }
+        const int32_t room = dc->n_ctx_seq - (d->pos0 + n_hists[i]);
+        if (room < 1) {
+            d->off = true;
+            continue;
+        }
+        want[i] = n_wants[i] < room ? n_wants[i] : room;
+        total += n_hists[i] - d->n_done;
+        if (want[i] > most) most = want[i];
+    }
+    qr_batch b = {0};
+    if (!st && total > 0) st = qr_batch_init(&b, total > n ? total : n);
+    if (st || total == 0) goto done;
+    for (int32_t i = 0; i < n; i++) { /* every drafter's new history, logits for its last */
+        if (!want[i]) continue;
+        qr_drafter *d = ds[i];
+        for (int32_t j = d->n_done; j < n_hists[i]; j++) {
+            if (j == n_hists[i] - 1) row[i] = b.n_tokens;
+            qr_batch_add(&b, hists[i][j], d->pos0 + j, d->seq, j == n_hists[i] - 1);
+        }
+        d->n_done = n_hists[i];
+    }
+    if ((st = qr_decode_timed(dc, &b, total > n))) goto done;
+    const int32_t n_vocab = dc->model->hp.n_vocab;
+    for (int32_t k = 0; k < most; k++) {
+        b.n_tokens = 0;
+        for (int32_t i = 0; i < n; i++) {
+            if (n_outs[i] != k || k >= want[i]) continue; /* stopped, or done */
+            qr_drafter *d = ds[i];
+            qr_token t;
+            if (!draft_pick(d, qr_get_logits(dc, row[i]), n_vocab, &t)) continue;
+            outs[i][n_outs[i]++] = t;
+            if (k + 1 == want[i]) continue;
+            row[i] = b.n_tokens;
+            qr_batch_add(&b, t, d->pos0 + n_hists[i] + k, d->seq, true);
+            d->extra[d->n_extra++] = t;
+        }
+        if (b.n_tokens == 0) break;
+        if ((st = qr_decode_timed(dc, &b, false))) goto done;
+    }
+done:
+    if (b.token) qr_batch_free(&b);
+    free(want);
+    return st;
+}
+
+qr_status qr_drafters_propose(qr_drafter *const *ds, int32_t n, const qr_token *const *hists,
+                              const int32_t *n_hists, const int32_t *n_wants, qr_token *const *outs,
+                              int32_t *n_outs) {
+    int32_t n_batched = 0;
+    for (int32_t i = 0; i < n; i++) {
+        n_outs[i] = 0;
+        if (ds[i]->type == QR_SPEC_DRAFT_SIMPLE && ds[i]->draft != ds[0]->draft)
+            return qr_error(QR_ERR_INVALID_ARG, "qr_drafters_propose: drafters on other contexts");
+    }
+    qr_drafter **dd = malloc((size_t)n * sizeof *dd);
+    const qr_token **hh = malloc((size_t)n * sizeof *hh);
+    int32_t *nh = malloc((size_t)n * 3 * sizeof *nh), *nw = nh ? nh + n : NULL,
+            *idx = nh ? nh + 2 * n : NULL;
+    qr_token **oo = malloc((size_t)n * sizeof *oo);
+    int32_t *no = malloc((size_t)n * sizeof *no);
+    qr_status st = dd && hh && nh && oo && no ? QR_OK : qr_error(QR_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < n && !st; i++) {
+        qr_drafter *d = ds[i];
+        int32_t w = n_wants[i] < d->n_max ? n_wants[i] : d->n_max;
+        if (w < 1 || d->off) continue;
+        if (d->type == QR_SPEC_NGRAM_SIMPLE) {
+            propose_ngram(hists[i], n_hists[i], w, outs[i], &n_outs[i]);
+            continue;
+        }
+        dd[n_batched] = d;
+        hh[n_batched] = hists[i];
+        nh[n_batched] = n_hists[i];
+        nw[n_batched] = w;
+        oo[n_batched] = outs[i];
+        no[n_batched] = 0;
+        idx[n_batched++] = i;
+    }
+    if (!st && n_batched > 0) {
+        st = propose_draft_batched(dd, n_batched, hh, nh, nw, oo, no);
+        for (int32_t j = 0; !st && j < n_batched; j++)
+            n_outs[idx[j]] = no[j];
+    }
+    for (int32_t i = 0; !st && i < n; i++)
+        if (n_outs[i] < ds[i]->n_min) n_outs[i] = 0; /* too short to be worth a check */
+    free(dd);
+    free(hh);
+    free(nh);
+    free(oo);
+    free(no);
+    return st;
+}
+
 qr_status qr_drafter_propose(qr_drafter *d, const qr_token *hist, int32_t n_hist, int32_t n_want,
                              qr_token *out, int32_t *n_out) {
     *n_out = 0;

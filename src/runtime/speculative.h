@@ -27,6 +27,13 @@ qr_status qr_drafter_init(qr_drafter *d, const qr_context *target, const qr_gene
  * generated; the last one not yet in the target's cache) into out; *n_out how many. */
 qr_status qr_drafter_propose(qr_drafter *d, const qr_token *hist, int32_t n_hist, int32_t n_want,
                              qr_token *out, int32_t *n_out);
+/* qr_drafter_propose for n drafters at once (hists[i], n_hists[i], n_wants[i] -> outs[i],
+ * n_outs[i]); those with a draft model must share one draft context (a sequence each), whose
+ * evaluations are batched across them: one decode for all their new history, then one per
+ * guess. */
+qr_status qr_drafters_propose(qr_drafter *const *ds, int32_t n, const qr_token *const *hists,
+                              const int32_t *n_hists, const int32_t *n_wants, qr_token *const *outs,
+                              int32_t *n_outs);
 /* Forget all but the first n tokens of the history the draft's cache follows (a new request
  * that shares only that prefix, or n = 0 after the target's cache was lost): the next
  * proposal evaluates the rest. */

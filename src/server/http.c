@@ -851,7 +851,10 @@ qr_status qr_server_run(const qr_server_params *params) {
         srv->pooling =
             srv->p.pooling == QR_POOLING_MODEL ? qr_model_pooling(srv->model) : srv->p.pooling;
         srv->n_vocab = qr_model_n_vocab(srv->model);
-        srv_scheduler_params sp = {.n_slots = srv->p.n_parallel, .max_queue = srv->p.max_queue};
+        srv_scheduler_params sp = {.n_slots = srv->p.n_parallel,
+                                   .max_queue = srv->p.max_queue,
+                                   .context_shift = srv->p.context_shift,
+                                   .n_keep = srv->p.n_keep};
         srv->spec = srv->p.spec_type != QR_SPEC_NONE;
         if (srv->spec)
             sp.spec = (srv_spec_params){

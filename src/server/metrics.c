@@ -87,6 +87,10 @@ bool srv_metrics_format(const srv_metrics *m, srv_buf *o) {
     ok = ok && metric(o, "quarrel_draft_tokens_accepted_total", "counter",
                       "Speculative decoding: drafted tokens the model accepted.",
                       (double)m->draft_accepted);
+    ok = ok && metric(o, "quarrel_context_shifts_total", "counter",
+                      "Context shifts: a full slot dropped half of its cache after n_keep tokens "
+                      "(--context-shift).",
+                      (double)m->ctx_shifts);
     ok = ok && metric(o, "quarrel_generation_tokens_per_second", "gauge",
                       "Generated tokens per second of decode steps that generated (all slots).",
                       m->gen_seconds > 0 ? (double)m->generated_tokens / m->gen_seconds : 0);

@@ -675,6 +675,10 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
     }
     if ((st = parse_structured(root, r))) return st;
     if ((st = parse_speculative(root, r))) return st;
+    if ((st = get_int(root, "n_keep", -1, INT32_MAX, &v, &r->n_keep_given))) return st;
+    if (r->n_keep_given) r->n_keep = (int32_t)v;
+    if ((st = get_int(root, "n_discard", 0, INT32_MAX, &v, &given))) return st;
+    if (given) r->n_discard = (int32_t)v;
     if (kind == SRV_CHAT && (st = srv_parse_tools(root, r))) return st;
     if (r->grammar && r->tool_choice != SRV_TOOLS_NONE)
         return qr_error(QR_ERR_INVALID_ARG,

@@ -13,7 +13,12 @@
  * token and the guesses together with everything else, and the slot's sampler checks the
  * guesses row by row (qr_sampler_sample_draft), emitting every token it accepts plus its own
  * pick at the first miss, as qr_generate does. The cache is cut back past the rejected
- * guesses. Batch-invariant logits make a greedy slot's text the same with or without. */
+ * guesses. Batch-invariant logits make a greedy slot's text the same with or without.
+ *
+ * Context shift (--context-shift), llama.cpp's server (server_context::pre_decode): before a
+ * step, a generating slot whose cache is full (n_cache + 1 >= its context) keeps its first
+ * n_keep tokens, drops the n_discard after them and moves the rest back (qr_kv_shift); its
+ * token list follows, and its drafter forgets all but the kept tokens. */
 #include "runtime/speculative.h"
 #include "server/server_internal.h"
 #include "util/util.h"
@@ -34,6 +39,10 @@ typedef struct srv_slot {
     srv_task *task;  /* NULL when idle (set and cleared under the lock) */
     qr_token *cache; /* the tokens in this sequence's KV cells, n_cache of them */
     int32_t n_cache;
+    /* the first n_exact cells hold what evaluating cache[] afresh would give: after a context
+     * shift only the kept ones do (the moved cells saw the dropped tokens), so a new request
+     * reuses no more than those */
+    int32_t n_exact;
     int32_t i_prompt; /* next prompt token to evaluate */
     int32_t i_batch;  /* index of this slot's logits in the current batch, -1 if none */
     int32_t n_added;  /* tokens this slot put in the current batch */
@@ -67,6 +76,13 @@ struct srv_scheduler {
     qr_batch batch;
     srv_metrics metrics;
     srv_spec_params spec; /* spec.type QR_SPEC_NONE: off */
+    /* draft_all's lists, a place per slot */
+    qr_drafter **d_list;
+    qr_token **d_hist, **d_out;
+    int32_t *d_n_hist, *d_want, *d_n_out, *d_slot;
+    bool ctx_shift;
+    int32_t n_keep; /* the server's, for requests without "n_keep" */
+    bool add_bos;   /* the vocabulary's BOS starts every prompt: n_keep counts after it */
 };
 
 /* ---- tasks ---- */
@@ -192,10 +208,16 @@ qr_status srv_scheduler_submit(srv_scheduler *s, srv_task *t) {
 /* ---- slots ---- */
 
 static int32_t common_prefix(const qr_token *a, int32_t na, const qr_token *b, int32_t nb) {
+    /* a: a slot's cache, of which only the first n_exact cells may be reused (callers pass
+     * na = min(n_cache, n_exact)) */
     int32_t n = 0;
     while (n < na && n < nb && a[n] == b[n])
         n++;
     return n;
+}
+
+static int32_t reusable(const srv_slot *sl) {
+    return sl->n_cache < sl->n_exact ? sl->n_cache : sl->n_exact;
 }
 
 /* Give queued tasks free slots (lock held): the slot with the longest cached prefix of the
@@ -216,7 +238,7 @@ static void admit_locked(srv_scheduler *s) {
             if (sl->task) continue;
             /* an embedding reuses nothing and clears the sequence: take the emptiest slot */
             int32_t c = t->embed ? -sl->n_cache
-                                 : common_prefix(sl->cache, sl->n_cache, t->prompt, t->n_prompt);
+                                 : common_prefix(sl->cache, reusable(sl), t->prompt, t->n_prompt);
             if (!best || c > best_common || (c == best_common && sl->last_used < best->last_used)) {
                 best = sl;
                 best_common = c;
@@ -262,11 +284,12 @@ static void slot_forget(srv_scheduler *s, srv_slot *sl) {
  * sampler and stop matcher. */
 static qr_status slot_start(srv_scheduler *s, srv_slot *sl) {
     srv_task *t = sl->task;
-    int32_t n_common = common_prefix(sl->cache, sl->n_cache, t->prompt, t->n_prompt);
+    int32_t n_common = common_prefix(sl->cache, reusable(sl), t->prompt, t->n_prompt);
     if (n_common >= t->n_prompt) n_common = t->n_prompt - 1; /* evaluate one for its logits */
     qr_status st = qr_kv_remove(s->ctx, sl->id, n_common, -1);
     if (st) return st;
     sl->n_cache = n_common;
+    sl->n_exact = INT32_MAX;
     sl->spec = false;
     if (s->spec.type != QR_SPEC_NONE) {
         /* the draft's cache keeps what it shares with the new prompt */
@@ -354,8 +377,8 @@ static void slot_on_token(srv_scheduler *s, srv_slot *sl, qr_token tok,
         reason = "stop";
     else if (t->req.max_tokens > 0 && sl->n_gen >= t->req.max_tokens)
         reason = "length";
-    else if (sl->n_cache >= s->n_ctx_slot ||
-             (t->req.n_ctx_limit > 0 && sl->n_cache >= t->req.n_ctx_limit))
+    else if (!s->ctx_shift && (sl->n_cache >= s->n_ctx_slot ||
+                               (t->req.n_ctx_limit > 0 && sl->n_cache >= t->req.n_ctx_limit)))
         reason = "length";
     srv_token_out out;
     bool have_out = false;
@@ -434,30 +457,96 @@ static void slot_embed(srv_scheduler *s, srv_slot *sl) {
     pthread_mutex_unlock(&s->mu);
 }
 
-/* A generating slot's guesses for this step (sl->guess[0..n_guess)), to follow its pending
- * token: as many as the context, the request's limits and n_max allow. A drafter that fails
- * (the draft model's evaluation) turns speculation off for the task, which goes on without. */
-static void slot_draft(srv_scheduler *s, srv_slot *sl) {
-    sl->n_guess = 0;
-    if (!sl->spec) return;
+/* The context a slot's task may fill: the slot's, or less with ollama's num_ctx. */
+static int32_t slot_n_ctx(const srv_scheduler *s, const srv_slot *sl) {
+    const int32_t lim = sl->task->req.n_ctx_limit;
+    return lim > 0 && lim < s->n_ctx_slot ? lim : s->n_ctx_slot;
+}
+
+/* How many guesses a speculating slot may have this step, after its pending token: as many as
+ * the context, the request's limits and its n_max allow (0: none). */
+static int32_t slot_spec_want(const srv_scheduler *s, const srv_slot *sl) {
+    if (!sl->spec) return 0;
     const srv_request *r = &sl->task->req;
-    /* the guesses sit at n_cache + 1 ...: within the context; a step emits up to k + 1 */
-    int32_t want = s->n_ctx_slot - sl->n_cache - 1;
-    if (r->n_ctx_limit > 0 && r->n_ctx_limit - sl->n_cache - 1 < want)
-        want = r->n_ctx_limit - sl->n_cache - 1;
+    /* the guesses sit at n_cache + 1 ...: within the context (with context shift, short of
+     * its last cell, so the shift comes where it would without speculation); a step emits up
+     * to k + 1 */
+    int32_t want = slot_n_ctx(s, sl) - sl->n_cache - 1 - (s->ctx_shift ? 1 : 0);
     if (r->max_tokens > 0 && r->max_tokens - sl->n_gen - 1 < want)
         want = r->max_tokens - sl->n_gen - 1;
-    if (want > sl->spec_n) want = sl->spec_n;
-    if (want < 1) return;
-    sl->cache[sl->n_cache] = sl->last; /* the history: the cache, then the pending token */
-    if (qr_drafter_propose(&sl->drafter, sl->cache, sl->n_cache + 1, want, sl->guess,
-                           &sl->n_guess) != QR_OK) {
-        fprintf(stderr, "quarrel serve: slot %d: drafting failed, going on without: %s\n",
-                (int)sl->id, qr_last_error());
-        sl->spec = false;
+    return want < sl->spec_n ? want : sl->spec_n;
+}
+
+/* Every generating slot's guesses for this step (sl->guess[0..n_guess)), the draft model's
+ * evaluations batched across the slots. A drafter that fails (the draft model's evaluation)
+ * turns speculation off for those tasks, which go on without. */
+static void draft_all(srv_scheduler *s) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < s->n_slots; i++) {
+        srv_slot *sl = &s->slots[i];
         sl->n_guess = 0;
-        qr_drafter_truncate(&sl->drafter, 0);
+        if (sl->state != SLOT_GEN || !sl->task) continue;
+        int32_t w = slot_spec_want(s, sl);
+        if (w < 1) continue;
+        sl->cache[sl->n_cache] = sl->last; /* the history: the cache, then the pending token */
+        s->d_list[n] = &sl->drafter;
+        s->d_hist[n] = sl->cache;
+        s->d_n_hist[n] = sl->n_cache + 1;
+        s->d_want[n] = w;
+        s->d_out[n] = sl->guess;
+        s->d_slot[n++] = i;
     }
+    if (n == 0) return;
+    if (qr_drafters_propose(s->d_list, n, (const qr_token *const *)s->d_hist, s->d_n_hist,
+                            s->d_want, s->d_out, s->d_n_out) != QR_OK) {
+        fprintf(stderr, "quarrel serve: drafting failed, the slots go on without: %s\n",
+                qr_last_error());
+        for (int32_t j = 0; j < n; j++) {
+            srv_slot *sl = &s->slots[s->d_slot[j]];
+            sl->spec = false;
+            qr_drafter_truncate(&sl->drafter, 0);
+        }
+        return;
+    }
+    for (int32_t j = 0; j < n; j++)
+        s->slots[s->d_slot[j]].n_guess = s->d_n_out[j];
+}
+
+/* llama.cpp's slot context shift for a generating slot whose pending token would leave no
+ * spare cell. A slot with nothing to drop finishes with "length" (lock taken here). */
+static void slot_shift(srv_scheduler *s, srv_slot *sl) {
+    const int32_t n_ctx = slot_n_ctx(s, sl);
+    if (sl->n_cache + 1 < n_ctx) return;
+    const srv_request *r = &sl->task->req;
+    int32_t n_keep = r->n_keep_given ? r->n_keep : s->n_keep;
+    if (n_keep < 0) n_keep = sl->task->n_prompt;
+    if (s->add_bos) n_keep += 1;
+    if (n_keep > n_ctx - 4) n_keep = n_ctx - 4;
+    if (n_keep < 0) n_keep = 0;
+    const int32_t n_left = sl->n_cache - n_keep;
+    int32_t n_discard = r->n_discard ? r->n_discard : n_left / 2;
+    if (n_discard > n_left - 1) n_discard = n_left - 1;
+    qr_status st = QR_OK;
+    if (n_discard > 0)
+        st = qr_kv_shift(s->ctx, sl->id, n_keep + n_discard, -1, -n_discard);
+    if (n_discard <= 0 || st) {
+        char msg[1024];
+        if (st) snprintf(msg, sizeof msg, "context shift failed: %s", qr_last_error());
+        pthread_mutex_lock(&s->mu);
+        slot_finish_locked(s, sl, st ? NULL : "length", st ? 500 : 0, st ? msg : NULL);
+        pthread_mutex_unlock(&s->mu);
+        if (st) slot_forget(s, sl);
+        return;
+    }
+    memmove(sl->cache + n_keep, sl->cache + n_keep + n_discard,
+            (size_t)(sl->n_cache - n_keep - n_discard) * sizeof *sl->cache);
+    sl->n_cache -= n_discard;
+    if (sl->n_exact > n_keep) sl->n_exact = n_keep;
+    if (sl->spec) qr_drafter_truncate(&sl->drafter, n_keep);
+    pthread_mutex_lock(&s->mu);
+    sl->task->n_ctx_shifts++;
+    s->metrics.ctx_shifts++;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* One decode step over every busy slot. */
@@ -466,13 +555,20 @@ static void step(srv_scheduler *s) {
     b->n_tokens = 0;
     bool any_gen = false;
     double t_draft = qr_time_now();
+    if (s->ctx_shift) /* before drafting: the guesses follow the shifted cache */
+        for (int32_t i = 0; i < s->n_slots; i++) {
+            srv_slot *sl = &s->slots[i];
+            if (sl->state == SLOT_GEN && sl->task) slot_shift(s, sl);
+        }
+    if (s->spec.type != QR_SPEC_NONE) draft_all(s);
     for (int32_t i = 0; i < s->n_slots; i++) {
         srv_slot *sl = &s->slots[i];
         sl->i_batch = -1;
         sl->n_added = 0;
-        sl->n_guess = 0;
-        if (sl->state != SLOT_GEN || !sl->task) continue;
-        slot_draft(s, sl);
+        if (sl->state != SLOT_GEN || !sl->task) {
+            sl->n_guess = 0;
+            continue;
+        }
         sl->i_batch = b->n_tokens;
         sl->n_added = 1 + sl->n_guess;
         qr_batch_add(b, sl->last, sl->n_cache, sl->id, true);
@@ -667,11 +763,28 @@ qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p,
     qr_status st = s->queue && s->slots ? QR_OK : QR_ERR_NOMEM;
     for (int32_t i = 0; !st && i < p->n_slots; i++) {
         s->slots[i].id = i;
+        s->slots[i].n_exact = INT32_MAX;
         /* the pending token after a full cache too (the drafter's history) */
         s->slots[i].cache = qr_malloc(((size_t)s->n_ctx_slot + 1) * sizeof(qr_token));
         if (!s->slots[i].cache) st = QR_ERR_NOMEM;
     }
     s->spec = p->spec;
+    if (!st && s->spec.type != QR_SPEC_NONE) {
+        const size_t n = (size_t)p->n_slots;
+        s->d_list = qr_calloc(n, sizeof *s->d_list);
+        s->d_hist = qr_calloc(n, sizeof *s->d_hist);
+        s->d_out = qr_calloc(n, sizeof *s->d_out);
+        s->d_n_hist = qr_calloc(4 * n, sizeof *s->d_n_hist);
+        if (!s->d_list || !s->d_hist || !s->d_out || !s->d_n_hist) st = QR_ERR_NOMEM;
+        if (!st) {
+            s->d_want = s->d_n_hist + n;
+            s->d_n_out = s->d_n_hist + 2 * n;
+            s->d_slot = s->d_n_hist + 3 * n;
+        }
+    }
+    s->ctx_shift = p->context_shift;
+    s->n_keep = p->n_keep;
+    s->add_bos = qr_model_adds_bos(s->model);
     for (int32_t i = 0; !st && s->spec.type != QR_SPEC_NONE && i < p->n_slots; i++) {
         srv_slot *sl = &s->slots[i];
         const qr_generate_params gp = {.seq_id = i,
@@ -722,6 +835,10 @@ void srv_scheduler_free(srv_scheduler *s) {
         }
     free(s->slots);
     free(s->queue);
+    free(s->d_list);
+    free(s->d_hist);
+    free(s->d_out);
+    free(s->d_n_hist);
     qr_batch_free(&s->batch);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->mu);

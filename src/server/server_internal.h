@@ -78,6 +78,10 @@ typedef struct srv_request {
     bool spec_off;
     int32_t spec_n_max, spec_n_min;
     float spec_p_min;
+    /* context shift where the server has it: llama.cpp's "n_keep" (n_keep_given; -1: the
+     * whole prompt) and "n_discard" (0: half of what follows the kept tokens) */
+    bool n_keep_given;
+    int32_t n_keep, n_discard;
 } srv_request;
 
 /* Prepare a tool request for the template's format (tmpl: its source or family name): the
@@ -270,6 +274,7 @@ typedef struct srv_metrics {
     uint64_t cancelled;                    /* requests whose client went away before the end */
     uint64_t decode_steps, decode_tokens;  /* qr_decode calls and the tokens they evaluated */
     uint64_t draft_tokens, draft_accepted; /* speculative decoding's guesses, those kept */
+    uint64_t ctx_shifts;                   /* slots' context shifts (--context-shift) */
     double prompt_seconds, gen_seconds;    /* wall time of decode steps that evaluated them */
     int64_t queue_depth, slots_busy, n_slots;
     int64_t kv_used, kv_total;
@@ -305,6 +310,7 @@ typedef struct srv_task {
     int32_t n_generated;
     int32_t n_cached;                    /* prompt tokens reused from the slot's cache */
     int32_t n_drafted, n_draft_accepted; /* speculative decoding's guesses, those kept */
+    int32_t n_ctx_shifts;                /* context shifts of its slot (--context-shift) */
     /* times (qr_time_now): a slot took the task, its first token was sampled, it ended */
     double t_start, t_first, t_end;
     /* an embedding task: no generation; the slot's sequence evaluates the prompt with qr_embed
@@ -329,6 +335,8 @@ typedef struct srv_scheduler_params {
     int32_t n_slots;
     int32_t max_queue;
     srv_spec_params spec;
+    bool context_shift; /* qr_server_params' */
+    int32_t n_keep;
 } srv_scheduler_params;
 
 /* Takes a context with n_seq_max >= n_slots; starts the scheduler thread. */

@@ -97,3 +97,4 @@ canonical smol135-c128 smol135-q4_k_m.gguf 128 3
 canonical qwen3moe-tiny-c64 "$tmp/qwen3moe-tiny.gguf" 64 3
 measured qwen3moe-tiny-c64 "$tmp/qwen3moe-tiny.gguf" 64 3
 measured smol135-c128 smol135-q4_k_m.gguf 128 3
+measured phi3-tiny-c64 "$tmp/phi3-tiny.gguf" 64 3

@@ -53,6 +53,7 @@ typedef struct chat_opts {
     grammar_opts grammar;
     spec_opts spec;
     qr_generate_params spec_gp; /* the speculation fields for qr_generate */
+    ctxshift_opts shift;
 } chat_opts;
 
 typedef struct message {
@@ -84,6 +85,10 @@ typedef struct chat {
 
     qr_token *cached; /* the tokens in KV sequence 0, n_ctx of room */
     int32_t n_cached;
+    /* --context-shift: the tokens a shift keeps, resolved on the first turn of a
+     * conversation (--keep -1: that turn's whole prompt, as llama-cli's initial prompt);
+     * -1 until then */
+    int32_t n_keep;
     qr_token *tokens; /* the rendered conversation's tokens */
     int32_t cap_tokens;
     int turn;
@@ -109,6 +114,9 @@ static void usage(FILE *f) {
             "reply\n");
     rope_options_usage(f);
     kv_cache_options_usage(f);
+    ctxshift_options_usage(f);
+    fprintf(f, "  (in chat: the tokens kept count from the start of the conversation; -1 keeps\n"
+               "  the first turn's prompt)\n");
     sampler_options_usage(f);
     spec_options_usage(f);
 }
@@ -127,6 +135,7 @@ static int parse(int argc, char **argv, chat_opts *o) {
         if (used == 0) used = kv_cache_option(a, v, &o->cp);
         if (used == 0) used = grammar_option(a, v, &o->grammar);
         if (used == 0) used = spec_option(a, v, &o->spec);
+        if (used == 0) used = ctxshift_option(a, v, &o->shift);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -362,6 +371,16 @@ static int prepare_conversation(chat *c, int32_t *n_out, int32_t *first) {
         fprintf(stderr, "quarrel chat: tokenizing the conversation: %s\n", qr_last_error());
         return 1;
     }
+    /* --context-shift: a conversation longer than the context loses its middle as the cache
+     * does, the kept tokens first, then half of the rest dropped until the prompt and one
+     * token fit */
+    while (c->o->shift.on && c->n_keep >= 0 && n + 1 >= c->n_ctx) {
+        const int32_t n_discard = (n - c->n_keep) / 2;
+        if (n_discard < 1) break;
+        memmove(c->tokens + c->n_keep, c->tokens + c->n_keep + n_discard,
+                (size_t)(n - c->n_keep - n_discard) * sizeof *c->tokens);
+        n -= n_discard;
+    }
     if (n >= c->n_ctx) {
         fprintf(stderr,
                 "quarrel chat: context full: the conversation is %d tokens but the context "
@@ -417,8 +436,9 @@ static void tb_append(text_buf *b, const char *s, size_t n) {
 typedef struct reply_state {
     chat *c;
     text_buf *reply;
-    qr_token *generated; /* the ids sampled, in order */
-    int32_t n_generated;
+    qr_token *generated; /* the ids sampled, in order (cap_generated of room: a context shift
+                            lets a reply run past the context) */
+    int32_t n_generated, cap_generated;
     bool end_of_turn;
 } reply_state;
 
@@ -431,6 +451,12 @@ static bool on_token(qr_token id, const char *text, size_t n_text, const float *
     emit(text, n_text);
     tb_append(r->reply, text, n_text);
     if (id < 0) return true; /* the held-back text at the end */
+    if (r->n_generated == r->cap_generated) {
+        qr_token *g = realloc(r->generated, 2 * (size_t)r->cap_generated * sizeof *g);
+        if (!g) return false; /* out of memory: the reply stops here */
+        r->generated = g;
+        r->cap_generated *= 2;
+    }
     r->generated[r->n_generated++] = id;
     if (interrupted) return false;
     /* control tokens print nothing, but one spelled like the end of turn ends the reply */
@@ -453,7 +479,8 @@ static int generate_reply(chat *c, text_buf *reply) {
     int32_t n, first;
     if (prepare_conversation(c, &n, &first)) return 2;
     reply_state r = {.c = c, .reply = reply};
-    r.generated = malloc((size_t)(c->n_ctx + 1) * sizeof *r.generated);
+    r.cap_generated = c->n_ctx + 1;
+    r.generated = malloc((size_t)r.cap_generated * sizeof *r.generated);
     if (!r.generated) return 1;
     qr_sampler_restart_grammar(c->sampler); /* each reply matches the grammar on its own */
     qr_generate_params gp = c->o->spec_gp;
@@ -461,6 +488,10 @@ static int generate_reply(chat *c, text_buf *reply) {
     gp.stops = c->stops;
     gp.n_stops = c->n_stops;
     gp.ignore_eos = c->o->ignore_eos;
+    gp.context_shift = c->o->shift.on;
+    if (c->n_keep < 0) c->n_keep = ctxshift_keep(&c->o->shift, n, qr_model_adds_bos(c->model));
+    gp.n_keep = c->n_keep;
+    const int64_t shifts0 = qr_context_timings(c->ctx).n_ctx_shifts;
     qr_stop_reason reason;
     qr_status st =
         qr_generate(c->ctx, c->sampler, c->tokens + first, n - first, &gp, on_token, &r, &reason);
@@ -478,6 +509,10 @@ static int generate_reply(chat *c, text_buf *reply) {
         for (int32_t i = n; i < n_kv; i++)
             c->cached[i] = r.generated[i - n];
         c->n_cached = n_kv;
+        /* after a context shift the cells past the kept ones saw tokens that are gone: the
+         * next turn reuses only the kept ones */
+        if (qr_context_timings(c->ctx).n_ctx_shifts != shifts0 && c->n_cached > c->n_keep)
+            c->n_cached = c->n_keep;
     }
     emit("\n", 1);
     const char *why = reason == QR_STOP_EOG       ? "end-of-generation token"
@@ -529,6 +564,7 @@ static void clear_conversation(chat *c) {
     qr_kv_clear(c->ctx);
     if (c->draft_ctx) qr_kv_clear(c->draft_ctx);
     c->n_cached = 0;
+    c->n_keep = -1;
     qr_sampler_reset(c->sampler);
 }
 
@@ -820,7 +856,7 @@ int cmd_chat(int argc, char **argv) {
         return cli_fail("model");
     }
 
-    chat c = {.o = &o, .tty = isatty(STDIN_FILENO) == 1};
+    chat c = {.o = &o, .tty = isatty(STDIN_FILENO) == 1, .n_keep = -1};
     rc = 1;
     int load_rc = cli_load_model(path, NULL, &c.model);
     if (load_rc) {

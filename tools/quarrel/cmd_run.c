@@ -29,6 +29,7 @@ typedef struct run_opts {
     const char *dry_breakers[MAX_DRY_BREAKERS];
     grammar_opts grammar;
     spec_opts spec;
+    ctxshift_opts shift;
 } run_opts;
 
 static void usage(FILE *f) {
@@ -51,6 +52,7 @@ static void usage(FILE *f) {
         "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n");
     rope_options_usage(f);
     kv_cache_options_usage(f);
+    ctxshift_options_usage(f);
     sampler_options_usage(f);
     spec_options_usage(f);
 }
@@ -69,6 +71,7 @@ static int parse(int argc, char **argv, run_opts *o) {
         if (used == 0) used = kv_cache_option(a, v, &o->cp);
         if (used == 0) used = grammar_option(a, v, &o->grammar);
         if (used == 0) used = spec_option(a, v, &o->spec);
+        if (used == 0) used = ctxshift_option(a, v, &o->shift);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -290,7 +293,8 @@ int cmd_run(int argc, char **argv) {
                              .n_stops = o.n_stops,
                              .ignore_eos = o.ignore_eos,
                              .special = o.special,
-                             .want_logprobs = o.json};
+                             .want_logprobs = o.json,
+                             .context_shift = o.shift.on};
     if (spec_options_finish(&o.spec, &gp)) return 2;
     /* a grammar that does not parse fails before the model is loaded */
     if (grammar_options_finish(&o.grammar, &o.sp)) return 1;
@@ -371,6 +375,8 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
 
+    gp.n_keep = ctxshift_keep(&o.shift, n_prompt, !o.no_bos && qr_model_adds_bos(model));
+
     if (qr_sampler_create_for_model(&o.sp, model, &sampler) != QR_OK) {
         cli_fail("sampler");
         goto done;
@@ -393,6 +399,9 @@ int cmd_run(int argc, char **argv) {
             t.prompt_seconds > 0 ? (double)t.n_prompt_tokens / t.prompt_seconds : 0.0,
             (long long)t.n_gen_tokens,
             t.gen_seconds > 0 ? (double)t.n_gen_tokens / t.gen_seconds : 0.0);
+    if (t.n_ctx_shifts > 0)
+        fprintf(stderr, "context shifts: %lld (keeping the first %d tokens)\n",
+                (long long)t.n_ctx_shifts, (int)gp.n_keep);
     if (gp.spec_type != QR_SPEC_NONE)
         fprintf(stderr,
                 "speculation: %lld drafted, %lld accepted (%.1f%%), %lld target passes, %.2f "

@@ -52,6 +52,8 @@ static void usage(FILE *f) {
                "  \"speculative.p_min\")\n");
     rope_options_usage(f);
     kv_cache_options_usage(f);
+    ctxshift_options_usage(f);
+    fprintf(f, "  (per slot; a request sets llama.cpp's \"n_keep\" and \"n_discard\")\n");
 }
 
 static int parse_pooling(const char *v, qr_pooling *out) {
@@ -122,6 +124,7 @@ int cmd_serve(int argc, char **argv) {
     int32_t port = 8080, queue = 64, max_body = 1 << 20;
     qr_context_params cp = qr_context_default_params(); /* the RoPE overrides */
     spec_opts spec = {0};
+    ctxshift_opts shift = {0};
     p.registry = getenv("QUARREL_REGISTRY");
     p.context = &cp;
     for (int i = 1; i < argc; i++) {
@@ -133,6 +136,7 @@ int cmd_serve(int argc, char **argv) {
         int used = rope_option(a, v, &cp);
         if (used == 0) used = kv_cache_option(a, v, &cp);
         if (used == 0) used = spec_option(a, v, &spec);
+        if (used == 0) used = ctxshift_option(a, v, &shift);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -211,6 +215,8 @@ int cmd_serve(int argc, char **argv) {
     p.spec_n_max = sgp.spec_n_max;
     p.spec_n_min = sgp.spec_n_min;
     p.spec_p_min = sgp.spec_p_min;
+    p.context_shift = shift.on;
+    p.n_keep = shift.keep;
     char draft_path[4096];
     if (sgp.spec_type == QR_SPEC_DRAFT_SIMPLE) {
         if (qr_model_resolve(spec.draft, QR_MODELS_DIR, draft_path, sizeof draft_path) != QR_OK)

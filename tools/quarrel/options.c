@@ -560,3 +560,36 @@ fail:
     *draft_model = NULL;
     return 1;
 }
+
+/* ---- context shift ---- */
+
+int ctxshift_option(const char *a, const char *v, ctxshift_opts *co) {
+    if (!strcmp(a, "--context-shift")) {
+        co->on = true;
+        return 1;
+    }
+    if (!strcmp(a, "--no-context-shift")) {
+        co->on = false;
+        return 1;
+    }
+    if (strcmp(a, "--keep")) return 0;
+    if (!v) {
+        fprintf(stderr, "quarrel: %s needs a value\n", a);
+        return -1;
+    }
+    return parse_int(a, v, -1, INT32_MAX, &co->keep) ? -1 : 2;
+}
+
+void ctxshift_options_usage(FILE *f) {
+    fprintf(f, "context shift (llama.cpp's):\n"
+               "  --context-shift       when the context is full, keep the first --keep tokens,\n"
+               "                        drop half of the rest and go on (default: stop)\n"
+               "  --no-context-shift    stop when the context is full (the default)\n"
+               "  --keep N              tokens of the prompt kept by a shift, after the BOS\n"
+               "                        (default 0; -1: the whole prompt)\n");
+}
+
+int32_t ctxshift_keep(const ctxshift_opts *co, int32_t n_prompt, bool bos_added) {
+    if (co->keep < 0 || co->keep > n_prompt) return n_prompt;
+    return co->keep + (bos_added ? 1 : 0);
+}

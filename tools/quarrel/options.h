@@ -83,4 +83,17 @@ int spec_options_finish(const spec_opts *so, qr_generate_params *gp);
 int spec_load_draft(const spec_opts *so, const qr_model *target, qr_context *target_ctx,
                     const qr_context_params *cp, qr_model **draft_model, qr_context **draft_ctx,
                     qr_generate_params *gp);
+/* Context shift (llama.cpp's names): --context-shift / --no-context-shift, --keep N (tokens
+ * kept from the start of the prompt when the context shifts; -1: the whole prompt). */
+typedef struct ctxshift_opts {
+    bool on;
+    int32_t keep;
+} ctxshift_opts;
+/* If `flag` is a context-shift flag, apply it and return the argv entries used (1 or 2); 0 if
+ * not; -1 after printing an error naming the flag and the value. */
+int ctxshift_option(const char *flag, const char *v, ctxshift_opts *co);
+void ctxshift_options_usage(FILE *f);
+/* llama.cpp's n_keep (tools/completion): --keep N plus one when the prompt starts with the
+ * vocabulary's BOS; the whole prompt (n_prompt tokens) when N < 0 or longer than it. */
+int32_t ctxshift_keep(const ctxshift_opts *co, int32_t n_prompt, bool bos_added);
 #endif
