@@ -403,27 +403,93 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
  * maximum M the accumulator and the sum are scaled by exp(M_old - M) (the row's weight is 1),
  * else the row's weight is exp(s - M); V added with that weight into an f32 accumulator (a
  * quantized or bf16 row through to_float), or an f16 one (each sum rounded) for an f16 V; the
- * sink logit (if any) joins last; out = accumulator * (1 / sum). The scores come first, all
- * rows at once (they do not depend on the running maximum). scratch: scores_per_thread. */
-static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
-                         int32_t pos, int32_t seq, float *scratch) {
+ * sink logit (if any) joins last; out = accumulator * (1 / sum).
+ * Flash-decoding: the visible rows are cut into ranges of QR_FLASH_RANGE from the first, each
+ * range summed as above on its own (flash_range: its maximum, sum and accumulator), the ranges
+ * then merged in order as ggml's ggml_flash_attn_ext_reduce_partials merges its KV chunks
+ * (flash_fold); one range gives the unsplit arithmetic exactly. The ranges are fixed, so a
+ * position's logits do not depend on the threads or the batch; attention() runs one token's
+ * ranges on several threads. */
+
+/* the running merge of a group's ranges: per head its maximum and sum (2 * ng floats at ms),
+ * the accumulators at acc (ng * hd) */
+static void flash_begin(int ng, int64_t hd, float *ms, float *acc) {
+    for (int h = 0; h < ng; h++) {
+        ms[h] = -INFINITY;
+        ms[ng + h] = 0.0f;
+    }
+    memset(acc, 0, (size_t)(ng * hd) * sizeof *acc);
+}
+
+/* one range's partial result (part: ng maxima, ng sums, ng * hd accumulators) into the merge:
+ * M = max(M, m), acc = acc * exp(M_old - M) + acc_r * exp(m - M), likewise the sum */
+static void flash_fold(int ng, int64_t hd, float *ms, float *acc, const float *part) {
+    for (int h = 0; h < ng; h++) {
+        const float m = part[h], m_new = ms[h] > m ? ms[h] : m;
+        const float so = expf(ms[h] - m_new), sn = expf(m - m_new);
+        const float *a = part + 2 * ng + h * hd;
+        float *o = acc + h * hd;
+        for (int64_t i = 0; i < hd; i++)
+            o[i] = o[i] * so + a[i] * sn;
+        ms[ng + h] = ms[ng + h] * so + part[ng + h] * sn;
+        ms[h] = m_new;
+    }
+}
+
+/* the merged accumulators into the output: the sink logit, 1 / sum, back from the V rotation */
+static void flash_finish(qr_context *ctx, int layer, int h0, int ng, float *ms, float *out) {
+    const qr_attn_kernels *ak = qr_attn_kernels_best();
+    const int64_t hd = ctx->model->hp.head_dim;
+    const float *sinks = ctx->model->layers[layer].attn_sinks.data;
+    for (int h = 0; h < ng; h++) {
+        float *o = out + h * hd, *max = ms + h, *sum = ms + ng + h;
+        if (sinks) { /* gpt-oss: one more logit with no value */
+            const float s = sinks[h0 + h];
+            float mscale = 1.0f, vs = 1.0f;
+            if (s > *max) {
+                mscale = expf(*max - s);
+                *max = s;
+                ak->scale_f32(hd, o, mscale);
+            } else {
+                vs = expf(s - *max);
+            }
+            *sum = *sum * mscale + vs;
+        }
+        ak->scale_f32(hd, o, *sum == 0.0f ? 0.0f : 1.0f / *sum);
+        if (ctx->v_rot) ak->fwht(o, hd, ctx->v_rot); /* back from the rotated values */
+    }
+}
+
+/* the visible cells of a query at pos: the first and how many */
+static int64_t visible_rows(const qr_context *ctx, int layer, int32_t pos, int32_t *first) {
+    /* a windowed layer's query at pos sees pos - n_swa + 1 ... pos */
+    const int32_t window = ctx->model->layers[layer].swa ? ctx->model->hp.n_swa : 0;
+    *first = window > 0 && pos >= window ? pos - window + 1 : 0;
+    return pos - *first + 1;
+}
+
+/* rows [r0, r1) of the visible ones of one token and ng query heads from the h_first-th of KV
+ * head kv_h: part = their maxima, sums and accumulators (2 * ng + ng * hd floats). scratch:
+ * scores_per_thread. */
+static void flash_range(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
+                        int32_t pos, int32_t seq, int64_t r0, int64_t r1, float *scratch,
+                        float *part) {
     const qr_hparams *hp = &ctx->model->hp;
     const qr_kernels *kn = qr_kernels_best();
     const qr_attn_kernels *ak = qr_attn_kernels_best();
     const int64_t hd = hp->head_dim, S = ctx->n_ctx_seq;
     const int h0 = kv_h * (hp->n_head / hp->n_head_kv) + h_first; /* the first query head */
-    const int64_t q0 = (int64_t)t * hp->n_head * hd + (int64_t)h0 * hd;
-    const float *q = ctx->q + q0;
-    float *out = ctx->att_out + q0, *scores = scratch;
+    const float *q = ctx->q + (int64_t)t * hp->n_head * hd + (int64_t)h0 * hd;
+    float *scores = scratch;
     char *qc = (char *)(scratch + ng * S);      /* the converted queries: ng * hd * 4 bytes */
-    /* the f16 accumulators (ng * hd halves in ng * hd floats), each head's running maximum, sum
-     * and weight of the current row */
+    /* the f16 accumulators (ng * hd halves in ng * hd floats), a tile's row weights and
+     * rescales */
     uint16_t *acc16 = (uint16_t *)(scratch + ng * S + ng * hd);
-    float *max = scratch + ng * S + 2 * ng * hd, *sum = max + ng;
-    float *w = sum + ng, *w_max = w + ng * FLASH_TILE; /* a tile's row weights and rescales */
-    const int32_t window = ctx->model->layers[layer].swa ? hp->n_swa : 0;
-    const int32_t first = window > 0 && pos >= window ? pos - window + 1 : 0;
-    const int64_t rows = pos - first + 1, row0 = kv_row(ctx, seq, kv_h, first);
+    float *max = part, *sum = part + ng, *acc = part + 2 * ng;
+    float *w = scratch + ng * S + 2 * ng * hd + 2 * ng, *w_max = w + ng * FLASH_TILE;
+    int32_t first;
+    visible_rows(ctx, layer, pos, &first);
+    const int64_t rows = r1 - r0, row0 = kv_row(ctx, seq, kv_h, first) + r0;
     const char *kc = (const char *)ctx->k_cache[layer] + row0 * (int64_t)ctx->k_row_bytes;
     const char *vc = (const char *)ctx->v_cache[layer] + row0 * (int64_t)ctx->v_row_bytes;
 
@@ -465,7 +531,7 @@ static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, in
     if (v16)
         memset(acc16, 0, (size_t)(ng * hd) * sizeof *acc16);
     else
-        memset(out, 0, (size_t)(ng * hd) * sizeof *out);
+        memset(acc, 0, (size_t)(ng * hd) * sizeof *acc);
     if (v16) { /* row by row into the f16 accumulators */
         for (int64_t r = 0; r < rows; r++) {
             const uint16_t *vr = (const uint16_t *)(vc + r * (int64_t)ctx->v_row_bytes);
@@ -484,12 +550,14 @@ static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, in
                 sum[h] = sum[h] * ms + vs;
             }
         }
+        for (int h = 0; h < ng; h++)
+            qr_dequant_f16(acc16 + h * hd, acc + h * hd, hd);
     } else { /* tiles of rows: each row's weights first, then the rows added in order */
-        for (int64_t r0 = 0; r0 < rows; r0 += FLASH_TILE) {
-            const int64_t r1 = rows - r0 < FLASH_TILE ? rows : r0 + FLASH_TILE;
+        for (int64_t t0 = 0; t0 < rows; t0 += FLASH_TILE) {
+            const int64_t t1 = rows - t0 < FLASH_TILE ? rows : t0 + FLASH_TILE;
             bool rescaled = false;
             /* rows outer: the heads' sums are independent chains the CPU overlaps */
-            for (int64_t r = r0; r < r1; r++)
+            for (int64_t r = t0; r < t1; r++)
                 for (int h = 0; h < ng; h++) {
                     const float s = scores[h * S + r];
                     float ms = 1.0f, vs = 1.0f;
@@ -500,34 +568,85 @@ static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, in
                     } else {
                         vs = expf(s - max[h]);
                     }
-                    w[h * FLASH_TILE + r - r0] = vs;
-                    w_max[h * FLASH_TILE + r - r0] = ms;
+                    w[h * FLASH_TILE + r - t0] = vs;
+                    w_max[h * FLASH_TILE + r - t0] = ms;
                     sum[h] = sum[h] * ms + vs;
                 }
-            ak->v_mad_rows[ctx->v_type](hd, ng, vc + r0 * (int64_t)ctx->v_row_bytes,
-                                        ctx->v_row_bytes, r1 - r0, w, rescaled ? w_max : NULL,
-                                        FLASH_TILE, out, hd);
+            ak->v_mad_rows[ctx->v_type](hd, ng, vc + t0 * (int64_t)ctx->v_row_bytes,
+                                        ctx->v_row_bytes, t1 - t0, w, rescaled ? w_max : NULL,
+                                        FLASH_TILE, acc, hd);
         }
     }
-    const float *sinks = ctx->model->layers[layer].attn_sinks.data;
-    for (int h = 0; h < ng; h++) {
-        float *o = out + h * hd;
-        if (v16) qr_dequant_f16(acc16 + h * hd, o, hd);
-        if (sinks) { /* gpt-oss: one more logit with no value */
-            const float s = sinks[h0 + h];
-            float ms = 1.0f, vs = 1.0f;
-            if (s > max[h]) {
-                ms = expf(max[h] - s);
-                max[h] = s;
-                ak->scale_f32(hd, o, ms);
-            } else {
-                vs = expf(s - max[h]);
-            }
-            sum[h] = sum[h] * ms + vs;
-        }
-        ak->scale_f32(hd, o, sum[h] == 0.0f ? 0.0f : 1.0f / sum[h]);
-        if (ctx->v_rot) ak->fwht(o, hd, ctx->v_rot); /* back from the rotated values */
+}
+
+/* all ranges of one token and ng query heads on this thread, merged into the output */
+static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
+                         int32_t pos, int32_t seq, float *scratch) {
+    const qr_hparams *hp = &ctx->model->hp;
+    const int64_t hd = hp->head_dim;
+    const int h0 = kv_h * (hp->n_head / hp->n_head_kv) + h_first;
+    float *out = ctx->att_out + (int64_t)t * hp->n_head * hd + (int64_t)h0 * hd;
+    /* after flash_range's scratch: one range's partial result, then the merged maxima, sums */
+    float *part = scratch + ng * ctx->n_ctx_seq + 2 * ng * hd + 2 * ng + 2 * ng * FLASH_TILE;
+    float *ms = part + 2 * ng + ng * hd;
+    int32_t first;
+    const int64_t rows = visible_rows(ctx, layer, pos, &first);
+    flash_begin(ng, hd, ms, out);
+    for (int64_t r0 = 0; r0 < rows; r0 += QR_FLASH_RANGE) {
+        const int64_t r1 = rows - r0 < QR_FLASH_RANGE ? rows : r0 + QR_FLASH_RANGE;
+        flash_range(ctx, layer, t, kv_h, h_first, ng, pos, seq, r0, r1, scratch, part);
+        flash_fold(ng, hd, ms, out, part);
     }
+    flash_finish(ctx, layer, h0, ng, ms, out);
+}
+
+/* one token's ranges over the threads: (token, KV head, range) units write their partial
+ * results to ctx->flash_parts, then (token, KV head) units merge them in order, as
+ * attend_flash does on one thread */
+typedef struct flash_task {
+    qr_context *ctx;
+    int layer;
+    const int32_t *pos, *seq;
+    int64_t n_ranges; /* per (token, KV head): the most of any token */
+} flash_task;
+
+static float *flash_part(const flash_task *f, int64_t unit) {
+    const qr_hparams *hp = &f->ctx->model->hp;
+    const int ng = hp->n_head / hp->n_head_kv;
+    return f->ctx->flash_parts + unit * (int64_t)ng * (hp->head_dim + 2);
+}
+
+static void flash_range_worker(void *arg, int64_t unit, int ith) {
+    const flash_task *f = arg;
+    const qr_hparams *hp = &f->ctx->model->hp;
+    const int32_t n_kv = hp->n_head_kv;
+    const int32_t t = (int32_t)(unit / (n_kv * f->n_ranges));
+    const int32_t kv_h = (int32_t)(unit / f->n_ranges % n_kv);
+    const int64_t r0 = unit % f->n_ranges * QR_FLASH_RANGE;
+    int32_t first;
+    const int64_t rows = visible_rows(f->ctx, f->layer, f->pos[t], &first);
+    if (r0 >= rows) return;
+    const int64_t r1 = rows - r0 < QR_FLASH_RANGE ? rows : r0 + QR_FLASH_RANGE;
+    float *scratch = f->ctx->scores + (int64_t)ith * f->ctx->scores_per_thread;
+    flash_range(f->ctx, f->layer, t, kv_h, 0, hp->n_head / n_kv, f->pos[t], f->seq[t], r0, r1,
+                scratch, flash_part(f, unit));
+}
+
+static void flash_merge_worker(void *arg, int64_t unit, int ith) {
+    const flash_task *f = arg;
+    qr_context *ctx = f->ctx;
+    const qr_hparams *hp = &ctx->model->hp;
+    const int ng = hp->n_head / hp->n_head_kv;
+    const int64_t hd = hp->head_dim;
+    const int32_t t = (int32_t)(unit / hp->n_head_kv), kv_h = (int32_t)(unit % hp->n_head_kv);
+    float *out = ctx->att_out + (int64_t)t * hp->n_head * hd + (int64_t)kv_h * ng * hd;
+    float *ms = ctx->scores + (int64_t)ith * ctx->scores_per_thread;
+    int32_t first;
+    const int64_t rows = visible_rows(ctx, f->layer, f->pos[t], &first);
+    flash_begin(ng, hd, ms, out);
+    for (int64_t r = 0; r * QR_FLASH_RANGE < rows; r++)
+        flash_fold(ng, hd, ms, out, flash_part(f, unit * f->n_ranges + r));
+    flash_finish(ctx, f->layer, kv_h * ng, ng, ms, out);
 }
 
 static void attn_worker(void *arg, int64_t chunk, int ith) {
@@ -556,8 +675,23 @@ static void attention(qr_context *ctx, int layer, const int32_t *pos, const int3
     const int64_t macs = span * hp->n_head * hp->head_dim * 2;
     const int nth = qr_pool_size(ctx->pool);
     const bool parallel = nth > 1 && macs >= 128 * 1024;
+    const bool few = parallel && (int64_t)n * hp->n_head_kv < 4 * nth;
+    int32_t most = 0; /* the most cells a token sees */
+    for (int32_t t = 0; t < n; t++) {
+        int32_t first;
+        const int64_t rows = visible_rows(ctx, layer, pos[t], &first);
+        if (rows > most) most = (int32_t)rows;
+    }
+    if (few && ctx->flash && most > QR_FLASH_RANGE && n <= ctx->flash_parts_tokens) {
+        /* flash-decoding: the ranges over the threads, each KV head's rows read once */
+        flash_task f = {.ctx = ctx, .layer = layer, .pos = pos, .seq = seq,
+                        .n_ranges = (most + QR_FLASH_RANGE - 1) / QR_FLASH_RANGE};
+        qr_pool_run(ctx->pool, flash_range_worker, &f, (int64_t)n * hp->n_head_kv * f.n_ranges);
+        qr_pool_run(ctx->pool, flash_merge_worker, &f, (int64_t)n * hp->n_head_kv);
+        return;
+    }
     attn_task at = {.ctx = ctx, .layer = layer, .pos = pos, .seq = seq, .n_tokens = n, .split = 1};
-    if (parallel && (int64_t)n * hp->n_head_kv < 4 * nth) at.split = hp->n_head / hp->n_head_kv;
+    if (few) at.split = hp->n_head / hp->n_head_kv;
     const int64_t total = (int64_t)n * hp->n_head_kv * at.split;
     at.per_chunk = parallel ? (total + 4 * nth - 1) / (4 * nth) : total;
     qr_pool_run(ctx->pool, attn_worker, &at, (total + at.per_chunk - 1) / at.per_chunk);

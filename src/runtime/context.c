@@ -179,6 +179,17 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
      * (forward.c, attend_flash) */
     if (ctx->flash || !plain_k)
         ctx->scores_per_thread += group * ((int64_t)hp->head_dim * 2 + 2 + 2 * QR_FLASH_TILE);
+    /* and one range's partial result and the merged maxima and sums (forward.c, flash_range) */
+    if (ctx->flash) ctx->scores_per_thread += group * ((int64_t)hp->head_dim + 4);
+    /* one token's ranges on several threads: attention() does it for fewer than 4 * n_threads
+     * (token, KV head) pairs */
+    if (ctx->flash && p.n_threads > 1) {
+        const int64_t ranges = (ctx->n_ctx_seq + QR_FLASH_RANGE - 1) / QR_FLASH_RANGE;
+        ctx->flash_parts_tokens = (4 * p.n_threads + hp->n_head_kv - 1) / hp->n_head_kv;
+        ctx->flash_parts = qr_malloc((size_t)ctx->flash_parts_tokens * (size_t)hp->n_head *
+                                     (size_t)ranges * (size_t)(hp->head_dim + 2) * sizeof(float));
+        if (!ctx->flash_parts) goto nomem;
+    }
     ctx->scores = qr_malloc((size_t)p.n_threads * (size_t)ctx->scores_per_thread * sizeof(float));
     /* the largest converted activation: any weight's input (n_embd, q_dim or n_ff columns) */
     size_t act = 0;
@@ -262,6 +273,7 @@ void qr_context_free(qr_context *ctx) {
     free(ctx->hb);
     free(ctx->hb2);
     free(ctx->scores);
+    free(ctx->flash_parts);
     free(ctx->act_q);
     free(ctx->moe_probs);
     free(ctx->moe_weight);

@@ -8,6 +8,11 @@
 
 /* rows per tile of the flash-attention arithmetic (forward.c, attend_flash) */
 #define QR_FLASH_TILE 64
+/* rows per range of the flash-attention arithmetic (flash-decoding): a query's visible cells
+ * are cut into ranges of this many from its first, each range's softmax and values summed on
+ * their own, the ranges then merged in order; fixed, so the arithmetic of a position does not
+ * depend on the thread count or the batch (a multiple of QR_FLASH_TILE) */
+#define QR_FLASH_RANGE 256
 
 struct qr_context {
     qr_model *model;
@@ -47,6 +52,11 @@ struct qr_context {
     void *act_q; /* activations converted to a weight's vec_dot type */
     size_t act_q_bytes;
     float *scores;             /* attention scratch, scores_per_thread floats per thread */
+    /* the flash arithmetic's partial results of each (token, KV head, range) when one token's
+     * ranges run on several threads: per query head of the group its maximum and sum, then
+     * the group's head_dim-value sums; flash_parts_tokens tokens at most (NULL: not flash) */
+    float *flash_parts;
+    int32_t flash_parts_tokens;
     int64_t scores_per_thread; /* (n_head / n_head_kv) * (head_dim + n_ctx_seq) */
 
     /* embeddings instead of logits (qr_embed): the forward pass stops after the output norm

@@ -17,7 +17,9 @@
  * llama, the mixture and gpt-oss, with flash attention forced on (f16) and off (q8_0 K). The
  * synthetic models are made into the
  * build tree (batch_invariance/) on every run. One longer sequence checks the attention's
- * split of a query group's heads over the threads (a single token with a long context).
+ * split of a query group's heads over the threads (a single token with a long context) and,
+ * with the flash arithmetic (the quantized caches), the split of its cells into ranges of
+ * QR_FLASH_RANGE (256) run on different threads and merged (flash-decoding).
  * Types or paths that are not invariant yet would be listed in known_variant; the test fails
  * if that list is wrong either way. */
 #include <setjmp.h>
@@ -435,7 +437,8 @@ static void test_models(void **state) {
 }
 
 /* A single token's attention over 256+ cells runs a query group's heads on different threads
- * (forward.c, attention): positions LONG_FROM.. token by token on 2 threads and in one batch
+ * (forward.c, attention), or with the flash arithmetic (q8_0, q4_0) its ranges of 256 cells:
+ * positions LONG_FROM.. (one and two ranges) token by token on 2 threads and in one batch
  * equal those token by token on one thread. */
 static void test_long_context(void **state) {
     (void)state;
