@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """Quarrel against llama.cpp on the same GGUF: pp and tg tokens/s, interleaved, several rounds.
 
-usage: /usr/bin/python3 bench/compare.py MODEL.gguf [-t 1,2] [-p 128] [-n 64] [-r 3]
-       [--rounds 5] [--quarrel PATH] [--peer-script PATH] [-o md|json]
+usage: /usr/bin/python3 bench/compare.py MODEL.gguf [-t 1,2] [-p 128] [-n 64] [-r 3] [-d 0]
+       [-ctk f16] [-ctv f16] [-fa auto|on|off] [--rounds 5] [--quarrel PATH]
+       [--peer-script PATH] [-o md|json]
 
 Each round runs, for every thread count, `quarrel bench -o json --tg-after-pp` and the peer's
 `llamabench.py` (llama.cpp called directly through its C API, not through node-llama-cpp) with
-the same model, threads, -p, -n and -r, alternating which goes first. tg is timed after an
+the same model, threads, -p, -n, -r, -d (llama-bench's depth: each test after D tokens in the
+cache, rows "tg64 @ d4096") and KV cache types, alternating which goes first; -fa goes to both
+as given (auto means each engine's own default: llama.cpp's auto picks flash attention on the
+CPU, Quarrel's only where the cache types need it). The peer script is bench/llamabench.py
+(the shared driver with depth and cache settings added). tg is timed after an
 untimed P-token prompt on both sides (llamabench.py's way; hence --tg-after-pp). Reported per
 test: the median over rounds of each side's mean tok/s, the ratio Quarrel / llama.cpp, the
 min..max over rounds, and each side's peak RSS (Quarrel's own getrusage figure from its JSON;
@@ -27,7 +32,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_PEER = os.path.join(HERE, '..', '..', 'shared', 'peer', 'llamabench.py')
+DEFAULT_PEER = os.path.join(HERE, 'llamabench.py')
 
 
 def run(cmd):
@@ -60,6 +65,10 @@ def main():
     ap.add_argument('-p', type=int, default=128)
     ap.add_argument('-n', type=int, default=64)
     ap.add_argument('-r', type=int, default=3, help='repetitions inside each run')
+    ap.add_argument('-d', default='0', help='comma-separated cache depths (llama-bench -d)')
+    ap.add_argument('-ctk', default='f16', help='K cache type')
+    ap.add_argument('-ctv', default='f16', help='V cache type')
+    ap.add_argument('-fa', default='auto', choices=['auto', 'on', 'off'])
     ap.add_argument('--rounds', type=int, default=5)
     ap.add_argument('--quarrel', default=os.environ.get('QUARREL') or find_quarrel())
     ap.add_argument('--peer-script', default=os.path.normpath(DEFAULT_PEER))
@@ -70,7 +79,8 @@ def main():
     if not os.path.exists(a.model):
         sys.exit(f'compare.py: no such model file: {a.model}')
     threads = [int(x) for x in a.t.split(',')]
-    common = ['-p', str(a.p), '-n', str(a.n), '-r', str(a.r)]
+    common = ['-p', str(a.p), '-n', str(a.n), '-r', str(a.r), '-d', a.d, '-ctk', a.ctk,
+              '-ctv', a.ctv, '-fa', a.fa]
 
     bw = {}  # threads -> GB/s measured by quarrel in its first run
     q_runs, l_runs = {}, {}  # (threads, test) -> [tok/s per round]
@@ -117,8 +127,10 @@ def main():
                          quarrel_gbps=info['bytes_per_token'] * qm / 1e9,
                          bw_gbps=info.get('bw_gbps'),
                          quarrel_peak_rss=max(q_rss[t]), llama_peak_rss=max(l_rss[t])))
-    rows.sort(key=lambda r: (r['threads'], not r['test'].startswith('pp')))
+    rows.sort(key=lambda r: (r['threads'], int(r['test'].partition(' @ d')[2] or 0),
+                             not r['test'].startswith('pp')))
     meta = dict(model=os.path.basename(a.model), rounds=a.rounds, repetitions=a.r,
+                cache_type_k=a.ctk, cache_type_v=a.ctv, flash_attn=a.fa,
                 date=datetime.datetime.now().isoformat(timespec='seconds'),
                 quarrel=a.quarrel, peer=a.peer_script)
     if a.o == 'json':
@@ -126,7 +138,7 @@ def main():
         return
     mib = 1024 * 1024
     print(f"{meta['model']}: median of {a.rounds} rounds (each the mean of {a.r} repetitions), "
-          f"{meta['date']}")
+          f"K {a.ctk}, V {a.ctv}, -fa {a.fa}, {meta['date']}")
     print('| threads | test | Quarrel t/s | llama.cpp t/s | Quarrel / llama.cpp | '
           'Quarrel range | llama.cpp range | Quarrel GB/s (bw share) | peak RSS Q / L (MiB) |')
     print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')

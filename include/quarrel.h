@@ -319,7 +319,37 @@ size_t qr_utf8_stream_flush(qr_utf8_stream *s, char *out);
 
 typedef struct qr_context qr_context;
 
-typedef enum qr_kv_type { QR_KV_F16 = 0, QR_KV_F32 = 1 } qr_kv_type;
+/* KV cache types, llama.cpp's --cache-type-k / --cache-type-v. F16 and F32 caches (both K and
+ * V) attend as llama.cpp does without flash attention (the canonical reference settings); a
+ * cache with any other type on K or V attends as llama.cpp's CPU flash-attention path: the
+ * query rounded to the K type's dot partner, an online softmax, V accumulated in f32 (f16 for
+ * an f16 V). The quantized types need a head size their block (32) divides. */
+typedef enum qr_kv_type {
+    QR_KV_F16 = 0,
+    QR_KV_F32 = 1,
+    QR_KV_BF16,
+    QR_KV_Q8_0,
+    QR_KV_Q4_0,
+    QR_KV_Q4_1,
+    QR_KV_Q5_0,
+    QR_KV_Q5_1,
+    QR_KV_IQ4_NL,
+    QR_KV_TYPE_COUNT
+} qr_kv_type;
+/* Flash attention, llama.cpp's -fa/--flash-attn (llama_flash_attn_type): AUTO uses it where the
+ * cache needs it (a type other than f16/f32 on K or V), ON always (the f16/f32 caches then
+ * attend with its arithmetic too), OFF never: a quantized or bf16 V cache is then refused, as
+ * llama.cpp refuses a quantized V without it. */
+typedef enum qr_flash_attn {
+    QR_FLASH_ATTN_AUTO = -1,
+    QR_FLASH_ATTN_OFF = 0,
+    QR_FLASH_ATTN_ON = 1,
+} qr_flash_attn;
+/* llama.cpp's name of a KV type ("f16", "q8_0", ...), NULL for a value that is none */
+const char *qr_kv_type_name(qr_kv_type type);
+/* The KV type of that name (case-insensitive); QR_ERR_INVALID_ARG with a message that lists
+ * the allowed names if there is none. */
+qr_status qr_kv_type_parse(const char *name, qr_kv_type *out);
 
 /* RoPE scaling (llama.cpp's --rope-scaling); DEFAULT: what the model's GGUF declares */
 typedef enum qr_rope_scaling {
@@ -353,7 +383,8 @@ typedef struct qr_context_params {
     int32_t n_batch;   /* most tokens evaluated at once (0: 512) */
     int32_t n_threads; /* 0: number of online CPUs */
     int32_t n_seq_max; /* independent sequences (server slots) sharing the cache (0: 1) */
-    qr_kv_type kv_type;
+    qr_kv_type type_k, type_v; /* KV cache types (default f16, f16) */
+    qr_flash_attn flash_attn;  /* default AUTO */
     /* RoPE overrides with llama.cpp's meaning (llama_context_params); qr_context_default_params
      * leaves each at "the model's": */
     qr_rope_scaling rope_scaling; /* DEFAULT: the model's; NONE also forces freq_scale 1 */

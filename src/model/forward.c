@@ -16,6 +16,7 @@
  *   logits = softcap(Wout (rmsnorm(x) * output_norm) * logit_mult)
  * Matrix products go through kernels/matmul, split over the context's threads by rows; an
  * optional observer sees each product's input first (qr_imatrix_compute collects with it). */
+#include "kernels/attn_quant.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "runtime/context.h"
@@ -237,14 +238,21 @@ static int64_t kv_row(const qr_context *ctx, int32_t seq, int32_t h, int32_t pos
     return ((int64_t)seq * ctx->model->hp.n_head_kv + h) * ctx->n_ctx_seq + pos;
 }
 
-static void kv_store(qr_context *ctx, void *cache, int32_t seq, int32_t pos, const float *src) {
+/* a head's row as the cache type stores it: f32 copied, f16 rounded, the other types quantized
+ * as llama.cpp's set_rows does (its CPU from_float: attn_quant.h), after the rotation by rot
+ * values if the cache has one (context.h); src is rotated in place */
+static void kv_store(qr_context *ctx, void *cache, int type, size_t row_bytes, int32_t rot,
+                     int32_t seq, int32_t pos, float *src) {
     const int64_t hd = ctx->model->hp.head_dim;
     for (int32_t h = 0; h < ctx->model->hp.n_head_kv; h++) {
-        const int64_t at = kv_row(ctx, seq, h, pos) * hd;
-        if (ctx->params.kv_type == QR_KV_F32)
-            memcpy((float *)cache + at, src + h * hd, (size_t)hd * sizeof(float));
+        char *row = (char *)cache + kv_row(ctx, seq, h, pos) * (int64_t)row_bytes;
+        if (rot) qr_attn_kernels_best()->fwht(src + h * hd, hd, rot);
+        if (type == QR_TYPE_F32)
+            memcpy(row, src + h * hd, (size_t)hd * sizeof(float));
+        else if (type == QR_TYPE_F16)
+            qr_kernels_best()->to_f16(src + h * hd, (uint16_t *)row, hd);
         else
-            qr_kernels_best()->to_f16(src + h * hd, (uint16_t *)cache + at, hd);
+            qr_attn_kernels_best()->from_float[type](src + h * hd, row, hd);
     }
 }
 
@@ -252,13 +260,27 @@ static void kv_store(qr_context *ctx, void *cache, int32_t seq, int32_t pos, con
  * V rows (memmove: the ranges may overlap), then turn the moved keys of each RoPE layer by
  * delta positions. The re-rotation is llama.cpp's k-shift (llama_kv_cache::build_rope_shift):
  * the cached, already rotated key is roped again with the position delta and the layer's own
- * RoPE (base, scale, factors, YaRN magnitude and all), in f32, and an F16 cache rounds the
- * result to f16 again (ggml's rope on an f16 tensor). */
+ * RoPE (base, scale, factors, YaRN magnitude and all), in f32; an F16 cache rounds the result
+ * to f16 again (ggml's rope on an f16 tensor), a quantized one is dequantized, turned back from
+ * the Walsh-Hadamard rotation (k_rot: the matrix is its own inverse), roped, rotated again and
+ * quantized as a stored key is (ggml_cast to f32, the rotations, ggml_rope_ext, ggml_cpy). A
+ * bf16 cache goes the quantized way without the rotation (llama.cpp's CPU rope has no bf16). */
+/* the values of a key that llama.cpp's k-shift writes back: its view holds the first n_rot of
+ * each head (a partial RoPE leaves the rest as they were), whole blocks of the type and of
+ * the rotation; otherwise the whole row */
+static int64_t roped_values(const qr_context *ctx, int swa) {
+    const int64_t hd = ctx->model->hp.head_dim, n_rot = ctx->rope[swa].n_rot;
+    const int64_t bs = qr_type_traits_get(ctx->k_type)->block_size;
+    if (n_rot % bs == 0 && (ctx->k_rot == 0 || n_rot % ctx->k_rot == 0)) return n_rot;
+    return hd;
+}
+
 void qr_kv_move(qr_context *ctx, int32_t seq, int32_t from, int32_t n, int32_t delta) {
     const qr_hparams *hp = &ctx->model->hp;
+    const qr_attn_kernels *ak = qr_attn_kernels_best();
     const int64_t hd = hp->head_dim;
-    const size_t eb = ctx->kv_elem_bytes;
-    const bool f16 = ctx->params.kv_type != QR_KV_F32;
+    const int kt = ctx->k_type;
+    const size_t kb = ctx->k_row_bytes, vb = ctx->v_row_bytes;
     float cache[2][512]; /* the turn by delta for the two kinds of layer (n_rot <= 512) */
     qr_rope_cache(&ctx->rope[0], delta, cache[0]);
     qr_rope_cache(&ctx->rope[1], delta, cache[1]);
@@ -266,25 +288,28 @@ void qr_kv_move(qr_context *ctx, int32_t seq, int32_t from, int32_t n, int32_t d
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const qr_layer *L = &ctx->model->layers[l];
         for (int32_t h = 0; h < hp->n_head_kv; h++) {
-            const int64_t src = kv_row(ctx, seq, h, from) * hd, dst = src + (int64_t)delta * hd;
-            const size_t bytes = (size_t)n * (size_t)hd * eb;
-            memmove((char *)ctx->k_cache[l] + dst * (int64_t)eb,
-                    (char *)ctx->k_cache[l] + src * (int64_t)eb, bytes);
-            memmove((char *)ctx->v_cache[l] + dst * (int64_t)eb,
-                    (char *)ctx->v_cache[l] + src * (int64_t)eb, bytes);
+            const int64_t src = kv_row(ctx, seq, h, from), dst = src + delta;
+            memmove((char *)ctx->k_cache[l] + dst * (int64_t)kb,
+                    (char *)ctx->k_cache[l] + src * (int64_t)kb, (size_t)n * kb);
+            memmove((char *)ctx->v_cache[l] + dst * (int64_t)vb,
+                    (char *)ctx->v_cache[l] + src * (int64_t)vb, (size_t)n * vb);
             if (!L->rope || delta == 0) continue;
             for (int32_t p = 0; p < n; p++) {
-                const int64_t at = dst + (int64_t)p * hd;
-                if (f16) {
-                    uint16_t *k = (uint16_t *)ctx->k_cache[l] + at;
+                void *k = (char *)ctx->k_cache[l] + (dst + p) * (int64_t)kb;
+                if (kt == QR_TYPE_F32) {
+                    qr_rope_apply(&ctx->rope[L->swa], cache[L->swa], k, 1, (int32_t)hd);
+                } else if (kt == QR_TYPE_F16) {
                     for (int64_t i = 0; i < hd; i++)
-                        row[i] = qr_fp16_to_fp32(k[i]);
+                        row[i] = qr_fp16_to_fp32(((uint16_t *)k)[i]);
                     qr_rope_apply(&ctx->rope[L->swa], cache[L->swa], row, 1, (int32_t)hd);
                     for (int64_t i = 0; i < hd; i++)
-                        k[i] = qr_fp32_to_fp16(row[i]);
+                        ((uint16_t *)k)[i] = qr_fp32_to_fp16(row[i]);
                 } else {
-                    qr_rope_apply(&ctx->rope[L->swa], cache[L->swa], (float *)ctx->k_cache[l] + at,
-                                  1, (int32_t)hd);
+                    ak->to_float[kt](k, row, hd);
+                    if (ctx->k_rot) ak->fwht(row, hd, ctx->k_rot);
+                    qr_rope_apply(&ctx->rope[L->swa], cache[L->swa], row, 1, (int32_t)hd);
+                    if (ctx->k_rot) ak->fwht(row, hd, ctx->k_rot);
+                    ak->from_float[kt](row, k, roped_values(ctx, L->swa));
                 }
             }
         }
@@ -292,8 +317,8 @@ void qr_kv_move(qr_context *ctx, int32_t seq, int32_t from, int32_t n, int32_t d
 }
 
 /* With an F16 cache llama.cpp's products K.q and V.p convert q and p to f16 first. */
-static inline void kv_round(const qr_context *ctx, float *x, int64_t n) {
-    if (ctx->params.kv_type != QR_KV_F32) qr_kernels_best()->round_f16(x, n);
+static inline void kv_round(int type, float *x, int64_t n) {
+    if (type == QR_TYPE_F16) qr_kernels_best()->round_f16(x, n);
 }
 
 /* ---- attention ---- */
@@ -308,7 +333,10 @@ typedef struct attn_task {
 } attn_task;
 
 /* One token and ng of the query heads that share KV head kv_h, from its h_first-th (grouped-
- * query attention): softmax(q.K / sqrt(hd) + causal mask) . V over the cells of its sequence,
+ * query attention), as llama.cpp without flash attention (its graph's mul_mat(k, q), soft_max,
+ * mul_mat(v, kq); V f16 or f32, K any type: a quantized one after the query's rotation and
+ * conversion to its dot partner, as in attend_flash):
+ * softmax(q.K / sqrt(hd) + causal mask) . V over the cells of its sequence,
  * each cache row read once for all of them; a layer with attention sinks has one more logit
  * per head in that softmax (ggml_soft_max_add_sinks). scratch: scores_per_thread floats. */
 static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
@@ -324,29 +352,301 @@ static void attend(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_fi
     const int32_t window = ctx->model->layers[layer].swa ? hp->n_swa : 0;
     const int32_t first = window > 0 && pos >= window ? pos - window + 1 : 0;
     const int64_t rows = pos - first + 1, off = kv_row(ctx, seq, kv_h, first) * hd;
-    const bool f16 = ctx->params.kv_type != QR_KV_F32;
+    const bool k16 = ctx->k_type == QR_TYPE_F16, v16 = ctx->v_type == QR_TYPE_F16;
 
     memcpy(qr, ctx->q + q0, (size_t)(ng * hd) * sizeof *qr);
-    kv_round(ctx, qr, ng * hd);
-    if (f16)
+    kv_round(ctx->k_type, qr, ng * hd);
+    if (k16) {
         kn->dot_f16_heads(hd, ng, qr, (const uint16_t *)kc + off, hd, rows, scores + first, S);
-    else
+    } else if (ctx->k_type == QR_TYPE_F32) {
         for (int h = 0; h < ng; h++)
             kn->dot_f32(hd, qr + h * hd, (const float *)kc + off, hd, rows, scores + h * S + first);
+    } else { /* a quantized or bf16 K (flash attention off): llama.cpp's mul_mat(k, q) */
+        const qr_attn_kernels *ak = qr_attn_kernels_best();
+        if (ctx->k_rot) ak->fwht(qr, ng * hd, ctx->k_rot);
+        const int partner = qr_type_traits_get(ctx->k_type)->vec_dot_type;
+        const qr_type_traits *pt = qr_type_traits_get(partner);
+        const size_t q_bytes = (size_t)(hd / pt->block_size) * pt->block_bytes;
+        char *qc = (char *)(scores + ng * S);
+        for (int h = 0; h < ng; h++)
+            ak->from_float[partner](qr + h * hd, qc + h * q_bytes, hd);
+        ak->dot[ctx->k_type](hd, ng, qc, q_bytes,
+                             (const char *)kc + off / hd * (int64_t)ctx->k_row_bytes,
+                             ctx->k_row_bytes, rows, scores + first, S);
+    }
     /* gpt-oss's sinks: one more logit per query head, in the max and the sum, with no value */
     const float *sinks = ctx->model->layers[layer].attn_sinks.data;
     const int h0 = kv_h * (hp->n_head / hp->n_head_kv) + h_first; /* the first query head */
     for (int h = 0; h < ng; h++) {
         if (hp->attn_softcap > 0.0f) softcap(scores + h * S + first, rows, hp->attn_softcap);
         kn->softmax(scores + h * S + first, rows, hp->kq_scale, sinks ? sinks[h0 + h] : -INFINITY);
-        kv_round(ctx, scores + h * S + first, rows);
+        kv_round(ctx->v_type, scores + h * S + first, rows);
     }
     memset(out, 0, (size_t)(ng * hd) * sizeof *out);
-    if (f16)
+    if (v16)
         kn->axpy_f16_heads(hd, ng, scores + first, S, (const uint16_t *)vc + off, hd, rows, out);
     else
         for (int h = 0; h < ng; h++)
             kn->axpy_f32(hd, scores + h * S + first, (const float *)vc + off, hd, rows, out + h * hd);
+}
+
+/* ---- attention with llama.cpp's flash-attention arithmetic ---- */
+
+/* rows per tile of attend_flash (forward.c and context.c size its scratch) */
+#define FLASH_TILE QR_FLASH_TILE
+
+/* attend() for a cache with a type other than f16 or f32 on K or V, as llama.cpp's CPU flash
+ * attention (ggml_compute_forward_flash_attn_ext_f16_one_chunk), which llama.cpp needs for a
+ * quantized V: each query converted to the K type's dot partner (vec_dot_type: q8_0, q8_1,
+ * bf16; f16 and f32 for those K types); per cache row in order, s = (K row . q) * scale, or
+ * softcap * tanh(s) with scale / softcap where the model caps; an online softmax: on a new
+ * maximum M the accumulator and the sum are scaled by exp(M_old - M) (the row's weight is 1),
+ * else the row's weight is exp(s - M); V added with that weight into an f32 accumulator (a
+ * quantized or bf16 row through to_float), or an f16 one (each sum rounded) for an f16 V; the
+ * sink logit (if any) joins last; out = accumulator * (1 / sum).
+ * Flash-decoding: the visible rows are cut into ranges of QR_FLASH_RANGE from the first, each
+ * range summed as above on its own (flash_range: its maximum, sum and accumulator), the ranges
+ * then merged in order as ggml's ggml_flash_attn_ext_reduce_partials merges its KV chunks
+ * (flash_fold); one range gives the unsplit arithmetic exactly. The ranges are fixed, so a
+ * position's logits do not depend on the threads or the batch; attention() runs one token's
+ * ranges on several threads. */
+
+/* the running merge of a group's ranges: per head its maximum and sum (2 * ng floats at ms),
+ * the accumulators at acc (ng * hd) */
+static void flash_begin(int ng, int64_t hd, float *ms, float *acc) {
+    for (int h = 0; h < ng; h++) {
+        ms[h] = -INFINITY;
+        ms[ng + h] = 0.0f;
+    }
+    memset(acc, 0, (size_t)(ng * hd) * sizeof *acc);
+}
+
+/* one range's partial result (part: ng maxima, ng sums, ng * hd accumulators) into the merge:
+ * M = max(M, m), acc = acc * exp(M_old - M) + acc_r * exp(m - M), likewise the sum */
+static void flash_fold(int ng, int64_t hd, float *ms, float *acc, const float *part) {
+    for (int h = 0; h < ng; h++) {
+        const float m = part[h], m_new = ms[h] > m ? ms[h] : m;
+        const float so = expf(ms[h] - m_new), sn = expf(m - m_new);
+        const float *a = part + 2 * ng + h * hd;
+        float *o = acc + h * hd;
+        for (int64_t i = 0; i < hd; i++)
+            o[i] = o[i] * so + a[i] * sn;
+        ms[ng + h] = ms[ng + h] * so + part[ng + h] * sn;
+        ms[h] = m_new;
+    }
+}
+
+/* the merged accumulators into the output: the sink logit, 1 / sum, back from the V rotation */
+static void flash_finish(qr_context *ctx, int layer, int h0, int ng, float *ms, float *out) {
+    const qr_attn_kernels *ak = qr_attn_kernels_best();
+    const int64_t hd = ctx->model->hp.head_dim;
+    const float *sinks = ctx->model->layers[layer].attn_sinks.data;
+    for (int h = 0; h < ng; h++) {
+        float *o = out + h * hd, *max = ms + h, *sum = ms + ng + h;
+        if (sinks) { /* gpt-oss: one more logit with no value */
+            const float s = sinks[h0 + h];
+            float mscale = 1.0f, vs = 1.0f;
+            if (s > *max) {
+                mscale = expf(*max - s);
+                *max = s;
+                ak->scale_f32(hd, o, mscale);
+            } else {
+                vs = expf(s - *max);
+            }
+            *sum = *sum * mscale + vs;
+        }
+        ak->scale_f32(hd, o, *sum == 0.0f ? 0.0f : 1.0f / *sum);
+        if (ctx->v_rot) ak->fwht(o, hd, ctx->v_rot); /* back from the rotated values */
+    }
+}
+
+/* the visible cells of a query at pos: the first and how many */
+static int64_t visible_rows(const qr_context *ctx, int layer, int32_t pos, int32_t *first) {
+    /* a windowed layer's query at pos sees pos - n_swa + 1 ... pos */
+    const int32_t window = ctx->model->layers[layer].swa ? ctx->model->hp.n_swa : 0;
+    *first = window > 0 && pos >= window ? pos - window + 1 : 0;
+    return pos - *first + 1;
+}
+
+/* rows [r0, r1) of the visible ones of one token and ng query heads from the h_first-th of KV
+ * head kv_h: part = their maxima, sums and accumulators (2 * ng + ng * hd floats). scratch:
+ * scores_per_thread. */
+static void flash_range(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
+                        int32_t pos, int32_t seq, int64_t r0, int64_t r1, float *scratch,
+                        float *part) {
+    const qr_hparams *hp = &ctx->model->hp;
+    const qr_kernels *kn = qr_kernels_best();
+    const qr_attn_kernels *ak = qr_attn_kernels_best();
+    const int64_t hd = hp->head_dim, S = ctx->n_ctx_seq;
+    const int h0 = kv_h * (hp->n_head / hp->n_head_kv) + h_first; /* the first query head */
+    const float *q = ctx->q + (int64_t)t * hp->n_head * hd + (int64_t)h0 * hd;
+    float *scores = scratch;
+    char *qc = (char *)(scratch + ng * S);      /* the converted queries: ng * hd * 4 bytes */
+    /* the f16 accumulators (ng * hd halves in ng * hd floats), a tile's row weights and
+     * rescales */
+    uint16_t *acc16 = (uint16_t *)(scratch + ng * S + ng * hd);
+    float *max = part, *sum = part + ng, *acc = part + 2 * ng;
+    float *w = scratch + ng * S + 2 * ng * hd + 2 * ng, *w_max = w + ng * FLASH_TILE;
+    int32_t first;
+    visible_rows(ctx, layer, pos, &first);
+    const int64_t rows = r1 - r0, row0 = kv_row(ctx, seq, kv_h, first) + r0;
+    const char *kc = (const char *)ctx->k_cache[layer] + row0 * (int64_t)ctx->k_row_bytes;
+    const char *vc = (const char *)ctx->v_cache[layer] + row0 * (int64_t)ctx->v_row_bytes;
+
+    if (ctx->k_rot) { /* the queries rotated as the keys were (in acc16, free until the V pass) */
+        float *qr = (float *)acc16;
+        memcpy(qr, q, (size_t)(ng * hd) * sizeof *qr);
+        ak->fwht(qr, ng * hd, ctx->k_rot);
+        q = qr;
+    }
+    if (ctx->k_type == QR_TYPE_F32) {
+        for (int h = 0; h < ng; h++)
+            kn->dot_f32(hd, q + h * hd, (const float *)kc, hd, rows, scores + h * S);
+    } else if (ctx->k_type == QR_TYPE_F16) {
+        float *qr = (float *)qc;
+        memcpy(qr, q, (size_t)(ng * hd) * sizeof *qr);
+        kn->round_f16(qr, ng * hd);
+        kn->dot_f16_heads(hd, ng, qr, (const uint16_t *)kc, hd, rows, scores, S);
+    } else {
+        const int partner = qr_type_traits_get(ctx->k_type)->vec_dot_type;
+        const qr_type_traits *pt = qr_type_traits_get(partner);
+        const size_t q_bytes = (size_t)(hd / pt->block_size) * pt->block_bytes;
+        for (int h = 0; h < ng; h++)
+            ak->from_float[partner](q + h * hd, qc + h * q_bytes, hd);
+        ak->dot[ctx->k_type](hd, ng, qc, q_bytes, kc, ctx->k_row_bytes, rows, scores, S);
+    }
+    const float cap = hp->attn_softcap;
+    const float scale = cap > 0.0f ? hp->kq_scale / cap : hp->kq_scale;
+    for (int h = 0; h < ng; h++) {
+        float *sh = scores + h * S;
+        for (int64_t r = 0; r < rows; r++)
+            sh[r] *= scale;
+        if (cap > 0.0f)
+            for (int64_t r = 0; r < rows; r++)
+                sh[r] = cap * tanhf(sh[r]);
+        max[h] = -INFINITY;
+        sum[h] = 0.0f;
+    }
+    const bool v16 = ctx->v_type == QR_TYPE_F16;
+    if (v16)
+        memset(acc16, 0, (size_t)(ng * hd) * sizeof *acc16);
+    else
+        memset(acc, 0, (size_t)(ng * hd) * sizeof *acc);
+    if (v16) { /* row by row into the f16 accumulators */
+        for (int64_t r = 0; r < rows; r++) {
+            const uint16_t *vr = (const uint16_t *)(vc + r * (int64_t)ctx->v_row_bytes);
+            for (int h = 0; h < ng; h++) {
+                const float s = scores[h * S + r];
+                float ms = 1.0f, vs = 1.0f;
+                if (s > max[h]) { /* a new maximum: what was summed shrinks by exp(M_old - M) */
+                    const float m_old = max[h];
+                    max[h] = s;
+                    ms = expf(m_old - s);
+                    ak->scale_f16(hd, acc16 + h * hd, ms);
+                } else {
+                    vs = expf(s - max[h]);
+                }
+                ak->mad_f16(hd, acc16 + h * hd, vr, vs);
+                sum[h] = sum[h] * ms + vs;
+            }
+        }
+        for (int h = 0; h < ng; h++)
+            qr_dequant_f16(acc16 + h * hd, acc + h * hd, hd);
+    } else { /* tiles of rows: each row's weights first, then the rows added in order */
+        for (int64_t t0 = 0; t0 < rows; t0 += FLASH_TILE) {
+            const int64_t t1 = rows - t0 < FLASH_TILE ? rows : t0 + FLASH_TILE;
+            bool rescaled = false;
+            /* rows outer: the heads' sums are independent chains the CPU overlaps */
+            for (int64_t r = t0; r < t1; r++)
+                for (int h = 0; h < ng; h++) {
+                    const float s = scores[h * S + r];
+                    float ms = 1.0f, vs = 1.0f;
+                    if (s > max[h]) { /* a new maximum: the sum so far shrinks by exp(M_old - M) */
+                        ms = expf(max[h] - s);
+                        max[h] = s;
+                        rescaled = true;
+                    } else {
+                        vs = expf(s - max[h]);
+                    }
+                    w[h * FLASH_TILE + r - t0] = vs;
+                    w_max[h * FLASH_TILE + r - t0] = ms;
+                    sum[h] = sum[h] * ms + vs;
+                }
+            ak->v_mad_rows[ctx->v_type](hd, ng, vc + t0 * (int64_t)ctx->v_row_bytes,
+                                        ctx->v_row_bytes, t1 - t0, w, rescaled ? w_max : NULL,
+                                        FLASH_TILE, acc, hd);
+        }
+    }
+}
+
+/* all ranges of one token and ng query heads on this thread, merged into the output */
+static void attend_flash(qr_context *ctx, int layer, int32_t t, int32_t kv_h, int h_first, int ng,
+                         int32_t pos, int32_t seq, float *scratch) {
+    const qr_hparams *hp = &ctx->model->hp;
+    const int64_t hd = hp->head_dim;
+    const int h0 = kv_h * (hp->n_head / hp->n_head_kv) + h_first;
+    float *out = ctx->att_out + (int64_t)t * hp->n_head * hd + (int64_t)h0 * hd;
+    /* after flash_range's scratch: one range's partial result, then the merged maxima, sums */
+    float *part = scratch + ng * ctx->n_ctx_seq + 2 * ng * hd + 2 * ng + 2 * ng * FLASH_TILE;
+    float *ms = part + 2 * ng + ng * hd;
+    int32_t first;
+    const int64_t rows = visible_rows(ctx, layer, pos, &first);
+    flash_begin(ng, hd, ms, out);
+    for (int64_t r0 = 0; r0 < rows; r0 += QR_FLASH_RANGE) {
+        const int64_t r1 = rows - r0 < QR_FLASH_RANGE ? rows : r0 + QR_FLASH_RANGE;
+        flash_range(ctx, layer, t, kv_h, h_first, ng, pos, seq, r0, r1, scratch, part);
+        flash_fold(ng, hd, ms, out, part);
+    }
+    flash_finish(ctx, layer, h0, ng, ms, out);
+}
+
+/* one token's ranges over the threads: (token, KV head, range) units write their partial
+ * results to ctx->flash_parts, then (token, KV head) units merge them in order, as
+ * attend_flash does on one thread */
+typedef struct flash_task {
+    qr_context *ctx;
+    int layer;
+    const int32_t *pos, *seq;
+    int64_t n_ranges; /* per (token, KV head): the most of any token */
+} flash_task;
+
+static float *flash_part(const flash_task *f, int64_t unit) {
+    const qr_hparams *hp = &f->ctx->model->hp;
+    const int ng = hp->n_head / hp->n_head_kv;
+    return f->ctx->flash_parts + unit * (int64_t)ng * (hp->head_dim + 2);
+}
+
+static void flash_range_worker(void *arg, int64_t unit, int ith) {
+    const flash_task *f = arg;
+    const qr_hparams *hp = &f->ctx->model->hp;
+    const int32_t n_kv = hp->n_head_kv;
+    const int32_t t = (int32_t)(unit / (n_kv * f->n_ranges));
+    const int32_t kv_h = (int32_t)(unit / f->n_ranges % n_kv);
+    const int64_t r0 = unit % f->n_ranges * QR_FLASH_RANGE;
+    int32_t first;
+    const int64_t rows = visible_rows(f->ctx, f->layer, f->pos[t], &first);
+    if (r0 >= rows) return;
+    const int64_t r1 = rows - r0 < QR_FLASH_RANGE ? rows : r0 + QR_FLASH_RANGE;
+    float *scratch = f->ctx->scores + (int64_t)ith * f->ctx->scores_per_thread;
+    flash_range(f->ctx, f->layer, t, kv_h, 0, hp->n_head / n_kv, f->pos[t], f->seq[t], r0, r1,
+                scratch, flash_part(f, unit));
+}
+
+static void flash_merge_worker(void *arg, int64_t unit, int ith) {
+    const flash_task *f = arg;
+    qr_context *ctx = f->ctx;
+    const qr_hparams *hp = &ctx->model->hp;
+    const int ng = hp->n_head / hp->n_head_kv;
+    const int64_t hd = hp->head_dim;
+    const int32_t t = (int32_t)(unit / hp->n_head_kv), kv_h = (int32_t)(unit % hp->n_head_kv);
+    float *out = ctx->att_out + (int64_t)t * hp->n_head * hd + (int64_t)kv_h * ng * hd;
+    float *ms = ctx->scores + (int64_t)ith * ctx->scores_per_thread;
+    int32_t first;
+    const int64_t rows = visible_rows(ctx, f->layer, f->pos[t], &first);
+    flash_begin(ng, hd, ms, out);
+    for (int64_t r = 0; r * QR_FLASH_RANGE < rows; r++)
+        flash_fold(ng, hd, ms, out, flash_part(f, unit * f->n_ranges + r));
+    flash_finish(ctx, f->layer, kv_h * ng, ng, ms, out);
 }
 
 static void attn_worker(void *arg, int64_t chunk, int ith) {
@@ -359,8 +659,9 @@ static void attn_worker(void *arg, int64_t chunk, int ith) {
     const int64_t j1 = (chunk + 1) * a->per_chunk < total ? (chunk + 1) * a->per_chunk : total;
     for (int64_t j = chunk * a->per_chunk; j < j1; j++) {
         const int32_t t = (int32_t)(j / units), u = (int32_t)(j % units);
-        attend(a->ctx, a->layer, t, u / a->split, u % a->split * ng, ng, a->pos[t], a->seq[t],
-               scratch);
+        (a->ctx->flash ? attend_flash : attend)(a->ctx, a->layer, t, u / a->split,
+                                                u % a->split * ng, ng, a->pos[t], a->seq[t],
+                                                scratch);
     }
 }
 
@@ -374,8 +675,23 @@ static void attention(qr_context *ctx, int layer, const int32_t *pos, const int3
     const int64_t macs = span * hp->n_head * hp->head_dim * 2;
     const int nth = qr_pool_size(ctx->pool);
     const bool parallel = nth > 1 && macs >= 128 * 1024;
+    const bool few = parallel && (int64_t)n * hp->n_head_kv < 4 * nth;
+    int32_t most = 0; /* the most cells a token sees */
+    for (int32_t t = 0; t < n; t++) {
+        int32_t first;
+        const int64_t rows = visible_rows(ctx, layer, pos[t], &first);
+        if (rows > most) most = (int32_t)rows;
+    }
+    if (few && ctx->flash && most > QR_FLASH_RANGE && n <= ctx->flash_parts_tokens) {
+        /* flash-decoding: the ranges over the threads, each KV head's rows read once */
+        flash_task f = {.ctx = ctx, .layer = layer, .pos = pos, .seq = seq,
+                        .n_ranges = (most + QR_FLASH_RANGE - 1) / QR_FLASH_RANGE};
+        qr_pool_run(ctx->pool, flash_range_worker, &f, (int64_t)n * hp->n_head_kv * f.n_ranges);
+        qr_pool_run(ctx->pool, flash_merge_worker, &f, (int64_t)n * hp->n_head_kv);
+        return;
+    }
     attn_task at = {.ctx = ctx, .layer = layer, .pos = pos, .seq = seq, .n_tokens = n, .split = 1};
-    if (parallel && (int64_t)n * hp->n_head_kv < 4 * nth) at.split = hp->n_head / hp->n_head_kv;
+    if (few) at.split = hp->n_head / hp->n_head_kv;
     const int64_t total = (int64_t)n * hp->n_head_kv * at.split;
     at.per_chunk = parallel ? (total + 4 * nth - 1) / (4 * nth) : total;
     qr_pool_run(ctx->pool, attn_worker, &at, (total + at.per_chunk - 1) / at.per_chunk);
@@ -660,8 +976,10 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
                 qr_rope_apply(rp, cache, ctx->q + t * q_dim, hp->n_head, hp->head_dim);
                 qr_rope_apply(rp, cache, ctx->k + t * kv_dim, hp->n_head_kv, hp->head_dim);
             }
-            kv_store(ctx, ctx->k_cache[l], seq[t], pos[t], ctx->k + t * kv_dim);
-            kv_store(ctx, ctx->v_cache[l], seq[t], pos[t], ctx->v + t * kv_dim);
+            kv_store(ctx, ctx->k_cache[l], ctx->k_type, ctx->k_row_bytes, ctx->k_rot, seq[t],
+                     pos[t], ctx->k + t * kv_dim);
+            kv_store(ctx, ctx->v_cache[l], ctx->v_type, ctx->v_row_bytes, ctx->v_rot, seq[t],
+                     pos[t], ctx->v + t * kv_dim);
         }
         dump(ctx, "Qcur.rope", l, ctx->q, q_dim, n);
         dump(ctx, "Kcur.rope", l, ctx->k, kv_dim, n);

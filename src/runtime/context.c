@@ -3,22 +3,62 @@
  * bookkeeping. */
 #include "runtime/context.h"
 #include "kernels/matmul.h"
+#include "tensor/tensor.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <strings.h>
+
+/* the tensor type of each KV cache type, llama.cpp's names */
+static const int kv_tensor_type[QR_KV_TYPE_COUNT] = {
+    [QR_KV_F16] = QR_TYPE_F16,   [QR_KV_F32] = QR_TYPE_F32,   [QR_KV_BF16] = QR_TYPE_BF16,
+    [QR_KV_Q8_0] = QR_TYPE_Q8_0, [QR_KV_Q4_0] = QR_TYPE_Q4_0, [QR_KV_Q4_1] = QR_TYPE_Q4_1,
+    [QR_KV_Q5_0] = QR_TYPE_Q5_0, [QR_KV_Q5_1] = QR_TYPE_Q5_1, [QR_KV_IQ4_NL] = QR_TYPE_IQ4_NL};
+
+const char *qr_kv_type_name(qr_kv_type type) {
+    if ((int)type < 0 || type >= QR_KV_TYPE_COUNT) return NULL;
+    return qr_type_traits_get(kv_tensor_type[type])->name;
+}
+
+qr_status qr_kv_type_parse(const char *name, qr_kv_type *out) {
+    for (int t = 0; t < QR_KV_TYPE_COUNT; t++)
+        if (name && !strcasecmp(name, qr_kv_type_name((qr_kv_type)t))) {
+            *out = (qr_kv_type)t;
+            return QR_OK;
+        }
+    return qr_error(QR_ERR_INVALID_ARG,
+                    "unknown KV cache type '%s' (allowed: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, "
+                    "q5_1, iq4_nl)",
+                    name ? name : "(null)");
+}
+
+/* A cache type whose block does not divide the head size cannot hold a head's row (llama.cpp
+ * refuses it in llama_init_from_model). */
+static qr_status check_kv_type(qr_kv_type type, const char *which, int64_t head_dim) {
+    if ((int)type < 0 || type >= QR_KV_TYPE_COUNT)
+        return qr_error(QR_ERR_INVALID_ARG, "unknown %s cache type %d", which, (int)type);
+    const qr_type_traits *tt = qr_type_traits_get(kv_tensor_type[type]);
+    if (head_dim % tt->block_size != 0)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "%s cache type %s with block size %lld does not divide the head size %lld "
+                        "(llama.cpp refuses it too): use f16, bf16 or f32",
+                        which, tt->name, (long long)tt->block_size, (long long)head_dim);
+    return QR_OK;
+}
 
 qr_context_params qr_context_default_params(void) {
-    return (qr_context_params){
-        .n_ctx = 0,
-        .n_batch = 512,
-        .n_threads = 0,
-        .n_seq_max = 1,
-        .kv_type = QR_KV_F16,
-        .rope_scaling = QR_ROPE_SCALING_DEFAULT,
-        .yarn_ext_factor = -1.0f,
-        .yarn_attn_factor = -1.0f,
-        .yarn_beta_fast = -1.0f,
-        .yarn_beta_slow = -1.0f};
+    return (qr_context_params){.n_ctx = 0,
+                               .n_batch = 512,
+                               .n_threads = 0,
+                               .n_seq_max = 1,
+                               .type_k = QR_KV_F16,
+                               .type_v = QR_KV_F16,
+                               .flash_attn = QR_FLASH_ATTN_AUTO,
+                               .rope_scaling = QR_ROPE_SCALING_DEFAULT,
+                               .yarn_ext_factor = -1.0f,
+                               .yarn_attn_factor = -1.0f,
+                               .yarn_beta_fast = -1.0f,
+                               .yarn_beta_slow = -1.0f};
 }
 
 static size_t max_size(size_t a, size_t b) {
@@ -41,8 +81,24 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
     if (p.n_seq_max == 0) p.n_seq_max = 1;
     if (p.n_threads > 512)
         return qr_error(QR_ERR_INVALID_ARG, "too many threads (%d)", p.n_threads);
-    if (p.kv_type != QR_KV_F16 && p.kv_type != QR_KV_F32)
-        return qr_error(QR_ERR_INVALID_ARG, "unknown KV type");
+    qr_status kst = check_kv_type(p.type_k, "K", hp->head_dim);
+    if (kst == QR_OK) kst = check_kv_type(p.type_v, "V", hp->head_dim);
+    if (kst != QR_OK) return kst;
+    if (p.flash_attn < QR_FLASH_ATTN_AUTO || p.flash_attn > QR_FLASH_ATTN_ON)
+        return qr_error(QR_ERR_INVALID_ARG, "unknown flash attention setting %d",
+                        (int)p.flash_attn);
+    const bool plain_k = p.type_k == QR_KV_F16 || p.type_k == QR_KV_F32;
+    const bool plain_v = p.type_v == QR_KV_F16 || p.type_v == QR_KV_F32;
+    if (p.flash_attn == QR_FLASH_ATTN_OFF && p.type_v != QR_KV_BF16 && !plain_v)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "V cache type %s needs flash attention (llama.cpp: \"quantized V cache "
+                        "was requested, but this requires Flash Attention\"): use -fa on or auto, "
+                        "or an f16 or f32 V cache",
+                        qr_kv_type_name(p.type_v));
+    if (p.flash_attn == QR_FLASH_ATTN_OFF && p.type_v == QR_KV_BF16)
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "a bf16 V cache needs flash attention in Quarrel (its attention without "
+                        "it takes f16 or f32 V rows): use -fa on or auto");
     if (p.n_ctx < p.n_seq_max)
         return qr_error(QR_ERR_INVALID_ARG, "context of %d cells cannot hold %d sequences", p.n_ctx,
                         p.n_seq_max);
@@ -76,14 +132,29 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
 
     const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim,
                   q_dim = (int64_t)hp->n_head * hp->head_dim;
-    ctx->kv_elem_bytes = p.kv_type == QR_KV_F32 ? 4 : 2;
+    ctx->k_type = kv_tensor_type[p.type_k];
+    ctx->v_type = kv_tensor_type[p.type_v];
+    const qr_type_traits *kt = qr_type_traits_get(ctx->k_type),
+                         *vt = qr_type_traits_get(ctx->v_type);
+    ctx->k_row_bytes = (size_t)(hp->head_dim / kt->block_size) * kt->block_bytes;
+    ctx->v_row_bytes = (size_t)(hp->head_dim / vt->block_size) * vt->block_bytes;
+    ctx->flash = p.flash_attn == QR_FLASH_ATTN_ON ||
+                 (p.flash_attn == QR_FLASH_ATTN_AUTO && !(plain_k && plain_v));
+    /* rotations as llama.cpp (llama_kv_cache's constructor, build_input_k_rot / _v_rot) */
+    if (kt->is_quantized && hp->head_dim % 64 == 0) {
+        ctx->k_rot = 64;
+        while (hp->head_dim % (2 * ctx->k_rot) == 0)
+            ctx->k_rot *= 2;
+    }
+    if (vt->is_quantized && hp->head_dim % 64 == 0) ctx->v_rot = 64;
     ctx->k_cache = qr_calloc((size_t)hp->n_layer, sizeof(void *));
     ctx->v_cache = qr_calloc((size_t)hp->n_layer, sizeof(void *));
     ctx->seq_len = qr_calloc((size_t)ctx->n_seq, sizeof(int32_t));
     if (!ctx->k_cache || !ctx->v_cache || !ctx->seq_len) goto nomem;
     for (int32_t l = 0; l < hp->n_layer; l++) {
-        ctx->k_cache[l] = qr_calloc((size_t)ctx->n_ctx * (size_t)kv_dim, ctx->kv_elem_bytes);
-        ctx->v_cache[l] = qr_calloc((size_t)ctx->n_ctx * (size_t)kv_dim, ctx->kv_elem_bytes);
+        const size_t rows = (size_t)ctx->n_ctx * (size_t)hp->n_head_kv;
+        ctx->k_cache[l] = qr_calloc(rows, ctx->k_row_bytes);
+        ctx->v_cache[l] = qr_calloc(rows, ctx->v_row_bytes);
         if (!ctx->k_cache[l] || !ctx->v_cache[l]) goto nomem;
     }
 
@@ -101,6 +172,24 @@ qr_status qr_context_create(qr_model *model, const qr_context_params *params, qr
      * scores each */
     const int64_t group = hp->n_head / hp->n_head_kv;
     ctx->scores_per_thread = group * ((int64_t)hp->head_dim + ctx->n_ctx_seq);
+    /* the flash-attention arithmetic (and a quantized K) also keeps per thread the queries
+     * converted to the K
+     * type's dot partner (at most 4 bytes a value), f16 accumulators (or the rotated queries)
+     * and per head its running maximum and sum and a tile's row weights and rescales
+     * (forward.c, attend_flash) */
+    if (ctx->flash || !plain_k)
+        ctx->scores_per_thread += group * ((int64_t)hp->head_dim * 2 + 2 + 2 * QR_FLASH_TILE);
+    /* and one range's partial result and the merged maxima and sums (forward.c, flash_range) */
+    if (ctx->flash) ctx->scores_per_thread += group * ((int64_t)hp->head_dim + 4);
+    /* one token's ranges on several threads: attention() does it for fewer than 4 * n_threads
+     * (token, KV head) pairs */
+    if (ctx->flash && p.n_threads > 1) {
+        const int64_t ranges = (ctx->n_ctx_seq + QR_FLASH_RANGE - 1) / QR_FLASH_RANGE;
+        ctx->flash_parts_tokens = (4 * p.n_threads + hp->n_head_kv - 1) / hp->n_head_kv;
+        ctx->flash_parts = qr_malloc((size_t)ctx->flash_parts_tokens * (size_t)hp->n_head *
+                                     (size_t)ranges * (size_t)(hp->head_dim + 2) * sizeof(float));
+        if (!ctx->flash_parts) goto nomem;
+    }
     ctx->scores = qr_malloc((size_t)p.n_threads * (size_t)ctx->scores_per_thread * sizeof(float));
     /* the largest converted activation: any weight's input (n_embd, q_dim or n_ff columns) */
     size_t act = 0;
@@ -184,6 +273,7 @@ void qr_context_free(qr_context *ctx) {
     free(ctx->hb);
     free(ctx->hb2);
     free(ctx->scores);
+    free(ctx->flash_parts);
     free(ctx->act_q);
     free(ctx->moe_probs);
     free(ctx->moe_weight);

@@ -6,6 +6,14 @@
 #include "model/model.h"
 #include "runtime/threadpool.h"
 
+/* rows per tile of the flash-attention arithmetic (forward.c, attend_flash) */
+#define QR_FLASH_TILE 64
+/* rows per range of the flash-attention arithmetic (flash-decoding): a query's visible cells
+ * are cut into ranges of this many from its first, each range's softmax and values summed on
+ * their own, the ranges then merged in order; fixed, so the arithmetic of a position does not
+ * depend on the thread count or the batch (a multiple of QR_FLASH_TILE) */
+#define QR_FLASH_RANGE 256
+
 struct qr_context {
     qr_model *model;
     qr_context_params params;
@@ -17,9 +25,17 @@ struct qr_context {
     int32_t n_batch;
     qr_rope rope[2]; /* RoPE of the full-attention and the windowed layers (model/rope.c) */
 
-    /* KV cache: per layer, [n_ctx][n_head_kv * head_dim] of f16 or f32 */
+    /* KV cache: per layer, n_ctx * n_head_kv rows of head_dim values (forward.c's kv_row) of
+     * the tensor types k_type and v_type, k_row_bytes and v_row_bytes each */
     void **k_cache, **v_cache;
-    size_t kv_elem_bytes;
+    int k_type, v_type;
+    size_t k_row_bytes, v_row_bytes;
+    bool flash; /* attention with llama.cpp's flash-attention arithmetic (params.flash_attn) */
+    /* llama.cpp's attention rotation (llama_kv_cache: attn_rot_k, attn_rot_v): with a quantized
+     * K cache and a head size 64 divides, q and k are rotated by a Walsh-Hadamard matrix of
+     * k_rot values (the largest power of two dividing the head size) before k is cached;
+     * likewise v by one of v_rot = 64 values, and the attention's output back by it. 0: none */
+    int32_t k_rot, v_rot;
     int32_t *seq_len; /* per sequence: positions 0..seq_len-1 are filled */
 
     /* scratch for n_batch tokens, allocated once */
@@ -36,6 +52,11 @@ struct qr_context {
     void *act_q; /* activations converted to a weight's vec_dot type */
     size_t act_q_bytes;
     float *scores;             /* attention scratch, scores_per_thread floats per thread */
+    /* the flash arithmetic's partial results of each (token, KV head, range) when one token's
+     * ranges run on several threads: per query head of the group its maximum and sum, then
+     * the group's head_dim-value sums; flash_parts_tokens tokens at most (NULL: not flash) */
+    float *flash_parts;
+    int32_t flash_parts_tokens;
     int64_t scores_per_thread; /* (n_head / n_head_kv) * (head_dim + n_ctx_seq) */
 
     /* embeddings instead of logits (qr_embed): the forward pass stops after the output norm

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `quarrel bench` and `quarrel synth`: bench's JSON has the expected fields (speeds are not
+# `quarrel bench` and `quarrel synth`: bench's JSON has the expected fields (with -d, llama-bench's
+# "tg64 @ d4096" labels) (speeds are not
 # asserted: they depend on the machine); bad flags exit 2 with a message naming the problem;
 # synth writes a tiny model, deterministic in its seed, that `quarrel run` loads and runs.
 set -euo pipefail
@@ -53,6 +54,20 @@ for x in r:
 assert r[0]["bytes_per_token"] == d["weight_bytes_per_decode"] * 3 / 12, r[0]
 PY
 
+# -d (llama-bench's depth): each test after that many tokens in the cache, llama-bench's labels
+"$Q" bench -m "$S/models/stories260K.gguf" -p 6 -n 3 -r 1 -t 1 -d 0,20 -b 8 --tg-after-pp \
+    --bw 10 -o json > "$T/b3.json" || fail "bench -d exited $?"
+/usr/bin/python3 - "$T/b3.json" <<'PY' || fail "bench -d json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["results"]
+assert [(x["threads"], x["test"], x["n_depth"]) for x in r] == \
+    [(1, "pp6", 0), (1, "tg3", 0), (1, "pp6 @ d20", 20), (1, "tg3 @ d20", 20)], r
+PY
+"$Q" bench -m "$S/models/stories260K.gguf" -p 4 -n 2 -r 1 -t 1 -d 16 -ctk f32 --bw 10 \
+    > "$T/b3.md" 2> /dev/null || fail "bench -d md exited $?"
+grep -q "^| stories260K.gguf | .* | 1 | tg2 @ d16 | .* ± " "$T/b3.md" || fail "md depth row: $(cat "$T/b3.md")"
+
 # markdown: a llama-bench-like table
 "$Q" bench -m "$S/models/stories260K.gguf" -p 4 -n 2 -r 1 -t 1 --bw 10 > "$T/b.md" 2> /dev/null \
     || fail "bench md exited $?"
@@ -78,6 +93,10 @@ expect 2 "-t expects a comma-separated list" "$Q" bench -m "$M" -t 0
 expect 2 "-t expects a comma-separated list" "$Q" bench -m "$M" -t 1,x
 expect 2 "-t expects a comma-separated list" "$Q" bench -m "$M" -t 1,
 expect 2 "-o must be md or json, not 'xml'" "$Q" bench -m "$M" -o xml
+expect 2 "-d expects a comma-separated list of at most 8 depths" "$Q" bench -m "$M" -d -1
+expect 2 "-d expects a comma-separated list of at most 8 depths" "$Q" bench -m "$M" -d 1,x
+expect 2 "-d expects a comma-separated list of at most 8 depths" "$Q" bench -m "$M" -d 1,2,3,4,5,6,7,8,9
+expect 2 "-d needs a value" "$Q" bench -m "$M" -d
 expect 2 "-p expects an integer from 0" "$Q" bench -m "$M" -p -1
 expect 2 "-r expects an integer from 1" "$Q" bench -m "$M" -r 0
 expect 2 "--bw expects a number" "$Q" bench -m "$M" --bw fast

@@ -20,11 +20,15 @@ llama.cpp's other valid configurations (zen4 defaults, generic x64, flash attent
 repacking on), each fed the canonical tokens with the same shifts; it is never below the
 reference's own tolerance for the model (stories260K: 0.048).
 
-  /usr/bin/python3 tests/cli/mk_ctxshift_refs.py [--shared ../shared]
+  /usr/bin/python3 tests/cli/mk_ctxshift_refs.py [--shared ../shared] [--set NAME]
 
-writes tests/cli/ctxshift_stories260K_ref.json (llamaref.py's case format: steps[k] holds the
+writes tests/cli/ctxshift_<NAME>_ref.json (llamaref.py's case format: steps[k] holds the
 top-10 logits that chose greedy_ids[k], so compare_run_json.py reads it; greedy_pieces_hex the
-text of each token, for the server's test).
+text of each token, for the server's test). Sets: stories260K (f16 and f32 caches, the
+default) and smol135-qkv (smol135-q4_k_m, head size 64, with q8_0 and q4_0 K caches, whose
+k-shift dequantizes, turns back from the Walsh-Hadamard rotation, ropes, rotates and quantizes
+again; a quantized V needs flash attention, so those cases run with it in every
+configuration).
 """
 
 import argparse
@@ -35,18 +39,23 @@ import sys
 from ctypes import c_bool, c_int32, c_void_p
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODEL = "stories260K.gguf"
-N_CTX = 64
-N_PREDICT = 200
-REF_TOLERANCE = 0.048  # ../shared/reference/README.md, stories260K
-# (prompt, --keep, KV type)
-CASES = [
-    ("The sun was shining", 0, "f16"),
-    ("The sun was shining", 5, "f16"),
-    ("The sun was shining", -1, "f16"),
-    ("Lily and Tom went to the park", -1, "f16"),
-    ("The sun was shining", 0, "f32"),
-]
+# name: model, n_ctx, n_predict, tolerance of ../shared/reference/README.md for the model,
+# cases (prompt, --keep, K type, V type)
+SETS = {
+    "stories260K": ("stories260K.gguf", 64, 200, 0.048, [
+        ("The sun was shining", 0, "f16", "f16"),
+        ("The sun was shining", 5, "f16", "f16"),
+        ("The sun was shining", -1, "f16", "f16"),
+        ("Lily and Tom went to the park", -1, "f16", "f16"),
+        ("The sun was shining", 0, "f32", "f32"),
+    ]),
+    "smol135-qkv": ("smol135-q4_k_m.gguf", 32, 60, 1.14, [
+        ("The sun was shining", 2, "q8_0", "f16"),
+        ("The sun was shining", 2, "q8_0", "q8_0"),
+        ("The sun was shining", 2, "q4_0", "q4_0"),
+    ]),
+}
+MODEL, N_CTX, N_PREDICT, REF_TOLERANCE, CASES = SETS["stories260K"]
 CONFIGS = {  # name: (cpu backend, flash attention, repack)
     "canonical": ("haswell", "off", False),
     "zen4-defaults": (None, "auto", True),
@@ -64,7 +73,7 @@ def top_k(logits, k=10):
 
 def run_case(libllama, L, model, case, forced):
     """One case: the greedy ids (or the forced ones) and the top-10 per step."""
-    prompt, keep, kv = case
+    prompt, keep, kv_k, kv_v = case
     P = c_void_p
     for fn, res, argt in (("llama_memory_seq_rm", c_bool, [P, c_int32, c_int32, c_int32]),
                           ("llama_memory_seq_add", None, [P, c_int32, c_int32, c_int32, c_int32])):
@@ -74,9 +83,10 @@ def run_case(libllama, L, model, case, forced):
     toks = model.tokenize(prompt, add_special=True, parse_special=False)
     add_bos = bool(L.llama_vocab_get_add_bos(model.vocab))
     n_keep = len(toks) if keep < 0 or keep > len(toks) else keep + add_bos
-    t = libllama.GGML_TYPE_NAMES[kv]
+    fa = "on" if kv_v not in ("f16", "f32") else FA  # llama.cpp's need for a quantized V
     ctx = libllama.Context(model, n_ctx=N_CTX, n_threads=1, n_batch=N_CTX, n_ubatch=N_CTX,
-                           type_k=t, type_v=t, flash_attn=FA)
+                           type_k=libllama.GGML_TYPE_NAMES[kv_k],
+                           type_v=libllama.GGML_TYPE_NAMES[kv_v], flash_attn=fa)
     mem = L.llama_get_memory(ctx.ptr)
     batch = libllama.Batch(L, max(len(toks), 1))
     n_vocab = model.n_vocab
@@ -109,7 +119,8 @@ def run_case(libllama, L, model, case, forced):
     finally:
         batch.free()
         ctx.free()
-    return {"prompt": prompt, "keep": keep, "kv_type": kv, "n_keep": n_keep,
+    kv = {"kv_type": kv_k} if kv_k == kv_v else {"type_k": kv_k, "type_v": kv_v}
+    return {"prompt": prompt, "keep": keep, **kv, "flash_attn": fa, "n_keep": n_keep,
             "prompt_tokens": [int(x) for x in toks], "steps": steps, "greedy_ids": ids,
             "greedy_pieces_hex": [model.token_to_piece_bytes(x, special=False).hex()
                                   for x in ids],
@@ -136,15 +147,19 @@ def run_config(shared, name, forced_file):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "..", "shared"))
+    ap.add_argument("--set", default="stories260K", choices=sorted(SETS))
     ap.add_argument("--config")
     ap.add_argument("--forced")
     args = ap.parse_args()
+    global MODEL, N_CTX, N_PREDICT, REF_TOLERANCE, CASES
+    MODEL, N_CTX, N_PREDICT, REF_TOLERANCE, CASES = SETS[args.set]
     if args.config:  # one configuration per process: ggml loads one CPU variant
         json.dump(run_config(args.shared, args.config, args.forced), sys.stdout)
         return
 
     def run(name, forced=None):
-        cmd = [sys.executable, __file__, "--shared", args.shared, "--config", name]
+        cmd = [sys.executable, __file__, "--shared", args.shared, "--set", args.set,
+               "--config", name]
         if forced:
             cmd += ["--forced", forced]
         return json.loads(subprocess.run(cmd, check=True, capture_output=True).stdout)
@@ -174,18 +189,18 @@ def main():
                                    None)
     out = {"peer": "llama.cpp v0.5.0 (node-llama-cpp 3.22.1 prebuilt, CPU)",
            "model": MODEL,
-           "settings": "canonical: cpu haswell, flash attention off, no repack, 1 thread, the "
-                       "prompt in one batch; llama-cli's context shift (completion.cpp)",
+           "settings": "canonical: cpu haswell, flash attention off (on for a quantized V), "
+                       "no repack, 1 thread, the prompt in one batch; llama-cli's context shift (completion.cpp)",
            "n_ctx": N_CTX, "n_predict": N_PREDICT,
            "tolerance": {"abs_logit": round(tol, 6), "llama_cpp_spread": spread,
                          "reference_readme": REF_TOLERANCE},
            "cases": canon}
-    with open(os.path.join(HERE, "ctxshift_stories260K_ref.json"), "w") as f:
+    with open(os.path.join(HERE, "ctxshift_%s_ref.json" % args.set), "w") as f:
         json.dump(out, f, separators=(",", ":"))
         f.write("\n")
     print("tolerance", out["tolerance"])
     for c in canon:
-        print(c["prompt"], c["keep"], c["kv_type"], "n_keep", c["n_keep"], "shifts",
+        print(c["prompt"], c["keep"], c.get("kv_type") or (c["type_k"], c["type_v"]), "n_keep", c["n_keep"], "shifts",
               len(c["shifts"]), "first near-tie", c["first_near_tie"])
 
 

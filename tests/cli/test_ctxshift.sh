@@ -3,7 +3,7 @@
 # --temp 0 gives llama.cpp's tokens driven through the same shifts (ctxshift_stories260K_ref.json,
 # made by mk_ctxshift_refs.py with llama_memory_seq_rm/seq_add as llama-cli does it) up to the
 # first near-tie, with --keep 0, 5, -1 (and a --keep longer than the prompt: the whole prompt),
-# f16 and f32 caches, 1 and 2 threads, and with speculative decoding (which ends at the first
+# f16 and f32 caches (and smol135 with q8_0 and q4_0 keys shifts and keeps generating), 1 and 2 threads, and with speculative decoding (which ends at the first
 # shift); without the flag a full context stops with a message; `chat` shifts within and across
 # turns; every synthetic architecture
 # (windowed layers, partial rotary, layers without RoPE, ...) shifts and keeps generating; bad
@@ -96,6 +96,26 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 assert len(rows) == 80, len(rows)
 assert all(isinstance(l, (int, float)) and math.isfinite(l) for r in rows for _, l in r["top"])
 PY
+    done
+done
+
+# quantized K caches shift too, as llama.cpp's k-shift does it (dequantize, turn back from the
+# Walsh-Hadamard rotation, rope, rotate, quantize again): smol135 (head size 64, so the K
+# rotation is on) with q8_0 keys (f16 or q8_0 values) and q4_0 keys and values against
+# ctxshift_smol135-qkv_ref.json (mk_ctxshift_refs.py --set smol135-qkv), 1 and 2 threads
+SMOL=$S/models/smol135-q4_k_m.gguf SREF=$T/cli/ctxshift_smol135-qkv_ref.json
+for c in "0|-ctk q8_0" "1|-ctk q8_0 -ctv q8_0" "2|-ctk q4_0 -ctv q4_0" "0|-ctk q8_0 -fa on"; do
+    i=${c%%|*} kv=${c#*|}
+    for th in 1 2; do
+        "$Q" run -m "$SMOL" -p "The sun was shining" -c 32 -n 60 --context-shift --keep 2 \
+            --temp 0 -t $th $kv --json > "$tmp/q.jsonl" 2> "$tmp/q.err" ||
+            fail "smol135 $kv -t $th: $(cat "$tmp/q.err")"
+        grep -q "^context shifts: 3" "$tmp/q.err" || fail "smol135 $kv: shifts: $(cat "$tmp/q.err")"
+        /usr/bin/python3 "$T/cli/compare_run_json.py" "$tmp/q.jsonl" "$SREF" "$i" "$SREF" \
+            "smol135 $kv -t $th" > "$tmp/q.cmp" || fail "$(cat "$tmp/q.cmp")"
+        cat "$tmp/q.cmp"
+        grep -q "60 steps compared, ids checked through step \(59\|40\)" "$tmp/q.cmp" ||
+            fail "smol135 $kv: too few steps compared: $(cat "$tmp/q.cmp")"
     done
 done
 

@@ -12,9 +12,14 @@
  * (stories260K F32, smol135-q4_k_m, qwen2-tiny-q8_0) and a tiny synthetic llama of every weight
  * type Quarrel runs (`quarrel synth --type`; the three IQ types that need an importance matrix
  * through qr_quantize_file with a flat one), a mixture of experts (qwen3moe) and gpt-oss
- * (attention sinks, windowed layers, MXFP4 experts). The synthetic models are made into the
+ * (attention sinks, windowed layers, MXFP4 experts); the other KV cache types (bf16 and the
+ * quantized ones, K and V alike and mixed: the flash-attention arithmetic) on the dense tiny
+ * llama, the mixture and gpt-oss, with flash attention forced on (f16) and off (q8_0 K). The
+ * synthetic models are made into the
  * build tree (batch_invariance/) on every run. One longer sequence checks the attention's
- * split of a query group's heads over the threads (a single token with a long context).
+ * split of a query group's heads over the threads (a single token with a long context) and,
+ * with the flash arithmetic (the quantized caches), the split of its cells into ranges of
+ * QR_FLASH_RANGE (256) run on different threads and merged (flash-decoding).
  * Types or paths that are not invariant yet would be listed in known_variant; the test fails
  * if that list is wrong either way. */
 #include <setjmp.h>
@@ -176,7 +181,8 @@ static int make_models(void **state) {
 typedef struct run {
     qr_model *model;
     int32_t n_vocab;
-    qr_kv_type kv;
+    qr_kv_type kv_k, kv_v;   /* the K and V cache types */
+    qr_flash_attn fa;        /* and flash attention */
     qr_token tok[2][N_LONG]; /* the two sequences' tokens */
     float *ref[2];           /* [N_TOK][n_vocab]: token by token, one thread */
     float *got;              /* [N_TOK][n_vocab] */
@@ -189,7 +195,9 @@ static qr_context *new_context(run *r, int n_threads, int n_ctx, int n_seq) {
     cp.n_ctx = n_ctx;
     cp.n_seq_max = n_seq;
     cp.n_threads = n_threads;
-    cp.kv_type = r->kv;
+    cp.type_k = r->kv_k;
+    cp.type_v = r->kv_v;
+    cp.flash_attn = r->fa;
     qr_context *ctx = NULL;
     if (qr_context_create(r->model, &cp, &ctx) != QR_OK) fail_msg("context: %s", qr_last_error());
     return ctx;
@@ -236,7 +244,11 @@ static void compare(run *r, const char *model, const char *check) {
                                  (size_t)r->n_vocab * sizeof(float)) != 0)
             first_bad = p;
     char full[160];
-    snprintf(full, sizeof full, "%s kv %s", check, r->kv == QR_KV_F16 ? "f16" : "f32");
+    snprintf(full, sizeof full, "%s kv %s/%s%s", check, qr_kv_type_name(r->kv_k),
+             qr_kv_type_name(r->kv_v),
+             r->fa == QR_FLASH_ATTN_ON    ? " fa on"
+             : r->fa == QR_FLASH_ATTN_OFF ? " fa off"
+                                          : "");
     const bool known = is_known_variant(model, full);
     if (first_bad >= 0 && !known) {
         r->n_failed++;
@@ -324,7 +336,8 @@ static int interleaved(run *r, int n_threads, int layout, float *got1) {
     return p1;
 }
 
-static void check_model(const model_case *m, qr_kv_type kv, int *n_failed, int *n_checks) {
+static void check_model(const model_case *m, qr_kv_type kv_k, qr_kv_type kv_v, qr_flash_attn fa,
+                        int *n_failed, int *n_checks) {
     char path[256];
     path_of(m, path, sizeof path);
     run *r = calloc(1, sizeof *r);
@@ -333,7 +346,9 @@ static void check_model(const model_case *m, qr_kv_type kv, int *n_failed, int *
     if (qr_model_load(path, &mp, &r->model) != QR_OK)
         fail_msg("loading %s: %s", path, qr_last_error());
     r->n_vocab = qr_model_n_vocab(r->model);
-    r->kv = kv;
+    r->kv_k = kv_k;
+    r->kv_v = kv_v;
+    r->fa = fa;
     for (int s = 0; s < 2; s++)
         for (int p = 0; p < N_LONG; p++)
             r->tok[s][p] = (qr_token)((p * (s ? 71 : 37) + 5 + 11 * s) % r->n_vocab);
@@ -391,23 +406,51 @@ static void test_models(void **state) {
     int n_failed = 0, n_checks = 0;
     for (size_t i = 0; i < N_MODELS; i++)
         for (int kv = 0; kv < 2; kv++)
-            check_model(&models[i], kv ? QR_KV_F32 : QR_KV_F16, &n_failed, &n_checks);
+            check_model(&models[i], kv ? QR_KV_F32 : QR_KV_F16, kv ? QR_KV_F32 : QR_KV_F16,
+                        QR_FLASH_ATTN_AUTO, &n_failed, &n_checks);
+    /* the other cache types (flash-attention arithmetic), K and V alike and mixed, on the
+     * models whose head size (64, 32) the quantized blocks divide: a dense llama, a mixture
+     * and gpt-oss (sinks, windows); bf16 also on stories260K (head size 8) */
+    const char *flash_models[] = {"tiny-F16", "qwen3moe-tiny", "gpt-oss-tiny"};
+    const qr_kv_type kv_pairs[][2] = {
+        {QR_KV_Q8_0, QR_KV_Q8_0}, {QR_KV_Q4_0, QR_KV_Q4_0}, {QR_KV_Q4_1, QR_KV_Q4_1},
+        {QR_KV_Q5_0, QR_KV_Q5_0}, {QR_KV_Q5_1, QR_KV_Q5_1}, {QR_KV_IQ4_NL, QR_KV_IQ4_NL},
+        {QR_KV_BF16, QR_KV_BF16}, {QR_KV_Q8_0, QR_KV_F16},  {QR_KV_F16, QR_KV_Q4_0},
+        {QR_KV_F32, QR_KV_Q8_0},  {QR_KV_BF16, QR_KV_F32}};
+    for (size_t i = 0; i < N_MODELS; i++)
+        for (size_t j = 0; j < sizeof flash_models / sizeof *flash_models; j++)
+            if (!strcmp(models[i].name, flash_models[j]))
+                for (size_t k = 0; k < sizeof kv_pairs / sizeof *kv_pairs; k++)
+                    check_model(&models[i], kv_pairs[k][0], kv_pairs[k][1], QR_FLASH_ATTN_AUTO,
+                                &n_failed, &n_checks);
+    check_model(&models[0], QR_KV_BF16, QR_KV_BF16, QR_FLASH_ATTN_AUTO, &n_failed,
+                &n_checks); /* stories260K */
+    /* flash attention forced on for an f16 cache, off for a quantized K (its scores through
+     * the quantized dot products, the rest as an f16 cache) */
+    for (size_t i = 0; i < N_MODELS; i++)
+        if (!strcmp(models[i].name, "tiny-F16") || !strcmp(models[i].name, "gpt-oss-tiny")) {
+            check_model(&models[i], QR_KV_F16, QR_KV_F16, QR_FLASH_ATTN_ON, &n_failed, &n_checks);
+            check_model(&models[i], QR_KV_Q8_0, QR_KV_F16, QR_FLASH_ATTN_OFF, &n_failed, &n_checks);
+        }
     printf("%d models x kv types checked, %d unexpected results\n", n_checks, n_failed);
     assert_int_equal(n_failed, 0);
 }
 
 /* A single token's attention over 256+ cells runs a query group's heads on different threads
- * (forward.c, attention): positions LONG_FROM.. token by token on 2 threads and in one batch
+ * (forward.c, attention), or with the flash arithmetic (q8_0, q4_0) its ranges of 256 cells:
+ * positions LONG_FROM.. (one and two ranges) token by token on 2 threads and in one batch
  * equal those token by token on one thread. */
 static void test_long_context(void **state) {
     (void)state;
-    for (int kv = 0; kv < 2; kv++) {
+    const qr_kv_type kvs[] = {QR_KV_F16, QR_KV_F32, QR_KV_Q8_0, QR_KV_Q4_0};
+    for (size_t kv = 0; kv < sizeof kvs / sizeof *kvs; kv++) {
         run *r = calloc(1, sizeof *r);
         assert_non_null(r);
         if (qr_model_load(DIR "/tiny-F16.gguf", NULL, &r->model) != QR_OK)
             fail_msg("%s", qr_last_error());
         r->n_vocab = qr_model_n_vocab(r->model);
-        r->kv = kv ? QR_KV_F32 : QR_KV_F16;
+        r->kv_k = r->kv_v = kvs[kv];
+        r->fa = QR_FLASH_ATTN_AUTO;
         for (int p = 0; p < N_LONG; p++)
             r->tok[0][p] = (qr_token)((p * 37 + 5) % r->n_vocab);
         const size_t per = (size_t)r->n_vocab * sizeof(float);
@@ -430,7 +473,7 @@ static void test_long_context(void **state) {
             if (memcmp(ref + (size_t)p * (size_t)r->n_vocab, got + (size_t)p * (size_t)r->n_vocab,
                        per) != 0)
                 fail_msg("kv %s: position %d token by token on 2 threads differs from 1 thread",
-                         kv ? "f32" : "f16", p);
+                         qr_kv_type_name(kvs[kv]), p);
         qr_context *ctx = new_context(r, 2, N_LONG + 16, 1);
         qr_batch b;
         assert_int_equal(qr_batch_init(&b, N_LONG), QR_OK);
@@ -441,7 +484,7 @@ static void test_long_context(void **state) {
             if (memcmp(ref + (size_t)p * (size_t)r->n_vocab, qr_get_logits(ctx, p), per) != 0)
                 fail_msg("kv %s: position %d in one batch on 2 threads differs from token by "
                          "token",
-                         kv ? "f32" : "f16", p);
+                         qr_kv_type_name(kvs[kv]), p);
         qr_batch_free(&b);
         qr_context_free(ctx);
         free(ref);

@@ -6,6 +6,10 @@
  *          P-token prompt, as the peer's llamabench.py does);
  *   one warm-up run of each test first (a whole prompt; one generated token), then -r timed
  *   repetitions, each from a cleared cache; tokens/s is mean +- sample sd over them.
+ *   -d D (llama-bench's -d/--n-depth, a list): each test runs after D tokens already in the
+ *   cache, labelled "pp128 @ d4096": the D tokens are decoded once per context (untimed, in
+ *   batches of -b) and every run drops back to them (qr_kv_remove), as llama-bench restores
+ *   its saved depth state before each repetition.
  * Beside tokens/s: the weight bytes read per token times tokens/s (GB/s) and its share of the
  * machine's streaming read bandwidth (measured once per thread count in a child process so the
  * 512 MB buffer does not count toward the peak RSS reported here, or given with --bw).
@@ -30,6 +34,7 @@
 #include <unistd.h>
 
 #define MAX_THREAD_COUNTS 16
+#define MAX_DEPTHS 8
 #define BW_BUFFER_BYTES ((size_t)512 << 20)
 
 typedef struct bench_opts {
@@ -37,6 +42,8 @@ typedef struct bench_opts {
     int32_t n_prompt, n_gen, n_reps, n_batch;
     int32_t threads[MAX_THREAD_COUNTS];
     int n_threads_list;
+    int32_t depths[MAX_DEPTHS]; /* -d: tokens in the cache before each test */
+    int n_depths;
     bool json, no_warmup, tg_after_pp, no_repack;
     double bw_given;      /* GB/s, 0: measure */
     qr_context_params cp; /* the RoPE overrides */
@@ -54,6 +61,8 @@ static void usage(FILE *f) {
            "  -t, --threads LIST    comma-separated thread counts (default 1,2)\n"
            "  -r, --repetitions N   timed repetitions of each test (default 5)\n"
            "  -b, --batch-size N    most prompt tokens per decode (default 2048)\n"
+           "  -d, --n-depth LIST    comma-separated cache depths: each test after that many\n"
+           "                        tokens already in the cache (default 0)\n"
            "  -o, --output md|json  a markdown table (default) or one JSON object\n"
            "  --bw GBPS             the machine's read bandwidth in GB/s (default: measured)\n"
            "  --no-warmup           skip the warm-up runs\n"
@@ -65,25 +74,28 @@ static void usage(FILE *f) {
            "generation without and with speculation from --spec-prompt TEXT (default \"The\n"
            "quick brown fox\"), with the acceptance and the tokens per target pass.\n");
     rope_options_usage(f);
+    kv_cache_options_usage(f);
     spec_options_usage(f);
 }
 
-static int parse_threads(const char *v, bench_opts *o) {
-    o->n_threads_list = 0;
+/* a comma-separated list of at most max integers from lo to hi into out[*n]; what: its name in
+ * the message */
+static int parse_list(const char *opt, const char *what, const char *v, long lo, long hi,
+                      int32_t *out, int *n, int max) {
+    *n = 0;
     const char *p = v;
     for (;;) {
         char *end;
         errno = 0;
         long x = strtol(p, &end, 10);
-        if (errno || end == p || x < 1 || x > 512 || (*end != ',' && *end != '\0') ||
-            o->n_threads_list >= MAX_THREAD_COUNTS) {
+        if (errno || end == p || x < lo || x > hi || (*end != ',' && *end != '\0') || *n >= max) {
             fprintf(stderr,
-                    "quarrel bench: -t expects a comma-separated list of at most %d thread "
-                    "counts from 1 to 512, got '%s'\n",
-                    MAX_THREAD_COUNTS, v);
+                    "quarrel bench: %s expects a comma-separated list of at most %d %s from %ld "
+                    "to %ld, got '%s'\n",
+                    opt, max, what, lo, hi, v);
             return 1;
         }
-        o->threads[o->n_threads_list++] = (int32_t)x;
+        out[(*n)++] = (int32_t)x;
         if (*end == '\0') return 0;
         p = end + 1;
     }
@@ -97,11 +109,13 @@ static int parse(int argc, char **argv, bench_opts *o) {
     o->threads[0] = 1;
     o->threads[1] = 2;
     o->n_threads_list = 2;
+    o->n_depths = 1; /* depth 0 */
     o->cp = qr_context_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int used = rope_option(a, v, &o->cp);
+        if (used == 0) used = kv_cache_option(a, v, &o->cp);
         if (used == 0) used = spec_option(a, v, &o->spec);
         if (used < 0) return 2;
         if (used > 0) {
@@ -112,7 +126,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
                            !strcmp(a, "--n-prompt") || !strcmp(a, "-n") || !strcmp(a, "--n-gen") ||
                            !strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "-r") ||
                            !strcmp(a, "--repetitions") || !strcmp(a, "-b") ||
-                           !strcmp(a, "--batch-size") || !strcmp(a, "-o") ||
+                           !strcmp(a, "--batch-size") || !strcmp(a, "-o") || !strcmp(a, "-d") ||
+                           !strcmp(a, "--n-depth") ||
                            !strcmp(a, "--output") || !strcmp(a, "--bw") ||
                            !strcmp(a, "--spec-prompt");
         if (takes_value) {
@@ -136,7 +151,12 @@ static int parse(int argc, char **argv, bench_opts *o) {
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
             if (parse_int(a, v, 1, 1 << 16, &o->n_batch)) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (parse_threads(v, o)) return 2;
+            if (parse_list("-t", "thread counts", v, 1, 512, o->threads, &o->n_threads_list,
+                           MAX_THREAD_COUNTS))
+                return 2;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--n-depth")) {
+            if (parse_list("-d", "depths", v, 0, 1 << 20, o->depths, &o->n_depths, MAX_DEPTHS))
+                return 2;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (!strcmp(v, "json"))
                 o->json = true;
@@ -269,13 +289,15 @@ static qr_token random_token(bench_ctx *b) {
     return (qr_token)(b->rng % (uint64_t)b->n_vocab);
 }
 
-static qr_status run_prompt(bench_ctx *b, int32_t n_prompt, int32_t *n_decodes) {
+/* n_prompt tokens at positions pos0.. (BOS first on an empty cache where the vocabulary adds
+ * it), in batches of at most n_batch */
+static qr_status run_prompt(bench_ctx *b, int32_t pos0, int32_t n_prompt, int32_t *n_decodes) {
     for (int32_t done = 0; done < n_prompt;) {
         int32_t n = n_prompt - done < b->n_batch ? n_prompt - done : b->n_batch;
         b->batch.n_tokens = 0;
         for (int32_t i = 0; i < n; i++) {
-            qr_token t = done == 0 && i == 0 && b->bos >= 0 ? b->bos : random_token(b);
-            qr_batch_add(&b->batch, t, done + i, 0, i == n - 1);
+            qr_token t = pos0 + done + i == 0 && b->bos >= 0 ? b->bos : random_token(b);
+            qr_batch_add(&b->batch, t, pos0 + done + i, 0, i == n - 1);
         }
         qr_status st = qr_decode(b->ctx, &b->batch);
         if (st != QR_OK) return st;
@@ -298,7 +320,7 @@ static qr_status run_gen(bench_ctx *b, int32_t pos0, int32_t n_gen) {
 }
 
 typedef struct bench_result {
-    int32_t threads;
+    int32_t threads, depth;
     bool is_pp;
     int gen;                            /* 0: pp or tg; 1: gen (qr_generate); 2: gen+spec */
     double acceptance, tokens_per_pass; /* gen+spec, over all repetitions */
@@ -321,19 +343,20 @@ static void summarise(bench_result *r) {
     r->gbps = r->bytes_per_token * r->avg_ts / 1e9;
 }
 
-/* One thread count: a context, the pp test, the tg test. Appends to res[*n_res]. */
-static int bench_threads(bench_ctx *b, const bench_opts *o, int32_t threads, uint64_t w_bytes,
-                         double bw, bench_result *res, int *n_res) {
+/* One thread count and depth: a context, the depth's tokens, the pp test, the tg test. Appends
+ * to res[*n_res]. */
+static int bench_threads(bench_ctx *b, const bench_opts *o, int32_t threads, int32_t depth,
+                         uint64_t w_bytes, double bw, bench_result *res, int *n_res) {
     qr_context_params cp = o->cp;
     int32_t need =
         o->tg_after_pp ? o->n_prompt + o->n_gen : (o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen);
-    cp.n_ctx = need + 16;
-    cp.n_batch = o->n_batch < (o->n_prompt > 0 ? o->n_prompt : 1)
-                     ? o->n_batch
-                     : (o->n_prompt > 0 ? o->n_prompt : 1);
+    cp.n_ctx = depth + need + 16;
+    const int32_t longest = o->n_prompt > depth ? o->n_prompt : depth > 0 ? depth : 1;
+    cp.n_batch = o->n_batch < longest ? o->n_batch : longest;
     cp.n_threads = threads;
     b->n_batch = cp.n_batch;
     if (qr_context_create(b->model, &cp, &b->ctx) != QR_OK) return cli_fail("creating context");
+    if (depth > 0 && run_prompt(b, 0, depth, NULL) != QR_OK) return cli_fail("filling the depth");
 
     for (int test = 0; test < 2; test++) {
         bool is_pp = test == 0;
@@ -341,6 +364,7 @@ static int bench_threads(bench_ctx *b, const bench_opts *o, int32_t threads, uin
         if (n == 0) continue;
         bench_result *r = &res[(*n_res)++];
         r->threads = threads;
+        r->depth = depth;
         r->is_pp = is_pp;
         r->n_tokens = n;
         r->bw_gbps = bw;
@@ -350,22 +374,24 @@ static int bench_threads(bench_ctx *b, const bench_opts *o, int32_t threads, uin
             return 1;
         }
         qr_status st = QR_OK;
+        /* back to the depth's tokens (an empty cache at depth 0) */
         if (!o->no_warmup) {
-            qr_kv_clear(b->ctx);
-            st = is_pp ? run_prompt(b, n, NULL) : run_gen(b, 0, 1);
+            qr_kv_remove(b->ctx, 0, depth, -1);
+            st = is_pp ? run_prompt(b, depth, n, NULL) : run_gen(b, depth, 1);
             if (st != QR_OK) return cli_fail("warm-up run");
         }
         int32_t n_decodes = 0;
         for (int32_t rep = 0; rep < o->n_reps; rep++) {
-            qr_kv_clear(b->ctx);
-            int32_t pos0 = 0;
+            qr_kv_remove(b->ctx, 0, depth, -1);
+            int32_t pos0 = depth;
             if (!is_pp && o->tg_after_pp && o->n_prompt > 0) {
-                if (run_prompt(b, o->n_prompt, NULL) != QR_OK) return cli_fail("prompt before tg");
-                pos0 = o->n_prompt;
+                if (run_prompt(b, depth, o->n_prompt, NULL) != QR_OK)
+                    return cli_fail("prompt before tg");
+                pos0 = depth + o->n_prompt;
             }
             n_decodes = 0;
             double t0 = now_s();
-            st = is_pp ? run_prompt(b, n, &n_decodes) : run_gen(b, pos0, n);
+            st = is_pp ? run_prompt(b, depth, n, &n_decodes) : run_gen(b, pos0, n);
             double dt = now_s() - t0;
             if (st != QR_OK) return cli_fail(is_pp ? "prompt run" : "generation run");
             r->samples_ts[r->n_samples++] = dt > 0 ? n / dt : 0.0;
@@ -477,12 +503,15 @@ static int bench_spec(bench_ctx *b, const bench_opts *o, int32_t threads, uint64
 
 /* ---- output ---- */
 
+/* llama-bench's labels: pp128, tg64, "tg64 @ d4096" after a depth */
 static void test_name(const bench_result *r, char *buf, size_t size) {
-    snprintf(buf, size, "%s%d%s",
-             r->is_pp ? "pp"
-             : r->gen ? "gen"
-                      : "tg",
-             r->n_tokens, r->gen == 2 ? "+spec" : "");
+    int n = snprintf(buf, size, "%s%d%s",
+                     r->is_pp ? "pp"
+                     : r->gen ? "gen"
+                              : "tg",
+                     r->n_tokens, r->gen == 2 ? "+spec" : "");
+    if (r->depth > 0 && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " @ d%d", r->depth);
 }
 
 static const char *base_name(const char *path) {
@@ -498,7 +527,7 @@ static void print_md(const char *model_name, const qr_model *model, const bench_
     printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int i = 0; i < n_res; i++) {
         const bench_result *r = &res[i];
-        char test[32], bwpct[32];
+        char test[48], bwpct[32];
         test_name(r, test, sizeof test);
         if (r->bw_gbps > 0)
             snprintf(bwpct, sizeof bwpct, "%.0f%% of %.1f", 100.0 * r->gbps / r->bw_gbps,
@@ -540,9 +569,10 @@ static int print_json(const char *model_name, const char *path, const qr_model *
     for (int i = 0; i < n_res; i++) {
         const bench_result *r = &res[i];
         cJSON *e = cJSON_CreateObject();
-        char test[32];
+        char test[48];
         test_name(r, test, sizeof test);
         cJSON_AddNumberToObject(e, "threads", r->threads);
+        cJSON_AddNumberToObject(e, "n_depth", r->depth);
         cJSON_AddStringToObject(e, "test", test);
         cJSON_AddNumberToObject(e, "n_prompt", r->is_pp ? r->n_tokens : 0);
         cJSON_AddNumberToObject(e, "n_gen", r->is_pp ? 0 : r->n_tokens);
@@ -599,7 +629,7 @@ int cmd_bench(int argc, char **argv) {
     }
 
     bench_ctx b = {.rng = 0x9E3779B97F4A7C15ull};
-    bench_result res[4 * MAX_THREAD_COUNTS];
+    bench_result res[4 * MAX_THREAD_COUNTS * MAX_DEPTHS];
     memset(res, 0, sizeof res);
     int n_res = 0;
     rc = 1;
@@ -634,7 +664,9 @@ int cmd_bench(int argc, char **argv) {
         if (!o.json)
             fprintf(stderr, "quarrel bench: %d thread%s...\n", o.threads[i],
                     o.threads[i] > 1 ? "s" : "");
-        if (bench_threads(&b, &o, o.threads[i], w_bytes, bw[i], res, &n_res)) goto done;
+        for (int d = 0; d < o.n_depths; d++)
+            if (bench_threads(&b, &o, o.threads[i], o.depths[d], w_bytes, bw[i], res, &n_res))
+                goto done;
         if (o.gp.spec_type != QR_SPEC_NONE && o.n_gen > 0 &&
             bench_spec(&b, &o, o.threads[i], w_bytes, bw[i], res, &n_res))
             goto done;

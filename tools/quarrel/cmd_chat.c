@@ -113,6 +113,7 @@ static void usage(FILE *f) {
             "commands: /clear, /save FILE, /load FILE, /help, /exit (or Ctrl-D); Ctrl-C stops a "
             "reply\n");
     rope_options_usage(f);
+    kv_cache_options_usage(f);
     ctxshift_options_usage(f);
     fprintf(f, "  (in chat: the tokens kept count from the start of the conversation; -1 keeps\n"
                "  the first turn's prompt)\n");
@@ -131,6 +132,7 @@ static int parse(int argc, char **argv, chat_opts *o) {
         int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, MAX_STOPS, o->biases,
                                   &n_bias, MAX_BIASES, o->dry_breakers);
         if (used == 0) used = rope_option(a, v, &o->cp);
+        if (used == 0) used = kv_cache_option(a, v, &o->cp);
         if (used == 0) used = grammar_option(a, v, &o->grammar);
         if (used == 0) used = spec_option(a, v, &o->spec);
         if (used == 0) used = ctxshift_option(a, v, &o->shift);

@@ -20,6 +20,7 @@ static void usage(FILE *f) {
                "  -t, --threads N    threads (default: all CPUs)\n"
                "  -v, --verbose      one line per task with each choice's log-likelihood\n");
     rope_options_usage(f);
+    kv_cache_options_usage(f);
 }
 
 typedef struct eval_progress {
@@ -51,6 +52,7 @@ int cmd_eval(int argc, char **argv) {
             continue;
         }
         int used = rope_option(a, v, &cp);
+        if (used == 0) used = kv_cache_option(a, v, &cp);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;

@@ -35,6 +35,7 @@ static void usage(FILE *f) {
             "Output: progress on stderr, then `PPL = X +/- Y` on stdout (X = exp(mean NLL),\n"
             "Y = X*sqrt(var(NLL)/(N-1)), as llama-perplexity).\n");
     rope_options_usage(f);
+    kv_cache_options_usage(f);
 }
 
 static int parse(int argc, char **argv, ppl_opts *o) {
@@ -47,6 +48,7 @@ static int parse(int argc, char **argv, ppl_opts *o) {
             exit(0);
         }
         int used = rope_option(a, v, &o->cp);
+        if (used == 0) used = kv_cache_option(a, v, &o->cp);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;

@@ -20,7 +20,6 @@ typedef struct run_opts {
     int32_t n_predict;
     int32_t n_ctx, n_batch, n_threads;
     bool json, ignore_eos, special, no_bos, no_repack;
-    qr_kv_type kv_type;
     qr_context_params cp; /* the RoPE overrides */
     const char *dump_name, *dump_dir;
     qr_sampler_params sp;
@@ -44,7 +43,6 @@ static void usage(FILE *f) {
         "  -c, --ctx-size N      context size (default: the model's, at most 4096)\n"
         "  -b, --batch-size N    prompt tokens evaluated at once (default 512)\n"
         "  -t, --threads N       threads (default: all CPUs)\n"
-        "  --kv-type f16|f32     KV cache type (default f16)\n"
         "  --no-repack           keep the weights on the file's mapping (no copy in the kernels'\n"
         "                        layout: slower, and pages can be dropped under memory pressure)\n"
         "  --json                one JSON object per generated token, with the top-10 logits\n"
@@ -53,6 +51,7 @@ static void usage(FILE *f) {
         "  --no-bos              do not add the vocabulary's BOS token\n"
         "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n");
     rope_options_usage(f);
+    kv_cache_options_usage(f);
     ctxshift_options_usage(f);
     sampler_options_usage(f);
     spec_options_usage(f);
@@ -61,7 +60,6 @@ static void usage(FILE *f) {
 static int parse(int argc, char **argv, run_opts *o) {
     o->n_predict = 256;
     o->sp = qr_sampler_default_params();
-    o->kv_type = QR_KV_F16;
     o->cp = qr_context_default_params();
     int n_bias = 0;
     for (int i = 1; i < argc; i++) {
@@ -70,6 +68,7 @@ static int parse(int argc, char **argv, run_opts *o) {
         int used = sampler_option(a, v, &o->sp, o->stops, &o->n_stops, 16, o->biases, &n_bias, 64,
                                   o->dry_breakers);
         if (used == 0) used = rope_option(a, v, &o->cp);
+        if (used == 0) used = kv_cache_option(a, v, &o->cp);
         if (used == 0) used = grammar_option(a, v, &o->grammar);
         if (used == 0) used = spec_option(a, v, &o->spec);
         if (used == 0) used = ctxshift_option(a, v, &o->shift);
@@ -110,16 +109,6 @@ static int parse(int argc, char **argv, run_opts *o) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED();
             if (parse_int(a, v, 1, 512, &o->n_threads)) return 2;
-        } else if (!strcmp(a, "--kv-type")) {
-            NEED();
-            if (!strcmp(v, "f16"))
-                o->kv_type = QR_KV_F16;
-            else if (!strcmp(v, "f32"))
-                o->kv_type = QR_KV_F32;
-            else {
-                fprintf(stderr, "quarrel run: --kv-type must be f16 or f32, not '%s'\n", v);
-                return 2;
-            }
         } else if (!strcmp(a, "--dump")) {
             NEED();
             o->dump_name = v;
@@ -345,7 +334,6 @@ int cmd_run(int argc, char **argv) {
     cp.n_ctx = o.n_ctx;
     if (o.n_batch) cp.n_batch = o.n_batch;
     cp.n_threads = o.n_threads;
-    cp.kv_type = o.kv_type;
     dump_state ds = {.name = o.dump_name, .dir = o.dump_dir};
     if (o.dump_name) {
         cp.debug_fn = dump_fn;

@@ -51,6 +51,7 @@ static void usage(FILE *f) {
                "  \"speculative.n_max\" (at most the server's), \"speculative.n_min\",\n"
                "  \"speculative.p_min\")\n");
     rope_options_usage(f);
+    kv_cache_options_usage(f);
     ctxshift_options_usage(f);
     fprintf(f, "  (per slot; a request sets llama.cpp's \"n_keep\" and \"n_discard\")\n");
 }
@@ -133,6 +134,7 @@ int cmd_serve(int argc, char **argv) {
             return 0;
         }
         int used = rope_option(a, v, &cp);
+        if (used == 0) used = kv_cache_option(a, v, &cp);
         if (used == 0) used = spec_option(a, v, &spec);
         if (used == 0) used = ctxshift_option(a, v, &shift);
         if (used < 0) return 2;

@@ -400,6 +400,55 @@ int rope_option(const char *a, const char *v, qr_context_params *cp) {
     return parse_positive(a, v, &cp->yarn_beta_slow) ? -1 : 2; /* --yarn-beta-slow */
 }
 
+/* ---- KV cache types ---- */
+
+void kv_cache_options_usage(FILE *f) {
+    fprintf(f, "KV cache (llama.cpp's names):\n"
+               "  -ctk, --cache-type-k T  K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, "
+               "q5_1,\n"
+               "                        iq4_nl (default f16; the quantized types need a head size\n"
+               "                        that 32 divides)\n"
+               "  -ctv, --cache-type-v T  V cache type, the same types (default f16)\n"
+               "  --kv-type T           both at once (the older flag)\n"
+               "  -fa, --flash-attn on|off|auto  flash attention (default auto: where the cache\n"
+               "                        types need it; a quantized or bf16 V cache needs it)\n");
+}
+
+int kv_cache_option(const char *a, const char *v, qr_context_params *cp) {
+    if (!strcmp(a, "-fa") || !strcmp(a, "--flash-attn")) {
+        if (!v) {
+            fprintf(stderr, "quarrel: %s needs a value\n", a);
+            return -1;
+        }
+        if (!strcmp(v, "on"))
+            cp->flash_attn = QR_FLASH_ATTN_ON;
+        else if (!strcmp(v, "off"))
+            cp->flash_attn = QR_FLASH_ATTN_OFF;
+        else if (!strcmp(v, "auto"))
+            cp->flash_attn = QR_FLASH_ATTN_AUTO;
+        else {
+            fprintf(stderr, "quarrel: %s expects on, off or auto, got '%s'\n", a, v);
+            return -1;
+        }
+        return 2;
+    }
+    const bool k = !strcmp(a, "-ctk") || !strcmp(a, "--cache-type-k");
+    const bool both = !strcmp(a, "--kv-type");
+    if (!k && !both && strcmp(a, "-ctv") && strcmp(a, "--cache-type-v")) return 0;
+    if (!v) {
+        fprintf(stderr, "quarrel: %s needs a value\n", a);
+        return -1;
+    }
+    qr_kv_type t;
+    if (qr_kv_type_parse(v, &t) != QR_OK) {
+        fprintf(stderr, "quarrel: %s: %s\n", a, qr_last_error());
+        return -1;
+    }
+    if (k || both) cp->type_k = t;
+    if (!k || both) cp->type_v = t;
+    return 2;
+}
+
 /* ---- speculative decoding ---- */
 
 void spec_options_usage(FILE *f) {

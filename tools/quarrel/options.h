@@ -51,6 +51,14 @@ int grammar_options_finish(grammar_opts *g, qr_sampler_params *sp);
 int rope_option(const char *flag, const char *v, qr_context_params *cp);
 void rope_options_usage(FILE *f);
 
+/* If `flag` is a KV cache type flag (llama.cpp's -ctk/--cache-type-k, -ctv/--cache-type-v;
+ * --kv-type sets both) or -fa/--flash-attn on|off|auto, set cp's type_k and/or type_v or
+ * flash_attn from value v and return 2; 0 if it is not one; -1 after printing an error naming the
+ * flag and the allowed types. Whether the model can hold the type (its head size) is
+ * qr_context_create's to say. */
+int kv_cache_option(const char *flag, const char *v, qr_context_params *cp);
+void kv_cache_options_usage(FILE *f);
+
 /* Speculative decoding (llama.cpp's names): -md/--model-draft/--spec-draft-model FILE,
  * --spec-type draft-simple|ngram-simple, --spec-draft-n-max N, --spec-draft-n-min N,
  * --spec-draft-p-min P. */
