@@ -449,6 +449,41 @@ void qr_kv_clear(qr_context *ctx);
 int32_t qr_kv_seq_pos_max(const qr_context *ctx, int32_t seq_id); /* -1 if empty */
 int32_t qr_kv_used_cells(const qr_context *ctx);
 
+/* Sequence state (src/runtime/state.c): a sequence's tokens and KV rows saved to a file and
+ * restored into a sequence of another context of the same model later, so a prompt that starts
+ * with the saved tokens skips evaluating them (`quarrel run --prompt-cache`, the server's slot
+ * save/restore). The file (all little-endian):
+ *   char magic[8] = "QRSTATE1"; uint32 version = 1; uint32 header_bytes = 128;
+ *   char arch[32] (NUL-padded); uint64 model_hash (tensor names, types and shapes, every
+ *   token's text, hyperparameters); uint64 rope_hash (the context's RoPE settings, which the
+ *   cached keys were turned with); uint32 n_tensors, n_vocab, n_layer, n_head_kv, head_dim,
+ *   n_embd; uint32 k_type, v_type (qr_type ids of the cache rows); uint32 n_tokens; uint32 0;
+ *   uint64 k_row_bytes, v_row_bytes (one KV head's row of one position); uint64 0;
+ *   then int32 tokens[n_tokens]; then per layer, K then V, per KV head, the n_tokens rows of
+ *   positions 0 .. n_tokens - 1 as the cache stores them; then uint64 checksum of every byte
+ *   before it.
+ * The rows are the cache's own bytes, so restoring gives bit for bit the cells that evaluating
+ * the tokens would. A file is checked whole before any cell changes: magic, version, the
+ * model (architecture, shape, hash), the cache types and row sizes, the RoPE settings, the
+ * size (truncated or too long), the checksum, the token ids. */
+#define QR_STATE_MAGIC "QRSTATE1"
+#define QR_STATE_VERSION 1
+/* Save positions 0 .. n_tokens - 1 of sequence seq_id, which hold tokens[0 .. n_tokens) (the
+ * caller's record of them; n_tokens at most what the sequence holds), to path (written beside
+ * it and renamed: whole or not at all). *n_written (may be NULL): the file's bytes. */
+qr_status qr_state_save_seq(qr_context *ctx, int32_t seq_id, const qr_token *tokens,
+                            int32_t n_tokens, const char *path, size_t *n_written);
+/* Replace sequence seq_id's cells with a saved state: tokens[0 .. *n_tokens) get its tokens, the
+ * sequence then holds positions 0 .. *n_tokens - 1. A file of another model, cache type or RoPE
+ * (QR_ERR_INVALID_ARG), malformed, truncated or corrupt (QR_ERR_FORMAT), longer than a sequence
+ * of ctx (QR_ERR_CONTEXT_FULL) or than n_max (QR_ERR_BUFFER_SMALL, *n_tokens the count) leaves
+ * the sequence untouched. *n_read (may be NULL): the file's bytes. */
+qr_status qr_state_load_seq(qr_context *ctx, int32_t seq_id, const char *path, qr_token *tokens,
+                            int32_t n_max, int32_t *n_tokens, size_t *n_read);
+/* The same from a file's bytes in memory (untrusted: checked as above). */
+qr_status qr_state_load_seq_memory(qr_context *ctx, int32_t seq_id, const void *data, size_t size,
+                                   qr_token *tokens, int32_t n_max, int32_t *n_tokens);
+
 /* Embeddings: a sequence's final hidden state (after the output norm, before the output head),
  * as llama.cpp computes with embeddings on. Pooling has llama.cpp's enum values. */
 typedef enum qr_pooling {
@@ -771,6 +806,11 @@ typedef struct qr_server_params {
      * goes on. false: a full slot stops with finish_reason "length". */
     bool context_shift;
     int32_t n_keep;
+    /* llama.cpp's --slot-save-path: the folder of POST /slots/{id}?action=save|restore's
+     * files ({"filename": NAME}, a plain file name: no '/', '\\', leading or trailing '.' or
+     * space, control characters, at most 255 bytes), in qr_state_save_seq's format;
+     * action=erase forgets a slot's cache. NULL: the slot actions answer 501. */
+    const char *slot_save_path;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);

@@ -586,6 +586,111 @@ static enum MHD_Result handle_metrics(server *srv, struct MHD_Connection *c) {
     return ret;
 }
 
+/* ---- slot actions: POST /slots/{id}?action=save|restore|erase (llama.cpp's) ---- */
+
+/* llama.cpp's fs_validate_filename, the parts that keep a name inside --slot-save-path and
+ * portable: not empty, at most 255 bytes, no path separators or characters Windows refuses,
+ * no control characters, no leading or trailing dot or space (so not "." or ".."). */
+static bool valid_slot_filename(const char *name) {
+    const size_t n = strlen(name);
+    if (n == 0 || n > 255) return false;
+    if (name[0] == '.' || name[0] == ' ' || name[n - 1] == '.' || name[n - 1] == ' ') return false;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char ch = (unsigned char)name[i];
+        if (ch < 0x20 || ch == 0x7f || strchr("/\\:*?\"<>|", ch)) return false;
+    }
+    return true;
+}
+
+static enum MHD_Result route_slots(server *srv, conn *cs, struct MHD_Connection *c,
+                                   const char *url) {
+    if (!srv->p.slot_save_path)
+        return srv_send_error(srv, c, 501,
+                              "This server does not support slots action. Start it with "
+                              "`--slot-save-path`");
+    const char *id_text = url + strlen("/slots/");
+    char *end = NULL;
+    errno = 0;
+    const long id = strtol(id_text, &end, 10);
+    if (!id_text[0] || *end || errno || id < 0 || id >= srv->p.n_parallel || id_text[0] == '+' ||
+        id_text[0] == '-')
+        return srv_send_error(srv, c, 400, "Invalid slot ID '%s': the server has %d slots (0 .. %d)",
+                              id_text, srv->p.n_parallel, srv->p.n_parallel - 1);
+    const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "action");
+    srv_slot_action action = !name                     ? SRV_ACTION_NONE
+                             : !strcmp(name, "save")    ? SRV_ACTION_SAVE
+                             : !strcmp(name, "restore") ? SRV_ACTION_RESTORE
+                             : !strcmp(name, "erase")   ? SRV_ACTION_ERASE
+                                                        : SRV_ACTION_NONE;
+    if (action == SRV_ACTION_NONE)
+        return srv_send_error(srv, c, 400, "Invalid action '%s': save, restore or erase",
+                              name ? name : "");
+    char path[4096], filename[256] = "";
+    if (action != SRV_ACTION_ERASE) {
+        cJSON *root = NULL;
+        if (srv_json_parse_object(cs->body.data, cs->body.len, &root))
+            return srv_send_error(srv, c, 400, "%s", qr_last_error());
+        const cJSON *f = srv_json_field(root, "filename");
+        if (!cJSON_IsString(f)) {
+            cJSON_Delete(root);
+            return srv_send_error(srv, c, 400, "'filename' (a string) is required");
+        }
+        bool ok = valid_slot_filename(f->valuestring);
+        if (ok) snprintf(filename, sizeof filename, "%s", f->valuestring);
+        cJSON_Delete(root);
+        if (!ok)
+            return srv_send_error(srv, c, 400,
+                                  "Invalid filename: a plain file name inside --slot-save-path "
+                                  "(no '/', '\\', leading or trailing '.' or space, control "
+                                  "characters; at most 255 bytes)");
+        const char *dir = srv->p.slot_save_path;
+        const size_t nd = strlen(dir);
+        snprintf(path, sizeof path, "%s%s%s", dir, nd && dir[nd - 1] == '/' ? "" : "/", filename);
+    }
+    srv_request empty = {0};
+    srv_task *t = srv_task_create(&empty, NULL, 0);
+    if (!t) return srv_send_error(srv, c, 500, "out of memory");
+    t->action = action;
+    t->action_slot = (int32_t)id;
+    if (action != SRV_ACTION_ERASE && !(t->action_path = qr_strdup(path))) {
+        srv_task_release(srv->sched, t);
+        return srv_send_error(srv, c, 500, "out of memory");
+    }
+    qr_status st = srv_scheduler_submit_action(srv->sched, t);
+    if (st) {
+        srv_task_release(srv->sched, t);
+        return srv_send_error(srv, c, st == QR_ERR_CONTEXT_FULL ? 429
+                                      : st == QR_ERR_INVALID_ARG ? 400
+                                                                 : 503,
+                              "%s", qr_last_error());
+    }
+    cs->task = t;
+    if (!srv_wait_finished(srv, cs, t)) return MHD_NO;
+    /* lock held */
+    if (t->error) {
+        const int status = t->error_status ? t->error_status : 500;
+        char *error = qr_strdup(t->error);
+        srv_scheduler_unlock(srv->sched);
+        enum MHD_Result ret = srv_send_error(srv, c, status, "%s", error ? error : "error");
+        free(error);
+        return ret;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id_slot", (double)id);
+    if (action == SRV_ACTION_ERASE) {
+        cJSON_AddNumberToObject(o, "n_erased", t->action_n_tokens);
+    } else {
+        const bool save = action == SRV_ACTION_SAVE;
+        cJSON_AddStringToObject(o, "filename", filename);
+        cJSON_AddNumberToObject(o, save ? "n_saved" : "n_restored", t->action_n_tokens);
+        cJSON_AddNumberToObject(o, save ? "n_written" : "n_read", (double)t->action_n_bytes);
+        cJSON *tm = cJSON_AddObjectToObject(o, "timings");
+        cJSON_AddNumberToObject(tm, save ? "save_ms" : "restore_ms", t->action_ms);
+    }
+    srv_scheduler_unlock(srv->sched);
+    return srv_send_json(srv, c, 200, o);
+}
+
 static enum MHD_Result route_health(server *srv, conn *cs, struct MHD_Connection *c) {
     (void)cs;
     cJSON *o = cJSON_CreateObject();
@@ -659,6 +764,17 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     }
     enum MHD_Result (*reject)(server *, struct MHD_Connection *, int, const char *, ...) =
         ollama ? srv_send_ollama_error : srv_send_error;
+    if (!strncmp(url, "/slots/", 7)) { /* /slots/{id}: the id is part of the path */
+        if (strcmp(method, "POST")) return reject(srv, c, 405, "%s does not accept %s", url, method);
+        if (!authorized(srv, c))
+            return reject(srv, c, 401, "invalid or missing API key: send the header "
+                                       "'Authorization: Bearer <key>'");
+        if (cs->too_large)
+            return reject(srv, c, 413, "the request body is larger than the limit of %zu bytes",
+                          srv->p.max_body_bytes);
+        if (!atomic_load(&srv->ready)) return reject(srv, c, 503, "Loading model");
+        return route_slots(srv, cs, c, url);
+    }
     if (!path_known) return reject(srv, c, 404, "no route %s %s", method, url);
     if (found < 0) return reject(srv, c, 405, "%s does not accept %s", url, method);
     if (routes[found].needs_key && !authorized(srv, c))

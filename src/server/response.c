@@ -83,6 +83,8 @@ const char *srv_error_type(int http_status) {
         return "not_found_error";
     case 429:
         return "rate_limit_error";
+    case 501:
+        return "not_supported_error";
     case 503:
         return "unavailable_error";
     default:

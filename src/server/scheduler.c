@@ -18,7 +18,13 @@
  * Context shift (--context-shift), llama.cpp's server (server_context::pre_decode): before a
  * step, a generating slot whose cache is full (n_cache + 1 >= its context) keeps its first
  * n_keep tokens, drops the n_discard after them and moves the rest back (qr_kv_shift); its
- * token list follows, and its drafter forgets all but the kept tokens. */
+ * token list follows, and its drafter forgets all but the kept tokens.
+ *
+ * Slot actions (POST /slots/{id}?action=save|restore|erase, llama.cpp's): queued apart from
+ * the requests, each waits until its slot is idle and runs between two steps, before queued
+ * requests are given slots (so a restored cache is there for the request that follows). Save
+ * writes the tokens the slot's cells exactly hold (qr_state_save_seq), restore replaces them
+ * with a file's (checked whole before the cells change), erase forgets them. */
 #include "runtime/speculative.h"
 #include "server/server_internal.h"
 #include "util/util.h"
@@ -71,6 +77,8 @@ struct srv_scheduler {
     pthread_t thread;
     srv_task **queue; /* ring buffer of max_queue */
     int32_t q_head, q_len;
+    srv_task **actions; /* slot actions waiting, in arrival order (max_queue of them) */
+    int32_t n_actions;
     srv_slot *slots;
     uint64_t use_counter;
     qr_batch batch;
@@ -118,6 +126,7 @@ static void task_free(srv_task *t) {
     free(t->tokens);
     free(t->error);
     free(t->embedding);
+    free(t->action_path);
     pthread_cond_destroy(&t->cond);
     free(t);
 }
@@ -199,6 +208,27 @@ qr_status srv_scheduler_submit(srv_scheduler *s, srv_task *t) {
         s->queue[(s->q_head + s->q_len) % s->max_queue] = t;
         s->q_len++;
         s->metrics.queue_depth = s->q_len;
+        pthread_cond_signal(&s->wake);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+qr_status srv_scheduler_submit_action(srv_scheduler *s, srv_task *t) {
+    pthread_mutex_lock(&s->mu);
+    qr_status st = QR_OK;
+    if (s->stopping) {
+        st = qr_error(QR_ERR_CANCELLED, "the server is shutting down");
+    } else if (t->action_slot < 0 || t->action_slot >= s->n_slots) {
+        st = qr_error(QR_ERR_INVALID_ARG, "Invalid slot ID %d: the server has %d slots",
+                      t->action_slot, s->n_slots);
+    } else if (s->n_actions >= s->max_queue) {
+        st = qr_error(QR_ERR_CONTEXT_FULL,
+                      "the server is busy: %d slot actions are already waiting; retry later",
+                      s->n_actions);
+    } else {
+        t->refs++;
+        s->actions[s->n_actions++] = t;
         pthread_cond_signal(&s->wake);
     }
     pthread_mutex_unlock(&s->mu);
@@ -683,16 +713,83 @@ static void step(srv_scheduler *s) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Take the first waiting action whose slot is idle (lock held); cancelled ones end here. */
+static srv_task *take_action_locked(srv_scheduler *s) {
+    for (int32_t i = 0; i < s->n_actions; i++) {
+        srv_task *t = s->actions[i];
+        if (!t->cancelled && s->slots[t->action_slot].task) continue; /* busy: it waits */
+        memmove(s->actions + i, s->actions + i + 1,
+                (size_t)(s->n_actions - i - 1) * sizeof *s->actions);
+        s->n_actions--;
+        if (!t->cancelled) return t;
+        finish_locked(s, t, NULL, 0, NULL);
+        i--;
+    }
+    return NULL;
+}
+
+/* Run a slot action on its idle slot (scheduler thread, no lock) and finish its task. */
+static void run_action(srv_scheduler *s, srv_task *t) {
+    srv_slot *sl = &s->slots[t->action_slot];
+    const double t0 = qr_time_now();
+    qr_status st = QR_OK;
+    int status = 0;
+    int32_t n = 0;
+    size_t bytes = 0;
+    char msg[1200] = "";
+    switch (t->action) {
+    case SRV_ACTION_SAVE:
+        n = reusable(sl); /* what the cells exactly hold (after a context shift, the kept) */
+        st = qr_state_save_seq(s->ctx, sl->id, sl->cache, n, t->action_path, &bytes);
+        if (st) {
+            status = st == QR_ERR_INVALID_ARG ? 400 : 500;
+            snprintf(msg, sizeof msg, "Unable to save slot: %s", qr_last_error());
+        }
+        break;
+    case SRV_ACTION_RESTORE:
+        st = qr_state_load_seq(s->ctx, sl->id, t->action_path, sl->cache, s->n_ctx_slot, &n,
+                               &bytes);
+        if (st) { /* the slot's cells are as they were */
+            status = st == QR_ERR_NOMEM ? 500 : 400;
+            snprintf(msg, sizeof msg, "Unable to restore slot: %s", qr_last_error());
+            break;
+        }
+        sl->n_cache = n;
+        sl->n_exact = INT32_MAX;
+        if (s->spec.type != QR_SPEC_NONE) qr_drafter_truncate(&sl->drafter, 0);
+        break;
+    case SRV_ACTION_ERASE:
+        n = sl->n_cache;
+        slot_forget(s, sl);
+        sl->n_exact = INT32_MAX;
+        break;
+    default:
+        st = QR_ERR_INVALID_ARG;
+        status = 500;
+        snprintf(msg, sizeof msg, "unknown slot action");
+    }
+    const int32_t used = qr_kv_used_cells(s->ctx);
+    pthread_mutex_lock(&s->mu);
+    t->action_n_tokens = n;
+    t->action_n_bytes = bytes;
+    t->action_ms = 1e3 * (qr_time_now() - t0);
+    s->metrics.kv_used = used;
+    finish_locked(s, t, st ? NULL : "stop", status, st ? msg : NULL);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *scheduler_main(void *arg) {
     srv_scheduler *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         bool busy = false;
+        srv_task *action = NULL;
         for (;;) {
             for (int32_t i = 0; i < s->n_slots; i++)
                 if (s->slots[i].task && s->slots[i].task->cancelled)
                     slot_finish_locked(s, &s->slots[i], NULL, 0, NULL);
             if (s->stopping) break;
+            if ((action = take_action_locked(s))) break;
             admit_locked(s);
             busy = false;
             for (int32_t i = 0; i < s->n_slots; i++)
@@ -711,8 +808,16 @@ static void *scheduler_main(void *arg) {
                 s->q_len--;
                 finish_locked(s, t, NULL, 503, "the server is shutting down");
             }
+            for (int32_t i = 0; i < s->n_actions; i++)
+                finish_locked(s, s->actions[i], NULL, 503, "the server is shutting down");
+            s->n_actions = 0;
             pthread_mutex_unlock(&s->mu);
             return NULL;
+        }
+        if (action) {
+            pthread_mutex_unlock(&s->mu);
+            run_action(s, action);
+            continue;
         }
         int64_t n_busy = 0;
         for (int32_t i = 0; i < s->n_slots; i++)
@@ -759,8 +864,9 @@ qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p,
     s->metrics.n_slots = p->n_slots;
     s->metrics.kv_total = (int64_t)s->n_ctx_slot * p->n_slots;
     s->queue = qr_calloc((size_t)p->max_queue, sizeof *s->queue);
+    s->actions = qr_calloc((size_t)p->max_queue, sizeof *s->actions);
     s->slots = qr_calloc((size_t)p->n_slots, sizeof *s->slots);
-    qr_status st = s->queue && s->slots ? QR_OK : QR_ERR_NOMEM;
+    qr_status st = s->queue && s->actions && s->slots ? QR_OK : QR_ERR_NOMEM;
     for (int32_t i = 0; !st && i < p->n_slots; i++) {
         s->slots[i].id = i;
         s->slots[i].n_exact = INT32_MAX;
@@ -835,6 +941,7 @@ void srv_scheduler_free(srv_scheduler *s) {
         }
     free(s->slots);
     free(s->queue);
+    free(s->actions);
     free(s->d_list);
     free(s->d_hist);
     free(s->d_out);

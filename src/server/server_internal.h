@@ -289,6 +289,13 @@ bool srv_metrics_format(const srv_metrics *m, srv_buf *out);
 
 /* ---- scheduler (scheduler.c) ---- */
 
+typedef enum srv_slot_action {
+    SRV_ACTION_NONE = 0,
+    SRV_ACTION_SAVE,    /* the slot's cached tokens and KV rows to a file (qr_state_save_seq) */
+    SRV_ACTION_RESTORE, /* the slot's cache from such a file */
+    SRV_ACTION_ERASE,   /* the slot's cache forgotten */
+} srv_slot_action;
+
 /* A request handed to the scheduler, shared by the HTTP connection and the scheduler thread;
  * every field below `mutable` is guarded by the scheduler's mutex. Freed when both let go. */
 typedef struct srv_task {
@@ -318,6 +325,14 @@ typedef struct srv_task {
     bool embed;
     qr_pooling pooling;
     float *embedding;
+    /* a slot action (POST /slots/{id}?action=...): no generation; the scheduler runs it on
+     * slot action_slot once that slot is idle, and sets the counts */
+    srv_slot_action action;
+    int32_t action_slot;
+    char *action_path;      /* save and restore: the file (owned) */
+    int32_t action_n_tokens; /* tokens saved, restored or erased */
+    size_t action_n_bytes;   /* bytes written or read */
+    double action_ms;
 } srv_task;
 
 typedef struct srv_scheduler srv_scheduler;
@@ -351,6 +366,9 @@ int32_t srv_scheduler_n_ctx_slot(const srv_scheduler *s);
 srv_task *srv_task_create(srv_request *req, qr_token *prompt, int32_t n_prompt);
 /* Queue a task (the scheduler takes a reference). QR_ERR_CONTEXT_FULL when the queue is full. */
 qr_status srv_scheduler_submit(srv_scheduler *s, srv_task *t);
+/* Queue a slot action task (action, action_slot, action_path set; the scheduler takes a
+ * reference). It waits for its slot to be idle; QR_ERR_CONTEXT_FULL when too many wait. */
+qr_status srv_scheduler_submit_action(srv_scheduler *s, srv_task *t);
 /* Drop the caller's reference; cancels the task if it is still running. */
 void srv_task_release(srv_scheduler *s, srv_task *t);
 /* The lock guarding every task's mutable fields and the metrics. */

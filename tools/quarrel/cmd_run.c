@@ -30,6 +30,8 @@ typedef struct run_opts {
     grammar_opts grammar;
     spec_opts spec;
     ctxshift_opts shift;
+    const char *prompt_cache; /* --prompt-cache FILE */
+    bool prompt_cache_all, prompt_cache_ro;
 } run_opts;
 
 static void usage(FILE *f) {
@@ -49,7 +51,11 @@ static void usage(FILE *f) {
         "  --ignore-eos          keep generating after an end-of-generation token\n"
         "  --special             print control tokens\n"
         "  --no-bos              do not add the vocabulary's BOS token\n"
-        "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n");
+        "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n"
+        "  --prompt-cache FILE   reuse the state saved in FILE for the prompt's start it shares,\n"
+        "                        and save the prompt's state there (created if missing)\n"
+        "  --prompt-cache-all    save the generated tokens too (with --prompt-cache)\n"
+        "  --prompt-cache-ro     use the prompt cache but never write it\n");
     rope_options_usage(f);
     kv_cache_options_usage(f);
     ctxshift_options_usage(f);
@@ -109,6 +115,13 @@ static int parse(int argc, char **argv, run_opts *o) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED();
             if (parse_int(a, v, 1, 512, &o->n_threads)) return 2;
+        } else if (!strcmp(a, "--prompt-cache")) {
+            NEED();
+            o->prompt_cache = v;
+        } else if (!strcmp(a, "--prompt-cache-all")) {
+            o->prompt_cache_all = true;
+        } else if (!strcmp(a, "--prompt-cache-ro")) {
+            o->prompt_cache_ro = true;
         } else if (!strcmp(a, "--dump")) {
             NEED();
             o->dump_name = v;
@@ -138,6 +151,16 @@ static int parse(int argc, char **argv, run_opts *o) {
         return 2;
     }
     if (o->dump_name && !o->dump_dir) o->dump_dir = ".";
+    if ((o->prompt_cache_all || o->prompt_cache_ro) && !o->prompt_cache) {
+        fprintf(stderr, "quarrel run: %s needs --prompt-cache FILE\n",
+                o->prompt_cache_all ? "--prompt-cache-all" : "--prompt-cache-ro");
+        return 2;
+    }
+    if (o->prompt_cache_all && o->prompt_cache_ro) {
+        fprintf(stderr, "quarrel run: --prompt-cache-all writes the cache; --prompt-cache-ro "
+                        "never does: give one of them\n");
+        return 2;
+    }
     if (o->json && o->sp.n_probs < TOP_N) o->sp.n_probs = TOP_N;
     return 0;
 }
@@ -271,17 +294,70 @@ static void emit(const char *s, size_t n) {
 typedef struct run_state {
     const qr_model *model;
     bool json;
+    /* --prompt-cache: the prompt's state is saved once it is evaluated (before the first
+     * token is); with --prompt-cache-all the generated tokens are recorded for the end */
+    qr_context *ctx;
+    const char *cache_path;
+    bool save_prompt, saved, failed;
+    const qr_token *prompt;
+    int32_t n_prompt;
+    qr_token *gen; /* prompt then generated tokens, n_ctx + 1 room (cache-all) */
+    int32_t n_gen, cap_gen;
 } run_state;
+
+/* Save the evaluated prompt's state to the prompt cache (once). */
+static void save_prompt_state(run_state *rs) {
+    if (!rs->save_prompt || rs->saved || rs->failed) return;
+    rs->saved = true;
+    if (qr_kv_seq_pos_max(rs->ctx, 0) + 1 < rs->n_prompt) return; /* never evaluated */
+    if (qr_state_save_seq(rs->ctx, 0, rs->prompt, rs->n_prompt, rs->cache_path, NULL) != QR_OK) {
+        fprintf(stderr, "quarrel run: --prompt-cache: %s\n", qr_last_error());
+        rs->failed = true;
+    }
+}
 
 static bool on_token(qr_token id, const char *text, size_t n_text, const float *logits,
                      const qr_token_logprobs *lp, void *user) {
-    const run_state *rs = user;
+    run_state *rs = user;
+    if (id >= 0) {
+        save_prompt_state(rs); /* the cache holds the prompt, nothing generated yet */
+        if (rs->failed) return false;
+        if (rs->gen && rs->n_gen < rs->cap_gen) rs->gen[rs->n_gen++] = id;
+    }
     if (rs->json) {
         if (id >= 0) print_json_token(rs->model, id, logits, lp);
     } else {
         emit(text, n_text);
     }
     return true;
+}
+
+/* Read the prompt cache into sequence 0 (*cached: its tokens, n_max room, malloc'd); a
+ * missing or empty file is an empty cache, as llama.cpp has it. 0, or 1 after the error. */
+static int load_prompt_cache(qr_context *ctx, const char *path, int32_t n_max, qr_token **cached,
+                             int32_t *n_cached) {
+    *n_cached = 0;
+    *cached = malloc(((size_t)n_max + 1) * sizeof **cached);
+    if (!*cached) {
+        fprintf(stderr, "quarrel run: out of memory\n");
+        return 1;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f && errno == ENOENT) {
+        fprintf(stderr, "prompt cache: %s does not exist; it will be created\n", path);
+        return 0;
+    }
+    int c = f ? fgetc(f) : EOF;
+    if (f) fclose(f);
+    if (f && c == EOF) {
+        fprintf(stderr, "prompt cache: %s is empty; a new one will be saved\n", path);
+        return 0;
+    }
+    if (qr_state_load_seq(ctx, 0, path, *cached, n_max, n_cached, NULL) != QR_OK) {
+        fprintf(stderr, "quarrel run: --prompt-cache: %s\n", qr_last_error());
+        return 1;
+    }
+    return 0;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -321,7 +397,7 @@ int cmd_run(int argc, char **argv) {
     qr_model *model = NULL, *draft_model = NULL;
     qr_context *ctx = NULL, *draft_ctx = NULL;
     qr_sampler *sampler = NULL;
-    qr_token *tokens = NULL;
+    qr_token *tokens = NULL, *cached = NULL, *gen = NULL;
     rc = 1;
     qr_model_params mp = qr_model_default_params();
     mp.no_repack = o.no_repack;
@@ -383,13 +459,53 @@ int cmd_run(int argc, char **argv) {
     }
     if (o.sp.seed == QR_SEED_RANDOM)
         fprintf(stderr, "seed: %llu\n", (unsigned long long)qr_sampler_seed(sampler));
+    run_state rs = {.model = model,
+                    .json = o.json,
+                    .ctx = ctx,
+                    .cache_path = o.prompt_cache,
+                    .prompt = tokens,
+                    .n_prompt = n_prompt};
+    /* --prompt-cache, llama.cpp's: the saved state's tokens that start this prompt are not
+     * evaluated again (all but the prompt's last, whose logits are needed) */
+    int32_t n_reuse = 0;
+    if (o.prompt_cache) {
+        int32_t n_match = 0, n_cached = 0;
+        if (load_prompt_cache(ctx, o.prompt_cache, n_ctx, &cached, &n_cached)) goto done;
+        while (n_match < n_cached && n_match < n_prompt && cached[n_match] == tokens[n_match])
+            n_match++;
+        n_reuse = n_match < n_prompt ? n_match : n_prompt - 1;
+        if (qr_kv_remove(ctx, 0, n_reuse, -1) != QR_OK) {
+            cli_fail("prompt cache");
+            goto done;
+        }
+        if (n_cached > 0)
+            fprintf(stderr, "prompt cache: %d of the prompt's %d tokens match the %d saved in %s; "
+                            "%d reused\n",
+                    n_match, n_prompt, n_cached, o.prompt_cache, n_reuse);
+        rs.save_prompt = !o.prompt_cache_ro && n_match < n_prompt;
+        if (o.prompt_cache_all) {
+            gen = malloc(((size_t)n_ctx + 1) * sizeof *gen);
+            if (!gen) {
+                fprintf(stderr, "quarrel run: out of memory\n");
+                goto done;
+            }
+            memcpy(gen, tokens, (size_t)n_prompt * sizeof *gen);
+            rs.gen = gen;
+            rs.n_gen = n_prompt;
+            rs.cap_gen = n_ctx + 1;
+        }
+        for (int32_t i = 0; i < n_reuse; i++) /* the penalties see the whole prompt */
+            qr_sampler_accept(sampler, tokens[i]);
+    }
     if (!o.json) emit(prompt, prompt_len); /* echo the prompt, as llama-cli does */
-    run_state rs = {.model = model, .json = o.json};
     qr_stop_reason why;
-    if (qr_generate(ctx, sampler, tokens, n_prompt, &gp, on_token, &rs, &why) != QR_OK) {
-        cli_fail("generating");
+    if (qr_generate(ctx, sampler, tokens + n_reuse, n_prompt - n_reuse, &gp, on_token, &rs,
+                    &why) != QR_OK) {
+        if (!rs.failed) cli_fail("generating");
         goto done;
     }
+    save_prompt_state(&rs); /* nothing was generated (-n 0) */
+    if (rs.failed) goto done;
     if (!o.json) emit("\n", 1);
     if (why == QR_STOP_CONTEXT)
         fprintf(stderr, "quarrel run: context full (%d tokens); stopping\n", n_ctx);
@@ -411,6 +527,23 @@ int cmd_run(int argc, char **argv) {
                                  : 0.0,
                 (long long)t.n_spec_passes,
                 t.n_spec_passes ? (double)t.n_gen_tokens / (double)t.n_spec_passes : 0.0);
+    if (o.prompt_cache_all) {
+        /* the cells hold the prompt and every generated token but the last (never evaluated) */
+        const int32_t n_cells = qr_kv_seq_pos_max(ctx, 0) + 1;
+        if (t.n_ctx_shifts > 0)
+            fprintf(stderr, "quarrel run: --prompt-cache-all: the context shifted, so the cache "
+                            "no longer holds the tokens from the start; only the prompt was "
+                            "saved\n");
+        else if (n_cells > rs.n_gen) /* cannot happen: every evaluated token was recorded */
+            fprintf(stderr, "quarrel run: --prompt-cache-all: %d cells but %d tokens known; not "
+                            "saved\n",
+                    n_cells, rs.n_gen);
+        else if (qr_state_save_seq(ctx, 0, gen, n_cells, o.prompt_cache, NULL) != QR_OK) {
+            fprintf(stderr, "quarrel run: --prompt-cache-all: %s\n", qr_last_error());
+            goto done;
+        } else
+            fprintf(stderr, "prompt cache: saved %d tokens to %s\n", n_cells, o.prompt_cache);
+    }
     rc = ds.failed ? 1 : 0;
 done:
     qr_sampler_free(sampler);
@@ -419,6 +552,8 @@ done:
     qr_context_free(ctx);
     qr_model_free(model);
     free(tokens);
+    free(cached);
+    free(gen);
     free(file_prompt);
     free(o.grammar.text);
     return rc;

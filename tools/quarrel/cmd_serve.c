@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static volatile int stop_flag; /* written by the signal handler, polled by the server */
 
@@ -45,7 +46,9 @@ static void usage(FILE *f) {
             "  --chat-template-file F  the chat template read from a Jinja file\n"
             "  --registry URL        /api/pull's registry, a mirror of registry.ollama.ai\n"
             "                        (default $QUARREL_REGISTRY, else registry.ollama.ai)\n"
-            "  --insecure            let /api/pull use plain http\n");
+            "  --insecure            let /api/pull use plain http\n"
+            "  --slot-save-path DIR  the folder of POST /slots/{id}?action=save|restore's files\n"
+            "                        (default: slot actions disabled)\n");
     spec_options_usage(f);
     fprintf(f, "  (per slot; a request turns it off with \"speculative\": false, or sets\n"
                "  \"speculative.n_max\" (at most the server's), \"speculative.n_min\",\n"
@@ -117,6 +120,17 @@ static int check_template(const char *tmpl) {
     return 0;
 }
 
+/* llama.cpp's --slot-save-path: an existing folder */
+static int check_slot_save_path(const char *v, const char **out) {
+    struct stat sb;
+    if (!v[0] || stat(v, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "quarrel serve: --slot-save-path: not a directory: %s\n", v);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     qr_server_params p = qr_server_default_params();
     p.port = 8080;
@@ -153,7 +167,8 @@ int cmd_serve(int argc, char **argv) {
                            !strcmp(a, "--api-key-file") || !strcmp(a, "--queue") ||
                            !strcmp(a, "--max-body") || !strcmp(a, "--alias") ||
                            !strcmp(a, "--chat-template") || !strcmp(a, "--chat-template-file") ||
-                           !strcmp(a, "--pooling") || !strcmp(a, "--registry");
+                           !strcmp(a, "--pooling") || !strcmp(a, "--registry") ||
+                           !strcmp(a, "--slot-save-path");
         if (!takes_value) {
             fprintf(stderr, "quarrel serve: unknown option '%s' (see quarrel serve --help)\n", a);
             return 2;
@@ -192,6 +207,8 @@ int cmd_serve(int argc, char **argv) {
             p.registry = v;
         else if (!strcmp(a, "--pooling"))
             bad = parse_pooling(v, &p.pooling);
+        else if (!strcmp(a, "--slot-save-path"))
+            bad = check_slot_save_path(v, &p.slot_save_path);
         else
             key_file = v;
         if (bad) return 2;
