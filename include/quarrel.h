@@ -380,6 +380,34 @@ void qr_context_free(qr_context *ctx);
 int32_t qr_context_n_ctx(const qr_context *ctx);
 const qr_model *qr_context_model(const qr_context *ctx);
 
+/* LoRA adapters, as llama.cpp writes them (GGUF: general.type "adapter", adapter.type "lora",
+ * adapter.lora.alpha, general.architecture the base's; tensor pairs <weight>.lora_a [n_in, r]
+ * and <weight>.lora_b [r, n_out], F32 or F16). An adapter is loaded once for a model and
+ * attached to contexts with a scale; a product W x of an adapted weight then becomes
+ * W x + sum_i s_i B_i (A_i x), s_i = scale_i * alpha / r (scale_i when alpha is 0 or absent),
+ * the base weights untouched (llama.cpp's build_lora_mm). Pairs on the attention and FFN
+ * matrices, the router and an untied output head are applied; an adapter for another base
+ * (architecture, a missing tensor, shapes), a missing half of a pair, a rank mismatch, NaN or
+ * infinite values, pairs on token_embd or on expert tensors: an error naming the tensor. */
+typedef struct qr_lora qr_lora;
+/* Load the adapter at path for model (which must outlive it); free with qr_lora_free. */
+qr_status qr_lora_load(const qr_model *model, const char *path, qr_lora **out);
+void qr_lora_free(qr_lora *lora);
+float qr_lora_alpha(const qr_lora *lora);   /* adapter.lora.alpha (0 when absent) */
+int32_t qr_lora_n_pairs(const qr_lora *lora); /* adapted weights */
+const char *qr_lora_path(const qr_lora *lora);
+/* the most adapters attached to one context */
+#define QR_MAX_LORAS 16
+/* Attach n adapters (loaded for ctx's model) with their scales to every sequence of ctx,
+ * replacing those attached before (n = 0 detaches all), as llama_set_adapters_lora does.
+ * The adapters must stay loaded while attached. The cache is not cleared: positions already
+ * evaluated keep what they were computed with. */
+qr_status qr_set_loras(qr_context *ctx, qr_lora *const *adapters, const float *scales, int32_t n);
+/* The scale of attached adapter i (0 .. n - 1 of qr_set_loras) for one sequence only (0:
+ * off for it): sequences of one batch may use different scales (the server's per-request
+ * "lora"). */
+qr_status qr_set_lora_scale_seq(qr_context *ctx, int32_t seq_id, int32_t i, float scale);
+
 /* A batch of tokens to evaluate, each with its position, sequence and whether its logits are
  * wanted. */
 typedef struct qr_batch {
@@ -781,6 +809,10 @@ typedef struct qr_ppl_params {
     /* The context starts from these (NULL: qr_context_default_params()), e.g. for RoPE
      * overrides; n_ctx, n_seq_max, n_batch and n_threads follow from the fields above. */
     const qr_context_params *context;
+    /* LoRA adapters attached to the context with these scales (qr_set_loras); n_loras 0: none */
+    qr_lora *const *loras;
+    const float *lora_scales;
+    int32_t n_loras;
 } qr_ppl_params;
 
 /* The log-probabilities file (all little-endian):

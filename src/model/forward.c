@@ -153,8 +153,62 @@ static void products(qr_context *ctx, const qr_weight *const *w, float *const *y
     run_items(ctx, items, count);
 }
 
+/* ---- LoRA adapters ---- */
+
+/* The first entry of weight w in the context's sorted table, or NULL */
+static const qr_lora_entry *lora_find(const qr_context *ctx, const qr_weight *w) {
+    int64_t lo = 0, hi = ctx->n_lora_entries;
+    while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if ((uintptr_t)ctx->lora_entries[mid].w < (uintptr_t)w)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ctx->n_lora_entries && ctx->lora_entries[lo].w == w ? &ctx->lora_entries[lo]
+                                                                     : NULL;
+}
+
+/* y += s * B (A x) for each attached adapter's pair of w, as llama.cpp's build_lora_mm: A x and
+ * then B times that through the kernels (an F16 half's input rounded to f16 as ggml's mul_mat
+ * does), scaled by s = scale * alpha / rank (scale alone when alpha is 0), then added; each
+ * adapter in turn. s is the token's sequence's scale (0: skipped), so a batch may mix scales.
+ * QR_LORA_CHUNK tokens at a time: a token's sums are the kernels' whatever the batch. */
+static void lora_apply(qr_context *ctx, const qr_weight *w, const float *x, int32_t n, float *y) {
+    const qr_lora_entry *e = lora_find(ctx, w);
+    for (; e && e < ctx->lora_entries + ctx->n_lora_entries && e->w == w; e++) {
+        const qr_lora_pair *p = e->pair;
+        const qr_lora *lo = ctx->lora[e->slot];
+        const int64_t n_in = w->n_cols, n_out = w->n_rows;
+        qr_weight b = p->b; /* the rows of this view (all of them but for a fused tensor) */
+        b.data = (const char *)b.data + (size_t)w->row0 * b.row_bytes;
+        b.n_rows = n_out;
+        for (int32_t t0 = 0; t0 < n; t0 += QR_LORA_CHUNK) {
+            const int32_t nt = n - t0 < QR_LORA_CHUNK ? n - t0 : QR_LORA_CHUNK;
+            bool any = false;
+            for (int32_t t = 0; t < nt && !any; t++)
+                any = ctx->lora_scale[ctx->cur_seq[t0 + t] * ctx->n_lora + e->slot] != 0.0f;
+            if (!any) continue;
+            size_t stride = qr_act_convert(p->a.type, x + t0 * n_in, n_in, nt, ctx->lora_act);
+            run_items(ctx, &(matmul_item){&p->a, ctx->lora_act, stride, nt, ctx->lora_t}, 1);
+            stride = qr_act_convert(b.type, ctx->lora_t, p->rank, nt, ctx->lora_act);
+            run_items(ctx, &(matmul_item){&b, ctx->lora_act, stride, nt, ctx->lora_y}, 1);
+            for (int32_t t = 0; t < nt; t++) {
+                const float scale = ctx->lora_scale[ctx->cur_seq[t0 + t] * ctx->n_lora + e->slot];
+                if (scale == 0.0f) continue;
+                const float s = lo->alpha != 0.0f ? scale * lo->alpha / (float)p->rank : scale;
+                float *yt = y + (int64_t)(t0 + t) * n_out;
+                const float *ab = ctx->lora_y + (int64_t)t * n_out;
+                for (int64_t o = 0; o < n_out; o++)
+                    yt[o] = yt[o] + ab[o] * s;
+            }
+        }
+    }
+}
+
 /* The observer (qr_context_params.matmul_observer) sees each weight's input once: the views
- * of one fused tensor (phi3's q, k, v of attn_qkv) are one product in llama.cpp's graph. */
+ * of one fused tensor (phi3's q, k, v of attn_qkv) are one product in llama.cpp's graph.
+ * Attached adapters then add their corrections. */
 static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y, int count,
                      const float *x, int32_t n) {
     if (ctx->params.matmul_observer)
@@ -163,6 +217,9 @@ static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y
                 ctx->params.matmul_observer(w[i]->name, -1, 0, x, w[i]->n_cols, n,
                                             ctx->params.matmul_user);
     products(ctx, w, y, count, x, n);
+    if (ctx->n_lora_entries)
+        for (int i = 0; i < count; i++)
+            lora_apply(ctx, w[i], x, n, y[i]);
 }
 
 static void matmul(qr_context *ctx, const qr_weight *w, const float *x, int32_t n, float *y) {
@@ -613,6 +670,7 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
     const int64_t d = hp->n_embd, hd = hp->head_dim;
     const int64_t q_dim = (int64_t)hp->n_head * hd, kv_dim = (int64_t)hp->n_head_kv * hd;
     float *x = ctx->x, *xb = ctx->xb;
+    ctx->cur_seq = seq; /* the LoRA scales are per sequence */
 
     /* token embeddings: rows of token_embd, dequantized */
     const qr_type_traits *embd_tr = qr_type_traits_get(m->tok_embd.type);

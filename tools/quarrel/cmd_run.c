@@ -31,6 +31,7 @@ typedef struct run_opts {
     grammar_opts grammar;
     spec_opts spec;
     ctxshift_opts shift;
+    lora_opts lora;
 } run_opts;
 
 static void usage(FILE *f) {
@@ -54,6 +55,7 @@ static void usage(FILE *f) {
         "  --dump NAME --dump-dir DIR   write the named intermediate (e.g. attn_norm-3) as f32\n");
     rope_options_usage(f);
     ctxshift_options_usage(f);
+    lora_options_usage(f);
     sampler_options_usage(f);
     spec_options_usage(f);
 }
@@ -73,6 +75,7 @@ static int parse(int argc, char **argv, run_opts *o) {
         if (used == 0) used = grammar_option(a, v, &o->grammar);
         if (used == 0) used = spec_option(a, v, &o->spec);
         if (used == 0) used = ctxshift_option(a, v, &o->shift);
+        if (used == 0) used = lora_option(a, v, &o->lora);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -337,7 +340,7 @@ int cmd_run(int argc, char **argv) {
     qr_model_params mp = qr_model_default_params();
     mp.no_repack = o.no_repack;
     int load_rc = cli_load_model(path, &mp, &model);
-    if (load_rc) {
+    if (load_rc || (load_rc = lora_options_load(&o.lora, model))) {
         rc = load_rc;
         goto done;
     }
@@ -355,6 +358,7 @@ int cmd_run(int argc, char **argv) {
         cli_fail("creating context");
         goto done;
     }
+    if (lora_options_attach(&o.lora, ctx)) goto done;
     const int32_t n_ctx = qr_context_n_ctx(ctx);
     cp.n_ctx = n_ctx; /* the draft keeps up with the target */
     if ((load_rc = spec_load_draft(&o.spec, model, ctx, &cp, &draft_model, &draft_ctx, &gp))) {
@@ -429,6 +433,7 @@ done:
     qr_context_free(draft_ctx);
     qr_model_free(draft_model);
     qr_context_free(ctx);
+    lora_options_free(&o.lora);
     qr_model_free(model);
     free(tokens);
     free(file_prompt);
