@@ -396,6 +396,13 @@ void qr_lora_free(qr_lora *lora);
 float qr_lora_alpha(const qr_lora *lora);   /* adapter.lora.alpha (0 when absent) */
 int32_t qr_lora_n_pairs(const qr_lora *lora); /* adapted weights */
 const char *qr_lora_path(const qr_lora *lora);
+/* Merge adapters into the base model's weights and write a plain model (llama-export-lora):
+ * every adapted tensor becomes W + sum_i s_i B_i A_i (F32 where the base tensor is F32, F16
+ * otherwise: a quantized base tensor is dequantized first), the others and all metadata are
+ * copied (general.file_type 1, as llama-export-lora writes). The adapters are checked as
+ * qr_lora_load checks them. */
+qr_status qr_lora_export(const char *base_path, const char *const *lora_paths,
+                         const float *scales, int32_t n, const char *out_path);
 /* the most adapters attached to one context */
 #define QR_MAX_LORAS 16
 /* Attach n adapters (loaded for ctx's model) with their scales to every sequence of ctx,

@@ -236,3 +236,133 @@ void qr_lora_free(qr_lora *lo) {
 float qr_lora_alpha(const qr_lora *lo) { return lo->alpha; }
 int32_t qr_lora_n_pairs(const qr_lora *lo) { return lo->n_pairs; }
 const char *qr_lora_path(const qr_lora *lo) { return lo->path; }
+
+/* ---- merging (llama-export-lora) ---- */
+
+/* W + sum_i s_i B_i A_i for one base tensor, as llama-export-lora's merge_tensor: the base
+ * dequantized to f32, each adapter's delta[o][c] = sum_j B[o][j] A[j][c] in f32 (j ascending),
+ * times s, added in the adapters' order; stored F32 where the base is F32, else F16. */
+static qr_status merge_tensor(const qr_gguf_tensor *t, qr_lora *const *adapters,
+                              const float *scales, int32_t n, void **out, int *out_type,
+                              size_t *out_bytes) {
+    const int64_t n_in = t->ne[0], n_out = t->ne[1], ne = n_in * n_out;
+    float *w = qr_malloc((size_t)ne * sizeof *w);
+    float *a = NULL, *row = qr_malloc((size_t)n_in * sizeof *row);
+    qr_status st = w && row ? qr_dequantize(t->type, t->data, w, ne) : QR_ERR_NOMEM;
+    for (int32_t i = 0; i < n && !st; i++) {
+        const qr_lora *lo = adapters[i];
+        const qr_lora_pair *p = NULL;
+        for (int32_t j = 0; j < lo->n_pairs && !p; j++)
+            if (strcmp(lo->pairs[j].name, t->name) == 0) p = &lo->pairs[j];
+        if (!p) continue;
+        const int64_t r = p->rank;
+        const float s = lo->alpha != 0.0f ? scales[i] * lo->alpha / (float)r : scales[i];
+        /* A transposed: a[c][j], so that each delta entry is one contiguous dot product */
+        free(a);
+        a = qr_malloc((size_t)(n_in * r) * sizeof *a);
+        float *b = qr_malloc((size_t)r * sizeof *b), *ar = qr_malloc((size_t)n_in * sizeof *ar);
+        if (!a || !b || !ar) {
+            free(b);
+            free(ar);
+            st = QR_ERR_NOMEM;
+            break;
+        }
+        for (int64_t j = 0; j < r && !st; j++) {
+            st = qr_dequantize(p->a.type, (const char *)p->a.data + j * p->a.row_bytes, ar, n_in);
+            for (int64_t c = 0; c < n_in; c++)
+                a[c * r + j] = ar[c];
+        }
+        for (int64_t o = 0; o < n_out && !st; o++) {
+            st = qr_dequantize(p->b.type, (const char *)p->b.data + o * p->b.row_bytes, b, r);
+            float *wo = w + o * n_in;
+            for (int64_t c = 0; c < n_in; c++) {
+                float d = 0.0f;
+                for (int64_t j = 0; j < r; j++)
+                    d += b[j] * a[c * r + j];
+                wo[c] = d * s + wo[c];
+            }
+        }
+        free(b);
+        free(ar);
+    }
+    free(a);
+    free(row);
+    if (st) {
+        free(w);
+        return st;
+    }
+    if (t->type == QR_TYPE_F32) {
+        *out = w;
+        *out_type = QR_TYPE_F32;
+        *out_bytes = (size_t)ne * sizeof(float);
+        return QR_OK;
+    }
+    uint16_t *h = qr_malloc((size_t)ne * sizeof *h);
+    if (!h) {
+        free(w);
+        return QR_ERR_NOMEM;
+    }
+    for (int64_t k = 0; k < ne; k++)
+        h[k] = qr_fp32_to_fp16(w[k]);
+    free(w);
+    *out = h;
+    *out_type = QR_TYPE_F16;
+    *out_bytes = (size_t)ne * sizeof *h;
+    return QR_OK;
+}
+
+qr_status qr_lora_export(const char *base_path, const char *const *lora_paths,
+                         const float *scales, int32_t n, const char *out_path) {
+    if (!base_path || !out_path || n < 1 || n > QR_MAX_LORAS || !lora_paths || !scales)
+        return qr_error(QR_ERR_INVALID_ARG, "qr_lora_export: a base model, 1 to %d adapters and "
+                        "an output file are needed", QR_MAX_LORAS);
+    qr_model *m = NULL;
+    qr_lora *adapters[QR_MAX_LORAS] = {0};
+    qr_gguf_writer *wr = NULL;
+    void **merged = NULL;
+    int64_t nt = 0;
+    qr_model_params mp = qr_model_default_params();
+    mp.no_repack = true; /* only the file's tensors are read */
+    qr_status st = qr_model_load(base_path, &mp, &m);
+    for (int32_t i = 0; i < n && !st; i++)
+        st = qr_lora_load(m, lora_paths[i], &adapters[i]);
+    if (st) goto done;
+    const qr_gguf *g = m->gguf;
+    nt = qr_gguf_n_tensors(g);
+    merged = qr_calloc((size_t)(nt ? nt : 1), sizeof *merged);
+    wr = qr_gguf_writer_create();
+    if (!merged || !wr) {
+        st = QR_ERR_NOMEM;
+        goto done;
+    }
+    for (int64_t i = 0; i < qr_gguf_n_kv(g) && !st; i++)
+        st = qr_gguf_writer_set(wr, qr_gguf_key(g, i), qr_gguf_value_at(g, i));
+    /* llama-export-lora marks the output mostly F16 */
+    if (!st) st = qr_gguf_writer_set_u32(wr, "general.file_type", 1);
+    for (int64_t i = 0; i < nt && !st; i++) {
+        const qr_gguf_tensor *t = qr_gguf_tensor_at(g, i);
+        bool adapted = false;
+        for (int32_t k = 0; k < n && !adapted; k++)
+            for (int32_t j = 0; j < adapters[k]->n_pairs && !adapted; j++)
+                adapted = strcmp(adapters[k]->pairs[j].name, t->name) == 0;
+        if (!adapted) {
+            st = qr_gguf_writer_add_tensor(wr, t->name, t->type, t->n_dims, t->ne, t->data,
+                                           t->nbytes);
+            continue;
+        }
+        int type;
+        size_t bytes;
+        st = merge_tensor(t, adapters, scales, n, &merged[i], &type, &bytes);
+        if (!st) st = qr_gguf_writer_add_tensor(wr, t->name, type, t->n_dims, t->ne, merged[i], bytes);
+    }
+    if (!st) st = qr_gguf_writer_write(wr, out_path);
+done:
+    qr_gguf_writer_free(wr);
+    for (int64_t i = 0; merged && i < nt; i++)
+        free(merged[i]);
+    free(merged);
+    for (int32_t i = 0; i < n; i++)
+        qr_lora_free(adapters[i]);
+    qr_model_free(m);
+    return st;
+}
