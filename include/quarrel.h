@@ -724,7 +724,7 @@ qr_status qr_chat_apply_template_json(const char *tmpl, const char *messages_jso
 /* Server                                                                                     */
 
 /* An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/embeddings,
- * /v1/models, /health, /metrics, /tokenize, /detokenize; and ollama's REST API: /api/generate,
+ * /v1/models, /health, /metrics, /tokenize, /detokenize, /lora-adapters; and ollama's REST API: /api/generate,
  * /api/chat, /api/embed, /api/embeddings, /api/tags, /api/show, /api/ps, /api/version,
  * /api/pull, /api/delete. */
 typedef struct qr_server_params {
@@ -775,6 +775,13 @@ typedef struct qr_server_params {
      * goes on. false: a full slot stops with finish_reason "length". */
     bool context_shift;
     int32_t n_keep;
+    /* LoRA adapters (llama.cpp's server --lora / --lora-scaled): n_loras files with their
+     * global scales, listed and rescaled through GET / POST /lora-adapters; a request's "lora"
+     * ([{"id", "scale"}], the others at 0) overrides them for that request, batched with
+     * requests at other scales. */
+    const char *const *lora_paths;
+    const float *lora_scales;
+    int32_t n_loras;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);

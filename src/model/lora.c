@@ -211,7 +211,7 @@ qr_status qr_lora_load(const qr_model *model, const char *path, qr_lora **out) {
     lo->path = qr_strdup(path);
     qr_status st = lo->path ? qr_gguf_open(path, &lo->gguf) : QR_ERR_NOMEM;
     if (st) {
-        qr_error_prefix("LoRA adapter %s: ", path);
+        qr_error_prefix("LoRA adapter");
     } else if (!(st = check_meta(model, path, lo->gguf, &lo->alpha))) {
         st = load_pairs(model, lo);
     }
