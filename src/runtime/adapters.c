@@ -4,6 +4,7 @@
 #include "runtime/context.h"
 #include "kernels/matmul.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,9 @@ qr_status qr_set_loras(qr_context *ctx, qr_lora *const *adapters, const float *s
                         QR_MAX_LORAS);
     for (int32_t i = 0; i < n; i++) {
         if (!adapters[i]) return qr_error(QR_ERR_INVALID_ARG, "qr_set_loras: adapter %d is NULL", i);
+        if (!isfinite(scales[i]))
+            return qr_error(QR_ERR_INVALID_ARG, "qr_set_loras: adapter %d's scale is %g", i,
+                            (double)scales[i]);
         if (adapters[i]->model != ctx->model)
             return qr_error(QR_ERR_INVALID_ARG,
                             "qr_set_loras: adapter %s was loaded for another model",
@@ -99,6 +103,8 @@ qr_status qr_set_lora_scale_seq(qr_context *ctx, int32_t seq_id, int32_t i, floa
     if (seq_id < 0 || seq_id >= ctx->n_seq)
         return qr_error(QR_ERR_INVALID_ARG, "sequence %d out of range (the context has %d)", seq_id,
                         ctx->n_seq);
+    if (!isfinite(scale))
+        return qr_error(QR_ERR_INVALID_ARG, "LoRA scale %g is not a finite number", (double)scale);
     if (i < 0 || i >= ctx->n_lora)
         return qr_error(QR_ERR_INVALID_ARG, "LoRA adapter %d out of range (%d attached)", i,
                         ctx->n_lora);
