@@ -147,6 +147,19 @@ static qr_status check_pair(const qr_model *m, const char *path, const qr_lora_p
     return QR_OK;
 }
 
+static qr_status transpose_b(qr_lora_pair *p) {
+    const int64_t r = p->b.n_cols, n_out = p->b.n_rows;
+    const size_t es = p->b.type == QR_TYPE_F16 ? 2 : 4;
+    char *bt = qr_malloc((size_t)(r * n_out) * es);
+    if (!bt) return QR_ERR_NOMEM;
+    const char *b = p->b.data;
+    for (int64_t o = 0; o < n_out; o++)
+        for (int64_t j = 0; j < r; j++)
+            memcpy(bt + (size_t)(j * n_out + o) * es, b + (size_t)(o * r + j) * es, es);
+    p->bt = bt;
+    return QR_OK;
+}
+
 static qr_status load_pairs(const qr_model *m, qr_lora *lo) {
     const qr_gguf *g = lo->gguf;
     const int64_t nt = qr_gguf_n_tensors(g);
@@ -193,6 +206,7 @@ static qr_status load_pairs(const qr_model *m, qr_lora *lo) {
         else
             st = check_pair(m, lo->path, p, targets, n_targets);
         p->rank = (int32_t)p->a.n_rows;
+        if (!st) st = transpose_b(p);
     }
     free(targets);
     if (!st && lo->n_pairs == 0)
@@ -225,8 +239,10 @@ qr_status qr_lora_load(const qr_model *model, const char *path, qr_lora **out) {
 
 void qr_lora_free(qr_lora *lo) {
     if (!lo) return;
-    for (int32_t i = 0; i < lo->n_pairs; i++)
+    for (int32_t i = 0; i < lo->n_pairs; i++) {
         free((char *)lo->pairs[i].name);
+        free(lo->pairs[i].bt);
+    }
     free(lo->pairs);
     qr_gguf_free(lo->gguf);
     free(lo->path);

@@ -157,6 +157,10 @@ typedef struct qr_lora_pair {
     qr_weight a;      /* rank rows of n_in (the base's n_cols) */
     qr_weight b;      /* n_out rows (the base tensor's, all parts of a fused one) of rank */
     int32_t rank;
+    /* B transposed (rank rows of n_out, B's type: f32 or f16 bits), so that B t is rank
+     * column-wise multiply-adds over the outputs (a short dot product per output row cost
+     * more in reductions than in arithmetic: smol135 decoded at half speed) */
+    void *bt;
 } qr_lora_pair;
 
 struct qr_lora {
