@@ -411,6 +411,41 @@ void qr_context_free(qr_context *ctx);
 int32_t qr_context_n_ctx(const qr_context *ctx);
 const qr_model *qr_context_model(const qr_context *ctx);
 
+/* LoRA adapters, as llama.cpp writes them (GGUF: general.type "adapter", adapter.type "lora",
+ * adapter.lora.alpha, general.architecture the base's; tensor pairs <weight>.lora_a [n_in, r]
+ * and <weight>.lora_b [r, n_out], F32 or F16). An adapter is loaded once for a model and
+ * attached to contexts with a scale; a product W x of an adapted weight then becomes
+ * W x + sum_i s_i B_i (A_i x), s_i = scale_i * alpha / r (scale_i when alpha is 0 or absent),
+ * the base weights untouched (llama.cpp's build_lora_mm). Pairs on the attention and FFN
+ * matrices, the router and an untied output head are applied; an adapter for another base
+ * (architecture, a missing tensor, shapes), a missing half of a pair, a rank mismatch, NaN or
+ * infinite values, pairs on token_embd or on expert tensors: an error naming the tensor. */
+typedef struct qr_lora qr_lora;
+/* Load the adapter at path for model (which must outlive it); free with qr_lora_free. */
+qr_status qr_lora_load(const qr_model *model, const char *path, qr_lora **out);
+void qr_lora_free(qr_lora *lora);
+float qr_lora_alpha(const qr_lora *lora);   /* adapter.lora.alpha (0 when absent) */
+int32_t qr_lora_n_pairs(const qr_lora *lora); /* adapted weights */
+const char *qr_lora_path(const qr_lora *lora);
+/* Merge adapters into the base model's weights and write a plain model (llama-export-lora):
+ * every adapted tensor becomes W + sum_i s_i B_i A_i (F32 where the base tensor is F32, F16
+ * otherwise: a quantized base tensor is dequantized first), the others and all metadata are
+ * copied (general.file_type 1, as llama-export-lora writes). The adapters are checked as
+ * qr_lora_load checks them. */
+qr_status qr_lora_export(const char *base_path, const char *const *lora_paths,
+                         const float *scales, int32_t n, const char *out_path);
+/* the most adapters attached to one context */
+#define QR_MAX_LORAS 16
+/* Attach n adapters (loaded for ctx's model) with their scales to every sequence of ctx,
+ * replacing those attached before (n = 0 detaches all), as llama_set_adapters_lora does.
+ * The adapters must stay loaded while attached. The cache is not cleared: positions already
+ * evaluated keep what they were computed with. */
+qr_status qr_set_loras(qr_context *ctx, qr_lora *const *adapters, const float *scales, int32_t n);
+/* The scale of attached adapter i (0 .. n - 1 of qr_set_loras) for one sequence only (0:
+ * off for it): sequences of one batch may use different scales (the server's per-request
+ * "lora"). */
+qr_status qr_set_lora_scale_seq(qr_context *ctx, int32_t seq_id, int32_t i, float scale);
+
 /* A batch of tokens to evaluate, each with its position, sequence and whether its logits are
  * wanted. */
 typedef struct qr_batch {
@@ -755,7 +790,7 @@ qr_status qr_chat_apply_template_json(const char *tmpl, const char *messages_jso
 /* Server                                                                                     */
 
 /* An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/embeddings,
- * /v1/models, /health, /metrics, /tokenize, /detokenize; and ollama's REST API: /api/generate,
+ * /v1/models, /health, /metrics, /tokenize, /detokenize, /lora-adapters; and ollama's REST API: /api/generate,
  * /api/chat, /api/embed, /api/embeddings, /api/tags, /api/show, /api/ps, /api/version,
  * /api/pull, /api/delete. */
 typedef struct qr_server_params {
@@ -811,6 +846,13 @@ typedef struct qr_server_params {
      * space, control characters, at most 255 bytes), in qr_state_save_seq's format;
      * action=erase forgets a slot's cache. NULL: the slot actions answer 501. */
     const char *slot_save_path;
+    /* LoRA adapters (llama.cpp's server --lora / --lora-scaled): n_loras files with their
+     * global scales, listed and rescaled through GET / POST /lora-adapters; a request's "lora"
+     * ([{"id", "scale"}], the others at 0) overrides them for that request, batched with
+     * requests at other scales. */
+    const char *const *lora_paths;
+    const float *lora_scales;
+    int32_t n_loras;
 } qr_server_params;
 
 qr_server_params qr_server_default_params(void);
@@ -852,6 +894,10 @@ typedef struct qr_ppl_params {
     /* The context starts from these (NULL: qr_context_default_params()), e.g. for RoPE
      * overrides; n_ctx, n_seq_max, n_batch and n_threads follow from the fields above. */
     const qr_context_params *context;
+    /* LoRA adapters attached to the context with these scales (qr_set_loras); n_loras 0: none */
+    qr_lora *const *loras;
+    const float *lora_scales;
+    int32_t n_loras;
 } qr_ppl_params;
 
 /* The log-probabilities file (all little-endian):

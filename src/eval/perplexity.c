@@ -311,6 +311,8 @@ qr_status qr_perplexity(qr_model *model, const qr_token *tokens, int32_t n_token
     cp.n_batch = n_batch < n_ctx * n_seq ? n_batch : n_ctx * n_seq;
     cp.n_threads = p.n_threads;
     if ((st = qr_context_create(model, &cp, &ctx))) goto done;
+    if (p.n_loras > 0 && (st = qr_set_loras(ctx, p.loras, p.lora_scales, p.n_loras)))
+        goto done;
     if ((st = qr_batch_init(&batch, n_ctx * n_seq))) goto done;
     row = qr_malloc((size_t)n_vocab * sizeof *row);
     base = qr_malloc((size_t)n_vocab * sizeof *base);

@@ -154,8 +154,89 @@ static void products(qr_context *ctx, const qr_weight *const *w, float *const *y
     run_items(ctx, items, count);
 }
 
+/* ---- LoRA adapters ---- */
+
+/* The first entry of weight w in the context's sorted table, or NULL */
+static const qr_lora_entry *lora_find(const qr_context *ctx, const qr_weight *w) {
+    int64_t lo = 0, hi = ctx->n_lora_entries;
+    while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if ((uintptr_t)ctx->lora_entries[mid].w < (uintptr_t)w)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ctx->n_lora_entries && ctx->lora_entries[lo].w == w ? &ctx->lora_entries[lo]
+                                                                     : NULL;
+}
+
+/* B t for n tokens: out[t] = sum_j t[t][j] B^T[j] over B's rows of the view (row0 ..), the
+ * columns multiply-added in j order, each token alone (batch invariance); an F16 B's input
+ * rounded to f16 first, as ggml's mul_mat converts it. Chunk c: token c. */
+typedef struct lora_b_task {
+    const qr_lora_pair *p;
+    const qr_weight *w;
+    float *t; /* n rows of rank */
+    float *out; /* n rows of w->n_rows */
+} lora_b_task;
+
+static void lora_b_worker(void *arg, int64_t tok, int ith) {
+    (void)ith;
+    const lora_b_task *bt = arg;
+    const qr_lora_pair *p = bt->p;
+    const int64_t n_out = bt->w->n_rows, total = p->b.n_rows, r = p->rank;
+    const qr_kernels *kn = qr_kernels_best();
+    float *t = bt->t + tok * r, *out = bt->out + tok * n_out;
+    memset(out, 0, (size_t)n_out * sizeof *out);
+    if (p->b.type == QR_TYPE_F16) {
+        kn->round_f16(t, r);
+        kn->axpy_f16_heads(n_out, 1, t, 0, (const uint16_t *)p->bt + bt->w->row0, total, r, out);
+    } else {
+        kn->axpy_f32(n_out, t, (const float *)p->bt + bt->w->row0, total, r, out);
+    }
+}
+
+/* y += s * B (A x) for each attached adapter's pair of w, as llama.cpp's build_lora_mm: A x
+ * through the kernels (an F16 A's input rounded to f16 as ggml's mul_mat does), B times that
+ * (lora_b_worker), scaled by s = scale * alpha / rank (scale alone when alpha is 0), then
+ * added; each adapter in turn. s is the token's sequence's scale (0: skipped), so a batch may
+ * mix scales. QR_LORA_CHUNK tokens at a time: a token's sums are the same whatever the batch. */
+static void lora_apply(qr_context *ctx, const qr_weight *w, const float *x, int32_t n, float *y) {
+    const qr_lora_entry *e = lora_find(ctx, w);
+    for (; e && e < ctx->lora_entries + ctx->n_lora_entries && e->w == w; e++) {
+        const qr_lora_pair *p = e->pair;
+        const qr_lora *lo = ctx->lora[e->slot];
+        const int64_t n_in = w->n_cols, n_out = w->n_rows;
+        for (int32_t t0 = 0; t0 < n; t0 += QR_LORA_CHUNK) {
+            const int32_t nt = n - t0 < QR_LORA_CHUNK ? n - t0 : QR_LORA_CHUNK;
+            bool any = false;
+            for (int32_t t = 0; t < nt && !any; t++)
+                any = ctx->lora_scale[ctx->cur_seq[t0 + t] * ctx->n_lora + e->slot] != 0.0f;
+            if (!any) continue;
+            const size_t stride = qr_act_convert(p->a.type, x + t0 * n_in, n_in, nt, ctx->lora_act);
+            run_items(ctx, &(matmul_item){&p->a, ctx->lora_act, stride, nt, ctx->lora_t}, 1);
+            lora_b_task bt = {.p = p, .w = w, .t = ctx->lora_t, .out = ctx->lora_y};
+            /* one token is too little to share (a few thousand multiply-adds) */
+            if (nt == 1)
+                lora_b_worker(&bt, 0, 0);
+            else
+                qr_pool_run(ctx->pool, lora_b_worker, &bt, nt);
+            for (int32_t t = 0; t < nt; t++) {
+                const float scale = ctx->lora_scale[ctx->cur_seq[t0 + t] * ctx->n_lora + e->slot];
+                if (scale == 0.0f) continue;
+                const float s = lo->alpha != 0.0f ? scale * lo->alpha / (float)p->rank : scale;
+                float *yt = y + (int64_t)(t0 + t) * n_out;
+                const float *ab = ctx->lora_y + (int64_t)t * n_out;
+                for (int64_t o = 0; o < n_out; o++)
+                    yt[o] = yt[o] + ab[o] * s;
+            }
+        }
+    }
+}
+
 /* The observer (qr_context_params.matmul_observer) sees each weight's input once: the views
- * of one fused tensor (phi3's q, k, v of attn_qkv) are one product in llama.cpp's graph. */
+ * of one fused tensor (phi3's q, k, v of attn_qkv) are one product in llama.cpp's graph.
+ * Attached adapters then add their corrections. */
 static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y, int count,
                      const float *x, int32_t n) {
     if (ctx->params.matmul_observer)
@@ -164,6 +245,9 @@ static void matmul_n(qr_context *ctx, const qr_weight *const *w, float *const *y
                 ctx->params.matmul_observer(w[i]->name, -1, 0, x, w[i]->n_cols, n,
                                             ctx->params.matmul_user);
     products(ctx, w, y, count, x, n);
+    if (ctx->n_lora_entries)
+        for (int i = 0; i < count; i++)
+            lora_apply(ctx, w[i], x, n, y[i]);
 }
 
 static void matmul(qr_context *ctx, const qr_weight *w, const float *x, int32_t n, float *y) {
@@ -929,6 +1013,7 @@ qr_status qr_forward(qr_context *ctx, const qr_token *tokens, const int32_t *pos
     const int64_t d = hp->n_embd, hd = hp->head_dim;
     const int64_t q_dim = (int64_t)hp->n_head * hd, kv_dim = (int64_t)hp->n_head_kv * hd;
     float *x = ctx->x, *xb = ctx->xb;
+    ctx->cur_seq = seq; /* the LoRA scales are per sequence */
 
     /* token embeddings: rows of token_embd, dequantized */
     const qr_type_traits *embd_tr = qr_type_traits_get(m->tok_embd.type);

@@ -317,6 +317,7 @@ static qr_status bind_fused(qr_model *m, qr_weight *const *parts, const int64_t 
         qr_weight *w = parts[i];
         *w = whole;
         w->data = (const char *)whole.data + off;
+        w->row0 = vector ? 0 : (int64_t)(off / whole.row_bytes);
         if (vector) {
             w->n_cols = rows[i];
             w->row_bytes = (size_t)rows[i] * sizeof(float);

@@ -98,6 +98,7 @@ typedef struct qr_weight {
     const void *data; /* NULL: absent (optional tensors) */
     const char *name; /* the GGUF tensor's name (a fused tensor's for its views), NULL if absent */
     bool packed;      /* data is the kernels' repacked layout (model.pack), not the file's */
+    int64_t row0;     /* a view of a fused tensor: its first row there (0 otherwise) */
     int type;
     int64_t n_cols, n_rows;
     size_t row_bytes;
@@ -147,6 +148,34 @@ struct qr_model {
     uint64_t n_params, weight_bytes;
     void *pack; /* the repacked matrices (qr_model_params.no_repack), or NULL */
 };
+
+/* A LoRA adapter (lora.c): pairs of low-rank matrices, each for one weight of the base model
+ * it was loaded for, on the adapter file's read-only mapping. Pair i adds
+ * s * B (A x) to the product W x, s = scale * alpha / rank (scale alone when alpha is 0). */
+typedef struct qr_lora_pair {
+    const char *name; /* the base weight's GGUF name */
+    qr_weight a;      /* rank rows of n_in (the base's n_cols) */
+    qr_weight b;      /* n_out rows (the base tensor's, all parts of a fused one) of rank */
+    int32_t rank;
+    /* B transposed (rank rows of n_out, B's type: f32 or f16 bits), so that B t is rank
+     * column-wise multiply-adds over the outputs (a short dot product per output row cost
+     * more in reductions than in arithmetic: smol135 decoded at half speed) */
+    void *bt;
+} qr_lora_pair;
+
+struct qr_lora {
+    qr_gguf *gguf;
+    const qr_model *model;
+    float alpha;
+    int32_t n_pairs;
+    qr_lora_pair *pairs;
+    char *path;
+};
+
+/* The model's matrices that a pair may adapt, in the pass's order: n written to *n (at most
+ * QR_LORA_MAX_TARGETS(hp)); a fused tensor's views each appear. */
+#define QR_LORA_MAX_TARGETS(hp) (1 + 8 * (int64_t)(hp).n_layer)
+void qr_lora_targets(const qr_model *m, const qr_weight **out, int64_t *n);
 
 /* RoPE of one kind of layer in a context (rope.c): llama.cpp's effective settings */
 typedef struct qr_rope {

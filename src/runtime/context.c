@@ -287,6 +287,7 @@ void qr_context_free(qr_context *ctx) {
     free(ctx->moe_act);
     free(ctx->logits);
     free(ctx->logits_row);
+    qr_context_free_loras(ctx);
     free(ctx);
 }
 

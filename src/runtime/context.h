@@ -13,6 +13,16 @@
  * their own, the ranges then merged in order; fixed, so the arithmetic of a position does not
  * depend on the thread count or the batch (a multiple of QR_FLASH_TILE) */
 #define QR_FLASH_RANGE 256
+/* One adapter pair applied to one weight of the model (a fused tensor's views each have
+ * theirs): attached adapter `slot`, B's rows [w->row0, w->row0 + w->n_rows) */
+typedef struct qr_lora_entry {
+    const qr_weight *w;
+    const qr_lora_pair *pair;
+    int32_t slot;
+} qr_lora_entry;
+
+/* tokens whose adapter products are computed at once (bounds the scratch below) */
+#define QR_LORA_CHUNK 32
 
 struct qr_context {
     qr_model *model;
@@ -69,8 +79,23 @@ struct qr_context {
     int32_t *logits_row; /* batch index -> logits row, -1 if none */
     int32_t cap_batch_index;
 
+    /* LoRA adapters attached (qr_set_loras), their scales per sequence ([n_seq][n_lora]),
+     * the entries sorted by weight, and scratch for QR_LORA_CHUNK tokens: inputs converted
+     * for A or B (lora_act), A x (lora_t), B (A x) (lora_y); seq of the batch being evaluated */
+    int32_t n_lora;
+    qr_lora *lora[QR_MAX_LORAS];
+    float *lora_scale;
+    qr_lora_entry *lora_entries;
+    int64_t n_lora_entries;
+    void *lora_act;
+    float *lora_t, *lora_y;
+    const int32_t *cur_seq;
+
     qr_timings timings;
 };
+
+/* free what qr_set_loras allocated (qr_context_free) */
+void qr_context_free_loras(qr_context *ctx);
 
 /* Evaluate n tokens (n <= n_batch) whose cells are already validated; writes the logits rows of
  * the tokens with want_logits[i] into out (row after row). */

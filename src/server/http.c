@@ -413,11 +413,52 @@ enum MHD_Result srv_stream(server *srv, conn *cs, struct MHD_Connection *c,
     return srv_send_stream(srv, c, content_type, stream_reader, cs, stream_free);
 }
 
+/* GET /lora-adapters (llama.cpp's server): [{"id", "path", "scale"}], the global scales */
+static enum MHD_Result handle_lora_get(server *srv, conn *cs, struct MHD_Connection *c) {
+    (void)cs;
+    float scales[QR_MAX_LORAS];
+    srv_scheduler_lora_get(srv->sched, scales);
+    cJSON *arr = cJSON_CreateArray();
+    for (int32_t i = 0; i < srv->n_lora; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", i);
+        cJSON_AddStringToObject(o, "path", srv->p.lora_paths[i]);
+        cJSON_AddNumberToObject(o, "scale", scales[i]);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return srv_send_json(srv, c, 200, arr);
+}
+
+/* POST /lora-adapters: [{"id", "scale"}] sets the global scales, those not listed 0 */
+static enum MHD_Result handle_lora_post(server *srv, conn *cs, struct MHD_Connection *c) {
+    cJSON *root = cJSON_ParseWithLength(cs->body.data ? cs->body.data : "", cs->body.len);
+    if (!root) return srv_send_error(srv, c, 400, "the request body is not valid JSON");
+    if (!cJSON_IsArray(root)) {
+        cJSON_Delete(root);
+        return srv_send_error(srv, c, 400, "Request body must be an array");
+    }
+    int32_t ids[QR_MAX_LORAS], n = 0;
+    float item_scales[QR_MAX_LORAS], scales[QR_MAX_LORAS];
+    qr_status st = srv_parse_lora(root, "body", ids, item_scales, &n);
+    cJSON_Delete(root);
+    if (!st) st = srv_lora_scales(ids, item_scales, n, srv->n_lora, "body", scales);
+    if (st) return srv_send_error(srv, c, 400, "%s", qr_last_error());
+    srv_scheduler_lora_set(srv->sched, scales);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    return srv_send_json(srv, c, 200, o);
+}
+
 static enum MHD_Result handle_generate(server *srv, conn *cs, struct MHD_Connection *c,
                                        srv_kind kind) {
     srv_request req;
     if (srv_parse_request(cs->body.data, cs->body.len, kind, srv->n_vocab, &req))
         return srv_send_error(srv, c, 400, "%s", qr_last_error());
+    if (req.has_lora && srv_lora_scales(req.lora_id, req.lora_item_scale, req.n_lora_items,
+                                        srv->n_lora, "lora", req.lora)) {
+        srv_request_free(&req);
+        return srv_send_error(srv, c, 400, "%s", qr_last_error());
+    }
     qr_token *tokens = NULL;
     int32_t n = 0;
     int http = srv_request_prompt(srv, &req, &tokens, &n);
@@ -738,6 +779,8 @@ static const struct {
     {"/embeddings", "POST", srv_handle_openai_embeddings, true, false, false},
     {"/tokenize", "POST", handle_tokenize, true, false, false},
     {"/detokenize", "POST", handle_detokenize, true, false, false},
+    {"/lora-adapters", "GET", handle_lora_get, true, false, false},
+    {"/lora-adapters", "POST", handle_lora_post, true, false, false},
     /* ollama's REST API (ollama.c, embeddings.c) */
     {"/api/generate", "POST", srv_handle_ollama_generate, true, true, false},
     {"/api/chat", "POST", srv_handle_ollama_chat, true, true, false},
@@ -958,6 +1001,14 @@ qr_status qr_server_run(const qr_server_params *params) {
         }
         st = qr_context_create(srv->model, &cp, &srv->ctx);
         if (!st && srv->p.spec_type == QR_SPEC_DRAFT_SIMPLE) st = load_draft(srv, &cp);
+        if (!st && (srv->p.n_loras < 0 || srv->p.n_loras > QR_MAX_LORAS))
+            st = qr_error(QR_ERR_INVALID_ARG, "%d LoRA adapters (at most %d)", srv->p.n_loras,
+                          QR_MAX_LORAS);
+        for (int32_t i = 0; !st && i < srv->p.n_loras; i++)
+            if (!(st = qr_lora_load(srv->model, srv->p.lora_paths[i], &srv->lora[i])))
+                srv->n_lora = i + 1;
+        if (!st && srv->n_lora > 0)
+            st = qr_set_loras(srv->ctx, srv->lora, srv->p.lora_scales, srv->n_lora);
     }
     if (!st) {
         srv->tmpl =
@@ -970,7 +1021,9 @@ qr_status qr_server_run(const qr_server_params *params) {
         srv_scheduler_params sp = {.n_slots = srv->p.n_parallel,
                                    .max_queue = srv->p.max_queue,
                                    .context_shift = srv->p.context_shift,
-                                   .n_keep = srv->p.n_keep};
+                                   .n_keep = srv->p.n_keep,
+                                   .n_lora = srv->n_lora,
+                                   .lora_scales = srv->p.lora_scales};
         srv->spec = srv->p.spec_type != QR_SPEC_NONE;
         if (srv->spec)
             sp.spec = (srv_spec_params){
@@ -1000,6 +1053,8 @@ qr_status qr_server_run(const qr_server_params *params) {
     qr_context_free(srv->draft_ctx);
     qr_model_free(srv->draft_model);
     qr_context_free(srv->ctx);
+    for (int32_t i = 0; i < srv->n_lora; i++)
+        qr_lora_free(srv->lora[i]);
     qr_model_free(srv->model);
     free(srv);
     if (st) qr_error(st, "%s", msg);

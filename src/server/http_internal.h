@@ -30,6 +30,9 @@ typedef struct server {
     bool spec;
     qr_model *draft_model;
     qr_context *draft_ctx;
+    /* LoRA adapters (params.lora_paths), attached to ctx */
+    qr_lora *lora[QR_MAX_LORAS];
+    int32_t n_lora;
 } server;
 
 typedef struct conn conn;

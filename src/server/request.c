@@ -622,6 +622,46 @@ static qr_status parse_speculative(const cJSON *root, srv_request *r) {
     return get_number(root, "speculative.p_min", 0, 1, &r->spec_p_min);
 }
 
+qr_status srv_parse_lora(const cJSON *arr, const char *label, int32_t *ids, float *scales,
+                         int32_t *n) {
+    if (!cJSON_IsArray(arr))
+        return qr_error(QR_ERR_INVALID_ARG, "'%s' must be an array of objects with 'id' and "
+                        "'scale' fields", label);
+    *n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) {
+        if (*n >= QR_MAX_LORAS)
+            return qr_error(QR_ERR_INVALID_ARG, "'%s' has more than %d items", label, QR_MAX_LORAS);
+        const cJSON *id = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "id") : NULL;
+        const cJSON *sc = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "scale") : NULL;
+        if (!cJSON_IsNumber(id) || id->valuedouble != (double)(int32_t)id->valuedouble)
+            return qr_error(QR_ERR_INVALID_ARG, "'%s[%d].id' must be an integer", label, (int)*n);
+        if (!cJSON_IsNumber(sc) || !isfinite(sc->valuedouble) || fabs(sc->valuedouble) > 1e6)
+            return qr_error(QR_ERR_INVALID_ARG, "'%s[%d].scale' must be a number", label,
+                            (int)*n);
+        ids[*n] = (int32_t)id->valuedouble;
+        scales[*n] = (float)sc->valuedouble;
+        (*n)++;
+    }
+    return QR_OK;
+}
+
+qr_status srv_lora_scales(const int32_t *ids, const float *scales, int32_t n, int32_t n_lora,
+                          const char *label, float *out) {
+    for (int32_t i = 0; i < QR_MAX_LORAS; i++)
+        out[i] = 0.0f;
+    for (int32_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= n_lora)
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "'%s[%d].id' is %d, but the server has %d LoRA adapter%s (ids 0 to "
+                            "%d)",
+                            label, (int)i, (int)ids[i], (int)n_lora, n_lora == 1 ? "" : "s",
+                            (int)n_lora - 1);
+        out[ids[i]] = scales[i];
+    }
+    return QR_OK;
+}
+
 static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab, srv_request *r) {
     r->kind = kind;
     r->max_tokens = -1;
@@ -679,6 +719,12 @@ static qr_status parse_fields(const cJSON *root, srv_kind kind, int32_t n_vocab,
     if (r->n_keep_given) r->n_keep = (int32_t)v;
     if ((st = get_int(root, "n_discard", 0, INT32_MAX, &v, &given))) return st;
     if (given) r->n_discard = (int32_t)v;
+    const cJSON *lora = field(root, "lora");
+    if (lora) {
+        r->has_lora = true;
+        if ((st = srv_parse_lora(lora, "lora", r->lora_id, r->lora_item_scale, &r->n_lora_items)))
+            return st;
+    }
     if (kind == SRV_CHAT && (st = srv_parse_tools(root, r))) return st;
     if (r->grammar && r->tool_choice != SRV_TOOLS_NONE)
         return qr_error(QR_ERR_INVALID_ARG,

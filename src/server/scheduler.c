@@ -65,6 +65,7 @@ typedef struct srv_slot {
     qr_sampler *sampler;
     qr_stop_matcher *stop;
     qr_utf8_stream utf8;
+    float lora[QR_MAX_LORAS]; /* the LoRA scales its cache was computed with */
 } srv_slot;
 
 struct srv_scheduler {
@@ -91,6 +92,8 @@ struct srv_scheduler {
     bool ctx_shift;
     int32_t n_keep; /* the server's, for requests without "n_keep" */
     bool add_bos;   /* the vocabulary's BOS starts every prompt: n_keep counts after it */
+    int32_t n_lora;                   /* LoRA adapters attached to ctx */
+    float lora_global[QR_MAX_LORAS]; /* their global scales (lock held) */
 };
 
 /* ---- tasks ---- */
@@ -316,6 +319,24 @@ static qr_status slot_start(srv_scheduler *s, srv_slot *sl) {
     srv_task *t = sl->task;
     int32_t n_common = common_prefix(sl->cache, reusable(sl), t->prompt, t->n_prompt);
     if (n_common >= t->n_prompt) n_common = t->n_prompt - 1; /* evaluate one for its logits */
+    if (s->n_lora > 0) {
+        /* the request's LoRA scales, else the global ones; a cache computed with other scales
+         * is not reused (llama.cpp's server clears it too) */
+        float want[QR_MAX_LORAS];
+        if (t->req.has_lora) {
+            memcpy(want, t->req.lora, sizeof want);
+        } else {
+            pthread_mutex_lock(&s->mu);
+            memcpy(want, s->lora_global, sizeof want);
+            pthread_mutex_unlock(&s->mu);
+        }
+        if (memcmp(want, sl->lora, (size_t)s->n_lora * sizeof *want) != 0) {
+            n_common = 0;
+            memcpy(sl->lora, want, sizeof want);
+            for (int32_t i = 0; i < s->n_lora; i++)
+                qr_set_lora_scale_seq(s->ctx, sl->id, i, want[i]);
+        }
+    }
     qr_status st = qr_kv_remove(s->ctx, sl->id, n_common, -1);
     if (st) return st;
     sl->n_cache = n_common;
@@ -867,9 +888,13 @@ qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p,
     s->actions = qr_calloc((size_t)p->max_queue, sizeof *s->actions);
     s->slots = qr_calloc((size_t)p->n_slots, sizeof *s->slots);
     qr_status st = s->queue && s->actions && s->slots ? QR_OK : QR_ERR_NOMEM;
+    s->n_lora = p->n_lora;
+    for (int32_t i = 0; i < p->n_lora; i++)
+        s->lora_global[i] = p->lora_scales[i];
     for (int32_t i = 0; !st && i < p->n_slots; i++) {
         s->slots[i].id = i;
         s->slots[i].n_exact = INT32_MAX;
+        memcpy(s->slots[i].lora, s->lora_global, sizeof s->lora_global); /* qr_set_loras' */
         /* the pending token after a full cache too (the drafter's history) */
         s->slots[i].cache = qr_malloc(((size_t)s->n_ctx_slot + 1) * sizeof(qr_token));
         if (!s->slots[i].cache) st = QR_ERR_NOMEM;
@@ -950,4 +975,16 @@ void srv_scheduler_free(srv_scheduler *s) {
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+void srv_scheduler_lora_get(srv_scheduler *s, float *scales) {
+    pthread_mutex_lock(&s->mu);
+    memcpy(scales, s->lora_global, sizeof s->lora_global);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void srv_scheduler_lora_set(srv_scheduler *s, const float *scales) {
+    pthread_mutex_lock(&s->mu);
+    memcpy(s->lora_global, scales, sizeof s->lora_global);
+    pthread_mutex_unlock(&s->mu);
 }

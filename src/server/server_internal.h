@@ -82,7 +82,22 @@ typedef struct srv_request {
      * whole prompt) and "n_discard" (0: half of what follows the kept tokens) */
     bool n_keep_given;
     int32_t n_keep, n_discard;
+    /* llama.cpp's "lora": [{"id", "scale"}] (has_lora): the scales of this request, the
+     * adapters it leaves out at 0; without it the server's global scales apply */
+    bool has_lora;
+    int32_t n_lora_items;
+    int32_t lora_id[QR_MAX_LORAS];
+    float lora_item_scale[QR_MAX_LORAS];
+    float lora[QR_MAX_LORAS]; /* by adapter id, filled by srv_lora_scales */
 } srv_request;
+
+/* A "lora" list ([{"id": N, "scale": X}], at most QR_MAX_LORAS items; label names it in
+ * errors) into ids and scales; srv_lora_scales turns them into a scale per adapter id (those
+ * not listed 0, as llama.cpp's construct_lora_list), refusing ids outside 0 .. n_lora - 1. */
+qr_status srv_parse_lora(const cJSON *arr, const char *label, int32_t *ids, float *scales,
+                         int32_t *n);
+qr_status srv_lora_scales(const int32_t *ids, const float *scales, int32_t n, int32_t n_lora,
+                          const char *label, float *out);
 
 /* Prepare a tool request for the template's format (tmpl: its source or family name): the
  * grammar from the tools' parameters (lazy with the format's triggers for "auto"), the
@@ -352,7 +367,15 @@ typedef struct srv_scheduler_params {
     srv_spec_params spec;
     bool context_shift; /* qr_server_params' */
     int32_t n_keep;
+    /* LoRA adapters attached to the context: how many, and their global scales at start */
+    int32_t n_lora;
+    const float *lora_scales;
 } srv_scheduler_params;
+
+/* The global LoRA scales (GET / POST /lora-adapters): requests without a "lora" field that
+ * start later use them. */
+void srv_scheduler_lora_get(srv_scheduler *s, float *scales);
+void srv_scheduler_lora_set(srv_scheduler *s, const float *scales);
 
 /* Takes a context with n_seq_max >= n_slots; starts the scheduler thread. */
 qr_status srv_scheduler_create(qr_context *ctx, const srv_scheduler_params *p, srv_scheduler **out);

@@ -7,11 +7,12 @@
 #   configurations (its automatic defaults, the generic x64 build, flash attention on, weights
 #   repacked, the prompt token by token), whose spread arch_tolerance.py writes into the JSON as
 #   `tolerance`. Needs PY (Debian's python3) and S (the shared folder).
+#   LLAMAREF: the driver (default $S/peer/llamaref.py; tests/lora/llamaref_lora.py adds adapters).
 # set_json_keys JSON KEY=VALUE...: set string keys of a reference JSON ("model", ...).
 reference_with_tolerance() {
     local model=$1 out=$2 tmp=$3
     shift 3
-    local ref=("$PY" "$S/peer/llamaref.py" "$model") v=$tmp/var
+    local ref=("$PY" "${LLAMAREF:-$S/peer/llamaref.py}" "$model") v=$tmp/var
     "${ref[@]}" --out "$out" "$@" --cpu-backend haswell --flash-attn off --no-repack > /dev/null
     "${ref[@]}" --out "$v-defaults" "$@" --dump-step-logits > /dev/null
     "${ref[@]}" --out "$v-x64" "$@" --dump-step-logits \

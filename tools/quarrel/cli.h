@@ -20,6 +20,7 @@ int cmd_embed(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_export_lora(int argc, char **argv);
 
 /* Bytes as ollama shows them ("1.2 MB", "260 KB", "12 B": powers of 1000). */
 void cli_format_bytes(int64_t bytes, char *buf, size_t size);

@@ -50,6 +50,7 @@ typedef struct bench_opts {
     spec_opts spec;
     qr_generate_params gp; /* the speculation fields (spec_type NONE: no gen tests) */
     const char *spec_prompt;
+    lora_opts lora;
 } bench_opts;
 
 static void usage(FILE *f) {
@@ -75,6 +76,7 @@ static void usage(FILE *f) {
            "quick brown fox\"), with the acceptance and the tokens per target pass.\n");
     rope_options_usage(f);
     kv_cache_options_usage(f);
+    lora_options_usage(f);
     spec_options_usage(f);
 }
 
@@ -117,6 +119,7 @@ static int parse(int argc, char **argv, bench_opts *o) {
         int used = rope_option(a, v, &o->cp);
         if (used == 0) used = kv_cache_option(a, v, &o->cp);
         if (used == 0) used = spec_option(a, v, &o->spec);
+        if (used == 0) used = lora_option(a, v, &o->lora);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -356,6 +359,7 @@ static int bench_threads(bench_ctx *b, const bench_opts *o, int32_t threads, int
     cp.n_threads = threads;
     b->n_batch = cp.n_batch;
     if (qr_context_create(b->model, &cp, &b->ctx) != QR_OK) return cli_fail("creating context");
+    if (lora_options_attach(&o->lora, b->ctx)) return 1;
     if (depth > 0 && run_prompt(b, 0, depth, NULL) != QR_OK) return cli_fail("filling the depth");
 
     for (int test = 0; test < 2; test++) {
@@ -447,6 +451,7 @@ static int bench_spec(bench_ctx *b, const bench_opts *o, int32_t threads, uint64
     cp.n_ctx = n_prompt + o->n_gen + o->gp.spec_n_max + 16;
     cp.n_threads = threads;
     if (qr_context_create(b->model, &cp, &b->ctx) != QR_OK) return cli_fail("creating context");
+    if (lora_options_attach(&o->lora, b->ctx)) return 1;
     qr_generate_params gp = o->gp;
     cp.share_pool = b->ctx; /* the draft and the target take turns on one pool */
     if (b->draft_model) {
@@ -636,7 +641,7 @@ int cmd_bench(int argc, char **argv) {
     qr_model_params mp = qr_model_default_params();
     mp.no_repack = o.no_repack;
     int load_rc = cli_load_model(path, &mp, &b.model);
-    if (load_rc) {
+    if (load_rc || (load_rc = lora_options_load(&o.lora, b.model))) {
         rc = load_rc;
         goto done;
     }
@@ -685,6 +690,7 @@ done:
     qr_context_free(b.draft_ctx);
     qr_batch_free(&b.batch);
     qr_model_free(b.draft_model);
+    lora_options_free(&o.lora);
     qr_model_free(b.model);
     return rc;
 }

@@ -54,6 +54,7 @@ typedef struct chat_opts {
     spec_opts spec;
     qr_generate_params spec_gp; /* the speculation fields for qr_generate */
     ctxshift_opts shift;
+    lora_opts lora;
 } chat_opts;
 
 typedef struct message {
@@ -117,6 +118,7 @@ static void usage(FILE *f) {
     ctxshift_options_usage(f);
     fprintf(f, "  (in chat: the tokens kept count from the start of the conversation; -1 keeps\n"
                "  the first turn's prompt)\n");
+    lora_options_usage(f);
     sampler_options_usage(f);
     spec_options_usage(f);
 }
@@ -136,6 +138,7 @@ static int parse(int argc, char **argv, chat_opts *o) {
         if (used == 0) used = grammar_option(a, v, &o->grammar);
         if (used == 0) used = spec_option(a, v, &o->spec);
         if (used == 0) used = ctxshift_option(a, v, &o->shift);
+        if (used == 0) used = lora_option(a, v, &o->lora);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -859,7 +862,7 @@ int cmd_chat(int argc, char **argv) {
     chat c = {.o = &o, .tty = isatty(STDIN_FILENO) == 1, .n_keep = -1};
     rc = 1;
     int load_rc = cli_load_model(path, NULL, &c.model);
-    if (load_rc) {
+    if (load_rc || (load_rc = lora_options_load(&o.lora, c.model))) {
         rc = load_rc;
         goto done;
     }
@@ -886,6 +889,7 @@ int cmd_chat(int argc, char **argv) {
         cli_fail("creating context");
         goto done;
     }
+    if (lora_options_attach(&o.lora, c.ctx)) goto done;
     c.n_ctx = qr_context_n_ctx(c.ctx);
     cp.n_ctx = c.n_ctx; /* the draft keeps up with the target */
     pthread_sigmask(SIG_BLOCK, &block, &saved_mask);
@@ -943,6 +947,7 @@ done:
     qr_context_free(c.draft_ctx);
     qr_model_free(c.draft_model);
     qr_context_free(c.ctx);
+    lora_options_free(&o.lora);
     qr_model_free(c.model);
     return rc;
 }

@@ -15,6 +15,7 @@ typedef struct ppl_opts {
     bool kl_flag;
     qr_ppl_params p;
     qr_context_params cp; /* the RoPE overrides, through p.context */
+    lora_opts lora;
 } ppl_opts;
 
 static void usage(FILE *f) {
@@ -36,6 +37,7 @@ static void usage(FILE *f) {
             "Y = X*sqrt(var(NLL)/(N-1)), as llama-perplexity).\n");
     rope_options_usage(f);
     kv_cache_options_usage(f);
+    lora_options_usage(f);
 }
 
 static int parse(int argc, char **argv, ppl_opts *o) {
@@ -49,6 +51,7 @@ static int parse(int argc, char **argv, ppl_opts *o) {
         }
         int used = rope_option(a, v, &o->cp);
         if (used == 0) used = kv_cache_option(a, v, &o->cp);
+        if (used == 0) used = lora_option(a, v, &o->lora);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -181,6 +184,15 @@ int cmd_perplexity(int argc, char **argv) {
     int32_t n_tokens = 0;
     rc = cli_load_model_text(path, o.kl_base ? NULL : o.file, &model, &tokens, &n_tokens);
     if (rc) return rc;
+    if ((rc = lora_options_load(&o.lora, model))) {
+        lora_options_free(&o.lora);
+        free(tokens);
+        qr_model_free(model);
+        return rc;
+    }
+    o.p.loras = o.lora.adapter;
+    o.p.lora_scales = o.lora.scale;
+    o.p.n_loras = o.lora.n;
     progress_state ps = {isatty(STDERR_FILENO) != 0};
     o.p.save_logits = o.save;
     o.p.kl_base = o.kl_base;
@@ -189,6 +201,7 @@ int cmd_perplexity(int argc, char **argv) {
     qr_ppl_result r;
     qr_status st = qr_perplexity(model, tokens, n_tokens, &o.p, &r);
     free(tokens);
+    lora_options_free(&o.lora);
     qr_model_free(model);
     if (st) return cli_fail("perplexity");
     int64_t n_eval = (int64_t)r.n_chunk * r.n_ctx;

@@ -32,6 +32,7 @@ typedef struct run_opts {
     ctxshift_opts shift;
     const char *prompt_cache; /* --prompt-cache FILE */
     bool prompt_cache_all, prompt_cache_ro;
+    lora_opts lora;
 } run_opts;
 
 static void usage(FILE *f) {
@@ -59,6 +60,7 @@ static void usage(FILE *f) {
     rope_options_usage(f);
     kv_cache_options_usage(f);
     ctxshift_options_usage(f);
+    lora_options_usage(f);
     sampler_options_usage(f);
     spec_options_usage(f);
 }
@@ -78,6 +80,7 @@ static int parse(int argc, char **argv, run_opts *o) {
         if (used == 0) used = grammar_option(a, v, &o->grammar);
         if (used == 0) used = spec_option(a, v, &o->spec);
         if (used == 0) used = ctxshift_option(a, v, &o->shift);
+        if (used == 0) used = lora_option(a, v, &o->lora);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -402,7 +405,7 @@ int cmd_run(int argc, char **argv) {
     qr_model_params mp = qr_model_default_params();
     mp.no_repack = o.no_repack;
     int load_rc = cli_load_model(path, &mp, &model);
-    if (load_rc) {
+    if (load_rc || (load_rc = lora_options_load(&o.lora, model))) {
         rc = load_rc;
         goto done;
     }
@@ -419,6 +422,7 @@ int cmd_run(int argc, char **argv) {
         cli_fail("creating context");
         goto done;
     }
+    if (lora_options_attach(&o.lora, ctx)) goto done;
     const int32_t n_ctx = qr_context_n_ctx(ctx);
     cp.n_ctx = n_ctx; /* the draft keeps up with the target */
     if ((load_rc = spec_load_draft(&o.spec, model, ctx, &cp, &draft_model, &draft_ctx, &gp))) {
@@ -550,6 +554,7 @@ done:
     qr_context_free(draft_ctx);
     qr_model_free(draft_model);
     qr_context_free(ctx);
+    lora_options_free(&o.lora);
     qr_model_free(model);
     free(tokens);
     free(cached);

@@ -56,6 +56,7 @@ static void usage(FILE *f) {
     rope_options_usage(f);
     kv_cache_options_usage(f);
     ctxshift_options_usage(f);
+    lora_options_usage(f);
     fprintf(f, "  (per slot; a request sets llama.cpp's \"n_keep\" and \"n_discard\")\n");
 }
 
@@ -139,6 +140,7 @@ int cmd_serve(int argc, char **argv) {
     qr_context_params cp = qr_context_default_params(); /* the RoPE overrides */
     spec_opts spec = {0};
     ctxshift_opts shift = {0};
+    static lora_opts lora; /* 8 KB of names: off the stack */
     p.registry = getenv("QUARREL_REGISTRY");
     p.context = &cp;
     for (int i = 1; i < argc; i++) {
@@ -151,6 +153,7 @@ int cmd_serve(int argc, char **argv) {
         if (used == 0) used = kv_cache_option(a, v, &cp);
         if (used == 0) used = spec_option(a, v, &spec);
         if (used == 0) used = ctxshift_option(a, v, &shift);
+        if (used == 0) used = lora_option(a, v, &lora);
         if (used < 0) return 2;
         if (used > 0) {
             i += used - 1;
@@ -234,6 +237,9 @@ int cmd_serve(int argc, char **argv) {
     p.spec_p_min = sgp.spec_p_min;
     p.context_shift = shift.on;
     p.n_keep = shift.keep;
+    p.lora_paths = (const char *const *)lora.path;
+    p.lora_scales = lora.scale;
+    p.n_loras = lora.n;
     char draft_path[4096];
     if (sgp.spec_type == QR_SPEC_DRAFT_SIMPLE) {
         if (qr_model_resolve(spec.draft, QR_MODELS_DIR, draft_path, sizeof draft_path) != QR_OK)

@@ -25,6 +25,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "multiple-choice accuracy on a JSONL task file"},
     {"embed", cmd_embed, "embeddings of texts (like llama-embedding)"},
     {"imatrix", cmd_imatrix, "importance matrix of a text for quantizing (like llama-imatrix)"},
+    {"export-lora", cmd_export_lora, "merge LoRA adapters into a model (like llama-export-lora)"},
     {"pull", cmd_pull, "download a model from an ollama registry into the ollama store"},
     {"list", cmd_list, "list the models of the ollama store"},
     {"rm", cmd_rm, "remove a model from the ollama store"},
@@ -70,7 +71,7 @@ int cli_load_model_text(const char *path, const char *file, qr_model **model, qr
 static void usage(FILE *f) {
     fprintf(f, "usage: quarrel <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n`quarrel <command> --help` for a command's options.\n");
 }
 

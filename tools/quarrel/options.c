@@ -593,3 +593,89 @@ int32_t ctxshift_keep(const ctxshift_opts *co, int32_t n_prompt, bool bos_added)
     if (co->keep < 0 || co->keep > n_prompt) return n_prompt;
     return co->keep + (bos_added ? 1 : 0);
 }
+
+/* ---- LoRA adapters ---- */
+
+void lora_options_usage(FILE *f) {
+    fprintf(f, "LoRA adapters (llama.cpp's syntax):\n"
+               "  --lora FILE           apply a LoRA adapter at scale 1 (repeatable; FILE,FILE...)\n"
+               "  --lora-scaled FILE:SCALE   at a scale of your choice (repeatable;\n"
+               "                        FILE:SCALE,FILE:SCALE...)\n");
+}
+
+int lora_option(const char *a, const char *v, lora_opts *lo) {
+    const bool scaled = !strcmp(a, "--lora-scaled");
+    if (!scaled && strcmp(a, "--lora")) return 0;
+    if (!v) {
+        fprintf(stderr, "quarrel: %s needs a value\n", a);
+        return -1;
+    }
+    const char *p = v;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        const size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (lo->buf_used + len + 1 > sizeof lo->buf) {
+            fprintf(stderr, "quarrel: %s: the LoRA file names are too long\n", a);
+            return -1;
+        }
+        char *item = lo->buf + lo->buf_used;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        float scale = 1.0f;
+        if (scaled) {
+            char *colon = strrchr(item, ':');
+            char *end = NULL;
+            double x = 0;
+            if (colon) {
+                errno = 0;
+                x = strtod(colon + 1, &end);
+            }
+            if (!colon || colon == item || end == colon + 1 || *end || errno || !isfinite(x)) {
+                fprintf(stderr, "quarrel: --lora-scaled expects FILE:SCALE (comma-separated for "
+                                "several), got '%s'\n", item);
+                return -1;
+            }
+            *colon = '\0';
+            scale = (float)x;
+        } else if (!*item) {
+            fprintf(stderr, "quarrel: --lora expects a file (comma-separated for several), got "
+                            "'%s'\n", v);
+            return -1;
+        }
+        if (lo->n >= QR_MAX_LORAS) {
+            fprintf(stderr, "quarrel: at most %d LoRA adapters\n", QR_MAX_LORAS);
+            return -1;
+        }
+        lo->buf_used += len + 1;
+        lo->path[lo->n] = item;
+        lo->scale[lo->n++] = scale;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return 2;
+}
+
+int lora_options_load(lora_opts *lo, const qr_model *model) {
+    for (int32_t i = 0; i < lo->n; i++) {
+        qr_status st = qr_lora_load(model, lo->path[i], &lo->adapter[i]);
+        if (st) {
+            fprintf(stderr, "quarrel: %s\n", qr_last_error());
+            return st == QR_ERR_UNSUPPORTED ? 2 : 1;
+        }
+    }
+    return 0;
+}
+
+int lora_options_attach(const lora_opts *lo, qr_context *ctx) {
+    if (lo->n == 0) return 0;
+    if (qr_set_loras(ctx, lo->adapter, lo->scale, lo->n) != QR_OK)
+        return cli_fail("attaching the LoRA adapters");
+    return 0;
+}
+
+void lora_options_free(lora_opts *lo) {
+    for (int32_t i = 0; i < lo->n; i++) {
+        qr_lora_free(lo->adapter[i]);
+        lo->adapter[i] = NULL;
+    }
+}

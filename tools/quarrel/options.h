@@ -96,4 +96,26 @@ void ctxshift_options_usage(FILE *f);
 /* llama.cpp's n_keep (tools/completion): --keep N plus one when the prompt starts with the
  * vocabulary's BOS; the whole prompt (n_prompt tokens) when N < 0 or longer than it. */
 int32_t ctxshift_keep(const ctxshift_opts *co, int32_t n_prompt, bool bos_added);
+
+/* LoRA adapters (llama.cpp's syntax): --lora FILE (scale 1) and --lora-scaled FILE:SCALE, each
+ * repeatable and taking comma-separated lists. */
+typedef struct lora_opts {
+    int32_t n;
+    char *path[QR_MAX_LORAS]; /* in buf */
+    char buf[8192];
+    size_t buf_used;
+    float scale[QR_MAX_LORAS];
+    qr_lora *adapter[QR_MAX_LORAS]; /* lora_options_load's */
+} lora_opts;
+/* If `flag` is a LoRA flag, record its files and return 2; 0 if not; -1 after an error. */
+int lora_option(const char *flag, const char *v, lora_opts *lo);
+void lora_options_usage(FILE *f);
+/* Load every adapter for model; 0, or the exit status after printing the failure (naming the
+ * file and the problem). */
+int lora_options_load(lora_opts *lo, const qr_model *model);
+/* Attach the loaded adapters to ctx with their scales (nothing without any); 0, or 1 after
+ * printing the failure. */
+int lora_options_attach(const lora_opts *lo, qr_context *ctx);
+/* free the loaded adapters */
+void lora_options_free(lora_opts *lo);
 #endif
