@@ -38,7 +38,7 @@ static qr_context *make_ctx(qr_model *m, int32_t n_ctx, int32_t n_seq, qr_kv_typ
     cp.n_ctx = n_ctx;
     cp.n_seq_max = n_seq;
     cp.n_threads = 2;
-    cp.kv_type = kv;
+    cp.type_k = cp.type_v = kv;
     qr_context *ctx = NULL;
     if (qr_context_create(m, &cp, &ctx) != QR_OK) fail_msg("context: %s", qr_last_error());
     return ctx;
@@ -155,6 +155,11 @@ static void test_roundtrip_stories_f32(void **state) {
 static void test_roundtrip_smol(void **state) {
     (void)state;
     check_roundtrip(SMOL, QR_KV_F16);
+}
+/* quantized K and V rows (and their Walsh-Hadamard rotation) saved and restored as cached */
+static void test_roundtrip_smol_q8_0(void **state) {
+    (void)state;
+    check_roundtrip(SMOL, QR_KV_Q8_0);
 }
 
 /* A sequence's next logits after a refused load: the same as before it. */
@@ -341,6 +346,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_stories_f16),
         cmocka_unit_test(test_roundtrip_stories_f32),
         cmocka_unit_test(test_roundtrip_smol),
+        cmocka_unit_test(test_roundtrip_smol_q8_0),
         cmocka_unit_test(test_bad_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
