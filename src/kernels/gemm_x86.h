@@ -478,12 +478,11 @@ static inline float legacy_run_sum(__m128 c) {
         int64_t i = 0;                                                                             \
         for (; i + 8 <= nb; i += 8)                                                                \
             LEGACY_STEP(block_t, decode, SHIFT, 8);                                                \
-        /* the tail's block count as a constant: the unrolled steps then keep their sums in \
-         * registers (a run-time count left them in memory: 4 tokens 2x slower) */                \
+        /* a tail of up to 4 blocks takes its count as a constant: the unrolled step then    \
+         * keeps its sums in registers (a run-time count left them in memory: 4 tokens 2x      \
+         * slower); 5..7 share one body (compile time) */                                     \
         switch (nb - i) {                                                                          \
-        case 7: LEGACY_STEP(block_t, decode, SHIFT, 7); break;                                     \
-        case 6: LEGACY_STEP(block_t, decode, SHIFT, 6); break;                                     \
-        case 5: LEGACY_STEP(block_t, decode, SHIFT, 5); break;                                     \
+        case 7: case 6: case 5: LEGACY_STEP(block_t, decode, SHIFT, (int)(nb - i)); break;         \
         case 4: LEGACY_TAIL4(block_t, decode, SHIFT, 4); break;                                    \
         case 3: LEGACY_TAIL4(block_t, decode, SHIFT, 3); break;                                    \
         case 2: LEGACY_TAIL4(block_t, decode, SHIFT, 2); break;                                    \
