@@ -103,15 +103,21 @@ static uint64_t hash_str(uint64_t h, const char *s) {
 static uint64_t model_hash(const qr_model *m) {
     const qr_hparams *hp = &m->hp;
     uint64_t h = hash_str(HASH_SEED, m->arch_name);
-    const int64_t hp_ints[] = {hp->n_vocab,   hp->n_embd,     hp->n_layer,   hp->n_head,
-                               hp->n_head_kv, hp->n_ff,       hp->n_expert,  hp->n_expert_used,
-                               hp->n_ff_exp,  hp->head_dim,   hp->n_rot,     hp->n_swa,
+    const int64_t hp_ints[] = {hp->n_vocab,    hp->n_embd,      hp->n_layer,  hp->n_head,
+                               hp->n_head_kv,  hp->n_ff,        hp->n_expert, hp->n_expert_used,
+                               hp->n_ff_exp,   hp->head_dim,    hp->n_rot,    hp->n_swa,
                                hp->n_ctx_orig, hp->rope_scaling};
     for (size_t i = 0; i < sizeof hp_ints / sizeof hp_ints[0]; i++)
         h = hash_u64(h, (uint64_t)hp_ints[i]);
-    const float hp_floats[] = {hp->norm_eps,         hp->rope_freq_base,      hp->rope_freq_scale,
-                               hp->rope_freq_base_swa, hp->rope_freq_scale_swa, hp->embd_scale,
-                               hp->residual_scale,   hp->kq_scale,            hp->q_scale};
+    const float hp_floats[] = {hp->norm_eps,
+                               hp->rope_freq_base,
+                               hp->rope_freq_scale,
+                               hp->rope_freq_base_swa,
+                               hp->rope_freq_scale_swa,
+                               hp->embd_scale,
+                               hp->residual_scale,
+                               hp->kq_scale,
+                               hp->q_scale};
     for (size_t i = 0; i < sizeof hp_floats / sizeof hp_floats[0]; i++)
         h = hash_f32(h, hp_floats[i]);
     const qr_gguf *g = m->gguf;
@@ -136,9 +142,9 @@ static uint64_t rope_hash(const qr_context *ctx) {
         h = hash_u64(h, (uint64_t)r->n_rot);
         h = hash_u64(h, (uint64_t)r->type);
         h = hash_u64(h, (uint64_t)r->n_ctx_orig);
-        const float f[] = {r->freq_base, r->freq_scale, r->theta_scale, r->ext_factor,
-                           r->attn_factor, r->beta_fast, r->beta_slow, r->corr_dims[0],
-                           r->corr_dims[1]};
+        const float f[] = {r->freq_base,  r->freq_scale,   r->theta_scale,
+                           r->ext_factor, r->attn_factor,  r->beta_fast,
+                           r->beta_slow,  r->corr_dims[0], r->corr_dims[1]};
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
             h = hash_f32(h, f[i]);
         h = hash_u64(h, r->factors != NULL);
@@ -311,17 +317,18 @@ qr_status qr_state_save_seq(qr_context *ctx, int32_t seq_id, const qr_token *tok
                             int32_t n_tokens, const char *path, size_t *n_written) {
     if (n_written) *n_written = 0;
     if (seq_id < 0 || seq_id >= ctx->n_seq)
-        return qr_error(QR_ERR_INVALID_ARG, "saving state: sequence %d out of range (context has "
-                                            "%d)",
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "saving state: sequence %d out of range (context has "
+                        "%d)",
                         seq_id, ctx->n_seq);
     if (n_tokens < 0 || n_tokens > ctx->seq_len[seq_id] || (n_tokens > 0 && !tokens))
         return qr_error(QR_ERR_INVALID_ARG,
-                        "saving state: %d tokens given, but sequence %d holds %d", n_tokens,
-                        seq_id, ctx->seq_len[seq_id]);
+                        "saving state: %d tokens given, but sequence %d holds %d", n_tokens, seq_id,
+                        ctx->seq_len[seq_id]);
     for (int32_t i = 0; i < n_tokens; i++)
         if (tokens[i] < 0 || tokens[i] >= ctx->model->hp.n_vocab)
-            return qr_error(QR_ERR_INVALID_ARG, "saving state: token %d is %d, not in the vocabulary",
-                            i, tokens[i]);
+            return qr_error(QR_ERR_INVALID_ARG,
+                            "saving state: token %d is %d, not in the vocabulary", i, tokens[i]);
     /* written beside the target and renamed over it: the file is whole or absent */
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)

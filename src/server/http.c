@@ -655,10 +655,11 @@ static enum MHD_Result route_slots(server *srv, conn *cs, struct MHD_Connection 
     const long id = strtol(id_text, &end, 10);
     if (!id_text[0] || *end || errno || id < 0 || id >= srv->p.n_parallel || id_text[0] == '+' ||
         id_text[0] == '-')
-        return srv_send_error(srv, c, 400, "Invalid slot ID '%s': the server has %d slots (0 .. %d)",
-                              id_text, srv->p.n_parallel, srv->p.n_parallel - 1);
+        return srv_send_error(srv, c, 400,
+                              "Invalid slot ID '%s': the server has %d slots (0 .. %d)", id_text,
+                              srv->p.n_parallel, srv->p.n_parallel - 1);
     const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "action");
-    srv_slot_action action = !name                     ? SRV_ACTION_NONE
+    srv_slot_action action = !name                      ? SRV_ACTION_NONE
                              : !strcmp(name, "save")    ? SRV_ACTION_SAVE
                              : !strcmp(name, "restore") ? SRV_ACTION_RESTORE
                              : !strcmp(name, "erase")   ? SRV_ACTION_ERASE
@@ -700,9 +701,10 @@ static enum MHD_Result route_slots(server *srv, conn *cs, struct MHD_Connection 
     qr_status st = srv_scheduler_submit_action(srv->sched, t);
     if (st) {
         srv_task_release(srv->sched, t);
-        return srv_send_error(srv, c, st == QR_ERR_CONTEXT_FULL ? 429
-                                      : st == QR_ERR_INVALID_ARG ? 400
-                                                                 : 503,
+        return srv_send_error(srv, c,
+                              st == QR_ERR_CONTEXT_FULL  ? 429
+                              : st == QR_ERR_INVALID_ARG ? 400
+                                                         : 503,
                               "%s", qr_last_error());
     }
     cs->task = t;
@@ -808,10 +810,12 @@ static enum MHD_Result route(server *srv, conn *cs, struct MHD_Connection *c, co
     enum MHD_Result (*reject)(server *, struct MHD_Connection *, int, const char *, ...) =
         ollama ? srv_send_ollama_error : srv_send_error;
     if (!strncmp(url, "/slots/", 7)) { /* /slots/{id}: the id is part of the path */
-        if (strcmp(method, "POST")) return reject(srv, c, 405, "%s does not accept %s", url, method);
+        if (strcmp(method, "POST"))
+            return reject(srv, c, 405, "%s does not accept %s", url, method);
         if (!authorized(srv, c))
-            return reject(srv, c, 401, "invalid or missing API key: send the header "
-                                       "'Authorization: Bearer <key>'");
+            return reject(srv, c, 401,
+                          "invalid or missing API key: send the header "
+                          "'Authorization: Bearer <key>'");
         if (cs->too_large)
             return reject(srv, c, 413, "the request body is larger than the limit of %zu bytes",
                           srv->p.max_body_bytes);

@@ -768,8 +768,8 @@ static void run_action(srv_scheduler *s, srv_task *t) {
         }
         break;
     case SRV_ACTION_RESTORE:
-        st = qr_state_load_seq(s->ctx, sl->id, t->action_path, sl->cache, s->n_ctx_slot, &n,
-                               &bytes);
+        st =
+            qr_state_load_seq(s->ctx, sl->id, t->action_path, sl->cache, s->n_ctx_slot, &n, &bytes);
         if (st) { /* the slot's cells are as they were */
             status = st == QR_ERR_NOMEM ? 500 : 400;
             snprintf(msg, sizeof msg, "Unable to restore slot: %s", qr_last_error());

@@ -344,7 +344,7 @@ typedef struct srv_task {
      * slot action_slot once that slot is idle, and sets the counts */
     srv_slot_action action;
     int32_t action_slot;
-    char *action_path;      /* save and restore: the file (owned) */
+    char *action_path;       /* save and restore: the file (owned) */
     int32_t action_n_tokens; /* tokens saved, restored or erased */
     size_t action_n_bytes;   /* bytes written or read */
     double action_ms;

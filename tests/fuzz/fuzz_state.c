@@ -36,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     qr_token tokens[64];
     int32_t n = -1;
     if (qr_state_load_seq_memory(ctx, 0, data, size, tokens, 64, &n) != QR_OK) {
-        if (!qr_last_error()[0]) abort();                /* every failure says why */
-        if (qr_kv_seq_pos_max(ctx, 0) != -1) abort();    /* and leaves the sequence alone */
+        if (!qr_last_error()[0]) abort();             /* every failure says why */
+        if (qr_kv_seq_pos_max(ctx, 0) != -1) abort(); /* and leaves the sequence alone */
         return 0;
     }
     if (n < 0 || n > 64 || qr_kv_seq_pos_max(ctx, 0) != n - 1) abort();

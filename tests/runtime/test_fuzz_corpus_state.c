@@ -48,7 +48,8 @@ static void test_corpus(void **state) {
     int n_ok = 0;
     char bad[256];
     const int n_files = qr_test_replay_corpus(QR_TEST_DIR "/fuzz/corpus_state", parse, &n_ok, bad);
-    if (n_files < 0) fail_msg("%s: unreadable, refused without a message or changed the sequence", bad);
+    if (n_files < 0)
+        fail_msg("%s: unreadable, refused without a message or changed the sequence", bad);
     print_message("%d corpus files, %d restored, %d rejected with a message\n", n_files, n_ok,
                   n_files - n_ok);
     assert_true(n_files >= 15);

@@ -83,8 +83,9 @@ static void check_roundtrip(const char *path, qr_kv_type kv) {
     const int32_t nv = qr_model_n_vocab(m);
     qr_token t[512];
     int32_t n = 0;
-    tokenize(m, "Once upon a time, there was a little girl named Lily. She loved to play outside "
-                "in the park with her friends.",
+    tokenize(m,
+             "Once upon a time, there was a little girl named Lily. She loved to play outside "
+             "in the park with her friends.",
              t, &n);
     assert_true(n > 12);
     float *full = malloc((size_t)nv * sizeof *full), *rest = malloc((size_t)nv * sizeof *rest);
@@ -122,8 +123,7 @@ static void check_roundtrip(const char *path, qr_kv_type kv) {
         assert_int_equal(qr_context_timings(r).n_prompt_tokens + qr_context_timings(r).n_gen_tokens,
                          n - k);
         if (memcmp(full, rest, (size_t)nv * sizeof *full))
-            fail_msg("%s kv %d: restored after %d of %d tokens, the logits differ", path, kv, k,
-                     n);
+            fail_msg("%s kv %d: restored after %d of %d tokens, the logits differ", path, kv, k, n);
         if (k == 1 || k + 5 >= n) { /* the greedy continuations too */
             qr_context *a2 = make_ctx(m, 128, 1, kv);
             float *l = malloc((size_t)nv * sizeof *l);

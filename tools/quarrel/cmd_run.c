@@ -483,8 +483,9 @@ int cmd_run(int argc, char **argv) {
             goto done;
         }
         if (n_cached > 0)
-            fprintf(stderr, "prompt cache: %d of the prompt's %d tokens match the %d saved in %s; "
-                            "%d reused\n",
+            fprintf(stderr,
+                    "prompt cache: %d of the prompt's %d tokens match the %d saved in %s; "
+                    "%d reused\n",
                     n_match, n_prompt, n_cached, o.prompt_cache, n_reuse);
         rs.save_prompt = !o.prompt_cache_ro && n_match < n_prompt;
         if (o.prompt_cache_all) {
@@ -503,8 +504,8 @@ int cmd_run(int argc, char **argv) {
     }
     if (!o.json) emit(prompt, prompt_len); /* echo the prompt, as llama-cli does */
     qr_stop_reason why;
-    if (qr_generate(ctx, sampler, tokens + n_reuse, n_prompt - n_reuse, &gp, on_token, &rs,
-                    &why) != QR_OK) {
+    if (qr_generate(ctx, sampler, tokens + n_reuse, n_prompt - n_reuse, &gp, on_token, &rs, &why) !=
+        QR_OK) {
         if (!rs.failed) cli_fail("generating");
         goto done;
     }
@@ -539,8 +540,9 @@ int cmd_run(int argc, char **argv) {
                             "no longer holds the tokens from the start; only the prompt was "
                             "saved\n");
         else if (n_cells > rs.n_gen) /* cannot happen: every evaluated token was recorded */
-            fprintf(stderr, "quarrel run: --prompt-cache-all: %d cells but %d tokens known; not "
-                            "saved\n",
+            fprintf(stderr,
+                    "quarrel run: --prompt-cache-all: %d cells but %d tokens known; not "
+                    "saved\n",
                     n_cells, rs.n_gen);
         else if (qr_state_save_seq(ctx, 0, gen, n_cells, o.prompt_cache, NULL) != QR_OK) {
             fprintf(stderr, "quarrel run: --prompt-cache-all: %s\n", qr_last_error());

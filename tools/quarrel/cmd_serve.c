@@ -163,15 +163,14 @@ int cmd_serve(int argc, char **argv) {
             p.insecure = true;
             continue;
         }
-        bool takes_value = strcmp(a, "-m") == 0 || !strcmp(a, "--model") || !strcmp(a, "--host") ||
-                           !strcmp(a, "--port") || !strcmp(a, "--parallel") || !strcmp(a, "-c") ||
-                           !strcmp(a, "--ctx-size") || !strcmp(a, "-t") ||
-                           !strcmp(a, "--threads") || !strcmp(a, "--api-key") ||
-                           !strcmp(a, "--api-key-file") || !strcmp(a, "--queue") ||
-                           !strcmp(a, "--max-body") || !strcmp(a, "--alias") ||
-                           !strcmp(a, "--chat-template") || !strcmp(a, "--chat-template-file") ||
-                           !strcmp(a, "--pooling") || !strcmp(a, "--registry") ||
-                           !strcmp(a, "--slot-save-path");
+        bool takes_value =
+            strcmp(a, "-m") == 0 || !strcmp(a, "--model") || !strcmp(a, "--host") ||
+            !strcmp(a, "--port") || !strcmp(a, "--parallel") || !strcmp(a, "-c") ||
+            !strcmp(a, "--ctx-size") || !strcmp(a, "-t") || !strcmp(a, "--threads") ||
+            !strcmp(a, "--api-key") || !strcmp(a, "--api-key-file") || !strcmp(a, "--queue") ||
+            !strcmp(a, "--max-body") || !strcmp(a, "--alias") || !strcmp(a, "--chat-template") ||
+            !strcmp(a, "--chat-template-file") || !strcmp(a, "--pooling") ||
+            !strcmp(a, "--registry") || !strcmp(a, "--slot-save-path");
         if (!takes_value) {
             fprintf(stderr, "quarrel serve: unknown option '%s' (see quarrel serve --help)\n", a);
             return 2;
