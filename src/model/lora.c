@@ -50,8 +50,9 @@ static int64_t first_non_finite(const qr_gguf_tensor *t) {
 /* one half of a pair, checked: F32 or F16, a matrix */
 static qr_status check_half(const char *path, const qr_gguf_tensor *t) {
     if (t->type != QR_TYPE_F32 && t->type != QR_TYPE_F16)
-        return qr_error(QR_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; LoRA tensors must be F32 or F16",
-                        path, t->name, qr_type_name(t->type));
+        return qr_error(QR_ERR_UNSUPPORTED,
+                        "%s: tensor '%s' is %s; LoRA tensors must be F32 or F16", path, t->name,
+                        qr_type_name(t->type));
     if (t->ne[2] != 1 || t->ne[3] != 1)
         return qr_error(QR_ERR_UNSUPPORTED,
                         "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld]: LoRA on expert "
@@ -89,8 +90,10 @@ static const char *base_name(const char *name, char *buf, size_t size, bool *is_
 static qr_status check_meta(const qr_model *m, const char *path, const qr_gguf *g, float *alpha) {
     const char *type = qr_gguf_get_str(g, "general.type");
     if (!type || strcmp(type, "adapter") != 0)
-        return qr_error(QR_ERR_FORMAT, "%s: general.type is %s%s%s, expected 'adapter' (not a LoRA "
-                        "adapter)", path, type ? "'" : "", type ? type : "missing", type ? "'" : "");
+        return qr_error(QR_ERR_FORMAT,
+                        "%s: general.type is %s%s%s, expected 'adapter' (not a LoRA "
+                        "adapter)",
+                        path, type ? "'" : "", type ? type : "missing", type ? "'" : "");
     const char *atype = qr_gguf_get_str(g, "adapter.type");
     if (!atype || strcmp(atype, "lora") != 0)
         return qr_error(QR_ERR_UNSUPPORTED, "%s: adapter.type is %s%s%s, expected 'lora'", path,
@@ -249,9 +252,15 @@ void qr_lora_free(qr_lora *lo) {
     free(lo);
 }
 
-float qr_lora_alpha(const qr_lora *lo) { return lo->alpha; }
-int32_t qr_lora_n_pairs(const qr_lora *lo) { return lo->n_pairs; }
-const char *qr_lora_path(const qr_lora *lo) { return lo->path; }
+float qr_lora_alpha(const qr_lora *lo) {
+    return lo->alpha;
+}
+int32_t qr_lora_n_pairs(const qr_lora *lo) {
+    return lo->n_pairs;
+}
+const char *qr_lora_path(const qr_lora *lo) {
+    return lo->path;
+}
 
 /* ---- merging (llama-export-lora) ---- */
 
@@ -263,8 +272,8 @@ static qr_status merge_tensor(const qr_gguf_tensor *t, qr_lora *const *adapters,
                               size_t *out_bytes) {
     const int64_t n_in = t->ne[0], n_out = t->ne[1], ne = n_in * n_out;
     float *w = qr_malloc((size_t)ne * sizeof *w);
-    float *a = NULL, *row = qr_malloc((size_t)n_in * sizeof *row);
-    qr_status st = w && row ? qr_dequantize(t->type, t->data, w, ne) : QR_ERR_NOMEM;
+    float *a = NULL;
+    qr_status st = w ? qr_dequantize(t->type, t->data, w, ne) : QR_ERR_NOMEM;
     for (int32_t i = 0; i < n && !st; i++) {
         const qr_lora *lo = adapters[i];
         const qr_lora_pair *p = NULL;
@@ -302,7 +311,6 @@ static qr_status merge_tensor(const qr_gguf_tensor *t, qr_lora *const *adapters,
         free(ar);
     }
     free(a);
-    free(row);
     if (st) {
         free(w);
         return st;
@@ -327,11 +335,13 @@ static qr_status merge_tensor(const qr_gguf_tensor *t, qr_lora *const *adapters,
     return QR_OK;
 }
 
-qr_status qr_lora_export(const char *base_path, const char *const *lora_paths,
-                         const float *scales, int32_t n, const char *out_path) {
+qr_status qr_lora_export(const char *base_path, const char *const *lora_paths, const float *scales,
+                         int32_t n, const char *out_path) {
     if (!base_path || !out_path || n < 1 || n > QR_MAX_LORAS || !lora_paths || !scales)
-        return qr_error(QR_ERR_INVALID_ARG, "qr_lora_export: a base model, 1 to %d adapters and "
-                        "an output file are needed", QR_MAX_LORAS);
+        return qr_error(QR_ERR_INVALID_ARG,
+                        "qr_lora_export: a base model, 1 to %d adapters and "
+                        "an output file are needed",
+                        QR_MAX_LORAS);
     qr_model *m = NULL;
     qr_lora *adapters[QR_MAX_LORAS] = {0};
     qr_gguf_writer *wr = NULL;
@@ -369,7 +379,8 @@ qr_status qr_lora_export(const char *base_path, const char *const *lora_paths,
         int type;
         size_t bytes;
         st = merge_tensor(t, adapters, scales, n, &merged[i], &type, &bytes);
-        if (!st) st = qr_gguf_writer_add_tensor(wr, t->name, type, t->n_dims, t->ne, merged[i], bytes);
+        if (!st)
+            st = qr_gguf_writer_add_tensor(wr, t->name, type, t->n_dims, t->ne, merged[i], bytes);
     }
     if (!st) st = qr_gguf_writer_write(wr, out_path);
 done:

@@ -1,8 +1,8 @@
 /* adapters.c - LoRA adapters attached to a context (qr_set_loras): the per-sequence scales, the
  * table of which pairs apply to which weight (looked up by forward.c before each product's
  * correction), and the scratch those corrections use. */
-#include "runtime/context.h"
 #include "kernels/matmul.h"
+#include "runtime/context.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -28,14 +28,17 @@ static void clear(qr_context *ctx) {
     ctx->n_lora = 0;
 }
 
-void qr_context_free_loras(qr_context *ctx) { clear(ctx); }
+void qr_context_free_loras(qr_context *ctx) {
+    clear(ctx);
+}
 
 qr_status qr_set_loras(qr_context *ctx, qr_lora *const *adapters, const float *scales, int32_t n) {
     if (n < 0 || n > QR_MAX_LORAS || (n > 0 && (!adapters || !scales)))
         return qr_error(QR_ERR_INVALID_ARG, "qr_set_loras: %d adapters (at most %d)", n,
                         QR_MAX_LORAS);
     for (int32_t i = 0; i < n; i++) {
-        if (!adapters[i]) return qr_error(QR_ERR_INVALID_ARG, "qr_set_loras: adapter %d is NULL", i);
+        if (!adapters[i])
+            return qr_error(QR_ERR_INVALID_ARG, "qr_set_loras: adapter %d is NULL", i);
         if (!isfinite(scales[i]))
             return qr_error(QR_ERR_INVALID_ARG, "qr_set_loras: adapter %d's scale is %g", i,
                             (double)scales[i]);

@@ -44,7 +44,8 @@ static void write_adapter(const qr_model *model, const char *path, int r, bool f
     assert_int_equal(qr_gguf_writer_set_str(w, "general.type", "adapter"), QR_OK);
     assert_int_equal(qr_gguf_writer_set_str(w, "general.architecture", arch), QR_OK);
     assert_int_equal(qr_gguf_writer_set_str(w, "adapter.type", "lora"), QR_OK);
-    if (alpha != 0.0f) assert_int_equal(qr_gguf_writer_set_f32(w, "adapter.lora.alpha", alpha), QR_OK);
+    if (alpha != 0.0f)
+        assert_int_equal(qr_gguf_writer_set_f32(w, "adapter.lora.alpha", alpha), QR_OK);
     void *bufs[1024];
     int n_bufs = 0;
     char names[1024][96];
@@ -277,7 +278,8 @@ static void test_two_equal_concatenated(void **state) {
         moved = fmax(moved, fabs((double)a[i] - base[i]));
     }
     print_message("two adapters vs their concatenation: largest difference %g (the adapter moves "
-                  "logits by up to %g)\n", diff, moved);
+                  "logits by up to %g)\n",
+                  diff, moved);
     assert_true(moved > 0.1);
     assert_true(diff < 1e-2); /* rounding, amplified over the layers: 2.2e-3 measured */
     qr_context_free(ctx);

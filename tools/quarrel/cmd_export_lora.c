@@ -50,7 +50,8 @@ int cmd_export_lora(int argc, char **argv) {
         return 2;
     }
     if (lo.n == 0) {
-        fprintf(stderr, "quarrel export-lora: no adapter (--lora FILE or --lora-scaled FILE:SCALE)\n");
+        fprintf(stderr,
+                "quarrel export-lora: no adapter (--lora FILE or --lora-scaled FILE:SCALE)\n");
         return 2;
     }
     char path[4096];
