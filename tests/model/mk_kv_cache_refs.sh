@@ -11,7 +11,9 @@
 # prompt token by token; all with flash attention, the only valid setting). One prompt per
 # model (smol135: the first of its F16 reference ../shared/reference/smol135-q4_k_m.json, the
 # synthetic models: the first of tests/model/mk_arch_refs.sh), 32 generated tokens, ctx 512:
-# the same inputs as the F16-cache references, whose logits0 the test also compares against.
+# the same inputs as the F16-cache references, whose logits0 the test also compares against;
+# and smol135-q4_k_m-long: smol135 with a ~330-token prompt (longer than one of Quarrel's
+# flash-attention ranges of 256 cells), ctx 512.
 #
 # usage: tests/model/mk_kv_cache_refs.sh [NAME...]     (default: all)
 #   QUARREL       the quarrel binary (default build/quarrel)
@@ -40,12 +42,19 @@ models=(
     "qwen3moe-tiny|--arch qwen3moe|$P1"
 )
 
+# smol135 with a prompt longer than one flash-attention range (QR_FLASH_RANGE, 256 cells):
+# the first 1400 bytes of ../shared/reference/text/gpl-3.txt (~330 tokens), so the later
+# positions merge two ranges (flash-decoding); no F16 counterpart
+long_prompt() { head -c 1400 "$S/reference/text/gpl-3.txt"; }
+models+=("smol135-q4_k_m-long||@long")
+
 want=("$@")
 for entry in "${models[@]}"; do
     IFS='|' read -r name args prompt <<< "$entry"
     if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " == *" $name "* ]]; then continue; fi
+    if [ "$prompt" = "@long" ]; then prompt=$(long_prompt); fi
     if [ -z "$args" ]; then
-        model=$S/models/$name.gguf
+        model=$S/models/${name%-long}.gguf
     else
         model=$tmp/$name.gguf
         # shellcheck disable=SC2086
@@ -68,7 +77,7 @@ for entry in "${models[@]}"; do
         "$PY" "$here/arch_tolerance.py" "$out" "auto-defaults=$v-defaults" "x64-generic=$v-x64" \
             "repack-on=$v-repack" "token-by-token=$v-incr"
         rm -f "$v"-*
-        set_json_keys "$out.json" "model=$name.gguf"
+        set_json_keys "$out.json" "model=${name%-long}.gguf"
         if [ -n "$args" ]; then
             $PY - "$out.json" "$args" <<'PYEOF'
 import json, sys

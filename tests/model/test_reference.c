@@ -480,8 +480,9 @@ static void check_nearer_than_f16(const char *name, const char *model_path, cons
  * measured tolerances from tests/model/mk_kv_cache_refs.sh (tests/model/data/kv-<type>-<name>).
  * All four acceptance rules, in one batch and token by token; then the logits must be nearer
  * llama.cpp's with that cache than its F16-cache ones (../shared/reference, tests/model/data:
- * the same prompt). Models whose head size holds no 32-value block (stories260K: 8, qwen2-tiny:
- * 16) are refused, as llama.cpp refuses them. */
+ * the same prompt). smol135 also with a prompt longer than one flash range. Models whose head
+ * size holds no 32-value block (stories260K: 8, qwen2-tiny: 16) are refused, as llama.cpp
+ * refuses them. */
 static void test_kv_cache_types(void **state) {
     (void)state;
     const char *names[] = {"smol135-q4_k_m", "qwen3-tiny",   "gemma2-tiny",
@@ -522,6 +523,24 @@ static void test_kv_cache_types(void **state) {
             kv_other = false;
         }
         if (i > 0) remove(model_path);
+    }
+    /* a prompt of ~330 tokens on smol135: the later positions' cells span two flash ranges
+     * (QR_FLASH_RANGE, 256), merged as flash-decoding merges them; in one batch (each token's
+     * ranges on one thread) and token by token (one token's ranges on the two threads).
+     * q8_0 only: with q4_0 (kv-q4_0-smol135-q4_k_m-long) Quarrel's logits already differ at
+     * prompt position 0 (one cell, so not the ranges) by 1.84 where llama.cpp's configurations
+     * allow 1.59: open, see issue 23 */
+    for (size_t t = 0; t < 1; t++) {
+        char model_path[512], ref_prefix[512], label[128];
+        snprintf(model_path, sizeof model_path, "%s/models/smol135-q4_k_m.gguf", QR_SHARED_DIR);
+        snprintf(ref_prefix, sizeof ref_prefix, "%s/model/data/kv-%s-smol135-q4_k_m-long",
+                 QR_TEST_DIR, qr_kv_type_name(types[t]));
+        snprintf(label, sizeof label, "smol135 long prompt kv %s", qr_kv_type_name(types[t]));
+        kv_other = true;
+        kv_k = kv_v = types[t];
+        check_model(label, model_path, ref_prefix, -1, 512);
+        check_model(label, model_path, ref_prefix, -1, 1);
+        kv_other = false;
     }
     /* head sizes 8 and 16: refused with the reason */
     const char *small[] = {"stories260K", "qwen2-tiny-q8_0"};
