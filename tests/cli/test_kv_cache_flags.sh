@@ -61,42 +61,10 @@ b=$("$Q" run $(base_args run "$SMOL") -ctk f16 --cache-type-v f16 2>/dev/null)
 [ "$a" = "$b" ] || fail "-ctk f16 -ctv f16 differs from the default: '$a' vs '$b'"
 
 # serve: starts with a quantized cache, answers /health with 200, then stops
-serve_health() { # serve_health ARGS... -> 0 when /health answered 200
-    local log=$tmp/serve.log
-    : >"$log"
-    "$Q" serve "$@" 2>"$log" &
-    server_pid=$!
-    local port= healthy=1
-    for _ in $(seq 1 300); do
-        port=$(sed -n 's/^quarrel serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
-        [ -n "$port" ] && break
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ -n "$port" ]; then
-        for _ in $(seq 1 300); do
-            code=$(/usr/bin/python3 - "$port" <<'PY'
-import sys, urllib.request, urllib.error
-try:
-    print(urllib.request.urlopen("http://127.0.0.1:%s/health" % sys.argv[1], timeout=5).status)
-except urllib.error.HTTPError as e:
-    print(e.code)
-except Exception:
-    print(0)
-PY
-)
-            [ "$code" = 200 ] && healthy=0 && break
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-    fi
-    kill "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-    server_pid=
-    return $healthy
-}
+# shellcheck source=serve_health.sh
+. "$(dirname "$0")/serve_health.sh"
 # shellcheck disable=SC2046
-if serve_health $(base_args serve "$SMOL") -ctk q8_0 -ctv q4_0; then
+if serve_health "$tmp/serve.log" $(base_args serve "$SMOL") -ctk q8_0 -ctv q4_0; then
     echo "ok   serve -ctk q8_0 -ctv q4_0"
 else
     fail "serve -ctk q8_0 -ctv q4_0: $(cat "$tmp/serve.log")"

@@ -57,41 +57,15 @@ done
 grep -q "none|linear|yarn" "$tmp/help" || fail "--help does not name the scaling methods"
 
 # serve: starts with every flag, answers /health with 200 once the context exists, then stops
+# shellcheck source=serve_health.sh
+. "$(dirname "$0")/serve_health.sh"
 for set in "${sets[@]}"; do
-    log=$tmp/serve.log
-    : >"$log"
     # shellcheck disable=SC2086
-    "$Q" serve -m "$M" --port 0 -t 1 $set 2>"$log" &
-    server_pid=$!
-    port=
-    for _ in $(seq 1 200); do
-        port=$(sed -n 's/^quarrel serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
-        [ -n "$port" ] && break
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    healthy=
-    if [ -n "$port" ]; then
-        for _ in $(seq 1 200); do
-            code=$(/usr/bin/python3 - "$port" <<'PY'
-import sys, urllib.request, urllib.error
-try:
-    print(urllib.request.urlopen("http://127.0.0.1:%s/health" % sys.argv[1], timeout=5).status)
-except urllib.error.HTTPError as e:
-    print(e.code)
-except Exception:
-    print(0)
-PY
-)
-            [ "$code" = 200 ] && healthy=1 && break
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
+    if serve_health "$tmp/serve.log" -m "$M" --port 0 -t 1 $set; then
+        echo "ok   serve $set"
+    else
+        fail "serve $set: $(cat "$tmp/serve.log")"
     fi
-    kill "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-    server_pid=
-    if [ -n "$healthy" ]; then echo "ok   serve $set"; else fail "serve $set: $(cat "$log")"; fi
 done
 "$Q" serve --help >"$tmp/help" 2>&1
 grep -q -- "^  --yarn-beta-slow " "$tmp/help" || fail "quarrel serve --help does not list the RoPE flags"
