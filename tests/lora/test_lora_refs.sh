@@ -12,27 +12,11 @@ Q=${QUARREL:?} T=${QR_TEST_DIR:?} S=${QR_SHARED_DIR:?}
 PY=/usr/bin/python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 n=0
+# shellcheck source=ref_setup.sh
+. "$(dirname "$0")/ref_setup.sh"
 for ref in "$T"/lora/data/*.json; do
     name=$(basename "$ref" .json)
-    mapfile -t cfg < <($PY -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-print(d["config"]["n_gen"]); print(d["n_ctx"]); print(len(d["cases"]))
-print(" ".join(d.get("synth_args", []))); print(d.get("base", ""))
-print(" ".join(d["lora_flags"]))
-for k, v in d["adapters"].items(): print(k + "=" + " ".join(v))' "$ref")
-    n_gen=${cfg[0]} n_ctx=${cfg[1]} n_cases=${cfg[2]} synth=${cfg[3]} base=${cfg[4]} flags=${cfg[5]}
-    if [ -n "$synth" ]; then
-        # shellcheck disable=SC2086
-        "$Q" synth $synth -o "$tmp/base.gguf" 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
-        model=$tmp/base.gguf
-    else
-        model=$S/models/$base
-    fi
-    for item in "${cfg[@]:6}"; do
-        # shellcheck disable=SC2086
-        QR_SHARED_DIR=$S $PY "$T/lora/mk_lora.py" "$model" "$tmp/${item%%=*}.gguf" ${item#*=}
-    done
+    lora_ref_setup "$ref"
     # the regenerated adapters are the reference's
     $PY - "$ref" "$tmp" <<'PYEOF'
 import hashlib, json, os, sys
