@@ -691,8 +691,14 @@ static void step(srv_scheduler *s) {
         /* row j checks guess j (a kept guess is in the cache: row j + 1 follows it); the first
          * miss, or the row after the last guess, gives the sampler's own pick */
         const int32_t k = sl->n_guess;
-        int32_t n_kept = 0;
         srv_task *t = sl->task;
+        /* counted before the tokens go out: the last one may finish the task and free it */
+        if (k > 0) {
+            pthread_mutex_lock(&s->mu);
+            s->metrics.draft_tokens += (uint64_t)k;
+            t->n_drafted += k;
+            pthread_mutex_unlock(&s->mu);
+        }
         for (int32_t j = 0;; j++) {
             const float *logits = qr_get_logits(s->ctx, sl->i_batch + j);
             qr_token tok;
@@ -712,21 +718,18 @@ static void step(srv_scheduler *s) {
                 break;
             }
             const bool kept = j < k && tok == sl->guess[j];
-            n_kept += kept;
+            if (kept) {
+                pthread_mutex_lock(&s->mu);
+                s->metrics.draft_accepted++;
+                t->n_draft_accepted++;
+                pthread_mutex_unlock(&s->mu);
+            }
             slot_on_token(s, sl, tok, lpp);
             if (!sl->task || !kept) break;
             sl->cache[sl->n_cache++] = tok;
         }
-        if (k > 0) {
-            pthread_mutex_lock(&s->mu);
-            s->metrics.draft_tokens += (uint64_t)k;
-            s->metrics.draft_accepted += (uint64_t)n_kept;
-            t->n_drafted += k;
-            t->n_draft_accepted += n_kept;
-            pthread_mutex_unlock(&s->mu);
-            /* the rejected guesses leave the cache */
-            if (qr_kv_remove(s->ctx, sl->id, sl->n_cache, -1) != QR_OK) slot_forget(s, sl);
-        }
+        /* the rejected guesses leave the cache */
+        if (k > 0 && qr_kv_remove(s->ctx, sl->id, sl->n_cache, -1) != QR_OK) slot_forget(s, sl);
     }
     int32_t used = qr_kv_used_cells(s->ctx);
     pthread_mutex_lock(&s->mu);

@@ -72,10 +72,12 @@ same_replies() {
     local name=$1 model=$2
     shift 2
     start_server "$tmp/plain.log" -m "$model" --parallel 3 -t 2
-    requests "$PORT" "$tmp/plain.jsonl" || fail "$name: requests to the plain server"
+    requests "$PORT" "$tmp/plain.jsonl" ||
+        fail "$name: requests to the plain server; its log: $(tail -n 40 "$tmp/plain.log")"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
     start_server "$tmp/spec.log" -m "$model" --parallel 3 -t 2 "$@"
-    requests "$PORT" "$tmp/spec.jsonl" || fail "$name: requests to the server with $*"
+    requests "$PORT" "$tmp/spec.jsonl" ||
+        fail "$name: requests to the server with $*; its log: $(tail -n 40 "$tmp/spec.log")"
     texts "$tmp/plain.jsonl" > "$tmp/plain.txt"
     texts "$tmp/spec.jsonl" > "$tmp/spec.txt"
     cmp -s "$tmp/plain.txt" "$tmp/spec.txt" || fail "$name: greedy replies differ with $*:
