@@ -204,7 +204,10 @@ try {
   const three = await replyDone(3);
   assert.equal(three.source, 'chunks');
   assert.match(three.stats, /tokens \(chunks\) in .*, stopped$/);
-  assert.ok(three.tokens > 10 && three.tokens < 1000, `stopped after ${three.tokens} chunks`);
+  // stopped mid-stream: something came (the wait above saw 100+ characters) and far fewer than
+  // the 1500 asked for; how many chunks carried it depends on the machine's load (a loaded CI
+  // run once saw 6), so the lower bound is only > 0
+  assert.ok(three.tokens > 0 && three.tokens < 1000, `stopped after ${three.tokens} chunks`);
   assert.equal(await page.$eval('#stop', (b) => b.disabled), true);
   assert.equal(await page.$eval('#send', (b) => b.disabled), false);
   await sleep(1500);
