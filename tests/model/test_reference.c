@@ -379,6 +379,24 @@ static void test_smol135_types(void **state) {
  * keeps each token's choice clear of near-ties). The first case runs again token by token
  * (one expert product per chosen expert), and every model once more with its weights
  * unrepacked. */
+
+/* Writes to model_path the synthetic model the reference REF_PREFIX.json names by its
+ * "synth_args" (`quarrel synth ARGS -o model_path`). */
+static void synth_from_ref(const char *ref_prefix, const char *model_path) {
+    char path[600], cmd[2048];
+    snprintf(path, sizeof path, "%s.json", ref_prefix);
+    char *text = slurp(path, NULL);
+    cJSON *ref = cJSON_Parse(text);
+    free(text);
+    assert_non_null(ref);
+    int n = snprintf(cmd, sizeof cmd, "%s synth", QR_CLI);
+    const cJSON *arg;
+    cJSON_ArrayForEach(arg, cJSON_GetObjectItem(ref, "synth_args"))
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " %s", arg->valuestring);
+    snprintf(cmd + n, sizeof cmd - (size_t)n, " -o %s 2>/dev/null", model_path);
+    cJSON_Delete(ref);
+    if (system(cmd) != 0) fail_msg("'%s' failed", cmd);
+}
 static void test_architectures(void **state) {
     (void)state;
     const char *names[] = {"qwen3-tiny",   "qwen3-tiny-yarn", "gemma2-tiny",     "gemma3-tiny",
@@ -387,21 +405,10 @@ static void test_architectures(void **state) {
                            "qwen3moe-tiny", "qwen3moe-mix-q4_k_m", "gpt-oss-tiny",
                            "gpt-oss-tiny-mxfp4"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        char ref_prefix[512], path[600], model_path[256], cmd[2048];
+        char ref_prefix[512], model_path[256];
         snprintf(ref_prefix, sizeof ref_prefix, "%s/model/data/%s", QR_TEST_DIR, names[i]);
-        snprintf(path, sizeof path, "%s.json", ref_prefix);
-        char *text = slurp(path, NULL);
-        cJSON *ref = cJSON_Parse(text);
-        free(text);
-        assert_non_null(ref);
-        int n = snprintf(cmd, sizeof cmd, "%s synth", QR_CLI);
-        const cJSON *arg;
-        cJSON_ArrayForEach(arg, cJSON_GetObjectItem(ref, "synth_args"))
-            n += snprintf(cmd + n, sizeof cmd - (size_t)n, " %s", arg->valuestring);
         snprintf(model_path, sizeof model_path, "arch-%s.gguf", names[i]);
-        snprintf(cmd + n, sizeof cmd - (size_t)n, " -o %s 2>/dev/null", model_path);
-        cJSON_Delete(ref);
-        if (system(cmd) != 0) fail_msg("'%s' failed", cmd);
+        synth_from_ref(ref_prefix, model_path);
         check_model(names[i], model_path, ref_prefix, -1, 512);
         check_model(names[i], model_path, ref_prefix, -1, 1);
         no_repack = true;
@@ -495,20 +502,8 @@ static void test_kv_cache_types(void **state) {
             snprintf(f16_prefix, sizeof f16_prefix, "%s/reference/%s", QR_SHARED_DIR, names[i]);
         } else {
             snprintf(f16_prefix, sizeof f16_prefix, "%s/model/data/%s", QR_TEST_DIR, names[i]);
-            char path[600], cmd[2048];
-            snprintf(path, sizeof path, "%s.json", f16_prefix);
-            char *text = slurp(path, NULL);
-            cJSON *ref = cJSON_Parse(text);
-            free(text);
-            assert_non_null(ref);
-            int n = snprintf(cmd, sizeof cmd, "%s synth", QR_CLI);
-            const cJSON *arg;
-            cJSON_ArrayForEach(arg, cJSON_GetObjectItem(ref, "synth_args")) n +=
-                snprintf(cmd + n, sizeof cmd - (size_t)n, " %s", arg->valuestring);
             snprintf(model_path, sizeof model_path, "kv-%s.gguf", names[i]);
-            snprintf(cmd + n, sizeof cmd - (size_t)n, " -o %s 2>/dev/null", model_path);
-            cJSON_Delete(ref);
-            if (system(cmd) != 0) fail_msg("'%s' failed", cmd);
+            synth_from_ref(f16_prefix, model_path);
         }
         for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
             char ref_prefix[512], label[128];
